@@ -1,0 +1,172 @@
+/**
+ * BaseQueue: the contract every backend passes (test/backends/contract.ts).
+ *
+ * The seed's six methods keep their meaning (write, read, ack, flush, length,
+ * close). The rest is what an at-least-once consumer needs:
+ *
+ * - Leases. `readBatch(n)` claims up to n ready messages (oldest first) for
+ *   `this.owner` until now + `leaseMs`, and increments each message's
+ *   `attempt`. A message whose lease deadline has passed is ready again: any
+ *   read (by any owner) may claim it — so no separate reaper is needed for
+ *   correctness; `reclaim()` only makes it visible in `stats()` sooner.
+ * - Fencing. `ackBatch`, `fail`, `release` and `extend` act only on messages
+ *   currently leased by `this.owner` (lease not expired, not reclaimed by
+ *   another owner). Anything else is refused: returned in the refused list /
+ *   `false`, never thrown, never applied.
+ * - A failed store (dead letters) that can be listed, re-queued and purged.
+ * - Slot claims for periodic commands: `writeUnique(key, data, ttlMs)` claims
+ *   `key` and writes the message atomically, so any number of schedulers
+ *   enqueue a (command, minute) slot exactly once.
+ *
+ * Backends never import xstate; all consumer I/O goes through the
+ * queue-adapter actor, which owns one BaseQueue.
+ */
+import { randomUUID } from 'node:crypto';
+import { ConfigError, LeaseLostError } from '../errors.js';
+
+/** A leased message as handed to the consumer. */
+export interface QueueMessage {
+  /** Backend message id (string even when the backend stores an integer). */
+  id: string;
+  /** The payload exactly as written. */
+  data: string;
+  /** How many times this message has been leased, this lease included (1 on first delivery). */
+  attempt: number;
+}
+
+/** A message in the failed store. */
+export interface FailedMessage {
+  id: string;
+  data: string;
+  /** Deliveries it had when it failed. */
+  attempt: number;
+  /** The reason / error text recorded with it (no payload inside). */
+  error: string;
+  failedAt: Date;
+}
+
+export interface QueueStats {
+  /** Waiting to be read. An expired lease counts as leased until a read or `reclaim()` takes it back. */
+  ready: number;
+  /** Currently leased by some consumer. */
+  leased: number;
+  /** In the failed store. */
+  failed: number;
+}
+
+export interface QueueOptions {
+  /** The queue's name inside its backend. Default `'default'`. Must match {@link QUEUE_NAME_PATTERN}. */
+  name?: string;
+  /** How long a read leases a message before another consumer may take it. Default 30 000 ms. */
+  leaseMs?: number;
+  /** Lease owner token of this instance. Default: a random UUID. */
+  owner?: string;
+}
+
+export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+export const DEFAULT_LEASE_MS = 30_000;
+
+/** Throws a ConfigError naming the bad value when `name` is not an allowed queue name. */
+export function validateQueueName(name: unknown, what = 'queue name'): string {
+  if (typeof name !== 'string' || !QUEUE_NAME_PATTERN.test(name)) {
+    const shown = typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name) : String(name);
+    throw new ConfigError(`invalid ${what} ${shown}: use 1-64 characters from A-Z a-z 0-9 _ . -`);
+  }
+  return name;
+}
+
+export abstract class BaseQueue {
+  readonly name: string;
+  /** True when `waitForMessages` blocks on the server; the reader then never polls with backoff. */
+  readonly blocking: boolean = false;
+  readonly owner: string;
+  readonly leaseMs: number;
+
+  constructor(options: QueueOptions = {}) {
+    this.name = validateQueueName(options.name ?? 'default');
+    this.owner = options.owner ?? randomUUID();
+    const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    if (!Number.isFinite(leaseMs) || leaseMs < 100) {
+      throw new ConfigError(`invalid leaseMs ${String(leaseMs)}: must be a number of milliseconds >= 100`);
+    }
+    this.leaseMs = leaseMs;
+  }
+
+  // ── the seed's six ────────────────────────────────────────────────────
+
+  /** Appends a message; resolves with its id once it is durably written. */
+  abstract write(data: string): Promise<string>;
+
+  /** Leases one message; null when none is ready. Never throws on empty. */
+  async read(): Promise<QueueMessage | null> {
+    const [message] = await this.readBatch(1);
+    return message ?? null;
+  }
+
+  /** The message is done: deletes it. Throws LeaseLostError when this owner no longer holds its lease. */
+  async ack(id: string): Promise<void> {
+    const refused = await this.ackBatch([id]);
+    if (refused.length > 0) throw new LeaseLostError(id);
+  }
+
+  /** Deletes every message of this queue: ready, leased and failed, and its slot claims. */
+  abstract flush(): Promise<void>;
+
+  /** Messages waiting to be read (not leased, not failed). */
+  abstract length(): Promise<number>;
+
+  /** Releases connections/handles. Idempotent. Leases held are NOT released (call `release` first). */
+  abstract close(): Promise<void>;
+
+  // ── what the consumer needs ───────────────────────────────────────────
+
+  /** Connects / creates schema. Idempotent; other methods may call it lazily. */
+  async open(): Promise<void> {}
+
+  /** Leases up to `max` ready (or lease-expired) messages, oldest first; [] when none. */
+  abstract readBatch(max: number): Promise<QueueMessage[]>;
+
+  /** Deletes messages leased by this owner; resolves with the ids refused (lease lost / unknown). */
+  abstract ackBatch(ids: readonly string[]): Promise<string[]>;
+
+  /** Returns messages leased by this owner to the queue unstarted (attempt decremented). Others are ignored. */
+  abstract release(ids: readonly string[]): Promise<void>;
+
+  /** Pushes the lease deadline of messages leased by this owner to now + leaseMs; resolves with the ids refused. */
+  abstract extend(ids: readonly string[]): Promise<string[]>;
+
+  /** Moves a message leased by this owner to the failed store with `error`; false when the lease was lost. */
+  abstract fail(id: string, error: string): Promise<boolean>;
+
+  /** Makes every expired lease (any owner) ready again; resolves with how many. */
+  abstract reclaim(): Promise<number>;
+
+  /** Lists the failed store, oldest failure first, at most `limit` (default 100). */
+  abstract failed(limit?: number): Promise<FailedMessage[]>;
+
+  /** Moves failed messages (the given ids, or all) back to ready with attempt 0; resolves with how many. */
+  abstract requeueFailed(ids?: readonly string[]): Promise<number>;
+
+  /** Deletes the failed store (the given ids, or all); resolves with how many. */
+  abstract purgeFailed(ids?: readonly string[]): Promise<number>;
+
+  abstract stats(): Promise<QueueStats>;
+
+  /**
+   * Claims the slot `key` for `ttlMs` and, only if this call won the claim,
+   * writes `data` — atomically (no claim without its message, no message
+   * without its claim). Resolves with the new message id, or null when the
+   * slot was already claimed and its claim has not expired. Expired claims
+   * are purged so the claim store stays small.
+   */
+  abstract writeUnique(key: string, data: string, ttlMs: number): Promise<string | null>;
+
+  /**
+   * Blocking backends: resolves when a message may be ready, after at most
+   * `timeoutMs`, or at once when `signal` aborts. Polling backends do not
+   * override it (the reader backs off instead).
+   */
+  waitForMessages(_timeoutMs: number, _signal: AbortSignal): Promise<void> {
+    return Promise.resolve();
+  }
+}

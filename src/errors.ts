@@ -1,0 +1,83 @@
+/**
+ * Every error taskmill throws on purpose. Each has a stable `code` so callers
+ * can branch without matching message text. Messages never contain payloads
+ * or secrets (URLs are redacted before they reach a message).
+ */
+
+export class TaskmillError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A bad option, URL, queue name or command definition. */
+export class ConfigError extends TaskmillError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TASKMILL_CONFIG', message, options);
+  }
+}
+
+/** An argument (or result) that cannot be serialized; `path` names it, e.g. `args[1].b`. */
+export class SerializationError extends TaskmillError {
+  readonly path: string;
+  constructor(path: string, reason: string) {
+    super('ERR_TASKMILL_SERIALIZE', `cannot serialize ${path}: ${reason}`);
+    this.path = path;
+  }
+}
+
+/** The encoded message is larger than the configured limit; nothing was written. */
+export class PayloadTooLargeError extends TaskmillError {
+  readonly bytes: number;
+  readonly limit: number;
+  constructor(command: string, bytes: number, limit: number) {
+    super(
+      'ERR_TASKMILL_PAYLOAD_TOO_LARGE',
+      `message for command "${command}" is ${bytes} bytes, over the ${limit}-byte limit (raise it with configure({ maxPayloadBytes }))`,
+    );
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/** A message read from a queue that is not a valid envelope. The reason never quotes the payload. */
+export class MessageDecodeError extends TaskmillError {
+  constructor(reason: string) {
+    super('ERR_TASKMILL_DECODE', `invalid message: ${reason}`);
+  }
+}
+
+/** No command is registered under the message's command name. */
+export class UnknownCommandError extends TaskmillError {
+  readonly command: string;
+  constructor(command: string) {
+    super('ERR_TASKMILL_UNKNOWN_COMMAND', `no command registered as "${command}"`);
+    this.command = command;
+  }
+}
+
+/** Ack/fail/extend after this consumer's lease on the message was lost (expired and reclaimed). */
+export class LeaseLostError extends TaskmillError {
+  readonly id: string;
+  constructor(id: string) {
+    super('ERR_TASKMILL_LEASE_LOST', `lease on message ${id} was lost (expired and reclaimed); refused`);
+    this.id = id;
+  }
+}
+
+/** The backend could not be reached or answered with an error. `cause` keeps the original (redacted). */
+export class QueueConnectionError extends TaskmillError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TASKMILL_CONNECTION', message, options);
+  }
+}
+
+/** The command did not settle within its `timeout`. */
+export class CommandTimeoutError extends TaskmillError {
+  constructor(command: string, ms: number) {
+    super('ERR_TASKMILL_TIMEOUT', `command "${command}" timed out after ${ms} ms`);
+  }
+}
