@@ -61,6 +61,8 @@ export interface QueueOptions {
   leaseMs?: number;
   /** Lease owner token of this instance. Default: a random UUID. */
   owner?: string;
+  /** Where a backend reports a non-fatal problem (e.g. Redis maxmemory-policy). Default: process.emitWarning. */
+  onWarning?: (message: string) => void;
 }
 
 export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -81,6 +83,7 @@ export abstract class BaseQueue {
   readonly blocking: boolean = false;
   readonly owner: string;
   readonly leaseMs: number;
+  protected readonly warn: (message: string) => void;
 
   constructor(options: QueueOptions = {}) {
     this.name = validateQueueName(options.name ?? 'default');
@@ -90,6 +93,7 @@ export abstract class BaseQueue {
       throw new ConfigError(`invalid leaseMs ${String(leaseMs)}: must be a number of milliseconds >= 100`);
     }
     this.leaseMs = leaseMs;
+    this.warn = options.onWarning ?? ((message) => process.emitWarning(message, 'TaskmillWarning'));
   }
 
   // ── the seed's six ────────────────────────────────────────────────────
