@@ -1,0 +1,212 @@
+/**
+ * The PostgreSQL backend's tables, their versioned migrations and the SQL
+ * the queue runs. Everything lives in one schema (default `taskmill`) so it
+ * can sit next to an application's own tables without touching them.
+ *
+ * Migrations are append-only: each step is additive SQL, applied once, in
+ * order, recorded in `<schema>.migrations`. They run in one transaction under
+ * an advisory lock, so any number of processes starting at once apply each
+ * step exactly once.
+ */
+import pg from 'pg';
+import { ConfigError } from '../errors.js';
+
+export const DEFAULT_SCHEMA = 'taskmill';
+export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Throws a ConfigError naming the bad value unless `schema` is an allowed schema name. */
+export function validateSchemaName(schema: unknown): string {
+  if (typeof schema !== 'string' || !SCHEMA_PATTERN.test(schema) || schema.startsWith('pg_')) {
+    const shown = typeof schema === 'string' ? JSON.stringify(schema.length > 80 ? `${schema.slice(0, 80)}…` : schema) : String(schema);
+    throw new ConfigError(
+      `invalid PostgreSQL schema name ${shown}: use 1-63 characters from a-z 0-9 _, starting with a letter or _ (not pg_)`,
+    );
+  }
+  return schema;
+}
+
+/** Each entry is one version; its statements run in order inside the migration transaction. */
+const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
+  // 1: jobs, failed store, slot claims.
+  (s) => [
+    `CREATE TABLE ${s}.jobs (
+       id bigserial PRIMARY KEY,
+       queue text NOT NULL,
+       data text,
+       data_utf16 bytea,
+       attempt integer NOT NULL DEFAULT 0,
+       owner text,
+       lease_until timestamptz,
+       created_at timestamptz NOT NULL DEFAULT now(),
+       CONSTRAINT jobs_one_payload CHECK ((data IS NULL) <> (data_utf16 IS NULL)),
+       CONSTRAINT jobs_lease CHECK ((owner IS NULL) = (lease_until IS NULL))
+     )`,
+    // Ready rows in claim order: a claim reads the first n entries of one queue.
+    `CREATE INDEX jobs_ready ON ${s}.jobs (queue, id) WHERE owner IS NULL`,
+    // Leased rows by deadline: expired leases are a short range at the front.
+    `CREATE INDEX jobs_leased ON ${s}.jobs (queue, lease_until) WHERE owner IS NOT NULL`,
+    `CREATE TABLE ${s}.failed (
+       seq bigserial PRIMARY KEY,
+       id bigint NOT NULL UNIQUE,
+       queue text NOT NULL,
+       data text,
+       data_utf16 bytea,
+       attempt integer NOT NULL,
+       error text NOT NULL,
+       created_at timestamptz NOT NULL,
+       failed_at timestamptz NOT NULL DEFAULT now()
+     )`,
+    `CREATE INDEX failed_queue ON ${s}.failed (queue, seq)`,
+    `CREATE TABLE ${s}.slots (
+       queue text NOT NULL,
+       key text NOT NULL,
+       expires_at timestamptz NOT NULL,
+       PRIMARY KEY (queue, key)
+     )`,
+    `CREATE INDEX slots_expiry ON ${s}.slots (queue, expires_at)`,
+  ],
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings `schema` up to SCHEMA_VERSION. Cheap (one query) when it already is. */
+export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
+  const s = pg.escapeIdentifier(schema);
+  const current = await pool.query<{ version: number | null }>(
+    `SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE 0 END AS version`,
+    [`${s}.migrations`],
+  );
+  if (current.rows[0]?.version !== null) {
+    const applied = await pool.query<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
+    if ((applied.rows[0]?.version ?? 0) >= SCHEMA_VERSION) return;
+  }
+
+  const client = await pool.connect();
+  // A checked-out client has no error listener of the pool's; without one a dropped connection would crash the process.
+  const onError = () => {};
+  client.on('error', onError);
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('taskmill'), hashtext($1))`, [schema]);
+    // CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database; a schema made by a DBA must just work.
+    const exists = await client.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema]);
+    if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${s}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const applied = await client.query<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
+    for (let version = (applied.rows[0]?.version ?? 0) + 1; version <= SCHEMA_VERSION; version++) {
+      for (const statement of MIGRATIONS[version - 1]!(s)) await client.query(statement);
+      await client.query(`INSERT INTO ${s}.migrations (version) VALUES ($1)`, [version]);
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    broken = error instanceof Error ? error : new Error(String(error));
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(broken);
+  }
+}
+
+/** The queue's SQL for one schema. `$1` is always the queue name. */
+export function statements(schema: string) {
+  const s = pg.escapeIdentifier(schema);
+  const leaseFor = (param: string) => `now() + ${param}::double precision * interval '1 millisecond'`;
+  return {
+    /** $2 text, $3 bytea, $4 channel. The NOTIFY is part of the write's transaction, so it is sent on commit. */
+    write: `WITH job AS (INSERT INTO ${s}.jobs (queue, data, data_utf16) VALUES ($1, $2, $3) RETURNING id)
+            SELECT id, pg_notify($4, $1) FROM job`,
+    /** $2 text[], $3 bytea[] (one of each pair null), $4 channel. Ids come back in input order. */
+    writeBatch: `WITH job AS (
+                   INSERT INTO ${s}.jobs (queue, data, data_utf16)
+                   SELECT $1, d.data, d.data_utf16 FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS d(data, data_utf16, n)
+                   ORDER BY d.n
+                   RETURNING id)
+                 SELECT array_agg(id ORDER BY id)::text[] AS ids, pg_notify($4, $1) FROM job`,
+    /**
+     * $2 max, $3 owner, $4 lease ms. Two cheap branches, each an ordered range
+     * of one partial index: the oldest ready rows, and the oldest expired
+     * leases; the oldest $2 of both are leased. SKIP LOCKED lets concurrent
+     * claimers pass each other instead of queueing on the same rows.
+     */
+    claim: `WITH ready AS (
+              SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL
+              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+            ), expired AS (
+              SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NOT NULL AND lease_until < now()
+              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+            ), picked AS (
+              SELECT id FROM ready UNION ALL SELECT id FROM expired ORDER BY id LIMIT $2
+            )
+            UPDATE ${s}.jobs AS j SET owner = $3, lease_until = ${leaseFor('$4')}, attempt = j.attempt + 1
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.id, j.data, j.data_utf16, j.attempt`,
+    /** $2 ids, $3 owner. */
+    ack: `DELETE FROM ${s}.jobs WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING id`,
+    /** $2 ids, $3 owner, $4 channel. */
+    release: `WITH released AS (
+                UPDATE ${s}.jobs SET owner = NULL, lease_until = NULL, attempt = greatest(attempt - 1, 0)
+                WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING id)
+              SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($4, $1) END FROM released`,
+    /** $2 ids, $3 owner, $4 lease ms. */
+    extend: `UPDATE ${s}.jobs SET lease_until = ${leaseFor('$4')}
+             WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING id`,
+    /** $2 id, $3 owner, $4 error. */
+    fail: `WITH moved AS (
+             DELETE FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now()
+             RETURNING id, queue, data, data_utf16, attempt, created_at)
+           INSERT INTO ${s}.failed (id, queue, data, data_utf16, attempt, error, created_at)
+           SELECT id, queue, data, data_utf16, attempt, $4, created_at FROM moved RETURNING id`,
+    /** $2 channel. SKIP LOCKED: a row a claimer is taking right now is being reclaimed anyway. */
+    reclaim: `WITH reclaimed AS (
+                UPDATE ${s}.jobs SET owner = NULL, lease_until = NULL
+                WHERE id IN (SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NOT NULL AND lease_until < now()
+                             FOR UPDATE SKIP LOCKED)
+                RETURNING id)
+              SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($2, $1) END FROM reclaimed`,
+    /** $2 limit. */
+    failed: `SELECT id, data, data_utf16, attempt, error, failed_at FROM ${s}.failed WHERE queue = $1 ORDER BY seq LIMIT $2`,
+    /** $2 ids or null for all, $3 channel. Re-queued messages keep their id, so they are read in their original place. */
+    requeueFailed: `WITH moved AS (
+                      DELETE FROM ${s}.failed WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
+                      RETURNING id, queue, data, data_utf16, created_at),
+                    requeued AS (
+                      INSERT INTO ${s}.jobs (id, queue, data, data_utf16, attempt, created_at)
+                      SELECT id, queue, data, data_utf16, 0, created_at FROM moved RETURNING id)
+                    SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($3, $1) END FROM requeued`,
+    /** $2 ids or null for all. */
+    purgeFailed: `DELETE FROM ${s}.failed WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))`,
+    length: `SELECT count(*)::int AS count FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL`,
+    stats: `SELECT count(*) FILTER (WHERE owner IS NULL)::int AS ready,
+                   count(*) FILTER (WHERE owner IS NOT NULL)::int AS leased,
+                   (SELECT count(*)::int FROM ${s}.failed WHERE queue = $1) AS failed
+            FROM ${s}.jobs WHERE queue = $1`,
+    flush: `WITH j AS (DELETE FROM ${s}.jobs WHERE queue = $1),
+                 f AS (DELETE FROM ${s}.failed WHERE queue = $1),
+                 k AS (DELETE FROM ${s}.slots WHERE queue = $1)
+            SELECT 1`,
+    /**
+     * $2 key, $3 text, $4 bytea, $5 ttl ms, $6 channel. One statement: take
+     * the slot (new, or expired and taken over under its row lock), and only
+     * if this call took it insert the job. Other expired slots of the queue
+     * are purged on the side (SKIP LOCKED, so purgers never wait on each other).
+     */
+    writeUnique: `WITH purged AS (
+                    DELETE FROM ${s}.slots WHERE (queue, key) IN (
+                      SELECT queue, key FROM ${s}.slots WHERE queue = $1 AND key <> $2 AND expires_at < now()
+                      LIMIT 100 FOR UPDATE SKIP LOCKED)),
+                  claim AS (
+                    INSERT INTO ${s}.slots (queue, key, expires_at) VALUES ($1, $2, ${leaseFor('$5')})
+                    ON CONFLICT (queue, key) DO UPDATE SET expires_at = excluded.expires_at
+                    WHERE ${s}.slots.expires_at < now()
+                    RETURNING 1),
+                  job AS (
+                    INSERT INTO ${s}.jobs (queue, data, data_utf16) SELECT $1, $3, $4 FROM claim RETURNING id)
+                  SELECT id, pg_notify($6, $1) FROM job`,
+  };
+}
+
+export type Statements = ReturnType<typeof statements>;
