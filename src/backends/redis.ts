@@ -193,7 +193,8 @@ export class RedisQueue extends BaseQueue {
   #noteError(error: Error): void {
     if (this.#closed || this.#outage) return;
     this.#outage = true;
-    this.warn(`${this.describe()}: connection lost (${this.redact(error.message)}); commands fail with QueueConnectionError until it is back`);
+    const what = this.#everReady ? 'connection lost' : 'cannot connect';
+    this.warn(`${this.describe()}: ${what} (${this.redact(error.message)}); commands fail with QueueConnectionError until it is back`);
   }
 
   #noteReady(): void {

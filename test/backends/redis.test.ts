@@ -1,9 +1,348 @@
-import { describe } from 'vitest';
-import { RedisBlockingQueue, RedisQueue } from '../../src/backends/redis.js';
-import { REDIS_URL, hasRedis } from '../helpers/services.js';
+import { inspect } from 'node:util';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from '../../src/backends/redis.js';
+import { ConfigError, QueueConnectionError } from '../../src/errors.js';
+import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
+import { RedisServer, freePort, hasRedisServer } from '../helpers/redis-server.js';
 import { runContractSuite } from './contract.js';
 
-describe.skipIf(!hasRedis)('redis', () => {
-  runContractSuite('RedisQueue', { create: (options) => new RedisQueue(REDIS_URL, options) });
-  runContractSuite('RedisBlockingQueue', { create: (options) => new RedisBlockingQueue(REDIS_URL, options) });
+/** Every key this file creates starts with PREFIX; afterAll deletes them from the shared server. */
+const PREFIX = uniqueName('tmtest');
+const SECRET = 's3cr3t-Pa55word';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe.skipIf(!hasRedis)('redis backends', () => {
+  const made: RedisQueue[] = [];
+  let raw: Redis;
+
+  function queue(options: RedisQueueOptions = {}, url = REDIS_URL): RedisQueue {
+    const q = new RedisQueue(url, { prefix: PREFIX, name: uniqueName('q'), ...options });
+    made.push(q);
+    return q;
+  }
+
+  function blockingQueue(options: RedisQueueOptions = {}): RedisBlockingQueue {
+    const q = new RedisBlockingQueue(REDIS_URL, { prefix: PREFIX, name: uniqueName('q'), ...options });
+    made.push(q);
+    return q;
+  }
+
+  async function keysOf(prefix: string): Promise<string[]> {
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await raw.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      found.push(...keys);
+    } while (cursor !== '0');
+    return found.sort();
+  }
+
+  beforeAll(() => {
+    raw = new Redis(REDIS_URL, { lazyConnect: true });
+  });
+
+  afterEach(async () => {
+    await Promise.all(made.splice(0).map((q) => q.close()));
+  });
+
+  afterAll(async () => {
+    for (const db of [0, 3]) {
+      await raw.select(db);
+      const keys = await keysOf(PREFIX);
+      if (keys.length > 0) await raw.del(...keys);
+    }
+    raw.disconnect();
+  });
+
+  runContractSuite('RedisQueue', { create: (options) => new RedisQueue(REDIS_URL, { prefix: PREFIX, ...options }) });
+  runContractSuite('RedisBlockingQueue', { create: (options) => new RedisBlockingQueue(REDIS_URL, { prefix: PREFIX, ...options }) });
+
+  describe('keys', () => {
+    it('puts every key of a queue under one hash tag, and flush leaves only the id counter', async () => {
+      const q = queue({ leaseMs: 60_000 });
+      await q.writeBatch(['a', 'b', 'c']);
+      const [m1] = await q.readBatch(2);
+      await q.fail(m1!.id, 'boom');
+      await q.writeUnique('slot', 'x', 60_000);
+      const keys = await keysOf(`${PREFIX}:{${q.name}}`);
+      expect(keys.length).toBeGreaterThanOrEqual(8);
+      for (const key of keys) {
+        // Cluster hashes the first {…} only: all keys of the queue land in one slot.
+        expect(key.match(/\{[^}]*\}/)?.[0]).toBe(`{${q.name}}`);
+        expect(key.startsWith(`${PREFIX}:{${q.name}}:`)).toBe(true);
+      }
+      await q.flush();
+      expect(await keysOf(`${PREFIX}:{${q.name}}`)).toEqual([`${PREFIX}:{${q.name}}:seq`]);
+    });
+
+    it('uses the default prefix "taskmill" and validates the prefix like a queue name', async () => {
+      const q = new RedisQueue(REDIS_URL, { name: uniqueName('q') });
+      made.push(q);
+      expect(q.prefix).toBe('taskmill');
+      await q.write('x');
+      expect(await raw.exists(`taskmill:{${q.name}}:ready`)).toBe(1);
+      await q.flush();
+      await raw.del(`taskmill:{${q.name}}:seq`);
+      expect(() => new RedisQueue(REDIS_URL, { prefix: 'a{b}' })).toThrow(ConfigError);
+      expect(() => new RedisQueue(REDIS_URL, { prefix: '' })).toThrow(ConfigError);
+    });
+
+    it('writeBatch keeps order across chunks and signals one wake-up token at most', async () => {
+      const q = queue();
+      const datas = Array.from({ length: 2500 }, (_, i) => `m${i}`);
+      const ids = await q.writeBatch(datas);
+      expect(ids).toHaveLength(2500);
+      expect(new Set(ids).size).toBe(2500);
+      expect(ids.map(Number)).toEqual([...ids.map(Number)].sort((a, b) => a - b));
+      expect(await q.writeBatch([])).toEqual([]);
+      expect(await raw.llen(`${PREFIX}:{${q.name}}:wake`)).toBe(1);
+      const read = await q.readBatch(2500);
+      expect(read.map((m) => m.data)).toEqual(datas);
+    });
+
+    it('rejects bad arguments with ConfigError before touching the server', async () => {
+      const q = queue();
+      await expect(q.write(42 as unknown as string)).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.writeBatch(['ok', null as unknown as string])).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.readBatch(1.5)).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.writeUnique('k', 'x', 0)).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.writeUnique('', 'x', 1000)).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.ackBatch([1 as unknown as string])).rejects.toBeInstanceOf(ConfigError);
+      expect(await q.length()).toBe(0);
+    });
+
+    it('refuses use after close with QueueConnectionError', async () => {
+      const q = queue();
+      await q.write('x');
+      await q.close();
+      await expect(q.write('y')).rejects.toBeInstanceOf(QueueConnectionError);
+      await expect(q.readBatch(1)).rejects.toBeInstanceOf(QueueConnectionError);
+    });
+  });
+
+  describe('server clock', () => {
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    it('sets lease deadlines and failure times from the Redis clock, not this process clock', async () => {
+      const q = queue({ leaseMs: 30_000 });
+      await q.writeBatch(['a', 'b']);
+      const realNow = Date.now();
+      vi.spyOn(Date, 'now').mockReturnValue(realNow + 3_600_000); // this host's clock is an hour fast
+      const [m1] = await q.readBatch(2);
+      const [seconds] = await raw.time();
+      const deadline = Number(await raw.zscore(`${PREFIX}:{${q.name}}:leases`, m1!.id));
+      expect(Math.abs(deadline - (Number(seconds) * 1000 + 30_000))).toBeLessThan(5_000);
+
+      // A second "host" whose clock is an hour fast must not take the lease as expired.
+      const other = new RedisQueue(REDIS_URL, { prefix: PREFIX, name: q.name });
+      made.push(other);
+      expect(await other.readBatch(5)).toEqual([]);
+
+      expect(await q.fail(m1!.id, 'boom')).toBe(true);
+      const [failed] = await q.failed();
+      expect(Math.abs(failed!.failedAt.getTime() - realNow)).toBeLessThan(5_000);
+    });
+  });
+
+  describe('blocking waits', () => {
+    it('waitForMessages resolves soon after a write from another instance', async () => {
+      const consumer = blockingQueue({ blockTimeoutMs: 20_000 });
+      const producer = queue({ name: consumer.name });
+      await consumer.open();
+      expect(consumer.blocking).toBe(true);
+      const started = Date.now();
+      const waiting = consumer.waitForMessages(20_000, new AbortController().signal);
+      await sleep(200);
+      await producer.write('wake up');
+      await waiting;
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect((await consumer.read())?.data).toBe('wake up');
+    });
+
+    it('waitForMessages resolves after the timeout when nothing is written', async () => {
+      const consumer = blockingQueue();
+      await consumer.open();
+      const started = Date.now();
+      await consumer.waitForMessages(300, new AbortController().signal);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(await consumer.read()).toBeNull();
+    });
+
+    it('never waits longer than blockTimeoutMs in one call', async () => {
+      const consumer = blockingQueue({ blockTimeoutMs: 200 });
+      await consumer.open();
+      const started = Date.now();
+      await consumer.waitForMessages(60_000, new AbortController().signal);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+
+    it('an abort ends the wait at once, and the next wait still works', async () => {
+      const consumer = blockingQueue({ blockTimeoutMs: 30_000 });
+      const producer = queue({ name: consumer.name });
+      await consumer.open();
+      const controller = new AbortController();
+      const started = Date.now();
+      const waiting = consumer.waitForMessages(30_000, controller.signal);
+      await sleep(100);
+      controller.abort();
+      await waiting;
+      expect(Date.now() - started).toBeLessThan(1_500);
+
+      const aborted = new AbortController();
+      aborted.abort();
+      await consumer.waitForMessages(30_000, aborted.signal); // already aborted: returns at once
+
+      const next = consumer.waitForMessages(30_000, new AbortController().signal);
+      await sleep(100);
+      await producer.write('after abort');
+      await next;
+      expect((await consumer.read())?.data).toBe('after abort');
+    });
+
+    it('a reader that leaves messages behind passes the wake-up on to another blocked consumer', async () => {
+      const first = blockingQueue({ blockTimeoutMs: 20_000 });
+      const second = blockingQueue({ name: first.name, blockTimeoutMs: 20_000 });
+      const producer = queue({ name: first.name });
+      await Promise.all([first.open(), second.open()]);
+      const woken: string[] = [];
+      const waitFirst = first.waitForMessages(20_000, new AbortController().signal).then(() => woken.push('first'));
+      const waitSecond = second.waitForMessages(20_000, new AbortController().signal).then(() => woken.push('second'));
+      await sleep(200);
+      await producer.writeBatch(['1', '2', '3', '4']);
+      // Whoever wakes takes one message; the other must wake too without a new write.
+      await Promise.race([waitFirst, waitSecond]);
+      const winner = woken[0] === 'first' ? first : second;
+      expect(await winner.readBatch(1)).toHaveLength(1);
+      const started = Date.now();
+      await Promise.all([waitFirst, waitSecond]);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
+
+    it('close() during a wait settles it', async () => {
+      const consumer = blockingQueue({ blockTimeoutMs: 1_000 });
+      await consumer.open();
+      const waiting = consumer.waitForMessages(1_000, new AbortController().signal);
+      await sleep(50);
+      await consumer.close();
+      await expect(waiting).resolves.toBeUndefined();
+      await consumer.waitForMessages(1_000, new AbortController().signal);
+    });
+  });
+
+  describe('URLs and secrets', () => {
+    it('accepts the seed form host:port:db and selects that database', async () => {
+      const q = queue({}, '127.0.0.1:6379:3');
+      await q.write('in db 3');
+      await raw.select(3);
+      expect(await raw.zcard(`${PREFIX}:{${q.name}}:ready`)).toBe(1);
+      await raw.select(0);
+      expect(await raw.exists(`${PREFIX}:{${q.name}}:ready`)).toBe(0);
+      expect((await q.read())?.data).toBe('in db 3');
+    });
+
+    it('ignores ?blocking=… (it picks the class, not a connection option)', async () => {
+      const q = queue({}, `${REDIS_URL}?blocking=true`);
+      await q.write('x');
+      expect(await q.length()).toBe(1);
+    });
+
+    it.each([
+      ['redis://127.0.0.1:6379/zero', 'database number'],
+      ['redis://127.0.0.1:6379/0?family=6', 'unsupported parameter'],
+      [`redis://:${SECRET}@127.0.0.1:6379/0?timeout=1`, 'unsupported parameter'],
+      ['postgres://127.0.0.1/test', 'not a Redis URL'],
+      ['redis://127.0.0.1:6379/0?blocking=maybe', 'blocking'],
+    ])('refuses %s with a ConfigError', (url, reason) => {
+      let caught: unknown;
+      try {
+        new RedisQueue(url);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(ConfigError);
+      expect((caught as Error).message).toContain(reason);
+      expect((caught as Error).message).not.toContain(SECRET);
+    });
+
+    it('keeps the password out of errors, warnings, util.inspect and JSON', async () => {
+      const warnings: string[] = [];
+      // The shared server has no such user: the handshake fails with WRONGPASS.
+      const q = queue({ onWarning: (m) => warnings.push(m) }, `redis://nobody:${SECRET}@127.0.0.1:6379/0`);
+      const error = await q.open().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(QueueConnectionError);
+      const shown = `${(error as Error).message} ${String((error as Error).cause)} ${(error as Error).stack}`;
+      expect(shown).toMatch(/WRONGPASS|closed|connect/i);
+      expect(shown).not.toContain(SECRET);
+      expect(shown).toContain('nobody:***@');
+      await expect(q.write('x')).rejects.toBeInstanceOf(QueueConnectionError);
+      expect(warnings.length).toBeGreaterThan(0);
+      for (const warning of warnings) expect(warning).not.toContain(SECRET);
+
+      for (const text of [inspect(q), inspect(q, { showHidden: true, depth: 10 }), JSON.stringify(q), String(q)]) {
+        expect(text).not.toContain(SECRET);
+      }
+      expect(inspect(q)).toContain('nobody:***@127.0.0.1:6379/0');
+      expect(JSON.parse(JSON.stringify(q))).toMatchObject({ type: 'RedisQueue', name: q.name, url: 'redis://nobody:***@127.0.0.1:6379/0' });
+    });
+
+    it('keeps the password out of a refused-connection error, and fails fast', async () => {
+      const port = await freePort();
+      const warnings: string[] = [];
+      const q = queue({ onWarning: (m) => warnings.push(m) }, `redis://:${SECRET}@127.0.0.1:${port}/0`);
+      const started = Date.now();
+      const error = await q.write('x').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(error).toBeInstanceOf(QueueConnectionError);
+      expect((error as Error).message).toContain(`redis://:***@127.0.0.1:${port}/0`);
+      expect(`${(error as Error).message} ${(error as Error).stack} ${warnings.join(" ")}`).not.toContain(SECRET);
+      expect(warnings.join(" ")).toContain("cannot connect");
+    });
+  });
+
+  describe.skipIf(!hasRedisServer)('maxmemory-policy', () => {
+    let server: RedisServer;
+    beforeAll(async () => {
+      server = await RedisServer.start({ args: ['--maxmemory-policy', 'allkeys-lru'] });
+    });
+    afterAll(async () => {
+      await server?.dispose();
+    });
+
+    it('warns once on open when the server may evict keys', async () => {
+      const warnings: string[] = [];
+      const q = queue({ onWarning: (m) => warnings.push(m) }, server.url);
+      await q.open();
+      await q.open();
+      await q.write('x');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain('allkeys-lru');
+      expect(warnings[0]).toContain('noeviction');
+    });
+
+    it('warns lazily when used without open()', async () => {
+      const warnings: string[] = [];
+      const q = queue({ onWarning: (m) => warnings.push(m) }, server.url);
+      await q.write('x');
+      await vi.waitFor(() => expect(warnings).toHaveLength(1));
+    });
+
+    it('does not warn under noeviction', async () => {
+      const warnings: string[] = [];
+      const q = queue({ onWarning: (m) => warnings.push(m) });
+      await q.open();
+      await q.write('x');
+      expect(warnings).toEqual([]);
+    });
+  });
 });
