@@ -1,0 +1,391 @@
+/**
+ * SqliteQueue: the embedded default. One file holds many queues (rows keyed
+ * by queue name); several processes may share it. WAL lets readers run beside
+ * the single writer; every claim is one UPDATE … RETURNING inside BEGIN
+ * IMMEDIATE, so two consumers can never lease the same row.
+ *
+ * Lease deadlines are this machine's wall clock in ms (all processes sharing
+ * a file share the machine). better-sqlite3 is synchronous: each method does
+ * its work at once and returns a settled promise.
+ */
+import Database from 'better-sqlite3';
+import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
+import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats } from './base.js';
+
+export interface SqliteQueueOptions extends QueueOptions {
+  /** How long a statement waits for another process's write lock before failing. Default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+const SCHEMA_VERSION = 1;
+
+// `data` has no declared type on purpose: it holds TEXT, or a BLOB of UTF-16LE
+// code units when the string is not well-formed UTF-16 (lone surrogates would
+// otherwise be replaced by U+FFFD on the way to UTF-8).
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS taskmill_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS taskmill_messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue TEXT NOT NULL,
+  data NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  owner TEXT,
+  lease_until INTEGER,
+  enqueued_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS taskmill_messages_ready ON taskmill_messages (queue, id) WHERE lease_until IS NULL;
+CREATE INDEX IF NOT EXISTS taskmill_messages_leased ON taskmill_messages (queue, lease_until) WHERE lease_until IS NOT NULL;
+CREATE TABLE IF NOT EXISTS taskmill_failed (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER NOT NULL UNIQUE,
+  queue TEXT NOT NULL,
+  data NOT NULL,
+  attempt INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  failed_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS taskmill_failed_queue ON taskmill_failed (queue, seq);
+CREATE TABLE IF NOT EXISTS taskmill_slots (
+  queue TEXT NOT NULL,
+  key TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (queue, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS taskmill_slots_expiry ON taskmill_slots (queue, expires_at);
+`;
+
+// The unary + keeps the planner on the primary key for fenced calls: without it,
+// it walks every live lease of the queue through the lease index.
+const FENCE = '+queue = @queue AND owner = @owner AND +lease_until >= @now';
+const IDS = 'id IN (SELECT value FROM json_each(@ids))';
+
+const SQL = {
+  insert: 'INSERT INTO taskmill_messages (queue, data, enqueued_at) VALUES (@queue, @data, @now)',
+  // Ready rows come from the partial (queue, id) index, expired leases from the
+  // (queue, lease_until) one: both O(log n + max), whatever the queue length.
+  claim: `UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1
+    WHERE id IN (
+      SELECT id FROM (SELECT id FROM taskmill_messages WHERE queue = @queue AND lease_until IS NULL ORDER BY id LIMIT @max)
+      UNION ALL
+      SELECT id FROM (SELECT id FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now
+                      ORDER BY id LIMIT @max)
+      ORDER BY id LIMIT @max)
+    RETURNING id, data, attempt`,
+  ack: `DELETE FROM taskmill_messages WHERE ${FENCE} AND ${IDS} RETURNING id`,
+  release: `UPDATE taskmill_messages SET owner = NULL, lease_until = NULL, attempt = max(attempt - 1, 0) WHERE ${FENCE} AND ${IDS}`,
+  extend: `UPDATE taskmill_messages SET lease_until = @until WHERE ${FENCE} AND ${IDS} RETURNING id`,
+  takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCE} AND id = @id RETURNING data, attempt`,
+  insertFailed: `INSERT INTO taskmill_failed (id, queue, data, attempt, error, failed_at)
+    VALUES (@id, @queue, @data, @attempt, @error, @now)`,
+  reclaim: `UPDATE taskmill_messages SET owner = NULL, lease_until = NULL
+    WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now`,
+  listFailed: 'SELECT id, data, attempt, error, failed_at FROM taskmill_failed WHERE queue = @queue ORDER BY seq LIMIT @limit',
+  requeueSome: `INSERT INTO taskmill_messages (id, queue, data, attempt, enqueued_at)
+    SELECT id, queue, data, 0, failed_at FROM taskmill_failed WHERE queue = @queue AND ${IDS}`,
+  requeueAll: `INSERT INTO taskmill_messages (id, queue, data, attempt, enqueued_at)
+    SELECT id, queue, data, 0, failed_at FROM taskmill_failed WHERE queue = @queue`,
+  purgeSome: `DELETE FROM taskmill_failed WHERE queue = @queue AND ${IDS}`,
+  purgeAll: 'DELETE FROM taskmill_failed WHERE queue = @queue',
+  stats: `SELECT
+    (SELECT count(*) FROM taskmill_messages WHERE queue = @queue AND lease_until IS NULL) AS ready,
+    (SELECT count(*) FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL) AS leased,
+    (SELECT count(*) FROM taskmill_failed WHERE queue = @queue) AS failed`,
+  length: 'SELECT count(*) AS n FROM taskmill_messages WHERE queue = @queue AND lease_until IS NULL',
+  purgeSlots: 'DELETE FROM taskmill_slots WHERE queue = @queue AND expires_at <= @now',
+  claimSlot: 'INSERT INTO taskmill_slots (queue, key, expires_at) VALUES (@queue, @key, @until) ON CONFLICT (queue, key) DO NOTHING',
+  flushMessages: 'DELETE FROM taskmill_messages WHERE queue = @queue',
+  flushFailed: 'DELETE FROM taskmill_failed WHERE queue = @queue',
+  flushSlots: 'DELETE FROM taskmill_slots WHERE queue = @queue',
+} as const;
+
+/** @internal The statements, exported so a test can check their query plans. */
+export const SQLITE_STATEMENTS: Readonly<Record<keyof typeof SQL, string>> = SQL;
+
+type Statements = { [K in keyof typeof SQL]: Database.Statement };
+type Stored = string | Buffer;
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function encode(data: unknown): Stored {
+  if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
+  return LONE_SURROGATE.test(data) ? Buffer.from(data, 'utf16le') : data;
+}
+
+function decode(stored: Stored): string {
+  return typeof stored === 'string' ? stored : stored.toString('utf16le');
+}
+
+/** Message ids as JSON for json_each; ids that cannot be ours are left out (they are refused). */
+function idList(ids: readonly string[]): string {
+  const numbers: number[] = [];
+  for (const id of ids) {
+    if (typeof id === 'string' && /^[1-9][0-9]{0,15}$/.test(id)) {
+      const n = Number(id);
+      if (Number.isSafeInteger(n)) numbers.push(n);
+    }
+  }
+  return JSON.stringify(numbers);
+}
+
+function refusedOf(ids: readonly string[], done: ReadonlyArray<{ id: number }>): string[] {
+  const kept = new Set(done.map((row) => String(row.id)));
+  return ids.filter((id) => !kept.has(id));
+}
+
+function describeSqliteError(error: unknown, busyTimeoutMs: number): string {
+  const code = (error as { code?: unknown })?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) {
+    return `the database stayed locked by another connection for longer than busyTimeoutMs (${busyTimeoutMs} ms): ${message}`;
+  }
+  return typeof code === 'string' ? `${code}: ${message}` : message;
+}
+
+interface Connection {
+  db: Database.Database;
+  s: Statements;
+  insertOne(data: Stored): string;
+  insertMany(datas: Stored[]): string[];
+  insertUnique(key: string, data: Stored, ttlMs: number): string | null;
+  claim(max: number): QueueMessage[];
+  /** Runs a fenced statement (this owner, lease not expired) on `ids`; the rows it touched. */
+  fenced(which: 'ack' | 'release' | 'extend', ids: readonly string[]): Array<{ id: number }>;
+  fail(id: number, error: string): boolean;
+  requeue(ids: string | null): number;
+  flush(): void;
+}
+
+function migrate(db: Database.Database, path: string): void {
+  db.exec(SCHEMA);
+  const row = db.prepare('SELECT version FROM taskmill_schema WHERE id = 1').get() as { version: number } | undefined;
+  if (!row) {
+    db.prepare('INSERT INTO taskmill_schema (id, version) VALUES (1, ?)').run(SCHEMA_VERSION);
+  } else if (row.version > SCHEMA_VERSION) {
+    throw new ConfigError(`SQLite file ${path} has taskmill schema version ${row.version}, newer than this taskmill's ${SCHEMA_VERSION}: upgrade taskmill`);
+  }
+  // Additive upgrades from older versions go here, each bumping taskmill_schema.version.
+}
+
+/** Opens the file, creates the schema on first use, and prepares every statement and transaction once. */
+function openConnection(path: string, busyTimeoutMs: number, queue: string, owner: string, leaseMs: number): Connection {
+  const db = new Database(path, { timeout: busyTimeoutMs });
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.transaction(() => migrate(db, path)).immediate();
+    const prepared: Record<string, Database.Statement> = {};
+    for (const [key, sql] of Object.entries(SQL)) prepared[key] = db.prepare(sql);
+    const s = prepared as Statements;
+
+    const insert = (data: Stored, now: number) => String(s.insert.run({ queue, data, now }).lastInsertRowid);
+    const insertMany = db.transaction((datas: Stored[]) => {
+      const now = Date.now();
+      return datas.map((data) => insert(data, now));
+    });
+    const insertUnique = db.transaction((key: string, data: Stored, ttlMs: number) => {
+      const now = Date.now();
+      // The expiry index makes this a cheap seek when nothing has expired.
+      s.purgeSlots.run({ queue, now });
+      if (s.claimSlot.run({ queue, key, until: now + ttlMs }).changes === 0) return null;
+      return insert(data, now);
+    });
+    const claim = db.transaction((max: number) => {
+      const now = Date.now();
+      return s.claim.all({ queue, owner, now, until: now + leaseMs, max }) as Array<{ id: number; data: Stored; attempt: number }>;
+    });
+    const fail = db.transaction((id: number, error: string) => {
+      const now = Date.now();
+      const taken = s.takeForFail.get({ queue, owner, now, id }) as { data: Stored; attempt: number } | undefined;
+      if (!taken) return false;
+      s.insertFailed.run({ id, queue, data: taken.data, attempt: taken.attempt, error, now });
+      return true;
+    });
+    const requeue = db.transaction((ids: string | null) => {
+      if (ids === null) {
+        s.requeueAll.run({ queue });
+        return s.purgeAll.run({ queue }).changes;
+      }
+      s.requeueSome.run({ queue, ids });
+      return s.purgeSome.run({ queue, ids }).changes;
+    });
+    const flush = db.transaction(() => {
+      s.flushMessages.run({ queue });
+      s.flushFailed.run({ queue });
+      s.flushSlots.run({ queue });
+    });
+
+    return {
+      db,
+      s,
+      insertOne: (data) => insert(data, Date.now()),
+      insertMany: (datas) => (datas.length === 0 ? [] : insertMany.immediate(datas)),
+      insertUnique: (key, data, ttlMs) => insertUnique.immediate(key, data, ttlMs),
+      claim(max) {
+        const rows = claim.immediate(max);
+        // RETURNING gives no order guarantee.
+        rows.sort((a, b) => a.id - b.id);
+        return rows.map((row) => ({ id: String(row.id), data: decode(row.data), attempt: row.attempt }));
+      },
+      fenced(which, ids) {
+        const now = Date.now();
+        const params = { queue, owner, now, until: now + leaseMs, ids: idList(ids) };
+        if (which === 'release') {
+          s.release.run(params);
+          return [];
+        }
+        return s[which].all(params) as Array<{ id: number }>;
+      },
+      fail: (id, error) => fail.immediate(id, error),
+      requeue: (ids) => requeue.immediate(ids),
+      flush: () => flush.immediate(),
+    };
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+export class SqliteQueue extends BaseQueue {
+  readonly path: string;
+  readonly busyTimeoutMs: number;
+  private conn: Connection | null = null;
+  private closed = false;
+
+  constructor(path: string, options: SqliteQueueOptions = {}) {
+    super(options);
+    if (typeof path !== 'string' || path.trim() === '') {
+      throw new ConfigError('SQLite path is empty: give a file path (e.g. taskmill.sqlite) or :memory:');
+    }
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new ConfigError(`invalid busyTimeoutMs ${String(busyTimeoutMs)}: must be an integer number of milliseconds >= 0`);
+    }
+    this.path = path;
+    this.busyTimeoutMs = busyTimeoutMs;
+  }
+
+  /** Runs `work` on the open connection; input errors reject as they are, driver errors as QueueConnectionError. */
+  private run<T>(what: string, work: (c: Connection) => T): Promise<T> {
+    try {
+      return Promise.resolve(work(this.connection()));
+    } catch (error) {
+      if (error instanceof TaskmillError) return Promise.reject(error);
+      const reason = describeSqliteError(error, this.busyTimeoutMs);
+      return Promise.reject(new QueueConnectionError(`SQLite queue "${this.name}" (${this.path}): ${what} failed: ${reason}`, { cause: error }));
+    }
+  }
+
+  private connection(): Connection {
+    if (this.closed) throw new QueueConnectionError(`SQLite queue "${this.name}" (${this.path}) is closed`);
+    if (!this.conn) this.conn = openConnection(this.path, this.busyTimeoutMs, this.name, this.owner, this.leaseMs);
+    return this.conn;
+  }
+
+  override async open(): Promise<void> {
+    await this.run('open', () => undefined);
+  }
+
+  write(data: string): Promise<string> {
+    return this.run('write', (c) => c.insertOne(encode(data)));
+  }
+
+  /** Appends several messages in one transaction; resolves with their ids in order. */
+  writeBatch(datas: readonly string[]): Promise<string[]> {
+    return this.run('writeBatch', (c) => c.insertMany(datas.map(encode)));
+  }
+
+  readBatch(max: number): Promise<QueueMessage[]> {
+    return this.run('read', (c) => {
+      if (!Number.isInteger(max) || max < 0) throw new ConfigError(`invalid batch size ${String(max)}: must be an integer >= 0`);
+      return max === 0 ? [] : c.claim(max);
+    });
+  }
+
+  ackBatch(ids: readonly string[]): Promise<string[]> {
+    return this.run('ack', (c) => (ids.length === 0 ? [] : refusedOf(ids, c.fenced('ack', ids))));
+  }
+
+  release(ids: readonly string[]): Promise<void> {
+    return this.run('release', (c) => {
+      if (ids.length > 0) c.fenced('release', ids);
+    });
+  }
+
+  extend(ids: readonly string[]): Promise<string[]> {
+    return this.run('extend', (c) => (ids.length === 0 ? [] : refusedOf(ids, c.fenced('extend', ids))));
+  }
+
+  fail(id: string, error: string): Promise<boolean> {
+    return this.run('fail', (c) => {
+      const [numeric] = JSON.parse(idList([id])) as number[];
+      return numeric === undefined ? false : c.fail(numeric, String(error));
+    });
+  }
+
+  reclaim(): Promise<number> {
+    return this.run('reclaim', (c) => c.s.reclaim.run({ queue: this.name, now: Date.now() }).changes);
+  }
+
+  failed(limit = 100): Promise<FailedMessage[]> {
+    return this.run('failed', (c) => {
+      if (!Number.isInteger(limit) || limit < 0) throw new ConfigError(`invalid limit ${String(limit)}: must be an integer >= 0`);
+      const rows = c.s.listFailed.all({ queue: this.name, limit }) as Array<{
+        id: number;
+        data: Stored;
+        attempt: number;
+        error: string;
+        failed_at: number;
+      }>;
+      return rows.map((row) => ({
+        id: String(row.id),
+        data: decode(row.data),
+        attempt: row.attempt,
+        error: row.error,
+        failedAt: new Date(row.failed_at),
+      }));
+    });
+  }
+
+  requeueFailed(ids?: readonly string[]): Promise<number> {
+    return this.run('requeueFailed', (c) => c.requeue(ids ? idList(ids) : null));
+  }
+
+  purgeFailed(ids?: readonly string[]): Promise<number> {
+    return this.run('purgeFailed', (c) =>
+      ids ? c.s.purgeSome.run({ queue: this.name, ids: idList(ids) }).changes : c.s.purgeAll.run({ queue: this.name }).changes,
+    );
+  }
+
+  stats(): Promise<QueueStats> {
+    return this.run('stats', (c) => {
+      const row = c.s.stats.get({ queue: this.name }) as QueueStats;
+      return { ready: row.ready, leased: row.leased, failed: row.failed };
+    });
+  }
+
+  writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
+    return this.run('writeUnique', (c) => {
+      if (typeof key !== 'string' || key === '') throw new ConfigError('slot key must be a non-empty string');
+      if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
+        throw new ConfigError(`invalid slot ttlMs ${String(ttlMs)}: must be a number of milliseconds > 0`);
+      }
+      return c.insertUnique(key, encode(data), Math.ceil(ttlMs));
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.run('flush', (c) => c.flush());
+  }
+
+  length(): Promise<number> {
+    return this.run('length', (c) => (c.s.length.get({ queue: this.name }) as { n: number }).n);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const conn = this.conn;
+    this.conn = null;
+    conn?.db.close();
+  }
+}
