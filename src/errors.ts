@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 /**
  * Every error taskmill throws on purpose. Each has a stable `code` so callers
  * can branch without matching message text. Messages never contain payloads
@@ -80,4 +81,29 @@ export class CommandTimeoutError extends TaskmillError {
   constructor(command: string, ms: number) {
     super('ERR_TASKMILL_TIMEOUT', `command "${command}" timed out after ${ms} ms`);
   }
+}
+
+/**
+ * Turns anything a command may throw or reject with — a string, undefined,
+ * null, a BigInt, an object with a cycle — into an Error with a readable
+ * message, without throwing itself.
+ */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  let text: string;
+  try {
+    text = typeof thrown === 'string' ? thrown : inspect(thrown, { depth: 3, breakLength: Infinity, maxStringLength: 500 });
+  } catch {
+    text = Object.prototype.toString.call(thrown);
+  }
+  const error = new Error(`non-Error thrown: ${text}`);
+  error.name = 'NonError';
+  return error;
+}
+
+/** The text kept with a failed message: name, message and stack (no payload). */
+export function describeError(error: unknown): string {
+  const e = toError(error);
+  const stack = typeof e.stack === 'string' && e.stack.length > 0 ? e.stack : `${e.name}: ${e.message}`;
+  return stack.length > 8000 ? `${stack.slice(0, 8000)}…` : stack;
 }

@@ -1,0 +1,191 @@
+/**
+ * The queue adapter: the one actor that owns a BaseQueue. Every backend call
+ * the consumer makes is an event here and every answer is an event back, so
+ * the machines never touch I/O and can be tested against a fake adapter.
+ *
+ * What it does beyond translating:
+ * - batches ACKs (one ackBatch per turn of the event loop, not per job);
+ * - keeps the set of messages it leased and not yet settled, and extends
+ *   their leases on a heartbeat so long commands keep them;
+ * - turns connection loss into READ_FAILED events (the reader backs off) and
+ *   logs an outage once, not once per retry;
+ * - on CLOSE flushes pending ACKs and releases unsettled leases.
+ */
+import { fromCallback, type ActorSystem, type CallbackActorLogic } from 'xstate';
+import type { Logger } from 'pino';
+import type { BaseQueue } from '../backends/base.js';
+import { toError } from '../errors.js';
+import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
+
+export interface QueueAdapterDeps {
+  queue: BaseQueue;
+  logger: Logger;
+  /** Most ids in one ackBatch call. Default 500. */
+  maxAckBatch?: number;
+}
+
+export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
+
+const ACK_RETRY_MS = 500;
+
+export function createQueueAdapter({ queue, logger, maxAckBatch = 500 }: QueueAdapterDeps): QueueAdapterLogic {
+  return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
+    const log = logger.child({ queue: queue.name });
+    const outstanding = new Set<string>();
+    const inflight = new Set<Promise<unknown>>();
+    let pendingAcks: string[] = [];
+    let ackScheduled = false;
+    let closed = false;
+    let outage = false;
+    let waitAbort: AbortController | null = null;
+
+    const reply = (systemId: string, event: QueueReplyEvent) => (system as ActorSystem<any>).get(systemId)?.send(event);
+    const track = <T>(promise: Promise<T>): Promise<T> => {
+      inflight.add(promise);
+      const untrack = () => inflight.delete(promise);
+      promise.then(untrack, untrack);
+      return promise;
+    };
+    const noteOutage = (what: string, error: unknown) => {
+      if (outage) return;
+      outage = true;
+      log.warn({ err: toError(error) }, `queue unreachable (${what}); retrying with backoff`);
+    };
+    const noteHealthy = () => {
+      if (!outage) return;
+      outage = false;
+      log.info('queue reachable again');
+    };
+
+    const flushAcks = (): void => {
+      ackScheduled = false;
+      if (pendingAcks.length === 0) return;
+      const ids = pendingAcks.length > maxAckBatch ? pendingAcks.splice(0, maxAckBatch) : pendingAcks;
+      if (ids === pendingAcks) pendingAcks = [];
+      else scheduleAckFlush();
+      track(queue.ackBatch(ids)).then(
+        (refused) => {
+          if (refused.length > 0) log.warn({ ids: refused }, 'ack refused: lease lost, the job may run again');
+        },
+        (error) => {
+          noteOutage('ack', error);
+          if (closed) {
+            log.error({ ids, err: toError(error) }, 'acks could not be written before close; those jobs will run again');
+            return;
+          }
+          // Retry; if the lease expires first the job runs again (at-least-once).
+          setTimeout(() => {
+            pendingAcks.push(...ids);
+            scheduleAckFlush();
+          }, ACK_RETRY_MS).unref();
+        },
+      );
+    };
+    const scheduleAckFlush = (): void => {
+      if (ackScheduled) return;
+      ackScheduled = true;
+      setImmediate(flushAcks);
+    };
+
+    // Keep leases of long-running and prefetched jobs alive.
+    const heartbeat = setInterval(() => {
+      if (outstanding.size === 0 || closed) return;
+      track(queue.extend([...outstanding])).then(
+        (refused) => {
+          if (refused.length > 0) log.warn({ ids: refused }, 'lease lost while running; the job may run twice');
+        },
+        (error) => noteOutage('extend', error),
+      );
+    }, Math.max(50, Math.floor(queue.leaseMs / 3)));
+    heartbeat.unref();
+
+    track(queue.open()).then(
+      () => sendBack({ type: 'QUEUE_READY' }),
+      (error) => sendBack({ type: 'QUEUE_FAILED', error: toError(error) }),
+    );
+
+    receive((event) => {
+      if (closed) return;
+      switch (event.type) {
+        case 'READ':
+          track(queue.readBatch(event.max)).then(
+            (messages) => {
+              noteHealthy();
+              for (const m of messages) outstanding.add(m.id);
+              reply(SYSTEM_IDS.reader, { type: 'MESSAGES', messages });
+            },
+            (error) => {
+              noteOutage('read', error);
+              reply(SYSTEM_IDS.reader, { type: 'READ_FAILED', error: toError(error) });
+            },
+          );
+          break;
+        case 'WAIT': {
+          waitAbort = new AbortController();
+          const { signal } = waitAbort;
+          track(queue.waitForMessages(event.timeoutMs, signal)).then(
+            () => !signal.aborted && reply(SYSTEM_IDS.reader, { type: 'WAKE' }),
+            (error) => {
+              noteOutage('wait', error);
+              if (!signal.aborted) reply(SYSTEM_IDS.reader, { type: 'READ_FAILED', error: toError(error) });
+            },
+          );
+          break;
+        }
+        case "ACK":
+          outstanding.delete(event.id);
+          pendingAcks.push(event.id);
+          scheduleAckFlush();
+          break;
+        case 'FAIL':
+          outstanding.delete(event.message.id);
+          track(queue.fail(event.message.id, event.error)).then(
+            (ok) => {
+              if (!ok) log.warn({ messageId: event.message.id }, 'could not record failure: lease lost, the job may run again');
+            },
+            (error) => log.error({ messageId: event.message.id, err: toError(error) }, 'could not record failure; the lease will expire and the job run again'),
+          );
+          break;
+        case 'RELEASE':
+          for (const id of event.ids) outstanding.delete(id);
+          if (event.ids.length > 0) {
+            track(queue.release(event.ids)).catch((error) =>
+              log.warn({ err: toError(error) }, 'release failed; the leases will expire instead'),
+            );
+          }
+          break;
+        case 'WRITE_UNIQUE':
+          track(queue.writeUnique(event.key, event.data, event.ttlMs)).then(
+            (id) => reply(SYSTEM_IDS.scheduler, { type: 'SLOT_WRITTEN', key: event.key, id }),
+            (error) => reply(SYSTEM_IDS.scheduler, { type: 'SLOT_FAILED', key: event.key, error: toError(error) }),
+          );
+          break;
+        case 'CLOSE':
+          closed = true;
+          clearInterval(heartbeat);
+          waitAbort?.abort();
+          void (async () => {
+            flushAcks();
+            while (inflight.size > 0) await Promise.allSettled([...inflight]);
+            if (event.release && outstanding.size > 0) {
+              const ids = [...outstanding];
+              outstanding.clear();
+              try {
+                await queue.release(ids);
+              } catch (error) {
+                log.warn({ err: toError(error), count: ids.length }, 'could not release leases on close; they will expire');
+              }
+            }
+            sendBack({ type: 'QUEUE_CLOSED' });
+          })();
+          break;
+      }
+    });
+
+    return () => {
+      closed = true;
+      clearInterval(heartbeat);
+      waitAbort?.abort();
+    };
+  });
+}

@@ -1,0 +1,34 @@
+/**
+ * createQueue(url): the one place a queue URL becomes a backend instance.
+ */
+import { parseQueueUrl } from '../config.js';
+import type { BaseQueue, QueueOptions } from './base.js';
+import { MemoryQueue } from './memory.js';
+import { SqliteQueue, type SqliteQueueOptions } from './sqlite.js';
+import { DatabaseQueue, type DatabaseQueueOptions } from './postgres.js';
+import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from './redis.js';
+
+export type CreateQueueOptions = QueueOptions & SqliteQueueOptions & DatabaseQueueOptions & RedisQueueOptions;
+
+/**
+ * 'memory://NAME' | 'sqlite:PATH' | 'postgres://…' | 'redis://host:port/db[?blocking=true]' | 'host:port:db'.
+ * Throws ConfigError (with the URL redacted) for anything else.
+ */
+export function createQueue(url: string, options: CreateQueueOptions = {}): BaseQueue {
+  const target = parseQueueUrl(url);
+  switch (target.kind) {
+    case 'memory':
+      return new MemoryQueue(target.store, options);
+    case 'sqlite':
+      return new SqliteQueue(target.path, options);
+    case 'postgres':
+      return new DatabaseQueue(target.url, options);
+    case 'redis':
+      return target.blocking ? new RedisBlockingQueue(target.url, options) : new RedisQueue(target.url, options);
+  }
+}
+
+export { BaseQueue, QUEUE_NAME_PATTERN, validateQueueName } from './base.js';
+export type { FailedMessage, QueueMessage, QueueOptions, QueueStats } from './base.js';
+export { MemoryQueue, SqliteQueue, DatabaseQueue, RedisQueue, RedisBlockingQueue };
+export type { SqliteQueueOptions, DatabaseQueueOptions, RedisQueueOptions };

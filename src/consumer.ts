@@ -1,0 +1,224 @@
+/**
+ * createConsumer(): the embeddable handle around the supervisor actor. It
+ * wires the real effects (queue adapter, run-command, pino logging) into the
+ * machines with `.provide()`, and turns the actor's life into start()/stop()
+ * promises. No process.exit, no signal handlers: the host (or the CLI) owns
+ * those.
+ */
+import { createActor, type Actor, type ActorOptions, type InspectionEvent, type Observer } from 'xstate';
+import pino, { type Logger } from 'pino';
+import { BaseQueue } from './backends/base.js';
+import { createQueue } from './backends/index.js';
+import { registry as globalRegistry, getSettings, type CommandRegistry } from './commands.js';
+import { defaultQueueUrl } from './config.js';
+import { ConfigError, toError } from './errors.js';
+import { createQueueAdapter } from './actors/queue-adapter.js';
+import { createRunCommand } from './actors/run-command.js';
+import { supervisorMachine, type SupervisorInput } from './machines/supervisor.js';
+import { workerMachine } from './machines/worker.js';
+import { schedulerMachine } from './machines/scheduler.js';
+import { WorkerCommandError } from './machines/protocol.js';
+
+type Clock = NonNullable<ActorOptions<typeof supervisorMachine>['clock']>;
+
+export interface ConsumerOptions {
+  /** A BaseQueue or queue URL. Default: configure()'s queue, else $TASKMILL_QUEUE, else sqlite:taskmill.sqlite. */
+  queue?: BaseQueue | string;
+  /** Worker actors (the seed's --threads). Default 1. */
+  workers?: number;
+  /** Run the periodic scheduler. Default true. */
+  periodic?: boolean;
+  /** A pino logger. Default: pino at 'info' on stdout. */
+  logger?: Logger;
+  /** An xstate inspection observer (e.g. the Stately inspector's `inspect`). Default none. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** Where commands are looked up. Default: the global registry. */
+  registry?: CommandRegistry;
+  /** Messages read ahead of demand and buffered (their leases are kept alive). Default 0. */
+  prefetch?: number;
+  /** First poll interval of an empty polling queue, ms. Default 100. */
+  pollDelayMs?: number;
+  /** Poll interval growth when empty. Default 1.15. */
+  pollBackoff?: number;
+  /** Poll interval ceiling, ms. Default 10 000. */
+  maxPollDelayMs?: number;
+  /** Graceful drain deadline used by stop() and by the supervisor. Default 30 000 ms. */
+  drainTimeoutMs?: number;
+  /** Worker restarts after which the consumer gives up. Default unlimited. */
+  maxRestarts?: number;
+  /** xstate clock for timers (tests pass a SimulatedClock) and the matching `now`. */
+  clock?: Clock & { now?: () => number };
+}
+
+export interface StopResult {
+  /** True when running commands had to be aborted (deadline or second stop). */
+  forced: boolean;
+}
+
+export interface Consumer {
+  /** Opens the queue and starts the actors; resolves once reading has begun, rejects if the queue cannot open. */
+  start(): Promise<void>;
+  /** Drains (no new reads, running commands finish) within `timeout` ms, then forces. Idempotent. */
+  stop(options?: { timeout?: number }): Promise<StopResult>;
+  /** Resolves when the consumer has stopped (or failed: rejects with the reason). */
+  readonly done: Promise<StopResult>;
+  /** The supervisor's xstate actor (inspect it, subscribe to it, send it events). */
+  readonly actor: Actor<typeof supervisorMachine>;
+  readonly queue: BaseQueue;
+}
+
+function positiveInt(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) throw new ConfigError(`${name} must be an integer ≥ 1, got ${String(value)}`);
+  return value;
+}
+
+function nonNegative(name: string, value: number | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new ConfigError(`${name} must be a number ≥ ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function createConsumer(options: ConsumerOptions = {}): Consumer {
+  const workers = positiveInt('workers', options.workers, 1);
+  const drainTimeoutMs = nonNegative('drainTimeoutMs', options.drainTimeoutMs, 30_000);
+  const pollDelayMs = nonNegative('pollDelayMs', options.pollDelayMs, 100, 1);
+  const pollBackoff = nonNegative('pollBackoff', options.pollBackoff, 1.15, 1);
+  const maxPollDelayMs = nonNegative('maxPollDelayMs', options.maxPollDelayMs, 10_000, pollDelayMs);
+  const prefetch = nonNegative('prefetch', options.prefetch, 0);
+  const logger = options.logger ?? pino({ name: 'taskmill' });
+  const commands = options.registry ?? globalRegistry;
+
+  const configured = options.queue ?? getSettings().queue ?? defaultQueueUrl();
+  const ownsQueue = !(configured instanceof BaseQueue);
+  const queue = configured instanceof BaseQueue ? configured : createQueue(configured);
+
+  const worker = workerMachine.provide({ actors: { runCommand: createRunCommand({ commands, logger }) } });
+  const scheduler = schedulerMachine.provide({
+    actions: {
+      logSlotWritten: (_, params) => {
+        const { key, id } = params as { key: string; id: string | null };
+        if (id) logger.info({ slot: key, messageId: id }, 'periodic command enqueued');
+        else logger.debug({ slot: key }, 'periodic slot already claimed by another consumer');
+      },
+      logSlotFailed: (_, params) => {
+        const { key, error } = params as { key: string; error: unknown };
+        logger.warn({ slot: key, err: toError(error) }, 'periodic slot could not be claimed; retrying within the minute');
+      },
+      logSlotGivenUp: (_, params) => logger.error({ slot: (params as { key: string }).key }, 'periodic slot missed: its minute passed while the queue was failing'),
+    },
+  });
+  const machine = supervisorMachine.provide({
+    actors: { queueAdapter: createQueueAdapter({ queue, logger }), worker, scheduler },
+    actions: {
+      logRunning: ({ context }) => logger.info({ workers: context.workers, queue: queue.name, periodic: context.runScheduler }, 'consumer running'),
+      logWorkerFailure: (_, params) => {
+        const { workerId, error } = params as { workerId: string; error: unknown };
+        if (error instanceof WorkerCommandError) {
+          logger.error({ worker: workerId, command: error.command, job: error.jobId, messageId: error.job.id, err: error.cause }, 'command failed; worker replaced');
+        } else {
+          logger.error({ worker: workerId, err: toError(error) }, 'worker crashed; replaced');
+        }
+      },
+      logChildFailure: (_, params) => {
+        const { actorId, error } = params as { actorId: string; error: unknown };
+        logger.error({ actor: actorId, err: toError(error) }, 'actor failed');
+      },
+      logDraining: () => logger.info('draining: no new reads; waiting for running commands'),
+      logForcing: () => logger.warn('forcing stop: aborting running commands and releasing their leases'),
+      logGaveUp: (_, params) => logger.error({ restarts: (params as { restarts: number }).restarts }, 'restart limit reached; consumer failing'),
+    },
+  });
+
+  const input: SupervisorInput = {
+    workers,
+    periodic: options.periodic ?? true,
+    periodicCommands: commands.periodic().map((c) => ({ name: c.name, schedule: c.schedule! })),
+    reader: {
+      prefetch,
+      delayMs: pollDelayMs,
+      backoff: pollBackoff,
+      maxDelayMs: maxPollDelayMs,
+      blocking: queue.blocking,
+      waitTimeoutMs: Math.max(pollDelayMs, maxPollDelayMs),
+    },
+    drainTimeoutMs,
+    ...(options.maxRestarts !== undefined ? { maxRestarts: positiveInt('maxRestarts', options.maxRestarts, 1) } : {}),
+    ...(options.clock?.now ? { now: options.clock.now.bind(options.clock) } : {}),
+  };
+  const actor = createActor(machine, {
+    input,
+    ...(options.inspect ? { inspect: options.inspect } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+
+  let started: Promise<void> | null = null;
+  let forceTimer: NodeJS.Timeout | undefined;
+  let resolveDone!: (result: StopResult) => void;
+  let rejectDone!: (error: unknown) => void;
+  const done = new Promise<StopResult>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  done.catch(() => {}); // observed through start()/stop(); never an unhandled rejection
+
+  const finish = async (status: 'done' | 'error', error?: unknown): Promise<void> => {
+    clearTimeout(forceTimer);
+    const snapshot = actor.getSnapshot();
+    if (ownsQueue) {
+      await queue.close().catch((e) => logger.warn({ err: toError(e) }, 'closing the queue failed'));
+    }
+    if (status === 'error') return rejectDone(error);
+    if (snapshot.value === 'failed') return rejectDone(snapshot.context.error ?? new Error('consumer failed'));
+    logger.info({ forced: snapshot.context.forced }, 'consumer stopped');
+    resolveDone({ forced: snapshot.context.forced });
+  };
+
+  actor.subscribe({
+    complete: () => void finish('done'),
+    // An unhandled actor error must not be rethrown into the host's event loop.
+    error: (error) => {
+      logger.error({ err: toError(error) }, 'consumer crashed');
+      void finish('error', error);
+    },
+  });
+
+  return {
+    actor,
+    queue,
+    done,
+    start() {
+      started ??= new Promise<void>((resolve, reject) => {
+        const sub = actor.subscribe({
+          next: (snapshot) => {
+            if (snapshot.value === 'starting') return;
+            sub.unsubscribe();
+            if (snapshot.value === 'running') resolve();
+            else done.then(() => reject(new Error('consumer stopped before it started')), reject);
+          },
+          error: reject,
+        });
+        actor.start();
+      });
+      return started;
+    },
+    async stop({ timeout } = {}) {
+      const snapshot = actor.getSnapshot();
+      if (snapshot.status === 'active') {
+        if (!started) {
+          actor.stop();
+          await finish('done');
+          return done;
+        }
+        actor.send({ type: 'STOP' });
+        const deadline = timeout ?? drainTimeoutMs;
+        clearTimeout(forceTimer);
+        forceTimer = setTimeout(() => actor.send({ type: 'FORCE' }), deadline);
+        forceTimer.unref();
+      }
+      return done;
+    },
+  };
+}

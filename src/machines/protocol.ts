@@ -1,0 +1,76 @@
+/**
+ * The messages the consumer's actors exchange. Each actor's events are a
+ * typed union with SCREAMING_SNAKE `type`s; this module holds the ones that
+ * cross actor boundaries so every side agrees on them.
+ *
+ * Machines never import backends: `LeasedMessage` is the structural twin of
+ * the backends' QueueMessage.
+ */
+import type { AnyActorRef } from 'xstate';
+
+/** A message leased from the queue: what a worker is given to run. */
+export interface LeasedMessage {
+  readonly id: string;
+  readonly data: string;
+  readonly attempt: number;
+}
+
+/** systemIds under which the long-lived actors register, so peers can reach them. */
+export const SYSTEM_IDS = {
+  queue: 'queue',
+  reader: 'reader',
+  scheduler: 'scheduler',
+} as const;
+
+// ── to the queue adapter ───────────────────────────────────────────────────
+export type QueueAdapterEvent =
+  | { type: 'READ'; max: number }
+  | { type: 'WAIT'; timeoutMs: number }
+  | { type: 'ACK'; id: string }
+  | { type: 'FAIL'; message: LeasedMessage; error: string }
+  | { type: 'RELEASE'; ids: readonly string[] }
+  | { type: 'WRITE_UNIQUE'; key: string; data: string; ttlMs: number }
+  | { type: 'CLOSE'; release: boolean };
+
+// ── from the queue adapter ─────────────────────────────────────────────────
+export type QueueReplyEvent =
+  | { type: 'QUEUE_READY' }
+  | { type: 'QUEUE_FAILED'; error: unknown }
+  | { type: 'QUEUE_CLOSED' }
+  | { type: 'MESSAGES'; messages: readonly LeasedMessage[] }
+  | { type: 'READ_FAILED'; error: unknown }
+  | { type: 'WAKE' }
+  | { type: 'SLOT_WRITTEN'; key: string; id: string | null }
+  | { type: 'SLOT_FAILED'; key: string; error: unknown };
+
+// ── worker ⇄ reader ────────────────────────────────────────────────────────
+/** A worker is idle. `done` is true when it just finished a job the reader dispatched. */
+export type WorkerReadyEvent = { type: 'WORKER_READY'; worker: AnyActorRef; done: boolean };
+export type JobEvent = { type: 'JOB'; message: LeasedMessage };
+
+// ── worker ⇄ its run-command actor ─────────────────────────────────────────
+export type RunnerInEvent = { type: 'RUN'; message: LeasedMessage } | { type: 'ABORT'; reason: string };
+export type RunnerOutEvent =
+  | { type: 'COMMAND_DONE'; id: string }
+  | { type: 'COMMAND_FAILED'; error: unknown; command: string; jobId: string }
+  | { type: 'MESSAGE_REJECTED'; reason: string };
+
+/**
+ * What a failed worker throws, so its supervisor learns which job killed it.
+ * `cause` is the command's thrown value, normalised to an Error.
+ */
+export class WorkerCommandError extends Error {
+  readonly workerId: string;
+  readonly command: string;
+  readonly jobId: string;
+  readonly job: LeasedMessage;
+  constructor(workerId: string, job: LeasedMessage, command: string, jobId: string, cause: unknown) {
+    const error = cause instanceof Error ? cause : new Error(String(cause));
+    super(`command "${command}" failed in ${workerId}: ${error.message}`, { cause: error });
+    this.name = 'WorkerCommandError';
+    this.workerId = workerId;
+    this.command = command;
+    this.jobId = jobId;
+    this.job = job;
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The reader: demand-driven reads. Idle workers announce themselves
+ * (WORKER_READY); the reader reads up to `idle workers + prefetch` messages
+ * in one batch, hands one to each idle worker and keeps the rest in a small
+ * buffer for the next worker that frees up.
+ *
+ * An empty polling queue is polled again after `delay`, growing by `backoff`
+ * up to `maxDelay` (the seed's consumer switches); a blocking backend is
+ * asked to WAIT instead. Read errors back off the same way, so an outage is
+ * ridden out, never fatal. On DRAIN it stops reading at once, releases the
+ * buffer and reports READER_DRAINED when no dispatched job is still running.
+ *
+ * The idle list and the buffer are mutated in place: the hot path allocates
+ * nothing per job beyond the events themselves.
+ */
+import { assign, enqueueActions, sendParent, sendTo, setup, type AnyActorRef } from 'xstate';
+import {
+  SYSTEM_IDS,
+  type LeasedMessage,
+  type QueueAdapterEvent,
+  type QueueReplyEvent,
+  type WorkerReadyEvent,
+} from './protocol.js';
+
+export interface ReaderOptions {
+  /** Messages read ahead of demand and buffered. Default 0 (the lease clock starts at read). */
+  prefetch: number;
+  /** First poll interval of an empty polling queue, ms. */
+  delayMs: number;
+  /** Poll interval growth factor when empty (≥ 1). */
+  backoff: number;
+  /** Poll interval ceiling, ms. */
+  maxDelayMs: number;
+  /** Ask the adapter to WAIT (server-side blocking) instead of polling. */
+  blocking: boolean;
+  /** Longest single WAIT, ms. */
+  waitTimeoutMs: number;
+}
+
+export const DEFAULT_READER_OPTIONS: ReaderOptions = {
+  prefetch: 0,
+  delayMs: 100,
+  backoff: 1.15,
+  maxDelayMs: 10_000,
+  blocking: false,
+  waitTimeoutMs: 5_000,
+};
+
+export interface ReaderContext extends ReaderOptions {
+  idle: AnyActorRef[];
+  buffer: LeasedMessage[];
+  /** Jobs dispatched whose worker has not come back (READY or LOST). */
+  inFlight: number;
+  /** A READ is out and its MESSAGES/READ_FAILED not back yet. */
+  readPending: boolean;
+  /** The current empty-queue / error poll interval. */
+  currentDelayMs: number;
+  paused: boolean;
+}
+
+export type ReaderEvent =
+  | WorkerReadyEvent
+  | { type: 'WORKER_LOST'; worker: AnyActorRef | undefined; busy: boolean }
+  | Extract<QueueReplyEvent, { type: 'MESSAGES' | 'READ_FAILED' | 'WAKE' }>
+  | { type: 'PAUSE' }
+  | { type: 'RESUME' }
+  | { type: 'DRAIN' };
+
+export const readerMachine = setup({
+  types: {
+    context: {} as ReaderContext,
+    events: {} as ReaderEvent,
+    input: {} as Partial<ReaderOptions>,
+  },
+  actions: {
+    addIdleWorker: assign(({ context, event }) => {
+      const { worker, done } = event as WorkerReadyEvent;
+      context.idle.push(worker);
+      return done ? { inFlight: context.inFlight - 1 } : {};
+    }),
+    countReturnedWorker: assign(({ context, event }) => ((event as WorkerReadyEvent).done ? { inFlight: context.inFlight - 1 } : {})),
+    forgetWorker: assign(({ context, event }) => {
+      const { worker, busy } = event as Extract<ReaderEvent, { type: 'WORKER_LOST' }>;
+      const index = worker ? context.idle.indexOf(worker) : -1;
+      if (index !== -1) context.idle.splice(index, 1);
+      return busy ? { inFlight: context.inFlight - 1 } : {};
+    }),
+    /** Hands buffered messages to idle workers, one each. */
+    dispatch: enqueueActions(({ context, enqueue }) => {
+      const { idle, buffer } = context;
+      let sent = 0;
+      while (idle.length > 0 && buffer.length > 0) {
+        enqueue.sendTo(idle.pop()!, { type: 'JOB', message: buffer.shift()! });
+        sent++;
+      }
+      if (sent > 0) enqueue.assign({ inFlight: context.inFlight + sent });
+    }),
+    requestRead: enqueueActions(({ context, enqueue }) => {
+      const max = context.idle.length + context.prefetch - context.buffer.length;
+      const read: QueueAdapterEvent = { type: 'READ', max };
+      enqueue.assign({ readPending: true });
+      enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), read);
+    }),
+    acceptMessages: assign(({ context, event }) => {
+      for (const message of (event as Extract<ReaderEvent, { type: 'MESSAGES' }>).messages) context.buffer.push(message);
+      return { readPending: false };
+    }),
+    readSettled: assign({ readPending: false }),
+    resetDelay: assign(({ context }) => ({ currentDelayMs: context.delayMs })),
+    growDelay: assign(({ context }) => ({
+      currentDelayMs: Math.min(context.maxDelayMs, context.currentDelayMs * context.backoff),
+    })),
+    requestWait: sendTo(
+      ({ system }) => system.get(SYSTEM_IDS.queue),
+      ({ context }): QueueAdapterEvent => ({ type: 'WAIT', timeoutMs: context.waitTimeoutMs }),
+    ),
+    /** Gives unstarted messages (buffered, or arriving after DRAIN) back to the queue. */
+    releaseBuffer: enqueueActions(({ context, enqueue }) => {
+      if (context.buffer.length === 0) return;
+      const release: QueueAdapterEvent = { type: 'RELEASE', ids: context.buffer.map((m) => m.id) };
+      context.buffer.length = 0;
+      enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), release);
+    }),
+    releaseArrivals: enqueueActions(({ event, enqueue }) => {
+      const { messages } = event as Extract<ReaderEvent, { type: 'MESSAGES' }>;
+      if (messages.length === 0) return;
+      const release: QueueAdapterEvent = { type: 'RELEASE', ids: messages.map((m) => m.id) };
+      enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), release);
+    }),
+    setPaused: assign({ paused: true }),
+    clearPaused: assign({ paused: false }),
+    reportDrained: sendParent({ type: 'READER_DRAINED' }),
+  },
+  guards: {
+    needsRead: ({ context }) => !context.paused && context.idle.length > context.buffer.length,
+    emptyBatch: ({ event }) => (event as Extract<ReaderEvent, { type: 'MESSAGES' }>).messages.length === 0,
+    isBlocking: ({ context }) => context.blocking,
+    isDrained: ({ context }) => context.inFlight <= 0 && !context.readPending,
+  },
+  delays: {
+    pollDelay: ({ context }) => context.currentDelayMs,
+  },
+}).createMachine({
+  id: 'reader',
+  context: ({ input }) => {
+    const options = { ...DEFAULT_READER_OPTIONS, ...input };
+    return { ...options, idle: [], buffer: [], inFlight: 0, readPending: false, currentDelayMs: options.delayMs, paused: false };
+  },
+  initial: 'active',
+  on: {
+    DRAIN: '.draining',
+  },
+  states: {
+    active: {
+      initial: 'waiting',
+      on: {
+        WORKER_READY: { actions: ['addIdleWorker', 'dispatch'] },
+        WORKER_LOST: { actions: 'forgetWorker' },
+        PAUSE: { actions: 'setPaused' },
+        RESUME: { actions: 'clearPaused', target: '.waiting' },
+      },
+      states: {
+        /** Enough buffered for the idle workers, or none idle: nothing to read. */
+        waiting: {
+          always: { guard: 'needsRead', target: 'reading' },
+        },
+        reading: {
+          entry: 'requestRead',
+          on: {
+            MESSAGES: [
+              { guard: 'emptyBatch', target: 'empty', actions: 'readSettled' },
+              { target: 'waiting', actions: ['acceptMessages', 'resetDelay', 'dispatch'] },
+            ],
+            READ_FAILED: { target: 'backingOff', actions: 'readSettled' },
+          },
+        },
+        /** The queue had nothing: wait on the server if it can block, else poll later. */
+        empty: {
+          always: [{ guard: 'isBlocking', target: 'blocked' }, { target: 'backingOff' }],
+        },
+        blocked: {
+          entry: 'requestWait',
+          on: { WAKE: 'waiting', READ_FAILED: 'backingOff' },
+        },
+        backingOff: {
+          after: { pollDelay: { target: 'waiting', actions: 'growDelay' } },
+          on: { READ_FAILED: {} },
+        },
+      },
+    },
+    draining: {
+      entry: 'releaseBuffer',
+      always: { guard: 'isDrained', target: 'drained' },
+      on: {
+        WORKER_READY: { actions: 'countReturnedWorker' },
+        WORKER_LOST: { actions: 'forgetWorker' },
+        MESSAGES: { actions: ['readSettled', 'releaseArrivals'] },
+        READ_FAILED: { actions: 'readSettled' },
+      },
+    },
+    drained: {
+      entry: 'reportDrained',
+      type: 'final',
+    },
+  },
+});

@@ -1,0 +1,172 @@
+/**
+ * The scheduler: wakes at each minute boundary, asks every periodic command
+ * whether that minute is due, and for each due one asks the queue adapter to
+ * claim the slot `(command, minute)` and write the message in one atomic
+ * step. The claim makes it exactly-once across ALL consumers running a
+ * scheduler, so there is no "run only one scheduler" rule.
+ *
+ * - No drift: each wait is computed afresh from `now()` to the next boundary.
+ * - No double fire: a minute ≤ the last one fired is skipped (the clock
+ *   jumped back, or a timer woke early).
+ * - After downtime only the current minute fires; missed runs are skipped.
+ * - A failed claim/write is retried every `retryMs` while still in its minute.
+ *
+ * Time: timers come from xstate's clock and "now" from the `now` input, so
+ * tests drive it with a SimulatedClock.
+ */
+import { assign, enqueueActions, setup } from 'xstate';
+import { encodeMessage } from '../message.js';
+import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
+
+export interface PeriodicEntry {
+  readonly name: string;
+  /** Does the minute starting at this Date match? */
+  readonly schedule: (date: Date) => boolean;
+}
+
+export interface SchedulerInput {
+  periodic: readonly PeriodicEntry[];
+  /** The current time in ms. Default Date.now. */
+  now?: () => number;
+  /** How long a slot claim lives (it only has to outlast clock skew between consumers). Default 2 h. */
+  slotTtlMs?: number;
+  /** Retry interval for failed claims within the minute. Default 5 s. */
+  retryMs?: number;
+}
+
+export interface PendingSlot {
+  key: string;
+  name: string;
+  minute: number;
+  data: string;
+}
+
+export interface SchedulerContext {
+  periodic: readonly PeriodicEntry[];
+  now: () => number;
+  slotTtlMs: number;
+  retryMs: number;
+  /** Epoch minute last fired (floor(ms / 60 000)); null before the first. */
+  lastMinute: number | null;
+  /** Slots whose claim failed and is to be retried. */
+  pending: PendingSlot[];
+  paused: boolean;
+}
+
+export type SchedulerEvent =
+  | Extract<QueueReplyEvent, { type: 'SLOT_WRITTEN' | 'SLOT_FAILED' }>
+  | { type: 'PAUSE' }
+  | { type: 'RESUME' }
+  | { type: 'STOP' };
+
+const MINUTE = 60_000;
+
+/** The slot key of a command at an epoch minute: readable and unique (UTC, so DST never reuses one). */
+export function slotKey(name: string, minute: number): string {
+  return `${name}@${new Date(minute * MINUTE).toISOString().slice(0, 16)}Z`;
+}
+
+function writeSlot(slot: PendingSlot, ttlMs: number): QueueAdapterEvent {
+  return { type: 'WRITE_UNIQUE', key: slot.key, data: slot.data, ttlMs };
+}
+
+export const schedulerMachine = setup({
+  types: {
+    context: {} as SchedulerContext,
+    events: {} as SchedulerEvent,
+    input: {} as SchedulerInput,
+  },
+  actions: {
+    /** Enqueues (claim + write) every command due in the current minute, once. */
+    fireDueCommands: enqueueActions(({ context, enqueue }) => {
+      const minute = Math.floor(context.now() / MINUTE);
+      if (context.paused || (context.lastMinute !== null && minute <= context.lastMinute)) return;
+      enqueue.assign({ lastMinute: minute });
+      const at = new Date(minute * MINUTE);
+      for (const entry of context.periodic) {
+        if (!entry.schedule(at)) continue;
+        const slot: PendingSlot = { key: slotKey(entry.name, minute), name: entry.name, minute, data: encodeMessage(entry.name, []).data };
+        enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), writeSlot(slot, context.slotTtlMs));
+      }
+    }),
+    keepForRetry: assign(({ context, event }) => {
+      const { key } = event as Extract<SchedulerEvent, { type: 'SLOT_FAILED' }>;
+      if (context.pending.some((p) => p.key === key)) return {};
+      const at = key.lastIndexOf('@');
+      const name = key.slice(0, at);
+      const minute = Math.floor(Date.parse(key.slice(at + 1)) / MINUTE);
+      return { pending: [...context.pending, { key, name, minute, data: encodeMessage(name, []).data }] };
+    }),
+    forgetSlot: assign(({ context, event }) => {
+      const { key } = event as Extract<SchedulerEvent, { type: 'SLOT_WRITTEN' }>;
+      return context.pending.some((p) => p.key === key) ? { pending: context.pending.filter((p) => p.key !== key) } : {};
+    }),
+    /** Retries failed slots still in their minute; older ones are given up (logged by logSlotGivenUp). */
+    retryPending: enqueueActions(({ context, enqueue }) => {
+      const minute = Math.floor(context.now() / MINUTE);
+      for (const slot of context.pending) {
+        if (slot.minute === minute) enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), writeSlot(slot, context.slotTtlMs));
+        else enqueue({ type: 'logSlotGivenUp', params: { key: slot.key } });
+      }
+      enqueue.assign({ pending: context.pending.filter((s) => s.minute === minute) });
+    }),
+    setPaused: assign({ paused: true }),
+    clearPaused: assign({ paused: false }),
+    // Logging effects; the consumer provides real ones.
+    logSlotWritten: (_: unknown, _params: unknown) => {},
+    logSlotFailed: (_: unknown, _params: unknown) => {},
+    logSlotGivenUp: (_: unknown, _params: unknown) => {},
+  },
+  guards: {
+    hasPending: ({ context }) => context.pending.length > 0,
+  },
+  delays: {
+    untilNextMinute: ({ context }) => MINUTE - (context.now() % MINUTE),
+    retryDelay: ({ context }) => context.retryMs,
+  },
+}).createMachine({
+  id: 'scheduler',
+  context: ({ input }) => ({
+    periodic: input.periodic,
+    now: input.now ?? Date.now,
+    slotTtlMs: input.slotTtlMs ?? 2 * 60 * MINUTE,
+    retryMs: input.retryMs ?? 5_000,
+    lastMinute: null,
+    pending: [],
+    paused: false,
+  }),
+  initial: 'firing',
+  on: {
+    STOP: '.stopped',
+    PAUSE: { actions: 'setPaused' },
+    RESUME: { actions: 'clearPaused' },
+  },
+  states: {
+    firing: {
+      entry: 'fireDueCommands',
+      always: 'waiting',
+    },
+    waiting: {
+      after: { untilNextMinute: 'firing' },
+      on: {
+        SLOT_WRITTEN: {
+          actions: ['forgetSlot', { type: 'logSlotWritten', params: ({ event }: { event: SchedulerEvent }) => event }],
+        },
+        SLOT_FAILED: {
+          target: '.retrying',
+          actions: ['keepForRetry', { type: 'logSlotFailed', params: ({ event }: { event: SchedulerEvent }) => event }],
+        },
+      },
+      initial: 'idle',
+      states: {
+        idle: {
+          always: { guard: 'hasPending', target: 'retrying' },
+        },
+        retrying: {
+          after: { retryDelay: { target: 'idle', actions: 'retryPending' } },
+        },
+      },
+    },
+    stopped: { type: 'final' },
+  },
+});

@@ -1,0 +1,289 @@
+/**
+ * The consumer supervisor: starting → running → draining → stopped (+ failed).
+ *
+ * It invokes the queue adapter (the only actor doing backend I/O) for its
+ * whole life, and once the queue is open spawns the reader, N workers and
+ * the scheduler. When a worker fails it logs the failure (worker id,
+ * command, job id, stack), records the message in the failed store, stops
+ * that worker and spawns a replacement under a new id — the pool stays at N.
+ *
+ * Every effect is a named action or actor, so tests swap them with
+ * `.provide()`; consumer.ts provides the real logging and I/O.
+ */
+import { and, assign, enqueueActions, fromCallback, sendTo, setup, type CallbackActorLogic } from 'xstate';
+import { describeError } from '../errors.js';
+import { readerMachine, type ReaderEvent, type ReaderOptions } from './reader.js';
+import { schedulerMachine, type PeriodicEntry } from './scheduler.js';
+import { workerMachine } from './worker.js';
+import { SYSTEM_IDS, WorkerCommandError, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
+
+export interface SupervisorInput {
+  /** Worker actors (the seed's --threads). Default 1. */
+  workers?: number;
+  /** Periodic commands the scheduler enqueues; the scheduler runs when this is non-empty and `periodic` is on. */
+  periodicCommands?: readonly PeriodicEntry[];
+  /** Run the scheduler. Default true. */
+  periodic?: boolean;
+  reader?: Partial<ReaderOptions>;
+  /** How long a drain waits for running commands before forcing. Default 30 000 ms. */
+  drainTimeoutMs?: number;
+  /** Worker restarts after which the consumer gives up and fails. Default: unlimited. */
+  maxRestarts?: number;
+  /** The scheduler's clock reading (tests pass a simulated one). Default Date.now. */
+  now?: () => number;
+}
+
+export interface SupervisorContext {
+  workers: number;
+  /** Current actor id per worker slot; a replacement gets a new id (`worker-3-r1`). */
+  workerIds: string[];
+  restarts: number;
+  failures: number;
+  schedulerRestarts: number;
+  maxRestarts: number;
+  drainTimeoutMs: number;
+  runScheduler: boolean;
+  periodicCommands: readonly PeriodicEntry[];
+  readerOptions: Partial<ReaderOptions>;
+  now: () => number;
+  forced: boolean;
+  error: unknown;
+}
+
+export type SupervisorEvent =
+  | { type: 'STOP' }
+  | { type: 'FORCE' }
+  | { type: 'READER_DRAINED' }
+  | Extract<QueueReplyEvent, { type: 'QUEUE_READY' | 'QUEUE_FAILED' | 'QUEUE_CLOSED' }>
+  | { type: `xstate.error.actor.${string}`; error: unknown; actorId?: string };
+
+export interface SupervisorOutput {
+  forced: boolean;
+  error: unknown;
+}
+
+type ChildError = { type: string; error: unknown; actorId?: string };
+
+const workerFailureParams = ({ event }: { event: SupervisorEvent }) => ({
+  workerId: childId(event as ChildError),
+  error: (event as ChildError).error,
+});
+const childFailureParams = ({ event }: { event: SupervisorEvent }) => ({
+  actorId: childId(event as ChildError),
+  error: (event as ChildError).error,
+});
+
+const unconfiguredQueueAdapter: CallbackActorLogic<QueueAdapterEvent> = fromCallback(() => {
+  throw new Error('supervisorMachine: provide({ actors: { queueAdapter } }) before starting');
+});
+
+/** `worker-3-r2` → 3 */
+function workerSlot(actorId: string): number {
+  return Number(/^worker-(\d+)/.exec(actorId)?.[1] ?? 0);
+}
+
+function childId(event: ChildError): string {
+  return event.actorId ?? event.type.slice('xstate.error.actor.'.length);
+}
+
+export const supervisorMachine = setup({
+  types: {
+    context: {} as SupervisorContext,
+    events: {} as SupervisorEvent,
+    input: {} as SupervisorInput,
+    output: {} as SupervisorOutput,
+  },
+  actors: {
+    queueAdapter: unconfiguredQueueAdapter,
+    reader: readerMachine,
+    worker: workerMachine,
+    scheduler: schedulerMachine,
+  },
+  actions: {
+    spawnChildren: enqueueActions(({ context, enqueue }) => {
+      // The reader first: workers announce themselves to it as they start.
+      enqueue.spawnChild('reader', { id: 'reader', systemId: SYSTEM_IDS.reader, input: context.readerOptions });
+      for (const id of context.workerIds) enqueue.spawnChild('worker', { id, input: { workerId: id } });
+      if (context.runScheduler) {
+        enqueue.spawnChild('scheduler', {
+          id: 'scheduler',
+          systemId: SYSTEM_IDS.scheduler,
+          input: { periodic: context.periodicCommands, now: context.now },
+        });
+      }
+    }),
+    /** Stops the failed worker and spawns its replacement under a fresh id, in one step. */
+    replaceWorker: enqueueActions(({ context, event, enqueue }) => {
+      const failedId = childId(event as ChildError);
+      const slot = workerSlot(failedId);
+      const restarts = context.restarts + 1;
+      const newId = `worker-${slot}-r${restarts}`;
+      enqueue.stopChild(failedId);
+      enqueue.spawnChild('worker', { id: newId, input: { workerId: newId } });
+      enqueue.assign({ restarts, workerIds: context.workerIds.map((id) => (id === failedId ? newId : id)) });
+    }),
+    replaceScheduler: enqueueActions(({ context, event, enqueue }) => {
+      const n = context.schedulerRestarts + 1;
+      enqueue.stopChild(childId(event as ChildError));
+      enqueue.spawnChild('scheduler', {
+        id: `scheduler-r${n}`,
+        systemId: SYSTEM_IDS.scheduler,
+        input: { periodic: context.periodicCommands, now: context.now },
+      });
+      enqueue.assign({ schedulerRestarts: n });
+    }),
+    /** The failed job goes to the failed store with its error; the reader stops counting it as in flight. */
+    recordFailure: enqueueActions(({ event, system, enqueue }) => {
+      const { error } = event as ChildError;
+      const busy = error instanceof WorkerCommandError;
+      const reader = system.get(SYSTEM_IDS.reader);
+      const lost: ReaderEvent = { type: 'WORKER_LOST', worker: undefined, busy };
+      if (reader) enqueue.sendTo(reader, lost);
+      if (busy) {
+        const fail: QueueAdapterEvent = { type: 'FAIL', message: error.job, error: describeError(error.cause) };
+        enqueue.sendTo(SYSTEM_IDS.queue, fail);
+      }
+    }),
+    countFailure: assign({ failures: ({ context }) => context.failures + 1 }),
+    // A sendTo whose target resolves to undefined would deliver to the sender itself: look up first.
+    drainReader: enqueueActions(({ system, enqueue }) => {
+      const reader = system.get(SYSTEM_IDS.reader);
+      if (reader) enqueue.sendTo(reader, { type: 'DRAIN' });
+    }),
+    stopScheduler: enqueueActions(({ system, enqueue }) => {
+      const scheduler = system.get(SYSTEM_IDS.scheduler);
+      if (scheduler) enqueue.sendTo(scheduler, { type: 'STOP' });
+    }),
+    abortWorkers: enqueueActions(({ context, enqueue }) => {
+      for (const id of context.workerIds) enqueue.sendTo(id, { type: 'ABORT', reason: 'consumer forced to stop' });
+    }),
+    closeQueue: sendTo(SYSTEM_IDS.queue, { type: 'CLOSE', release: true }),
+    markForced: assign({ forced: true }),
+    keepError: assign({ error: ({ event }) => (event as { error?: unknown }).error }),
+    // Logging effects; the consumer provides real ones.
+    logRunning: () => {},
+    logWorkerFailure: (_: unknown, _params: unknown) => {},
+    logChildFailure: (_: unknown, _params: unknown) => {},
+    logDraining: () => {},
+    logForcing: () => {},
+    logGaveUp: (_: unknown, _params: unknown) => {},
+  },
+  guards: {
+    isWorker: ({ event }) => childId(event as ChildError).startsWith('worker-'),
+    isScheduler: ({ event }) => childId(event as ChildError).startsWith('scheduler'),
+    restartLimitReached: ({ context }) => context.restarts >= context.maxRestarts,
+  },
+  delays: {
+    drainTimeout: ({ context }) => context.drainTimeoutMs,
+  },
+}).createMachine({
+  id: 'supervisor',
+  context: ({ input }) => {
+    const workers = input.workers ?? 1;
+    return {
+      workers,
+      workerIds: Array.from({ length: workers }, (_, i) => `worker-${i + 1}`),
+      restarts: 0,
+      failures: 0,
+      schedulerRestarts: 0,
+      maxRestarts: input.maxRestarts ?? Number.POSITIVE_INFINITY,
+      drainTimeoutMs: input.drainTimeoutMs ?? 30_000,
+      runScheduler: (input.periodic ?? true) && (input.periodicCommands?.length ?? 0) > 0,
+      periodicCommands: input.periodicCommands ?? [],
+      readerOptions: input.reader ?? {},
+      now: input.now ?? Date.now,
+      forced: false,
+      error: null,
+    };
+  },
+  invoke: {
+    id: SYSTEM_IDS.queue,
+    systemId: SYSTEM_IDS.queue,
+    src: 'queueAdapter',
+    onError: { target: '.failed', actions: 'keepError' },
+  },
+  on: {
+    // Outside `running` a failed child is logged and its job recorded, not replaced.
+    'xstate.error.actor.*': {
+      actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure'],
+    },
+  },
+  initial: 'starting',
+  states: {
+    starting: {
+      on: {
+        QUEUE_READY: 'running',
+        QUEUE_FAILED: { target: 'failed', actions: 'keepError' },
+        STOP: 'closing',
+        FORCE: 'closing',
+      },
+    },
+    running: {
+      entry: ['spawnChildren', 'logRunning'],
+      on: {
+        'xstate.error.actor.*': [
+          {
+            guard: and(['isWorker', 'restartLimitReached']),
+            target: 'failing',
+            actions: [
+              'countFailure',
+              { type: 'logWorkerFailure', params: workerFailureParams },
+              'recordFailure',
+              { type: 'logGaveUp', params: ({ context }: { context: SupervisorContext }) => ({ restarts: context.restarts }) },
+              'keepError',
+            ],
+          },
+          {
+            guard: 'isWorker',
+            actions: [
+              'countFailure',
+              { type: 'logWorkerFailure', params: workerFailureParams },
+              'recordFailure',
+              'replaceWorker',
+            ],
+          },
+          {
+            guard: 'isScheduler',
+            actions: [
+              { type: 'logChildFailure', params: childFailureParams },
+              'replaceScheduler',
+            ],
+          },
+          {
+            target: 'failing',
+            actions: [
+              { type: 'logChildFailure', params: childFailureParams },
+              'keepError',
+            ],
+          },
+        ],
+        STOP: 'draining',
+        FORCE: 'forcing',
+      },
+    },
+    draining: {
+      entry: ['logDraining', 'stopScheduler', 'drainReader'],
+      after: { drainTimeout: 'forcing' },
+      on: {
+        READER_DRAINED: 'closing',
+        STOP: 'forcing',
+        FORCE: 'forcing',
+      },
+    },
+    forcing: {
+      entry: ['logForcing', 'markForced', 'abortWorkers', 'closeQueue'],
+      on: { QUEUE_CLOSED: 'stopped' },
+    },
+    closing: {
+      entry: 'closeQueue',
+      on: { QUEUE_CLOSED: 'stopped', FORCE: { actions: 'markForced' } },
+    },
+    failing: {
+      entry: ['abortWorkers', 'closeQueue'],
+      on: { QUEUE_CLOSED: 'failed' },
+    },
+    stopped: { type: 'final' },
+    failed: { type: 'final' },
+  },
+  output: ({ context }) => ({ forced: context.forced, error: context.error }),
+});
