@@ -42,7 +42,11 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
        CONSTRAINT jobs_lease CHECK ((owner IS NULL) = (lease_until IS NULL))
      )`,
     // Ready rows in claim order: a claim reads the first n entries of one queue.
-    `CREATE INDEX jobs_ready ON ${s}.jobs (queue, id) WHERE owner IS NULL`,
+    // Keyed on `id + 0`, not `id`, so that no other index can deliver that order:
+    // the primary key could, and the planner likes it (it assumes leased rows are
+    // spread evenly), but leased rows cluster at the head of a queue, so that plan
+    // walks every in-flight row (and other queues' rows) on every claim.
+    `CREATE INDEX jobs_ready ON ${s}.jobs (queue, (id + 0)) WHERE owner IS NULL`,
     // Leased rows by deadline: expired leases are a short range at the front.
     `CREATE INDEX jobs_leased ON ${s}.jobs (queue, lease_until) WHERE owner IS NOT NULL`,
     `CREATE TABLE ${s}.failed (
@@ -127,17 +131,19 @@ export function statements(schema: string) {
                    RETURNING id)
                  SELECT array_agg(id ORDER BY id)::text[] AS ids, pg_notify($4, $1) FROM job`,
     /**
-     * $2 max, $3 owner, $4 lease ms. Two cheap branches, each an ordered range
-     * of one partial index: the oldest ready rows, and the oldest expired
-     * leases; the oldest $2 of both are leased. SKIP LOCKED lets concurrent
+     * $2 max, $3 owner, $4 lease ms. Two cheap branches, each the start of an
+     * ordered range of one partial index: the oldest ready rows (jobs_ready),
+     * and the leases that expired first (jobs_leased); the $2 oldest ids of
+     * both are leased. Cost O(log n + $2) whatever the table size, the number
+     * of leases in flight or of other queues. SKIP LOCKED lets concurrent
      * claimers pass each other instead of queueing on the same rows.
      */
     claim: `WITH ready AS (
               SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL
-              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+              ORDER BY id + 0 LIMIT $2 FOR UPDATE SKIP LOCKED
             ), expired AS (
               SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NOT NULL AND lease_until < now()
-              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+              ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
             ), picked AS (
               SELECT id FROM ready UNION ALL SELECT id FROM expired ORDER BY id LIMIT $2
             )
