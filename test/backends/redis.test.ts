@@ -305,8 +305,8 @@ describe.skipIf(!hasRedis)('redis backends', () => {
       expect(Date.now() - started).toBeLessThan(3_000);
       expect(error).toBeInstanceOf(QueueConnectionError);
       expect((error as Error).message).toContain(`redis://:***@127.0.0.1:${port}/0`);
-      expect(`${(error as Error).message} ${(error as Error).stack} ${warnings.join(" ")}`).not.toContain(SECRET);
-      expect(warnings.join(" ")).toContain("cannot connect");
+      expect(`${(error as Error).message} ${(error as Error).stack} ${warnings.join(' ')}`).not.toContain(SECRET);
+      expect(warnings.join(' ')).toContain('cannot connect');
     });
   });
 
