@@ -177,6 +177,15 @@ class QueueState {
     return count;
   }
 
+  /** The earliest deadline of a live lease, dropping stale records on the way (so waits do not wake for acked leases). */
+  nextDeadline(): number | undefined {
+    for (let top = this.deadlines.peek(); top !== undefined; top = this.deadlines.peek()) {
+      if (top.entry.generation === top.generation && top.entry.owner !== null) return top.deadline;
+      this.deadlines.pop();
+    }
+    return undefined;
+  }
+
   /** The entry when `owner` holds a live lease on it. */
   held(id: string, owner: string, now: number): Entry | undefined {
     const entry = this.leased.get(id);
@@ -429,9 +438,11 @@ export class MemoryQueue extends BaseQueue {
 
   override waitForMessages(timeoutMs: number, signal: AbortSignal): Promise<void> {
     const state = this.state;
-    if (this.closed || signal.aborted || state.readyCount() > 0) return Promise.resolve();
+    if (this.closed || signal.aborted) return Promise.resolve();
+    state.expire(Date.now());
+    if (state.readyCount() > 0) return Promise.resolve();
     // An expiring lease makes a message ready without any write: wake for it too.
-    const nextDeadline = state.deadlines.peek()?.deadline;
+    const nextDeadline = state.nextDeadline();
     const wait = nextDeadline === undefined ? timeoutMs : Math.min(timeoutMs, Math.max(0, nextDeadline - Date.now() + 1));
     return new Promise((resolve) => {
       const done = () => {

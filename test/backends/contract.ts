@@ -22,6 +22,11 @@ export interface ContractTarget {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** A lease short enough to wait out; checks that need it still held use a long lease instead. */
+const SHORT_LEASE = 150;
+/** Comfortably past SHORT_LEASE. */
+const PAST_SHORT_LEASE = 300;
+
 let nameCounter = 0;
 function freshName(): string {
   return `c-${process.pid}-${++nameCounter}-${Math.random().toString(36).slice(2, 8)}`;
@@ -48,6 +53,12 @@ export function runContractSuite(label: string, target: ContractTarget): void {
       const out: BaseQueue[] = [];
       for (let i = 0; i < count; i++) out.push(await open(name, options));
       return out;
+    }
+
+    /** Two owners on one name: `a` with a short lease, `b` with the default (long) one. */
+    async function shortAndLong(): Promise<[BaseQueue, BaseQueue]> {
+      const name = freshName();
+      return [await open(name, { leaseMs: SHORT_LEASE }), await open(name)];
     }
 
     async function one(options: Omit<QueueOptions, 'name'> = {}): Promise<BaseQueue> {
@@ -182,33 +193,35 @@ export function runContractSuite(label: string, target: ContractTarget): void {
 
     describe('leases', () => {
       it('a leased message is not readable by another owner before its deadline, and is after it', async () => {
-        const [a, b] = await instances(2, { leaseMs: 300 });
-        const id = await a!.write('job');
-        expect((await a!.read())?.id).toBe(id);
-        expect(await b!.read()).toBeNull();
-        await sleep(120);
-        expect(await b!.read()).toBeNull();
-        await sleep(300);
-        expect(await b!.read()).toEqual({ id, data: 'job', attempt: 2 });
+        const name = freshName();
+        const a = await open(name, { leaseMs: 700 });
+        const b = await open(name);
+        const id = await a.write('job');
+        expect((await a.read())?.id).toBe(id);
+        expect(await b.read()).toBeNull();
+        await sleep(200);
+        expect(await b.read()).toBeNull();
+        await sleep(700);
+        expect(await b.read()).toEqual({ id, data: 'job', attempt: 2 });
       });
 
       it('attempt grows by one on each re-lease after expiry', async () => {
-        const [a, b] = await instances(2, { leaseMs: 150 });
+        const [a, b] = await instances(2, { leaseMs: SHORT_LEASE });
         await a!.write('retry me');
         expect((await a!.read())?.attempt).toBe(1);
-        await sleep(250);
+        await sleep(PAST_SHORT_LEASE);
         expect((await b!.read())?.attempt).toBe(2);
-        await sleep(250);
+        await sleep(PAST_SHORT_LEASE);
         const third = await a!.read();
         expect(third?.attempt).toBe(3);
         await a!.ack(third!.id);
       });
 
       it('an expired lease is read back in age order, before younger messages', async () => {
-        const [a, b] = await instances(2, { leaseMs: 150 });
+        const [a, b] = await shortAndLong();
         const [old, young] = await writeAll(a!, ['old', 'young']);
         expect((await a!.read())?.id).toBe(old);
-        await sleep(250);
+        await sleep(PAST_SHORT_LEASE);
         const batch = await b!.readBatch(5);
         expect(batch.map((m) => [m.id, m.attempt])).toEqual([
           [old, 2],
@@ -217,10 +230,10 @@ export function runContractSuite(label: string, target: ContractTarget): void {
       });
 
       it('fences the old owner after another owner re-leased the message', async () => {
-        const [a, b] = await instances(2, { leaseMs: 150 });
+        const [a, b] = await shortAndLong();
         const id = await a!.write('fenced');
         await a!.read();
-        await sleep(250);
+        await sleep(PAST_SHORT_LEASE);
         const again = await b!.read();
         expect(again).toEqual({ id, data: 'fenced', attempt: 2 });
 
@@ -240,10 +253,10 @@ export function runContractSuite(label: string, target: ContractTarget): void {
       });
 
       it('refuses ack/extend/fail on an expired lease even when nobody re-leased it', async () => {
-        const queue = await one({ leaseMs: 150 });
+        const queue = await one({ leaseMs: SHORT_LEASE });
         const id = await queue.write('slow');
         await queue.read();
-        await sleep(250);
+        await sleep(PAST_SHORT_LEASE);
         expect(await queue.ackBatch([id])).toEqual([id]);
         expect(await queue.extend([id])).toEqual([id]);
         expect(await queue.fail(id, 'too late')).toBe(false);
@@ -252,21 +265,21 @@ export function runContractSuite(label: string, target: ContractTarget): void {
       });
 
       it('extend pushes the deadline: not re-readable until the extended deadline', async () => {
-        const [a, b] = await instances(2, { leaseMs: 400 });
+        const [a, b] = await instances(2, { leaseMs: 600 });
         const id = await a!.write('long job');
         await a!.read();
-        await sleep(200);
+        await sleep(300);
         expect(await a!.extend([id])).toEqual([]);
-        await sleep(250); // past the original deadline, before the extended one
+        await sleep(400); // past the original deadline (600), before the extended one (≥ 900)
         expect(await b!.read()).toBeNull();
-        await sleep(400);
+        await sleep(500);
         expect(await b!.read()).toEqual({ id, data: 'long job', attempt: 2 });
       });
 
       it('extend refuses ids this owner does not hold', async () => {
         const [a, b] = await instances(2);
         const id = await a!.write('x');
-        expect(await a!.extend([id, UNKNOWN_ID])).toEqual([id, UNKNOWN_ID]);
+        expect([...(await a!.extend([id, UNKNOWN_ID]))].sort()).toEqual([id, UNKNOWN_ID].sort());
         await b!.read();
         expect(await a!.extend([id])).toEqual([id]);
         expect(await b!.extend([id])).toEqual([]);
@@ -314,22 +327,22 @@ export function runContractSuite(label: string, target: ContractTarget): void {
       });
 
       it('release after a re-lease keeps the count of real deliveries', async () => {
-        const [a, b] = await instances(2, { leaseMs: 150 });
+        const [a, b] = await shortAndLong();
         const id = await a!.write('x');
         await a!.read();
-        await sleep(250);
+        await sleep(PAST_SHORT_LEASE);
         expect((await b!.read())?.attempt).toBe(2);
         await b!.release([id]);
         expect(await b!.read()).toEqual({ id, data: 'x', attempt: 2 });
       });
 
       it('reclaim() makes expired leases ready and returns how many', async () => {
-        const [a, b] = await instances(2, { leaseMs: 150 });
+        const [a, b] = await instances(2, { leaseMs: 500 });
         await writeAll(a!, ['1', '2', '3']);
         await a!.readBatch(2);
         expect(await b!.reclaim()).toBe(0);
         expect(await b!.stats()).toEqual({ ready: 1, leased: 2, failed: 0 });
-        await sleep(250);
+        await sleep(650);
         expect(await b!.reclaim()).toBe(2);
         expect(await b!.stats()).toEqual({ ready: 3, leased: 0, failed: 0 });
         expect(await b!.length()).toBe(3);
@@ -428,10 +441,10 @@ export function runContractSuite(label: string, target: ContractTarget): void {
       });
 
       it('requeueFailed(ids) re-queues those only, with attempt reset', async () => {
-        const [a, b] = await instances(2, { leaseMs: 150 });
+        const [a, b] = await shortAndLong();
         await writeAll(a!, ['a', 'b']);
         await a!.readBatch(2);
-        await sleep(250);
+        await sleep(PAST_SHORT_LEASE);
         const [m1, m2] = await b!.readBatch(2);
         expect(m1!.attempt).toBe(2);
         await b!.fail(m1!.id, 'x');
@@ -531,10 +544,10 @@ export function runContractSuite(label: string, target: ContractTarget): void {
 
       it('after the ttl expires the key can be claimed again', async () => {
         const queue = await one();
-        expect(await queue.writeUnique('short', 'a', 150)).not.toBeNull();
-        expect(await queue.writeUnique('short', 'b', 150)).toBeNull();
-        await sleep(300);
-        expect(await queue.writeUnique('short', 'c', 150)).not.toBeNull();
+        expect(await queue.writeUnique('short', 'a', 500)).not.toBeNull();
+        expect(await queue.writeUnique('short', 'b', 500)).toBeNull();
+        await sleep(650);
+        expect(await queue.writeUnique('short', 'c', 500)).not.toBeNull();
         expect((await queue.readBatch(5)).map((m) => m.data)).toEqual(['a', 'c']);
       });
 
@@ -567,8 +580,8 @@ export function runContractSuite(label: string, target: ContractTarget): void {
       });
 
       it('queues with different names are isolated', async () => {
-        const a = await one({ leaseMs: 150 });
-        const b = await one({ leaseMs: 150 });
+        const a = await one({ leaseMs: 500 });
+        const b = await one({ leaseMs: 500 });
         expect(a.name).not.toBe(b.name);
         await writeAll(a, ['a1', 'a2']);
         await b.write('b1');
@@ -588,7 +601,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         expect(await a.stats()).toEqual({ ready: 2, leased: 0, failed: 1 });
 
         const [aMessage] = await a.readBatch(1);
-        await sleep(250);
+        await sleep(650);
         expect(await b.reclaim()).toBe(0);
         expect(await b.ackBatch([aMessage!.id])).toEqual([aMessage!.id]);
         expect(await a.reclaim()).toBe(1);

@@ -100,6 +100,16 @@ describe('MemoryQueue', () => {
       await closing;
     });
 
+    it('does not wake for leases that were acked', async () => {
+      const queue = new MemoryQueue('wait', { name: 'w4', leaseMs: 100 });
+      await queue.write('x');
+      const [m] = await queue.readBatch(1);
+      await queue.ackBatch([m!.id]);
+      const started = Date.now();
+      await queue.waitForMessages(400, new AbortController().signal);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    });
+
     it('wakes when a lease expires', async () => {
       const a = new MemoryQueue('wait', { name: 'w3', leaseMs: 150 });
       const b = new MemoryQueue('wait', { name: 'w3', leaseMs: 150 });
