@@ -46,6 +46,8 @@ export interface ConsumerOptions {
   drainTimeoutMs?: number;
   /** Worker restarts after which the consumer gives up. Default unlimited. */
   maxRestarts?: number;
+  /** How long start() keeps retrying a backend that is down before it rejects. Default 30 000 ms. */
+  openTimeoutMs?: number;
   /** xstate clock for timers (tests pass a SimulatedClock) and the matching `now`. */
   clock?: Clock & { now?: () => number };
 }
@@ -111,7 +113,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     },
   });
   const machine = supervisorMachine.provide({
-    actors: { queueAdapter: createQueueAdapter({ queue, logger }), worker, scheduler },
+    actors: { queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs: nonNegative('openTimeoutMs', options.openTimeoutMs, 30_000) }), worker, scheduler },
     actions: {
       logRunning: ({ context }) => logger.info({ workers: context.workers, queue: queue.name, periodic: context.runScheduler }, 'consumer running'),
       logWorkerFailure: (_, params) => {

@@ -22,13 +22,15 @@ export interface QueueAdapterDeps {
   logger: Logger;
   /** Most ids in one ackBatch call. Default 500. */
   maxAckBatch?: number;
+  /** How long to keep retrying queue.open() before QUEUE_FAILED. Default 30 000 ms. */
+  openTimeoutMs?: number;
 }
 
 export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
 
 const ACK_RETRY_MS = 500;
 
-export function createQueueAdapter({ queue, logger, maxAckBatch = 500 }: QueueAdapterDeps): QueueAdapterLogic {
+export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeoutMs = 30_000 }: QueueAdapterDeps): QueueAdapterLogic {
   return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
     const log = logger.child({ queue: queue.name });
     const outstanding = new Set<string>();
@@ -99,10 +101,26 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500 }: QueueAd
     }, Math.max(50, Math.floor(queue.leaseMs / 3)));
     heartbeat.unref();
 
-    track(queue.open()).then(
-      () => sendBack({ type: 'QUEUE_READY' }),
-      (error) => sendBack({ type: 'QUEUE_FAILED', error: toError(error) }),
-    );
+    // A backend that is down at start gets until openTimeoutMs to come up.
+    const openDeadline = Date.now() + openTimeoutMs;
+    const tryOpen = (attempt: number): void => {
+      track(queue.open()).then(
+        () => {
+          noteHealthy();
+          if (!closed) sendBack({ type: 'QUEUE_READY' });
+        },
+        (error) => {
+          const delay = Math.min(5_000, 200 * 2 ** attempt);
+          if (closed || Date.now() + delay > openDeadline) {
+            sendBack({ type: 'QUEUE_FAILED', error: toError(error) });
+            return;
+          }
+          noteOutage('open', error);
+          setTimeout(() => tryOpen(attempt + 1), delay).unref();
+        },
+      );
+    };
+    tryOpen(0);
 
     receive((event) => {
       if (closed) return;

@@ -1,0 +1,285 @@
+#!/usr/bin/env node
+/**
+ * The `taskmill` command line. Parsing is commander's; this file only maps
+ * options onto the library and owns the process: signals and exit codes.
+ *
+ * Exit codes: 0 clean stop · 1 startup error (bad option, bad URL,
+ * unreachable backend) · 2 stop was forced (running commands aborted) ·
+ * 3 the consumer failed while running (e.g. restart limit).
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createRequire } from 'node:module';
+import { configure, autodiscover, importModule, registry, getSettings } from './commands.js';
+import { createConsumer, type Consumer } from './consumer.js';
+import { createQueue } from './backends/index.js';
+import type { BaseQueue } from './backends/base.js';
+import { defaultQueueUrl, redactText, redactUrl } from './config.js';
+import { encodeMessage } from './message.js';
+import { createCliLogger } from './logging.js';
+import { TaskmillError } from './errors.js';
+
+const EXIT = { ok: 0, startup: 1, forced: 2, failed: 3 } as const;
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+/** A startup problem: printed as one line, no stack. */
+class CliError extends Error {}
+
+function number(name: string, min: number, integer = false) {
+  return (raw: string): number => {
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}`);
+    }
+    return value;
+  };
+}
+
+function queueUrlOf(option: string | undefined): string {
+  const configured = getSettings().queue;
+  return option ?? (typeof configured === 'string' ? configured : undefined) ?? defaultQueueUrl();
+}
+
+/** Opens the queue named by -q (or the default) for the admin subcommands. */
+async function withQueue<T>(url: string, fn: (queue: BaseQueue) => Promise<T>): Promise<T> {
+  const queue = createQueue(url);
+  try {
+    await queue.open();
+    return await fn(queue);
+  } finally {
+    await queue.close().catch(() => {});
+  }
+}
+
+async function loadModules(modules: string[]): Promise<string[]> {
+  if (modules.length === 0) return autodiscover();
+  for (const module of modules) await importModule(module);
+  return modules;
+}
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+const queueOption = () => new Option('-q, --queue <url>', 'queue URL (default: $TASKMILL_QUEUE or sqlite:taskmill.sqlite)');
+
+async function consume(modules: string[], opts: Record<string, unknown>): Promise<number> {
+  const { logger, flush } = createCliLogger({
+    verbosity: opts.verbosity as number,
+    ...(opts.logfile ? { logfile: opts.logfile as string } : {}),
+  });
+  const loaded = await loadModules(modules);
+  const url = queueUrlOf(opts.queue as string | undefined);
+  const consumer: Consumer = createConsumer({
+    queue: url,
+    workers: opts.threads as number,
+    periodic: opts.periodic as boolean,
+    logger,
+    pollDelayMs: (opts.delay as number) * 1000,
+    pollBackoff: opts.backoff as number,
+    maxPollDelayMs: (opts.maxDelay as number) * 1000,
+    drainTimeoutMs: (opts.grace as number) * 1000,
+    prefetch: opts.prefetch as number,
+  });
+  logger.info({ queue: redactUrl(url), modules: loaded, commands: registry.names() }, 'starting consumer');
+  if (registry.names().length === 0) logger.warn('no commands registered: pass command modules or add a commands.{js,ts} file');
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals === 1) {
+      logger.info({ signal }, 'stopping: draining (send the signal again to force)');
+      void consumer.stop();
+    } else {
+      logger.warn({ signal }, 'second signal: forcing stop');
+      consumer.actor.send({ type: 'FORCE' });
+    }
+  };
+  const onHup = () => {
+    const snapshot = consumer.actor.getSnapshot();
+    const children = Object.entries(snapshot.children).map(([id, child]) => {
+      const s = child?.getSnapshot() as { value?: unknown; status?: string } | undefined;
+      return `${id}:${JSON.stringify(s?.value ?? s?.status)}`;
+    });
+    logger.info({ state: snapshot.value, restarts: snapshot.context.restarts, failures: snapshot.context.failures, actors: children }, 'snapshot');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onHup);
+  try {
+    await consumer.start();
+  } catch (error) {
+    flush();
+    throw new CliError(`cannot start consumer on ${redactUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  try {
+    const { forced } = await consumer.done;
+    flush();
+    return forced ? EXIT.forced : EXIT.ok;
+  } catch (error) {
+    logger.error({ err: error }, 'consumer failed');
+    flush();
+    return EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onHup);
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('taskmill')
+    .description('A task queue for Node.js built as an actor system on xstate.')
+    .version(version)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(redactText(text)) });
+
+  program
+    .command('consume')
+    .description('run a consumer in the foreground')
+    .argument('[modules...]', 'command modules to import (default: autodiscover commands.{js,mjs,ts,mts} below the current directory)')
+    .addOption(queueOption())
+    .option('-t, --threads <n>', 'worker actors', number('--threads', 1, true), 1)
+    .option('-n, --no-periodic', 'do not run the periodic scheduler')
+    .option('-l, --logfile <file>', 'also write JSON logs to FILE')
+    .option('-v, --verbosity <n>', 'log level: 0 warn, 1 info, 2 debug', number('--verbosity', 0, true), 1)
+    .option('-d, --delay <seconds>', 'first poll interval of an empty polling queue', number('--delay', 0.001), 0.1)
+    .option('-b, --backoff <factor>', 'poll interval growth when empty', number('--backoff', 1), 1.15)
+    .option('-m, --max-delay <seconds>', 'poll interval ceiling', number('--max-delay', 0.001), 10)
+    .option('-g, --grace <seconds>', 'how long a stop waits for running commands before forcing', number('--grace', 0), 30)
+    .option('-p, --prefetch <n>', 'messages read ahead of idle workers', number('--prefetch', 0, true), 0)
+    .action(async (modules: string[], opts: Record<string, unknown>) => {
+      if ((opts.maxDelay as number) < (opts.delay as number)) throw new CliError('--max-delay must be ≥ --delay');
+      process.exitCode = await consume(modules, opts);
+    });
+
+  program
+    .command('enqueue')
+    .description('enqueue a command by name with JSON arguments')
+    .argument('<name>', 'command name')
+    .argument('[args]', 'a JSON array of arguments', '[]')
+    .addOption(queueOption())
+    .action(async (name: string, rawArgs: string, opts: { queue?: string }) => {
+      let args: unknown;
+      try {
+        args = JSON.parse(rawArgs);
+      } catch {
+        throw new CliError('args must be a JSON array, e.g. \'[1, "x"]\'');
+      }
+      if (!Array.isArray(args)) throw new CliError('args must be a JSON array, e.g. \'[1, "x"]\'');
+      const { id, data } = encodeMessage(name, args);
+      const messageId = await withQueue(queueUrlOf(opts.queue), (queue) => queue.write(data));
+      print(`enqueued ${name} job ${id} (message ${messageId})`);
+    });
+
+  program
+    .command('status')
+    .description('show queue length, leased and failed counts')
+    .addOption(queueOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { queue?: string; json?: boolean }) => {
+      const url = queueUrlOf(opts.queue);
+      const stats = await withQueue(url, (queue) => queue.stats());
+      if (opts.json) print(JSON.stringify({ queue: redactUrl(url), ...stats }));
+      else print(`${redactUrl(url)}\n  ready   ${stats.ready}\n  leased  ${stats.leased}\n  failed  ${stats.failed}`);
+    });
+
+  program
+    .command('schedule')
+    .description('list periodic commands and their next run times')
+    .argument('[modules...]', 'command modules to import (default: autodiscover)')
+    .option('-c, --count <n>', 'run times to show per command', number('--count', 1, true), 3)
+    .action(async (modules: string[], opts: { count: number }) => {
+      await loadModules(modules);
+      const periodic = registry.periodic();
+      if (periodic.length === 0) return print('no periodic commands registered');
+      for (const command of periodic) {
+        const schedule = command.schedule!;
+        const times: string[] = [];
+        let at = new Date();
+        for (let i = 0; i < opts.count; i++) {
+          at = schedule.next(at);
+          times.push(at.toISOString());
+        }
+        print(`${command.name}  ${schedule.source}${schedule.tz ? ` (${schedule.tz})` : ''}\n  next: ${times.join(', ')}`);
+      }
+    });
+
+  program
+    .command('failed')
+    .description('list failed messages with their errors')
+    .addOption(queueOption())
+    .option('--limit <n>', 'how many', number('--limit', 1, true), 50)
+    .option('--json', 'print JSON lines')
+    .option('--stack', 'print whole stacks, not just the first line')
+    .action(async (opts: { queue?: string; limit: number; json?: boolean; stack?: boolean }) => {
+      const failed = await withQueue(queueUrlOf(opts.queue), (queue) => queue.failed(opts.limit));
+      if (failed.length === 0 && !opts.json) return print('no failed messages');
+      for (const f of failed) {
+        if (opts.json) {
+          print(JSON.stringify({ id: f.id, attempt: f.attempt, failedAt: f.failedAt.toISOString(), error: f.error, data: f.data }));
+          continue;
+        }
+        const error = opts.stack ? f.error : f.error.split('\n')[0];
+        print(`${f.id}  ${f.failedAt.toISOString()}  attempt ${f.attempt}  ${commandOf(f.data)}\n  ${error}`);
+      }
+    });
+
+  program
+    .command('retry')
+    .description('move failed messages back to the queue')
+    .argument('[ids...]', 'failed message ids')
+    .option('--all', 'retry every failed message')
+    .addOption(queueOption())
+    .action(async (ids: string[], opts: { queue?: string; all?: boolean }) => {
+      if (!opts.all && ids.length === 0) throw new CliError('give failed message ids, or --all');
+      const n = await withQueue(queueUrlOf(opts.queue), (queue) => queue.requeueFailed(opts.all ? undefined : ids));
+      print(`requeued ${n} message${n === 1 ? '' : 's'}`);
+    });
+
+  program
+    .command('purge-failed')
+    .description('delete failed messages')
+    .addOption(queueOption())
+    .action(async (opts: { queue?: string }) => {
+      const n = await withQueue(queueUrlOf(opts.queue), (queue) => queue.purgeFailed());
+      print(`deleted ${n} failed message${n === 1 ? '' : 's'}`);
+    });
+
+  program
+    .command('flush')
+    .description('delete every message of the queue (ready, leased and failed)')
+    .addOption(queueOption())
+    .action(async (opts: { queue?: string }) => {
+      await withQueue(queueUrlOf(opts.queue), (queue) => queue.flush());
+      print('queue flushed');
+    });
+
+  return program;
+}
+
+/** The command name in a message, for listings; never the arguments. */
+function commandOf(data: string): string {
+  const match = /"command":"((?:[^"\\]|\\.){1,200})"/.exec(data);
+  return match ? JSON.parse(`"${match[1]}"`) : '(unreadable message)';
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (typeof code === 'string' && code.startsWith('commander.')) {
+      // commander already printed its message (help, version, or a usage error).
+      process.exitCode = code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help' ? 0 : EXIT.startup;
+      return;
+    }
+    const message = error instanceof CliError || error instanceof TaskmillError || error instanceof Error ? error.message : String(error);
+    process.stderr.write(`taskmill: ${redactText(message)}\n`);
+    process.exitCode = EXIT.startup;
+  }
+}
+
+await main();

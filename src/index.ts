@@ -1,0 +1,57 @@
+/**
+ * taskmill's public surface. Everything a user imports comes from here.
+ */
+export {
+  queueCommand,
+  periodicCommand,
+  registry,
+  autodiscover,
+  configure,
+  closeQueues,
+  Job,
+  CommandRegistry,
+  type CommandOptions,
+  type CommandFunction,
+  type JobContext,
+  type QueuedCommand,
+  type PeriodicCommand,
+  type RegisteredCommand,
+  type TaskmillSettings,
+} from './commands.js';
+export { crontab, cronSchedule, toSchedule, isSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './crontab.js';
+export { createConsumer, type Consumer, type ConsumerOptions, type StopResult } from './consumer.js';
+export {
+  createQueue,
+  BaseQueue,
+  MemoryQueue,
+  SqliteQueue,
+  DatabaseQueue,
+  RedisQueue,
+  RedisBlockingQueue,
+  validateQueueName,
+  type CreateQueueOptions,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueOptions,
+  type QueueStats,
+  type SqliteQueueOptions,
+  type DatabaseQueueOptions,
+  type RedisQueueOptions,
+} from './backends/index.js';
+export { encodeMessage, decodeMessage, serializeValue, deserializeValue, MESSAGE_VERSION, type Envelope } from './message.js';
+export { redactUrl, defaultQueueUrl, DEFAULT_QUEUE_URL } from './config.js';
+export {
+  TaskmillError,
+  ConfigError,
+  SerializationError,
+  PayloadTooLargeError,
+  MessageDecodeError,
+  UnknownCommandError,
+  LeaseLostError,
+  QueueConnectionError,
+  CommandTimeoutError,
+} from './errors.js';
+export { supervisorMachine, type SupervisorInput } from './machines/supervisor.js';
+export { workerMachine } from './machines/worker.js';
+export { readerMachine, type ReaderOptions } from './machines/reader.js';
+export { schedulerMachine } from './machines/scheduler.js';

@@ -1,0 +1,50 @@
+/**
+ * The CLI's pino logger: pretty on a terminal, JSON lines otherwise, and
+ * JSON lines to --logfile as well. Embedders pass their own logger instead.
+ */
+import pino, { type Logger, type Level } from 'pino';
+import pinoPretty from 'pino-pretty';
+
+export interface LoggerOptions {
+  /** 0 warn, 1 info (default), 2 debug. */
+  verbosity?: number;
+  /** Also append JSON lines to this file. */
+  logfile?: string;
+  /** Pretty-print to stdout. Default: stdout is a terminal. */
+  pretty?: boolean;
+}
+
+export const VERBOSITY_LEVELS: readonly Level[] = ['warn', 'info', 'debug'];
+
+export interface CliLogger {
+  logger: Logger;
+  /** Flushes the file destination; call before the process exits. */
+  flush(): void;
+}
+
+export function createCliLogger({ verbosity = 1, logfile, pretty = Boolean(process.stdout.isTTY) }: LoggerOptions = {}): CliLogger {
+  const level = VERBOSITY_LEVELS[Math.max(0, Math.min(2, verbosity))]!;
+  const console = pretty
+    ? pinoPretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : pino.destination({ dest: 1, sync: false });
+  const streams: pino.StreamEntry[] = [{ level, stream: console }];
+  let file: pino.DestinationStream & { flushSync?: () => void } | undefined;
+  if (logfile) {
+    file = pino.destination({ dest: logfile, sync: false, mkdir: true, append: true });
+    streams.push({ level, stream: file });
+  }
+  const logger = pino({ name: 'taskmill', level }, pino.multistream(streams));
+  return {
+    logger,
+    flush() {
+      for (const { stream } of streams) {
+        const s = stream as { flushSync?: () => void };
+        try {
+          s.flushSync?.();
+        } catch {
+          // sonic-boom throws if not ready yet; nothing buffered then
+        }
+      }
+    },
+  };
+}
