@@ -1,5 +1,13 @@
+import type { RedisOptions } from 'ioredis';
+import { parseQueueUrl, redactUrl } from '../config.js';
+import { ConfigError } from '../errors.js';
+import type { FailedMessage, QueueMessage } from './base.js';
+
 /**
- * The Redis key layout of one queue and the Lua scripts that change it.
+ * How a queue looks on the Redis server: the key layout of one queue, the
+ * Lua scripts that change it, how arguments and replies are encoded, and how
+ * a queue URL becomes connection options. RedisQueue (redis.ts) is the
+ * connection handling and the BaseQueue methods on top of this.
  *
  * Every multi-step change is one script, so it is atomic on the server, and
  * every script receives ALL of the queue's keys in KEYS. The keys share one
@@ -275,7 +283,123 @@ export function decodeText(bytes: Buffer): string {
   return bytes[0] === ILL_FORMED_MARK ? bytes.toString('utf16le', 1) : bytes.toString('utf8');
 }
 
-/** Bytes a value takes on the wire, to cut batches to a sane request size. */
-export function encodedLength(value: string | Buffer): number {
+function encodedLength(value: string | Buffer): number {
   return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+// ── arguments and replies ─────────────────────────────────────────────────
+
+export type Arg = string | Buffer | number;
+
+/** Messages (and bytes) per write script call: keeps each request and each script run small. */
+const WRITE_CHUNK_COUNT = 1000;
+const WRITE_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/** Cuts encoded payloads into the argument lists of successive tmWrite calls. */
+export function writeChunks(encoded: readonly (string | Buffer)[]): Arg[][] {
+  const chunks: Arg[][] = [];
+  let chunk: Arg[] = [];
+  let bytes = 0;
+  for (const value of encoded) {
+    const size = encodedLength(value);
+    if (chunk.length > 0 && (chunk.length >= WRITE_CHUNK_COUNT || bytes + size > WRITE_CHUNK_BYTES)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(value);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+export function replyText(value: unknown): string {
+  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+}
+
+/** tmRead's flat {id, data, attempt, …} (as Buffers) → messages. */
+export function decodeMessages(flat: readonly unknown[]): QueueMessage[] {
+  const out: QueueMessage[] = [];
+  for (let i = 0; i + 2 < flat.length; i += 3) {
+    out.push({ id: replyText(flat[i]), data: decodeText(flat[i + 1] as Buffer), attempt: Number(flat[i + 2]) });
+  }
+  return out;
+}
+
+/** tmFailed's flat {id, data, attempt, "<failedAt>:<error>", …} (as Buffers) → failed messages. */
+export function decodeFailed(flat: readonly unknown[]): FailedMessage[] {
+  const out: FailedMessage[] = [];
+  for (let i = 0; i + 3 < flat.length; i += 4) {
+    const info = flat[i + 3] as Buffer;
+    const colon = info.indexOf(0x3a);
+    out.push({
+      id: replyText(flat[i]),
+      data: decodeText(flat[i + 1] as Buffer),
+      attempt: Number(flat[i + 2]),
+      error: decodeText(info.subarray(colon + 1)),
+      failedAt: new Date(Number(info.subarray(0, colon).toString('latin1'))),
+    });
+  }
+  return out;
+}
+
+export function checkData(data: unknown): string {
+  if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
+  return data;
+}
+
+export function checkCount(what: string, n: number): number {
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`invalid ${what} ${String(n)}: must be an integer >= 0`);
+  return n;
+}
+
+export function checkIds(ids: readonly string[]): string[] {
+  if (!Array.isArray(ids)) throw new ConfigError('ids must be an array of message id strings');
+  for (const id of ids) if (typeof id !== 'string') throw new ConfigError(`message ids must be strings, got ${typeof id}`);
+  return ids as string[];
+}
+
+// ── URL → connection options ──────────────────────────────────────────────
+
+export interface RedisTarget {
+  options: RedisOptions;
+  /** The URL with its password replaced by ***. */
+  shown: string;
+  /** Strings to scrub from any driver text. */
+  secrets: string[];
+}
+
+/** Turns `redis://[user][:password@]host[:port][/db]` (or rediss://, or `host:port:db`) into ioredis options. */
+export function redisTarget(url: string): RedisTarget {
+  const parsed = parseQueueUrl(url);
+  if (parsed.kind !== 'redis') {
+    throw new ConfigError(`queue URL "${redactUrl(url)}" is not a Redis URL: use redis://host:port/db, rediss://… or host:port:db`);
+  }
+  const shown = redactUrl(parsed.url);
+  const u = new URL(parsed.url);
+  const unknown = [...u.searchParams.keys()].filter((key) => key !== 'blocking');
+  if (unknown.length > 0) {
+    throw new ConfigError(`queue URL "${shown}": unsupported parameter(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (only blocking=true|false)`);
+  }
+  const host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
+  const port = u.port === '' ? 6379 : Number(u.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`queue URL "${shown}": invalid port`);
+  const dbText = u.pathname.replace(/^\//, '');
+  if (dbText !== '' && !/^\d{1,5}$/.test(dbText)) {
+    throw new ConfigError(`queue URL "${shown}": the path must be a database number (redis://host:port/0)`);
+  }
+  const options: RedisOptions = { host, port, db: dbText === '' ? 0 : Number(dbText) };
+  const username = decodeURIComponent(u.username);
+  const password = decodeURIComponent(u.password);
+  // redis://secret@host (no colon) is the legacy password-only form.
+  if (password) {
+    options.password = password;
+    if (username) options.username = username;
+  } else if (username) {
+    options.password = username;
+  }
+  if (u.protocol === 'rediss:') options.tls = {};
+  const secrets = [password, u.password, password ? '' : username, password ? '' : u.username].filter((s) => s.length > 0);
+  return { options, shown, secrets };
 }

@@ -15,18 +15,26 @@
  */
 import { inspect } from 'node:util';
 import { Redis, type RedisOptions } from 'ioredis';
-import { parseQueueUrl, redactText, redactUrl } from '../config.js';
+import { redactText } from '../config.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
 import { BaseQueue, validateQueueName, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats } from './base.js';
 import {
   SCRIPTS,
   SCRIPT_KEY_COUNT,
-  decodeText,
+  checkCount,
+  checkData,
+  checkIds,
+  decodeFailed,
+  decodeMessages,
   encodeText,
-  encodedLength,
   flushedKeys,
   keyOf,
   queueKeys,
+  redisTarget,
+  replyText,
+  writeChunks,
+  type Arg,
+  type RedisTarget,
   type ScriptName,
 } from './redis-scripts.js';
 
@@ -43,79 +51,13 @@ export interface RedisQueueOptions extends QueueOptions {
 
 /** How long a command waits for a dropped connection to come back before it fails. */
 const OUTAGE_WAIT_MS = 1000;
-/** Messages (and bytes) per write script call: keeps each request and script run small. */
-const WRITE_CHUNK_COUNT = 1000;
-const WRITE_CHUNK_BYTES = 8 * 1024 * 1024;
 
-type Arg = string | Buffer | number;
 type ScriptFn = (...args: Arg[]) => Promise<unknown>;
-
-interface RedisTarget {
-  options: RedisOptions;
-  /** The URL with its password replaced by ***. */
-  shown: string;
-  /** Strings to scrub from any driver text. */
-  secrets: string[];
-}
-
-/** Turns `redis://[user][:password@]host[:port][/db]` (or rediss://, or `host:port:db`) into ioredis options. */
-export function redisTarget(url: string): RedisTarget {
-  const parsed = parseQueueUrl(url);
-  if (parsed.kind !== 'redis') {
-    throw new ConfigError(`queue URL "${redactUrl(url)}" is not a Redis URL: use redis://host:port/db, rediss://… or host:port:db`);
-  }
-  const shown = redactUrl(parsed.url);
-  const u = new URL(parsed.url);
-  const unknown = [...u.searchParams.keys()].filter((key) => key !== 'blocking');
-  if (unknown.length > 0) {
-    throw new ConfigError(`queue URL "${shown}": unsupported parameter(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (only blocking=true|false)`);
-  }
-  const host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
-  const port = u.port === '' ? 6379 : Number(u.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`queue URL "${shown}": invalid port`);
-  const dbText = u.pathname.replace(/^\//, '');
-  if (dbText !== '' && !/^\d{1,5}$/.test(dbText)) {
-    throw new ConfigError(`queue URL "${shown}": the path must be a database number (redis://host:port/0)`);
-  }
-  const options: RedisOptions = { host, port, db: dbText === '' ? 0 : Number(dbText) };
-  const username = decodeURIComponent(u.username);
-  const password = decodeURIComponent(u.password);
-  // redis://secret@host (no colon) is the legacy password-only form.
-  if (password) {
-    options.password = password;
-    if (username) options.username = username;
-  } else if (username) {
-    options.password = username;
-  }
-  if (u.protocol === 'rediss:') options.tls = {};
-  const secrets = [password, u.password, password ? '' : username, password ? '' : u.username].filter((s) => s.length > 0);
-  return { options, shown, secrets };
-}
 
 function positiveMs(name: string, value: number | undefined, fallback: number): number {
   const ms = value ?? fallback;
   if (!Number.isFinite(ms) || ms < 1) throw new ConfigError(`invalid ${name} ${String(value)}: must be a number of milliseconds >= 1`);
   return Math.ceil(ms);
-}
-
-function checkData(data: unknown): string {
-  if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
-  return data;
-}
-
-function checkCount(what: string, n: number): number {
-  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`invalid ${what} ${String(n)}: must be an integer >= 0`);
-  return n;
-}
-
-function checkIds(ids: readonly string[]): string[] {
-  if (!Array.isArray(ids)) throw new ConfigError('ids must be an array of message id strings');
-  for (const id of ids) if (typeof id !== 'string') throw new ConfigError(`message ids must be strings, got ${typeof id}`);
-  return ids as string[];
-}
-
-function text(value: unknown): string {
-  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 }
 
 export class RedisQueue extends BaseQueue {
@@ -249,7 +191,7 @@ export class RedisQueue extends BaseQueue {
   async #checkEvictionPolicy(client: Redis): Promise<void> {
     try {
       const reply = (await client.call('CONFIG', 'GET', 'maxmemory-policy')) as unknown[];
-      const policy = reply?.[1] === undefined ? undefined : text(reply[1]);
+      const policy = reply?.[1] === undefined ? undefined : replyText(reply[1]);
       if (policy !== undefined && policy !== 'noeviction') {
         this.warn(
           `${this.describe()}: maxmemory-policy is "${policy}"; Redis may evict queue keys and lose jobs when memory runs out — set it to "noeviction"`,
@@ -313,21 +255,7 @@ export class RedisQueue extends BaseQueue {
 
   /** Appends several messages; resolves with their ids in order. Atomic per chunk of ≤ 1000 messages / 8 MiB. */
   async writeBatch(datas: readonly string[]): Promise<string[]> {
-    const encoded = datas.map((data) => encodeText(checkData(data)));
-    const chunks: Arg[][] = [];
-    let chunk: Arg[] = [];
-    let bytes = 0;
-    for (const value of encoded) {
-      const size = encodedLength(value);
-      if (chunk.length > 0 && (chunk.length >= WRITE_CHUNK_COUNT || bytes + size > WRITE_CHUNK_BYTES)) {
-        chunks.push(chunk);
-        chunk = [];
-        bytes = 0;
-      }
-      chunk.push(value);
-      bytes += size;
-    }
-    if (chunk.length > 0) chunks.push(chunk);
+    const chunks = writeChunks(datas.map((data) => encodeText(checkData(data))));
     // Sent back to back on one connection: one round trip's worth of latency, in order.
     const replies = await Promise.all(chunks.map((args) => this.script('writeBatch', 'tmWrite', args)));
     return (replies as string[][]).flat();
@@ -335,12 +263,7 @@ export class RedisQueue extends BaseQueue {
 
   async readBatch(max: number): Promise<QueueMessage[]> {
     if (checkCount('batch size', max) === 0) return [];
-    const flat = (await this.script('readBatch', 'tmRead', [this.owner, max, this.leaseMs], true)) as [Buffer, Buffer, number][number][];
-    const out: QueueMessage[] = [];
-    for (let i = 0; i + 2 < flat.length; i += 3) {
-      out.push({ id: text(flat[i]), data: decodeText(flat[i + 1] as Buffer), attempt: Number(flat[i + 2]) });
-    }
-    return out;
+    return decodeMessages((await this.script('readBatch', 'tmRead', [this.owner, max, this.leaseMs], true)) as unknown[]);
   }
 
   async ackBatch(ids: readonly string[]): Promise<string[]> {
@@ -369,20 +292,7 @@ export class RedisQueue extends BaseQueue {
 
   async failed(limit = 100): Promise<FailedMessage[]> {
     if (checkCount('limit', limit) === 0) return [];
-    const flat = (await this.script('failed', 'tmFailed', [limit], true)) as (Buffer | number)[];
-    const out: FailedMessage[] = [];
-    for (let i = 0; i + 3 < flat.length; i += 4) {
-      const info = flat[i + 3] as Buffer;
-      const colon = info.indexOf(0x3a);
-      out.push({
-        id: text(flat[i]),
-        data: decodeText(flat[i + 1] as Buffer),
-        attempt: Number(flat[i + 2]),
-        error: decodeText(info.subarray(colon + 1)),
-        failedAt: new Date(Number(info.subarray(0, colon).toString('latin1'))),
-      });
-    }
-    return out;
+    return decodeFailed((await this.script('failed', 'tmFailed', [limit], true)) as unknown[]);
   }
 
   async requeueFailed(ids?: readonly string[]): Promise<number> {
@@ -412,7 +322,7 @@ export class RedisQueue extends BaseQueue {
     if (typeof key !== 'string' || key === '') throw new ConfigError('slot key must be a non-empty string');
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new ConfigError(`invalid slot ttlMs ${String(ttlMs)}: must be a number of milliseconds > 0`);
     const id = await this.script('writeUnique', 'tmWriteUnique', [encodeText(key), Math.ceil(ttlMs), encodeText(checkData(data))]);
-    return id === null ? null : text(id);
+    return id === null ? null : replyText(id);
   }
 
   // ── no secret in inspect / JSON ───────────────────────────────────────
@@ -483,6 +393,7 @@ export class RedisBlockingQueue extends RedisQueue {
           // Connection trouble: back off (so a broken blocker cannot spin the reader), then let the reader re-read;
           // its read reports the outage as a QueueConnectionError.
           if (settled) return;
+          if (this.closed) return finish();
           const backoffMs = Math.min(100 * 2 ** Math.min(this.#failures++, 10), this.blockTimeoutMs);
           pause = setTimeout(finish, Math.max(0, Math.min(backoffMs, waitMs - (Date.now() - startedAt))));
         },
