@@ -9,7 +9,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createRequire } from 'node:module';
-import { configure, autodiscover, importModule, registry, getSettings } from './commands.js';
+import { autodiscover, importModule, registry, getSettings } from './commands.js';
 import { createConsumer, type Consumer } from './consumer.js';
 import { createQueue } from './backends/index.js';
 import type { BaseQueue } from './backends/base.js';
