@@ -506,14 +506,13 @@ describe('property: next() agrees with a brute-force minute walk', () => {
         const base = next() < 0.6 ? TRANSITIONS[Math.floor(next() * TRANSITIONS.length)]! : Date.UTC(2024, 0, 1) + next() * 3 * 365 * 86_400_000;
         const after = new Date(Math.floor(base - next() * 2 * 86_400_000));
         let schedule: Schedule;
-        let expected: (t: number) => boolean;
         const dayIn = (w: ReturnType<typeof wallFields>) => {
           const dom = f.day.values.has(w.day);
           const dow = f.dayOfWeek.values.has(w.weekday);
           if (form === 'crontab') return dom && dow;
           return f.day.star || f.dayOfWeek.star ? dom && dow : dom || dow; // Vixie
         };
-        expected = (t) => {
+        const expected = (t: number): boolean => {
           const w = wallFields(t, tz);
           return f.minute.values.has(w.minute) && f.hour.values.has(w.hour) && f.month.values.has(w.month) && dayIn(w);
         };
