@@ -368,9 +368,11 @@ export interface RedisTarget {
   shown: string;
   /** Strings to scrub from any driver text. */
   secrets: string[];
+  /** `?prefix=` (options.prefix wins). */
+  prefix: string | undefined;
 }
 
-/** Turns `redis://[user][:password@]host[:port][/db]` (or rediss://, or `host:port:db`) into ioredis options. */
+/** Turns `redis://[user][:password@]host[:port][/db][?prefix=…]` (or rediss://, or `host:port:db`) into ioredis options. */
 export function redisTarget(url: string): RedisTarget {
   const parsed = parseQueueUrl(url);
   if (parsed.kind !== 'redis') {
@@ -378,10 +380,11 @@ export function redisTarget(url: string): RedisTarget {
   }
   const shown = redactUrl(parsed.url);
   const u = new URL(parsed.url);
-  const unknown = [...u.searchParams.keys()].filter((key) => key !== 'blocking');
+  const unknown = [...u.searchParams.keys()].filter((key) => key !== 'blocking' && key !== 'prefix');
   if (unknown.length > 0) {
-    throw new ConfigError(`queue URL "${shown}": unsupported parameter(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (only blocking=true|false)`);
+    throw new ConfigError(`queue URL "${shown}": unsupported parameter(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: blocking, prefix)`);
   }
+  const prefix = u.searchParams.get('prefix') ?? undefined;
   const host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
   const port = u.port === '' ? 6379 : Number(u.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`queue URL "${shown}": invalid port`);
@@ -401,5 +404,5 @@ export function redisTarget(url: string): RedisTarget {
   }
   if (u.protocol === 'rediss:') options.tls = {};
   const secrets = [password, u.password, password ? '' : username, password ? '' : u.username].filter((s) => s.length > 0);
-  return { options, shown, secrets };
+  return { options, shown, secrets, prefix };
 }

@@ -39,7 +39,7 @@ import {
 } from './redis-scripts.js';
 
 export interface RedisQueueOptions extends QueueOptions {
-  /** First part of every key (`PREFIX:{name}:…`). Default 'taskmill'; same rules as a queue name. */
+  /** First part of every key (`PREFIX:{name}:…`). Default: the URL's `?prefix=`, else 'taskmill'; same rules as a queue name. */
   prefix?: string;
   /** RedisBlockingQueue: longest single blocking wait on the server. Default 5000 ms. */
   blockTimeoutMs?: number;
@@ -78,7 +78,7 @@ export class RedisQueue extends BaseQueue {
   constructor(url: string, options: RedisQueueOptions = {}) {
     super(options);
     this.#target = redisTarget(url);
-    this.prefix = validateQueueName(options.prefix ?? 'taskmill', 'redis key prefix');
+    this.prefix = validateQueueName(options.prefix ?? this.#target.prefix ?? 'taskmill', 'redis key prefix');
     this.blockTimeoutMs = positiveMs('blockTimeoutMs', options.blockTimeoutMs, 5000);
     this.connectTimeoutMs = positiveMs('connectTimeoutMs', options.connectTimeoutMs, 5000);
     this.commandTimeoutMs = positiveMs('commandTimeoutMs', options.commandTimeoutMs, 10_000);

@@ -256,4 +256,47 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  describe('a full server (maxmemory, noeviction)', () => {
+    let full: RedisServer;
+    beforeAll(async () => {
+      full = await RedisServer.start({ args: ['--maxmemory', '3mb', '--maxmemory-policy', 'noeviction'] });
+    });
+    afterAll(async () => {
+      await full?.dispose();
+    });
+
+    it('refuses writes with a QueueConnectionError, while consumers still drain and free it', async () => {
+      const name = uniqueName('oom');
+      const queue = track(new RedisQueue(full.url, options({ name })));
+      const payload = 'x'.repeat(10_000);
+      let refused: unknown = null;
+      let written = 0;
+      for (let i = 0; i < 2_000 && refused === null; i++) {
+        try {
+          await queue.writeBatch(Array.from({ length: 10 }, () => payload));
+          written += 10;
+        } catch (error) {
+          refused = error;
+        }
+      }
+      expect(refused).toBeInstanceOf(QueueConnectionError);
+      expect((refused as Error).message).toMatch(/OOM/);
+      expect(written).toBeGreaterThan(0);
+
+      // Reads lease, acks and fails delete: none of them is refused for memory.
+      let drained = 0;
+      for (;;) {
+        const batch = await queue.readBatch(50);
+        if (batch.length === 0) break;
+        const [first, ...rest] = batch;
+        expect(await queue.fail(first!.id, 'kept in the failed store')).toBe(true);
+        expect(await queue.ackBatch(rest.map((m) => m.id))).toEqual([]);
+        drained += batch.length;
+      }
+      expect(drained).toBe(written);
+      expect(await queue.purgeFailed()).toBeGreaterThan(0);
+      expect(typeof (await queue.write('room again'))).toBe('string');
+    });
+  });
 });

@@ -245,6 +245,15 @@ describe.skipIf(!hasRedis)('redis backends', () => {
       expect((await q.read())?.data).toBe('in db 3');
     });
 
+    it('takes the key prefix from ?prefix= unless the options give one', async () => {
+      const fromUrl = queue({ prefix: undefined }, `${REDIS_URL}?prefix=${PREFIX}`);
+      expect(fromUrl.prefix).toBe(PREFIX);
+      await fromUrl.write('x');
+      expect(await raw.zcard(`${PREFIX}:{${fromUrl.name}}:ready`)).toBe(1);
+      expect(queue({ prefix: 'code-wins' }, `${REDIS_URL}?prefix=url`).prefix).toBe('code-wins');
+      expect(() => new RedisQueue(`${REDIS_URL}?prefix=a{b}`)).toThrow(ConfigError);
+    });
+
     it('ignores ?blocking=… (it picks the class, not a connection option)', async () => {
       const q = queue({}, `${REDIS_URL}?blocking=true`);
       await q.write('x');
