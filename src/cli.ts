@@ -80,6 +80,7 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
     maxPollDelayMs: (opts.maxDelay as number) * 1000,
     drainTimeoutMs: (opts.grace as number) * 1000,
     prefetch: opts.prefetch as number,
+    openTimeoutMs: (opts.connectTimeout as number) * 1000,
   });
   logger.info({ queue: redactUrl(url), modules: loaded, commands: registry.names() }, 'starting consumer');
   if (registry.names().length === 0) logger.warn('no commands registered: pass command modules or add a commands.{js,ts} file');
@@ -148,6 +149,7 @@ export function buildProgram(): Command {
     .option('-m, --max-delay <seconds>', 'poll interval ceiling', number('--max-delay', 0.001), 10)
     .option('-g, --grace <seconds>', 'how long a stop waits for running commands before forcing', number('--grace', 0), 30)
     .option('-p, --prefetch <n>', 'messages read ahead of idle workers', number('--prefetch', 0, true), 0)
+    .option('--connect-timeout <seconds>', 'how long to wait for an unreachable backend at start before exiting 1', number('--connect-timeout', 0), 30)
     .action(async (modules: string[], opts: Record<string, unknown>) => {
       if ((opts.maxDelay as number) < (opts.delay as number)) throw new CliError('--max-delay must be ≥ --delay');
       process.exitCode = await consume(modules, opts);
