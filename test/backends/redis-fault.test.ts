@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueMessage } from '../../src/backends/base.js';
 import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from '../../src/backends/redis.js';
@@ -255,6 +256,19 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
       child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('keeps working after the server forgets its scripts (SCRIPT FLUSH, a failover to a fresh replica)', async () => {
+    const queue = track(new RedisQueue(server.url, options({ name: uniqueName('noscript') })));
+    const id = await queue.write('a');
+    const admin = new Redis(server.url, { lazyConnect: true });
+    try {
+      await admin.script('FLUSH');
+    } finally {
+      admin.disconnect();
+    }
+    expect(await queue.read()).toEqual({ id, data: 'a', attempt: 1 });
+    expect(await queue.ackBatch([id])).toEqual([]);
   });
 
   describe('a full server (maxmemory, noeviction)', () => {
