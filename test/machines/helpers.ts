@@ -1,0 +1,433 @@
+/**
+ * Fakes and tools for the machine tests: a fake queue adapter and a fake
+ * run-command actor (provided with `.provide()` in place of the real I/O), a
+ * harness that hosts one machine under test next to them, a simulated clock
+ * that fires each timer at its own due time, coverage of the real machine's
+ * states and transitions, and transition-covering paths of an abstract model.
+ */
+import {
+  createActor,
+  fromCallback,
+  fromTransition,
+  setup,
+  SimulatedClock,
+  type AnyActorLogic,
+  type AnyActorRef,
+  type AnyStateMachine,
+  type AnyStateNode,
+  type AnyTransitionDefinition,
+  type EventObject,
+  type InspectionEvent,
+} from 'xstate';
+import { getAdjacencyMap, getShortestPaths, getStateNodes } from 'xstate/graph';
+import type { LeasedMessage, QueueAdapterEvent, QueueReplyEvent, RunnerInEvent, RunnerOutEvent } from '../../src/machines/protocol.js';
+import type { RunCommandInput } from '../../src/machines/worker.js';
+
+// ── time ───────────────────────────────────────────────────────────────────
+
+type Timeouts = Map<number, { start: number; timeout: number }>;
+
+/**
+ * Moves a SimulatedClock forward by `ms`, stopping at every timer's due time
+ * so each fires at its own instant (SimulatedClock.increment jumps straight to
+ * the end and fires everything due "late", at the final time).
+ */
+export function advance(clock: SimulatedClock, ms: number): void {
+  const end = clock.now() + ms;
+  for (;;) {
+    let next = Infinity;
+    for (const { start, timeout } of (clock as unknown as { timeouts: Timeouts }).timeouts.values()) next = Math.min(next, start + timeout);
+    if (next > end) break;
+    clock.set(Math.max(next, clock.now()));
+  }
+  if (clock.now() < end) clock.set(end);
+}
+
+/** Due times (absolute, ms) of the clock's pending timers, soonest first. */
+export function pendingTimers(clock: SimulatedClock): number[] {
+  return [...(clock as unknown as { timeouts: Timeouts }).timeouts.values()].map((t) => t.start + t.timeout).sort((a, b) => a - b);
+}
+
+// ── coverage of a real machine ─────────────────────────────────────────────
+
+function transitionKey(t: AnyTransitionDefinition): string {
+  const always = (t.source.always ?? []).indexOf(t);
+  if (always !== -1) return `${t.source.id} always#${always}`;
+  return `${t.source.id} ${t.eventType}#${(t.source.transitions.get(t.eventType) ?? []).indexOf(t)}`;
+}
+
+function allTransitionKeys(machine: AnyStateMachine): string[] {
+  const keys: string[] = [];
+  for (const node of [machine.root, ...getStateNodes(machine.root)] as AnyStateNode[]) {
+    for (const [eventType, list] of node.transitions) list.forEach((_, i) => keys.push(`${node.id} ${eventType}#${i}`));
+    (node.always ?? []).forEach((_, i) => keys.push(`${node.id} always#${i}`));
+  }
+  return keys;
+}
+
+/**
+ * Which state nodes and transitions of one machine (matched by id, so a
+ * `.provide()`d copy counts) were entered / taken, seen through the actor
+ * system's inspection stream: '@xstate.microstep' carries the transitions
+ * taken and the state after them, '@xstate.snapshot' the initial state.
+ *
+ * A transition whose actions throw (the worker's `failed` entry) never
+ * produces a microstep: the actor just errors. When an actor of this machine
+ * reports an error, the transition it was taking is recomputed from its last
+ * snapshot and the last event delivered to it.
+ */
+export class Coverage {
+  readonly states: readonly string[];
+  readonly transitions: readonly string[];
+  readonly seenStates = new Set<string>();
+  readonly seenTransitions = new Set<string>();
+  readonly #lastSnapshot = new WeakMap<AnyActorRef, unknown>();
+  readonly #lastEvent = new WeakMap<AnyActorRef, EventObject>();
+
+  constructor(readonly machine: AnyStateMachine) {
+    this.states = getStateNodes(machine.root).map((n) => n.id);
+    this.transitions = allTransitionKeys(machine);
+  }
+
+  #isMine(actorRef: unknown): actorRef is AnyActorRef & { logic: AnyStateMachine } {
+    const logic = (actorRef as { logic?: { id?: string; root?: unknown } } | undefined)?.logic;
+    return !!logic?.root && logic.id === this.machine.id;
+  }
+
+  #enter(nodes: readonly AnyStateNode[]): void {
+    for (const node of nodes) if (node.path.length > 0) this.seenStates.add(node.id);
+  }
+
+  readonly inspect = (event: InspectionEvent): void => {
+    if (event.type === '@xstate.event') {
+      if (this.#isMine(event.actorRef)) this.#lastEvent.set(event.actorRef, event.event);
+      const source = event.sourceRef;
+      if (event.event.type.startsWith('xstate.error.actor.') && this.#isMine(source)) this.#recordFailedTransition(source);
+      return;
+    }
+    if (event.type !== '@xstate.microstep' && event.type !== '@xstate.snapshot') return;
+    if (!this.#isMine(event.actorRef)) return;
+    this.#lastSnapshot.set(event.actorRef, event.snapshot);
+    this.#enter((event.snapshot as { _nodes?: AnyStateNode[] })._nodes ?? []);
+    if (event.type === '@xstate.microstep') {
+      for (const t of (event as { _transitions: AnyTransitionDefinition[] })._transitions) this.seenTransitions.add(transitionKey(t));
+    }
+  };
+
+  #recordFailedTransition(actorRef: AnyActorRef & { logic: AnyStateMachine }): void {
+    const snapshot = this.#lastSnapshot.get(actorRef);
+    const event = this.#lastEvent.get(actorRef);
+    if (!snapshot || !event) return;
+    const taken = actorRef.logic.getTransitionData(snapshot as never, event) as AnyTransitionDefinition[];
+    for (const t of taken) {
+      this.seenTransitions.add(transitionKey(t));
+      for (const target of t.target ?? []) {
+        for (let n: AnyStateNode | undefined = target; n; n = n.parent) this.#enter([n]);
+      }
+    }
+  }
+
+  uncovered(): { states: string[]; transitions: string[] } {
+    return {
+      states: this.states.filter((s) => !this.seenStates.has(s)),
+      transitions: this.transitions.filter((t) => !this.seenTransitions.has(t)),
+    };
+  }
+
+  summary(label: string): string {
+    const { states, transitions } = this.uncovered();
+    const pct = (n: number, of: number) => `${n}/${of} (${Math.round((100 * n) / of)}%)`;
+    const missing = [...states.map((s) => `state ${s}`), ...transitions.map((t) => `transition ${t}`)];
+    return (
+      `[coverage] ${this.machine.id} ${label}: states ${pct(this.states.length - states.length, this.states.length)}, ` +
+      `transitions ${pct(this.transitions.length - transitions.length, this.transitions.length)}` +
+      (missing.length > 0 ? `; not covered: ${missing.join(', ')}` : '')
+    );
+  }
+}
+
+/** Fans one inspection stream out to several observers. */
+export function inspectAll(...observers: ((event: InspectionEvent) => void)[]): (event: InspectionEvent) => void {
+  return (event) => {
+    for (const observer of observers) observer(event);
+  };
+}
+
+// ── abstract models and their paths ────────────────────────────────────────
+
+export interface ModelPath<S, E> {
+  /** The stimuli, in order. */
+  events: E[];
+  /** The model's state after each event (same length as `events`). */
+  states: S[];
+}
+
+/**
+ * Paths through an abstract model (a pure reducer with an `enabled(state)`
+ * list of stimuli) that together take EVERY transition of the model: for each
+ * edge, the shortest path to its source (xstate/graph's getShortestPaths)
+ * followed by the edge; paths that are a prefix of another are dropped.
+ */
+export function transitionCoveringPaths<S, E extends EventObject>(
+  initial: S,
+  reduce: (state: S, event: E) => S,
+  enabled: (state: S) => readonly E[],
+): ModelPath<S, E>[] {
+  const logic = fromTransition((state: S, event: E) => reduce(state, event), initial);
+  const serialize = (snapshot: { context: S }) => JSON.stringify(snapshot.context);
+  const options = {
+    events: (snapshot: { context: S }) => enabled(snapshot.context),
+    serializeState: serialize as never,
+  };
+  const adjacency = getAdjacencyMap(logic, options as never);
+  const shortest = new Map<string, E[]>();
+  for (const path of getShortestPaths(logic, options as never)) {
+    shortest.set(serialize(path.state as { context: S }), path.steps.slice(1).map((s) => s.event as E));
+  }
+  const candidates: E[][] = [];
+  for (const [key, { transitions }] of Object.entries(adjacency)) {
+    const head = shortest.get(key);
+    if (!head) throw new Error(`model state unreachable by shortest paths: ${key}`);
+    const edges = Object.values(transitions) as { event: E }[];
+    if (edges.length === 0) candidates.push(head);
+    for (const { event } of edges) candidates.push([...head, event]);
+  }
+  // Longest first; drop any path that is a prefix of one already kept.
+  candidates.sort((a, b) => b.length - a.length);
+  const prefixes = new Set<string>();
+  const paths: ModelPath<S, E>[] = [];
+  for (const events of candidates) {
+    const keys = events.map((_, i) => JSON.stringify(events.slice(0, i + 1)));
+    if (prefixes.has(keys[keys.length - 1] ?? '[]')) continue;
+    for (const k of keys) prefixes.add(k);
+    const states: S[] = [];
+    let state = initial;
+    for (const event of events) states.push((state = reduce(state, event)));
+    paths.push({ events, states });
+  }
+  return paths;
+}
+
+// ── fake queue adapter ─────────────────────────────────────────────────────
+
+export interface FakeQueue {
+  /** The queue-adapter logic to provide. */
+  readonly logic: ReturnType<typeof fromCallback<QueueAdapterEvent>>;
+  /** Every event the adapter received, in order. */
+  readonly received: QueueAdapterEvent[];
+  of<T extends QueueAdapterEvent['type']>(type: T): Extract<QueueAdapterEvent, { type: T }>[];
+  /** Replies to the adapter's parent (QUEUE_READY, QUEUE_FAILED, QUEUE_CLOSED). */
+  toParent(event: QueueReplyEvent): void;
+  /** Replies to the actor registered under a systemId (`reader`, `scheduler`), as the real adapter does. */
+  to(systemId: string, event: QueueReplyEvent | EventObject): void;
+  /** Makes the adapter actor fail (its next received event throws). */
+  crash(error?: Error): void;
+  /** Each adapter start (there is one per supervisor). */
+  readonly starts: number;
+}
+
+export function createFakeQueue(): FakeQueue {
+  const received: QueueAdapterEvent[] = [];
+  let sendBack: ((event: QueueReplyEvent) => void) | null = null;
+  let system: { get(id: string): AnyActorRef | undefined } | null = null;
+  let self: AnyActorRef | null = null;
+  let starts = 0;
+  let crashWith: Error | null = null;
+  const logic = fromCallback<QueueAdapterEvent>(({ sendBack: back, receive, system: sys, self: me }) => {
+    starts++;
+    sendBack = back as (event: QueueReplyEvent) => void;
+    system = sys as typeof system;
+    self = me;
+    receive((event) => {
+      if (crashWith) throw crashWith;
+      received.push(event);
+    });
+  });
+  return {
+    logic,
+    received,
+    of: (type) => received.filter((e) => e.type === type) as never,
+    toParent: (event) => {
+      if (!sendBack) throw new Error('fake queue not started');
+      sendBack(event);
+    },
+    to: (systemId, event) => {
+      const target = system?.get(systemId);
+      if (!target) throw new Error(`no actor registered as ${systemId}`);
+      target.send(event);
+    },
+    crash: (error = new Error('queue adapter crashed')) => {
+      crashWith = error;
+      self?.send({ type: 'CRASH' });
+    },
+    get starts() {
+      return starts;
+    },
+  };
+}
+
+// ── fake run-command ───────────────────────────────────────────────────────
+
+interface RunnerRecord {
+  runs: LeasedMessage[];
+  aborts: string[];
+  current: LeasedMessage | null;
+  sendBack: (event: RunnerOutEvent) => void;
+  stopped: boolean;
+}
+
+export interface FakeRunner {
+  readonly logic: ReturnType<typeof fromCallback<RunnerInEvent, RunCommandInput>>;
+  /** Runner state per workerId (one runner per worker for its whole life). */
+  readonly byWorker: Map<string, RunnerRecord>;
+  /** How many runner actors were ever started. */
+  readonly started: number;
+  get(workerId: string): RunnerRecord;
+  /** Worker ids whose runner holds a job, in start order. */
+  busy(): string[];
+  done(workerId: string): void;
+  /** Reports COMMAND_FAILED; `error` may be any thrown value, `undefined` included. */
+  fail(workerId: string, ...failure: [error?: unknown, command?: string]): void;
+  reject(workerId: string, reason?: string): void;
+}
+
+export function createFakeRunner(): FakeRunner {
+  const byWorker = new Map<string, RunnerRecord>();
+  let started = 0;
+  const logic = fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive }) => {
+    started++;
+    const record: RunnerRecord = { runs: [], aborts: [], current: null, sendBack: sendBack as (e: RunnerOutEvent) => void, stopped: false };
+    byWorker.set(input.workerId, record);
+    receive((event) => {
+      if (event.type === 'RUN') {
+        record.runs.push(event.message);
+        record.current = event.message;
+      } else {
+        record.aborts.push(event.reason);
+      }
+    });
+    return () => {
+      record.stopped = true;
+    };
+  });
+  const get = (workerId: string) => {
+    const record = byWorker.get(workerId);
+    if (!record) throw new Error(`no runner for ${workerId}`);
+    return record;
+  };
+  const settle = (workerId: string, event: RunnerOutEvent) => {
+    const record = get(workerId);
+    if (!record.current) throw new Error(`${workerId} has no job`);
+    record.current = null;
+    record.sendBack(event);
+  };
+  return {
+    logic,
+    byWorker,
+    get started() {
+      return started;
+    },
+    get,
+    busy: () => [...byWorker].filter(([, r]) => r.current && !r.stopped).map(([id]) => id),
+    done: (workerId) => settle(workerId, { type: 'COMMAND_DONE', id: get(workerId).current?.id ?? '' }),
+    fail: (workerId, ...failure) =>
+      settle(workerId, {
+        type: 'COMMAND_FAILED',
+        error: failure.length > 0 ? failure[0] : new Error('command failed'),
+        command: failure[1] ?? 'task',
+        jobId: `job-of-${get(workerId).current?.id ?? ''}`,
+      }),
+    reject: (workerId, reason = 'unknown command "nope"') => settle(workerId, { type: 'MESSAGE_REJECTED', reason }),
+  };
+}
+
+// ── fake workers (for the reader) ──────────────────────────────────────────
+
+export interface FakeWorker {
+  readonly ref: AnyActorRef;
+  readonly jobs: LeasedMessage[];
+}
+
+/** A stand-in worker: an actor that only records the JOBs the reader hands it. */
+export function createFakeWorker(): FakeWorker {
+  const jobs: LeasedMessage[] = [];
+  const ref = createActor(
+    fromCallback<EventObject>(({ receive }) => {
+      receive((event) => {
+        if (event.type === 'JOB') jobs.push((event as { type: 'JOB'; message: LeasedMessage }).message);
+      });
+    }),
+  ).start();
+  return { ref, jobs };
+}
+
+let messageSeq = 0;
+/** Fresh leased messages with unique ids. */
+export function messages(n: number, data = '{}'): LeasedMessage[] {
+  return Array.from({ length: n }, () => ({ id: `m${++messageSeq}`, data, attempt: 1 }));
+}
+
+// ── a host for one machine under test ──────────────────────────────────────
+
+export interface Harness {
+  /** The machine under test (a child of the harness, like in the real system). */
+  readonly sut: AnyActorRef;
+  readonly root: AnyActorRef;
+  readonly queue: FakeQueue;
+  readonly clock: SimulatedClock;
+  /** Events the harness (the SUT's parent) received: READER_DRAINED, xstate.error.actor.*, … */
+  readonly parentReceived: EventObject[];
+  /** Events the stand-in reader (systemId `reader`) received, when `withReaderStub`. */
+  readonly readerReceived: EventObject[];
+  stop(): void;
+}
+
+export interface HarnessOptions {
+  logic: AnyActorLogic;
+  input?: unknown;
+  /** The SUT's actor id (default `sut`). */
+  id?: string;
+  /** The SUT's systemId (e.g. `reader`, `scheduler`). */
+  systemId?: string;
+  /** Register a recording stand-in under systemId `reader` (for the worker). */
+  withReaderStub?: boolean;
+  clock?: SimulatedClock;
+  inspect?: (event: InspectionEvent) => void;
+}
+
+/**
+ * Runs `logic` as the child of a small parent that also hosts a fake queue
+ * adapter (systemId `queue`) and, optionally, a recording reader stand-in —
+ * the same neighbourhood the supervisor gives it.
+ */
+export function createHarness(options: HarnessOptions): Harness {
+  const queue = createFakeQueue();
+  const clock = options.clock ?? new SimulatedClock();
+  const parentReceived: EventObject[] = [];
+  const readerReceived: EventObject[] = [];
+  const readerStub = fromCallback<EventObject>(({ receive }) => {
+    receive((event) => {
+      readerReceived.push(event);
+    });
+  });
+  const id = options.id ?? 'sut';
+  const harness = setup({ actors: { queue: queue.logic, readerStub, sut: options.logic } }).createMachine({
+    id: 'harness',
+    invoke: [
+      { id: 'queue', systemId: 'queue', src: 'queue' },
+      ...(options.withReaderStub ? [{ id: 'readerStub', systemId: 'reader', src: 'readerStub' as const }] : []),
+      { id, src: 'sut', input: options.input as never, ...(options.systemId ? { systemId: options.systemId } : {}) },
+    ],
+    on: {
+      '*': {
+        actions: ({ event }) => {
+          parentReceived.push(event);
+        },
+      },
+    },
+  });
+  const root = createActor(harness, { clock, ...(options.inspect ? { inspect: options.inspect } : {}) });
+  root.start();
+  const sut = root.getSnapshot().children[id] as AnyActorRef;
+  return { sut, root, queue, clock, parentReceived, readerReceived, stop: () => root.stop() };
+}

@@ -1,0 +1,240 @@
+/**
+ * The worker machine, driven for real with a fake run-command actor (via
+ * `.provide()`) next to a fake queue adapter and a recording reader.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
+import { WorkerCommandError, type LeasedMessage } from '../../src/machines/protocol.js';
+import { workerMachine } from '../../src/machines/worker.js';
+import { Coverage, createFakeRunner, createHarness, inspectAll, messages, transitionCoveringPaths, type FakeRunner, type Harness } from './helpers.js';
+
+const WORKER_ID = 'worker-7';
+const modelCoverage = new Coverage(workerMachine);
+const allCoverage = new Coverage(workerMachine);
+
+function startWorker(runner: FakeRunner, inspect: (event: InspectionEvent) => void = allCoverage.inspect): Harness {
+  return createHarness({
+    logic: workerMachine.provide({ actors: { runCommand: runner.logic } }),
+    id: WORKER_ID,
+    input: { workerId: WORKER_ID },
+    withReaderStub: true,
+    inspect,
+  });
+}
+
+const readies = (h: Harness) => h.readerReceived.filter((e) => e.type === 'WORKER_READY') as { type: string; worker: AnyActorRef; done: boolean }[];
+
+afterAll(() => {
+  console.log(modelCoverage.summary('model paths'));
+  console.log(allCoverage.summary('all tests'));
+});
+
+// ── the abstract model: what an observer of one worker sees ────────────────
+
+interface WorkerModel {
+  value: 'idle' | 'busy' | 'failed';
+  acked: number;
+  rejected: number;
+  aborts: number;
+}
+type WorkerStimulus = { type: 'JOB' } | { type: 'COMMAND_DONE' } | { type: 'MESSAGE_REJECTED' } | { type: 'COMMAND_FAILED' } | { type: 'ABORT' };
+
+const MAX_JOBS = 2;
+const MAX_ABORTS = 1;
+
+function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
+  switch (e.type) {
+    case 'JOB':
+      return { ...s, value: 'busy' };
+    case 'COMMAND_DONE':
+      return { ...s, value: 'idle', acked: s.acked + 1 };
+    case 'MESSAGE_REJECTED':
+      return { ...s, value: 'idle', rejected: s.rejected + 1 };
+    case 'COMMAND_FAILED':
+      return { ...s, value: 'failed' };
+    case 'ABORT':
+      return { ...s, aborts: s.aborts + 1 };
+  }
+}
+
+function enabledWorker(s: WorkerModel): WorkerStimulus[] {
+  const events: WorkerStimulus[] = [];
+  if (s.value === 'failed') return events;
+  if (s.value === 'idle' && s.acked + s.rejected < MAX_JOBS) events.push({ type: 'JOB' });
+  if (s.value === 'busy') events.push({ type: 'COMMAND_DONE' }, { type: 'MESSAGE_REJECTED' }, { type: 'COMMAND_FAILED' });
+  if (s.aborts < MAX_ABORTS) events.push({ type: 'ABORT' });
+  return events;
+}
+
+describe('worker: model-based', () => {
+  const paths = transitionCoveringPaths<WorkerModel, WorkerStimulus>({ value: 'idle', acked: 0, rejected: 0, aborts: 0 }, reduceWorker, enabledWorker);
+
+  it(`drives the real worker along ${paths.length} paths covering every model transition`, () => {
+    for (const path of paths) {
+      const runner = createFakeRunner();
+      const h = startWorker(runner, inspectAll(modelCoverage.inspect, allCoverage.inspect));
+      const jobs: LeasedMessage[] = [];
+      const trail: string[] = [];
+      path.events.forEach((event, i) => {
+        trail.push(event.type);
+        switch (event.type) {
+          case 'JOB': {
+            const [message] = messages(1);
+            jobs.push(message!);
+            h.sut.send({ type: 'JOB', message });
+            break;
+          }
+          case 'COMMAND_DONE':
+            runner.done(WORKER_ID);
+            break;
+          case 'MESSAGE_REJECTED':
+            runner.reject(WORKER_ID, 'unknown command "nope"');
+            break;
+          case 'COMMAND_FAILED':
+            runner.fail(WORKER_ID, 'boom', 'sendMail');
+            break;
+          case 'ABORT':
+            h.sut.send({ type: 'ABORT', reason: 'consumer forced to stop' });
+            break;
+        }
+        const expected = path.states[i]!;
+        try {
+          assertWorkerMatches(h, runner, expected, jobs);
+        } catch (error) {
+          throw new Error(`after ${trail.join(' → ')}: ${(error as Error).message}`, { cause: error });
+        }
+      });
+      h.stop();
+    }
+  });
+});
+
+function assertWorkerMatches(h: Harness, runner: FakeRunner, m: WorkerModel, jobs: LeasedMessage[]): void {
+  const snapshot = h.sut.getSnapshot();
+  const record = runner.get(WORKER_ID);
+  expect(runner.started).toBe(1);
+  expect(record.runs.map((r) => r.id)).toEqual(jobs.map((j) => j.id));
+  expect(record.aborts).toHaveLength(m.aborts);
+  const finished = m.acked + m.rejected;
+  expect(h.queue.of('ACK')).toHaveLength(m.acked);
+  expect(h.queue.of('FAIL')).toHaveLength(m.rejected);
+  const ready = readies(h);
+  if (m.value === 'failed') {
+    expect(snapshot.status).toBe('error');
+    const error = snapshot.error as WorkerCommandError;
+    expect(error).toBeInstanceOf(WorkerCommandError);
+    expect(error.job).toEqual(jobs.at(-1));
+    expect(h.parentReceived.filter((e) => e.type === `xstate.error.actor.${WORKER_ID}`)).toHaveLength(1);
+    expect(ready).toHaveLength(1 + finished);
+    return;
+  }
+  expect(snapshot.status).toBe('active');
+  expect(snapshot.value).toBe(m.value);
+  expect(snapshot.context.finished).toBe(finished);
+  expect(h.parentReceived.filter((e) => e.type.startsWith('xstate.error'))).toHaveLength(0);
+  if (m.value === 'busy') {
+    expect(snapshot.context.job).toEqual(jobs.at(-1));
+    expect(record.current).toEqual(jobs.at(-1));
+    // a busy worker does not announce itself
+    expect(ready).toHaveLength(1 + finished);
+  } else {
+    expect(snapshot.context.job).toBeNull();
+    expect(ready).toHaveLength(1 + finished);
+    expect(ready.at(-1)!.done).toBe(finished > 0);
+    expect(ready.at(-1)!.worker).toBe(h.sut);
+  }
+}
+
+// ── scenarios ──────────────────────────────────────────────────────────────
+
+describe('worker: scenarios', () => {
+  it('idle → JOB → busy → COMMAND_DONE → idle: ACK to the queue, WORKER_READY done:true to the reader', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    expect(h.sut.getSnapshot().value).toBe('idle');
+    expect(readies(h)).toEqual([{ type: 'WORKER_READY', worker: h.sut, done: false }]);
+
+    const [job] = messages(1);
+    h.sut.send({ type: 'JOB', message: job });
+    expect(h.sut.getSnapshot().value).toBe('busy');
+    expect(runner.get(WORKER_ID).runs).toEqual([job]);
+
+    runner.done(WORKER_ID);
+    expect(h.sut.getSnapshot().value).toBe('idle');
+    expect(h.queue.received).toEqual([{ type: 'ACK', id: job!.id }]);
+    expect(readies(h).at(-1)).toEqual({ type: 'WORKER_READY', worker: h.sut, done: true });
+    expect(h.sut.getSnapshot().context).toMatchObject({ job: null, finished: 1 });
+  });
+
+  it('MESSAGE_REJECTED → FAIL with the reason to the queue, back to idle, no ACK', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    const [job] = messages(1, 'not json');
+    h.sut.send({ type: 'JOB', message: job });
+    runner.reject(WORKER_ID, 'invalid message: Unexpected token');
+    expect(h.sut.getSnapshot().value).toBe('idle');
+    expect(h.queue.received).toEqual([{ type: 'FAIL', message: job, error: 'invalid message: Unexpected token' }]);
+    expect(readies(h).at(-1)!.done).toBe(true);
+  });
+
+  it('COMMAND_FAILED fails the worker with a WorkerCommandError naming worker, job, command and cause', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    const [job] = messages(1);
+    h.sut.send({ type: 'JOB', message: job });
+    const cause = new TypeError('bad input');
+    runner.fail(WORKER_ID, cause, 'resizeImage');
+
+    const snapshot = h.sut.getSnapshot();
+    expect(snapshot.status).toBe('error');
+    const error = snapshot.error as WorkerCommandError;
+    expect(error).toBeInstanceOf(WorkerCommandError);
+    expect(error).toMatchObject({ workerId: WORKER_ID, job, command: 'resizeImage', jobId: `job-of-${job!.id}`, cause });
+    expect(error.message).toBe(`command "resizeImage" failed in ${WORKER_ID}: bad input`);
+    // the parent (the supervisor, in the real system) learns which child failed and why
+    expect(h.parentReceived.at(-1)).toMatchObject({ type: `xstate.error.actor.${WORKER_ID}`, error });
+    // nothing was acknowledged or failed by the worker itself: the supervisor records it
+    expect(h.queue.received).toEqual([]);
+  });
+
+  it('a non-Error thrown value becomes the cause as an Error', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    h.sut.send({ type: 'JOB', message: messages(1)[0] });
+    runner.fail(WORKER_ID, undefined, 'noop');
+    const error = h.sut.getSnapshot().error as WorkerCommandError;
+    expect(error.cause).toBeInstanceOf(Error);
+    expect((error.cause as Error).message).toBe('undefined');
+  });
+
+  it('ABORT is forwarded to the runner, idle or busy, without changing state', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    h.sut.send({ type: 'ABORT', reason: 'first' });
+    expect(h.sut.getSnapshot().value).toBe('idle');
+    h.sut.send({ type: 'JOB', message: messages(1)[0] });
+    h.sut.send({ type: 'ABORT', reason: 'second' });
+    expect(h.sut.getSnapshot().value).toBe('busy');
+    expect(runner.get(WORKER_ID).aborts).toEqual(['first', 'second']);
+  });
+
+  it('runs many jobs through ONE runner actor (no actor per job)', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    for (let i = 0; i < 50; i++) {
+      h.sut.send({ type: 'JOB', message: messages(1)[0] });
+      runner.done(WORKER_ID);
+    }
+    expect(runner.started).toBe(1);
+    expect(h.queue.of('ACK')).toHaveLength(50);
+    expect(h.sut.getSnapshot().context.finished).toBe(50);
+  });
+
+  it('without a provided runCommand the worker fails with a message saying what to provide', () => {
+    const actor = createActor(workerMachine, { input: { workerId: 'w' } });
+    const errors: unknown[] = [];
+    actor.subscribe({ error: (e) => errors.push(e) });
+    actor.start();
+    expect(String(errors[0] ?? actor.getSnapshot().error)).toMatch(/provide\(\{ actors: \{ runCommand \} \}\)/);
+  });
+});
