@@ -95,7 +95,8 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
 
   const configured = options.queue ?? getSettings().queue ?? defaultQueueUrl();
   const ownsQueue = !(configured instanceof BaseQueue);
-  const queue = configured instanceof BaseQueue ? configured : createQueue(configured);
+  const queue =
+    configured instanceof BaseQueue ? configured : createQueue(configured, { onWarning: (message) => logger.warn(message) });
 
   const worker = workerMachine.provide({ actors: { runCommand: createRunCommand({ commands, logger }) } });
   const scheduler = schedulerMachine.provide({
