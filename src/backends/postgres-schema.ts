@@ -1,6 +1,6 @@
 /**
- * The PostgreSQL backend's tables, their versioned migrations and the SQL
- * the queue runs. Everything lives in one schema (default `taskmill`) so it
+ * The PostgreSQL backend's tables, their versioned migrations, the SQL the
+ * queue runs and how values map to columns. Everything lives in one schema (default `taskmill`) so it
  * can sit next to an application's own tables without touching them.
  *
  * Migrations are append-only: each step is additive SQL, applied once, in
@@ -136,7 +136,11 @@ export function statements(schema: string) {
      * and the leases that expired first (jobs_leased); the $2 oldest ids of
      * both are leased. Cost O(log n + $2) whatever the table size, the number
      * of leases in flight or of other queues. SKIP LOCKED lets concurrent
-     * claimers pass each other instead of queueing on the same rows.
+     * claimers pass each other instead of queueing on the same rows. When
+     * expired leases exist, up to $2 rows more than are taken stay locked
+     * until the statement ends; a concurrent claim may skip them and get fewer
+     * (never wrong ones), and the next read finds them.
+     * Deadlines are now() of the database: consumers' clocks never matter.
      */
     claim: `WITH ready AS (
               SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL
@@ -216,3 +220,46 @@ export function statements(schema: string) {
 }
 
 export type Statements = ReturnType<typeof statements>;
+
+// ── how values are stored ───────────────────────────────────────────────
+
+const MAX_BIGINT = 9223372036854775807n;
+
+export interface JobRow {
+  id: string;
+  data: string | null;
+  data_utf16: Buffer | null;
+  attempt: number;
+}
+
+/** ES2024 string methods Node 20 has but this project's `lib` (ES2023) does not declare. */
+type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
+
+/** [text, bytea]: text when PostgreSQL stores the string exactly, else UTF-16 bytes. */
+export function encodeData(data: unknown): [string | null, Buffer | null] {
+  if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
+  if ((data as WellFormed).isWellFormed() && !data.includes('\u0000')) return [data, null];
+  return [null, Buffer.from(data, 'utf16le')];
+}
+
+export function decodeData(row: { data: string | null; data_utf16: Buffer | null }): string {
+  return row.data ?? (row.data_utf16 ? row.data_utf16.toString('utf16le') : '');
+}
+
+/** Ids that can be in the table; anything else is refused without asking the server. */
+export function isRowId(id: unknown): id is string {
+  return typeof id === 'string' && /^[1-9][0-9]{0,18}$/.test(id) && BigInt(id) <= MAX_BIGINT;
+}
+
+/** PostgreSQL text cannot hold NUL or lone surrogates; keys and error texts must be stored exactly or not at all. */
+export function checkText(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value === '') throw new ConfigError(`${what} must be a non-empty string`);
+  if (!(value as WellFormed).isWellFormed() || value.includes('\u0000')) throw new ConfigError(`${what} must not contain NUL or lone surrogates`);
+  return value;
+}
+
+/** Error text to store: never refused, so what PostgreSQL cannot hold is replaced. */
+export function storableText(value: unknown): string {
+  return (String(value) as WellFormed).toWellFormed().replaceAll('\u0000', '\\0');
+}
+

@@ -25,7 +25,19 @@ import pg from 'pg';
 import { redactText, redactUrl } from '../config.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
 import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats } from './base.js';
-import { DEFAULT_SCHEMA, migrate, statements, validateSchemaName, type Statements } from './postgres-schema.js';
+import {
+  checkText,
+  decodeData,
+  DEFAULT_SCHEMA,
+  encodeData,
+  isRowId,
+  migrate,
+  statements,
+  storableText,
+  validateSchemaName,
+  type JobRow,
+  type Statements,
+} from './postgres-schema.js';
 
 export { DEFAULT_SCHEMA, SCHEMA_VERSION, validateSchemaName } from './postgres-schema.js';
 
@@ -47,35 +59,8 @@ const DEFAULT_POOL_SIZE = 4;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const LISTEN_RETRY_MIN_MS = 100;
 const LISTEN_RETRY_MAX_MS = 5000;
-const MAX_BIGINT = 9223372036854775807n;
 /** URL query parameters that configure taskmill and are not passed on to `pg`. */
 const OWN_URL_PARAMS = ['schema', 'listen'] as const;
-
-interface JobRow {
-  id: string;
-  data: string | null;
-  data_utf16: Buffer | null;
-  attempt: number;
-}
-
-/** [text, bytea]: text when PostgreSQL stores the string exactly, else UTF-16 bytes. */
-/** ES2024 string methods Node 20 has but this project's `lib` (ES2023) does not declare. */
-type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
-
-function encodeData(data: unknown): [string | null, Buffer | null] {
-  if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
-  if ((data as WellFormed).isWellFormed() && !data.includes('\u0000')) return [data, null];
-  return [null, Buffer.from(data, 'utf16le')];
-}
-
-function decodeData(row: { data: string | null; data_utf16: Buffer | null }): string {
-  return row.data ?? (row.data_utf16 ? row.data_utf16.toString('utf16le') : '');
-}
-
-/** Ids that can be in the table; anything else is refused without asking the server. */
-function isRowId(id: unknown): id is string {
-  return typeof id === 'string' && /^[1-9][0-9]{0,18}$/.test(id) && BigInt(id) <= MAX_BIGINT;
-}
 
 function checkMax(max: number, what = 'batch size'): number {
   if (!Number.isInteger(max) || max < 0) throw new ConfigError(`invalid ${what} ${String(max)}: must be an integer >= 0`);
@@ -85,18 +70,6 @@ function checkMax(max: number, what = 'batch size'): number {
 function checkPositive(value: number, what: string): number {
   if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`invalid ${what} ${String(value)}: must be a number > 0`);
   return value;
-}
-
-/** PostgreSQL text cannot hold NUL or lone surrogates; keys and error texts must be stored exactly or not at all. */
-function checkText(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value === '') throw new ConfigError(`${what} must be a non-empty string`);
-  if (!(value as WellFormed).isWellFormed() || value.includes('\u0000')) throw new ConfigError(`${what} must not contain NUL or lone surrogates`);
-  return value;
-}
-
-/** Error text to store: never refused, so what PostgreSQL cannot hold is replaced. */
-function storableText(value: unknown): string {
-  return (String(value) as WellFormed).toWellFormed().replaceAll('\u0000', '\\0');
 }
 
 /** Splits taskmill's own parameters off the URL; the rest goes to `pg` unchanged. */
@@ -195,6 +168,7 @@ export class DatabaseQueue extends BaseQueue {
     this.#pool = new pg.Pool({ ...this.#clientConfig, max: poolSize, idleTimeoutMillis: 30_000 });
     this.#pool.on('error', (error) => {
       // An idle connection died (server restart, network). The pool drops it; the next query reconnects.
+      // One warning per outage: the flag is cleared by the next query that succeeds.
       if (this.#poolWarned || this.#closed) return;
       this.#poolWarned = true;
       this.warn(`taskmill: PostgreSQL connection lost (${this.#redact(error)}); reconnecting on next use`);
@@ -260,7 +234,9 @@ export class DatabaseQueue extends BaseQueue {
   async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     await this.open();
     try {
-      return await this.#pool.query<R>(text, values);
+      const result = await this.#pool.query<R>(text, values);
+      this.#poolWarned = false;
+      return result;
     } catch (error) {
       throw this.#closed ? this.#closedError() : this.#wrap(what, error);
     }

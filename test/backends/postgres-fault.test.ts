@@ -122,7 +122,7 @@ describe.skipIf(!canStartPostgres)('DatabaseQueue faults (private server)', () =
 
   it('terminating only the LISTEN backend: a later write still wakes the waiter, and LISTEN comes back', async () => {
     const name = uniqueName();
-    const pollIntervalMs = 4000;
+    const pollIntervalMs = 6000;
     const consumer = queue({ name, listen: true, pollIntervalMs });
     const producer = queue({ name, listen: false });
     await consumer.open();
@@ -154,7 +154,7 @@ describe.skipIf(!canStartPostgres)('DatabaseQueue faults (private server)', () =
     const wokeAgain = consumer.waitForMessages(60_000, new AbortController().signal);
     await producer.write('notified');
     await wokeAgain;
-    expect(Date.now() - again).toBeLessThan(pollIntervalMs - 1000);
+    expect(Date.now() - again).toBeLessThan(pollIntervalMs - 2000);
     expect(warnings.some((w) => /LISTEN connection lost/.test(w))).toBe(true);
   }, 30_000);
 
@@ -213,7 +213,7 @@ describe.skipIf(!canStartPostgres)('DatabaseQueue faults (private server)', () =
     const moduleUrl = pathToFileURL(path.join(repoRoot, 'src/backends/postgres.ts')).href;
     const script = `
       const { DatabaseQueue } = await import(${JSON.stringify(moduleUrl)});
-      const q = new DatabaseQueue(process.env.QUEUE_URL, { name: process.env.QUEUE_NAME, leaseMs: 1000, listen: false });
+      const q = new DatabaseQueue(process.env.QUEUE_URL, { name: process.env.QUEUE_NAME, leaseMs: 3000, listen: false });
       for (;;) {
         const messages = await q.readBatch(${batch});
         if (messages.length === 0) { await new Promise((r) => setTimeout(r, 20)); continue; }
@@ -252,32 +252,32 @@ describe.skipIf(!canStartPostgres)('DatabaseQueue faults (private server)', () =
     const inFlight = [...started].filter((id) => !done.has(id));
     expect(inFlight.length).toBeLessThanOrEqual(batch);
 
-    const restarted = queue({ name, listen: false, leaseMs: 1000 });
-    const completed = new Set(done);
+    const restarted = queue({ name, listen: false });
+    const ranByRestarted = new Set<string>();
     let ackedCameBack = 0;
-    let ranTwice = 0;
-    await until(
-      'the restarted consumer to finish',
-      async () => {
-        for (;;) {
-          const messages = await restarted.readBatch(100);
-          if (messages.length === 0) break;
-          for (const m of messages) {
-            if (done.has(m.id)) ackedCameBack++;
-            if (started.has(m.id)) ranTwice++;
-            completed.add(m.id);
-          }
-          expect(await restarted.ackBatch(messages.map((m) => m.id))).toEqual([]);
-        }
-        return completed.size === total;
-      },
-      20_000,
-    );
-    expect(completed).toEqual(new Set(written));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      const messages = await restarted.readBatch(100);
+      if (messages.length === 0) {
+        const { ready, leased } = await restarted.stats();
+        if (ready === 0 && leased === 0) break;
+        await sleep(100); // the dead child's leases have not expired yet
+        continue;
+      }
+      for (const m of messages) {
+        if (done.has(m.id)) ackedCameBack++;
+        ranByRestarted.add(m.id);
+      }
+      expect(await restarted.ackBatch(messages.map((m) => m.id))).toEqual([]);
+    }
+    expect(await restarted.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+    // Every job ran at least once. (The child may have been killed after its ack committed
+    // but before it said so: those jobs are gone from the table, started and never re-run.)
+    expect(new Set([...started, ...ranByRestarted])).toEqual(new Set(written));
     expect(ackedCameBack).toBe(0);
     // Only what the dead child had leased and not acked runs twice.
-    expect(ranTwice).toBe(inFlight.length);
-    expect(ranTwice).toBeLessThanOrEqual(batch);
-    expect(await restarted.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+    const ranTwice = [...ranByRestarted].filter((id) => started.has(id));
+    expect(ranTwice.length).toBeLessThanOrEqual(inFlight.length);
+    expect(ranTwice.length).toBeLessThanOrEqual(batch);
   }, 45_000);
 });
