@@ -18,25 +18,20 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { redactText } from '../config.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
 import { BaseQueue, validateQueueName, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats } from './base.js';
+import { SCRIPTS, SCRIPT_KEY_COUNT, flushedKeys, keyOf, queueKeys, type ScriptName } from './redis-scripts.js';
 import {
-  SCRIPTS,
-  SCRIPT_KEY_COUNT,
   checkCount,
   checkData,
   checkIds,
   decodeFailed,
   decodeMessages,
   encodeText,
-  flushedKeys,
-  keyOf,
-  queueKeys,
   redisTarget,
   replyText,
   writeChunks,
   type Arg,
   type RedisTarget,
-  type ScriptName,
-} from './redis-scripts.js';
+} from './redis-wire.js';
 
 export interface RedisQueueOptions extends QueueOptions {
   /** First part of every key (`PREFIX:{name}:…`). Default: the URL's `?prefix=`, else 'taskmill'; same rules as a queue name. */

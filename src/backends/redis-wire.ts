@@ -1,0 +1,155 @@
+import type { RedisOptions } from 'ioredis';
+import { parseQueueUrl, redactUrl } from '../config.js';
+import { ConfigError } from '../errors.js';
+import type { FailedMessage, QueueMessage } from './base.js';
+
+/**
+ * The Redis wire format: how arguments and replies of the scripts
+ * (redis-scripts.ts) are encoded, checked and decoded, and how a queue URL
+ * becomes connection options.
+ */
+
+// ── text that survives the round trip ─────────────────────────────────────
+// Redis stores bytes. A JS string with a lone surrogate has no UTF-8 form, so
+// such a string is stored as a 0xFF byte (never valid in UTF-8, so no
+// well-formed string's encoding starts with it) followed by its UTF-16LE code
+// units. Well-formed strings (every real envelope) are plain UTF-8.
+
+const ILL_FORMED_MARK = 0xff;
+
+export function encodeText(text: string): string | Buffer {
+  if ((text as unknown as { isWellFormed(): boolean }).isWellFormed()) return text;
+  const units = Buffer.from(text, 'utf16le');
+  const out = Buffer.allocUnsafe(units.length + 1);
+  out[0] = ILL_FORMED_MARK;
+  units.copy(out, 1);
+  return out;
+}
+
+export function decodeText(bytes: Buffer): string {
+  return bytes[0] === ILL_FORMED_MARK ? bytes.toString('utf16le', 1) : bytes.toString('utf8');
+}
+
+function encodedLength(value: string | Buffer): number {
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+// ── arguments and replies ─────────────────────────────────────────────────
+
+export type Arg = string | Buffer | number;
+
+/** Messages (and bytes) per write script call: keeps each request and each script run small. */
+const WRITE_CHUNK_COUNT = 1000;
+const WRITE_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/** Cuts encoded payloads into the argument lists of successive tmWrite calls. */
+export function writeChunks(encoded: readonly (string | Buffer)[]): Arg[][] {
+  const chunks: Arg[][] = [];
+  let chunk: Arg[] = [];
+  let bytes = 0;
+  for (const value of encoded) {
+    const size = encodedLength(value);
+    if (chunk.length > 0 && (chunk.length >= WRITE_CHUNK_COUNT || bytes + size > WRITE_CHUNK_BYTES)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(value);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+export function replyText(value: unknown): string {
+  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+}
+
+/** tmRead's flat {id, data, attempt, …} (as Buffers) → messages. */
+export function decodeMessages(flat: readonly unknown[]): QueueMessage[] {
+  const out: QueueMessage[] = [];
+  for (let i = 0; i + 2 < flat.length; i += 3) {
+    out.push({ id: replyText(flat[i]), data: decodeText(flat[i + 1] as Buffer), attempt: Number(flat[i + 2]) });
+  }
+  return out;
+}
+
+/** tmFailed's flat {id, data, attempt, "<failedAt>:<error>", …} (as Buffers) → failed messages. */
+export function decodeFailed(flat: readonly unknown[]): FailedMessage[] {
+  const out: FailedMessage[] = [];
+  for (let i = 0; i + 3 < flat.length; i += 4) {
+    const info = flat[i + 3] as Buffer;
+    const colon = info.indexOf(0x3a);
+    out.push({
+      id: replyText(flat[i]),
+      data: decodeText(flat[i + 1] as Buffer),
+      attempt: Number(flat[i + 2]),
+      error: decodeText(info.subarray(colon + 1)),
+      failedAt: new Date(Number(info.subarray(0, colon).toString('latin1'))),
+    });
+  }
+  return out;
+}
+
+export function checkData(data: unknown): string {
+  if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
+  return data;
+}
+
+export function checkCount(what: string, n: number): number {
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`invalid ${what} ${String(n)}: must be an integer >= 0`);
+  return n;
+}
+
+export function checkIds(ids: readonly string[]): string[] {
+  if (!Array.isArray(ids)) throw new ConfigError('ids must be an array of message id strings');
+  for (const id of ids) if (typeof id !== 'string') throw new ConfigError(`message ids must be strings, got ${typeof id}`);
+  return ids as string[];
+}
+
+// ── URL → connection options ──────────────────────────────────────────────
+
+export interface RedisTarget {
+  options: RedisOptions;
+  /** The URL with its password replaced by ***. */
+  shown: string;
+  /** Strings to scrub from any driver text. */
+  secrets: string[];
+  /** `?prefix=` (options.prefix wins). */
+  prefix: string | undefined;
+}
+
+/** Turns `redis://[user][:password@]host[:port][/db][?prefix=…]` (or rediss://, or `host:port:db`) into ioredis options. */
+export function redisTarget(url: string): RedisTarget {
+  const parsed = parseQueueUrl(url);
+  if (parsed.kind !== 'redis') {
+    throw new ConfigError(`queue URL "${redactUrl(url)}" is not a Redis URL: use redis://host:port/db, rediss://… or host:port:db`);
+  }
+  const shown = redactUrl(parsed.url);
+  const u = new URL(parsed.url);
+  const unknown = [...u.searchParams.keys()].filter((key) => key !== 'blocking' && key !== 'prefix');
+  if (unknown.length > 0) {
+    throw new ConfigError(`queue URL "${shown}": unsupported parameter(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: blocking, prefix)`);
+  }
+  const prefix = u.searchParams.get('prefix') ?? undefined;
+  const host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
+  const port = u.port === '' ? 6379 : Number(u.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`queue URL "${shown}": invalid port`);
+  const dbText = u.pathname.replace(/^\//, '');
+  if (dbText !== '' && !/^\d{1,5}$/.test(dbText)) {
+    throw new ConfigError(`queue URL "${shown}": the path must be a database number (redis://host:port/0)`);
+  }
+  const options: RedisOptions = { host, port, db: dbText === '' ? 0 : Number(dbText) };
+  const username = decodeURIComponent(u.username);
+  const password = decodeURIComponent(u.password);
+  // redis://secret@host (no colon) is the legacy password-only form.
+  if (password) {
+    options.password = password;
+    if (username) options.username = username;
+  } else if (username) {
+    options.password = username;
+  }
+  if (u.protocol === 'rediss:') options.tls = {};
+  const secrets = [password, u.password, password ? '' : username, password ? '' : u.username].filter((s) => s.length > 0);
+  return { options, shown, secrets, prefix };
+}
