@@ -8,8 +8,9 @@
  * past them: they assert what happens before and after a deadline, never
  * how fast anything is.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { BaseQueue, type QueueOptions } from '../../src/backends/base.js';
+import { BaseQueue, type QueueOptions, type WriteOptions } from '../../src/backends/base.js';
 import { ConfigError, LeaseLostError } from '../../src/errors.js';
 
 export interface ContractTarget {
@@ -34,6 +35,40 @@ function freshName(): string {
 
 /** A message id no backend hands out in a fresh queue. */
 const UNKNOWN_ID = '987654321';
+
+/** A runAt this far ahead is due soon enough to wait for, yet far enough that a slow write still lands before it. */
+const DUE_SOON = 300;
+/** Comfortably past DUE_SOON (counted from before the write). */
+const PAST_DUE = 600;
+/** A runAt that no test waits for. */
+const FAR_AHEAD = 3_600_000;
+
+/** writeBatch is not on BaseQueue, but every backend has it; the contract checks it with and without runAt. */
+type BatchWriter = BaseQueue & { writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> };
+
+function batchWriter(queue: BaseQueue): BatchWriter {
+  const candidate = queue as Partial<BatchWriter>;
+  if (typeof candidate.writeBatch !== 'function') throw new Error(`${queue.constructor.name} has no writeBatch()`);
+  return queue as BatchWriter;
+}
+
+/** The data the round-trip tests send: empty, unicode, NUL, lone surrogates, ~1 MiB. */
+function awkwardTexts(): string[] {
+  const cycle = Array.from({ length: 90 }, (_, i) => String.fromCharCode(33 + i)).join('');
+  const big = cycle.repeat(Math.ceil((1024 * 1024) / cycle.length)).slice(0, 1024 * 1024);
+  return [
+    '',
+    'plain ascii',
+    'héllo wörld — ✓ 日本語 🎉👩‍👩‍👧',
+    'nul\u0000inside\u0000',
+    'lone high \ud800 end',
+    '\udc00 lone low first',
+    '\ud83d',
+    '{"json":[1,2,3],"quote":"\\"","nl":"\n"}',
+    "x'; DROP TABLE taskmill_messages;--",
+    big,
+  ];
+}
 
 export function runContractSuite(label: string, target: ContractTarget): void {
   describe(`${label}: BaseQueue contract`, () => {
@@ -66,9 +101,9 @@ export function runContractSuite(label: string, target: ContractTarget): void {
       return queue!;
     }
 
-    async function writeAll(queue: BaseQueue, datas: string[]): Promise<string[]> {
+    async function writeAll(queue: BaseQueue, datas: string[], options?: WriteOptions): Promise<string[]> {
       const ids: string[] = [];
-      for (const data of datas) ids.push(await queue.write(data));
+      for (const data of datas) ids.push(await queue.write(data, options));
       return ids;
     }
 
@@ -95,7 +130,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
 
         await queue.ack(id);
         expect(await queue.read()).toBeNull();
-        expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+        expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
       });
 
       it('read on an empty queue resolves null and readBatch resolves []', async () => {
@@ -138,7 +173,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         expect(await consumer!.read()).toEqual({ id, data: 'shared', attempt: 1 });
         await consumer!.ack(id);
         expect(await producer!.length()).toBe(0);
-        expect(await producer!.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+        expect(await producer!.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
       });
 
       it('ack of an unknown id, or of a message this owner never leased, throws LeaseLostError', async () => {
@@ -148,7 +183,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         await expect(a!.ack(id)).rejects.toBeInstanceOf(LeaseLostError); // ready, not leased
         await b!.read();
         await expect(a!.ack(id)).rejects.toBeInstanceOf(LeaseLostError); // leased by b
-        expect(await a!.stats()).toEqual({ ready: 0, leased: 1, failed: 0 });
+        expect(await a!.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
         await b!.ack(id);
       });
 
@@ -166,19 +201,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
 
       it('round-trips data exactly: empty, unicode, NUL, lone surrogates, 1 MiB', async () => {
         const queue = await one();
-        const big = Array.from({ length: 1024 * 1024 }, (_, i) => String.fromCharCode(33 + (i % 90))).join('');
-        const datas = [
-          '',
-          'plain ascii',
-          'héllo wörld — ✓ 日本語 🎉👩‍👩‍👧',
-          'nul\u0000inside\u0000',
-          'lone high \ud800 end',
-          '\udc00 lone low first',
-          '\ud83d',
-          '{"json":[1,2,3],"quote":"\\"","nl":"\n"}',
-          "x'; DROP TABLE taskmill_messages;--",
-          big,
-        ];
+        const datas = awkwardTexts();
         const ids = await writeAll(queue, datas);
         const messages = await queue.readBatch(datas.length);
         expect(messages.map((m) => m.id)).toEqual(ids);
@@ -244,7 +267,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         await a!.release([id]);
 
         // b's lease is intact: still leased, not failed, not ready, attempt unchanged.
-        expect(await b!.stats()).toEqual({ ready: 0, leased: 1, failed: 0 });
+        expect(await b!.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
         expect(await b!.failed()).toEqual([]);
         expect(await a!.read()).toBeNull();
         expect(await b!.extend([id])).toEqual([]);
@@ -295,7 +318,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
 
         const refused = await a!.ackBatch([ids[0]!, ids[3]!, UNKNOWN_ID, ids[2]!, ids[4]!]);
         expect([...refused].sort()).toEqual([ids[3]!, UNKNOWN_ID, ids[4]!].sort());
-        expect(await a!.stats()).toEqual({ ready: 1, leased: 2, failed: 0 });
+        expect(await a!.stats()).toEqual({ ready: 1, leased: 2, failed: 0, delayed: 0 });
         expect(await a!.ackBatch([ids[1]!])).toEqual([]);
         expect(await a!.ackBatch([ids[0]!])).toEqual([ids[0]]); // already acked
         expect(await a!.ackBatch([])).toEqual([]);
@@ -307,7 +330,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         const leased = await a!.readBatch(2);
         expect(leased.map((m) => m.id)).toEqual(ids.slice(0, 2));
         await a!.release([ids[0]!]);
-        expect(await a!.stats()).toEqual({ ready: 2, leased: 1, failed: 0 });
+        expect(await a!.stats()).toEqual({ ready: 2, leased: 1, failed: 0, delayed: 0 });
 
         const next = await b!.readBatch(5);
         expect(next.map((m) => [m.id, m.data, m.attempt])).toEqual([
@@ -321,7 +344,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         const id = await a!.write('x');
         await b!.read();
         await a!.release([id, UNKNOWN_ID]);
-        expect(await a!.stats()).toEqual({ ready: 0, leased: 1, failed: 0 });
+        expect(await a!.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
         expect(await a!.read()).toBeNull();
         await b!.ack(id);
       });
@@ -341,10 +364,10 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         await writeAll(a!, ['1', '2', '3']);
         await a!.readBatch(2);
         expect(await b!.reclaim()).toBe(0);
-        expect(await b!.stats()).toEqual({ ready: 1, leased: 2, failed: 0 });
+        expect(await b!.stats()).toEqual({ ready: 1, leased: 2, failed: 0, delayed: 0 });
         await sleep(650);
         expect(await b!.reclaim()).toBe(2);
-        expect(await b!.stats()).toEqual({ ready: 3, leased: 0, failed: 0 });
+        expect(await b!.stats()).toEqual({ ready: 3, leased: 0, failed: 0, delayed: 0 });
         expect(await b!.length()).toBe(3);
         expect(await b!.reclaim()).toBe(0);
         const again = await b!.readBatch(3);
@@ -372,7 +395,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         const all = got.flat();
         expect(all.length).toBe(total);
         expect(new Set(all)).toEqual(written);
-        expect(await consumers[0]!.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+        expect(await consumers[0]!.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
       });
 
       it('concurrent writers get distinct ids and lose nothing', async () => {
@@ -416,7 +439,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         expect(record!.failedAt.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
         expect(await queue.length()).toBe(0);
         expect(await queue.read()).toBeNull();
-        expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 1 });
+        expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 1, delayed: 0 });
         expect(await queue.ackBatch([id])).toEqual([id]);
         expect(await queue.fail(id, 'again')).toBe(false);
       });
@@ -450,7 +473,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         await b!.fail(m1!.id, 'x');
         await b!.fail(m2!.id, 'y');
         expect(await a!.requeueFailed([m1!.id, UNKNOWN_ID])).toBe(1);
-        expect(await a!.stats()).toEqual({ ready: 1, leased: 0, failed: 1 });
+        expect(await a!.stats()).toEqual({ ready: 1, leased: 0, failed: 1, delayed: 0 });
         expect((await a!.failed()).map((f) => f.id)).toEqual([m2!.id]);
         expect(await a!.read()).toEqual({ id: m1!.id, data: 'a', attempt: 1 });
       });
@@ -480,7 +503,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         expect((await queue.failed()).map((f) => f.id)).toEqual([messages[0]!.id, messages[2]!.id]);
         expect(await queue.purgeFailed()).toBe(2);
         expect(await queue.failed()).toEqual([]);
-        expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+        expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
         expect(await queue.requeueFailed()).toBe(0);
       });
     });
@@ -491,9 +514,9 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         await writeAll(queue, ['1', '2', '3', '4', '5']);
         const [m1, m2] = await queue.readBatch(2);
         await queue.fail(m1!.id, 'x');
-        expect(await queue.stats()).toEqual({ ready: 3, leased: 1, failed: 1 });
+        expect(await queue.stats()).toEqual({ ready: 3, leased: 1, failed: 1, delayed: 0 });
         await queue.ack(m2!.id);
-        expect(await queue.stats()).toEqual({ ready: 3, leased: 0, failed: 1 });
+        expect(await queue.stats()).toEqual({ ready: 3, leased: 0, failed: 1, delayed: 0 });
         expect(await queue.length()).toBe(3);
       });
 
@@ -504,7 +527,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         await a!.fail(m1!.id, 'x');
         expect(await a!.writeUnique('slot', 'periodic', 60_000)).not.toBeNull();
         await b!.flush();
-        expect(await a!.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+        expect(await a!.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
         expect(await a!.length()).toBe(0);
         expect(await a!.failed()).toEqual([]);
         expect(await a!.read()).toBeNull();
@@ -590,15 +613,15 @@ export function runContractSuite(label: string, target: ContractTarget): void {
         expect(await a.writeUnique('same-key', 'a', 60_000)).not.toBeNull();
         expect(await b.writeUnique('same-key', 'b', 60_000)).not.toBeNull();
 
-        expect(await a.stats()).toEqual({ ready: 2, leased: 0, failed: 1 });
-        expect(await b.stats()).toEqual({ ready: 2, leased: 0, failed: 0 });
+        expect(await a.stats()).toEqual({ ready: 2, leased: 0, failed: 1, delayed: 0 });
+        expect(await b.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 0 });
         expect(await b.failed()).toEqual([]);
         expect(await b.requeueFailed()).toBe(0);
         expect(await b.purgeFailed()).toBe(0);
         const fromB = await b.readBatch(10);
         expect(fromB.map((m) => m.data)).toEqual(['b1', 'b']);
         await b.flush();
-        expect(await a.stats()).toEqual({ ready: 2, leased: 0, failed: 1 });
+        expect(await a.stats()).toEqual({ ready: 2, leased: 0, failed: 1, delayed: 0 });
 
         const [aMessage] = await a.readBatch(1);
         await sleep(650);
@@ -626,6 +649,289 @@ export function runContractSuite(label: string, target: ContractTarget): void {
           return queue;
         })();
         await expect(attempt).rejects.toBeInstanceOf(ConfigError);
+      });
+    });
+
+    describe('job lifecycle', () => {
+      const soon = () => ({ runAt: Date.now() + DUE_SOON });
+      const far = () => ({ runAt: Date.now() + FAR_AHEAD });
+
+      describe('delayed messages and promoteDue', () => {
+        it('a write with a future runAt is delayed: not read, not in length(), counted in stats().delayed', async () => {
+          const queue = await one();
+          const delayed = await queue.write('later', far());
+          const ready = await queue.write('now');
+          const past = await queue.write('overdue', { runAt: Date.now() - 60_000 });
+          const absent = await queue.write('no runAt', {});
+          expect(new Set([delayed, ready, past, absent]).size).toBe(4);
+          expect(await queue.length()).toBe(3);
+          expect(await queue.stats()).toEqual({ ready: 3, leased: 0, failed: 0, delayed: 1 });
+          expect(await queue.promoteDue()).toBe(0);
+          const read = await queue.readBatch(10);
+          expect(read.map((m) => [m.id, m.data])).toEqual([
+            [ready, 'now'],
+            [past, 'overdue'],
+            [absent, 'no runAt'],
+          ]);
+          expect(await queue.readBatch(10)).toEqual([]);
+          expect(await queue.stats()).toEqual({ ready: 0, leased: 3, failed: 0, delayed: 1 });
+        });
+
+        it('a due message stays unreadable until promoteDue(), which counts it and puts it back in id order', async () => {
+          const [producer, consumer] = await instances(2);
+          const d1 = await producer!.write('d1', soon());
+          const r1 = await producer!.write('r1');
+          const d2 = await producer!.write('d2 \udc00', soon());
+          const r2 = await producer!.write('r2');
+          await producer!.write('not due', far());
+          await sleep(PAST_DUE);
+          // Due by now, but only promoteDue() makes them ready.
+          expect(await consumer!.length()).toBe(2);
+          expect(await consumer!.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 3 });
+          const early = await consumer!.readBatch(1);
+          expect(early.map((m) => m.id)).toEqual([r1]);
+          await consumer!.release([r1]);
+
+          expect(await consumer!.promoteDue()).toBe(2);
+          expect(await consumer!.stats()).toEqual({ ready: 4, leased: 0, failed: 0, delayed: 1 });
+          expect(await consumer!.length()).toBe(4);
+          expect(await producer!.promoteDue()).toBe(0);
+          const read = await consumer!.readBatch(10);
+          expect(read.map((m) => [m.id, m.data, m.attempt])).toEqual([
+            [d1, 'd1', 1],
+            [r1, 'r1', 1],
+            [d2, 'd2 \udc00', 1],
+            [r2, 'r2', 1],
+          ]);
+        });
+
+        it('concurrent promoteDue() from three instances promotes each message once', async () => {
+          const queues = await instances(3);
+          const total = 24;
+          const written = await writeAll(
+            queues[0]!,
+            Array.from({ length: total }, (_, i) => `p${i}`),
+            soon(),
+          );
+          await queues[0]!.write('not due', far());
+          await sleep(PAST_DUE);
+          const counts = await Promise.all(queues.flatMap((queue) => [queue.promoteDue(), queue.promoteDue()]));
+          expect(counts.reduce((a, b) => a + b, 0)).toBe(total);
+          expect(await queues[1]!.stats()).toEqual({ ready: total, leased: 0, failed: 0, delayed: 1 });
+
+          const got = await Promise.all(
+            queues.map(async (queue) => {
+              const mine: string[] = [];
+              for (let batch = await queue.readBatch(5); batch.length > 0; batch = await queue.readBatch(5)) {
+                mine.push(...batch.map((m) => m.id));
+              }
+              return mine;
+            }),
+          );
+          const all = got.flat();
+          expect(all).toHaveLength(total);
+          expect(new Set(all)).toEqual(new Set(written));
+          expect(await queues[2]!.promoteDue()).toBe(0);
+        });
+
+        it('writeBatch takes runAt too: future → delayed, past or absent → ready', async () => {
+          const queue = batchWriter(await one());
+          expect(await queue.writeBatch([], soon())).toEqual([]);
+          const [a, b] = await queue.writeBatch(['a', 'b']);
+          const [c, d] = await queue.writeBatch(['c', 'd \ud800'], soon());
+          const [e] = await queue.writeBatch(['e'], { runAt: Date.now() - 1000 });
+          expect(await queue.stats()).toEqual({ ready: 3, leased: 0, failed: 0, delayed: 2 });
+          expect((await queue.readBatch(10)).map((m) => m.id)).toEqual([a, b, e]);
+          await sleep(PAST_DUE);
+          expect(await queue.readBatch(10)).toEqual([]);
+          expect(await queue.promoteDue()).toBe(2);
+          expect((await queue.readBatch(10)).map((m) => [m.id, m.data])).toEqual([
+            [c, 'c'],
+            [d, 'd \ud800'],
+          ]);
+        });
+
+        it('promoteDue() wakes a reader blocked in waitForMessages (blocking backends)', async (context) => {
+          const [producer, consumer] = await instances(2);
+          if (!consumer!.blocking) {
+            context.skip('polling backend: waitForMessages does not block');
+            return;
+          }
+          const id = await producer!.write('wake me', soon());
+          await sleep(PAST_DUE);
+          // Swallow any wake-up the delayed write itself may have sent, so only promoteDue can end the next wait.
+          await consumer!.waitForMessages(100, new AbortController().signal);
+          const controller = new AbortController();
+          const waiting = consumer!.waitForMessages(20_000, controller.signal);
+          await sleep(50);
+          expect(await producer!.promoteDue()).toBe(1);
+          // Far less than the wait's own timeout (and any backend's internal cap), far more than a wake-up takes.
+          const outcome = await Promise.race([waiting.then(() => 'woke'), sleep(1_000).then(() => 'still waiting')]);
+          controller.abort();
+          await waiting;
+          expect(outcome).toBe('woke');
+          expect((await consumer!.read())?.id).toBe(id);
+        });
+      });
+
+      describe('retry', () => {
+        it('is fenced like ack: false after the lease expired or was taken, and nothing changes', async () => {
+          const [a, b] = await shortAndLong();
+          const id = await a!.write('original');
+          expect(await a!.retry(id, 'not leased', Date.now())).toBe(false);
+          await a!.read();
+          await sleep(PAST_SHORT_LEASE);
+          expect(await a!.retry(id, 'expired', Date.now())).toBe(false);
+          expect(await b!.read()).toEqual({ id, data: 'original', attempt: 2 });
+          expect(await a!.retry(id, 'taken', Date.now() + FAR_AHEAD)).toBe(false);
+          expect(await a!.retry(UNKNOWN_ID, 'unknown', Date.now())).toBe(false);
+
+          expect(await b!.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
+          expect(await b!.extend([id])).toEqual([]);
+          await b!.release([id]);
+          expect(await b!.read()).toEqual({ id, data: 'original', attempt: 2 });
+        });
+
+        it('with runAt ≤ now: replaces the data, resets attempt, ready at once in its id order, and ends the lease', async () => {
+          const [a, b] = await shortAndLong();
+          const [id, younger] = await writeAll(a!, ['v1', 'younger']);
+          await a!.readBatch(1);
+          await sleep(PAST_SHORT_LEASE);
+          expect((await b!.readBatch(1))[0]).toEqual({ id, data: 'v1', attempt: 2 });
+          expect(await b!.retry(id!, 'v2 \ud800 ✓', Date.now() - 1)).toBe(true);
+          expect(await b!.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 0 });
+          expect(await b!.ackBatch([id!])).toEqual([id]);
+          expect(await b!.retry(id!, 'twice', Date.now())).toBe(false);
+          expect(await b!.readBatch(5)).toEqual([
+            { id, data: 'v2 \ud800 ✓', attempt: 1 },
+            { id: younger, data: 'younger', attempt: 1 },
+          ]);
+        });
+
+        it('with a future runAt: delayed until due and promoted, then read with the new data and attempt 1', async () => {
+          const queue = await one();
+          const id = await queue.write('first try');
+          await queue.read();
+          expect(await queue.retry(id, 'second try', Date.now() + DUE_SOON)).toBe(true);
+          expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 1 });
+          expect(await queue.length()).toBe(0);
+          expect(await queue.readBatch(5)).toEqual([]);
+          expect(await queue.remove(id)).toBe(true); // a delayed retry can be revoked …
+          expect(await queue.promoteDue()).toBe(0);
+
+          const other = await queue.write('third');
+          await queue.read();
+          expect(await queue.retry(other, 'fourth', Date.now() + DUE_SOON)).toBe(true);
+          await sleep(PAST_DUE);
+          expect(await queue.readBatch(5)).toEqual([]); // … and stays unreadable, though due, until promoted
+          expect(await queue.promoteDue()).toBe(1);
+          expect(await queue.read()).toEqual({ id: other, data: 'fourth', attempt: 1 });
+        });
+      });
+
+      describe('remove', () => {
+        it('deletes a ready, a delayed and an expired-lease message', async () => {
+          const [a, b] = await shortAndLong();
+          const expired = await a!.write('expired');
+          await a!.read();
+          const ready = await a!.write('ready');
+          const delayed = await a!.write('delayed', far());
+          await sleep(PAST_SHORT_LEASE);
+          expect(await b!.remove(ready)).toBe(true);
+          expect(await b!.remove(delayed)).toBe(true);
+          expect(await b!.remove(expired)).toBe(true);
+          expect(await b!.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+          expect(await b!.readBatch(5)).toEqual([]);
+          expect(await a!.ackBatch([expired])).toEqual([expired]);
+          for (const id of [ready, delayed, expired]) expect(await b!.remove(id)).toBe(false);
+        });
+
+        it('refuses a live lease (any owner), a failed message and an unknown id, changing nothing', async () => {
+          const [a, b] = await instances(2);
+          const [live, failed] = await writeAll(a!, ['live', 'failed']);
+          await a!.readBatch(2);
+          expect(await a!.fail(failed!, 'boom')).toBe(true);
+          expect(await b!.remove(live!)).toBe(false);
+          expect(await a!.remove(live!)).toBe(false);
+          expect(await a!.remove(failed!)).toBe(false);
+          expect(await a!.remove(UNKNOWN_ID)).toBe(false);
+          expect(await a!.stats()).toEqual({ ready: 0, leased: 1, failed: 1, delayed: 0 });
+          expect((await a!.failed()).map((f) => [f.id, f.data])).toEqual([[failed, 'failed']]);
+          expect(await a!.ackBatch([live!])).toEqual([]);
+        });
+      });
+
+      describe('results', () => {
+        it('setResults/getResult round-trip records exactly; unknown job ids give null', async () => {
+          const [writer, reader] = await instances(2);
+          const texts = awkwardTexts();
+          const jobIds = texts.map(() => randomUUID());
+          await writer!.setResults(texts.map((record, i) => ({ jobId: jobIds[i]!, record, ttlMs: 60_000 })));
+          for (let i = 0; i < texts.length; i++) {
+            const got = await reader!.getResult(jobIds[i]!);
+            expect(got?.length, `record #${i}`).toBe(texts[i]!.length);
+            expect(got === texts[i], `record #${i} differs`).toBe(true);
+          }
+          expect(await reader!.getResult(randomUUID())).toBeNull();
+          await writer!.setResults([]);
+        });
+
+        it('setResults overwrites the record of a job id and leaves the others alone', async () => {
+          const queue = await one();
+          const [x, y] = [randomUUID(), randomUUID()];
+          await queue.setResults([
+            { jobId: x, record: 'x1', ttlMs: 60_000 },
+            { jobId: y, record: 'y1', ttlMs: 60_000 },
+          ]);
+          await queue.setResults([{ jobId: x, record: 'x2', ttlMs: 60_000 }]);
+          expect(await queue.getResult(x)).toBe('x2');
+          expect(await queue.getResult(y)).toBe('y1');
+        });
+
+        it('keeps the results of queues with different names apart', async () => {
+          const a = await one();
+          const b = await one();
+          const jobId = randomUUID();
+          await a.setResults([{ jobId, record: 'from a', ttlMs: 60_000 }]);
+          expect(await b.getResult(jobId)).toBeNull();
+          await b.setResults([{ jobId, record: 'from b', ttlMs: 60_000 }]);
+          expect(await a.getResult(jobId)).toBe('from a');
+          expect(await b.getResult(jobId)).toBe('from b');
+          await b.flush();
+          expect(await b.getResult(jobId)).toBeNull();
+          expect(await a.getResult(jobId)).toBe('from a');
+        });
+
+        it('a record expires ttlMs after it was set', async () => {
+          const queue = await one();
+          const [short, renewed, long] = [randomUUID(), randomUUID(), randomUUID()];
+          await queue.setResults([
+            { jobId: short, record: 'short', ttlMs: 300 },
+            { jobId: renewed, record: 'old', ttlMs: 300 },
+            { jobId: long, record: 'long', ttlMs: 60_000 },
+          ]);
+          expect(await queue.getResult(short)).toBe('short');
+          await queue.setResults([{ jobId: renewed, record: 'new', ttlMs: 60_000 }]);
+          await sleep(600);
+          expect(await queue.getResult(short)).toBeNull();
+          expect(await queue.getResult(renewed)).toBe('new');
+          expect(await queue.getResult(long)).toBe('long');
+        });
+      });
+
+      it('flush() also deletes delayed messages and result records', async () => {
+        const [a, b] = await instances(2);
+        await a!.write('ready');
+        await a!.write('delayed', far());
+        await a!.write('due soon', soon());
+        const jobId = randomUUID();
+        await a!.setResults([{ jobId, record: 'result', ttlMs: 60_000 }]);
+        await b!.flush();
+        expect(await a!.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+        expect(await a!.getResult(jobId)).toBeNull();
+        await sleep(PAST_DUE);
+        expect(await a!.promoteDue()).toBe(0);
+        expect(await a!.readBatch(5)).toEqual([]);
       });
     });
   });
