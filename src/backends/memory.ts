@@ -8,9 +8,22 @@
  * re-queued), which sit in a min-heap by sequence so they are read before
  * younger messages. Expired leases are found through a deadline heap with
  * lazy deletion; nothing scans all messages on a read.
+ *
+ * Delayed messages wait in a (runAt, seq) min-heap until promoteDue() moves
+ * the due ones into the sequence heap, so they are read in id order. Removed
+ * ready messages stay in the ready structures as tombstones that reads skip.
+ * Result records live in a Map with an expiry heap that setResults() drains.
  */
 import { ConfigError, QueueConnectionError } from '../errors.js';
-import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats } from './base.js';
+import {
+  BaseQueue,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueOptions,
+  type QueueStats,
+  type ResultRecord,
+  type WriteOptions,
+} from './base.js';
 
 class MinHeap<T> {
   private readonly items: T[] = [];
@@ -65,24 +78,53 @@ class MinHeap<T> {
     this.clear();
     for (const item of items) this.push(item);
   }
+
+  /** Empties the heap, returning its items in no particular order. */
+  drain(): T[] {
+    return this.items.splice(0);
+  }
 }
 
 interface Entry {
   readonly id: string;
   readonly seq: number;
-  readonly data: string;
+  /** Replaced by retry(). */
+  data: string;
   attempt: number;
-  /** null while ready. */
+  /** null while ready or delayed. */
   owner: string | null;
   deadline: number;
-  /** Bumped on every lease change, so stale deadline-heap records can be recognised. */
+  /** Bumped on every lease or delay change, so stale heap records can be recognised. */
   generation: number;
+  /** Removed while it sat in a ready structure: a tombstone reads skip. */
+  removed: boolean;
+}
+
+function newEntry(id: string, seq: number, data: string, attempt: number): Entry {
+  return { id, seq, data, attempt, owner: null, deadline: 0, generation: 0, removed: false };
 }
 
 interface DeadlineRecord {
   deadline: number;
   entry: Entry;
   generation: number;
+}
+
+interface DelayedRecord {
+  runAt: number;
+  entry: Entry;
+  generation: number;
+}
+
+interface StoredResult {
+  record: string;
+  expiresAt: number;
+}
+
+interface ResultExpiry {
+  expiresAt: number;
+  jobId: string;
+  stored: StoredResult;
 }
 
 interface FailedRecord extends FailedMessage {
@@ -97,29 +139,71 @@ class QueueState {
   readonly returned = new MinHeap<Entry>((a, b) => a.seq < b.seq);
   readonly leased = new Map<string, Entry>();
   readonly deadlines = new MinHeap<DeadlineRecord>((a, b) => a.deadline < b.deadline);
+  /** Ready entries removed while in `fresh` or `returned`, not yet skipped by a read. */
+  tombstones = 0;
+  readonly delayed = new Map<string, Entry>();
+  readonly delayedByRunAt = new MinHeap<DelayedRecord>((a, b) => a.runAt < b.runAt || (a.runAt === b.runAt && a.entry.seq < b.entry.seq));
   readonly failed = new Map<string, FailedRecord>();
   readonly slots = new Map<string, number>();
   slotCalls = 0;
+  readonly results = new Map<string, StoredResult>();
+  readonly resultExpiries = new MinHeap<ResultExpiry>((a, b) => a.expiresAt < b.expiresAt);
   readonly waiters = new Set<() => void>();
 
   readyCount(): number {
-    return this.fresh.length - this.freshHead + this.returned.size;
+    return this.fresh.length - this.freshHead + this.returned.size - this.tombstones;
   }
 
   wake(): void {
     for (const waiter of [...this.waiters]) waiter();
   }
 
-  append(data: string): string {
+  /** Appends a message, delayed when `runAt` is after `now`. */
+  append(data: string, runAt: number | undefined, now: number): string {
     const seq = this.nextSeq++;
-    const entry: Entry = { id: String(seq), seq, data, attempt: 0, owner: null, deadline: 0, generation: 0 };
+    const entry = newEntry(String(seq), seq, data, 0);
     this.live.set(entry.id, entry);
-    this.fresh.push(entry);
+    if (runAt !== undefined && runAt > now) this.delay(entry, runAt);
+    else this.fresh.push(entry);
     return entry.id;
+  }
+
+  delay(entry: Entry, runAt: number): void {
+    entry.generation++;
+    this.delayed.set(entry.id, entry);
+    this.delayedByRunAt.push({ runAt, entry, generation: entry.generation });
+    // Removed delayed entries leave stale records behind; rebuild before they pile up.
+    if (this.delayedByRunAt.size > 2 * this.delayed.size + 1024) {
+      const current = (record: DelayedRecord) => this.delayed.get(record.entry.id) === record.entry && record.entry.generation === record.generation;
+      this.delayedByRunAt.rebuild(this.delayedByRunAt.drain().filter(current));
+    }
+  }
+
+  /** Makes every delayed entry with runAt ≤ now ready (in seq order among the ready ones); returns how many. */
+  promote(now: number): number {
+    let count = 0;
+    for (let top = this.delayedByRunAt.peek(); top !== undefined && top.runAt <= now; top = this.delayedByRunAt.peek()) {
+      this.delayedByRunAt.pop();
+      const { entry, generation } = top;
+      if (this.delayed.get(entry.id) !== entry || entry.generation !== generation) continue;
+      this.delayed.delete(entry.id);
+      entry.generation++;
+      this.returned.push(entry);
+      count++;
+    }
+    return count;
   }
 
   /** Oldest ready message (fresh or returned), removed from the ready structures. */
   takeOldest(): Entry | undefined {
+    for (;;) {
+      const entry = this.takeOldestSlot();
+      if (!entry?.removed) return entry;
+      this.tombstones--;
+    }
+  }
+
+  private takeOldestSlot(): Entry | undefined {
     const fresh = this.fresh[this.freshHead];
     const back = this.returned.peek();
     if (fresh === undefined && back === undefined) return undefined;
@@ -192,15 +276,55 @@ class QueueState {
     return entry && entry.owner === owner && entry.deadline >= now ? entry : undefined;
   }
 
+  /** Deletes a ready, delayed or lease-expired message; false for a live lease, a failed or an unknown one. */
+  remove(id: string, now: number): boolean {
+    const entry = this.live.get(id);
+    if (!entry) return false;
+    if (this.delayed.delete(id)) {
+      entry.generation++;
+    } else if (entry.owner !== null) {
+      if (entry.deadline >= now) return false;
+      this.unlease(entry);
+    } else {
+      entry.removed = true;
+      this.tombstones++;
+    }
+    this.live.delete(id);
+    return true;
+  }
+
+  setResult(jobId: string, record: string, expiresAt: number): void {
+    const stored: StoredResult = { record, expiresAt };
+    this.results.set(jobId, stored);
+    this.resultExpiries.push({ expiresAt, jobId, stored });
+    // Overwritten records leave stale expiry records behind; rebuild before they pile up.
+    if (this.resultExpiries.size > 2 * this.results.size + 1024) {
+      this.resultExpiries.rebuild([...this.results].map(([key, value]) => ({ expiresAt: value.expiresAt, jobId: key, stored: value })));
+    }
+  }
+
+  /** Drops every result record that has expired: a pop per expired record, nothing when none has. */
+  purgeResults(now: number): void {
+    for (let top = this.resultExpiries.peek(); top !== undefined && top.expiresAt <= now; top = this.resultExpiries.peek()) {
+      this.resultExpiries.pop();
+      if (this.results.get(top.jobId) === top.stored) this.results.delete(top.jobId);
+    }
+  }
+
   flush(): void {
     this.live.clear();
     this.fresh = [];
     this.freshHead = 0;
     this.returned.clear();
+    this.tombstones = 0;
     this.leased.clear();
     this.deadlines.clear();
+    this.delayed.clear();
+    this.delayedByRunAt.clear();
     this.failed.clear();
     this.slots.clear();
+    this.results.clear();
+    this.resultExpiries.clear();
   }
 
   purgeSlots(now: number): void {
@@ -238,6 +362,26 @@ function checkTtl(ttlMs: number): number {
   return ttlMs;
 }
 
+/** A runAt option: absent, or ms since the epoch. */
+function checkRunAt(runAt: unknown): number | undefined {
+  if (runAt === undefined) return undefined;
+  if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
+    throw new ConfigError(`invalid runAt ${String(runAt)}: must be a time in milliseconds since the epoch`);
+  }
+  return runAt;
+}
+
+function checkResults(records: readonly ResultRecord[]): void {
+  if (!Array.isArray(records)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
+  for (const [i, r] of records.entries()) {
+    if (typeof r?.jobId !== 'string' || r.jobId === '') throw new ConfigError(`result #${i}: jobId must be a non-empty string`);
+    if (typeof r.record !== 'string') throw new ConfigError(`result #${i} (job ${r.jobId}): record must be a string, got ${typeof r.record}`);
+    if (typeof r.ttlMs !== 'number' || !Number.isFinite(r.ttlMs) || r.ttlMs <= 0) {
+      throw new ConfigError(`result #${i} (job ${r.jobId}): invalid ttlMs ${String(r.ttlMs)}: must be a number of milliseconds > 0`);
+    }
+  }
+}
+
 function checkKey(key: unknown): string {
   if (typeof key !== 'string' || key === '') throw new ConfigError('slot key must be a non-empty string');
   return key;
@@ -262,19 +406,24 @@ export class MemoryQueue extends BaseQueue {
     return this.state;
   }
 
-  async write(data: string): Promise<string> {
+  async write(data: string, options: WriteOptions = {}): Promise<string> {
     const state = this.live();
-    const id = state.append(checkData(data));
-    state.wake();
+    checkData(data);
+    const runAt = checkRunAt(options.runAt);
+    const now = Date.now();
+    const id = state.append(data, runAt, now);
+    if (!state.delayed.has(id)) state.wake();
     return id;
   }
 
-  /** Appends several messages at once; resolves with their ids in order. */
-  async writeBatch(datas: readonly string[]): Promise<string[]> {
+  /** Appends several messages at once (all delayed until `options.runAt` if it is in the future); resolves with their ids in order. */
+  async writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
     const state = this.live();
     for (const data of datas) checkData(data);
-    const ids = datas.map((data) => state.append(data));
-    if (ids.length > 0) state.wake();
+    const runAt = checkRunAt(options.runAt);
+    const now = Date.now();
+    const ids = datas.map((data) => state.append(data, runAt, now));
+    if (ids.length > 0 && !(runAt !== undefined && runAt > now)) state.wake();
     return ids;
   }
 
@@ -377,7 +526,7 @@ export class MemoryQueue extends BaseQueue {
       const record = state.failed.get(id);
       if (!record) continue;
       state.failed.delete(id);
-      const entry: Entry = { id, seq: record.seq, data: record.data, attempt: 0, owner: null, deadline: 0, generation: 0 };
+      const entry = newEntry(id, record.seq, record.data, 0);
       state.live.set(id, entry);
       state.returned.push(entry);
       count++;
@@ -400,7 +549,57 @@ export class MemoryQueue extends BaseQueue {
 
   async stats(): Promise<QueueStats> {
     const state = this.live();
-    return { ready: state.readyCount(), leased: state.leased.size, failed: state.failed.size };
+    return { ready: state.readyCount(), leased: state.leased.size, failed: state.failed.size, delayed: state.delayed.size };
+  }
+
+  override async retry(id: string, data: string, runAt: number): Promise<boolean> {
+    const state = this.live();
+    checkData(data);
+    const until = checkRunAt(runAt);
+    if (until === undefined) throw new ConfigError('retry needs a runAt (ms since the epoch)');
+    const now = Date.now();
+    const entry = state.held(id, this.owner, now);
+    if (!entry) return false;
+    state.unlease(entry);
+    entry.data = data;
+    entry.attempt = 0;
+    if (until > now) {
+      state.delay(entry, until);
+    } else {
+      state.returned.push(entry);
+      state.wake();
+    }
+    return true;
+  }
+
+  override async promoteDue(): Promise<number> {
+    const state = this.live();
+    const count = state.promote(Date.now());
+    if (count > 0) state.wake();
+    return count;
+  }
+
+  override async remove(id: string): Promise<boolean> {
+    return this.live().remove(id, Date.now());
+  }
+
+  override async setResults(records: readonly ResultRecord[]): Promise<void> {
+    const state = this.live();
+    checkResults(records);
+    const now = Date.now();
+    state.purgeResults(now);
+    for (const { jobId, record, ttlMs } of records) state.setResult(jobId, record, now + ttlMs);
+  }
+
+  override async getResult(jobId: string): Promise<string | null> {
+    const state = this.live();
+    const stored = state.results.get(jobId);
+    if (!stored) return null;
+    if (stored.expiresAt <= Date.now()) {
+      state.results.delete(jobId);
+      return null;
+    }
+    return stored.record;
   }
 
   async writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
@@ -413,7 +612,7 @@ export class MemoryQueue extends BaseQueue {
     const claimedUntil = state.slots.get(key);
     if (claimedUntil !== undefined && claimedUntil > now) return null;
     state.slots.set(key, now + ttlMs);
-    const id = state.append(data);
+    const id = state.append(data, undefined, now);
     state.wake();
     return id;
   }
