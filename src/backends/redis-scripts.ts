@@ -15,6 +15,18 @@
  * a message in `ready` is its id: "oldest first" is ZPOPMIN, and a message
  * that comes back (released, lease expired, re-queued) goes back to its place
  * in age order. `seq` survives flush() so ids are never reused.
+ *
+ * A delayed message (written or retried with a future runAt) waits in
+ * `delayed`, scored by its runAt, and only promoteDue makes it ready — reads
+ * never look at `delayed`, so a read stays one ZPOPMIN however many delayed
+ * messages there are. Result records live in `results`, each with its expiry
+ * in `resexp`; expired ones are ignored on read and purged a bounded number
+ * at a time by later setResults calls.
+ *
+ * Full server (maxmemory, noeviction): Redis refuses a script's first
+ * memory-growing command only while the script has changed nothing yet. So
+ * scripts that take something away (a lease, a delayed entry) do that first:
+ * once they have begun they run to the end, and they are never cut in half.
  */
 
 export const KEY_ROLES = [
@@ -28,6 +40,9 @@ export const KEY_ROLES = [
   'slots', //    zset slot key → claim expiry (server ms)
   'seq', //      string: the id counter (kept by flush)
   'wake', //     list with at most one token: "a message may be ready"
+  'delayed', //  zset id → runAt (server ms): not ready before then
+  'results', //  hash job id → result record
+  'resexp', //   zset job id → result expiry (server ms)
 ] as const;
 
 export type KeyRole = (typeof KEY_ROLES)[number];
@@ -50,6 +65,7 @@ const PRELUDE = `
 if redis.replicate_commands then redis.replicate_commands() end
 local READY, LEASES, MSG, ATTEMPT, OWNER = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local FAILED, FAILINFO, SLOTS, SEQ, WAKE = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local DELAYED, RESULTS, RESEXP = KEYS[11], KEYS[12], KEYS[13]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
@@ -80,11 +96,20 @@ local function requeue_expired(limit)
   return #expired
 end
 
-local function append(data)
+-- Ready at once, or delayed until run_at when that is still ahead (by the server clock).
+local function enqueue(id, run_at)
+  if run_at > now then
+    redis.call('ZADD', DELAYED, run_at, id)
+    return false
+  end
+  redis.call('ZADD', READY, id, id)
+  return true
+end
+
+local function append(data, run_at)
   local id = string.format('%d', redis.call('INCR', SEQ))
   redis.call('HSET', MSG, id, data)
-  redis.call('ZADD', READY, id, id)
-  return id
+  return id, enqueue(id, run_at)
 end
 `;
 
@@ -92,11 +117,17 @@ end
 const REQUEUE_PER_READ = 1000;
 
 const BODIES = {
-  /** ARGV: data… → ids */
+  /** ARGV: runAt (ms, 0 = now), data… → ids */
   tmWrite: `
+local run_at = tonumber(ARGV[1])
 local ids = {}
-for i = 1, #ARGV do ids[i] = append(ARGV[i]) end
-if #ids > 0 then wake() end
+local any_ready = false
+for i = 2, #ARGV do
+  local id, ready = append(ARGV[i], run_at)
+  ids[#ids + 1] = id
+  any_ready = any_ready or ready
+end
+if any_ready then wake() end
 return ids`,
 
   /** ARGV: slot key, ttl ms, data → id, or nil when the slot is claimed */
@@ -104,7 +135,7 @@ return ids`,
 redis.call('ZREMRANGEBYSCORE', SLOTS, '-inf', now)
 if redis.call('ZSCORE', SLOTS, ARGV[1]) then return false end
 redis.call('ZADD', SLOTS, now + tonumber(ARGV[2]), ARGV[1])
-local id = append(ARGV[3])
+local id = append(ARGV[3], 0)
 wake()
 return id`,
 
@@ -243,9 +274,63 @@ for i = first, #ids do
 end
 return n`,
 
-  /** → {ready, leased, failed} */
+  /** → {ready, leased, failed, delayed} */
   tmStats: `
-return { redis.call('ZCARD', READY), redis.call('ZCARD', LEASES), redis.call('ZCARD', FAILED) }`,
+return { redis.call('ZCARD', READY), redis.call('ZCARD', LEASES), redis.call('ZCARD', FAILED), redis.call('ZCARD', DELAYED) }`,
+
+  /** ARGV: owner, id, runAt, data → 1 when re-queued (ready or delayed) with attempt 0, 0 when refused */
+  tmRetry: `
+local id = ARGV[2]
+if not holds(id, ARGV[1]) then return 0 end
+redis.call('ZREM', LEASES, id)
+redis.call('HDEL', OWNER, id)
+redis.call('HDEL', ATTEMPT, id)
+redis.call('HSET', MSG, id, ARGV[4])
+if enqueue(id, tonumber(ARGV[3])) then wake() end
+return 1`,
+
+  /** ARGV: max → how many due delayed messages were made ready (≤ max; the caller repeats while = max) */
+  tmPromote: `
+local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, id in ipairs(due) do
+  redis.call('ZREM', DELAYED, id)
+  redis.call('ZADD', READY, id, id)
+end
+if #due > 0 then wake() end
+return #due`,
+
+  /** ARGV: id → 1 when deleted (it was ready, delayed, or its lease had expired), else 0 */
+  tmRemove: `
+local id = ARGV[1]
+local gone = redis.call('ZREM', READY, id) == 1 or redis.call('ZREM', DELAYED, id) == 1
+if not gone then
+  local deadline = redis.call('ZSCORE', LEASES, id)
+  if deadline == false or tonumber(deadline) > now then return 0 end
+  redis.call('ZREM', LEASES, id)
+  redis.call('HDEL', OWNER, id)
+end
+redis.call('HDEL', MSG, id)
+redis.call('HDEL', ATTEMPT, id)
+return 1`,
+
+  /** ARGV: purge limit, then {job id, ttl ms, record}… → how many expired records were purged */
+  tmSetResults: `
+local expired = redis.call('ZRANGEBYSCORE', RESEXP, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, job in ipairs(expired) do
+  redis.call('ZREM', RESEXP, job)
+  redis.call('HDEL', RESULTS, job)
+end
+for i = 2, #ARGV, 3 do
+  redis.call('HSET', RESULTS, ARGV[i], ARGV[i + 2])
+  redis.call('ZADD', RESEXP, now + tonumber(ARGV[i + 1]), ARGV[i])
+end
+return #expired`,
+
+  /** ARGV: job id → the record, or nil when there is none or it expired */
+  tmGetResult: `
+local expires = redis.call('ZSCORE', RESEXP, ARGV[1])
+if expires == false or tonumber(expires) <= now then return false end
+return redis.call('HGET', RESULTS, ARGV[1])`,
 } as const;
 
 export type ScriptName = keyof typeof BODIES;
@@ -256,3 +341,9 @@ export const SCRIPTS: Record<ScriptName, string> = Object.fromEntries(
 ) as Record<ScriptName, string>;
 
 export const SCRIPT_KEY_COUNT = KEY_ROLES.length;
+
+/** Due messages one promoteDue script call moves (bounds its run time); promoteDue calls again while a call fills it. */
+export const PROMOTE_PER_CALL = 1000;
+
+/** Expired result records each setResults call purges (well above what one call adds, so the store shrinks). */
+export const RESULTS_PURGED_PER_SET = 200;

@@ -1,7 +1,7 @@
 import type { RedisOptions } from 'ioredis';
 import { parseQueueUrl, redactUrl } from '../config.js';
 import { ConfigError } from '../errors.js';
-import type { FailedMessage, QueueMessage } from './base.js';
+import type { FailedMessage, QueueMessage, ResultRecord } from './base.js';
 
 /**
  * The Redis wire format: how arguments and replies of the scripts
@@ -30,7 +30,8 @@ export function decodeText(bytes: Buffer): string {
   return bytes[0] === ILL_FORMED_MARK ? bytes.toString('utf16le', 1) : bytes.toString('utf8');
 }
 
-function encodedLength(value: string | Buffer): number {
+function encodedLength(value: Arg): number {
+  if (typeof value === 'number') return 24;
   return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
 }
 
@@ -38,26 +39,32 @@ function encodedLength(value: string | Buffer): number {
 
 export type Arg = string | Buffer | number;
 
-/** Messages (and bytes) per write script call: keeps each request and each script run small. */
-const WRITE_CHUNK_COUNT = 1000;
-const WRITE_CHUNK_BYTES = 8 * 1024 * 1024;
+/** Items (messages, result records) and bytes per script call: keeps each request and each script run small. */
+const CHUNK_ITEMS = 1000;
+const CHUNK_BYTES = 8 * 1024 * 1024;
 
-/** Cuts encoded payloads into the argument lists of successive tmWrite calls. */
-export function writeChunks(encoded: readonly (string | Buffer)[]): Arg[][] {
+/**
+ * Cuts items — each the arguments of one message or record, kept together —
+ * into the argument lists of successive script calls, in order.
+ */
+export function argChunks(items: readonly (readonly Arg[])[]): Arg[][] {
   const chunks: Arg[][] = [];
   let chunk: Arg[] = [];
+  let count = 0;
   let bytes = 0;
-  for (const value of encoded) {
-    const size = encodedLength(value);
-    if (chunk.length > 0 && (chunk.length >= WRITE_CHUNK_COUNT || bytes + size > WRITE_CHUNK_BYTES)) {
+  for (const item of items) {
+    const size = item.reduce<number>((sum, value) => sum + encodedLength(value), 0);
+    if (count > 0 && (count >= CHUNK_ITEMS || bytes + size > CHUNK_BYTES)) {
       chunks.push(chunk);
       chunk = [];
+      count = 0;
       bytes = 0;
     }
-    chunk.push(value);
+    chunk.push(...item);
+    count++;
     bytes += size;
   }
-  if (chunk.length > 0) chunks.push(chunk);
+  if (count > 0) chunks.push(chunk);
   return chunks;
 }
 
@@ -94,6 +101,29 @@ export function decodeFailed(flat: readonly unknown[]): FailedMessage[] {
 export function checkData(data: unknown): string {
   if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
   return data;
+}
+
+/** A write's runAt as a script argument: 0 (ready at once) when absent. */
+export function checkRunAt(runAt: unknown): number {
+  if (runAt === undefined) return 0;
+  if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
+    throw new ConfigError(`invalid runAt ${String(runAt)}: must be a finite number of milliseconds since the epoch`);
+  }
+  return runAt;
+}
+
+/** Result records as tmSetResults arguments: {job id, ttl ms, record} each. */
+export function resultArgs(records: readonly ResultRecord[]): Arg[][] {
+  if (!Array.isArray(records)) throw new ConfigError('result records must be an array of { jobId, record, ttlMs }');
+  return records.map((entry: ResultRecord) => {
+    const { jobId, record, ttlMs } = entry ?? ({} as ResultRecord);
+    if (typeof jobId !== 'string' || jobId === '') throw new ConfigError('a result record needs a non-empty string jobId');
+    if (typeof record !== 'string') throw new ConfigError(`result record of job ${jobId} must be a string, got ${typeof record}`);
+    if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+      throw new ConfigError(`invalid ttlMs ${String(ttlMs)} for the result of job ${jobId}: must be a number of milliseconds > 0`);
+    }
+    return [encodeText(jobId), Math.ceil(ttlMs), encodeText(record)];
+  });
 }
 
 export function checkCount(what: string, n: number): number {

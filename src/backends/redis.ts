@@ -17,18 +17,39 @@ import { inspect } from 'node:util';
 import { Redis, type RedisOptions } from 'ioredis';
 import { redactText } from '../config.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
-import { BaseQueue, validateQueueName, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats } from './base.js';
-import { SCRIPTS, SCRIPT_KEY_COUNT, flushedKeys, keyOf, queueKeys, type ScriptName } from './redis-scripts.js';
 import {
+  BaseQueue,
+  validateQueueName,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueOptions,
+  type QueueStats,
+  type ResultRecord,
+  type WriteOptions,
+} from './base.js';
+import {
+  PROMOTE_PER_CALL,
+  RESULTS_PURGED_PER_SET,
+  SCRIPTS,
+  SCRIPT_KEY_COUNT,
+  flushedKeys,
+  keyOf,
+  queueKeys,
+  type ScriptName,
+} from './redis-scripts.js';
+import {
+  argChunks,
   checkCount,
   checkData,
   checkIds,
+  checkRunAt,
   decodeFailed,
   decodeMessages,
+  decodeText,
   encodeText,
   redisTarget,
   replyText,
-  writeChunks,
+  resultArgs,
   type Arg,
   type RedisTarget,
 } from './redis-wire.js';
@@ -243,16 +264,22 @@ export class RedisQueue extends BaseQueue {
 
   // ── the queue ─────────────────────────────────────────────────────────
 
-  async write(data: string): Promise<string> {
-    const ids = (await this.script('write', 'tmWrite', [encodeText(checkData(data))])) as string[];
+  /** Appends a message; with a `runAt` ahead of the server clock it is delayed until promoteDue() finds it due. */
+  override async write(data: string, options?: WriteOptions): Promise<string> {
+    const runAt = checkRunAt(options?.runAt);
+    const ids = (await this.script('write', 'tmWrite', [runAt, encodeText(checkData(data))])) as string[];
     return ids[0]!;
   }
 
-  /** Appends several messages; resolves with their ids in order. Atomic per chunk of ≤ 1000 messages / 8 MiB. */
-  async writeBatch(datas: readonly string[]): Promise<string[]> {
-    const chunks = writeChunks(datas.map((data) => encodeText(checkData(data))));
+  /**
+   * Appends several messages (all delayed until `options.runAt` when that is
+   * ahead); resolves with their ids in order. Atomic per chunk of ≤ 1000 messages / 8 MiB.
+   */
+  async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
+    const runAt = checkRunAt(options?.runAt);
+    const chunks = argChunks(datas.map((data) => [encodeText(checkData(data))]));
     // Sent back to back on one connection: one round trip's worth of latency, in order.
-    const replies = await Promise.all(chunks.map((args) => this.script('writeBatch', 'tmWrite', args)));
+    const replies = await Promise.all(chunks.map((args) => this.script('writeBatch', 'tmWrite', [runAt, ...args])));
     return (replies as string[][]).flat();
   }
 
@@ -301,8 +328,8 @@ export class RedisQueue extends BaseQueue {
   }
 
   async stats(): Promise<QueueStats> {
-    const [ready, leased, failed] = (await this.script('stats', 'tmStats', [])) as number[];
-    return { ready: Number(ready), leased: Number(leased), failed: Number(failed) };
+    const [ready, leased, failed, delayed] = (await this.script('stats', 'tmStats', [])) as number[];
+    return { ready: Number(ready), leased: Number(leased), failed: Number(failed), delayed: Number(delayed) };
   }
 
   async length(): Promise<number> {
@@ -318,6 +345,40 @@ export class RedisQueue extends BaseQueue {
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new ConfigError(`invalid slot ttlMs ${String(ttlMs)}: must be a number of milliseconds > 0`);
     const id = await this.script('writeUnique', 'tmWriteUnique', [encodeText(key), Math.ceil(ttlMs), encodeText(checkData(data))]);
     return id === null ? null : replyText(id);
+  }
+
+  // ── job lifecycle ─────────────────────────────────────────────────────
+
+  override async retry(id: string, data: string, runAt: number): Promise<boolean> {
+    checkIds([id]);
+    const args = [this.owner, id, checkRunAt(runAt), encodeText(checkData(data))];
+    return (await this.script('retry', 'tmRetry', args)) === 1;
+  }
+
+  /** Moves due delayed messages to ready in script calls of ≤ PROMOTE_PER_CALL each, so Redis is never held long. */
+  override async promoteDue(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const moved = Number(await this.script('promoteDue', 'tmPromote', [PROMOTE_PER_CALL]));
+      total += moved;
+      if (moved < PROMOTE_PER_CALL) return total;
+    }
+  }
+
+  override async remove(id: string): Promise<boolean> {
+    checkIds([id]);
+    return (await this.script('remove', 'tmRemove', [id])) === 1;
+  }
+
+  override async setResults(records: readonly ResultRecord[]): Promise<void> {
+    const chunks = argChunks(resultArgs(records));
+    await Promise.all(chunks.map((args) => this.script('setResults', 'tmSetResults', [RESULTS_PURGED_PER_SET, ...args])));
+  }
+
+  override async getResult(jobId: string): Promise<string | null> {
+    if (typeof jobId !== 'string' || jobId === '') throw new ConfigError('jobId must be a non-empty string');
+    const record = await this.script('getResult', 'tmGetResult', [encodeText(jobId)], true);
+    return record === null ? null : decodeText(record as Buffer);
   }
 
   // ── no secret in inspect / JSON ───────────────────────────────────────
