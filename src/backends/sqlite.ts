@@ -4,36 +4,68 @@
  * the single writer; every claim is one UPDATE … RETURNING inside BEGIN
  * IMMEDIATE, so two consumers can never lease the same row.
  *
- * Lease deadlines are this machine's wall clock in ms (all processes sharing
- * a file share the machine). better-sqlite3 is synchronous: each method does
- * its work at once and returns a settled promise.
+ * Lease deadlines, run-at times and result expiries are this machine's wall
+ * clock in ms (all processes sharing a file share the machine).
+ * better-sqlite3 is synchronous: each method does its work at once and
+ * returns a settled promise.
+ *
+ * A message row is in exactly one state: ready (lease_until and run_at NULL),
+ * leased (lease_until set) or delayed (run_at set, until promoteDue clears
+ * it). Delayed rows are outside the ready index, so a million of them cost a
+ * claim nothing.
  */
 import Database from 'better-sqlite3';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
-import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats } from './base.js';
+import {
+  BaseQueue,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueOptions,
+  type QueueStats,
+  type ResultRecord,
+  type WriteOptions,
+} from './base.js';
 
 export interface SqliteQueueOptions extends QueueOptions {
   /** How long a statement waits for another process's write lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
-// `data` has no declared type on purpose: it holds TEXT, or a BLOB of UTF-16LE
-// code units when the string is not well-formed UTF-16 (lone surrogates would
-// otherwise be replaced by U+FFFD on the way to UTF-8).
+// `data`, `record` and `job_id` have no declared type on purpose: they hold
+// TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed
+// UTF-16 (lone surrogates would otherwise be replaced by U+FFFD on the way to UTF-8).
+const SCHEMA_TABLE = 'CREATE TABLE IF NOT EXISTS taskmill_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);';
+
+const READY_INDEX = 'CREATE INDEX taskmill_messages_ready ON taskmill_messages (queue, id) WHERE lease_until IS NULL AND run_at IS NULL;';
+
+/** What version 2 added to version 1; a fresh file gets it right after the version-1 tables. */
+const LIFECYCLE_SCHEMA = `
+CREATE INDEX IF NOT EXISTS taskmill_messages_delayed ON taskmill_messages (queue, run_at) WHERE run_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS taskmill_results (
+  queue TEXT NOT NULL,
+  job_id NOT NULL,
+  record NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (queue, job_id)
+);
+CREATE INDEX IF NOT EXISTS taskmill_results_expiry ON taskmill_results (expires_at);
+`;
+
+// The current schema of a fresh file; older files are brought here by UPGRADES.
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS taskmill_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS taskmill_messages (
+CREATE TABLE taskmill_messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   queue TEXT NOT NULL,
   data NOT NULL,
   attempt INTEGER NOT NULL DEFAULT 0,
   owner TEXT,
   lease_until INTEGER,
-  enqueued_at INTEGER NOT NULL
+  enqueued_at INTEGER NOT NULL,
+  run_at INTEGER
 );
-CREATE INDEX IF NOT EXISTS taskmill_messages_ready ON taskmill_messages (queue, id) WHERE lease_until IS NULL;
+${READY_INDEX}
 CREATE INDEX IF NOT EXISTS taskmill_messages_leased ON taskmill_messages (queue, lease_until) WHERE lease_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS taskmill_failed (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,20 +84,33 @@ CREATE TABLE IF NOT EXISTS taskmill_slots (
   PRIMARY KEY (queue, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS taskmill_slots_expiry ON taskmill_slots (queue, expires_at);
-`;
+${LIFECYCLE_SCHEMA}`;
+
+/** UPGRADES[v] takes a file from version v to v + 1; each step is additive. */
+const UPGRADES: Readonly<Record<number, string>> = {
+  // The ready index must leave delayed rows out, so it is rebuilt with the new predicate.
+  1: `
+ALTER TABLE taskmill_messages ADD COLUMN run_at INTEGER;
+DROP INDEX taskmill_messages_ready;
+${READY_INDEX}
+${LIFECYCLE_SCHEMA}`,
+};
 
 // The unary + keeps the planner on the primary key for fenced calls: without it,
 // it walks every live lease of the queue through the lease index.
 const FENCE = '+queue = @queue AND owner = @owner AND +lease_until >= @now';
 const IDS = 'id IN (SELECT value FROM json_each(@ids))';
 
+const READY = 'lease_until IS NULL AND run_at IS NULL';
+
 const SQL = {
-  insert: 'INSERT INTO taskmill_messages (queue, data, enqueued_at) VALUES (@queue, @data, @now)',
+  insert: 'INSERT INTO taskmill_messages (queue, data, enqueued_at, run_at) VALUES (@queue, @data, @now, @runAt)',
   // Ready rows come from the partial (queue, id) index, expired leases from the
-  // (queue, lease_until) one: both O(log n + max), whatever the queue length.
+  // (queue, lease_until) one: both O(log n + max), whatever the queue length
+  // and however many rows are delayed.
   claim: `UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1
     WHERE id IN (
-      SELECT id FROM (SELECT id FROM taskmill_messages WHERE queue = @queue AND lease_until IS NULL ORDER BY id LIMIT @max)
+      SELECT id FROM (SELECT id FROM taskmill_messages WHERE queue = @queue AND ${READY} ORDER BY id LIMIT @max)
       UNION ALL
       SELECT id FROM (SELECT id FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now
                       ORDER BY id LIMIT @max)
@@ -87,15 +132,29 @@ const SQL = {
   purgeSome: `DELETE FROM taskmill_failed WHERE queue = @queue AND ${IDS}`,
   purgeAll: 'DELETE FROM taskmill_failed WHERE queue = @queue',
   stats: `SELECT
-    (SELECT count(*) FROM taskmill_messages WHERE queue = @queue AND lease_until IS NULL) AS ready,
+    (SELECT count(*) FROM taskmill_messages WHERE queue = @queue AND ${READY}) AS ready,
     (SELECT count(*) FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL) AS leased,
-    (SELECT count(*) FROM taskmill_failed WHERE queue = @queue) AS failed`,
-  length: 'SELECT count(*) AS n FROM taskmill_messages WHERE queue = @queue AND lease_until IS NULL',
+    (SELECT count(*) FROM taskmill_failed WHERE queue = @queue) AS failed,
+    (SELECT count(*) FROM taskmill_messages WHERE queue = @queue AND run_at IS NOT NULL) AS delayed`,
+  length: `SELECT count(*) AS n FROM taskmill_messages WHERE queue = @queue AND ${READY}`,
   purgeSlots: 'DELETE FROM taskmill_slots WHERE queue = @queue AND expires_at <= @now',
   claimSlot: 'INSERT INTO taskmill_slots (queue, key, expires_at) VALUES (@queue, @key, @until) ON CONFLICT (queue, key) DO NOTHING',
   flushMessages: 'DELETE FROM taskmill_messages WHERE queue = @queue',
   flushFailed: 'DELETE FROM taskmill_failed WHERE queue = @queue',
   flushSlots: 'DELETE FROM taskmill_slots WHERE queue = @queue',
+  flushResults: 'DELETE FROM taskmill_results WHERE queue = @queue',
+  // @runAt is NULL when the retry is due at once.
+  retry: `UPDATE taskmill_messages SET data = @data, attempt = 0, owner = NULL, lease_until = NULL, run_at = @runAt
+    WHERE ${FENCE} AND id = @id`,
+  promoteDue: 'UPDATE taskmill_messages SET run_at = NULL WHERE queue = @queue AND run_at IS NOT NULL AND run_at <= @now',
+  // Ready, delayed or lease expired: nobody is running it.
+  remove: 'DELETE FROM taskmill_messages WHERE id = @id AND +queue = @queue AND (lease_until IS NULL OR +lease_until < @now)',
+  // Bounded so one call never stalls on a backlog, yet larger than any batch it follows: the table cannot outgrow its live records.
+  purgeResults: `DELETE FROM taskmill_results WHERE rowid IN (
+    SELECT rowid FROM taskmill_results WHERE expires_at <= @now ORDER BY expires_at LIMIT @limit)`,
+  setResult: `INSERT INTO taskmill_results (queue, job_id, record, expires_at) VALUES (@queue, @jobId, @record, @expiresAt)
+    ON CONFLICT (queue, job_id) DO UPDATE SET record = excluded.record, expires_at = excluded.expires_at`,
+  getResult: 'SELECT record FROM taskmill_results WHERE queue = @queue AND job_id = @jobId AND expires_at > @now',
 } as const;
 
 /** @internal The statements, exported so a test can check their query plans. */
@@ -141,29 +200,71 @@ function describeSqliteError(error: unknown, busyTimeoutMs: number): string {
   return typeof code === 'string' ? `${code}: ${message}` : message;
 }
 
+/** A runAt option: absent, or ms since the epoch. */
+function checkRunAt(runAt: unknown): number | undefined {
+  if (runAt === undefined) return undefined;
+  if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
+    throw new ConfigError(`invalid runAt ${String(runAt)}: must be a time in milliseconds since the epoch`);
+  }
+  return runAt;
+}
+
+/** The stored run_at: NULL (ready) unless `runAt` is after `now`; whole ms, never early. */
+function storedRunAt(runAt: number | undefined, now: number): number | null {
+  return runAt !== undefined && runAt > now ? Math.ceil(runAt) : null;
+}
+
+interface StoredResultRecord {
+  jobId: Stored;
+  record: Stored;
+  ttlMs: number;
+}
+
+function checkResults(records: readonly ResultRecord[]): StoredResultRecord[] {
+  if (!Array.isArray(records)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
+  return records.map((r: ResultRecord, i) => {
+    if (typeof r?.jobId !== 'string' || r.jobId === '') throw new ConfigError(`result #${i}: jobId must be a non-empty string`);
+    if (typeof r.record !== 'string') throw new ConfigError(`result #${i} (job ${r.jobId}): record must be a string, got ${typeof r.record}`);
+    if (typeof r.ttlMs !== 'number' || !Number.isFinite(r.ttlMs) || r.ttlMs <= 0) {
+      throw new ConfigError(`result #${i} (job ${r.jobId}): invalid ttlMs ${String(r.ttlMs)}: must be a number of milliseconds > 0`);
+    }
+    return { jobId: encode(r.jobId), record: encode(r.record), ttlMs: Math.ceil(r.ttlMs) };
+  });
+}
+
 interface Connection {
   db: Database.Database;
   s: Statements;
-  insertOne(data: Stored): string;
-  insertMany(datas: Stored[]): string[];
+  insertOne(data: Stored, runAt: number | undefined): string;
+  insertMany(datas: Stored[], runAt: number | undefined): string[];
   insertUnique(key: string, data: Stored, ttlMs: number): string | null;
   claim(max: number): QueueMessage[];
   /** Runs a fenced statement (this owner, lease not expired) on `ids`; the rows it touched. */
   fenced(which: 'ack' | 'release' | 'extend', ids: readonly string[]): Array<{ id: number }>;
   fail(id: number, error: string): boolean;
   requeue(ids: string | null): number;
+  setResults(records: StoredResultRecord[]): void;
   flush(): void;
 }
 
+/** Creates the schema in a fresh file or upgrades an older one in place; runs inside BEGIN IMMEDIATE. */
 function migrate(db: Database.Database, path: string): void {
-  db.exec(SCHEMA);
+  db.exec(SCHEMA_TABLE);
   const row = db.prepare('SELECT version FROM taskmill_schema WHERE id = 1').get() as { version: number } | undefined;
   if (!row) {
+    db.exec(SCHEMA);
     db.prepare('INSERT INTO taskmill_schema (id, version) VALUES (1, ?)').run(SCHEMA_VERSION);
-  } else if (row.version > SCHEMA_VERSION) {
+    return;
+  }
+  if (row.version > SCHEMA_VERSION) {
     throw new ConfigError(`SQLite file ${path} has taskmill schema version ${row.version}, newer than this taskmill's ${SCHEMA_VERSION}: upgrade taskmill`);
   }
-  // Additive upgrades from older versions go here, each bumping taskmill_schema.version.
+  for (let version = row.version; version < SCHEMA_VERSION; version++) {
+    const upgrade = UPGRADES[version];
+    if (upgrade === undefined) throw new ConfigError(`SQLite file ${path} has taskmill schema version ${version}, which this taskmill cannot upgrade`);
+    db.exec(upgrade);
+  }
+  if (row.version !== SCHEMA_VERSION) db.prepare('UPDATE taskmill_schema SET version = ? WHERE id = 1').run(SCHEMA_VERSION);
 }
 
 /** Opens the file, creates the schema on first use, and prepares every statement and transaction once. */
@@ -177,17 +278,18 @@ function openConnection(path: string, busyTimeoutMs: number, queue: string, owne
     for (const [key, sql] of Object.entries(SQL)) prepared[key] = db.prepare(sql);
     const s = prepared as Statements;
 
-    const insert = (data: Stored, now: number) => String(s.insert.run({ queue, data, now }).lastInsertRowid);
-    const insertMany = db.transaction((datas: Stored[]) => {
+    const insert = (data: Stored, now: number, runAt: number | null) => String(s.insert.run({ queue, data, now, runAt }).lastInsertRowid);
+    const insertMany = db.transaction((datas: Stored[], runAt: number | undefined) => {
       const now = Date.now();
-      return datas.map((data) => insert(data, now));
+      const stored = storedRunAt(runAt, now);
+      return datas.map((data) => insert(data, now, stored));
     });
     const insertUnique = db.transaction((key: string, data: Stored, ttlMs: number) => {
       const now = Date.now();
       // The expiry index makes this a cheap seek when nothing has expired.
       s.purgeSlots.run({ queue, now });
       if (s.claimSlot.run({ queue, key, until: now + ttlMs }).changes === 0) return null;
-      return insert(data, now);
+      return insert(data, now, null);
     });
     const claim = db.transaction((max: number) => {
       const now = Date.now();
@@ -208,17 +310,26 @@ function openConnection(path: string, busyTimeoutMs: number, queue: string, owne
       s.requeueSome.run({ queue, ids });
       return s.purgeSome.run({ queue, ids }).changes;
     });
+    const setResults = db.transaction((records: StoredResultRecord[]) => {
+      const now = Date.now();
+      s.purgeResults.run({ now, limit: 256 + 2 * records.length });
+      for (const { jobId, record, ttlMs } of records) s.setResult.run({ queue, jobId, record, expiresAt: now + ttlMs });
+    });
     const flush = db.transaction(() => {
       s.flushMessages.run({ queue });
       s.flushFailed.run({ queue });
       s.flushSlots.run({ queue });
+      s.flushResults.run({ queue });
     });
 
     return {
       db,
       s,
-      insertOne: (data) => insert(data, Date.now()),
-      insertMany: (datas) => (datas.length === 0 ? [] : insertMany.immediate(datas)),
+      insertOne(data, runAt) {
+        const now = Date.now();
+        return insert(data, now, storedRunAt(runAt, now));
+      },
+      insertMany: (datas, runAt) => (datas.length === 0 ? [] : insertMany.immediate(datas, runAt)),
       insertUnique: (key, data, ttlMs) => insertUnique.immediate(key, data, ttlMs),
       claim(max) {
         const rows = claim.immediate(max);
@@ -237,6 +348,9 @@ function openConnection(path: string, busyTimeoutMs: number, queue: string, owne
       },
       fail: (id, error) => fail.immediate(id, error),
       requeue: (ids) => requeue.immediate(ids),
+      setResults: (records) => {
+        if (records.length > 0) setResults.immediate(records);
+      },
       flush: () => flush.immediate(),
     };
   } catch (error) {
@@ -285,13 +399,13 @@ export class SqliteQueue extends BaseQueue {
     await this.run('open', () => undefined);
   }
 
-  write(data: string): Promise<string> {
-    return this.run('write', (c) => c.insertOne(encode(data)));
+  write(data: string, options: WriteOptions = {}): Promise<string> {
+    return this.run('write', (c) => c.insertOne(encode(data), checkRunAt(options.runAt)));
   }
 
-  /** Appends several messages in one transaction; resolves with their ids in order. */
-  writeBatch(datas: readonly string[]): Promise<string[]> {
-    return this.run('writeBatch', (c) => c.insertMany(datas.map(encode)));
+  /** Appends several messages in one transaction (all delayed until `options.runAt` if it is in the future); resolves with their ids in order. */
+  writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
+    return this.run('writeBatch', (c) => c.insertMany(datas.map(encode), checkRunAt(options.runAt)));
   }
 
   readBatch(max: number): Promise<QueueMessage[]> {
@@ -358,8 +472,44 @@ export class SqliteQueue extends BaseQueue {
 
   stats(): Promise<QueueStats> {
     return this.run('stats', (c) => {
-      const row = c.s.stats.get({ queue: this.name }) as QueueStats;
-      return { ready: row.ready, leased: row.leased, failed: row.failed };
+      const row = c.s.stats.get({ queue: this.name }) as Required<QueueStats>;
+      return { ready: row.ready, leased: row.leased, failed: row.failed, delayed: row.delayed };
+    });
+  }
+
+  override retry(id: string, data: string, runAt: number): Promise<boolean> {
+    return this.run('retry', (c) => {
+      const stored = encode(data);
+      const until = checkRunAt(runAt);
+      if (until === undefined) throw new ConfigError('retry needs a runAt (ms since the epoch)');
+      const [numeric] = JSON.parse(idList([id])) as number[];
+      if (numeric === undefined) return false;
+      const now = Date.now();
+      const params = { queue: this.name, owner: this.owner, now, id: numeric, data: stored, runAt: storedRunAt(until, now) };
+      return c.s.retry.run(params).changes === 1;
+    });
+  }
+
+  override promoteDue(): Promise<number> {
+    return this.run('promoteDue', (c) => c.s.promoteDue.run({ queue: this.name, now: Date.now() }).changes);
+  }
+
+  override remove(id: string): Promise<boolean> {
+    return this.run('remove', (c) => {
+      const [numeric] = JSON.parse(idList([id])) as number[];
+      return numeric === undefined ? false : c.s.remove.run({ queue: this.name, id: numeric, now: Date.now() }).changes === 1;
+    });
+  }
+
+  override setResults(records: readonly ResultRecord[]): Promise<void> {
+    return this.run('setResults', (c) => c.setResults(checkResults(records)));
+  }
+
+  override getResult(jobId: string): Promise<string | null> {
+    return this.run('getResult', (c) => {
+      if (typeof jobId !== 'string' || jobId === '') throw new ConfigError('jobId must be a non-empty string');
+      const row = c.s.getResult.get({ queue: this.name, jobId: encode(jobId), now: Date.now() }) as { record: Stored } | undefined;
+      return row ? decode(row.record) : null;
     });
   }
 

@@ -679,7 +679,8 @@ export function runContractSuite(label: string, target: ContractTarget): void {
 
         it('a due message stays unreadable until promoteDue(), which counts it and puts it back in id order', async () => {
           const [producer, consumer] = await instances(2);
-          const d1 = await producer!.write('d1', soon());
+          // d1 comes due after d2, yet both are read in id order.
+          const d1 = await producer!.write('d1', { runAt: Date.now() + DUE_SOON + 50 });
           const r1 = await producer!.write('r1');
           const d2 = await producer!.write('d2 \udc00', soon());
           const r2 = await producer!.write('r2');

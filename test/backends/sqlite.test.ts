@@ -15,6 +15,39 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const contractFile = path.join(dir, 'contract.sqlite');
 runContractSuite('SqliteQueue', { create: (options) => new SqliteQueue(contractFile, options) });
 
+/** The schema of taskmill's first SQLite version, as files created by it hold it. */
+const VERSION_1_SCHEMA = `
+CREATE TABLE taskmill_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+CREATE TABLE taskmill_messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue TEXT NOT NULL,
+  data NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  owner TEXT,
+  lease_until INTEGER,
+  enqueued_at INTEGER NOT NULL
+);
+CREATE INDEX taskmill_messages_ready ON taskmill_messages (queue, id) WHERE lease_until IS NULL;
+CREATE INDEX taskmill_messages_leased ON taskmill_messages (queue, lease_until) WHERE lease_until IS NOT NULL;
+CREATE TABLE taskmill_failed (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER NOT NULL UNIQUE,
+  queue TEXT NOT NULL,
+  data NOT NULL,
+  attempt INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  failed_at INTEGER NOT NULL
+);
+CREATE INDEX taskmill_failed_queue ON taskmill_failed (queue, seq);
+CREATE TABLE taskmill_slots (
+  queue TEXT NOT NULL,
+  key TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (queue, key)
+) WITHOUT ROWID;
+CREATE INDEX taskmill_slots_expiry ON taskmill_slots (queue, expires_at);
+`;
+
 let fileCounter = 0;
 const freshFile = () => path.join(dir, `q${++fileCounter}.sqlite`);
 
@@ -41,9 +74,15 @@ describe('SqliteQueue', () => {
     await queue.close();
     const db = new Database(file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 1 });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 2 });
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'taskmill_%' ORDER BY name").all();
-    expect(tables.map((t) => (t as { name: string }).name)).toEqual(['taskmill_failed', 'taskmill_messages', 'taskmill_schema', 'taskmill_slots']);
+    expect(tables.map((t) => (t as { name: string }).name)).toEqual([
+      'taskmill_failed',
+      'taskmill_messages',
+      'taskmill_results',
+      'taskmill_schema',
+      'taskmill_slots',
+    ]);
     db.close();
   });
 
@@ -53,7 +92,21 @@ describe('SqliteQueue', () => {
     await queue.open();
     await queue.close();
     const db = new Database(file, { readonly: true });
-    const params = { queue: 'q', owner: 'o', now: 1, until: 2, max: 10, ids: '[1,2]', id: 1 };
+    const params = {
+      queue: 'q',
+      owner: 'o',
+      now: 1,
+      until: 2,
+      max: 10,
+      ids: '[1,2]',
+      id: 1,
+      data: 'd',
+      runAt: 3,
+      jobId: 'j',
+      record: 'r',
+      expiresAt: 4,
+      limit: 5,
+    };
     const plan = (which: keyof typeof SQLITE_STATEMENTS) =>
       (db.prepare(`EXPLAIN QUERY PLAN ${SQLITE_STATEMENTS[which]}`).all(params) as Array<{ detail: string }>)
         .map((row) => row.detail)
@@ -64,10 +117,149 @@ describe('SqliteQueue', () => {
     for (const which of ['claim', 'ack', 'extend', 'release', 'takeForFail', 'reclaim'] as const) {
       expect(plan(which), which).not.toMatch(/SCAN taskmill_messages/);
     }
-    for (const which of ['ack', 'extend', 'release', 'takeForFail'] as const) {
+    for (const which of ['ack', 'extend', 'release', 'takeForFail', 'retry', 'remove'] as const) {
       expect(plan(which), which).toContain('USING INTEGER PRIMARY KEY');
     }
+    expect(plan('promoteDue')).toContain('USING INDEX taskmill_messages_delayed (queue=? AND run_at>? AND run_at<?)');
+    expect(plan('stats')).not.toMatch(/SCAN taskmill_messages/);
+    expect(plan('length')).toContain('USING INDEX taskmill_messages_ready');
+    expect(plan('getResult')).toContain('USING INDEX sqlite_autoindex_taskmill_results_1 (queue=? AND job_id=?)');
+    expect(plan('purgeResults')).toContain('USING COVERING INDEX taskmill_results_expiry (expires_at<?)');
+    for (const which of ['getResult', 'purgeResults', 'flushResults', 'setResult'] as const) {
+      expect(plan(which), which).not.toMatch(/SCAN taskmill_results/);
+    }
     db.close();
+  });
+
+  it('keeps delayed rows out of the ready index, so claims never walk them', async () => {
+    const file = freshFile();
+    const queue = new SqliteQueue(file);
+    const runAt = Date.now() + 3_600_000;
+    for (let i = 0; i < 10; i++) await queue.writeBatch(Array.from({ length: 5_000 }, (_, k) => `d${i}-${k}`), { runAt });
+    const ready = await queue.write('ready');
+    expect(await queue.stats()).toEqual({ ready: 1, leased: 0, failed: 0, delayed: 50_000 });
+    expect(await queue.readBatch(10)).toEqual([{ id: ready, data: 'ready', attempt: 1 }]);
+    await queue.close();
+    const db = new Database(file, { readonly: true });
+    // Every cell of an index b-tree, interior ones included, is one entry.
+    const entries = (index: string) =>
+      (db.prepare("SELECT coalesce(sum(ncell), 0) AS n FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'internal')").get(index) as { n: number })
+        .n;
+    expect(entries('taskmill_messages_ready')).toBe(0);
+    expect(entries('taskmill_messages_leased')).toBe(1);
+    expect(entries('taskmill_messages_delayed')).toBe(50_000);
+    db.close();
+  });
+
+  it('upgrades a version-1 file in place, keeping its messages, leases, failures and slot claims', async () => {
+    const file = freshFile();
+    const old = new Database(file);
+    old.pragma('journal_mode = WAL');
+    old.exec(VERSION_1_SCHEMA);
+    old.prepare('INSERT INTO taskmill_schema (id, version) VALUES (1, 1)').run();
+    const now = Date.now();
+    const insert = old.prepare('INSERT INTO taskmill_messages (queue, data, attempt, owner, lease_until, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)');
+    const readyId = String(insert.run('jobs', 'old ready', 0, null, null, now).lastInsertRowid);
+    const leasedId = String(insert.run('jobs', 'old leased', 1, 'old-owner', now + 3_600_000, now).lastInsertRowid);
+    old.prepare("INSERT INTO taskmill_failed (id, queue, data, attempt, error, failed_at) VALUES (99, 'jobs', 'old failed', 3, 'boom', ?)").run(now);
+    old.prepare("INSERT INTO taskmill_slots (queue, key, expires_at) VALUES ('jobs', 'slot', ?)").run(now + 3_600_000);
+    old.close();
+
+    const oldOwner = new SqliteQueue(file, { name: 'jobs', owner: 'old-owner' });
+    const queue = new SqliteQueue(file, { name: 'jobs' });
+    expect(await queue.stats()).toEqual({ ready: 1, leased: 1, failed: 1, delayed: 0 });
+    const delayed = await queue.write('new delayed', { runAt: Date.now() + 3_600_000 });
+    expect(await queue.read()).toEqual({ id: readyId, data: 'old ready', attempt: 1 });
+    expect(await queue.read()).toBeNull();
+    expect(await queue.remove(leasedId)).toBe(false);
+    expect(await oldOwner.retry(leasedId, 'retried', Date.now())).toBe(true);
+    expect(await queue.read()).toEqual({ id: leasedId, data: 'retried', attempt: 1 });
+    expect((await queue.failed()).map((f) => [f.id, f.data, f.attempt, f.error])).toEqual([['99', 'old failed', 3, 'boom']]);
+    expect(await queue.writeUnique('slot', 'x', 60_000)).toBeNull();
+    await queue.setResults([{ jobId: 'j', record: 'result', ttlMs: 60_000 }]);
+    expect(await queue.getResult('j')).toBe('result');
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 2, failed: 1, delayed: 1 });
+    expect(await queue.remove(delayed)).toBe(true);
+    await queue.close();
+    await oldOwner.close();
+
+    // Reopening an upgraded file changes nothing.
+    const again = new SqliteQueue(file, { name: 'jobs' });
+    expect(await again.getResult('j')).toBe('result');
+    await again.close();
+    const db = new Database(file, { readonly: true });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 2 });
+    const readyIndex = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'taskmill_messages_ready'").get() as { sql: string };
+    expect(readyIndex.sql).toContain('run_at IS NULL');
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+  });
+
+  it('keeps delayed messages across a reopen, still delayed until due and promoted', async () => {
+    const file = freshFile();
+    const first = new SqliteQueue(file);
+    const id = await first.write('later', { runAt: Date.now() + 300 });
+    await first.close();
+    const second = new SqliteQueue(file);
+    expect(await second.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await second.read()).toBeNull();
+    expect(await second.promoteDue()).toBe(1);
+    expect(await second.read()).toEqual({ id, data: 'later', attempt: 1 });
+    await second.close();
+  });
+
+  it('purges expired result records while storing new ones, any queue of the file', async () => {
+    const file = freshFile();
+    const a = new SqliteQueue(file, { name: 'a' });
+    const b = new SqliteQueue(file, { name: 'b' });
+    await a.setResults([{ jobId: 'kept', record: 'kept', ttlMs: 60_000 }]);
+    await a.setResults(Array.from({ length: 50 }, (_, i) => ({ jobId: `short-${i}`, record: 'x', ttlMs: 1 })));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const rows = () => (a['connection']().db.prepare('SELECT count(*) AS n FROM taskmill_results').get() as { n: number }).n;
+    expect(rows()).toBe(51);
+    expect(await a.getResult('short-0')).toBeNull();
+    await b.setResults([{ jobId: 'other', record: 'y', ttlMs: 60_000 }]);
+    expect(rows()).toBe(2);
+    expect(await a.getResult('kept')).toBe('kept');
+    await a.close();
+    await b.close();
+  });
+
+  it('keeps result job ids with lone surrogates apart from their U+FFFD look-alikes', async () => {
+    const queue = new SqliteQueue(':memory:');
+    await queue.setResults([
+      { jobId: 'job \ud800', record: 'surrogate', ttlMs: 60_000 },
+      { jobId: 'job \ufffd', record: 'replacement', ttlMs: 60_000 },
+    ]);
+    expect(await queue.getResult('job \ud800')).toBe('surrogate');
+    expect(await queue.getResult('job \ufffd')).toBe('replacement');
+    await queue.close();
+  });
+
+  it('refuses a bad runAt, a retry without runAt and bad result records with ConfigError, writing nothing', async () => {
+    const queue = new SqliteQueue(':memory:');
+    for (const runAt of [Number.NaN, Infinity, '1000' as unknown as number]) {
+      await expect(queue.write('x', { runAt })).rejects.toBeInstanceOf(ConfigError);
+      await expect(queue.writeBatch(['x'], { runAt })).rejects.toBeInstanceOf(ConfigError);
+    }
+    const id = await queue.write('x');
+    await queue.read();
+    await expect(queue.retry(id, 'y', undefined as unknown as number)).rejects.toBeInstanceOf(ConfigError);
+    await expect(queue.retry(id, 7 as unknown as string, Date.now())).rejects.toBeInstanceOf(ConfigError);
+    const good = { jobId: 'ok', record: 'r', ttlMs: 1000 };
+    for (const bad of [
+      { jobId: '', record: 'r', ttlMs: 1000 },
+      { jobId: 'j', record: 5 as unknown as string, ttlMs: 1000 },
+      { jobId: 'j', record: 'r', ttlMs: 0 },
+      { jobId: 'j', record: 'r', ttlMs: Number.NaN },
+    ]) {
+      await expect(queue.setResults([good, bad])).rejects.toBeInstanceOf(ConfigError);
+    }
+    expect(await queue.getResult('ok')).toBeNull();
+    await expect(queue.getResult('')).rejects.toBeInstanceOf(ConfigError);
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
+    await queue.close();
   });
 
   it('refuses a file written by a newer schema with ConfigError', async () => {
@@ -158,6 +350,10 @@ describe('SqliteQueue', () => {
     const odd = ['', 'abc', '1.0', '-1', '01', '99999999999999999999', `${id} `];
     expect(await queue.ackBatch(odd)).toEqual(odd);
     expect(await queue.fail('abc', 'x')).toBe(false);
+    for (const bad of odd) {
+      expect(await queue.retry(bad, 'y', Date.now())).toBe(false);
+      expect(await queue.remove(bad)).toBe(false);
+    }
     expect(await queue.ackBatch([id])).toEqual([]);
     await queue.close();
   });
