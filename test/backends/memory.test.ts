@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryQueue, resetMemoryStores } from '../../src/backends/memory.js';
 import { ConfigError, QueueConnectionError } from '../../src/errors.js';
 import { runContractSuite } from './contract.js';
@@ -69,6 +69,100 @@ describe('MemoryQueue', () => {
       await queue.ackBatch(batch.map((m) => m.id));
     }
     expect(seen).toEqual(ids);
+  });
+
+  it('skips removed ready messages in reads and counts, across compaction and the returned heap', async () => {
+    const queue = new MemoryQueue('remove', { name: 'many' });
+    const ids = await queue.writeBatch(Array.from({ length: 3000 }, (_, i) => `m${i}`));
+    // Some come back through the sequence heap (released), the rest stay in the FIFO.
+    await queue.readBatch(10);
+    await queue.release(ids.slice(0, 10));
+    const removed = new Set(ids.filter((_, i) => i % 3 === 0));
+    for (const id of removed) expect(await queue.remove(id)).toBe(true);
+    expect(await queue.length()).toBe(ids.length - removed.size);
+    const seen: string[] = [];
+    for (let batch = await queue.readBatch(97); batch.length > 0; batch = await queue.readBatch(97)) seen.push(...batch.map((m) => m.id));
+    expect(seen).toEqual(ids.filter((id) => !removed.has(id)));
+    expect(await queue.stats()).toEqual({ ready: 0, leased: seen.length, failed: 0, delayed: 0 });
+  });
+
+  it('promotes in id order after many delayed messages were removed', async () => {
+    const queue = new MemoryQueue('remove', { name: 'delayed' });
+    vi.useFakeTimers({ toFake: ['Date'], now: 1_000_000 });
+    try {
+      // Later ids come due first: promotion must still give id order.
+      const ids: string[] = [];
+      for (let i = 0; i < 3000; i++) ids.push(await queue.write(`d${i}`, { runAt: 1_000_000 + 3000 - i }));
+      const removed = new Set(ids.filter((_, i) => i % 30 !== 0));
+      for (const id of removed) expect(await queue.remove(id)).toBe(true);
+      // The heap now holds mostly dead records: the next delayed write compacts it.
+      const extra = await queue.write('extra', { runAt: 1_000_001 });
+      expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 101 });
+      vi.setSystemTime(1_000_000 + 1500);
+      expect(await queue.promoteDue()).toBe(51);
+      vi.setSystemTime(1_000_000 + 3000);
+      expect(await queue.promoteDue()).toBe(50);
+      const read = await queue.readBatch(5000);
+      expect(read.map((m) => m.id)).toEqual([...ids.filter((id) => !removed.has(id)), extra]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('purges expired result records while storing new ones', async () => {
+    const queue = new MemoryQueue('results', { name: 'purge' });
+    const stored = () => (queue as unknown as { state: { results: Map<string, unknown> } }).state.results.size;
+    await queue.setResults([{ jobId: 'kept', record: 'kept', ttlMs: 60_000 }]);
+    await queue.setResults(Array.from({ length: 50 }, (_, i) => ({ jobId: `short-${i}`, record: 'x', ttlMs: 1 })));
+    // Overwrites leave no stale expiry behind that could delete the new record.
+    await queue.setResults([{ jobId: 'short-0', record: 'renewed', ttlMs: 60_000 }]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(stored()).toBe(51);
+    await queue.setResults([{ jobId: 'other', record: 'y', ttlMs: 60_000 }]);
+    expect(stored()).toBe(3);
+    expect(await queue.getResult('short-0')).toBe('renewed');
+    expect(await queue.getResult('short-1')).toBeNull();
+  });
+
+  it('a delayed write does not wake a blocked reader; promoteDue does', async () => {
+    const consumer = new MemoryQueue('wait', { name: 'delayed-wake' });
+    const producer = new MemoryQueue('wait', { name: 'delayed-wake' });
+    const controller = new AbortController();
+    let woke = false;
+    const waiting = consumer.waitForMessages(10_000, controller.signal).then(() => {
+      woke = true;
+    });
+    await producer.writeBatch(['a', 'b'], { runAt: Date.now() + 100 });
+    await producer.write('c', { runAt: Date.now() + 100 });
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(woke).toBe(false);
+    expect(await producer.promoteDue()).toBe(3);
+    await waiting;
+    expect(woke).toBe(true);
+    controller.abort();
+  });
+
+  it('refuses a bad runAt, a retry without runAt and bad result records with ConfigError, writing nothing', async () => {
+    const queue = new MemoryQueue('bad', { name: 'lifecycle' });
+    for (const runAt of [Number.NaN, Infinity, '1000' as unknown as number]) {
+      await expect(queue.write('x', { runAt })).rejects.toBeInstanceOf(ConfigError);
+      await expect(queue.writeBatch(['x'], { runAt })).rejects.toBeInstanceOf(ConfigError);
+    }
+    const id = await queue.write('x');
+    await queue.read();
+    await expect(queue.retry(id, 'y', undefined as unknown as number)).rejects.toBeInstanceOf(ConfigError);
+    await expect(queue.retry(id, 7 as unknown as string, Date.now())).rejects.toBeInstanceOf(ConfigError);
+    const good = { jobId: 'ok', record: 'r', ttlMs: 1000 };
+    for (const bad of [
+      { jobId: '', record: 'r', ttlMs: 1000 },
+      { jobId: 'j', record: 5 as unknown as string, ttlMs: 1000 },
+      { jobId: 'j', record: 'r', ttlMs: 0 },
+      { jobId: 'j', record: 'r', ttlMs: Number.NaN },
+    ]) {
+      await expect(queue.setResults([good, bad])).rejects.toBeInstanceOf(ConfigError);
+    }
+    expect(await queue.getResult('ok')).toBeNull();
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
   });
 
   describe('waitForMessages', () => {
