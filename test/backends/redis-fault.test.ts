@@ -251,7 +251,7 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
       const all = [...beforeKill, ...afterKill];
       expect(new Set(all).size).toBe(total);
       expect(all.length - total).toBeLessThanOrEqual(batch);
-      expect(await survivor.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+      expect(await survivor.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
     } finally {
       child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
@@ -311,6 +311,30 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
       expect(drained).toBe(written);
       expect(await queue.purgeFailed()).toBeGreaterThan(0);
       expect(typeof (await queue.write('room again'))).toBe('string');
+    });
+
+    it('still retries, promotes and removes jobs when full (each of these frees before it adds)', async () => {
+      const queue = track(new RedisQueue(full.url, options({ name: uniqueName('oom-lifecycle') })));
+      const [later, now, revoked] = await Promise.all(['a', 'b', 'c'].map((data) => queue.write(data)));
+      await queue.readBatch(3);
+      const admin = new Redis(full.url, { lazyConnect: true });
+      try {
+        // Far below what the server already uses: every memory-growing command is refused from here on.
+        await admin.config('SET', 'maxmemory', '1');
+        await expect(queue.write('refused')).rejects.toThrow(/OOM/);
+        expect(await queue.retry(later!, 'a2', Date.now() + 60_000)).toBe(true);
+        expect(await queue.retry(now!, 'b2', 0)).toBe(true);
+        expect(await queue.remove(now!)).toBe(true);
+        expect(await queue.retry(revoked!, 'c2', Date.now() + 200)).toBe(true);
+        await sleep(400);
+        expect(await queue.promoteDue()).toBe(1);
+        expect(await queue.stats()).toEqual({ ready: 1, leased: 0, failed: 0, delayed: 1 });
+        expect(await queue.remove(revoked!)).toBe(true);
+      } finally {
+        await admin.config('SET', 'maxmemory', '3mb');
+        admin.disconnect();
+        await queue.flush();
+      }
     });
   });
 });

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from '../../src/backends/redis.js';
 import { ConfigError, QueueConnectionError } from '../../src/errors.js';
 import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
+import { PROMOTE_PER_CALL, RESULTS_PURGED_PER_SET } from '../../src/backends/redis-scripts.js';
 import { RedisServer, freePort, hasRedisServer } from '../helpers/redis-server.js';
 import { runContractSuite } from './contract.js';
 
@@ -67,8 +68,11 @@ describe.skipIf(!hasRedis)('redis backends', () => {
       const [m1] = await q.readBatch(2);
       await q.fail(m1!.id, 'boom');
       await q.writeUnique('slot', 'x', 60_000);
+      await q.write('later', { runAt: Date.now() + 3_600_000 });
+      await q.setResults([{ jobId: 'job-1', record: '{"ok":true}', ttlMs: 60_000 }]);
       const keys = await keysOf(`${PREFIX}:{${q.name}}`);
-      expect(keys.length).toBeGreaterThanOrEqual(8);
+      for (const role of ['delayed', 'results', 'resexp']) expect(keys).toContain(`${PREFIX}:{${q.name}}:${role}`);
+      expect(keys.length).toBeGreaterThanOrEqual(11);
       for (const key of keys) {
         // Cluster hashes the first {…} only: all keys of the queue land in one slot.
         expect(key.match(/\{[^}]*\}/)?.[0]).toBe(`{${q.name}}`);
@@ -231,6 +235,105 @@ describe.skipIf(!hasRedis)('redis backends', () => {
       await consumer.close();
       await expect(waiting).resolves.toBeUndefined();
       await consumer.waitForMessages(1_000, new AbortController().signal);
+    });
+  });
+
+  describe('job lifecycle on Redis', () => {
+    const key = (q: RedisQueue, role: string) => `${PREFIX}:{${q.name}}:${role}`;
+
+    async function serverNow(): Promise<number> {
+      const [seconds, micros] = await raw.time();
+      return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    }
+
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    it('judges runAt and result expiry by the Redis clock, not this process clock', async () => {
+      const q = queue();
+      const realNow = Date.now();
+      vi.spyOn(Date, 'now').mockReturnValue(realNow + 3_600_000); // this host is an hour fast
+      await q.write('ten minutes ahead', { runAt: realNow + 600_000 });
+      await q.setResults([{ jobId: 'j', record: 'r', ttlMs: 60_000 }]);
+      vi.spyOn(Date, 'now').mockReturnValue(realNow - 3_600_000); // now an hour slow
+      await q.write('ten minutes ago', { runAt: realNow - 600_000 });
+      expect(await q.stats()).toEqual({ ready: 1, leased: 0, failed: 0, delayed: 1 });
+      expect((await q.read())?.data).toBe('ten minutes ago');
+      expect(await q.promoteDue()).toBe(0);
+      expect(await q.getResult('j')).toBe('r');
+      const expiry = Number(await raw.zscore(key(q, 'resexp'), 'j'));
+      expect(Math.abs(expiry - ((await serverNow()) + 60_000))).toBeLessThan(5_000);
+    });
+
+    it('a delayed write sends no wake-up; promoteDue sends one only when it moved something', async () => {
+      const q = queue();
+      const runAt = (await serverNow()) + 300;
+      await q.writeBatch(['a', 'b'], { runAt });
+      expect(await raw.llen(key(q, 'wake'))).toBe(0);
+      expect(await q.promoteDue()).toBe(0);
+      expect(await raw.llen(key(q, 'wake'))).toBe(0);
+      await sleep(500);
+      expect(await q.promoteDue()).toBe(2);
+      expect(await raw.llen(key(q, 'wake'))).toBe(1);
+    });
+
+    it(`promoteDue moves more than one script call's worth (${PROMOTE_PER_CALL}), in id order`, async () => {
+      const q = queue();
+      const count = PROMOTE_PER_CALL * 2 + 500;
+      const datas = Array.from({ length: count }, (_, i) => `d${i}`);
+      await q.writeBatch(datas, { runAt: (await serverNow()) + 300 });
+      const readyId = await q.write('written last, ready at once');
+      await sleep(500);
+      expect(await q.promoteDue()).toBe(count);
+      expect(await q.stats()).toEqual({ ready: count + 1, leased: 0, failed: 0, delayed: 0 });
+      const read = await q.readBatch(count + 1);
+      expect(read.map((m) => m.data)).toEqual([...datas, 'written last, ready at once']);
+      expect(read.at(-1)?.id).toBe(readyId);
+    });
+
+    it('setResults purges expired records a bounded number at a time, and getResult never returns one', async () => {
+      const q = queue();
+      const stale = RESULTS_PURGED_PER_SET + 50;
+      await q.setResults(Array.from({ length: stale }, (_, i) => ({ jobId: `old-${i}`, record: `r${i}`, ttlMs: 100 })));
+      await sleep(300);
+      expect(await q.getResult('old-0')).toBeNull();
+      expect(await raw.hlen(key(q, 'results'))).toBe(stale); // not purged by reads
+      await q.setResults([{ jobId: 'new-1', record: 'fresh', ttlMs: 60_000 }]);
+      expect(await raw.hlen(key(q, 'results'))).toBe(stale - RESULTS_PURGED_PER_SET + 1);
+      await q.setResults([{ jobId: 'new-2', record: 'fresh too', ttlMs: 60_000 }]);
+      expect((await raw.hkeys(key(q, 'results'))).sort()).toEqual(['new-1', 'new-2']);
+      expect(await raw.zcard(key(q, 'resexp'))).toBe(2);
+      expect(await q.getResult('new-1')).toBe('fresh');
+    });
+
+    it('stores a batch of result records larger than one script call (8 MiB) byte-exact', async () => {
+      const q = queue();
+      const body = 'x'.repeat(3 * 1024 * 1024);
+      // A lone surrogate doubles the stored size (UTF-16): 6 MiB + 3 MiB does not fit one call.
+      const records = [
+        { jobId: 'a', record: `\ud800 ${body}`, ttlMs: 60_000 },
+        { jobId: 'b', record: `plain ${body}`, ttlMs: 60_000 },
+      ];
+      await q.setResults(records);
+      for (const { jobId, record } of records) expect((await q.getResult(jobId)) === record, jobId).toBe(true);
+      expect(await q.getResult('c')).toBeNull();
+    });
+
+    it('rejects bad lifecycle arguments with ConfigError before touching the server', async () => {
+      const q = queue();
+      const id = await q.write('x');
+      await expect(q.write('y', { runAt: Number.NaN })).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.writeBatch(['y'], { runAt: '2030-01-01' as unknown as number })).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.retry(id, 'y', Number.POSITIVE_INFINITY)).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.retry(id, 7 as unknown as string, 0)).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.remove(5 as unknown as string)).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.setResults([{ jobId: 'j', record: 'r', ttlMs: 0 }])).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.setResults([{ jobId: '', record: 'r', ttlMs: 1000 }])).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.setResults([{ jobId: 'j', record: null as unknown as string, ttlMs: 1000 }])).rejects.toBeInstanceOf(ConfigError);
+      await expect(q.getResult('')).rejects.toBeInstanceOf(ConfigError);
+      expect(await q.stats()).toEqual({ ready: 1, leased: 0, failed: 0, delayed: 0 });
+      expect(await raw.exists(key(q, 'results'))).toBe(0);
     });
   });
 
