@@ -313,10 +313,11 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
       expect(typeof (await queue.write('room again'))).toBe('string');
     });
 
-    it('still retries, promotes and removes jobs when full (each of these frees before it adds)', async () => {
+    it('still reads, fails, retries, promotes and removes jobs when full (each script frees before it adds)', async () => {
       const queue = track(new RedisQueue(full.url, options({ name: uniqueName('oom-lifecycle') })));
       const [later, now, revoked] = await Promise.all(['a', 'b', 'c'].map((data) => queue.write(data)));
       await queue.readBatch(3);
+      const unread = await queue.write('d');
       const admin = new Redis(full.url, { lazyConnect: true });
       try {
         // Far below what the server already uses: every memory-growing command is refused from here on.
@@ -328,8 +329,12 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
         expect(await queue.retry(revoked!, 'c2', Date.now() + 200)).toBe(true);
         await sleep(400);
         expect(await queue.promoteDue()).toBe(1);
-        expect(await queue.stats()).toEqual({ ready: 1, leased: 0, failed: 0, delayed: 1 });
+        expect(await queue.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 1 });
         expect(await queue.remove(revoked!)).toBe(true);
+        const [read] = await queue.readBatch(5);
+        expect(read?.id).toBe(unread);
+        expect(await queue.fail(unread, 'failed while full')).toBe(true);
+        await expect(queue.setResults([{ jobId: 'j', record: 'r', ttlMs: 1000 }])).rejects.toThrow(/OOM/);
       } finally {
         await admin.config('SET', 'maxmemory', '3mb');
         admin.disconnect();
