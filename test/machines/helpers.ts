@@ -19,6 +19,7 @@ import {
   type EventObject,
   type InspectionEvent,
 } from 'xstate';
+import { isDeepStrictEqual, inspect as show } from 'node:util';
 import { getAdjacencyMap, getShortestPaths, getStateNodes } from 'xstate/graph';
 import type { LeasedMessage, QueueAdapterEvent, QueueReplyEvent, RunnerInEvent, RunnerOutEvent } from '../../src/machines/protocol.js';
 import type { RunCommandInput } from '../../src/machines/worker.js';
@@ -34,13 +35,26 @@ type Timeouts = Map<number, { start: number; timeout: number }>;
  */
 export function advance(clock: SimulatedClock, ms: number): void {
   const end = clock.now() + ms;
+  const timeouts = (clock as unknown as { timeouts: Timeouts }).timeouts;
   for (;;) {
-    let next = Infinity;
-    for (const { start, timeout } of (clock as unknown as { timeouts: Timeouts }).timeouts.values()) next = Math.min(next, start + timeout);
-    if (next > end) break;
-    clock.set(Math.max(next, clock.now()));
+    let next: { start: number; timeout: number } | null = null;
+    for (const t of timeouts.values()) if (!next || t.start + t.timeout < next.start + next.timeout) next = t;
+    if (!next || next.start + next.timeout > end) break;
+    // The clock fires a timer when `now - start >= timeout`; with fractional
+    // delays `start + timeout - start` can round below `timeout`, so step up
+    // to the first float where it does not.
+    let at = Math.max(next.start + next.timeout, clock.now());
+    while (at - next.start < next.timeout) at = nextFloat(at);
+    clock.set(at);
   }
   if (clock.now() < end) clock.set(end);
+}
+
+function nextFloat(x: number): number {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  view.setBigUint64(0, view.getBigUint64(0) + (x >= 0 ? 1n : -1n));
+  return view.getFloat64(0);
 }
 
 /** Due times (absolute, ms) of the clock's pending timers, soonest first. */
@@ -155,6 +169,14 @@ export function inspectAll(...observers: ((event: InspectionEvent) => void)[]): 
 
 // ── abstract models and their paths ────────────────────────────────────────
 
+/**
+ * A cheap deep-equality assertion for the replay loops, which check tens of
+ * thousands of values (vitest's expect costs ~20 µs a call).
+ */
+export function same(what: string, actual: unknown, expected: unknown): void {
+  if (!isDeepStrictEqual(actual, expected)) throw new Error(`${what}: expected ${show(expected, { depth: 4 })}, got ${show(actual, { depth: 4 })}`);
+}
+
 export interface ModelPath<S, E> {
   /** The stimuli, in order. */
   events: E[];
@@ -200,6 +222,81 @@ export function transitionCoveringPaths<S, E extends EventObject>(
     const keys = events.map((_, i) => JSON.stringify(events.slice(0, i + 1)));
     if (prefixes.has(keys[keys.length - 1] ?? '[]')) continue;
     for (const k of keys) prefixes.add(k);
+    const states: S[] = [];
+    let state = initial;
+    for (const event of events) states.push((state = reduce(state, event)));
+    paths.push({ events, states });
+  }
+  return paths;
+}
+
+/**
+ * Fewer, longer paths that still take every model transition: walk the
+ * model's graph (xstate/graph's getAdjacencyMap), always taking an untaken
+ * edge of the current state, else the shortest way to the nearest state that
+ * has one; start a new path from the initial state only when none is
+ * reachable (a final state). Replaying a path costs one actor system, so this
+ * is much cheaper than one path per edge for large models.
+ */
+export function coveringWalks<S, E extends EventObject>(
+  initial: S,
+  reduce: (state: S, event: E) => S,
+  enabled: (state: S) => readonly E[],
+): ModelPath<S, E>[] {
+  const logic = fromTransition((state: S, event: E) => reduce(state, event), initial);
+  const serialize = (snapshot: { context: S }) => JSON.stringify(snapshot.context);
+  const adjacency = getAdjacencyMap(logic, {
+    events: (snapshot: { context: S }) => enabled(snapshot.context),
+    serializeState: serialize as never,
+  } as never) as Record<string, { transitions: Record<string, { event: E; state: { context: S } }> }>;
+  const edges = new Map<string, { event: E; to: string }[]>();
+  const untaken = new Map<string, Set<number>>();
+  let remaining = 0;
+  for (const [key, { transitions }] of Object.entries(adjacency)) {
+    const list = Object.values(transitions).map(({ event, state }) => ({ event, to: serialize(state) }));
+    edges.set(key, list);
+    untaken.set(key, new Set(list.map((_, i) => i)));
+    remaining += list.length;
+  }
+  const start = JSON.stringify(initial);
+  const paths: ModelPath<S, E>[] = [];
+  while (remaining > 0) {
+    let at = start;
+    const events: E[] = [];
+    for (;;) {
+      const open = untaken.get(at)!;
+      if (open.size === 0) {
+        // breadth-first to the nearest state with an untaken edge
+        const from = new Map<string, { prev: string; edge: number }>([[at, { prev: '', edge: -1 }]]);
+        const queue = [at];
+        let found: string | null = null;
+        while (queue.length > 0 && !found) {
+          const key = queue.shift()!;
+          edges.get(key)!.forEach(({ to }, i) => {
+            if (found || from.has(to)) return;
+            from.set(to, { prev: key, edge: i });
+            if (untaken.get(to)!.size > 0) found = to;
+            else queue.push(to);
+          });
+        }
+        if (!found) break;
+        const route: E[] = [];
+        for (let key: string = found; key !== at; key = from.get(key)!.prev) {
+          const { prev, edge } = from.get(key)!;
+          route.unshift(edges.get(prev)![edge]!.event);
+        }
+        events.push(...route);
+        at = found;
+        continue;
+      }
+      const index = open.values().next().value as number;
+      open.delete(index);
+      remaining--;
+      const edge = edges.get(at)![index]!;
+      events.push(edge.event);
+      at = edge.to;
+    }
+    if (events.length === 0) break;
     const states: S[] = [];
     let state = initial;
     for (const event of events) states.push((state = reduce(state, event)));

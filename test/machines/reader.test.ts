@@ -1,0 +1,536 @@
+/**
+ * The reader machine, driven for real inside a harness with a fake queue
+ * adapter and stand-in workers, on xstate's SimulatedClock.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { SimulatedClock, type AnyActorRef } from 'xstate';
+import type { LeasedMessage } from '../../src/machines/protocol.js';
+import { readerMachine, type ReaderOptions } from '../../src/machines/reader.js';
+import {
+  advance,
+  Coverage,
+  createFakeWorker,
+  createHarness,
+  inspectAll,
+  messages,
+  pendingTimers,
+  same,
+  coveringWalks,
+  type FakeWorker,
+  type Harness,
+} from './helpers.js';
+
+const modelCoverage = new Coverage(readerMachine);
+const allCoverage = new Coverage(readerMachine);
+
+afterAll(() => {
+  console.log(modelCoverage.summary('model paths'));
+  console.log(allCoverage.summary('all tests'));
+});
+
+function startReader(input: Partial<ReaderOptions>, inspect = allCoverage.inspect): Harness {
+  return createHarness({ logic: readerMachine, id: 'reader', systemId: 'reader', input, inspect });
+}
+
+type ReaderState = { value: unknown; status: string; context: { idle: AnyActorRef[]; buffer: LeasedMessage[]; inFlight: number; readPending: boolean; paused: boolean; currentDelayMs: number } };
+const snap = (h: Harness) => h.sut.getSnapshot() as ReaderState;
+const reads = (h: Harness) => h.queue.of('READ').map((e) => e.max);
+const released = (h: Harness) => h.queue.of('RELEASE').flatMap((e) => e.ids);
+const ready = (h: Harness, w: FakeWorker, done = false) => h.sut.send({ type: 'WORKER_READY', worker: w.ref, done });
+
+// ── the abstract model: counters an observer of the reader can check ───────
+
+type Phase = 'waiting' | 'reading' | 'blocked' | 'backingOff' | 'draining' | 'drained';
+
+interface ReaderModel {
+  value: Phase;
+  workers: number;
+  idle: number;
+  inFlight: number;
+  buffer: number;
+  readPending: boolean;
+  /** `max` of the outstanding READ. */
+  requested: number;
+  waitPending: boolean;
+  paused: boolean;
+  /** Index into the expected poll delays (the last one repeats: the ceiling). */
+  delayStep: number;
+}
+
+type ReaderStimulus =
+  | { type: 'READY' }
+  | { type: 'DONE' }
+  | { type: 'LOST_BUSY' }
+  | { type: 'LOST_IDLE' }
+  | { type: 'MESSAGES'; count: number }
+  | { type: 'READ_FAILED' }
+  | { type: 'WAKE' }
+  | { type: 'TIMER' }
+  | { type: 'PAUSE' }
+  | { type: 'RESUME' }
+  | { type: 'DRAIN' };
+
+interface ReaderConfig {
+  name: string;
+  options: Partial<ReaderOptions>;
+  /** Successive poll delays the options produce; the last is the ceiling. */
+  delays: number[];
+  maxWorkers: number;
+}
+
+const ACTIVE: readonly Phase[] = ['waiting', 'reading', 'blocked', 'backingOff'];
+
+function readerModel(config: ReaderConfig) {
+  const { prefetch = 0, blocking = false } = config.options;
+
+  const dispatch = (s: ReaderModel) => {
+    const n = Math.min(s.idle, s.buffer);
+    s.idle -= n;
+    s.buffer -= n;
+    s.inFlight += n;
+  };
+  const settle = (s: ReaderModel) => {
+    if (s.value === 'waiting' && !s.paused && s.idle > s.buffer) {
+      s.value = 'reading';
+      s.readPending = true;
+      s.requested = s.idle + prefetch - s.buffer;
+    }
+    if (s.value === 'draining' && s.inFlight <= 0 && !s.readPending) s.value = 'drained';
+    return s;
+  };
+
+  const reduce = (state: ReaderModel, e: ReaderStimulus): ReaderModel => {
+    const s = { ...state };
+    const active = ACTIVE.includes(s.value);
+    switch (e.type) {
+      case 'READY':
+        s.workers++;
+        s.idle++;
+        dispatch(s);
+        break;
+      case 'DONE':
+        s.inFlight--;
+        if (active) {
+          s.idle++;
+          dispatch(s);
+        }
+        break;
+      case 'LOST_BUSY':
+        s.inFlight--;
+        s.workers--;
+        break;
+      case 'LOST_IDLE':
+        s.idle--;
+        s.workers--;
+        break;
+      case 'MESSAGES':
+        s.readPending = false;
+        if (s.value === 'reading') {
+          if (e.count === 0) {
+            s.value = blocking ? 'blocked' : 'backingOff';
+            s.waitPending = blocking;
+          } else {
+            s.buffer += e.count;
+            s.delayStep = 0;
+            dispatch(s);
+            s.value = 'waiting';
+          }
+        }
+        break;
+      case 'READ_FAILED':
+        if (s.value === 'reading' || s.value === 'blocked') s.value = 'backingOff';
+        s.readPending = false;
+        s.waitPending = false;
+        break;
+      case 'WAKE':
+        s.value = 'waiting';
+        s.waitPending = false;
+        break;
+      case 'TIMER':
+        s.value = 'waiting';
+        s.delayStep = Math.min(s.delayStep + 1, config.delays.length - 1);
+        break;
+      case 'PAUSE':
+        s.paused = true;
+        break;
+      case 'RESUME':
+        s.paused = false;
+        s.value = 'waiting';
+        break;
+      case 'DRAIN':
+        s.value = 'draining';
+        s.buffer = 0;
+        s.waitPending = false;
+        break;
+    }
+    return settle(s);
+  };
+
+  const enabled = (s: ReaderModel): ReaderStimulus[] => {
+    if (s.value === 'drained') return [];
+    const events: ReaderStimulus[] = [];
+    if (s.inFlight > 0) events.push({ type: 'DONE' }, { type: 'LOST_BUSY' });
+    if (s.idle > 0) events.push({ type: 'LOST_IDLE' });
+    if (s.value === 'draining') {
+      if (s.readPending) events.push({ type: 'MESSAGES', count: 0 }, { type: 'MESSAGES', count: 1 }, { type: 'READ_FAILED' });
+      return events;
+    }
+    if (s.workers < config.maxWorkers) events.push({ type: 'READY' });
+    if (s.value === 'reading') {
+      for (const count of new Set([0, 1, s.requested])) events.push({ type: 'MESSAGES', count });
+      events.push({ type: 'READ_FAILED' });
+    }
+    if (s.value === 'blocked') events.push({ type: 'WAKE' }, { type: 'READ_FAILED' });
+    // A late READ_FAILED (of an earlier WAIT) while backing off is ignored.
+    if (s.value === 'backingOff') events.push({ type: 'TIMER' }, { type: 'READ_FAILED' });
+    if (!s.paused) events.push({ type: 'PAUSE' });
+    // RESUME only where nothing is outstanding: see the report on RESUME during a READ.
+    if (s.value === 'waiting') events.push({ type: 'RESUME' });
+    events.push({ type: 'DRAIN' });
+    return events;
+  };
+
+  const initial: ReaderModel = settle({
+    value: 'waiting',
+    workers: 0,
+    idle: 0,
+    inFlight: 0,
+    buffer: 0,
+    readPending: false,
+    requested: 0,
+    waitPending: false,
+    paused: false,
+    delayStep: 0,
+  });
+  return { initial, reduce, enabled };
+}
+
+/** Replays one model path on a fresh real reader, checking the observable state after every step. */
+function replay(config: ReaderConfig, initial: ReaderModel, path: { events: ReaderStimulus[]; states: ReaderModel[] }, inspect: Parameters<typeof startReader>[1]): void {
+  const h = startReader(config.options, inspect);
+  const workers: { fake: FakeWorker; returned: number; gone: boolean }[] = [];
+  const delivered = new Set<string>();
+  let readReplies = 0;
+  let waitReplies = 0;
+  const trail: string[] = [];
+  let model = initial;
+  let before = initial;
+  const busyWorker = () => workers.find((w) => !w.gone && w.fake.jobs.length > w.returned)!;
+
+  path.events.forEach((event, i) => {
+    trail.push(event.type === 'MESSAGES' ? `MESSAGES(${event.count})` : event.type);
+    before = i === 0 ? initial : path.states[i - 1]!;
+    model = path.states[i]!;
+    try {
+      switch (event.type) {
+        case 'READY': {
+          const fake = createFakeWorker();
+          workers.push({ fake, returned: 0, gone: false });
+          ready(h, fake);
+          break;
+        }
+        case 'DONE': {
+          const w = busyWorker();
+          w.returned++;
+          ready(h, w.fake, true);
+          break;
+        }
+        case 'LOST_BUSY': {
+          const w = busyWorker();
+          w.gone = true;
+          h.sut.send({ type: 'WORKER_LOST', worker: undefined, busy: true });
+          break;
+        }
+        case 'LOST_IDLE': {
+          const ref = snap(h).context.idle[0]!;
+          workers.find((w) => w.fake.ref === ref)!.gone = true;
+          h.sut.send({ type: 'WORKER_LOST', worker: ref, busy: false });
+          break;
+        }
+        case 'MESSAGES': {
+          const batch = messages(event.count);
+          for (const m of batch) delivered.add(m.id);
+          readReplies++;
+          h.sut.send({ type: 'MESSAGES', messages: batch });
+          break;
+        }
+        case 'READ_FAILED':
+          if (before.readPending) readReplies++;
+          else if (before.waitPending) waitReplies++;
+          h.sut.send({ type: 'READ_FAILED', error: new Error('connection refused') });
+          break;
+        case 'WAKE':
+          waitReplies++;
+          h.sut.send({ type: 'WAKE' });
+          break;
+        case 'TIMER': {
+          const delay = config.delays[before.delayStep]!;
+          const readsBefore = reads(h).length;
+          same('poll timer due', pendingTimers(h.clock).includes(h.clock.now() + delay), true);
+          advance(h.clock, delay - 1);
+          same('state 1 ms before the poll', snap(h).value, { active: 'backingOff' });
+          same('READs 1 ms before the poll', reads(h).length, readsBefore);
+          advance(h.clock, 1);
+          break;
+        }
+        case 'PAUSE':
+        case 'RESUME':
+        case 'DRAIN':
+          h.sut.send({ type: event.type });
+          break;
+      }
+      const s = snap(h);
+      same('status', s.status, model.value === 'drained' ? 'done' : 'active');
+      same('state', s.value, model.value === 'drained' || model.value === 'draining' ? model.value : { active: model.value });
+      same('idle workers', s.context.idle.length, model.idle);
+      same('buffered', s.context.buffer.length, model.buffer);
+      same('inFlight', s.context.inFlight, model.inFlight);
+      same('readPending', s.context.readPending, model.readPending);
+      same('paused', s.context.paused, model.paused);
+      same('currentDelayMs', s.context.currentDelayMs, config.delays[model.delayStep]);
+      // exactly one READ out when the model has one, asking for the model's batch size
+      const allReads = reads(h);
+      same('READs outstanding', allReads.length - readReplies, model.readPending ? 1 : 0);
+      if (model.readPending) same('READ max', allReads.at(-1), model.requested);
+      if (ACTIVE.includes(model.value)) {
+        const waits = h.queue.of('WAIT');
+        same('WAITs outstanding', waits.length - waitReplies, model.waitPending ? 1 : 0);
+        if (waits.length > 0) same('WAIT timeout', waits.at(-1)!.timeoutMs, config.options.waitTimeoutMs);
+      }
+      // jobs actually running = inFlight; never a second job to a busy worker, none to a gone one
+      let running = 0;
+      for (const w of workers) {
+        const unfinished = w.fake.jobs.length - w.returned;
+        if (unfinished > 1) throw new Error('a worker got a JOB while busy');
+        if (!w.gone) running += unfinished;
+      }
+      same('jobs running', running, model.inFlight);
+      // every message handed to the reader is in exactly one place: a worker, the buffer, or released
+      const places = [...workers.flatMap((w) => w.fake.jobs.map((m) => m.id)), ...s.context.buffer.map((m) => m.id), ...released(h)];
+      same('where the messages are', places.sort(), [...delivered].sort());
+      same('READER_DRAINED sent', h.parentReceived.filter((e) => e.type === 'READER_DRAINED').length, model.value === 'drained' ? 1 : 0);
+    } catch (error) {
+      throw new Error(`[${config.name}] after ${trail.join(' → ')}: ${(error as Error).message}`, { cause: error });
+    }
+  });
+  h.stop();
+  for (const w of workers) w.fake.ref.stop();
+}
+
+const CONFIGS: ReaderConfig[] = [
+  {
+    name: 'polling, prefetch 1',
+    options: { prefetch: 1, delayMs: 100, backoff: 2, maxDelayMs: 300, blocking: false, waitTimeoutMs: 5_000 },
+    delays: [100, 200, 300],
+    maxWorkers: 2,
+  },
+  {
+    name: 'blocking, prefetch 0',
+    options: { prefetch: 0, delayMs: 50, backoff: 3, maxDelayMs: 100, blocking: true, waitTimeoutMs: 2_000 },
+    delays: [50, 100],
+    maxWorkers: 2,
+  },
+];
+
+describe('reader: model-based', () => {
+  for (const config of CONFIGS) {
+    const { initial, reduce, enabled } = readerModel(config);
+    const paths = coveringWalks<ReaderModel, ReaderStimulus>(initial, reduce, enabled);
+    const steps = paths.reduce((n, p) => n + p.events.length, 0);
+    it(`${config.name}: ${paths.length} paths (${steps} steps) taking every model transition`, () => {
+      for (const path of paths) replay(config, initial, path, inspectAll(modelCoverage.inspect, allCoverage.inspect));
+    });
+  }
+});
+
+// ── scenarios ──────────────────────────────────────────────────────────────
+
+/** A reader with `n` idle stand-in workers announced. */
+function readerWith(n: number, options: Partial<ReaderOptions>) {
+  const h = startReader(options);
+  const workers = Array.from({ length: n }, () => createFakeWorker());
+  for (const w of workers) ready(h, w);
+  return { h, workers };
+}
+
+describe('reader: demand and prefetch', () => {
+  it('reads as soon as a worker is idle, asking for idle + prefetch − buffer', () => {
+    const { h, workers } = readerWith(1, { prefetch: 2 });
+    expect(reads(h)).toEqual([3]);
+    // two more workers while the READ is out: no second READ
+    const more = [createFakeWorker(), createFakeWorker()];
+    for (const w of more) ready(h, w);
+    expect(reads(h)).toEqual([3]);
+    h.sut.send({ type: 'MESSAGES', messages: messages(3) });
+    expect([...workers, ...more].map((w) => w.jobs.length)).toEqual([1, 1, 1]);
+    expect(snap(h).context).toMatchObject({ inFlight: 3, readPending: false });
+    expect(snap(h).context.buffer).toHaveLength(0);
+    // all busy: nothing is read
+    expect(reads(h)).toEqual([3]);
+  });
+
+  it('keeps prefetched messages in the buffer and hands them out on WORKER_READY', () => {
+    const { h, workers } = readerWith(1, { prefetch: 2 });
+    const batch = messages(3);
+    h.sut.send({ type: 'MESSAGES', messages: batch });
+    expect(workers[0]!.jobs).toEqual([batch[0]]);
+    expect(snap(h).context.buffer).toEqual([batch[1], batch[2]]);
+    expect(snap(h).value).toEqual({ active: 'waiting' });
+
+    ready(h, workers[0]!, true);
+    expect(workers[0]!.jobs).toEqual([batch[0], batch[1]]);
+    expect(snap(h).context.buffer).toEqual([batch[2]]);
+    expect(reads(h)).toEqual([3]); // buffer covers demand: no read
+
+    ready(h, workers[0]!, true);
+    expect(workers[0]!.jobs).toEqual(batch);
+    expect(reads(h)).toEqual([3]);
+    ready(h, workers[0]!, true);
+    // buffer empty, a worker idle: read again, idle + prefetch
+    expect(reads(h)).toEqual([3, 3]);
+    expect(snap(h).context.inFlight).toBe(0);
+  });
+
+  it('WORKER_LOST forgets an idle worker (no JOB for it) and stops counting a busy one', () => {
+    const { h, workers } = readerWith(2, { prefetch: 0 });
+    const [a, b] = workers as [FakeWorker, FakeWorker];
+    h.sut.send({ type: 'WORKER_LOST', worker: b.ref, busy: false });
+    expect(snap(h).context.idle).toEqual([a.ref]);
+    h.sut.send({ type: 'MESSAGES', messages: messages(2) });
+    expect(a.jobs).toHaveLength(1);
+    expect(b.jobs).toHaveLength(0);
+    expect(snap(h).context.buffer).toHaveLength(1);
+    h.sut.send({ type: 'WORKER_LOST', worker: undefined, busy: true });
+    expect(snap(h).context.inFlight).toBe(0);
+  });
+});
+
+/** Successive poll delays: `delay`, then × `backoff` up to `max`, computed as the reader does. */
+function expectedDelays(delay: number, backoff: number, max: number, count: number): number[] {
+  const delays = [delay];
+  while (delays.length < count) delays.push(Math.min(max, delays.at(-1)! * backoff));
+  return delays;
+}
+
+describe('reader: empty queue and errors (simulated clock)', () => {
+  it('polls an empty queue again after delay × backoff, up to the ceiling, at exactly those times', () => {
+    const { h } = readerWith(1, {});
+    const delays = expectedDelays(100, 1.15, 10_000, 45);
+    expect(delays.at(-1)).toBe(10_000);
+    expect(delays.at(-8)).toBe(10_000);
+    for (const delay of delays) {
+      const before = reads(h).length;
+      h.sut.send({ type: 'MESSAGES', messages: [] });
+      expect(snap(h).value).toEqual({ active: 'backingOff' });
+      expect(pendingTimers(h.clock)).toEqual([h.clock.now() + delay]);
+      advance(h.clock, delay);
+      expect(reads(h)).toHaveLength(before + 1);
+    }
+  });
+
+  it('the first non-empty read resets the delay', () => {
+    const { h, workers } = readerWith(1, { delayMs: 100, backoff: 2, maxDelayMs: 1_000 });
+    for (const delay of [100, 200, 400]) {
+      h.sut.send({ type: 'MESSAGES', messages: [] });
+      advance(h.clock, delay);
+    }
+    expect(snap(h).context.currentDelayMs).toBe(800);
+    h.sut.send({ type: 'MESSAGES', messages: messages(1) });
+    expect(snap(h).context.currentDelayMs).toBe(100);
+    ready(h, workers[0]!, true);
+    h.sut.send({ type: 'MESSAGES', messages: [] });
+    expect(pendingTimers(h.clock)).toEqual([h.clock.now() + 100]);
+  });
+
+  it('READ_FAILED backs off the same way and is never fatal', () => {
+    const { h } = readerWith(1, { delayMs: 10, backoff: 3, maxDelayMs: 50 });
+    const start = h.clock.now();
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      h.sut.send({ type: 'READ_FAILED', error: new Error('ECONNREFUSED') });
+      expect(snap(h).value).toEqual({ active: 'backingOff' });
+      advance(h.clock, pendingTimers(h.clock)[0]! - h.clock.now());
+      times.push(h.clock.now() - start);
+    }
+    expect(times).toEqual([10, 40, 90, 140, 190]); // 10, 30, then the 50 ms ceiling
+    expect(reads(h)).toHaveLength(6);
+    expect(snap(h).status).toBe('active');
+  });
+
+  it('a blocking backend is asked to WAIT instead of being polled; WAKE reads again', () => {
+    const { h } = readerWith(1, { blocking: true, waitTimeoutMs: 4_000 });
+    h.sut.send({ type: 'MESSAGES', messages: [] });
+    expect(snap(h).value).toEqual({ active: 'blocked' });
+    expect(h.queue.of('WAIT')).toEqual([{ type: 'WAIT', timeoutMs: 4_000 }]);
+    expect(pendingTimers(h.clock)).toEqual([]);
+    advance(h.clock, 60_000);
+    expect(reads(h)).toHaveLength(1);
+    h.sut.send({ type: 'WAKE' });
+    expect(reads(h)).toHaveLength(2);
+    // a failed wait backs off like a failed read
+    h.sut.send({ type: 'MESSAGES', messages: [] });
+    h.sut.send({ type: 'READ_FAILED', error: new Error('connection lost') });
+    expect(snap(h).value).toEqual({ active: 'backingOff' });
+    advance(h.clock, 100);
+    expect(reads(h)).toHaveLength(3);
+  });
+});
+
+describe('reader: PAUSE, RESUME, DRAIN', () => {
+  it('PAUSE stops reading even with idle workers; RESUME reads again', () => {
+    const { h, workers } = readerWith(1, {});
+    h.sut.send({ type: 'PAUSE' });
+    h.sut.send({ type: 'MESSAGES', messages: messages(1) });
+    ready(h, workers[0]!, true);
+    expect(snap(h).context.idle).toHaveLength(1);
+    expect(reads(h)).toHaveLength(1);
+    advance(h.clock, 60_000);
+    expect(reads(h)).toHaveLength(1);
+    h.sut.send({ type: 'RESUME' });
+    expect(reads(h)).toHaveLength(2);
+    expect(snap(h).value).toEqual({ active: 'reading' });
+  });
+
+  it('DRAIN releases the buffer at once and every message arriving later; READER_DRAINED once nothing runs and no READ is out', () => {
+    const { h, workers } = readerWith(2, { prefetch: 2 });
+    const first = messages(3); // the READ went out with one idle worker: max 1 + 2
+    h.sut.send({ type: 'MESSAGES', messages: first });
+    // both workers busy, one message buffered, no READ out
+    expect(workers.map((w) => w.jobs.length)).toEqual([1, 1]);
+    expect(snap(h).context.buffer).toEqual([first[2]]);
+    ready(h, workers[0]!, true); // takes the buffered one; buffer empty, idle 0
+    ready(h, workers[1]!, true); // idle 1 → READ
+    expect(snap(h).context.readPending).toBe(true);
+
+    h.sut.send({ type: 'DRAIN' });
+    expect(snap(h).value).toBe('draining');
+    expect(h.parentReceived.filter((e) => e.type === 'READER_DRAINED')).toHaveLength(0);
+    const late = messages(2);
+    h.sut.send({ type: 'MESSAGES', messages: late });
+    expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', ids: late.map((m) => m.id) }]);
+    expect(snap(h).value).toBe('draining'); // worker 1 still runs its job
+    ready(h, workers[0]!, true);
+    expect(snap(h).value).toBe('drained');
+    expect(snap(h).status).toBe('done');
+    expect(h.parentReceived.filter((e) => e.type === 'READER_DRAINED')).toHaveLength(1);
+    expect(workers.map((w) => w.jobs.length)).toEqual([2, 1]);
+  });
+
+  it('DRAIN with a buffer releases it in one RELEASE; with nothing running or pending it is drained at once', () => {
+    const { h } = readerWith(1, { prefetch: 3 });
+    const batch = messages(4);
+    h.sut.send({ type: 'MESSAGES', messages: batch });
+    h.sut.send({ type: 'WORKER_LOST', worker: undefined, busy: true });
+    h.sut.send({ type: 'DRAIN' });
+    expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', ids: batch.slice(1).map((m) => m.id) }]);
+    expect(snap(h).value).toBe('drained');
+  });
+
+  it('a READ_FAILED for the READ that was out when draining also counts as settled', () => {
+    const { h } = readerWith(1, {});
+    h.sut.send({ type: 'DRAIN' });
+    expect(snap(h).value).toBe('draining');
+    h.sut.send({ type: 'READ_FAILED', error: new Error('down') });
+    expect(snap(h).value).toBe('drained');
+  });
+});
