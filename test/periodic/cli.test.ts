@@ -2,8 +2,9 @@
  * The command line's side of periodic commands, with real processes:
  * `taskmill schedule` lists each periodic command with its schedule and its
  * next run times, and `taskmill consume` runs the scheduler unless given
- * `-n/--no-periodic` (seen in the 'consumer running' line, in the actor
- * snapshot SIGHUP logs, and in the queue: nothing enqueued, no slot claimed).
+ * `-n/--no-periodic` (seen in the 'consumer running' line and in the queue:
+ * nothing enqueued, no slot claimed); SIGHUP's actor snapshot shows the
+ * scheduler of a consumer without -n.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -139,11 +140,12 @@ describe('taskmill consume and the scheduler', () => {
     }
   }
 
-  it('with -n runs no scheduler: periodic:false, no scheduler actor, nothing enqueued or claimed', { timeout: 150_000 }, async () => {
+  // The scheduler actor may still run with -n (it also promotes delayed jobs), so this checks effects:
+  // it fires at once on start, so by the time the snapshot is logged a periodic run would have been enqueued.
+  it('with -n enqueues no periodic command: periodic:false, nothing enqueued or claimed', { timeout: 150_000 }, async () => {
     const { consumer, file, recordFile, running, actors } = await consumeOnce('no-periodic', ['-n']);
     expect(running.periodic).toBe(false);
     expect(actors.some((a) => a.startsWith('reader:'))).toBe(true);
-    expect(actors.filter((a) => a.startsWith('scheduler'))).toEqual([]);
 
     consumer.child.kill('SIGTERM');
     expect(await consumer.exited, consumer.stderr()).toBe(0);
@@ -151,7 +153,7 @@ describe('taskmill consume and the scheduler', () => {
     expect(claimedSlots(file)).toEqual([]);
     const queue = new SqliteQueue(file);
     try {
-      expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+      expect(await queue.stats()).toMatchObject({ ready: 0, leased: 0, failed: 0 });
     } finally {
       await queue.close();
     }

@@ -272,7 +272,7 @@ describe('periodic commands across three consumers sharing one SQLite file (simu
     expect(w.runs.map((r) => r.jobId).sort()).toEqual(w.written().map((a) => a.jobId).sort());
     expect(new Set(w.runs.map((r) => r.consumer)).size).toBeGreaterThan(1);
     const stats = await w.members.get('A')!.queue.stats();
-    expect(stats).toEqual({ ready: 0, leased: 0, failed: 0 });
+    expect(stats).toMatchObject({ ready: 0, leased: 0, failed: 0 });
     expect(w.errors()).toEqual([]);
   });
 
