@@ -248,7 +248,7 @@ export function coveringWalks<S, E extends EventObject>(
   const adjacency = getAdjacencyMap(logic, {
     events: (snapshot: { context: S }) => enabled(snapshot.context),
     serializeState: serialize as never,
-  } as never) as Record<string, { transitions: Record<string, { event: E; state: { context: S } }> }>;
+  } as never) as unknown as Record<string, { transitions: Record<string, { event: E; state: { context: S } }> }>;
   const edges = new Map<string, { event: E; to: string }[]>();
   const untaken = new Map<string, Set<number>>();
   let remaining = 0;

@@ -3,7 +3,7 @@
  * adapter and stand-in workers, on xstate's SimulatedClock.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { SimulatedClock, type AnyActorRef } from 'xstate';
+import type { AnyActorRef } from 'xstate';
 import type { LeasedMessage } from '../../src/machines/protocol.js';
 import { readerMachine, type ReaderOptions } from '../../src/machines/reader.js';
 import {
