@@ -8,15 +8,15 @@
  * off the server without a lease, so a reply lost with a dropped connection
  * loses no message (it comes back when the lease expires).
  *
- * Connections: producers fail fast (a command waits at most a reconnect
- * attempt, ~1 s, then rejects with QueueConnectionError); the caller (the
- * reader) retries. An outage is reported once through `onWarning`, and so is
- * its end. The password never reaches a message, a warning or util.inspect.
+ * Connections (redis-connection.ts): producers fail fast (a command waits
+ * at most a reconnect attempt, ~1 s, then rejects with QueueConnectionError);
+ * the caller (the reader) retries. An outage is reported once through
+ * `onWarning`, and so is its end. The password never reaches a message, a
+ * warning or util.inspect.
  */
 import { inspect } from 'node:util';
-import { Redis, type RedisOptions } from 'ioredis';
-import { redactText } from '../config.js';
-import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
+import type { Redis } from 'ioredis';
+import { ConfigError } from '../errors.js';
 import {
   BaseQueue,
   validateQueueName,
@@ -37,6 +37,7 @@ import {
   queueKeys,
   type ScriptName,
 } from './redis-scripts.js';
+import { RedisConnection } from './redis-connection.js';
 import {
   argChunks,
   checkCount,
@@ -65,9 +66,6 @@ export interface RedisQueueOptions extends QueueOptions {
   commandTimeoutMs?: number;
 }
 
-/** How long a command waits for a dropped connection to come back before it fails. */
-const OUTAGE_WAIT_MS = 1000;
-
 type ScriptFn = (...args: Arg[]) => Promise<unknown>;
 
 function positiveMs(name: string, value: number | undefined, fallback: number): number {
@@ -79,26 +77,28 @@ function positiveMs(name: string, value: number | undefined, fallback: number): 
 export class RedisQueue extends BaseQueue {
   readonly prefix: string;
   protected readonly blockTimeoutMs: number;
-  protected readonly connectTimeoutMs: number;
-  protected readonly commandTimeoutMs: number;
   /** All keys of this queue, in KEY_ROLES order. */
   protected readonly keys: readonly string[];
+  protected readonly connection: RedisConnection;
   readonly #target: RedisTarget;
-  #client: Redis | null = null;
-  #readyWait: Promise<void> | null = null;
-  #policyCheck: Promise<void> | null = null;
-  #closed = false;
-  #outage = false;
-  #everReady = false;
 
   constructor(url: string, options: RedisQueueOptions = {}) {
     super(options);
     this.#target = redisTarget(url);
     this.prefix = validateQueueName(options.prefix ?? this.#target.prefix ?? 'taskmill', 'redis key prefix');
     this.blockTimeoutMs = positiveMs('blockTimeoutMs', options.blockTimeoutMs, 5000);
-    this.connectTimeoutMs = positiveMs('connectTimeoutMs', options.connectTimeoutMs, 5000);
-    this.commandTimeoutMs = positiveMs('commandTimeoutMs', options.commandTimeoutMs, 10_000);
     this.keys = queueKeys(this.prefix, this.name);
+    this.connection = new RedisConnection({
+      target: this.#target,
+      label: this.describe(),
+      connectionName: `taskmill:${this.prefix}:${this.name}`,
+      connectTimeoutMs: positiveMs('connectTimeoutMs', options.connectTimeoutMs, 5000),
+      commandTimeoutMs: positiveMs('commandTimeoutMs', options.commandTimeoutMs, 10_000),
+      warn: (message) => this.warn(message),
+      setup: (client) => {
+        for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: SCRIPT_KEY_COUNT, lua });
+      },
+    });
   }
 
   // ── connection ────────────────────────────────────────────────────────
@@ -109,131 +109,12 @@ export class RedisQueue extends BaseQueue {
   }
 
   protected get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Scrubs the password out of any text a driver produced. */
-  protected redact(message: string): string {
-    return redactText(message, this.#target.secrets);
-  }
-
-  /** A new connection with this queue's target; `overrides` tune it (the blocking connection). */
-  protected createConnection(overrides: RedisOptions, onError: (error: Error) => void): Redis {
-    const client = new Redis({
-      ...this.#target.options,
-      lazyConnect: true,
-      connectTimeout: this.connectTimeoutMs,
-      connectionName: `taskmill:${this.prefix}:${this.name}`,
-      ...overrides,
-    });
-    // Without a listener ioredis prints every connection error to the console.
-    client.on('error', onError);
-    return client;
-  }
-
-  #connection(): Redis {
-    if (this.#client) return this.#client;
-    const client = this.createConnection(
-      {
-        // Producers fail fast: a command queued while disconnected is rejected after one reconnect attempt.
-        maxRetriesPerRequest: 1,
-        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000) + Math.floor(Math.random() * 100),
-        commandTimeout: this.commandTimeoutMs,
-      },
-      (error) => this.#noteError(error),
-    );
-    client.on('ready', () => this.#noteReady());
-    for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: SCRIPT_KEY_COUNT, lua });
-    this.#client = client;
-    return client;
-  }
-
-  #noteError(error: Error): void {
-    if (this.#closed || this.#outage) return;
-    this.#outage = true;
-    const what = this.#everReady ? 'connection lost' : 'cannot connect';
-    this.warn(`${this.describe()}: ${what} (${this.redact(error.message)}); commands fail with QueueConnectionError until it is back`);
-  }
-
-  #noteReady(): void {
-    this.#everReady = true;
-    if (!this.#outage || this.#closed) return;
-    this.#outage = false;
-    this.warn(`${this.describe()}: connection restored`);
-  }
-
-  /** The connection once ready; waits for a connect or one reconnect attempt, then fails fast. */
-  async #ready(): Promise<Redis> {
-    if (this.#closed) throw new QueueConnectionError(`${this.describe()} is closed`);
-    const client = this.#connection();
-    if (client.status !== 'ready') {
-      if (client.status === 'wait') client.connect().catch(() => {});
-      this.#readyWait ??= this.#waitReady(client).finally(() => {
-        this.#readyWait = null;
-      });
-      await this.#readyWait;
-    }
-    this.#policyCheck ??= this.#checkEvictionPolicy(client);
-    return client;
-  }
-
-  /** Resolves on 'ready'; rejects on the next connection error, on close, or after a short wait. */
-  #waitReady(client: Redis): Promise<void> {
-    const limitMs = this.#everReady ? Math.min(OUTAGE_WAIT_MS, this.connectTimeoutMs) : this.connectTimeoutMs;
-    return new Promise<void>((resolve, reject) => {
-      const cleanup = () => {
-        clearTimeout(timer);
-        client.off('ready', onReady);
-        client.off('error', onError);
-        client.off('end', onEnd);
-      };
-      const onReady = () => {
-        cleanup();
-        resolve();
-      };
-      const onError = (error: Error) => {
-        cleanup();
-        reject(error);
-      };
-      const onEnd = () => onError(new Error('connection closed'));
-      const timer = setTimeout(() => onError(new Error(`not connected after ${limitMs} ms`)), limitMs);
-      client.once('ready', onReady);
-      client.once('error', onError);
-      client.once('end', onEnd);
-    });
-  }
-
-  /** Warns once when the server may evict keys: an evicted lease or message is a lost job. */
-  async #checkEvictionPolicy(client: Redis): Promise<void> {
-    try {
-      const reply = (await client.call('CONFIG', 'GET', 'maxmemory-policy')) as unknown[];
-      const policy = reply?.[1] === undefined ? undefined : replyText(reply[1]);
-      if (policy !== undefined && policy !== 'noeviction') {
-        this.warn(
-          `${this.describe()}: maxmemory-policy is "${policy}"; Redis may evict queue keys and lose jobs when memory runs out — set it to "noeviction"`,
-        );
-      }
-    } catch {
-      // CONFIG is often disabled on managed Redis; nothing to check then.
-    }
+    return this.connection.closed;
   }
 
   /** Runs `fn` on a ready connection; any failure becomes a QueueConnectionError with a redacted message. */
-  protected async run<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
-    try {
-      return await fn(await this.#ready());
-    } catch (error) {
-      throw this.connectionError(what, error);
-    }
-  }
-
-  protected connectionError(what: string, error: unknown): TaskmillError {
-    if (error instanceof TaskmillError) return error;
-    const message = this.redact(error instanceof Error ? error.message : String(error));
-    // A fresh cause: ioredis errors carry the command's arguments (payloads) and options.
-    const cause = new Error(message);
-    cause.name = error instanceof Error ? error.name : 'Error';
-    return new QueueConnectionError(`${what} on ${this.describe()} failed: ${message}`, { cause });
+  protected run<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+    return this.connection.run(what, fn);
   }
 
   protected script(what: string, name: ScriptName, args: Arg[], buffers = false): Promise<unknown> {
@@ -243,23 +124,12 @@ export class RedisQueue extends BaseQueue {
     });
   }
 
-  override async open(): Promise<void> {
-    await this.run('open', async () => {});
-    await this.#policyCheck;
+  override open(): Promise<void> {
+    return this.connection.open();
   }
 
-  override async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    const client = this.#client;
-    this.#client = null;
-    if (!client) return;
-    if (client.status === 'ready') {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([client.quit().catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, 1000)))]);
-      clearTimeout(timer);
-    }
-    client.disconnect();
+  override close(): Promise<void> {
+    return this.connection.close();
   }
 
   // ── the queue ─────────────────────────────────────────────────────────
@@ -458,7 +328,7 @@ export class RedisBlockingQueue extends RedisQueue {
   }
 
   async #blockOnce(waitMs: number): Promise<void> {
-    const blocker = (this.#blocker ??= this.createConnection(
+    const blocker = (this.#blocker ??= this.connection.create(
       {
         // Never reconnect or queue: on any trouble this connection is dropped and a new one made for the next wait.
         retryStrategy: () => null,

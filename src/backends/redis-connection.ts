@@ -1,0 +1,193 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { redactText } from '../config.js';
+import { QueueConnectionError, TaskmillError } from '../errors.js';
+import { replyText, type RedisTarget } from './redis-wire.js';
+
+/**
+ * The command connection of one Redis queue: connected lazily, failing fast
+ * while the server is away (a command waits at most a reconnect attempt,
+ * ~1 s, then rejects with QueueConnectionError), reporting an outage once
+ * when it starts and once when it ends, and checking maxmemory-policy once.
+ * No password reaches a message or a warning.
+ */
+
+export interface RedisConnectionOptions {
+  target: RedisTarget;
+  /** `redis queue "name" at redis://user:***@host:port/db` — safe for logs and errors. */
+  label: string;
+  /** CLIENT SETNAME of connections made here. */
+  connectionName: string;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+  warn: (message: string) => void;
+  /** Called once on the command client before first use (defineCommand). */
+  setup: (client: Redis) => void;
+}
+
+/** How long a command waits for a dropped connection to come back before it fails. */
+const OUTAGE_WAIT_MS = 1000;
+
+export class RedisConnection {
+  readonly #options: RedisConnectionOptions;
+  #client: Redis | null = null;
+  #readyWait: Promise<void> | null = null;
+  #policyCheck: Promise<void> | null = null;
+  #closed = false;
+  #outage = false;
+  #everReady = false;
+
+  constructor(options: RedisConnectionOptions) {
+    this.#options = options;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Scrubs the password out of any text a driver produced. */
+  redact(message: string): string {
+    return redactText(message, this.#options.target.secrets);
+  }
+
+  /** A new connection with this queue's target; `overrides` tune it (the blocking connection). */
+  create(overrides: RedisOptions, onError: (error: Error) => void): Redis {
+    const client = new Redis({
+      ...this.#options.target.options,
+      lazyConnect: true,
+      connectTimeout: this.#options.connectTimeoutMs,
+      connectionName: this.#options.connectionName,
+      ...overrides,
+    });
+    // Without a listener ioredis prints every connection error to the console.
+    client.on('error', onError);
+    return client;
+  }
+
+  #connection(): Redis {
+    if (this.#client) return this.#client;
+    const client = this.create(
+      {
+        // Producers fail fast: a command queued while disconnected is rejected after one reconnect attempt.
+        maxRetriesPerRequest: 1,
+        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000) + Math.floor(Math.random() * 100),
+        commandTimeout: this.#options.commandTimeoutMs,
+      },
+      (error) => this.#noteError(error),
+    );
+    client.on('ready', () => this.#noteReady());
+    this.#options.setup(client);
+    this.#client = client;
+    return client;
+  }
+
+  #noteError(error: Error): void {
+    if (this.#closed || this.#outage) return;
+    this.#outage = true;
+    const what = this.#everReady ? 'connection lost' : 'cannot connect';
+    this.#options.warn(
+      `${this.#options.label}: ${what} (${this.redact(error.message)}); commands fail with QueueConnectionError until it is back`,
+    );
+  }
+
+  #noteReady(): void {
+    this.#everReady = true;
+    if (!this.#outage || this.#closed) return;
+    this.#outage = false;
+    this.#options.warn(`${this.#options.label}: connection restored`);
+  }
+
+  /** The connection once ready; waits for a connect or one reconnect attempt, then fails fast. */
+  async #ready(): Promise<Redis> {
+    if (this.#closed) throw new QueueConnectionError(`${this.#options.label} is closed`);
+    const client = this.#connection();
+    if (client.status !== 'ready') {
+      if (client.status === 'wait') client.connect().catch(() => {});
+      this.#readyWait ??= this.#waitReady(client).finally(() => {
+        this.#readyWait = null;
+      });
+      await this.#readyWait;
+    }
+    this.#policyCheck ??= this.#checkEvictionPolicy(client);
+    return client;
+  }
+
+  /** Resolves on 'ready'; rejects on the next connection error, on close, or after a short wait. */
+  #waitReady(client: Redis): Promise<void> {
+    const { connectTimeoutMs } = this.#options;
+    const limitMs = this.#everReady ? Math.min(OUTAGE_WAIT_MS, connectTimeoutMs) : connectTimeoutMs;
+    return new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        clearTimeout(timer);
+        client.off('ready', onReady);
+        client.off('error', onError);
+        client.off('end', onEnd);
+      };
+      const onReady = () => {
+        cleanup();
+        resolve();
+      };
+      const onError = (error: Error) => {
+        cleanup();
+        reject(error);
+      };
+      const onEnd = () => onError(new Error('connection closed'));
+      const timer = setTimeout(() => onError(new Error(`not connected after ${limitMs} ms`)), limitMs);
+      client.once('ready', onReady);
+      client.once('error', onError);
+      client.once('end', onEnd);
+    });
+  }
+
+  /** Warns once when the server may evict keys: an evicted lease or message is a lost job. */
+  async #checkEvictionPolicy(client: Redis): Promise<void> {
+    try {
+      const reply = (await client.call('CONFIG', 'GET', 'maxmemory-policy')) as unknown[];
+      const policy = reply?.[1] === undefined ? undefined : replyText(reply[1]);
+      if (policy !== undefined && policy !== 'noeviction') {
+        this.#options.warn(
+          `${this.#options.label}: maxmemory-policy is "${policy}"; Redis may evict queue keys and lose jobs when memory runs out — set it to "noeviction"`,
+        );
+      }
+    } catch {
+      // CONFIG is often disabled on managed Redis; nothing to check then.
+    }
+  }
+
+  /** Runs `fn` on a ready connection; any failure becomes a QueueConnectionError with a redacted message. */
+  async run<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+    try {
+      return await fn(await this.#ready());
+    } catch (error) {
+      throw this.error(what, error);
+    }
+  }
+
+  error(what: string, error: unknown): TaskmillError {
+    if (error instanceof TaskmillError) return error;
+    const message = this.redact(error instanceof Error ? error.message : String(error));
+    // A fresh cause: ioredis errors carry the command's arguments (payloads) and options.
+    const cause = new Error(message);
+    cause.name = error instanceof Error ? error.name : 'Error';
+    return new QueueConnectionError(`${what} on ${this.#options.label} failed: ${message}`, { cause });
+  }
+
+  /** Connects (if not yet) and waits for the maxmemory-policy check. */
+  async open(): Promise<void> {
+    await this.run('open', async () => {});
+    await this.#policyCheck;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const client = this.#client;
+    this.#client = null;
+    if (!client) return;
+    if (client.status === 'ready') {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([client.quit().catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, 1000)))]);
+      clearTimeout(timer);
+    }
+    client.disconnect();
+  }
+}
