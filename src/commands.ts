@@ -13,6 +13,16 @@ import { defaultQueueUrl, DEFAULT_MAX_PAYLOAD_BYTES } from './config.js';
 import { ConfigError } from './errors.js';
 import { decodeMessage, encodeMessage } from './message.js';
 import { toSchedule, type Schedule } from './crontab.js';
+import { jobEvents } from './hooks.js';
+import {
+  DEFAULT_RESULT_TTL_MS,
+  JobResultTimeoutError,
+  parseResultRecord,
+  remoteError,
+  resultRecord,
+  settle,
+  type JobStatus,
+} from './results.js';
 
 /** What a command sees as `this` while it runs (use a `function`, not an arrow, to read it). */
 export interface JobContext {
@@ -32,25 +42,93 @@ export interface CommandOptions {
   queue?: BaseQueue | string;
   /** Extra attempts after a failure (default 0). */
   retries?: number;
-  /** Delay before a retry, ms (default 0). */
+  /** Delay before the first retry, ms (default 0). */
   retryDelay?: number;
-  /** Abort the command's signal and fail the attempt after this many ms (default: none). */
+  /** Each further retry waits retryDelay × retryBackoff^(n−1), with ±20 % jitter (default 1: constant). */
+  retryBackoff?: number;
+  /** Abort the command's signal and fail the attempt (retryably) after this many ms (default: none). */
   timeout?: number;
+  /** A job that has not started within this many ms of being enqueued (or by this Date) is skipped and recorded as expired. */
+  expires?: number | Date;
+  /** Store results so `job.result()` / `job.status()` work (default true). */
+  results?: boolean;
+  /** How long results are kept, ms (default: configure()'s resultTtlMs, 1 day). */
+  resultTtl?: number;
 }
 
 export type CommandFunction<A extends unknown[], R> = (this: JobContext, ...args: A) => R;
 
-/** A handle on an enqueued job. */
-export class Job {
+type LocalOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** A handle on an enqueued job: its ids, and its status and result once a consumer ran it. */
+export class Job<R = unknown> {
+  readonly #queue: BaseQueue | null;
+  readonly #local: LocalOutcome | null;
+
   constructor(
+    /** The job id (the envelope id): the key of its result. */
     readonly id: string,
     readonly command: string,
-  ) {}
+    /** The backend's message id (null for immediate mode). */
+    readonly messageId: string | null,
+    queue: BaseQueue | null,
+    local: LocalOutcome | null = null,
+  ) {
+    this.#queue = queue;
+    this.#local = local;
+  }
+
+  /** 'pending' until a consumer records an outcome: 'completed', 'failed', 'retrying', 'revoked' or 'expired'. */
+  async status(): Promise<JobStatus> {
+    if (this.#local) return this.#local.ok ? 'completed' : 'failed';
+    const text = await this.#queue!.getResult(this.id);
+    return text === null ? 'pending' : parseResultRecord(text).status;
+  }
+
+  /**
+   * Waits for the command's return value (default up to 30 s). Throws
+   * JobFailedError (with the remote error's name, message and stack) when it
+   * failed for good, JobRevokedError / JobExpiredError, or
+   * JobResultTimeoutError when `timeout` passes first.
+   */
+  async result({ timeout = 30_000, interval = 25 }: { timeout?: number; interval?: number } = {}): Promise<R> {
+    if (this.#local) {
+      if (this.#local.ok) return this.#local.value as R;
+      throw this.#local.error;
+    }
+    const deadline = Date.now() + timeout;
+    let wait = interval;
+    for (;;) {
+      const text = await this.#queue!.getResult(this.id);
+      if (text !== null) {
+        const record = parseResultRecord(text);
+        if (record.status !== 'retrying') return settle(this.id, record) as R;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new JobResultTimeoutError(this.id, timeout);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, left)));
+      wait = Math.min(1_000, wait * 1.5);
+    }
+  }
+
+  /** Removes the job if it has not started; true when revoked (recorded as 'revoked'), false when too late. */
+  async revoke({ ttl = settings.resultTtlMs }: { ttl?: number } = {}): Promise<boolean> {
+    if (!this.#queue || this.messageId === null) return false;
+    if (!(await this.#queue.remove(this.messageId))) return false;
+    await this.#queue.setResults([{ jobId: this.id, record: resultRecord({ status: 'revoked', attempt: 0, at: Date.now() }), ttlMs: ttl }]);
+    if (jobEvents.has('revoked')) jobEvents.emit('revoked', { jobId: this.id, command: this.command, messageId: this.messageId });
+    return true;
+  }
 }
+
+/** When a scheduled job may start: after `delay` ms, or at `eta`. */
+export type ScheduleWhen = { delay: number } | { eta: Date | number };
 
 export interface QueuedCommand<A extends unknown[], R> {
   /** Enqueues the command; resolves once the message is written. */
-  (...args: A): Promise<Job>;
+  (...args: A): Promise<Job<Awaited<R>>>;
+  /** Enqueues the command to run no earlier than `when` (1-second precision: the scheduler promotes due jobs each second). */
+  schedule(when: ScheduleWhen, ...args: A): Promise<Job<Awaited<R>>>;
   /** Runs the command in this process now, bypassing the queue. */
   local(...args: A): Promise<Awaited<R>>;
   readonly commandName: string;
@@ -80,7 +158,11 @@ const commandOptionsSchema = z.strictObject({
   queue: z.union([z.string().min(1), z.instanceof(BaseQueue)]).optional(),
   retries: z.number().int().min(0).optional(),
   retryDelay: z.number().min(0).finite().optional(),
+  retryBackoff: z.number().min(1).finite().optional(),
   timeout: z.number().positive().finite().optional(),
+  expires: z.union([z.number().positive().finite(), z.date()]).optional(),
+  results: z.boolean().optional(),
+  resultTtl: z.number().positive().finite().optional(),
 });
 
 function validateOptions(options: CommandOptions): CommandOptions {
@@ -160,12 +242,15 @@ export interface TaskmillSettings {
   immediate?: boolean;
   /** Largest encoded message accepted at enqueue, bytes. Default 1 MiB. */
   maxPayloadBytes?: number;
+  /** How long job results are kept, ms. Default 1 day. */
+  resultTtlMs?: number;
 }
 
-const settings: { queue: BaseQueue | string | undefined; immediate: boolean; maxPayloadBytes: number } = {
+const settings: { queue: BaseQueue | string | undefined; immediate: boolean; maxPayloadBytes: number; resultTtlMs: number } = {
   queue: undefined,
   immediate: false,
   maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+  resultTtlMs: DEFAULT_RESULT_TTL_MS,
 };
 const queuesByUrl = new Map<string, BaseQueue>();
 
@@ -181,6 +266,11 @@ export function configure(options: TaskmillSettings): void {
     const n = options.maxPayloadBytes;
     if (!Number.isInteger(n) || n < 1) throw new ConfigError(`configure({ maxPayloadBytes }) must be a positive integer, got ${String(n)}`);
     settings.maxPayloadBytes = n;
+  }
+  if (options.resultTtlMs !== undefined) {
+    const n = options.resultTtlMs;
+    if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`configure({ resultTtlMs }) must be a positive number of ms, got ${String(n)}`);
+    settings.resultTtlMs = n;
   }
 }
 
@@ -230,6 +320,19 @@ function commandName(explicit: string | undefined, fn: Function, what: string): 
   return name;
 }
 
+function runAtOf(when: ScheduleWhen): number {
+  if (when && typeof when === 'object' && 'delay' in when) {
+    if (!Number.isFinite(when.delay) || when.delay < 0) throw new ConfigError(`schedule({ delay }) must be a number of ms ≥ 0, got ${String(when.delay)}`);
+    return Date.now() + when.delay;
+  }
+  if (when && typeof when === 'object' && 'eta' in when) {
+    const at = when.eta instanceof Date ? when.eta.getTime() : when.eta;
+    if (typeof at !== 'number' || !Number.isFinite(at)) throw new ConfigError('schedule({ eta }) must be a valid Date or ms since the epoch');
+    return at;
+  }
+  throw new ConfigError('schedule() takes { delay: ms } or { eta: Date } as its first argument');
+}
+
 export function queueCommand<A extends unknown[], R>(fn: CommandFunction<A, R>): QueuedCommand<A, R>;
 export function queueCommand<A extends unknown[], R>(name: string, fn: CommandFunction<A, R>): QueuedCommand<A, R>;
 export function queueCommand<A extends unknown[], R>(options: CommandOptions, fn: CommandFunction<A, R>): QueuedCommand<A, R>;
@@ -262,17 +365,30 @@ export function queueCommand<A extends unknown[], R>(
   };
   registry.register(registered);
 
-  const enqueue = async (...args: A): Promise<Job> => {
-    const { id, data } = encodeMessage(name, args, { maxBytes: settings.maxPayloadBytes });
+  const write = async (runAt: number | undefined, args: A): Promise<Job<Awaited<R>>> => {
+    const now = Date.now();
+    const expires = options.expires;
+    const expiresAt = expires === undefined ? undefined : expires instanceof Date ? expires.getTime() : now + expires;
+    const { id, data } = encodeMessage(name, args, {
+      maxBytes: settings.maxPayloadBytes,
+      now,
+      ...(expiresAt !== undefined ? { expiresAt } : {}),
+    });
     if (settings.immediate) {
       // Run what a consumer would run: the decoded copy, so tests catch args that do not survive the trip.
-      await runLocally(registered, id, decodeMessage(data).args);
-      return new Job(id, name);
+      const value = await runLocally(registered, id, decodeMessage(data).args);
+      return new Job(id, name, null, null, { ok: true, value });
     }
-    await resolveQueue(options.queue).write(data);
-    return new Job(id, name);
+    const queue = resolveQueue(options.queue);
+    const messageId = await queue.write(data, runAt !== undefined ? { runAt } : undefined);
+    if (jobEvents.has('enqueued')) jobEvents.emit('enqueued', { jobId: id, command: name, messageId, runAt });
+    return new Job(id, name, messageId, queue);
   };
+  const enqueue = (...args: A) => write(undefined, args);
+  const schedule = (when: ScheduleWhen, ...args: A) => write(runAtOf(when), args);
+
   return Object.assign(enqueue, {
+    schedule,
     local: async (...args: A) => (await runLocally(registered, 'local', args)) as Awaited<R>,
     commandName: name,
     options: registered.options,

@@ -116,7 +116,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const machine = supervisorMachine.provide({
     actors: { queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs: nonNegative('openTimeoutMs', options.openTimeoutMs, 30_000) }), worker, scheduler },
     actions: {
-      logRunning: ({ context }) => logger.info({ workers: context.workers, queue: queue.name, periodic: context.runScheduler }, 'consumer running'),
+      logRunning: ({ context }) => logger.info({ workers: context.workers, queue: queue.name, periodic: context.periodicCommands.length > 0 }, 'consumer running'),
       logWorkerFailure: (_, params) => {
         const { workerId, error } = params as { workerId: string; error: unknown };
         if (error instanceof WorkerCommandError) {

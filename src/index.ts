@@ -17,7 +17,18 @@ export {
   type PeriodicCommand,
   type RegisteredCommand,
   type TaskmillSettings,
+  type ScheduleWhen,
 } from './commands.js';
+export {
+  Retry,
+  JobFailedError,
+  JobRevokedError,
+  JobExpiredError,
+  JobResultTimeoutError,
+  type JobStatus,
+  type RemoteError,
+} from './results.js';
+export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './hooks.js';
 export { crontab, cronSchedule, toSchedule, isSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './crontab.js';
 export { createConsumer, type Consumer, type ConsumerOptions, type StopResult } from './consumer.js';
 export {
@@ -34,6 +45,8 @@ export {
   type QueueMessage,
   type QueueOptions,
   type QueueStats,
+  type WriteOptions,
+  type ResultRecord,
   type SqliteQueueOptions,
   type DatabaseQueueOptions,
   type RedisQueueOptions,

@@ -53,6 +53,8 @@ export interface Envelope {
   enqueuedAt: number;
   /** 1 for a first run; retries later increment it */
   attempt: number;
+  /** ms since the epoch: a job that has not started by then is skipped and recorded as expired */
+  expiresAt?: number;
 }
 
 export interface EncodeOptions {
@@ -64,6 +66,8 @@ export interface EncodeOptions {
   attempt?: number;
   /** default DEFAULT_MAX_PAYLOAD_BYTES */
   maxBytes?: number;
+  /** ms since the epoch after which the job must not start; default none */
+  expiresAt?: number;
 }
 
 // ---------------------------------------------------------------- paths
@@ -308,10 +312,15 @@ export function encodeMessage(command: string, args: readonly unknown[], options
   if (typeof now !== 'number' || !Number.isFinite(now)) throw new TypeError('options.now must be a finite number (ms since the epoch)');
   if (!Number.isInteger(attempt) || attempt < 1) throw new TypeError('options.attempt must be a positive integer');
   if (typeof maxBytes !== 'number' || !(maxBytes > 0)) throw new TypeError('options.maxBytes must be a positive number');
+  const { expiresAt } = options;
+  if (expiresAt !== undefined && (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt))) {
+    throw new TypeError('options.expiresAt must be a finite number (ms since the epoch)');
+  }
 
   const data =
     `{"v":${MESSAGE_VERSION},"id":${JSON.stringify(id)},"command":${JSON.stringify(command)},` +
-    `"args":${encodeArgs(args)},"enqueuedAt":${now},"attempt":${attempt}}`;
+    `"args":${encodeArgs(args)},"enqueuedAt":${now},"attempt":${attempt}` +
+    (expiresAt === undefined ? '}' : `,"expiresAt":${expiresAt}}`);
   // JSON.stringify escapes lone surrogates, so `data` is well-formed and its UTF-8 size exact.
   const bytes = Buffer.byteLength(data, 'utf8');
   if (bytes > maxBytes) throw new PayloadTooLargeError(command, bytes, maxBytes);
@@ -327,6 +336,7 @@ const EnvelopeSchema = z.looseObject({
   args: z.array(z.unknown()),
   enqueuedAt: z.number(),
   attempt: z.number().int().positive(),
+  expiresAt: z.number().optional(),
 });
 
 const FIELD_EXPECTATIONS: Record<string, string> = {
@@ -336,6 +346,7 @@ const FIELD_EXPECTATIONS: Record<string, string> = {
   args: 'an array',
   enqueuedAt: 'a finite number',
   attempt: 'a positive integer',
+  expiresAt: 'a finite number',
 };
 
 function jsonKind(value: unknown): string {

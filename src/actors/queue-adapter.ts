@@ -13,7 +13,7 @@
  */
 import { fromCallback, type ActorSystem, type CallbackActorLogic } from 'xstate';
 import type { Logger } from 'pino';
-import type { BaseQueue } from '../backends/base.js';
+import type { BaseQueue, ResultRecord } from '../backends/base.js';
 import { toError } from '../errors.js';
 import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
 
@@ -36,6 +36,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
     const outstanding = new Set<string>();
     const inflight = new Set<Promise<unknown>>();
     let pendingAcks: string[] = [];
+    let pendingResults: ResultRecord[] = [];
     let ackScheduled = false;
     let closed = false;
     let outage = false;
@@ -59,13 +60,17 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       log.info('queue reachable again');
     };
 
+    // Results are written before the acks of the same flush, so a finished job's result exists once it is gone from the queue.
     const flushAcks = (): void => {
       ackScheduled = false;
-      if (pendingAcks.length === 0) return;
+      if (pendingAcks.length === 0 && pendingResults.length === 0) return;
       const ids = pendingAcks.length > maxAckBatch ? pendingAcks.splice(0, maxAckBatch) : pendingAcks;
       if (ids === pendingAcks) pendingAcks = [];
       else scheduleAckFlush();
-      track(queue.ackBatch(ids)).then(
+      const results = pendingResults;
+      pendingResults = [];
+      const write = results.length > 0 ? queue.setResults(results).then(() => queue.ackBatch(ids)) : queue.ackBatch(ids);
+      track(write).then(
         (refused) => {
           if (refused.length > 0) log.warn({ ids: refused }, 'ack refused: lease lost, the job may run again');
         },
@@ -78,6 +83,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           // Retry; if the lease expires first the job runs again (at-least-once).
           setTimeout(() => {
             pendingAcks.push(...ids);
+            pendingResults.push(...results);
             scheduleAckFlush();
           }, ACK_RETRY_MS).unref();
         },

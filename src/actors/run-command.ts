@@ -5,14 +5,21 @@
  *
  * Hot path: no actor, timer or AbortController per job unless the job needs
  * one — the signal is created lazily when a command reads `this.signal`, and
- * a timer only exists for commands with a `timeout`.
+ * a timer only exists for commands with a `timeout`. Hooks cost nothing
+ * unless somebody listens.
+ *
+ * On failure it decides the job's fate: another attempt (the command's
+ * `retries`, or a thrown `Retry`) with a delay and backoff, or the failed
+ * store; the worker carries that plan to the supervisor.
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
-import type { JobContext, RegisteredCommand } from '../commands.js';
+import type { CommandOptions, JobContext, RegisteredCommand } from '../commands.js';
 import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, toError } from '../errors.js';
-import { decodeMessage, type Envelope } from '../message.js';
-import type { LeasedMessage, RunnerInEvent, RunnerOutEvent } from '../machines/protocol.js';
+import { decodeMessage, serializeValue, type Envelope } from '../message.js';
+import { jobEvents, type JobEvents } from '../hooks.js';
+import { DEFAULT_RESULT_TTL_MS, DEFAULT_RETRY_REQUEST_LIMIT, Retry, remoteError, resultRecord, type ResultRecordData } from '../results.js';
+import type { JobResult, LeasedMessage, RetryPlan, RunnerInEvent } from '../machines/protocol.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
 
 export interface CommandLookup {
@@ -22,6 +29,10 @@ export interface CommandLookup {
 export interface RunCommandDeps {
   commands: CommandLookup;
   logger: Logger;
+  /** Default result time to live, ms (a command's `resultTtl` wins). Default 1 day. */
+  resultTtlMs?: number;
+  /** Where lifecycle hooks are emitted. Default: the process-wide `jobEvents`. */
+  hooks?: JobEvents;
 }
 
 /** `this` for a running command; the AbortController exists only once somebody asks for the signal. */
@@ -53,25 +64,80 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
-export function createRunCommand({ commands, logger }: RunCommandDeps): RunCommandLogic {
+/** Delay before retry n (1-based): retryDelay × retryBackoff^(n−1), with ±20 % jitter so a burst of failures spreads out. */
+export function retryDelayMs(options: Readonly<CommandOptions>, retryNumber: number, random: () => number = Math.random): number {
+  const base = (options.retryDelay ?? 0) * (options.retryBackoff ?? 1) ** (retryNumber - 1);
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** The message of the next attempt: the same envelope text with `attempt` replaced (tags and all untouched). */
+function nextAttemptData(data: string, attempt: number): string {
+  const envelope = JSON.parse(data) as Record<string, unknown>;
+  envelope.attempt = attempt;
+  return JSON.stringify(envelope);
+}
+
+export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESULT_TTL_MS, hooks = jobEvents }: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive }) => {
-    const log = logger.child({ worker: input.workerId });
+    const { workerId } = input;
+    const log = logger.child({ worker: workerId });
     const debug = log.isLevelEnabled('debug');
     const info = log.isLevelEnabled('info');
     let current: RunningJob | null = null;
     let timer: NodeJS.Timeout | undefined;
 
-    const settle = (job: RunningJob, event: RunnerOutEvent, started: number, envelope: Envelope): void => {
-      if (current !== job) return; // late settle after a timeout: ignored
+    const record = (command: RegisteredCommand, jobId: string, data: ResultRecordData): JobResult | undefined =>
+      command.options.results === false ? undefined : { jobId, record: resultRecord(data), ttlMs: command.options.resultTtl ?? resultTtlMs };
+
+    const finish = (job: RunningJob): boolean => {
+      if (current !== job) return false; // late settle after a timeout: ignored
       current = null;
       if (timer) {
         clearTimeout(timer);
         timer = undefined;
       }
-      if (event.type === 'COMMAND_DONE' && info) {
-        log.info({ command: envelope.command, job: envelope.id, attempt: envelope.attempt, ms: Math.round(performance.now() - started) }, 'job finished');
+      return true;
+    };
+
+    const succeed = (job: RunningJob, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, started: number, value: unknown): void => {
+      let serialized: string | undefined;
+      if (command.options.results !== false && value !== undefined) {
+        try {
+          serialized = serializeValue(value, 'result');
+        } catch (error) {
+          fail(job, command, message, envelope, started, error); // an unserializable result fails the attempt
+          return;
+        }
       }
-      sendBack(event);
+      if (!finish(job)) return;
+      const ms = performance.now() - started;
+      if (info) log.info({ command: envelope.command, job: envelope.id, attempt: envelope.attempt, ms: Math.round(ms) }, 'job finished');
+      if (hooks.has('completed')) hooks.emit('completed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, durationMs: ms });
+      sendBack({
+        type: 'COMMAND_DONE',
+        id: message.id,
+        result: record(command, envelope.id, { status: 'completed', attempt: envelope.attempt, at: Date.now(), ...(serialized !== undefined ? { value: serialized } : {}) }),
+      });
+    };
+
+    const fail = (job: RunningJob, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, _started: number, thrown: unknown): void => {
+      if (!finish(job)) return;
+      const error = toError(thrown);
+      const requested = thrown instanceof Retry;
+      const retries = command.options.retries ?? (requested ? DEFAULT_RETRY_REQUEST_LIMIT : 0);
+      const now = Date.now();
+      let retry: RetryPlan | undefined;
+      let data: ResultRecordData;
+      if (envelope.attempt <= retries) {
+        const delayMs = requested && thrown.delay !== undefined ? thrown.delay : retryDelayMs(command.options, envelope.attempt);
+        retry = { data: nextAttemptData(message.data, envelope.attempt + 1), runAt: now + delayMs };
+        data = { status: 'retrying', attempt: envelope.attempt, at: now, error: remoteError(error), runAt: retry.runAt };
+        if (hooks.has('retrying')) hooks.emit('retrying', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error, delayMs });
+      } else {
+        data = { status: 'failed', attempt: envelope.attempt, at: now, error: remoteError(error) };
+        if (hooks.has('failed')) hooks.emit('failed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error });
+      }
+      sendBack({ type: 'COMMAND_FAILED', error, command: envelope.command, jobId: envelope.id, retry, result: record(command, envelope.id, data) });
     };
 
     const run = (message: LeasedMessage): void => {
@@ -87,33 +153,42 @@ export function createRunCommand({ commands, logger }: RunCommandDeps): RunComma
         sendBack({ type: 'MESSAGE_REJECTED', reason });
         return;
       }
-      const job = new RunningJob(envelope.id, envelope.command, envelope.attempt);
+      if (envelope.expiresAt !== undefined && Date.now() > envelope.expiresAt) {
+        log.info({ command: envelope.command, job: envelope.id, expiresAt: new Date(envelope.expiresAt).toISOString() }, 'job expired before it started; skipped');
+        if (hooks.has('expired')) hooks.emit('expired', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, expiresAt: envelope.expiresAt });
+        sendBack({ type: 'MESSAGE_EXPIRED', result: record(command, envelope.id, { status: 'expired', attempt: envelope.attempt, at: Date.now() }) });
+        return;
+      }
+      const cmd = command;
+      const env = envelope;
+      const job = new RunningJob(env.id, env.command, env.attempt);
       current = job;
       const started = performance.now();
-      if (debug) log.debug({ command: envelope.command, job: envelope.id, attempt: envelope.attempt }, 'job started');
-      const done: RunnerOutEvent = { type: 'COMMAND_DONE', id: message.id };
-      const fail = (error: unknown) =>
-        settle(job, { type: 'COMMAND_FAILED', error: toError(error), command: envelope.command, jobId: envelope.id }, started, envelope);
+      if (debug) log.debug({ command: env.command, job: env.id, attempt: env.attempt }, 'job started');
+      if (hooks.has('started')) hooks.emit('started', { jobId: env.id, command: env.command, attempt: env.attempt, workerId });
 
-      const timeout = command.options.timeout;
+      const timeout = cmd.options.timeout;
       if (timeout !== undefined) {
         timer = setTimeout(() => {
-          const error = new CommandTimeoutError(envelope.command, timeout);
+          const error = new CommandTimeoutError(env.command, timeout);
           job.abort(error);
-          fail(error);
+          fail(job, cmd, message, env, started, error);
         }, timeout);
       }
       let result: unknown;
       try {
-        result = command.fn.apply(job, envelope.args);
+        result = cmd.fn.apply(job, env.args);
       } catch (error) {
-        fail(error);
+        fail(job, cmd, message, env, started, error);
         return;
       }
       if (isThenable(result)) {
-        result.then(() => settle(job, done, started, envelope), fail);
+        result.then(
+          (value) => succeed(job, cmd, message, env, started, value),
+          (error) => fail(job, cmd, message, env, started, error),
+        );
       } else {
-        settle(job, done, started, envelope);
+        succeed(job, cmd, message, env, started, result);
       }
     };
 

@@ -45,6 +45,20 @@ export interface FailedMessage {
   failedAt: Date;
 }
 
+/** Options of a write. */
+export interface WriteOptions {
+  /** Delay: the message is not readable before this time (ms since the epoch). Past or absent: ready at once. */
+  runAt?: number;
+}
+
+/** A result record to store under a job id (the envelope id), with its time to live. */
+export interface ResultRecord {
+  jobId: string;
+  /** Opaque text (taskmill stores JSON). */
+  record: string;
+  ttlMs: number;
+}
+
 export interface QueueStats {
   /** Waiting to be read. An expired lease counts as leased until a read or `reclaim()` takes it back. */
   ready: number;
@@ -52,6 +66,8 @@ export interface QueueStats {
   leased: number;
   /** In the failed store. */
   failed: number;
+  /** Written with a future `runAt` (or retried with a delay) and not yet due. */
+  delayed?: number;
 }
 
 export interface QueueOptions {
@@ -98,8 +114,8 @@ export abstract class BaseQueue {
 
   // ── the seed's six ────────────────────────────────────────────────────
 
-  /** Appends a message; resolves with its id once it is durably written. */
-  abstract write(data: string): Promise<string>;
+  /** Appends a message (delayed until `options.runAt` if given); resolves with its id once it is durably written. */
+  abstract write(data: string, options?: WriteOptions): Promise<string>;
 
   /** Leases one message; null when none is ready. Never throws on empty. */
   async read(): Promise<QueueMessage | null> {
@@ -164,6 +180,44 @@ export abstract class BaseQueue {
    * are purged so the claim store stays small.
    */
   abstract writeUnique(key: string, data: string, ttlMs: number): Promise<string | null>;
+
+  // ── job lifecycle: retries, delays, revoke, results ──────────────────
+
+  /**
+   * Re-queues a message leased by this owner with new `data` (the envelope
+   * of the next attempt), delayed until `runAt` (≤ now: ready at once), its
+   * delivery count reset to 0. Fenced like ack: false when the lease was lost.
+   */
+  retry(_id: string, _data: string, _runAt: number): Promise<boolean> {
+    return this.unsupported('retry');
+  }
+
+  /**
+   * Makes delayed messages whose `runAt` has come ready (and wakes blocked
+   * readers); resolves with how many. Safe to call from every consumer at once.
+   */
+  promoteDue(): Promise<number> {
+    return this.unsupported('promoteDue');
+  }
+
+  /** Deletes a message that is ready or delayed — not leased, not failed (revoke). True when it was deleted. */
+  remove(_id: string): Promise<boolean> {
+    return this.unsupported('remove');
+  }
+
+  /** Stores result records (overwriting any for the same job id); each expires after its ttlMs. */
+  setResults(_records: readonly ResultRecord[]): Promise<void> {
+    return this.unsupported('setResults');
+  }
+
+  /** The result record stored for a job id; null when there is none or it expired. */
+  getResult(_jobId: string): Promise<string | null> {
+    return this.unsupported('getResult');
+  }
+
+  private unsupported(method: string): Promise<never> {
+    return Promise.reject(new ConfigError(`${this.constructor.name} does not implement ${method}() yet`));
+  }
 
   /**
    * Blocking backends: resolves when a message may be ready, after at most

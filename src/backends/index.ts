@@ -29,6 +29,6 @@ export function createQueue(url: string, options: CreateQueueOptions = {}): Base
 }
 
 export { BaseQueue, QUEUE_NAME_PATTERN, validateQueueName } from './base.js';
-export type { FailedMessage, QueueMessage, QueueOptions, QueueStats } from './base.js';
+export type { FailedMessage, QueueMessage, QueueOptions, QueueStats, ResultRecord, WriteOptions } from './base.js';
 export { MemoryQueue, SqliteQueue, DatabaseQueue, RedisQueue, RedisBlockingQueue };
 export type { SqliteQueueOptions, DatabaseQueueOptions, RedisQueueOptions };

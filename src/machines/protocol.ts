@@ -23,11 +23,26 @@ export const SYSTEM_IDS = {
 } as const;
 
 // ── to the queue adapter ───────────────────────────────────────────────────
+/** A result record to store with an ack/fail/retry (structural twin of the backends' ResultRecord). */
+export interface JobResult {
+  readonly jobId: string;
+  readonly record: string;
+  readonly ttlMs: number;
+}
+
+/** How a failed job is tried again: its next envelope and when it may start. */
+export interface RetryPlan {
+  readonly data: string;
+  readonly runAt: number;
+}
+
 export type QueueAdapterEvent =
   | { type: 'READ'; max: number }
   | { type: 'WAIT'; timeoutMs: number }
-  | { type: 'ACK'; id: string }
-  | { type: 'FAIL'; message: LeasedMessage; error: string }
+  | { type: 'ACK'; id: string; result?: JobResult | undefined }
+  | { type: 'FAIL'; message: LeasedMessage; error: string; result?: JobResult | undefined }
+  | { type: 'RETRY'; message: LeasedMessage; plan: RetryPlan; result: JobResult | undefined }
+  | { type: 'PROMOTE' }
   | { type: 'RELEASE'; ids: readonly string[] }
   | { type: 'WRITE_UNIQUE'; key: string; data: string; ttlMs: number }
   | { type: 'CLOSE'; release: boolean };
@@ -51,9 +66,20 @@ export type JobEvent = { type: 'JOB'; message: LeasedMessage };
 // ── worker ⇄ its run-command actor ─────────────────────────────────────────
 export type RunnerInEvent = { type: 'RUN'; message: LeasedMessage } | { type: 'ABORT'; reason: string };
 export type RunnerOutEvent =
-  | { type: 'COMMAND_DONE'; id: string }
-  | { type: 'COMMAND_FAILED'; error: unknown; command: string; jobId: string }
-  | { type: 'MESSAGE_REJECTED'; reason: string };
+  | { type: 'COMMAND_DONE'; id: string; result?: JobResult | undefined }
+  | {
+      type: 'COMMAND_FAILED';
+      error: unknown;
+      command: string;
+      jobId: string;
+      /** Set when the job is to be tried again. */
+      retry?: RetryPlan | undefined;
+      /** The record to store ('retrying' or 'failed'). */
+      result?: JobResult | undefined;
+    }
+  | { type: 'MESSAGE_REJECTED'; reason: string }
+  /** The job's `expires` passed before it started: acked without running, recorded as expired. */
+  | { type: 'MESSAGE_EXPIRED'; result?: JobResult | undefined };
 
 /**
  * What a failed worker throws, so its supervisor learns which job killed it.
@@ -64,7 +90,14 @@ export class WorkerCommandError extends Error {
   readonly command: string;
   readonly jobId: string;
   readonly job: LeasedMessage;
-  constructor(workerId: string, job: LeasedMessage, command: string, jobId: string, cause: unknown) {
+  readonly retry: RetryPlan | undefined;
+  readonly result: JobResult | undefined;
+  constructor(
+    workerId: string,
+    job: LeasedMessage,
+    failure: { command: string; jobId: string; error: unknown; retry?: RetryPlan | undefined; result?: JobResult | undefined },
+  ) {
+    const { command, jobId, error: cause } = failure;
     const error = cause instanceof Error ? cause : new Error(String(cause));
     super(`command "${command}" failed in ${workerId}: ${error.message}`, { cause: error });
     this.name = 'WorkerCommandError';
@@ -72,5 +105,7 @@ export class WorkerCommandError extends Error {
     this.command = command;
     this.jobId = jobId;
     this.job = job;
+    this.retry = failure.retry;
+    this.result = failure.result;
   }
 }

@@ -11,10 +11,13 @@
  * - After downtime only the current minute fires; missed runs are skipped.
  * - A failed claim/write is retried every `retryMs` while still in its minute.
  *
+ * In a parallel region it also promotes due delayed jobs (cmd.schedule,
+ * retries with a delay) to the ready queue every `promoteMs`.
+ *
  * Time: timers come from xstate's clock and "now" from the `now` input, so
  * tests drive it with a SimulatedClock.
  */
-import { assign, enqueueActions, setup } from 'xstate';
+import { assign, enqueueActions, sendTo, setup } from 'xstate';
 import { encodeMessage } from '../message.js';
 import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
 
@@ -32,6 +35,8 @@ export interface SchedulerInput {
   slotTtlMs?: number;
   /** Retry interval for failed claims within the minute. Default 5 s. */
   retryMs?: number;
+  /** How often delayed jobs that are due are promoted to the ready queue. Default 1 s. */
+  promoteMs?: number;
 }
 
 export interface PendingSlot {
@@ -46,6 +51,7 @@ export interface SchedulerContext {
   now: () => number;
   slotTtlMs: number;
   retryMs: number;
+  promoteMs: number;
   /** Epoch minute last fired (floor(ms / 60 000)); null before the first. */
   lastMinute: number | null;
   /** Slots whose claim failed and is to be retried. */
@@ -110,6 +116,7 @@ export const schedulerMachine = setup({
       }
       enqueue.assign({ pending: context.pending.filter((s) => s.minute === minute) });
     }),
+    promoteDue: sendTo(({ system }) => system.get(SYSTEM_IDS.queue), { type: 'PROMOTE' }),
     setPaused: assign({ paused: true }),
     clearPaused: assign({ paused: false }),
     // Logging effects; the consumer provides real ones.
@@ -123,6 +130,7 @@ export const schedulerMachine = setup({
   delays: {
     untilNextMinute: ({ context }) => MINUTE - (context.now() % MINUTE),
     retryDelay: ({ context }) => context.retryMs,
+    promoteInterval: ({ context }) => context.promoteMs,
   },
 }).createMachine({
   id: 'scheduler',
@@ -131,39 +139,54 @@ export const schedulerMachine = setup({
     now: input.now ?? Date.now,
     slotTtlMs: input.slotTtlMs ?? 2 * 60 * MINUTE,
     retryMs: input.retryMs ?? 5_000,
+    promoteMs: input.promoteMs ?? 1_000,
     lastMinute: null,
     pending: [],
     paused: false,
   }),
-  initial: 'firing',
-  on: {
-    STOP: '.stopped',
-    PAUSE: { actions: 'setPaused' },
-    RESUME: { actions: 'clearPaused' },
-  },
+  initial: 'running',
   states: {
-    firing: {
-      entry: 'fireDueCommands',
-      always: 'waiting',
-    },
-    waiting: {
-      after: { untilNextMinute: 'firing' },
-      on: {
-        SLOT_WRITTEN: {
-          actions: ['forgetSlot', { type: 'logSlotWritten', params: ({ event }: { event: SchedulerEvent }) => event }],
-        },
-        SLOT_FAILED: {
-          target: '.retrying',
-          actions: ['keepForRetry', { type: 'logSlotFailed', params: ({ event }: { event: SchedulerEvent }) => event }],
-        },
-      },
-      initial: 'idle',
+    running: {
+      type: 'parallel',
       states: {
-        idle: {
-          always: { guard: 'hasPending', target: 'retrying' },
+        periodic: {
+          initial: 'firing',
+          states: {
+            firing: {
+              entry: 'fireDueCommands',
+              always: 'waiting',
+            },
+            waiting: {
+              after: { untilNextMinute: 'firing' },
+              on: {
+                SLOT_WRITTEN: {
+                  actions: ['forgetSlot', { type: 'logSlotWritten', params: ({ event }: { event: SchedulerEvent }) => event }],
+                },
+                SLOT_FAILED: {
+                  target: '.retrying',
+                  actions: ['keepForRetry', { type: 'logSlotFailed', params: ({ event }: { event: SchedulerEvent }) => event }],
+                },
+              },
+              initial: 'idle',
+              states: {
+                idle: {
+                  always: { guard: 'hasPending', target: 'retrying' },
+                },
+                retrying: {
+                  after: { retryDelay: { target: 'idle', actions: 'retryPending' } },
+                },
+              },
+            },
+          },
         },
-        retrying: {
-          after: { retryDelay: { target: 'idle', actions: 'retryPending' } },
+        /** Delayed jobs (cmd.schedule, retries with a delay) become ready when due. */
+        delayed: {
+          initial: 'sleeping',
+          states: {
+            sleeping: {
+              after: { promoteInterval: { target: 'sleeping', reenter: true, actions: 'promoteDue' } },
+            },
+          },
         },
       },
     },

@@ -20,9 +20,9 @@ import { SYSTEM_IDS, WorkerCommandError, type QueueAdapterEvent, type QueueReply
 export interface SupervisorInput {
   /** Worker actors (the seed's --threads). Default 1. */
   workers?: number;
-  /** Periodic commands the scheduler enqueues; the scheduler runs when this is non-empty and `periodic` is on. */
+  /** Periodic commands the scheduler enqueues (when `periodic` is on). */
   periodicCommands?: readonly PeriodicEntry[];
-  /** Run the scheduler. Default true. */
+  /** Enqueue periodic commands. Default true. The scheduler always runs: it also promotes delayed jobs. */
   periodic?: boolean;
   reader?: Partial<ReaderOptions>;
   /** How long a drain waits for running commands before forcing. Default 30 000 ms. */
@@ -42,7 +42,7 @@ export interface SupervisorContext {
   schedulerRestarts: number;
   maxRestarts: number;
   drainTimeoutMs: number;
-  runScheduler: boolean;
+  /** Periodic commands the scheduler enqueues: empty when `periodic` is off. */
   periodicCommands: readonly PeriodicEntry[];
   readerOptions: Partial<ReaderOptions>;
   now: () => number;
@@ -104,13 +104,11 @@ export const supervisorMachine = setup({
       // The reader first: workers announce themselves to it as they start.
       enqueue.spawnChild('reader', { id: 'reader', systemId: SYSTEM_IDS.reader, input: context.readerOptions });
       for (const id of context.workerIds) enqueue.spawnChild('worker', { id, input: { workerId: id } });
-      if (context.runScheduler) {
-        enqueue.spawnChild('scheduler', {
-          id: 'scheduler',
-          systemId: SYSTEM_IDS.scheduler,
-          input: { periodic: context.periodicCommands, now: context.now },
-        });
-      }
+      enqueue.spawnChild('scheduler', {
+        id: 'scheduler',
+        systemId: SYSTEM_IDS.scheduler,
+        input: { periodic: context.periodicCommands, now: context.now },
+      });
     }),
     /** Stops the failed worker and spawns its replacement under a fresh id, in one step. */
     replaceWorker: enqueueActions(({ context, event, enqueue }) => {
@@ -139,10 +137,12 @@ export const supervisorMachine = setup({
       const reader = system.get(SYSTEM_IDS.reader);
       const lost: ReaderEvent = { type: 'WORKER_LOST', worker: undefined, busy };
       if (reader) enqueue.sendTo(reader, lost);
-      if (busy) {
-        const fail: QueueAdapterEvent = { type: 'FAIL', message: error.job, error: describeError(error.cause) };
-        enqueue.sendTo(SYSTEM_IDS.queue, fail);
-      }
+      if (!busy) return;
+      // Retried if the command has attempts left, else kept in the failed store with its error.
+      const record: QueueAdapterEvent = error.retry
+        ? { type: 'RETRY', message: error.job, plan: error.retry, result: error.result }
+        : { type: 'FAIL', message: error.job, error: describeError(error.cause), result: error.result };
+      enqueue.sendTo(SYSTEM_IDS.queue, record);
     }),
     countFailure: assign({ failures: ({ context }) => context.failures + 1 }),
     // A sendTo whose target resolves to undefined would deliver to the sender itself: look up first.
@@ -188,8 +188,7 @@ export const supervisorMachine = setup({
       schedulerRestarts: 0,
       maxRestarts: input.maxRestarts ?? Number.POSITIVE_INFINITY,
       drainTimeoutMs: input.drainTimeoutMs ?? 30_000,
-      runScheduler: (input.periodic ?? true) && (input.periodicCommands?.length ?? 0) > 0,
-      periodicCommands: input.periodicCommands ?? [],
+      periodicCommands: (input.periodic ?? true) ? (input.periodicCommands ?? []) : [],
       readerOptions: input.reader ?? {},
       now: input.now ?? Date.now,
       forced: false,

@@ -30,7 +30,7 @@ export interface WorkerContext {
   job: LeasedMessage | null;
   /** Jobs this worker has finished (ok or rejected): tells the reader a READY ends a job. */
   finished: number;
-  lastError: { error: unknown; command: string; jobId: string } | null;
+  lastError: Omit<Extract<RunnerOutEvent, { type: 'COMMAND_FAILED' }>, 'type'> | null;
 }
 
 export type WorkerEvent = JobEvent | RunnerOutEvent | { type: 'ABORT'; reason: string };
@@ -62,7 +62,11 @@ export const workerMachine = setup({
     startJob: sendTo('runner', ({ context }): RunnerInEvent => ({ type: 'RUN', message: context.job! })),
     ackJob: sendTo(
       ({ system }) => system.get(SYSTEM_IDS.queue),
-      ({ context }): QueueAdapterEvent => ({ type: 'ACK', id: context.job!.id }),
+      ({ context, event }): QueueAdapterEvent => ({
+        type: 'ACK',
+        id: context.job!.id,
+        result: (event as Extract<RunnerOutEvent, { type: 'COMMAND_DONE' | 'MESSAGE_EXPIRED' }>).result,
+      }),
     ),
     rejectJob: sendTo(
       ({ system }) => system.get(SYSTEM_IDS.queue),
@@ -75,8 +79,8 @@ export const workerMachine = setup({
     finishJob: assign({ job: null, finished: ({ context }) => context.finished + 1 }),
     recordFailure: assign({
       lastError: ({ event }) => {
-        const { error, command, jobId } = event as Extract<RunnerOutEvent, { type: 'COMMAND_FAILED' }>;
-        return { error, command, jobId };
+        const { type: _type, ...failure } = event as Extract<RunnerOutEvent, { type: 'COMMAND_FAILED' }>;
+        return failure;
       },
     }),
     forwardAbort: sendTo('runner', ({ event }): RunnerInEvent => ({
@@ -85,8 +89,7 @@ export const workerMachine = setup({
     })),
     /** Fails the actor on purpose: its supervisor logs, records and replaces it. */
     throwCommandError: ({ context }) => {
-      const failure = context.lastError!;
-      throw new WorkerCommandError(context.workerId, context.job!, failure.command, failure.jobId, failure.error);
+      throw new WorkerCommandError(context.workerId, context.job!, context.lastError!);
     },
   },
 }).createMachine({
@@ -104,6 +107,7 @@ export const workerMachine = setup({
       entry: 'startJob',
       on: {
         COMMAND_DONE: { target: 'idle', actions: ['ackJob', 'finishJob'] },
+        MESSAGE_EXPIRED: { target: 'idle', actions: ['ackJob', 'finishJob'] },
         MESSAGE_REJECTED: { target: 'idle', actions: ['rejectJob', 'finishJob'] },
         COMMAND_FAILED: { target: 'failed', actions: 'recordFailure' },
       },

@@ -109,8 +109,13 @@ describe('taskmill consume on SQLite, end to end', () => {
       expect(reasons[0]).toMatch(/invalid message/);
       expect(reasons.join('\n')).toContain('no command registered as "no-such-command"');
       expect(reasons.join('\n')).not.toContain('{not json'); // reasons never quote the payload
-      const rejected = jsonLines(consumer.stdout()).filter((l) => l.msg === 'message rejected');
+      // Logs are written asynchronously: wait for the lines rather than read them at once.
+      const rejected = await waitFor('3 "message rejected" log lines', () => {
+        const lines = jsonLines(consumer.stdout()).filter((l) => l.msg === 'message rejected');
+        return lines.length >= 3 ? lines : null;
+      });
       expect(rejected).toHaveLength(3);
+      expect(rejected.map((l) => l.reason).join('\n')).not.toContain('{not json');
       consumer.child.kill('SIGTERM');
       expect(await consumer.exited).toBe(0);
     } finally {
