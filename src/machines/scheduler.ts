@@ -91,7 +91,7 @@ export const schedulerMachine = setup({
       const at = new Date(minute * MINUTE);
       for (const entry of context.periodic) {
         if (!entry.schedule(at)) continue;
-        const slot: PendingSlot = { key: slotKey(entry.name, minute), name: entry.name, minute, data: encodeMessage(entry.name, []).data };
+        const slot: PendingSlot = { key: slotKey(entry.name, minute), name: entry.name, minute, data: encodeMessage(entry.name, [], { now: context.now() }).data };
         enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), writeSlot(slot, context.slotTtlMs));
       }
     }),
@@ -101,7 +101,7 @@ export const schedulerMachine = setup({
       const at = key.lastIndexOf('@');
       const name = key.slice(0, at);
       const minute = Math.floor(Date.parse(key.slice(at + 1)) / MINUTE);
-      return { pending: [...context.pending, { key, name, minute, data: encodeMessage(name, []).data }] };
+      return { pending: [...context.pending, { key, name, minute, data: encodeMessage(name, [], { now: context.now() }).data }] };
     }),
     forgetSlot: assign(({ context, event }) => {
       const { key } = event as Extract<SchedulerEvent, { type: 'SLOT_WRITTEN' }>;
