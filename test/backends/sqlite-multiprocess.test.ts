@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
 import { afterAll, expect, it } from 'vitest';
 import { SqliteQueue } from '../../src/backends/sqlite.js';
 
@@ -66,6 +67,60 @@ it('a producer and several consumer processes on one file: each message acked ex
   expect(others.every((m) => m.attempt === 1)).toBe(true);
 
   const check = new SqliteQueue(file, { name: queue });
-  expect(await check.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+  expect(await check.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+  await check.close();
+}, 30_000);
+
+it('consumer processes promoting and retrying on one file: each delayed message promoted once, each retry run once', async () => {
+  const file = path.join(dir, 'lifecycle.sqlite');
+  const queue = 'lc';
+  const total = 400;
+  const producer = new SqliteQueue(file, { name: queue });
+  await producer.open();
+  // Every delay (a delayed write or a delayed retry) and every promotion, logged by the database itself:
+  // whether a retry due in 50 ms was still in the future when it ran is up to the scheduler of a busy machine.
+  const log = new Database(file);
+  log.exec(`
+    CREATE TABLE lifecycle_log (event TEXT NOT NULL);
+    CREATE TRIGGER log_delayed_write AFTER INSERT ON taskmill_messages WHEN new.run_at IS NOT NULL
+      BEGIN INSERT INTO lifecycle_log VALUES ('delayed'); END;
+    CREATE TRIGGER log_delayed_retry AFTER UPDATE OF run_at ON taskmill_messages WHEN old.run_at IS NULL AND new.run_at IS NOT NULL
+      BEGIN INSERT INTO lifecycle_log VALUES ('delayed'); END;
+    CREATE TRIGGER log_promoted AFTER UPDATE OF run_at ON taskmill_messages WHEN old.run_at IS NOT NULL AND new.run_at IS NULL
+      BEGIN INSERT INTO lifecycle_log VALUES ('promoted'); END;
+  `);
+  // Half are delayed past the children's start-up (promoted by them), half ready at once.
+  const delayedIds = await producer.writeBatch(
+    Array.from({ length: total / 2 }, (_, i) => `d${i}`),
+    { runAt: Date.now() + 1000 },
+  );
+  const readyIds = await producer.writeBatch(Array.from({ length: total / 2 }, (_, i) => `r${i}`));
+  await producer.close();
+
+  const outs = [1, 2, 3].map((i) => path.join(dir, `lifecycle-${i}.json`));
+  await Promise.all(outs.map((out) => child('lifecycle', file, queue, out)));
+  const summaries = outs.map(
+    (out) => JSON.parse(fs.readFileSync(out, 'utf8')) as { promoted: number; retried: string[]; acked: Array<{ id: string; data: string; attempt: number }> },
+  );
+
+  const retried = summaries.flatMap((s) => s.retried);
+  const acked = summaries.flatMap((s) => s.acked);
+  const all = [...delayedIds, ...readyIds];
+  // Every message: retried exactly once, then acked exactly once with the new data and a fresh attempt count.
+  expect([...retried].sort()).toEqual([...all].sort());
+  expect(acked.map((m) => m.id).sort()).toEqual([...all].sort());
+  for (const m of acked) expect(m.data).toMatch(/^[dr]\d+:retried$/);
+  expect(acked.every((m) => m.attempt === 1)).toBe(true);
+  // Each delay was promoted exactly once, and the promoteDue() counts of all processes add up to that.
+  const events = Object.fromEntries(
+    (log.prepare('SELECT event, count(*) AS n FROM lifecycle_log GROUP BY event').all() as Array<{ event: string; n: number }>).map((row) => [row.event, row.n]),
+  );
+  log.close();
+  expect(events['delayed']).toBeGreaterThanOrEqual(delayedIds.length);
+  expect(events['promoted']).toBe(events['delayed']);
+  expect(summaries.reduce((sum, s) => sum + s.promoted, 0)).toBe(events['promoted']);
+
+  const check = new SqliteQueue(file, { name: queue });
+  expect(await check.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
   await check.close();
 }, 30_000);
