@@ -102,7 +102,19 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
       const s = child?.getSnapshot() as { value?: unknown; status?: string } | undefined;
       return `${id}:${JSON.stringify(s?.value ?? s?.status)}`;
     });
-    logger.info({ state: snapshot.value, restarts: snapshot.context.restarts, failures: snapshot.context.failures, actors: children }, 'snapshot');
+    const reader = snapshot.children.reader?.getSnapshot() as { context?: { inFlight: number; buffer: unknown[] } } | undefined;
+    logger.info(
+      {
+        state: snapshot.value,
+        restarts: snapshot.context.restarts,
+        failures: snapshot.context.failures,
+        periodic: snapshot.context.periodicCommands.length,
+        inFlight: reader?.context?.inFlight ?? 0,
+        buffered: reader?.context?.buffer.length ?? 0,
+        actors: children,
+      },
+      'snapshot',
+    );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
