@@ -69,12 +69,40 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
      )`,
     `CREATE INDEX slots_expiry ON ${s}.slots (queue, expires_at)`,
   ],
+  // 2: delayed jobs (run_at, NULL = ready) and result records.
+  (s) => [
+    `ALTER TABLE ${s}.jobs ADD COLUMN run_at timestamptz`,
+    // A delayed row is never leased. NOT VALID skips a scan that could only find run_at NULL in every existing row.
+    `ALTER TABLE ${s}.jobs ADD CONSTRAINT jobs_delayed_unleased CHECK (run_at IS NULL OR owner IS NULL) NOT VALID`,
+    // Delayed rows must not be in the claim index at all: a million of them ahead of
+    // the first ready row would otherwise be walked (and filtered out) on every claim.
+    `DROP INDEX ${s}.jobs_ready`,
+    `CREATE INDEX jobs_ready ON ${s}.jobs (queue, (id + 0)) WHERE owner IS NULL AND run_at IS NULL`,
+    // Due rows are the front of this range, so promoting costs O(log n + due).
+    `CREATE INDEX jobs_delayed ON ${s}.jobs (queue, run_at) WHERE run_at IS NOT NULL`,
+    `CREATE TABLE ${s}.results (
+       queue text NOT NULL,
+       job_id text NOT NULL,
+       record text,
+       record_utf16 bytea,
+       expires_at timestamptz NOT NULL,
+       PRIMARY KEY (queue, job_id),
+       CONSTRAINT results_one_record CHECK ((record IS NULL) <> (record_utf16 IS NULL))
+     )`,
+    `CREATE INDEX results_expiry ON ${s}.results (queue, expires_at)`,
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Brings `schema` up to SCHEMA_VERSION. Cheap (one query) when it already is. */
-export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
+/**
+ * Brings `schema` up to `target` (default SCHEMA_VERSION; lower only to build an
+ * old schema in an upgrade test). Cheap (one query) when it already is.
+ */
+export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VERSION): Promise<void> {
+  if (!Number.isInteger(target) || target < 1 || target > SCHEMA_VERSION) {
+    throw new ConfigError(`invalid schema version ${String(target)}: must be an integer from 1 to ${SCHEMA_VERSION}`);
+  }
   const s = pg.escapeIdentifier(schema);
   const current = await pool.query<{ version: number | null }>(
     `SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE 0 END AS version`,
@@ -82,7 +110,7 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
   );
   if (current.rows[0]?.version !== null) {
     const applied = await pool.query<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
-    if ((applied.rows[0]?.version ?? 0) >= SCHEMA_VERSION) return;
+    if ((applied.rows[0]?.version ?? 0) >= target) return;
   }
 
   const client = await pool.connect();
@@ -100,7 +128,7 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
       `CREATE TABLE IF NOT EXISTS ${s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
     const applied = await client.query<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
-    for (let version = (applied.rows[0]?.version ?? 0) + 1; version <= SCHEMA_VERSION; version++) {
+    for (let version = (applied.rows[0]?.version ?? 0) + 1; version <= target; version++) {
       for (const statement of MIGRATIONS[version - 1]!(s)) await client.query(statement);
       await client.query(`INSERT INTO ${s}.migrations (version) VALUES ($1)`, [version]);
     }
@@ -119,23 +147,35 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
 export function statements(schema: string) {
   const s = pg.escapeIdentifier(schema);
   const leaseFor = (param: string) => `now() + ${param}::double precision * interval '1 millisecond'`;
+  /** run_at for a requested time in ms since the epoch: the DATABASE clock decides whether it is still ahead. */
+  const delayUntil = (param: string) => {
+    const at = `to_timestamp(${param}::double precision / 1000)`;
+    return `CASE WHEN ${at} > now() THEN ${at} END`;
+  };
   return {
-    /** $2 text, $3 bytea, $4 channel. The NOTIFY is part of the write's transaction, so it is sent on commit. */
-    write: `WITH job AS (INSERT INTO ${s}.jobs (queue, data, data_utf16) VALUES ($1, $2, $3) RETURNING id)
-            SELECT id, pg_notify($4, $1) FROM job`,
-    /** $2 text[], $3 bytea[] (one of each pair null), $4 channel. Ids come back in input order. */
+    /**
+     * $2 text, $3 bytea, $4 channel, $5 runAt ms or null. The NOTIFY is part of the
+     * write's transaction, so it is sent on commit; a delayed row sends none (promoting it does).
+     */
+    write: `WITH job AS (
+              INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at) VALUES ($1, $2, $3, ${delayUntil('$5')})
+              RETURNING id, run_at)
+            SELECT id, CASE WHEN run_at IS NULL THEN pg_notify($4, $1) END FROM job`,
+    /** $2 text[], $3 bytea[] (one of each pair null), $4 channel, $5 runAt ms or null. Ids come back in input order. */
     writeBatch: `WITH job AS (
-                   INSERT INTO ${s}.jobs (queue, data, data_utf16)
-                   SELECT $1, d.data, d.data_utf16 FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS d(data, data_utf16, n)
+                   INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at)
+                   SELECT $1, d.data, d.data_utf16, ${delayUntil('$5')}
+                   FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS d(data, data_utf16, n)
                    ORDER BY d.n
-                   RETURNING id)
-                 SELECT array_agg(id ORDER BY id)::text[] AS ids, pg_notify($4, $1) FROM job`,
+                   RETURNING id, run_at)
+                 SELECT array_agg(id ORDER BY id)::text[] AS ids, CASE WHEN bool_or(run_at IS NULL) THEN pg_notify($4, $1) END FROM job`,
     /**
      * $2 max, $3 owner, $4 lease ms. Two cheap branches, each the start of an
-     * ordered range of one partial index: the oldest ready rows (jobs_ready),
-     * and the leases that expired first (jobs_leased); the $2 oldest ids of
-     * both are leased. Cost O(log n + $2) whatever the table size, the number
-     * of leases in flight or of other queues. SKIP LOCKED lets concurrent
+     * ordered range of one partial index: the oldest ready rows (jobs_ready,
+     * which holds no leased and no delayed row), and the leases that expired
+     * first (jobs_leased); the $2 oldest ids of both are leased. Cost
+     * O(log n + $2) whatever the table size, the number of leases in flight,
+     * of delayed rows or of other queues. SKIP LOCKED lets concurrent
      * claimers pass each other instead of queueing on the same rows. When
      * expired leases exist, up to $2 rows more than are taken stay locked
      * until the statement ends; a concurrent claim may skip them and get fewer
@@ -143,7 +183,7 @@ export function statements(schema: string) {
      * Deadlines are now() of the database: consumers' clocks never matter.
      */
     claim: `WITH ready AS (
-              SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL
+              SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL AND run_at IS NULL
               ORDER BY id + 0 LIMIT $2 FOR UPDATE SKIP LOCKED
             ), expired AS (
               SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NOT NULL AND lease_until < now()
@@ -170,6 +210,31 @@ export function statements(schema: string) {
              RETURNING id, queue, data, data_utf16, attempt, created_at)
            INSERT INTO ${s}.failed (id, queue, data, data_utf16, attempt, error, created_at)
            SELECT id, queue, data, data_utf16, attempt, $4, created_at FROM moved RETURNING id`,
+    /**
+     * $2 id, $3 owner, $4 text, $5 bytea, $6 runAt ms, $7 channel. Fenced like ack.
+     * The row keeps its id, so once ready it is read in its original place.
+     */
+    retry: `WITH retried AS (
+              UPDATE ${s}.jobs SET data = $4, data_utf16 = $5, attempt = 0, owner = NULL, lease_until = NULL,
+                                   run_at = ${delayUntil('$6')}
+              WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING run_at)
+            SELECT count(*)::int AS count, CASE WHEN bool_or(run_at IS NULL) THEN pg_notify($7, $1) END FROM retried`,
+    /**
+     * $2 channel, $3 max. The first $3 due rows of jobs_delayed. SKIP LOCKED: rows
+     * another caller is promoting are its to count, so concurrent callers never
+     * wait on each other and each row is promoted (and counted) once.
+     */
+    promoteDue: `WITH due AS (
+                   SELECT id FROM ${s}.jobs WHERE queue = $1 AND run_at IS NOT NULL AND run_at <= now()
+                   ORDER BY run_at LIMIT $3 FOR UPDATE SKIP LOCKED),
+                 promoted AS (
+                   UPDATE ${s}.jobs AS j SET run_at = NULL FROM due WHERE j.id = due.id RETURNING j.id)
+                 SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($2, $1) END FROM promoted`,
+    /**
+     * $2 id. Ready, delayed or lease expired: nobody is running it. A claim that
+     * holds the row right now makes this wait for it and then see the new lease.
+     */
+    remove: `DELETE FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND (owner IS NULL OR lease_until < now())`,
     /** $2 channel. SKIP LOCKED: a row a claimer is taking right now is being reclaimed anyway. */
     reclaim: `WITH reclaimed AS (
                 UPDATE ${s}.jobs SET owner = NULL, lease_until = NULL
@@ -189,14 +254,16 @@ export function statements(schema: string) {
                     SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($3, $1) END FROM requeued`,
     /** $2 ids or null for all. */
     purgeFailed: `DELETE FROM ${s}.failed WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))`,
-    length: `SELECT count(*)::int AS count FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL`,
-    stats: `SELECT count(*) FILTER (WHERE owner IS NULL)::int AS ready,
+    length: `SELECT count(*)::int AS count FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL AND run_at IS NULL`,
+    stats: `SELECT count(*) FILTER (WHERE owner IS NULL AND run_at IS NULL)::int AS ready,
                    count(*) FILTER (WHERE owner IS NOT NULL)::int AS leased,
-                   (SELECT count(*)::int FROM ${s}.failed WHERE queue = $1) AS failed
+                   (SELECT count(*)::int FROM ${s}.failed WHERE queue = $1) AS failed,
+                   count(*) FILTER (WHERE run_at IS NOT NULL)::int AS delayed
             FROM ${s}.jobs WHERE queue = $1`,
     flush: `WITH j AS (DELETE FROM ${s}.jobs WHERE queue = $1),
                  f AS (DELETE FROM ${s}.failed WHERE queue = $1),
-                 k AS (DELETE FROM ${s}.slots WHERE queue = $1)
+                 k AS (DELETE FROM ${s}.slots WHERE queue = $1),
+                 r AS (DELETE FROM ${s}.results WHERE queue = $1)
             SELECT 1`,
     /**
      * $2 key, $3 text, $4 bytea, $5 ttl ms, $6 channel. One statement: take
@@ -216,6 +283,27 @@ export function statements(schema: string) {
                   job AS (
                     INSERT INTO ${s}.jobs (queue, data, data_utf16) SELECT $1, $3, $4 FROM claim RETURNING id)
                   SELECT id, pg_notify($6, $1) FROM job`,
+    /**
+     * $2 job ids (distinct, sorted: concurrent upserts lock rows in the same
+     * order, so they cannot deadlock), $3 text[], $4 bytea[], $5 ttl ms[].
+     * Expired records of the queue are purged on the side, up to twice as many
+     * as are written (so the table cannot outgrow what is alive), through
+     * results_expiry, SKIP LOCKED, never a key being written in this statement.
+     */
+    setResults: `WITH purged AS (
+                   DELETE FROM ${s}.results WHERE (queue, job_id) IN (
+                     SELECT queue, job_id FROM ${s}.results
+                     WHERE queue = $1 AND expires_at <= now() AND job_id <> ALL($2::text[])
+                     LIMIT greatest(100, 2 * cardinality($2::text[])) FOR UPDATE SKIP LOCKED))
+                 INSERT INTO ${s}.results (queue, job_id, record, record_utf16, expires_at)
+                 SELECT $1, r.job_id, r.record, r.record_utf16, ${leaseFor('r.ttl')}
+                 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::double precision[]) WITH ORDINALITY
+                      AS r(job_id, record, record_utf16, ttl, n)
+                 ORDER BY r.n
+                 ON CONFLICT (queue, job_id) DO UPDATE
+                 SET record = excluded.record, record_utf16 = excluded.record_utf16, expires_at = excluded.expires_at`,
+    /** $2 job id. */
+    getResult: `SELECT record, record_utf16 FROM ${s}.results WHERE queue = $1 AND job_id = $2 AND expires_at > now()`,
   };
 }
 
@@ -238,7 +326,7 @@ type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
 /** [text, bytea]: text when PostgreSQL stores the string exactly, else UTF-16 bytes. */
 export function encodeData(data: unknown): [string | null, Buffer | null] {
   if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
-  if ((data as WellFormed).isWellFormed() && !data.includes('\u0000')) return [data, null];
+  if (isStorableText(data)) return [data, null];
   return [null, Buffer.from(data, 'utf16le')];
 }
 
@@ -263,3 +351,53 @@ export function storableText(value: unknown): string {
   return (String(value) as WellFormed).toWellFormed().replaceAll('\u0000', '\\0');
 }
 
+
+/** Beyond ±this, a millisecond count is no JavaScript Date (and no PostgreSQL timestamp either). */
+const MAX_TIME_MS = 8.64e15;
+/** Year 1: any earlier runAt means the same (ready now), and to_timestamp() stays in range. */
+const MIN_RUN_AT_MS = -62_135_596_800_000;
+
+/** The runAt parameter: null when absent; ConfigError when it is no time. */
+export function runAtParam(runAt: unknown, what = 'runAt'): number | null {
+  if (runAt === undefined) return null;
+  if (typeof runAt !== 'number' || !Number.isFinite(runAt) || Math.abs(runAt) > MAX_TIME_MS) {
+    throw new ConfigError(`invalid ${what} ${String(runAt)}: must be a time in milliseconds since the epoch`);
+  }
+  return Math.max(runAt, MIN_RUN_AT_MS);
+}
+
+/** The write options argument: absent or an object (whose runAt is checked by runAtParam). */
+export function writeOptionsRunAt(options: unknown): number | null {
+  if (options === undefined || options === null) return null;
+  if (typeof options !== 'object') throw new ConfigError(`write options must be an object like { runAt }, got ${typeof options}`);
+  return runAtParam((options as { runAt?: unknown }).runAt);
+}
+
+/** A ttl that PostgreSQL can add to now(). */
+export function checkTtl(ttlMs: unknown, what: string): number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_TIME_MS) {
+    throw new ConfigError(`invalid ${what} ${String(ttlMs)}: must be a number of milliseconds > 0`);
+  }
+  return ttlMs;
+}
+
+/** setResults parameters [job ids, texts, bytes, ttls]: checked, one per job id (the last wins), sorted by job id. */
+export function resultParams(records: unknown): [string[], (string | null)[], (Buffer | null)[], number[]] {
+  if (!Array.isArray(records)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
+  const byJob = new Map<string, { record: string; ttlMs: number }>();
+  for (const [i, r] of (records as unknown[]).entries()) {
+    const { jobId, record, ttlMs } = (r ?? {}) as { jobId?: unknown; record?: unknown; ttlMs?: unknown };
+    if (typeof jobId !== 'string' || jobId === '') throw new ConfigError(`result #${i}: jobId must be a non-empty string`);
+    checkText(jobId, `result #${i}: jobId`);
+    if (typeof record !== 'string') throw new ConfigError(`result #${i} (job ${jobId}): record must be a string, got ${typeof record}`);
+    byJob.set(jobId, { record, ttlMs: checkTtl(ttlMs, `result #${i} (job ${jobId}): ttlMs`) });
+  }
+  const jobIds = [...byJob.keys()].sort();
+  const encoded = jobIds.map((jobId) => encodeData(byJob.get(jobId)!.record));
+  return [jobIds, encoded.map(([text]) => text), encoded.map(([, bytes]) => bytes), jobIds.map((jobId) => byJob.get(jobId)!.ttlMs)];
+}
+
+/** Whether PostgreSQL text can hold `value` exactly (keys that cannot were never stored). */
+export function isStorableText(value: string): boolean {
+  return (value as WellFormed).isWellFormed() && !value.includes('\u0000');
+}

@@ -24,17 +24,30 @@ import { inspect } from 'node:util';
 import pg from 'pg';
 import { redactText, redactUrl } from '../config.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
-import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats } from './base.js';
+import {
+  BaseQueue,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueOptions,
+  type QueueStats,
+  type ResultRecord,
+  type WriteOptions,
+} from './base.js';
 import {
   checkText,
+  checkTtl,
   decodeData,
   DEFAULT_SCHEMA,
   encodeData,
   isRowId,
+  isStorableText,
   migrate,
+  resultParams,
+  runAtParam,
   statements,
   storableText,
   validateSchemaName,
+  writeOptionsRunAt,
   type JobRow,
   type Statements,
 } from './postgres-schema.js';
@@ -59,6 +72,8 @@ const DEFAULT_POOL_SIZE = 4;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const LISTEN_RETRY_MIN_MS = 100;
 const LISTEN_RETRY_MAX_MS = 5000;
+/** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
+const PROMOTE_BATCH = 5000;
 /** URL query parameters that configure taskmill and are not passed on to `pg`. */
 const OWN_URL_PARAMS = ['schema', 'listen'] as const;
 
@@ -342,22 +357,26 @@ export class DatabaseQueue extends BaseQueue {
 
   // ── the contract ─────────────────────────────────────────────────────
 
-  async write(data: string): Promise<string> {
+  /** A `runAt` still ahead by the database clock stores the message delayed. */
+  override async write(data: string, options?: WriteOptions): Promise<string> {
     const [text, bytes] = encodeData(data);
-    const result = await this.#query<{ id: string }>('write', this.#sql.write, [this.name, text, bytes, this.#channel]);
+    const runAt = writeOptionsRunAt(options);
+    const result = await this.#query<{ id: string }>('write', this.#sql.write, [this.name, text, bytes, this.#channel, runAt]);
     return result.rows[0]!.id;
   }
 
-  /** Writes several messages in one statement; resolves with their ids in input order. */
-  async writeBatch(datas: readonly string[]): Promise<string[]> {
+  /** Writes several messages in one statement (all delayed until `options.runAt` if given); resolves with their ids in input order. */
+  async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
     if (!Array.isArray(datas)) throw new ConfigError('writeBatch expects an array of strings');
     const encoded = datas.map(encodeData);
+    const runAt = writeOptionsRunAt(options);
     if (encoded.length === 0) return [];
     const result = await this.#query<{ ids: string[] }>('writeBatch', this.#sql.writeBatch, [
       this.name,
       encoded.map(([text]) => text),
       encoded.map(([, bytes]) => bytes),
       this.#channel,
+      runAt,
     ]);
     return result.rows[0]!.ids;
   }
@@ -432,9 +451,9 @@ export class DatabaseQueue extends BaseQueue {
   }
 
   async stats(): Promise<QueueStats> {
-    const result = await this.#query<QueueStats>('stats', this.#sql.stats, [this.name]);
+    const result = await this.#query<Required<QueueStats>>('stats', this.#sql.stats, [this.name]);
     const row = result.rows[0];
-    return { ready: row?.ready ?? 0, leased: row?.leased ?? 0, failed: row?.failed ?? 0 };
+    return { ready: row?.ready ?? 0, leased: row?.leased ?? 0, failed: row?.failed ?? 0, delayed: row?.delayed ?? 0 };
   }
 
   async length(): Promise<number> {
@@ -448,7 +467,7 @@ export class DatabaseQueue extends BaseQueue {
 
   async writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
     checkText(key, 'slot key');
-    checkPositive(ttlMs, 'slot ttlMs');
+    checkTtl(ttlMs, 'slot ttlMs');
     const [text, bytes] = encodeData(data);
     const result = await this.#query<{ id: string }>('writeUnique', this.#sql.writeUnique, [
       this.name,
@@ -459,5 +478,50 @@ export class DatabaseQueue extends BaseQueue {
       this.#channel,
     ]);
     return result.rows[0]?.id ?? null;
+  }
+
+  // ── job lifecycle ────────────────────────────────────────────────────
+
+  override async retry(id: string, data: string, runAt: number): Promise<boolean> {
+    const [text, bytes] = encodeData(data);
+    const at = runAtParam(runAt);
+    if (!isRowId(id)) return false;
+    const result = await this.#query<{ count: number }>('retry', this.#sql.retry, [this.name, id, this.owner, text, bytes, at, this.#channel]);
+    return (result.rows[0]?.count ?? 0) > 0;
+  }
+
+  /** Promotes in batches of PROMOTE_BATCH, each its own short transaction, until fewer are due. */
+  override async promoteDue(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const result = await this.#query<{ count: number }>('promoteDue', this.#sql.promoteDue, [this.name, this.#channel, PROMOTE_BATCH]);
+      const count = result.rows[0]?.count ?? 0;
+      total += count;
+      if (count < PROMOTE_BATCH) return total;
+    }
+  }
+
+  override async remove(id: string): Promise<boolean> {
+    if (!isRowId(id)) return false;
+    const result = await this.#query('remove', this.#sql.remove, [this.name, id]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  override async setResults(records: readonly ResultRecord[]): Promise<void> {
+    const [jobIds, texts, bytes, ttls] = resultParams(records);
+    if (jobIds.length === 0) return;
+    await this.#query('setResults', this.#sql.setResults, [this.name, jobIds, texts, bytes, ttls]);
+  }
+
+  override async getResult(jobId: string): Promise<string | null> {
+    if (typeof jobId !== 'string' || jobId === '') throw new ConfigError('jobId must be a non-empty string');
+    // A job id text cannot hold was refused by setResults, so nothing is stored under it.
+    if (!isStorableText(jobId)) return null;
+    const result = await this.#query<{ record: string | null; record_utf16: Buffer | null }>('getResult', this.#sql.getResult, [
+      this.name,
+      jobId,
+    ]);
+    const row = result.rows[0];
+    return row ? decodeData({ data: row.record, data_utf16: row.record_utf16 }) : null;
   }
 }

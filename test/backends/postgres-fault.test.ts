@@ -1,8 +1,8 @@
 /**
  * DatabaseQueue under faults, against a PostgreSQL this file starts itself
  * (never the shared server): the server stopped for 10 s under a read loop,
- * the LISTEN backend terminated, the server down at open, and a consumer
- * process killed with SIGKILL mid-way.
+ * the LISTEN backend terminated, the server down at open, delayed jobs and
+ * results across a restart, and a consumer process killed with SIGKILL mid-way.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -115,7 +115,7 @@ describe.skipIf(!canStartPostgres)('DatabaseQueue faults (private server)', () =
     for (const error of errors) expectClean(error);
     expect(warnings.join('\n')).not.toContain(PASSWORD);
 
-    expect(await consumer.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+    expect(await consumer.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
     const id = await producer.write('after restart');
     expect((await consumer.read())?.id).toBe(id);
   }, 40_000);
@@ -177,6 +177,39 @@ describe.skipIf(!canStartPostgres)('DatabaseQueue faults (private server)', () =
     const id = await q.write('x');
     expect((await q.read())?.id).toBe(id);
     await until('LISTEN up', async () => q.listening);
+  }, 30_000);
+
+  it('delayed messages, a delayed retry and results survive a server restart; lifecycle calls fail cleanly while it is down', async () => {
+    const name = uniqueName();
+    const q = queue({ name, listen: false });
+    const soon = Date.now() + 1500;
+    const delayed = await q.write('delayed', { runAt: soon });
+    const retried = await q.write('first try');
+    await q.read();
+    expect(await q.retry(retried, 'second try', soon)).toBe(true);
+    await q.setResults([{ jobId: 'job-1', record: 'result \u0000 kept', ttlMs: 600_000 }]);
+
+    // 'fast', not 'immediate': this server runs with synchronous_commit off, so a crash may lose the last commits.
+    await server.stop('fast');
+    for (const call of [() => q.promoteDue(), () => q.getResult('job-1'), () => q.setResults([{ jobId: 'j', record: 'r', ttlMs: 1000 }])]) {
+      const error = await call().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expectClean(error);
+    }
+    await expect(q.retry(retried, 'x', Date.now())).rejects.toBeInstanceOf(QueueConnectionError);
+    await expect(q.remove(delayed)).rejects.toBeInstanceOf(QueueConnectionError);
+    await server.start();
+
+    expect(await until('the server back', () => q.stats())).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 2 });
+    expect(await q.getResult('job-1')).toBe('result \u0000 kept');
+    await sleep(Math.max(0, soon - Date.now()) + 200);
+    expect(await q.promoteDue()).toBe(2);
+    expect((await q.readBatch(5)).map((m) => [m.id, m.data, m.attempt])).toEqual([
+      [delayed, 'delayed', 1],
+      [retried, 'second try', 1],
+    ]);
   }, 30_000);
 
   it('a wrong password is refused with a message that does not contain it', async () => {
@@ -270,7 +303,7 @@ describe.skipIf(!canStartPostgres)('DatabaseQueue faults (private server)', () =
       }
       expect(await restarted.ackBatch(messages.map((m) => m.id))).toEqual([]);
     }
-    expect(await restarted.stats()).toEqual({ ready: 0, leased: 0, failed: 0 });
+    expect(await restarted.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
     // Every job ran at least once. (The child may have been killed after its ack committed
     // but before it said so: those jobs are gone from the table, started and never re-run.)
     expect(new Set([...started, ...ranByRestarted])).toEqual(new Set(written));

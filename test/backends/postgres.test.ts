@@ -1,8 +1,9 @@
 import { inspect } from 'node:util';
 import pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import type { ResultRecord, WriteOptions } from '../../src/backends/base.js';
 import { DatabaseQueue, SCHEMA_VERSION, type DatabaseQueueOptions } from '../../src/backends/postgres.js';
-import { statements } from '../../src/backends/postgres-schema.js';
+import { migrate, statements } from '../../src/backends/postgres-schema.js';
 import { ConfigError, QueueConnectionError } from '../../src/errors.js';
 import { hasPostgres, POSTGRES_URL, uniqueName } from '../helpers/services.js';
 import { runContractSuite } from './contract.js';
@@ -67,7 +68,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
   });
 
   describe('schema and migrations', () => {
-    it('creates exactly its four tables in its own schema, recording the version', async () => {
+    it('creates exactly its five tables in its own schema, recording the version', async () => {
       const own = uniqueSchema();
       extraSchemas.push(own);
       await queue({ schema: own }).open();
@@ -75,7 +76,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
         `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
         [own],
       );
-      expect(tables.map((t) => t.table_name)).toEqual(['failed', 'jobs', 'migrations', 'slots']);
+      expect(tables.map((t) => t.table_name)).toEqual(['failed', 'jobs', 'migrations', 'results', 'slots']);
       const versions = await sql<{ version: number }>(`SELECT version FROM ${pg.escapeIdentifier(own)}.migrations ORDER BY version`);
       expect(versions.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
     });
@@ -109,6 +110,68 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       await q.write('x');
       expect((await q.read())?.data).toBe('x');
       expect(await sql(`SELECT note FROM ${s}.app_orders`)).toEqual([{ note: 'keep me' }]);
+    });
+
+    it('upgrades a schema of version 1 in place: its jobs, leases, failures and slots survive and the new features work', async () => {
+      const own = uniqueSchema();
+      extraSchemas.push(own);
+      const s = pg.escapeIdentifier(own);
+      const name = uniqueName();
+      const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
+      try {
+        await migrate(pool, own, 1);
+      } finally {
+        await pool.end();
+      }
+      // What the version-1 code left behind: ready jobs, a live lease, a failure, a slot claim.
+      const [ready1, ready2] = (
+        await sql<{ id: string }>(`INSERT INTO ${s}.jobs (queue, data, data_utf16) VALUES ($1, 'old 1', NULL), ($1, NULL, $2) RETURNING id`, [
+          name,
+          Buffer.from('old \u0000 2', 'utf16le'),
+        ])
+      ).map((r) => r.id);
+      await sql(`INSERT INTO ${s}.jobs (queue, data, attempt, owner, lease_until) VALUES ($1, 'leased', 1, 'old-owner', now() + interval '1 hour')`, [name]);
+      await sql(`INSERT INTO ${s}.failed (id, queue, data, attempt, error, created_at) VALUES (999999, $1, 'dead', 3, 'boom', now())`, [name]);
+      await sql(`INSERT INTO ${s}.slots (queue, key, expires_at) VALUES ($1, 'slot-1', now() + interval '1 hour')`, [name]);
+      const before = await sql<{ version: number; applied_at: Date }>(`SELECT version, applied_at FROM ${s}.migrations ORDER BY version`);
+      expect(before.map((v) => v.version)).toEqual([1]);
+
+      // Several new-code instances start at once on the old schema.
+      const queues = Array.from({ length: 4 }, () => queue({ schema: own, name }));
+      await Promise.all(queues.map((q) => q.open()));
+      const after = await sql<{ version: number; applied_at: Date }>(`SELECT version, applied_at FROM ${s}.migrations ORDER BY version`);
+      expect(after.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
+      expect(after[0]).toEqual(before[0]);
+
+      const [q] = queues;
+      expect(await q!.stats()).toEqual({ ready: 2, leased: 1, failed: 1, delayed: 0 });
+      expect(await q!.writeUnique('slot-1', 'x', 60_000)).toBeNull();
+      const delayed = await q!.write('new delayed', { runAt: Date.now() + 3_600_000 });
+      expect(await q!.readBatch(10)).toEqual([
+        { id: ready1, data: 'old 1', attempt: 1 },
+        { id: ready2, data: 'old \u0000 2', attempt: 1 },
+      ]);
+      expect(await q!.retry(ready2!, 'retried', Date.now())).toBe(true);
+      expect(await q!.remove(delayed)).toBe(true);
+      await q!.setResults([{ jobId: 'j', record: 'r', ttlMs: 60_000 }]);
+      expect(await queues[1]!.getResult('j')).toBe('r');
+      expect(await q!.stats()).toEqual({ ready: 1, leased: 2, failed: 1, delayed: 0 });
+
+      const indexes = await sql<{ indexname: string; indexdef: string }>(
+        `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'jobs' ORDER BY indexname`,
+        [own],
+      );
+      expect(indexes.map((i) => i.indexname)).toEqual(['jobs_delayed', 'jobs_leased', 'jobs_pkey', 'jobs_ready']);
+      expect(indexes.find((i) => i.indexname === 'jobs_ready')?.indexdef).toMatch(/WHERE \(\(owner IS NULL\) AND \(run_at IS NULL\)\)/);
+    });
+
+    it('refuses to migrate to a version it does not know', async () => {
+      const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
+      try {
+        for (const bad of [0, SCHEMA_VERSION + 1, 1.5]) await expect(migrate(pool, uniqueSchema(), bad)).rejects.toBeInstanceOf(ConfigError);
+      } finally {
+        await pool.end();
+      }
     });
 
     it.each([['a*'], ['x"; DROP TABLE t;--'], ['s'.repeat(200)], ['Upper'], ['pg_taskmill'], ['1abc'], ['']])(
@@ -301,6 +364,154 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
     });
   });
 
+  describe('job lifecycle', () => {
+    const jobsOf = (q: DatabaseQueue) => `${pg.escapeIdentifier(q.schema)}.jobs`;
+    const resultsOf = (q: DatabaseQueue) => `${pg.escapeIdentifier(q.schema)}.results`;
+
+    it('judges runAt by the database clock: a process whose clock runs an hour ahead still delays', async () => {
+      const q = queue();
+      const realNow = Date.now();
+      const clock = vi.spyOn(Date, 'now').mockReturnValue(realNow + 3_600_000);
+      let ahead: string, behind: string;
+      try {
+        ahead = await q.write('ahead of the server', { runAt: realNow + 60_000 });
+        behind = await q.write('behind the server', { runAt: realNow - 60_000 });
+      } finally {
+        clock.mockRestore();
+      }
+      expect(await q.stats()).toEqual({ ready: 1, leased: 0, failed: 0, delayed: 1 });
+      const [row] = await sql<{ ms: number }>(`SELECT extract(epoch FROM run_at)::float8 * 1000 AS ms FROM ${jobsOf(q)} WHERE id = $1`, [ahead]);
+      expect(row!.ms).toBeCloseTo(realNow + 60_000, 0);
+      expect((await q.read())?.id).toBe(behind);
+    });
+
+    it('refuses a runAt that is no time, and write options that are no object, before writing anything', async () => {
+      const q = queue();
+      for (const runAt of [Number.NaN, Infinity, 1e20, '2030-01-01', null]) {
+        await expect(q.write('x', { runAt } as unknown as WriteOptions)).rejects.toThrow(/invalid runAt/);
+        await expect(q.writeBatch(['x'], { runAt } as unknown as WriteOptions)).rejects.toBeInstanceOf(ConfigError);
+      }
+      await expect(q.write('x', 5 as unknown as WriteOptions)).rejects.toThrow(/write options must be an object/);
+      expect(await q.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+      const id = await q.write('long ago', { runAt: -8.64e15 });
+      await q.read();
+      await expect(q.retry(id, 'x', Number.NaN)).rejects.toBeInstanceOf(ConfigError);
+      expect(await q.retry(id, 'year 1', -8.64e15)).toBe(true);
+      expect(await q.read()).toEqual({ id, data: 'year 1', attempt: 1 });
+    });
+
+    it('a delayed write sends no wake-up (promoting it does, see the contract)', async () => {
+      const name = uniqueName();
+      const consumer = queue({ name, listen: true, pollIntervalMs: 800 });
+      const producer = queue({ name, listen: false });
+      await consumer.open();
+      await consumer.readBatch(1);
+      const started = Date.now();
+      const waiting = consumer.waitForMessages(20_000, new AbortController().signal);
+      await producer.write('later', { runAt: Date.now() + 3_600_000 });
+      await producer.writeBatch(['later too'], { runAt: Date.now() + 3_600_000 });
+      await waiting;
+      expect(Date.now() - started).toBeGreaterThanOrEqual(750);
+    });
+
+    it('promoteDue() promotes more due messages than one statement takes, in id order', async () => {
+      const q = queue();
+      const total = 12_000;
+      await sql(`INSERT INTO ${jobsOf(q)} (queue, data, run_at) SELECT $1, 'due ' || g, now() - g * interval '1 millisecond' FROM generate_series(1, $2) g`, [
+        q.name,
+        total,
+      ]);
+      const notDue = await q.write('not due', { runAt: Date.now() + 3_600_000 });
+      expect(await q.promoteDue()).toBe(total);
+      expect(await q.stats()).toEqual({ ready: total, leased: 0, failed: 0, delayed: 1 });
+      // run_at was the reverse of id order; ready order is by id all the same.
+      expect((await q.readBatch(3)).map((m) => m.data)).toEqual(['due 1', 'due 2', 'due 3']);
+      expect(await q.remove(notDue)).toBe(true);
+    });
+
+    it('retry moves the payload between the text and the UTF-16 column as the new data needs', async () => {
+      const q = queue();
+      const id = await q.write('plain');
+      const columns = async () =>
+        (await sql<{ text: boolean; utf16: boolean }>(`SELECT data IS NOT NULL AS text, data_utf16 IS NOT NULL AS utf16 FROM ${jobsOf(q)} WHERE id = $1`, [id]))[0];
+      await q.read();
+      expect(await q.retry(id, 'nul \u0000 inside', Date.now())).toBe(true);
+      expect(await columns()).toEqual({ text: false, utf16: true });
+      expect((await q.read())?.data).toBe('nul \u0000 inside');
+      expect(await q.retry(id, 'plain again', Date.now())).toBe(true);
+      expect(await columns()).toEqual({ text: true, utf16: false });
+      expect(await q.read()).toEqual({ id, data: 'plain again', attempt: 1 });
+    });
+
+    it('results: records text cannot hold go to UTF-16, job ids it cannot hold and bad records are refused', async () => {
+      const q = queue();
+      await q.setResults([{ jobId: 'nul', record: 'a\u0000b', ttlMs: 60_000 }]);
+      expect(await q.getResult('nul')).toBe('a\u0000b');
+      const [row] = await sql<{ record: string | null }>(`SELECT record FROM ${resultsOf(q)} WHERE queue = $1`, [q.name]);
+      expect(row).toEqual({ record: null });
+
+      const bad: unknown[] = [
+        [{ jobId: 'nul\u0000id', record: 'x', ttlMs: 1000 }],
+        [{ jobId: '', record: 'x', ttlMs: 1000 }],
+        [{ jobId: 'ok', record: 42, ttlMs: 1000 }],
+        ...[0, -1, Number.NaN, Infinity, 1e20, '1000'].map((ttlMs) => [{ jobId: 'ok', record: 'x', ttlMs }]),
+        [{ jobId: 'ok', record: 'x', ttlMs: 1000 }, null],
+        'not an array',
+      ];
+      for (const records of bad) await expect(q.setResults(records as ResultRecord[])).rejects.toBeInstanceOf(ConfigError);
+      expect(await q.getResult('ok')).toBeNull();
+      expect(await q.getResult('nul\u0000id')).toBeNull();
+      await expect(q.getResult('')).rejects.toBeInstanceOf(ConfigError);
+    });
+
+    it('results: the last record of a job id in one call wins', async () => {
+      const q = queue();
+      await q.setResults([
+        { jobId: 'x', record: 'first', ttlMs: 60_000 },
+        { jobId: 'y', record: 'y', ttlMs: 60_000 },
+        { jobId: 'x', record: 'last', ttlMs: 60_000 },
+      ]);
+      expect(await q.getResult('x')).toBe('last');
+      expect(await q.getResult('y')).toBe('y');
+    });
+
+    it('results: setResults purges expired records of its own queue, a bounded number per call, never live ones', async () => {
+      const q = queue();
+      const other = queue();
+      const expire = (target: DatabaseQueue, count: number) =>
+        sql(`INSERT INTO ${resultsOf(target)} (queue, job_id, record, expires_at) SELECT $1, 'old-' || g, 'x', now() - interval '1 second' FROM generate_series(1, $2) g`, [
+          target.name,
+          count,
+        ]);
+      await expire(q, 250);
+      await expire(other, 5);
+      await q.setResults([{ jobId: 'live', record: 'alive', ttlMs: 60_000 }]);
+      const count = async (target: DatabaseQueue) =>
+        (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${resultsOf(target)} WHERE queue = $1 AND expires_at <= now()`, [target.name]))[0]!.n;
+      const left = await count(q);
+      expect(left).toBeLessThan(250);
+      expect(left).toBeGreaterThan(0);
+      await q.setResults([{ jobId: 'another', record: 'x', ttlMs: 60_000 }]);
+      await q.setResults([{ jobId: 'another', record: 'y', ttlMs: 60_000 }]);
+      expect(await count(q)).toBe(0);
+      expect(await count(other)).toBe(5);
+      expect(await q.getResult('live')).toBe('alive');
+      expect(await other.getResult('old-1')).toBeNull();
+    });
+
+    it('results: concurrent calls writing the same job ids in different orders do not deadlock', async () => {
+      const name = uniqueName();
+      const writers = Array.from({ length: 4 }, () => queue({ name, poolSize: 2 }));
+      const jobIds = Array.from({ length: 40 }, (_, i) => `job-${i}`);
+      const calls = Array.from({ length: 12 }, (_, call) => {
+        const order = call % 2 === 0 ? jobIds : [...jobIds].reverse();
+        return writers[call % writers.length]!.setResults(order.map((jobId) => ({ jobId, record: `call ${call}`, ttlMs: 60_000 })));
+      });
+      await Promise.all(calls);
+      for (const jobId of jobIds) expect(await writers[0]!.getResult(jobId)).toMatch(/^call \d+$/);
+    });
+  });
+
   describe('claim plan', () => {
     it('claims through the partial indexes, not a scan, on a 50k-row table with leases in flight', async () => {
       const big = queue({ name: uniqueName('big') });
@@ -317,6 +528,54 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       expect(plan).toMatch(/Index Scan using jobs_ready on jobs/);
       expect(plan).toMatch(/Index Scan using jobs_leased on jobs/);
     });
+
+    /** Index scans of `plan` (EXPLAIN ANALYZE, BUFFERS, FORMAT JSON) by index name, with the blocks each touched. */
+    function indexScans(plan: unknown): { index: string; blocks: number }[] {
+      const found: { index: string; blocks: number }[] = [];
+      const visit = (node: Record<string, unknown>) => {
+        if (typeof node['Index Name'] === 'string') {
+          found.push({ index: node['Index Name'], blocks: Number(node['Shared Hit Blocks'] ?? 0) + Number(node['Shared Read Blocks'] ?? 0) });
+        }
+        for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) visit(child);
+      };
+      visit((plan as [{ Plan: Record<string, unknown> }])[0].Plan);
+      return found;
+    }
+
+    it('a million delayed messages ahead of the ready ones cost a claim and a promoteDue nothing: a few index blocks', async () => {
+      const own = uniqueSchema();
+      extraSchemas.push(own);
+      const big = queue({ schema: own, name: uniqueName('delayed') });
+      await big.open();
+      const jobs = `${pg.escapeIdentifier(own)}.jobs`;
+      await sql(`INSERT INTO ${jobs} (queue, data, run_at) SELECT $1, 'd', now() + interval '1 day' FROM generate_series(1, 1000000)`, [big.name]);
+      const ready = await big.writeBatch(Array.from({ length: 50 }, (_, i) => `r${i}`));
+      await big.readBatch(20);
+      await sql(`ANALYZE ${jobs}`);
+
+      const explain = async (text: string, values: unknown[]) => {
+        await sql('BEGIN');
+        try {
+          return (await sql<{ 'QUERY PLAN': unknown }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`, values))[0]!['QUERY PLAN'];
+        } finally {
+          await sql('ROLLBACK');
+        }
+      };
+      const sqlOf = statements(own);
+      const claimPlan = await explain(sqlOf.claim, [big.name, 10, 'explain', 30_000]);
+      const promotePlan = await explain(sqlOf.promoteDue, [big.name, 'explain', 5000]);
+      for (const plan of [claimPlan, promotePlan]) expect(JSON.stringify(plan)).not.toContain('Seq Scan');
+      const claim = indexScans(claimPlan);
+      expect(claim.map((scan) => scan.index)).toEqual(expect.arrayContaining(['jobs_ready', 'jobs_leased']));
+      const promote = indexScans(promotePlan);
+      expect(promote.map((scan) => scan.index)).toContain('jobs_delayed');
+      // Walking the delayed rows would touch thousands of blocks; a range start touches a handful.
+      for (const scan of [...claim, ...promote].filter((s) => s.index !== 'jobs_pkey')) expect(scan.blocks, scan.index).toBeLessThan(50);
+
+      expect(await big.promoteDue()).toBe(0);
+      expect((await big.readBatch(10)).map((m) => m.id)).toEqual(ready.slice(20, 30));
+      expect(await big.length()).toBe(20);
+    }, 120_000);
   });
 
   describe('secrets', () => {
