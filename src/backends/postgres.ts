@@ -13,9 +13,14 @@
  *   never waits longer than `pollIntervalMs`, so a lost NOTIFY costs latency,
  *   never a job. With `listen` off (transaction-mode poolers) nothing LISTENs
  *   and the reader polls.
- * - Payloads are stored as text when PostgreSQL can hold them exactly; strings
- *   it cannot (NUL, lone surrogates) go to a bytea column as UTF-16, so data
- *   round-trips unchanged.
+ * - Delayed messages are rows with `run_at` set; the claim index holds no such
+ *   row, so a million of them cost a claim nothing. Whether a `runAt` is still
+ *   ahead is decided by the database's now(), like lease deadlines.
+ *   `promoteDue` clears `run_at` of due rows (SKIP LOCKED, so concurrent
+ *   callers split the work) and notifies like a write.
+ * - Payloads and result records are stored as text when PostgreSQL can hold
+ *   them exactly; strings it cannot (NUL, lone surrogates) go to a bytea
+ *   column as UTF-16, so data round-trips unchanged.
  * - Errors from the driver become QueueConnectionError with every URL and the
  *   password redacted; the pool and the LISTEN client have error listeners,
  *   so a server restart never kills the process.
