@@ -152,8 +152,8 @@ function ownTransitions(node: AnyStateNode): AnyTransitionDefinition[] {
 }
 
 /**
- * One scope = the body of the root or of a compound state: its children, the
- * initial arrow, edges between them, and the transitions the compound state
+ * One scope = the body of the root or of a compound state: its children (for
+ * a parallel state, its regions separated by `--`), the initial arrow, edges between them, and the transitions the compound state
  * itself defines (drawn from an "(any substate)" pseudo-state, because
  * Mermaid cannot attach an edge to a composite from inside it).
  */
@@ -163,10 +163,12 @@ function renderScope(scope: AnyStateNode, indent: string, lines: string[], anyId
     const initial = scope.initial.target[0];
     if (initial) lines.push(`${indent}[*] --> ${mermaidId(initial)}`);
   }
-  for (const child of children) {
+  children.forEach((child, i) => {
+    // Regions of a parallel state are separated by `--`.
+    if (scope.type === 'parallel' && i > 0) lines.push(`${indent}--`);
     const id = mermaidId(child);
     if (hasChildren(child)) {
-      lines.push(`${indent}state "${child.key}" as ${id} {`);
+      lines.push(`${indent}state "${child.type === 'parallel' ? `${child.key} (parallel)` : child.key}" as ${id} {`);
       renderScope(child, `${indent}  `, lines, anyIds);
       lines.push(`${indent}}`);
     } else {
@@ -175,7 +177,7 @@ function renderScope(scope: AnyStateNode, indent: string, lines: string[], anyId
     for (const name of entryNames(child)) lines.push(`${indent}${id} : entry / ${clean(name)}`);
     for (const invoke of child.invoke) lines.push(`${indent}${id} : invoke ${clean(String(invoke.src))} as ${clean(invoke.id)}`);
     if (child.type === 'final') lines.push(`${indent}${id} --> [*]`);
-  }
+  });
   for (const child of children) {
     for (const t of ownTransitions(child)) {
       const targets = t.target ?? [];

@@ -21,7 +21,7 @@ import {
 } from 'xstate';
 import { isDeepStrictEqual, inspect as show } from 'node:util';
 import { getAdjacencyMap, getShortestPaths, getStateNodes } from 'xstate/graph';
-import type { LeasedMessage, QueueAdapterEvent, QueueReplyEvent, RunnerInEvent, RunnerOutEvent } from '../../src/machines/protocol.js';
+import type { JobResult, LeasedMessage, RetryPlan, QueueAdapterEvent, QueueReplyEvent, RunnerInEvent, RunnerOutEvent } from '../../src/machines/protocol.js';
 import type { RunCommandInput } from '../../src/machines/worker.js';
 
 // ── time ───────────────────────────────────────────────────────────────────
@@ -382,10 +382,12 @@ export interface FakeRunner {
   get(workerId: string): RunnerRecord;
   /** Worker ids whose runner holds a job, in start order. */
   busy(): string[];
-  done(workerId: string): void;
+  done(workerId: string, result?: JobResult): void;
   /** Reports COMMAND_FAILED; `error` may be any thrown value, `undefined` included. */
-  fail(workerId: string, ...failure: [error?: unknown, command?: string]): void;
+  fail(workerId: string, ...failure: [error?: unknown, command?: string, extra?: { retry?: RetryPlan; result?: JobResult }]): void;
   reject(workerId: string, reason?: string): void;
+  /** The job's `expires` passed before it started. */
+  expire(workerId: string, result?: JobResult): void;
 }
 
 export function createFakeRunner(): FakeRunner {
@@ -426,15 +428,17 @@ export function createFakeRunner(): FakeRunner {
     },
     get,
     busy: () => [...byWorker].filter(([, r]) => r.current && !r.stopped).map(([id]) => id),
-    done: (workerId) => settle(workerId, { type: 'COMMAND_DONE', id: get(workerId).current?.id ?? '' }),
+    done: (workerId, result) => settle(workerId, { type: 'COMMAND_DONE', id: get(workerId).current?.id ?? '', result }),
     fail: (workerId, ...failure) =>
       settle(workerId, {
         type: 'COMMAND_FAILED',
         error: failure.length > 0 ? failure[0] : new Error('command failed'),
         command: failure[1] ?? 'task',
         jobId: `job-of-${get(workerId).current?.id ?? ''}`,
+        ...failure[2],
       }),
     reject: (workerId, reason = 'unknown command "nope"') => settle(workerId, { type: 'MESSAGE_REJECTED', reason }),
+    expire: (workerId, result) => settle(workerId, { type: 'MESSAGE_EXPIRED', result }),
   };
 }
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
-import { WorkerCommandError, type LeasedMessage } from '../../src/machines/protocol.js';
+import { WorkerCommandError, type JobResult, type LeasedMessage } from '../../src/machines/protocol.js';
 import { workerMachine } from '../../src/machines/worker.js';
 import { Coverage, createFakeRunner, createHarness, inspectAll, messages, transitionCoveringPaths, type FakeRunner, type Harness } from './helpers.js';
 
@@ -22,6 +22,8 @@ function startWorker(runner: FakeRunner, inspect: (event: InspectionEvent) => vo
   });
 }
 
+const resultOf = (job: LeasedMessage, status: string): JobResult => ({ jobId: job.id, record: JSON.stringify({ status }), ttlMs: 60_000 });
+
 const readies = (h: Harness) => h.readerReceived.filter((e) => e.type === 'WORKER_READY') as { type: string; worker: AnyActorRef; done: boolean }[];
 
 afterAll(() => {
@@ -33,11 +35,18 @@ afterAll(() => {
 
 interface WorkerModel {
   value: 'idle' | 'busy' | 'failed';
+  /** Jobs acknowledged: done, or expired before they started. */
   acked: number;
   rejected: number;
   aborts: number;
 }
-type WorkerStimulus = { type: 'JOB' } | { type: 'COMMAND_DONE' } | { type: 'MESSAGE_REJECTED' } | { type: 'COMMAND_FAILED' } | { type: 'ABORT' };
+type WorkerStimulus =
+  | { type: 'JOB' }
+  | { type: 'COMMAND_DONE' }
+  | { type: 'MESSAGE_EXPIRED' }
+  | { type: 'MESSAGE_REJECTED' }
+  | { type: 'COMMAND_FAILED' }
+  | { type: 'ABORT' };
 
 const MAX_JOBS = 2;
 const MAX_ABORTS = 1;
@@ -47,6 +56,7 @@ function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
     case 'JOB':
       return { ...s, value: 'busy' };
     case 'COMMAND_DONE':
+    case 'MESSAGE_EXPIRED':
       return { ...s, value: 'idle', acked: s.acked + 1 };
     case 'MESSAGE_REJECTED':
       return { ...s, value: 'idle', rejected: s.rejected + 1 };
@@ -61,7 +71,7 @@ function enabledWorker(s: WorkerModel): WorkerStimulus[] {
   const events: WorkerStimulus[] = [];
   if (s.value === 'failed') return events;
   if (s.value === 'idle' && s.acked + s.rejected < MAX_JOBS) events.push({ type: 'JOB' });
-  if (s.value === 'busy') events.push({ type: 'COMMAND_DONE' }, { type: 'MESSAGE_REJECTED' }, { type: 'COMMAND_FAILED' });
+  if (s.value === 'busy') events.push({ type: 'COMMAND_DONE' }, { type: 'MESSAGE_EXPIRED' }, { type: 'MESSAGE_REJECTED' }, { type: 'COMMAND_FAILED' });
   if (s.aborts < MAX_ABORTS) events.push({ type: 'ABORT' });
   return events;
 }
@@ -85,7 +95,10 @@ describe('worker: model-based', () => {
             break;
           }
           case 'COMMAND_DONE':
-            runner.done(WORKER_ID);
+            runner.done(WORKER_ID, resultOf(jobs.at(-1)!, 'done'));
+            break;
+          case 'MESSAGE_EXPIRED':
+            runner.expire(WORKER_ID, resultOf(jobs.at(-1)!, 'expired'));
             break;
           case 'MESSAGE_REJECTED':
             runner.reject(WORKER_ID, 'unknown command "nope"');
@@ -116,7 +129,10 @@ function assertWorkerMatches(h: Harness, runner: FakeRunner, m: WorkerModel, job
   expect(record.runs.map((r) => r.id)).toEqual(jobs.map((j) => j.id));
   expect(record.aborts).toHaveLength(m.aborts);
   const finished = m.acked + m.rejected;
-  expect(h.queue.of('ACK')).toHaveLength(m.acked);
+  const acks = h.queue.of('ACK');
+  expect(acks).toHaveLength(m.acked);
+  // each ACK names its job and carries the result record the runner produced
+  for (const ack of acks) expect(ack.result?.jobId).toBe(ack.id);
   expect(h.queue.of('FAIL')).toHaveLength(m.rejected);
   const ready = readies(h);
   if (m.value === 'failed') {
@@ -175,6 +191,29 @@ describe('worker: scenarios', () => {
     expect(h.sut.getSnapshot().value).toBe('idle');
     expect(h.queue.received).toEqual([{ type: 'FAIL', message: job, error: 'invalid message: Unexpected token' }]);
     expect(readies(h).at(-1)!.done).toBe(true);
+  });
+
+  it('MESSAGE_EXPIRED (its `expires` passed before it started) is acknowledged with its result record, back to idle', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    const [job] = messages(1);
+    h.sut.send({ type: 'JOB', message: job });
+    const result = resultOf(job!, 'expired');
+    runner.expire(WORKER_ID, result);
+    expect(h.sut.getSnapshot().value).toBe('idle');
+    expect(h.queue.received).toEqual([{ type: 'ACK', id: job!.id, result }]);
+    expect(readies(h).at(-1)!.done).toBe(true);
+  });
+
+  it('a failure carries the retry plan and result record on to the supervisor in the WorkerCommandError', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    const [job] = messages(1);
+    h.sut.send({ type: 'JOB', message: job });
+    const retry = { data: '{"attempt":2}', runAt: 1_700_000_000_000 };
+    const result = resultOf(job!, 'retrying');
+    runner.fail(WORKER_ID, new Error('flaky'), 'fetchFeed', { retry, result });
+    expect(h.sut.getSnapshot().error).toMatchObject({ command: 'fetchFeed', retry, result });
   });
 
   it('COMMAND_FAILED fails the worker with a WorkerCommandError naming worker, job, command and cause', () => {
