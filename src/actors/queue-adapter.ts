@@ -156,18 +156,40 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           );
           break;
         }
-        case "ACK":
+        case 'ACK':
           outstanding.delete(event.id);
           pendingAcks.push(event.id);
+          if (event.result) pendingResults.push(event.result);
           scheduleAckFlush();
           break;
-        case 'FAIL':
-          outstanding.delete(event.message.id);
-          track(queue.fail(event.message.id, event.error)).then(
+        case 'FAIL': {
+          const { message, result } = event;
+          outstanding.delete(message.id);
+          track(queue.fail(message.id, event.error).then(async (ok) => (ok && result ? (await queue.setResults([result]), ok) : ok))).then(
             (ok) => {
-              if (!ok) log.warn({ messageId: event.message.id }, 'could not record failure: lease lost, the job may run again');
+              if (!ok) log.warn({ messageId: message.id }, 'could not record failure: lease lost, the job may run again');
             },
-            (error) => log.error({ messageId: event.message.id, err: toError(error) }, 'could not record failure; the lease will expire and the job run again'),
+            (error) => log.error({ messageId: message.id, err: toError(error) }, 'could not record failure; the lease will expire and the job run again'),
+          );
+          break;
+        }
+        case 'RETRY': {
+          const { message, plan, result } = event;
+          outstanding.delete(message.id);
+          track(queue.retry(message.id, plan.data, plan.runAt).then(async (ok) => (ok && result ? (await queue.setResults([result]), ok) : ok))).then(
+            (ok) => {
+              if (!ok) log.warn({ messageId: message.id }, 'could not schedule the retry: lease lost, the job may run again sooner');
+            },
+            (error) => log.error({ messageId: message.id, err: toError(error) }, 'could not schedule the retry; the lease will expire and the job run again'),
+          );
+          break;
+        }
+        case 'PROMOTE':
+          track(queue.promoteDue()).then(
+            (count) => {
+              if (count > 0 && log.isLevelEnabled('debug')) log.debug({ count }, 'delayed jobs due');
+            },
+            (error) => noteOutage('promote', error),
           );
           break;
         case 'RELEASE':
@@ -203,6 +225,11 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
             sendBack({ type: 'QUEUE_CLOSED' });
           })();
           break;
+        default: {
+          // Every adapter event is handled above; a new one must be added there.
+          const unhandled: never = event;
+          log.error({ event: (unhandled as { type: string }).type }, 'queue adapter received an unknown event');
+        }
       }
     });
 

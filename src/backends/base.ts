@@ -66,7 +66,7 @@ export interface QueueStats {
   leased: number;
   /** In the failed store. */
   failed: number;
-  /** Written with a future `runAt` (or retried with a delay) and not yet due. */
+  /** Written with a future `runAt` (or retried with a delay) and not yet promoted to ready (it may already be due). */
   delayed?: number;
 }
 
