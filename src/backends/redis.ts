@@ -335,6 +335,9 @@ export class RedisBlockingQueue extends RedisQueue {
         maxRetriesPerRequest: 0,
         enableOfflineQueue: false,
         autoResendUnfulfilledCommands: false,
+        // Dropped means destroyed: a graceful close waits (up to 2 s by default) for a server that is busy
+        // blocking us, and its timer would keep a stopping process alive.
+        disconnectTimeout: 0,
         connectionName: `taskmill:${this.prefix}:${this.name}:blocking`,
       },
       () => {},

@@ -258,6 +258,29 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
     }
   });
 
+  it('close() during a blocking wait leaves nothing that keeps a stopping process alive', async () => {
+    const moduleUrl = new URL('../../src/backends/redis.ts', import.meta.url).href;
+    // In a process of its own: what is left after close() is exactly what would delay its exit.
+    const code = `
+      const { RedisBlockingQueue } = await import(${JSON.stringify(moduleUrl)});
+      const queue = new RedisBlockingQueue(${JSON.stringify(server.url)}, { name: ${JSON.stringify(uniqueName('exit'))}, blockTimeoutMs: 5000, onWarning() {} });
+      await queue.open();
+      const waiting = queue.waitForMessages(5000, new AbortController().signal);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await queue.close();
+      await waiting;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      console.log(JSON.stringify(process.getActiveResourcesInfo()));
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    await new Promise((resolve) => child.once('exit', resolve));
+    const left = JSON.parse(out.trim().split('\n').at(-1)!) as string[];
+    // No socket and no timer (ioredis's graceful close waits up to 2 s on a socket the server keeps blocked).
+    expect(left.filter((resource) => resource !== 'PipeWrap' && resource !== 'TTYWrap')).toEqual([]);
+  });
+
   it('keeps working after the server forgets its scripts (SCRIPT FLUSH, a failover to a fresh replica)', async () => {
     const queue = track(new RedisQueue(server.url, options({ name: uniqueName('noscript') })));
     const id = await queue.write('a');
