@@ -6,22 +6,14 @@
  * process enqueues, and stops promptly from inside its blocking wait.
  */
 import { describe, expect, it } from 'vitest';
-import { createQueue } from '../../src/index.js';
-import { defineBackendTests } from '../fixtures/backends-e2e.js';
+import { defineBackendTests, deleteRedisPrefix } from '../fixtures/backends-e2e.js';
 import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
 
 describe.skipIf(!hasRedis)('taskmill consume on Redis, blocking (redis://…?blocking=true), real processes', () => {
   const suite = defineBackendTests({
     jobs: 10_000,
     freshUrl: () => `${REDIS_URL}?prefix=${uniqueName('e2e')}&blocking=true`,
-    dispose: async (url) => {
-      const queue = createQueue(url, { onWarning: () => {} });
-      try {
-        await queue.flush();
-      } finally {
-        await queue.close();
-      }
-    },
+    dispose: deleteRedisPrefix,
   });
 
   it('an idle consumer blocked in its wait starts a job enqueued by another process within 3 s; SIGTERM while blocked exits 0 within 1.5 s', { timeout: 60_000 }, async () => {

@@ -4,21 +4,13 @@
  * consumer SIGKILLed mid-way. The shared body is test/fixtures/backends-e2e.ts.
  */
 import { describe } from 'vitest';
-import { createQueue } from '../../src/index.js';
-import { defineBackendTests } from '../fixtures/backends-e2e.js';
+import { defineBackendTests, deleteRedisPrefix } from '../fixtures/backends-e2e.js';
 import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
 
 describe.skipIf(!hasRedis)('taskmill consume on Redis (redis://…), real processes', () => {
   defineBackendTests({
     jobs: 10_000,
     freshUrl: () => `${REDIS_URL}?prefix=${uniqueName('e2e')}`,
-    dispose: async (url) => {
-      const queue = createQueue(url, { onWarning: () => {} });
-      try {
-        await queue.flush();
-      } finally {
-        await queue.close();
-      }
-    },
+    dispose: deleteRedisPrefix,
   });
 });
