@@ -100,6 +100,7 @@ function eventLabel(t: AnyTransitionDefinition): string {
     return typeof delay === 'number' ? `after ${delay}ms` : `after ${String(delay ?? type)}`;
   }
   if (type === 'xstate.error.actor.*') return 'child error';
+  if (type === 'xstate.done.actor.*') return 'child done';
   if (type.startsWith('xstate.error.actor.')) return `${type.slice('xstate.error.actor.'.length)} error`;
   if (type.startsWith('xstate.done.actor.')) return `${type.slice('xstate.done.actor.'.length)} done`;
   if (type === '*') return 'any event';
