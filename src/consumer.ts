@@ -14,10 +14,15 @@ import { defaultQueueUrl } from './config.js';
 import { ConfigError, toError } from './errors.js';
 import { createQueueAdapter } from './actors/queue-adapter.js';
 import { createRunCommand } from './actors/run-command.js';
-import { supervisorMachine, type SupervisorInput } from './machines/supervisor.js';
+import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from './machines/supervisor.js';
 import { workerMachine } from './machines/worker.js';
 import { schedulerMachine } from './machines/scheduler.js';
 import { WorkerCommandError } from './machines/protocol.js';
+
+export type ControlEvent = Extract<
+  SupervisorEvent,
+  { type: 'SCALE' | 'PAUSE' | 'RESUME' | 'PAUSE_PERIODIC' | 'RESUME_PERIODIC' | 'STOP' | 'FORCE' }
+>;
 
 type Clock = NonNullable<ActorOptions<typeof supervisorMachine>['clock']>;
 
@@ -66,6 +71,11 @@ export interface Consumer {
   readonly done: Promise<StopResult>;
   /** The supervisor's xstate actor (inspect it, subscribe to it, send it events). */
   readonly actor: Actor<typeof supervisorMachine>;
+  /**
+   * Runtime control: `{ type: 'SCALE', workers }`, `PAUSE` / `RESUME` reading,
+   * `PAUSE_PERIODIC` / `RESUME_PERIODIC`, `STOP`, `FORCE`.
+   */
+  send(event: ControlEvent): void;
   readonly queue: BaseQueue;
 }
 
@@ -131,6 +141,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
       },
       logDraining: () => logger.info('draining: no new reads; waiting for running commands'),
       logForcing: () => logger.warn('forcing stop: aborting running commands and releasing their leases'),
+      logInvalidScale: (_, params) => logger.warn({ workers: (params as { workers: unknown }).workers }, 'SCALE ignored: workers must be an integer from 1 to 1000'),
       logGaveUp: (_, params) => logger.error({ restarts: (params as { restarts: number }).restarts }, 'restart limit reached; consumer failing'),
     },
   });
@@ -192,6 +203,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     actor,
     queue,
     done,
+    send: (event) => actor.send(event),
     start() {
       started ??= new Promise<void>((resolve, reject) => {
         const sub = actor.subscribe({

@@ -30,7 +30,7 @@ export {
 } from './results.js';
 export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './hooks.js';
 export { crontab, cronSchedule, toSchedule, isSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './crontab.js';
-export { createConsumer, type Consumer, type ConsumerOptions, type StopResult } from './consumer.js';
+export { createConsumer, type Consumer, type ConsumerOptions, type ControlEvent, type StopResult } from './consumer.js';
 export {
   createQueue,
   BaseQueue,

@@ -67,7 +67,7 @@ export interface QueueStats {
   /** In the failed store. */
   failed: number;
   /** Written with a future `runAt` (or retried with a delay) and not yet promoted to ready (it may already be due). */
-  delayed?: number;
+  delayed: number;
 }
 
 export interface QueueOptions {
@@ -116,6 +116,9 @@ export abstract class BaseQueue {
 
   /** Appends a message (delayed until `options.runAt` if given); resolves with its id once it is durably written. */
   abstract write(data: string, options?: WriteOptions): Promise<string>;
+
+  /** Writes several messages in order, atomically where the backend can, in as few round trips as it allows. */
+  abstract writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]>;
 
   /** Leases one message; null when none is ready. Never throws on empty. */
   async read(): Promise<QueueMessage | null> {
@@ -188,36 +191,22 @@ export abstract class BaseQueue {
    * of the next attempt), delayed until `runAt` (≤ now: ready at once), its
    * delivery count reset to 0. Fenced like ack: false when the lease was lost.
    */
-  retry(_id: string, _data: string, _runAt: number): Promise<boolean> {
-    return this.unsupported('retry');
-  }
+  abstract retry(id: string, data: string, runAt: number): Promise<boolean>;
 
   /**
    * Makes delayed messages whose `runAt` has come ready (and wakes blocked
    * readers); resolves with how many. Safe to call from every consumer at once.
    */
-  promoteDue(): Promise<number> {
-    return this.unsupported('promoteDue');
-  }
+  abstract promoteDue(): Promise<number>;
 
   /** Deletes a message that is ready or delayed — not leased, not failed (revoke). True when it was deleted. */
-  remove(_id: string): Promise<boolean> {
-    return this.unsupported('remove');
-  }
+  abstract remove(id: string): Promise<boolean>;
 
   /** Stores result records (overwriting any for the same job id); each expires after its ttlMs. */
-  setResults(_records: readonly ResultRecord[]): Promise<void> {
-    return this.unsupported('setResults');
-  }
+  abstract setResults(records: readonly ResultRecord[]): Promise<void>;
 
   /** The result record stored for a job id; null when there is none or it expired. */
-  getResult(_jobId: string): Promise<string | null> {
-    return this.unsupported('getResult');
-  }
-
-  private unsupported(method: string): Promise<never> {
-    return Promise.reject(new ConfigError(`${this.constructor.name} does not implement ${method}() yet`));
-  }
+  abstract getResult(jobId: string): Promise<string | null>;
 
   /**
    * Blocking backends: resolves when a message may be ready, after at most

@@ -417,7 +417,7 @@ export class MemoryQueue extends BaseQueue {
   }
 
   /** Appends several messages at once (all delayed until `options.runAt` if it is in the future); resolves with their ids in order. */
-  async writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
+  override async writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
     const state = this.live();
     for (const data of datas) checkData(data);
     const runAt = checkRunAt(options.runAt);

@@ -371,7 +371,7 @@ export class DatabaseQueue extends BaseQueue {
   }
 
   /** Writes several messages in one statement (all delayed until `options.runAt` if given); resolves with their ids in input order. */
-  async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
+  override async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
     if (!Array.isArray(datas)) throw new ConfigError('writeBatch expects an array of strings');
     const encoded = datas.map(encodeData);
     const runAt = writeOptionsRunAt(options);

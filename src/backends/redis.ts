@@ -145,7 +145,7 @@ export class RedisQueue extends BaseQueue {
    * Appends several messages (all delayed until `options.runAt` when that is
    * ahead); resolves with their ids in order. Atomic per chunk of ≤ 1000 messages / 8 MiB.
    */
-  async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
+  override async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
     const runAt = checkRunAt(options?.runAt);
     const chunks = argChunks(datas.map((data) => [encodeText(checkData(data))]));
     // Sent back to back on one connection: one round trip's worth of latency, in order.

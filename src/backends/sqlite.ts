@@ -404,7 +404,7 @@ export class SqliteQueue extends BaseQueue {
   }
 
   /** Appends several messages in one transaction (all delayed until `options.runAt` if it is in the future); resolves with their ids in order. */
-  writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
+  override writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
     return this.run('writeBatch', (c) => c.insertMany(datas.map(encode), checkRunAt(options.runAt)));
   }
 

@@ -61,6 +61,8 @@ export interface ReaderContext extends ReaderOptions {
 export type ReaderEvent =
   | WorkerReadyEvent
   | { type: 'WORKER_LOST'; worker: AnyActorRef | undefined; busy: boolean }
+  /** An idle worker is being scaled away: confirm if it is still on the idle list (else a JOB is on its way to it). */
+  | { type: 'WORKER_RETIRING'; worker: AnyActorRef }
   | Extract<QueueReplyEvent, { type: 'MESSAGES' | 'READ_FAILED' | 'WAKE' }>
   | { type: 'PAUSE' }
   | { type: 'RESUME' }
@@ -84,6 +86,13 @@ export const readerMachine = setup({
       const index = worker ? context.idle.indexOf(worker) : -1;
       if (index !== -1) context.idle.splice(index, 1);
       return busy ? { inFlight: context.inFlight - 1 } : {};
+    }),
+    confirmRetirement: enqueueActions(({ context, event, enqueue }) => {
+      const { worker } = event as Extract<ReaderEvent, { type: 'WORKER_RETIRING' }>;
+      const index = context.idle.indexOf(worker);
+      if (index === -1) return;
+      context.idle.splice(index, 1);
+      enqueue.sendTo(worker, { type: 'RETIRE_CONFIRMED' });
     }),
     /** Hands buffered messages to idle workers, one each. */
     dispatch: enqueueActions(({ context, enqueue }) => {
@@ -156,6 +165,7 @@ export const readerMachine = setup({
       on: {
         WORKER_READY: { actions: ['addIdleWorker', 'dispatch'] },
         WORKER_LOST: { actions: 'forgetWorker' },
+        WORKER_RETIRING: { actions: 'confirmRetirement' },
         PAUSE: { actions: 'setPaused' },
         RESUME: { actions: 'clearPaused', target: '.waiting' },
       },
@@ -194,6 +204,7 @@ export const readerMachine = setup({
       on: {
         WORKER_READY: { actions: 'countReturnedWorker' },
         WORKER_LOST: { actions: 'forgetWorker' },
+        WORKER_RETIRING: { actions: 'confirmRetirement' },
         MESSAGES: { actions: ['readSettled', 'releaseArrivals'] },
         READ_FAILED: { actions: 'readSettled' },
       },

@@ -53,9 +53,18 @@ export interface SupervisorContext {
 export type SupervisorEvent =
   | { type: 'STOP' }
   | { type: 'FORCE' }
+  /** Grow or shrink the pool; retired workers finish their current job first. */
+  | { type: 'SCALE'; workers: number }
+  /** Stop / restart reading (running jobs continue). */
+  | { type: 'PAUSE' }
+  | { type: 'RESUME' }
+  /** Stop / restart enqueuing periodic commands (delayed jobs are still promoted). */
+  | { type: 'PAUSE_PERIODIC' }
+  | { type: 'RESUME_PERIODIC' }
   | { type: 'READER_DRAINED' }
   | Extract<QueueReplyEvent, { type: 'QUEUE_READY' | 'QUEUE_FAILED' | 'QUEUE_CLOSED' }>
-  | { type: `xstate.error.actor.${string}`; error: unknown; actorId?: string };
+  | { type: `xstate.error.actor.${string}`; error: unknown; actorId?: string }
+  | { type: `xstate.done.actor.${string}`; actorId?: string };
 
 export interface SupervisorOutput {
   forced: boolean;
@@ -145,6 +154,40 @@ export const supervisorMachine = setup({
       enqueue.sendTo(SYSTEM_IDS.queue, record);
     }),
     countFailure: assign({ failures: ({ context }) => context.failures + 1 }),
+    /** Spawns workers in new slots, or retires the newest ones (they finish their job, then stop). */
+    scalePool: enqueueActions(({ context, event, enqueue }) => {
+      const target = (event as { workers: number }).workers;
+      const current = context.workerIds;
+      if (target > current.length) {
+        let slot = Math.max(0, ...current.map(workerSlot));
+        const added: string[] = [];
+        for (let i = current.length; i < target; i++) {
+          const id = `worker-${++slot}`;
+          added.push(id);
+          enqueue.spawnChild('worker', { id, input: { workerId: id } });
+        }
+        enqueue.assign({ workers: target, workerIds: [...current, ...added] });
+      } else if (target < current.length) {
+        for (const id of current.slice(target)) enqueue.sendTo(id, { type: 'RETIRE' });
+        enqueue.assign({ workers: target, workerIds: current.slice(0, target) });
+      }
+    }),
+    pauseReader: enqueueActions(({ system, enqueue }) => {
+      const reader = system.get(SYSTEM_IDS.reader);
+      if (reader) enqueue.sendTo(reader, { type: 'PAUSE' });
+    }),
+    resumeReader: enqueueActions(({ system, enqueue }) => {
+      const reader = system.get(SYSTEM_IDS.reader);
+      if (reader) enqueue.sendTo(reader, { type: 'RESUME' });
+    }),
+    pauseScheduler: enqueueActions(({ system, enqueue }) => {
+      const scheduler = system.get(SYSTEM_IDS.scheduler);
+      if (scheduler) enqueue.sendTo(scheduler, { type: 'PAUSE' });
+    }),
+    resumeScheduler: enqueueActions(({ system, enqueue }) => {
+      const scheduler = system.get(SYSTEM_IDS.scheduler);
+      if (scheduler) enqueue.sendTo(scheduler, { type: 'RESUME' });
+    }),
     // A sendTo whose target resolves to undefined would deliver to the sender itself: look up first.
     drainReader: enqueueActions(({ system, enqueue }) => {
       const reader = system.get(SYSTEM_IDS.reader);
@@ -154,8 +197,11 @@ export const supervisorMachine = setup({
       const scheduler = system.get(SYSTEM_IDS.scheduler);
       if (scheduler) enqueue.sendTo(scheduler, { type: 'STOP' });
     }),
-    abortWorkers: enqueueActions(({ context, enqueue }) => {
-      for (const id of context.workerIds) enqueue.sendTo(id, { type: 'ABORT', reason: 'consumer forced to stop' });
+    // Every worker child, including ones retiring after a SCALE down.
+    abortWorkers: enqueueActions(({ self, enqueue }) => {
+      for (const id of Object.keys(self.getSnapshot().children)) {
+        if (id.startsWith('worker-')) enqueue.sendTo(id, { type: 'ABORT', reason: 'consumer forced to stop' });
+      }
     }),
     closeQueue: sendTo(SYSTEM_IDS.queue, { type: 'CLOSE', release: true }),
     markForced: assign({ forced: true }),
@@ -167,9 +213,16 @@ export const supervisorMachine = setup({
     logDraining: () => {},
     logForcing: () => {},
     logGaveUp: (_: unknown, _params: unknown) => {},
+    logInvalidScale: (_: unknown, _params: unknown) => {},
   },
   guards: {
     isWorker: ({ event }) => childId(event as ChildError).startsWith('worker-'),
+    /** A worker of the current pool (not one retired by SCALE, which is not replaced). */
+    isPoolWorker: ({ context, event }) => context.workerIds.includes(childId(event as ChildError)),
+    isValidScale: ({ event }) => {
+      const n = (event as { workers: unknown }).workers;
+      return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 1000;
+    },
     isScheduler: ({ event }) => childId(event as ChildError).startsWith('scheduler'),
     restartLimitReached: ({ context }) => context.restarts >= context.maxRestarts,
   },
@@ -202,6 +255,11 @@ export const supervisorMachine = setup({
     onError: { target: '.failed', actions: 'keepError' },
   },
   on: {
+    // A worker retired by SCALE reached its final state: let it go.
+    'xstate.done.actor.*': {
+      guard: 'isWorker',
+      actions: enqueueActions(({ event, enqueue }) => enqueue.stopChild(childId(event as ChildError))),
+    },
     // Outside `running` a failed child is logged and its job recorded, not replaced.
     'xstate.error.actor.*': {
       actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure'],
@@ -222,7 +280,7 @@ export const supervisorMachine = setup({
       on: {
         'xstate.error.actor.*': [
           {
-            guard: and(['isWorker', 'restartLimitReached']),
+            guard: and(['isPoolWorker', 'restartLimitReached']),
             target: 'failing',
             actions: [
               'countFailure',
@@ -233,13 +291,18 @@ export const supervisorMachine = setup({
             ],
           },
           {
-            guard: 'isWorker',
+            guard: 'isPoolWorker',
             actions: [
               'countFailure',
               { type: 'logWorkerFailure', params: workerFailureParams },
               'recordFailure',
               'replaceWorker',
             ],
+          },
+          {
+            // A retired worker that failed on its last job: recorded, not replaced.
+            guard: 'isWorker',
+            actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure'],
           },
           {
             guard: 'isScheduler',
@@ -258,6 +321,11 @@ export const supervisorMachine = setup({
         ],
         STOP: 'draining',
         FORCE: 'forcing',
+        SCALE: [{ guard: 'isValidScale', actions: 'scalePool' }, { actions: { type: 'logInvalidScale', params: ({ event }: { event: SupervisorEvent }) => event } }],
+        PAUSE: { actions: 'pauseReader' },
+        RESUME: { actions: 'resumeReader' },
+        PAUSE_PERIODIC: { actions: 'pauseScheduler' },
+        RESUME_PERIODIC: { actions: 'resumeScheduler' },
       },
     },
     draining: {

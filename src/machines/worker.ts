@@ -9,6 +9,7 @@
  * taken out of the pool and a new worker is started up to replace it".
  */
 import { assign, fromCallback, sendTo, setup, type ActorRefFrom, type CallbackActorLogic } from 'xstate';
+import type { ReaderEvent } from './reader.js';
 import {
   SYSTEM_IDS,
   WorkerCommandError,
@@ -31,9 +32,20 @@ export interface WorkerContext {
   /** Jobs this worker has finished (ok or rejected): tells the reader a READY ends a job. */
   finished: number;
   lastError: Omit<Extract<RunnerOutEvent, { type: 'COMMAND_FAILED' }>, 'type'> | null;
+  /** Scaled down: stop after the current job instead of taking another. */
+  retiring: boolean;
 }
 
-export type WorkerEvent = JobEvent | RunnerOutEvent | { type: 'ABORT'; reason: string };
+export type WorkerEvent =
+  | JobEvent
+  | RunnerOutEvent
+  | { type: 'ABORT'; reason: string }
+  /** The supervisor scales the pool down: finish what you are doing, then stop. */
+  | { type: 'RETIRE' }
+  /** The reader took this worker off its idle list: no job is on its way. */
+  | { type: 'RETIRE_CONFIRMED' };
+
+type ReaderRetireEvent = Extract<ReaderEvent, { type: 'WORKER_RETIRING' | 'WORKER_LOST' }>;
 
 export interface RunCommandInput {
   workerId: string;
@@ -77,6 +89,17 @@ export const workerMachine = setup({
       }),
     ),
     finishJob: assign({ job: null, finished: ({ context }) => context.finished + 1 }),
+    markRetiring: assign({ retiring: true }),
+    /** Asks the reader to drop this worker from its idle list (a JOB may already be on its way). */
+    requestRetirement: sendTo(
+      ({ system }) => system.get(SYSTEM_IDS.reader),
+      ({ self }): ReaderRetireEvent => ({ type: 'WORKER_RETIRING', worker: self }),
+    ),
+    /** Tells the reader a busy worker finished its last job and is gone. */
+    reportRetired: sendTo(
+      ({ system }) => system.get(SYSTEM_IDS.reader),
+      ({ self }): ReaderRetireEvent => ({ type: 'WORKER_LOST', worker: self, busy: true }),
+    ),
     recordFailure: assign({
       lastError: ({ event }) => {
         const { type: _type, ...failure } = event as Extract<RunnerOutEvent, { type: 'COMMAND_FAILED' }>;
@@ -92,26 +115,51 @@ export const workerMachine = setup({
       throw new WorkerCommandError(context.workerId, context.job!, context.lastError!);
     },
   },
+  guards: {
+    isRetiring: ({ context }) => context.retiring,
+  },
 }).createMachine({
   id: 'worker',
-  context: ({ input }) => ({ workerId: input.workerId, job: null, finished: 0, lastError: null }),
+  context: ({ input }) => ({ workerId: input.workerId, job: null, finished: 0, lastError: null, retiring: false }),
   invoke: { id: 'runner', src: 'runCommand', input: ({ context }) => ({ workerId: context.workerId }) },
   on: { ABORT: { actions: 'forwardAbort' } },
   initial: 'idle',
   states: {
     idle: {
       entry: 'announceReady',
-      on: { JOB: { target: 'busy', actions: 'takeJob' } },
+      on: {
+        JOB: { target: 'busy', actions: 'takeJob' },
+        RETIRE: { target: 'retiring', actions: 'markRetiring' },
+      },
+    },
+    /** Waiting for the reader: either it confirms (no job coming) or a JOB already sent arrives. */
+    retiring: {
+      entry: 'requestRetirement',
+      on: {
+        RETIRE_CONFIRMED: 'retired',
+        JOB: { target: 'busy', actions: 'takeJob' },
+      },
     },
     busy: {
       entry: 'startJob',
       on: {
-        COMMAND_DONE: { target: 'idle', actions: ['ackJob', 'finishJob'] },
-        MESSAGE_EXPIRED: { target: 'idle', actions: ['ackJob', 'finishJob'] },
-        MESSAGE_REJECTED: { target: 'idle', actions: ['rejectJob', 'finishJob'] },
+        COMMAND_DONE: [
+          { guard: 'isRetiring', target: 'retired', actions: ['ackJob', 'finishJob', 'reportRetired'] },
+          { target: 'idle', actions: ['ackJob', 'finishJob'] },
+        ],
+        MESSAGE_EXPIRED: [
+          { guard: 'isRetiring', target: 'retired', actions: ['ackJob', 'finishJob', 'reportRetired'] },
+          { target: 'idle', actions: ['ackJob', 'finishJob'] },
+        ],
+        MESSAGE_REJECTED: [
+          { guard: 'isRetiring', target: 'retired', actions: ['rejectJob', 'finishJob', 'reportRetired'] },
+          { target: 'idle', actions: ['rejectJob', 'finishJob'] },
+        ],
         COMMAND_FAILED: { target: 'failed', actions: 'recordFailure' },
+        RETIRE: { actions: 'markRetiring' },
       },
     },
+    retired: { type: 'final' },
     failed: {
       entry: 'throwCommandError',
     },
