@@ -319,8 +319,6 @@ export interface FakeQueue {
   to(systemId: string, event: QueueReplyEvent | EventObject): void;
   /** Makes the adapter actor fail (its next received event throws). */
   crash(error?: Error): void;
-  /** Each adapter start (there is one per supervisor). */
-  readonly starts: number;
 }
 
 export function createFakeQueue(): FakeQueue {
@@ -328,10 +326,8 @@ export function createFakeQueue(): FakeQueue {
   let sendBack: ((event: QueueReplyEvent) => void) | null = null;
   let system: { get(id: string): AnyActorRef | undefined } | null = null;
   let self: AnyActorRef | null = null;
-  let starts = 0;
   let crashWith: Error | null = null;
   const logic = fromCallback<QueueAdapterEvent>(({ sendBack: back, receive, system: sys, self: me }) => {
-    starts++;
     sendBack = back as (event: QueueReplyEvent) => void;
     system = sys as typeof system;
     self = me;
@@ -356,9 +352,6 @@ export function createFakeQueue(): FakeQueue {
     crash: (error = new Error('queue adapter crashed')) => {
       crashWith = error;
       self?.send({ type: 'CRASH' });
-    },
-    get starts() {
-      return starts;
     },
   };
 }

@@ -283,7 +283,7 @@ function replayScheduler(path: { events: SchedulerStimulus[]; states: SchedulerM
 /**
  * Two models: time and slot replies only; and the same with PAUSE, RESUME and
  * STOP. The second fails while the scheduler has no root handlers for those
- * events (removed in b98669c, see the report) — flip `it.fails` to `it` once
+ * events (removed in b98669c with the parallel `running` state) — flip `it.fails` to `it` once
  * they are back.
  */
 describe('scheduler: model-based', () => {
