@@ -18,7 +18,6 @@ import {
   DEFAULT_RESULT_TTL_MS,
   JobResultTimeoutError,
   parseResultRecord,
-  remoteError,
   resultRecord,
   settle,
   type JobStatus,
