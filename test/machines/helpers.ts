@@ -440,19 +440,23 @@ export function createFakeRunner(): FakeRunner {
 export interface FakeWorker {
   readonly ref: AnyActorRef;
   readonly jobs: LeasedMessage[];
+  /** Every event it got (JOB, RETIRE_CONFIRMED, …). */
+  readonly received: EventObject[];
 }
 
-/** A stand-in worker: an actor that only records the JOBs the reader hands it. */
+/** A stand-in worker: an actor that only records what the reader sends it. */
 export function createFakeWorker(): FakeWorker {
   const jobs: LeasedMessage[] = [];
+  const received: EventObject[] = [];
   const ref = createActor(
     fromCallback<EventObject>(({ receive }) => {
       receive((event) => {
+        received.push(event);
         if (event.type === 'JOB') jobs.push((event as { type: 'JOB'; message: LeasedMessage }).message);
       });
     }),
   ).start();
-  return { ref, jobs };
+  return { ref, jobs, received };
 }
 
 let messageSeq = 0;

@@ -62,6 +62,10 @@ type ReaderStimulus =
   | { type: 'DONE' }
   | { type: 'LOST_BUSY' }
   | { type: 'LOST_IDLE' }
+  /** An idle worker being scaled away asks to leave the idle list. */
+  | { type: 'RETIRING_IDLE' }
+  /** A worker asks to retire when a JOB is already on its way to it: nothing to confirm. */
+  | { type: 'RETIRING_BUSY' }
   | { type: 'MESSAGES'; count: number }
   | { type: 'READ_FAILED' }
   | { type: 'WAKE' }
@@ -120,8 +124,11 @@ function readerModel(config: ReaderConfig) {
         s.workers--;
         break;
       case 'LOST_IDLE':
+      case 'RETIRING_IDLE':
         s.idle--;
         s.workers--;
+        break;
+      case 'RETIRING_BUSY':
         break;
       case 'MESSAGES':
         s.readPending = false;
@@ -169,8 +176,8 @@ function readerModel(config: ReaderConfig) {
   const enabled = (s: ReaderModel): ReaderStimulus[] => {
     if (s.value === 'drained') return [];
     const events: ReaderStimulus[] = [];
-    if (s.inFlight > 0) events.push({ type: 'DONE' }, { type: 'LOST_BUSY' });
-    if (s.idle > 0) events.push({ type: 'LOST_IDLE' });
+    if (s.inFlight > 0) events.push({ type: 'DONE' }, { type: 'LOST_BUSY' }, { type: 'RETIRING_BUSY' });
+    if (s.idle > 0) events.push({ type: 'LOST_IDLE' }, { type: 'RETIRING_IDLE' });
     if (s.value === 'draining') {
       if (s.readPending) events.push({ type: 'MESSAGES', count: 0 }, { type: 'MESSAGES', count: 1 }, { type: 'READ_FAILED' });
       return events;
@@ -247,6 +254,21 @@ function replay(config: ReaderConfig, initial: ReaderModel, path: { events: Read
           const ref = snap(h).context.idle[0]!;
           workers.find((w) => w.fake.ref === ref)!.gone = true;
           h.sut.send({ type: 'WORKER_LOST', worker: ref, busy: false });
+          break;
+        }
+        case 'RETIRING_IDLE': {
+          const ref = snap(h).context.idle[0]!;
+          const w = workers.find((x) => x.fake.ref === ref)!;
+          h.sut.send({ type: 'WORKER_RETIRING', worker: ref });
+          same('RETIRE_CONFIRMED to the idle worker', w.fake.received.at(-1), { type: 'RETIRE_CONFIRMED' });
+          w.gone = true;
+          break;
+        }
+        case 'RETIRING_BUSY': {
+          const w = busyWorker();
+          const seen = w.fake.received.length;
+          h.sut.send({ type: 'WORKER_RETIRING', worker: w.fake.ref });
+          same('nothing confirmed to a busy worker', w.fake.received.length, seen);
           break;
         }
         case 'MESSAGES': {

@@ -34,11 +34,13 @@ afterAll(() => {
 // ── the abstract model: what an observer of one worker sees ────────────────
 
 interface WorkerModel {
-  value: 'idle' | 'busy' | 'failed';
+  value: 'idle' | 'busy' | 'retiring' | 'retired' | 'failed';
   /** Jobs acknowledged: done, or expired before they started. */
   acked: number;
   rejected: number;
   aborts: number;
+  /** Scaled down: stops after the current job. */
+  retire: boolean;
 }
 type WorkerStimulus =
   | { type: 'JOB' }
@@ -46,38 +48,53 @@ type WorkerStimulus =
   | { type: 'MESSAGE_EXPIRED' }
   | { type: 'MESSAGE_REJECTED' }
   | { type: 'COMMAND_FAILED' }
-  | { type: 'ABORT' };
+  | { type: 'ABORT' }
+  | { type: 'RETIRE' }
+  | { type: 'RETIRE_CONFIRMED' };
 
 const MAX_JOBS = 2;
 const MAX_ABORTS = 1;
 
 function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
+  const finish = (counts: Partial<WorkerModel>): WorkerModel => ({ ...s, ...counts, value: s.retire ? 'retired' : 'idle' });
   switch (e.type) {
     case 'JOB':
       return { ...s, value: 'busy' };
     case 'COMMAND_DONE':
     case 'MESSAGE_EXPIRED':
-      return { ...s, value: 'idle', acked: s.acked + 1 };
+      return finish({ acked: s.acked + 1 });
     case 'MESSAGE_REJECTED':
-      return { ...s, value: 'idle', rejected: s.rejected + 1 };
+      return finish({ rejected: s.rejected + 1 });
     case 'COMMAND_FAILED':
       return { ...s, value: 'failed' };
     case 'ABORT':
       return { ...s, aborts: s.aborts + 1 };
+    case 'RETIRE':
+      return { ...s, retire: true, value: s.value === 'idle' ? 'retiring' : s.value };
+    case 'RETIRE_CONFIRMED':
+      return { ...s, value: 'retired' };
   }
 }
 
 function enabledWorker(s: WorkerModel): WorkerStimulus[] {
   const events: WorkerStimulus[] = [];
-  if (s.value === 'failed') return events;
-  if (s.value === 'idle' && s.acked + s.rejected < MAX_JOBS) events.push({ type: 'JOB' });
+  if (s.value === 'failed' || s.value === 'retired') return events;
+  const jobsLeft = s.acked + s.rejected < MAX_JOBS;
+  // retiring: the reader either confirms (no job coming) or a JOB it already sent arrives
+  if ((s.value === 'idle' || s.value === 'retiring') && jobsLeft) events.push({ type: 'JOB' });
+  if (s.value === 'retiring') events.push({ type: 'RETIRE_CONFIRMED' });
   if (s.value === 'busy') events.push({ type: 'COMMAND_DONE' }, { type: 'MESSAGE_EXPIRED' }, { type: 'MESSAGE_REJECTED' }, { type: 'COMMAND_FAILED' });
+  if (!s.retire && (s.value === 'idle' || s.value === 'busy')) events.push({ type: 'RETIRE' });
   if (s.aborts < MAX_ABORTS) events.push({ type: 'ABORT' });
   return events;
 }
 
 describe('worker: model-based', () => {
-  const paths = transitionCoveringPaths<WorkerModel, WorkerStimulus>({ value: 'idle', acked: 0, rejected: 0, aborts: 0 }, reduceWorker, enabledWorker);
+  const paths = transitionCoveringPaths<WorkerModel, WorkerStimulus>(
+    { value: 'idle', acked: 0, rejected: 0, aborts: 0, retire: false },
+    reduceWorker,
+    enabledWorker,
+  );
 
   it(`drives the real worker along ${paths.length} paths covering every model transition`, () => {
     for (const path of paths) {
@@ -109,10 +126,13 @@ describe('worker: model-based', () => {
           case 'ABORT':
             h.sut.send({ type: 'ABORT', reason: 'consumer forced to stop' });
             break;
+          case 'RETIRE':
+          case 'RETIRE_CONFIRMED':
+            h.sut.send({ type: event.type });
+            break;
         }
-        const expected = path.states[i]!;
         try {
-          assertWorkerMatches(h, runner, expected, jobs);
+          assertWorkerMatches(h, runner, path.states[i]!, jobs, path.states.slice(0, i + 1));
         } catch (error) {
           throw new Error(`after ${trail.join(' → ')}: ${(error as Error).message}`, { cause: error });
         }
@@ -122,7 +142,7 @@ describe('worker: model-based', () => {
   });
 });
 
-function assertWorkerMatches(h: Harness, runner: FakeRunner, m: WorkerModel, jobs: LeasedMessage[]): void {
+function assertWorkerMatches(h: Harness, runner: FakeRunner, m: WorkerModel, jobs: LeasedMessage[], history: WorkerModel[]): void {
   const snapshot = h.sut.getSnapshot();
   const record = runner.get(WORKER_ID);
   expect(runner.started).toBe(1);
@@ -135,29 +155,44 @@ function assertWorkerMatches(h: Harness, runner: FakeRunner, m: WorkerModel, job
   for (const ack of acks) expect(ack.result?.jobId).toBe(ack.id);
   expect(h.queue.of('FAIL')).toHaveLength(m.rejected);
   const ready = readies(h);
+  // one WORKER_READY per time it became idle: at start and after each job it did not retire after
+  expect(ready).toHaveLength(1 + history.filter((s, i) => s.value === 'idle' && i > 0 && history[i - 1]!.value === 'busy').length);
+  // entering `retiring` asks the reader to take it off the idle list
+  const retiring = h.readerReceived.filter((e) => e.type === 'WORKER_RETIRING') as { worker: AnyActorRef }[];
+  expect(retiring).toHaveLength(history.filter((s, i) => s.value === 'retiring' && (i === 0 || history[i - 1]!.value !== 'retiring')).length);
+  for (const r of retiring) expect(r.worker).toBe(h.sut);
+  // finishing a job while retiring: the reader hears it is gone, not ready
+  const lost = h.readerReceived.filter((e) => e.type === 'WORKER_LOST');
+  expect(lost).toEqual(m.value === 'retired' && history.at(-2)?.value === 'busy' ? [{ type: 'WORKER_LOST', worker: h.sut, busy: true }] : []);
   if (m.value === 'failed') {
     expect(snapshot.status).toBe('error');
     const error = snapshot.error as WorkerCommandError;
     expect(error).toBeInstanceOf(WorkerCommandError);
     expect(error.job).toEqual(jobs.at(-1));
     expect(h.parentReceived.filter((e) => e.type === `xstate.error.actor.${WORKER_ID}`)).toHaveLength(1);
-    expect(ready).toHaveLength(1 + finished);
+    return;
+  }
+  if (m.value === 'retired') {
+    expect(snapshot.status).toBe('done');
+    expect(h.parentReceived.filter((e) => e.type === `xstate.done.actor.${WORKER_ID}`)).toHaveLength(1);
+    // a final state stops the runner with it
+    expect(record.stopped).toBe(true);
     return;
   }
   expect(snapshot.status).toBe('active');
   expect(snapshot.value).toBe(m.value);
   expect(snapshot.context.finished).toBe(finished);
-  expect(h.parentReceived.filter((e) => e.type.startsWith('xstate.error'))).toHaveLength(0);
+  expect(snapshot.context.retiring).toBe(m.retire);
+  expect(h.parentReceived.filter((e) => e.type.startsWith('xstate.'))).toHaveLength(0);
   if (m.value === 'busy') {
     expect(snapshot.context.job).toEqual(jobs.at(-1));
     expect(record.current).toEqual(jobs.at(-1));
-    // a busy worker does not announce itself
-    expect(ready).toHaveLength(1 + finished);
   } else {
     expect(snapshot.context.job).toBeNull();
-    expect(ready).toHaveLength(1 + finished);
-    expect(ready.at(-1)!.done).toBe(finished > 0);
-    expect(ready.at(-1)!.worker).toBe(h.sut);
+    if (m.value === 'idle') {
+      expect(ready.at(-1)!.done).toBe(finished > 0);
+      expect(ready.at(-1)!.worker).toBe(h.sut);
+    }
   }
 }
 
@@ -255,6 +290,39 @@ describe('worker: scenarios', () => {
     h.sut.send({ type: 'ABORT', reason: 'second' });
     expect(h.sut.getSnapshot().value).toBe('busy');
     expect(runner.get(WORKER_ID).aborts).toEqual(['first', 'second']);
+  });
+
+  it('RETIRE while busy: finishes the job (ACK), tells the reader it is gone, and stops with its runner', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    const [job] = messages(1);
+    h.sut.send({ type: 'JOB', message: job });
+    h.sut.send({ type: 'RETIRE' });
+    expect(h.sut.getSnapshot().value).toBe('busy');
+    runner.done(WORKER_ID);
+    expect(h.queue.of('ACK').map((a) => a.id)).toEqual([job!.id]);
+    expect(h.readerReceived.at(-1)).toEqual({ type: 'WORKER_LOST', worker: h.sut, busy: true });
+    expect(h.sut.getSnapshot().status).toBe('done');
+    expect(runner.get(WORKER_ID).stopped).toBe(true);
+  });
+
+  it('RETIRE while idle: asks the reader; a JOB already on its way still runs, else RETIRE_CONFIRMED ends it', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    h.sut.send({ type: 'RETIRE' });
+    expect(h.sut.getSnapshot().value).toBe('retiring');
+    expect(h.readerReceived.at(-1)).toEqual({ type: 'WORKER_RETIRING', worker: h.sut });
+    const [job] = messages(1);
+    h.sut.send({ type: 'JOB', message: job });
+    expect(runner.get(WORKER_ID).runs).toEqual([job]);
+    runner.done(WORKER_ID);
+    expect(h.sut.getSnapshot().status).toBe('done');
+
+    const other = startWorker(createFakeRunner());
+    other.sut.send({ type: 'RETIRE' });
+    other.sut.send({ type: 'RETIRE_CONFIRMED' });
+    expect(other.sut.getSnapshot().status).toBe('done');
+    expect(other.parentReceived.at(-1)).toMatchObject({ type: `xstate.done.actor.${WORKER_ID}` });
   });
 
   it('runs many jobs through ONE runner actor (no actor per job)', () => {
