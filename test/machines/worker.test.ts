@@ -158,7 +158,7 @@ function assertWorkerMatches(h: Harness, runner: FakeRunner, m: WorkerModel, job
   // one WORKER_READY per time it became idle: at start and after each job it did not retire after
   expect(ready).toHaveLength(1 + history.filter((s, i) => s.value === 'idle' && i > 0 && history[i - 1]!.value === 'busy').length);
   // entering `retiring` asks the reader to take it off the idle list
-  const retiring = h.readerReceived.filter((e) => e.type === 'WORKER_RETIRING') as { worker: AnyActorRef }[];
+  const retiring = h.readerReceived.filter((e) => e.type === 'WORKER_RETIRING') as { type: string; worker: AnyActorRef }[];
   expect(retiring).toHaveLength(history.filter((s, i) => s.value === 'retiring' && (i === 0 || history[i - 1]!.value !== 'retiring')).length);
   for (const r of retiring) expect(r.worker).toBe(h.sut);
   // finishing a job while retiring: the reader hears it is gone, not ready
