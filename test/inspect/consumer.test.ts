@@ -10,7 +10,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { CommandRegistry, createConsumer, encodeMessage, type Consumer, type MemoryQueue } from '../../src/index.js';
+import { CommandRegistry, createConsumer, encodeMessage, type Consumer, type ConsumerOptions, type MemoryQueue } from '../../src/index.js';
 import { createInspectLog, startInspector, type InspectorMessage, type InspectorRelay } from '../../src/inspect.js';
 import { tempDir, waitFor } from '../helpers/processes.js';
 import { freshMemoryQueue } from '../fixtures/cli-consumer-kit.js';
@@ -31,7 +31,7 @@ interface Scenario {
 }
 
 /** flaky(SECRET) throws once, then succeeds on its retry; echo(SECRET) returns the secret (a stored result). */
-async function startScenario(options: { inspect?: Parameters<typeof createConsumer>[0]['inspect'] } = {}): Promise<Scenario> {
+async function startScenario(options: { inspect?: ConsumerOptions['inspect'] } = {}): Promise<Scenario> {
   let calls = 0;
   const registry = new CommandRegistry();
   const fail = (text: unknown) => {
