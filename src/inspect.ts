@@ -279,7 +279,7 @@ export interface InspectorStats {
   viewers: number;
   /** Messages sent (one per viewer). */
   sent: number;
-  /** Messages a viewer missed because it fell more than 4 MiB behind. */
+  /** Messages a viewer missed while more than 4 MiB behind (it gets a replay of the live actors once it catches up). */
   dropped: number;
 }
 
@@ -367,14 +367,28 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
   let flushScheduled = false;
   let closing: Promise<void> | null = null;
 
-  const broadcast = (text: string, to: Iterable<WebSocket> = viewers) => {
-    for (const ws of to) {
+  const send = (ws: WebSocket, text: string) => {
+    ws.send(text);
+    stats.sent++;
+  };
+  /** Every live actor with its current snapshot: a new viewer's starting point, or a lagging one's fresh start. */
+  const replay = (ws: WebSocket) => {
+    for (const root of new Set([...roots, ...attached.keys()])) {
+      for (const ref of liveTree(root)) send(ws, JSON.stringify(actorMessage(ref, root.sessionId)));
+    }
+  };
+  // A viewer more than MAX_VIEWER_BACKLOG behind misses messages until it has caught up, then gets a replay.
+  const lagging = new WeakSet<WebSocket>();
+  const broadcast = (text: string) => {
+    for (const ws of viewers) {
       if (ws.readyState !== WebSocket.OPEN) continue;
-      if (ws.bufferedAmount > MAX_VIEWER_BACKLOG) stats.dropped++;
-      else {
-        ws.send(text);
-        stats.sent++;
+      if (lagging.has(ws) ? ws.bufferedAmount > MAX_VIEWER_BACKLOG / 4 : ws.bufferedAmount > MAX_VIEWER_BACKLOG) {
+        lagging.add(ws);
+        stats.dropped++;
+        continue;
       }
+      if (lagging.delete(ws)) replay(ws);
+      send(ws, text);
     }
   };
   const flush = () => {
@@ -453,9 +467,7 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
       ws.on('close', forget);
       ws.on('error', forget);
       ws.on('message', () => {}); // viewers have nothing to say; nothing they send is relayed
-      for (const root of new Set([...roots, ...attached.keys()])) {
-        for (const ref of liveTree(root)) broadcast(JSON.stringify(actorMessage(ref, root.sessionId)), [ws]);
-      }
+      replay(ws);
       subscribeAttached();
     });
   });

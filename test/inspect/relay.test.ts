@@ -8,7 +8,7 @@ import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { createActor, createMachine } from 'xstate';
+import { assign, createActor, createMachine } from 'xstate';
 import { ConfigError } from '../../src/errors.js';
 import { startInspector, type InspectorRelay } from '../../src/inspect.js';
 import { waitFor } from '../helpers/processes.js';
@@ -147,5 +147,40 @@ describe('who may watch', () => {
     await r.close();
     expect(await closed).toBe(1001);
     expect(await connectError('127.0.0.1', r.port)).toBe('ECONNREFUSED');
+  });
+});
+
+describe('a viewer that cannot keep up', () => {
+  it('misses messages while more than 4 MiB behind, then gets the live actors again before the next message', async () => {
+    const r = await relay();
+    const ws = new WebSocket(r.wsUrl);
+    const received: { type: string; name?: string; event?: { type: string } }[] = [];
+    ws.on('message', (data) => received.push(JSON.parse(String(data)) as (typeof received)[number]));
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.pause(); // stops reading: the relay's send buffer for it fills up
+
+    const note = 'n'.repeat(20_000);
+    const machine = createMachine({
+      id: 'probe',
+      context: { note, count: 0 },
+      on: { TICK: { actions: assign({ count: ({ context }) => context.count + 1 }) }, LAST: {} },
+    });
+    const actor = createActor(machine, { inspect: r.inspect });
+    actor.start();
+    for (let i = 0; i < 2_000 && r.stats().dropped === 0; i++) {
+      actor.send({ type: 'TICK' });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(r.stats().dropped).toBeGreaterThan(0);
+
+    ws.resume();
+    await waitFor('the backlog drained', () => received.length === r.stats().sent);
+    const before = received.length;
+    actor.send({ type: 'LAST' });
+    await waitFor('LAST seen', () => received.some((m) => m.event?.type === 'LAST'));
+    const after = received.slice(before);
+    expect(after[0]).toMatchObject({ type: '@xstate.actor', name: 'probe' });
+    expect(after.findIndex((m) => m.event?.type === 'LAST')).toBeGreaterThan(0);
+    actor.stop();
   });
 });
