@@ -93,6 +93,26 @@ describe.concurrent('taskmill consume: signals and exit codes', { timeout: 120_0
     }
   });
 
+  // Bug: after a forced stop consume() only sets process.exitCode and waits for the event loop
+  // to empty, so a command that ignores its AbortSignal keeps the process alive — and keeps
+  // running although its message was released and may already run elsewhere. With a 20 s
+  // command and --grace 0.5 the process exits after ~20 s, with 'finished sleep' recorded.
+  // Fix in src/cli.ts consume(): when `forced` (and in the `failed` path), flush the logger and
+  // call process.exit(code) instead of returning.
+  it.fails('a forced stop ends the process even if a command ignores its AbortSignal', async () => {
+    const { consumer, queue, recordFile } = await startConsumer('ignores-abort', [['cli-sleep', [20_000]]], ['--grace', '0.5']);
+    try {
+      await waitFor('the command to start', () => records(recordFile).includes('started sleep'), 60_000);
+      consumer.child.kill('SIGTERM');
+      expect(await consumer.exited).toBe(2);
+      // Exited before the command could finish: it did not wait for it.
+      expect(records(recordFile)).toEqual(['started sleep']);
+      expect(await queue.stats()).toMatchObject({ ready: 1, leased: 0 });
+    } finally {
+      await queue.close();
+    }
+  });
+
   it('a second SIGINT forces at once: exit 2, the message released', async () => {
     // Default --grace is 30 s: only the second signal can end this run in time.
     const { consumer, queue, recordFile, logged } = await startConsumer('twice', [['cli-hang', []]]);

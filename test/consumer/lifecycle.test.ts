@@ -139,6 +139,28 @@ describe('createConsumer: start and stop', () => {
     expect(messages()).toContain('forcing stop: aborting running commands and releasing their leases');
   });
 
+  // Bug: stop({ timeout }) sets its own FORCE timer, but the supervisor's draining state also
+  // forces after ITS drainTimeoutMs (the option, default 30 s), whichever comes first — so a
+  // caller's longer timeout is ignored. Fix: let STOP carry the deadline
+  // (`{ type: 'STOP', timeoutMs }`), assign it to context.drainTimeoutMs on the STOP
+  // transition in the supervisor, and drop consumer.ts's separate forceTimer.
+  it.fails('stop({ timeout }) longer than drainTimeoutMs waits for the running command', async () => {
+    const queue = freshMemoryQueue();
+    let started = false;
+    const registry = registryOf({
+      slow: async () => {
+        started = true;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      },
+    });
+    const consumer = track(createConsumer({ queue, registry, logger: capturedLogger().logger, drainTimeoutMs: 50, ...fast }));
+    await consumer.start();
+    await enqueue(queue, 'slow');
+    await waitFor('the command to start', () => started, 5000, 5);
+    expect(await consumer.stop({ timeout: 10_000 })).toEqual({ forced: false });
+    expect(await queue.stats()).toMatchObject({ ready: 0, leased: 0, failed: 0 });
+  });
+
   it('a second stop() during a drain forces at once', async () => {
     const queue = freshMemoryQueue();
     let started = false;
