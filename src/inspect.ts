@@ -317,19 +317,19 @@ function bridgePage(token: string, inspectorUrl: URL): string {
 <style>*{margin:0;padding:0}html,body{height:100%}iframe{width:100%;height:100%;border:none}</style></head>
 <body><iframe id="inspector" referrerpolicy="no-referrer" src="${html(inspectorUrl.href)}"></iframe>
 <script>
-const origin = ${script(inspectorUrl.origin)};
 const frame = document.getElementById('inspector');
 const buffer = [];
-let connected = false;
+let origin = null; // the inspector page's, once it says it is ready; events go to that origin only
 window.addEventListener('message', (e) => {
-  if (e.origin !== origin || !e.data || e.data.type !== '@statelyai.connected') return;
-  connected = true;
+  if (e.source !== frame.contentWindow || !e.data || e.data.type !== '@statelyai.connected') return;
+  if (origin) return location.reload(); // the inspector reloaded and lost its state: start over with a replay
+  origin = e.origin;
   for (const event of buffer.splice(0)) frame.contentWindow.postMessage(event, origin);
 });
 const ws = new WebSocket('ws://' + location.host + '/?token=' + encodeURIComponent(${script(token)}));
 ws.onmessage = (e) => {
   const event = JSON.parse(e.data);
-  if (connected) frame.contentWindow.postMessage(event, origin);
+  if (origin) frame.contentWindow.postMessage(event, origin);
   else buffer.push(event);
 };
 ws.onclose = () => { document.title = 'taskmill · disconnected'; };
@@ -358,6 +358,7 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
   } catch {
     throw new ConfigError(`inspectorUrl is not a URL: ${String(options.inspectorUrl)}`);
   }
+  if (inspectorUrl.protocol !== 'https:' && inspectorUrl.protocol !== 'http:') throw new ConfigError('inspectorUrl must be an http(s) URL');
 
   const viewers = new Set<WebSocket>();
   const roots = new Set<InspectedRef>();
@@ -420,7 +421,10 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
     }
   };
   const inspect = (event: InspectionEvent): void => {
-    if (event.type === '@xstate.actor' && !(event.actorRef as InspectedRef)._parent) roots.add(event.actorRef as InspectedRef);
+    if (event.type === '@xstate.actor' && !(event.actorRef as InspectedRef)._parent) {
+      for (const root of roots) if ((root.getSnapshot() as { status?: string } | undefined)?.status !== 'active') roots.delete(root);
+      roots.add(event.actorRef as InspectedRef);
+    }
     observe(event);
   };
   const subscribeAttached = () => {

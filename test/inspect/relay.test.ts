@@ -6,6 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
+import vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { assign, createActor, createMachine } from 'xstate';
@@ -91,6 +92,7 @@ describe('where the relay listens', () => {
     await expect(startInspector({ port: 70_000 })).rejects.toThrow(/port must be an integer from 0 to 65535/);
     await expect(startInspector({ port: 1.5 })).rejects.toThrow(ConfigError);
     await expect(startInspector({ token: 'short' })).rejects.toThrow(/token/);
+    await expect(startInspector({ inspectorUrl: 'javascript:alert(1)' })).rejects.toThrow(/http\(s\) URL/);
   });
 
   it('a port in use is a clear error', async () => {
@@ -124,7 +126,44 @@ describe('who may watch', () => {
     expect(page.headers['referrer-policy']).toBe('no-referrer');
     expect(page.body).toContain('<iframe id="inspector" referrerpolicy="no-referrer" src="https://stately.ai/inspect"');
     expect(page.body).toContain(`encodeURIComponent("${token}")`);
-    expect(page.body).toContain('postMessage(event, origin)');
+  });
+
+  it("the bridge page's script buffers until the inspector frame is ready, then posts to that frame's origin only", async () => {
+    const r = await relay({ inspectorUrl: 'https://inspector.example/inspect' });
+    const page = await get(r.port, new URL(r.url).pathname + new URL(r.url).search);
+    const code = /<script>([\s\S]*)<\/script>/.exec(page.body)![1]!;
+    const posted: [unknown, string][] = [];
+    const frameWindow = { postMessage: (event: unknown, origin: string) => void posted.push([event, origin]) };
+    const listeners: ((e: unknown) => void)[] = [];
+    const sockets: { url: string; onmessage?: (e: { data: string }) => void }[] = [];
+    let reloads = 0;
+    vm.runInNewContext(code, {
+      document: { getElementById: () => ({ contentWindow: frameWindow }), title: '' },
+      window: { addEventListener: (_type: string, fn: (e: unknown) => void) => void listeners.push(fn) },
+      location: { host: `127.0.0.1:${r.port}`, reload: () => void reloads++ },
+      WebSocket: class {
+        onmessage?: (e: { data: string }) => void;
+        constructor(readonly url: string) {
+          sockets.push(this);
+        }
+      },
+    });
+    expect(sockets[0]!.url).toBe(r.wsUrl);
+    const receive = (event: object) => sockets[0]!.onmessage!({ data: JSON.stringify(event) });
+    const fromFrame = (data: object, origin = 'https://inspector.example') => listeners.forEach((fn) => fn({ source: frameWindow, origin, data }));
+
+    receive({ type: '@xstate.actor', n: 1 });
+    expect(posted).toEqual([]);
+    listeners.forEach((fn) => fn({ source: {}, origin: 'https://evil.example', data: { type: '@statelyai.connected' } }));
+    expect(posted).toEqual([]); // not our frame
+    fromFrame({ type: '@statelyai.connected' }, 'https://www.inspector.example');
+    receive({ type: '@xstate.event', n: 2 });
+    expect(posted).toEqual([
+      [{ type: '@xstate.actor', n: 1 }, 'https://www.inspector.example'],
+      [{ type: '@xstate.event', n: 2 }, 'https://www.inspector.example'],
+    ]);
+    fromFrame({ type: '@statelyai.connected' });
+    expect(reloads).toBe(1);
   });
 
   it('relays nothing a viewer sends, and close() disconnects viewers', async () => {
