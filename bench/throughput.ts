@@ -1,12 +1,14 @@
 /**
- * Consumer throughput: N pre-loaded no-op jobs, one consumer in this
+ * Consumer throughput in ONE process (handy under --cpu-prof; the
+ * side-by-side bench with peers and per-process RSS/CPU is bench/run.ts,
+ * `npm run bench`): N pre-loaded no-op jobs, one consumer in this
  * process with `workers` worker actors, timed until the last job is acked.
  * Backends run side by side in one process so the figures are comparable;
  * each is the median of `runs` runs, printed with its spread and as a ratio
  * against the memory backend (the actor system's own ceiling).
  *
- *   npm run bench                       # 20,000 jobs, -t 10, memory + sqlite
- *   npm run bench -- --jobs 50000 --workers 1 --runs 5 --backends memory,sqlite,redis,postgres
+ *   npx tsx bench/throughput.ts                       # 20,000 jobs, -t 10, memory + sqlite
+ *   npx tsx bench/throughput.ts --jobs 50000 --workers 1 --runs 5 --backends memory,sqlite,redis,postgres
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

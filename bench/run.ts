@@ -1,0 +1,254 @@
+/**
+ * taskmill side by side with BullMQ, graphile-worker and pg-boss: the same
+ * workloads for every system in one run, on this machine's Redis and
+ * PostgreSQL. Each consumer (and each enqueue workload) runs in a child
+ * process of its own, so its RSS and CPU are its own.
+ *
+ *   npm run bench                      # quick: 5,000 / 2,000 / 1,000 jobs, 3 runs
+ *   npm run bench -- --full            # 20,000 / 20,000 / 2,000 jobs, 3 runs → bench/RESULTS.md
+ *   npm run bench -- --systems taskmill-redis,bullmq --workloads process10 --runs 5
+ *   npm run bench -- --profile .tmp/prof --systems taskmill-redis --workloads process10
+ *
+ * Workloads: enqueue (one call at a time, ≤ 100 in flight; and bulk, 1,000
+ * per call), process1 / process10 (pre-loaded no-op jobs, timed from the
+ * first job's start to the last job's completion in the backend), latency
+ * (a steady 500 jobs/s into a running consumer at concurrency 10, enqueue
+ * call → command start). Runs are interleaved across systems (run 1 of every
+ * system, then run 2, …) so a change in the machine's load hits all alike.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { ChildMode, ChildTask } from './child.js';
+import { compileForChildren } from './compile.js';
+import { writeReport, type Collected, type RunSettings } from './report.js';
+import { SYSTEMS } from './systems/index.js';
+import { monotonicMs } from './systems/names.js';
+import type { BenchSystem, SystemContext, SystemSpec, Workload } from './systems/types.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const WORKLOADS: readonly Workload[] = ['enqueue', 'process1', 'process10', 'latency'];
+
+const { values } = parseArgs({
+  options: {
+    full: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    systems: { type: 'string' },
+    workloads: { type: 'string' },
+    out: { type: 'string' },
+    profile: { type: 'string' },
+    redis: { type: 'string', default: 'redis://127.0.0.1:6379/0' },
+    postgres: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
+  },
+});
+
+function list<T extends string>(value: string | undefined, known: readonly T[], what: string): T[] {
+  if (!value) return [...known];
+  const picked = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const p of picked) if (!known.includes(p as T)) throw new Error(`unknown ${what} "${p}"; known: ${known.join(', ')}`);
+  return picked as T[];
+}
+
+const settings: RunSettings = {
+  mode: values.full ? 'full' : 'quick',
+  processJobs: values.full ? 20_000 : 5_000,
+  enqueueJobs: values.full ? 20_000 : 2_000,
+  latencyJobs: values.full ? 2_000 : 1_000,
+  latencyWarmup: 100,
+  latencyRate: 500,
+  runs: Number(values.runs ?? 3),
+  inFlight: 100,
+  batch: 1_000,
+  command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+  startedAt: new Date(),
+  loadBefore: loadavg(),
+  loadAfter: loadavg(),
+  redisUrl: values.redis!,
+  postgresUrl: values.postgres!,
+};
+if (!Number.isInteger(settings.runs) || settings.runs < 1) throw new Error(`--runs must be an integer ≥ 1, got ${values.runs}`);
+const systems = list(values.systems, SYSTEMS.map((s) => s.key), 'system').map((key) => SYSTEMS.find((s) => s.key === key)!);
+const workloads = list(values.workloads, WORKLOADS, 'workload');
+const outFile = values.out ?? (values.full ? path.join(root, 'bench', 'RESULTS.md') : path.join(root, '.tmp', 'bench-quick.md'));
+const profileDir = values.profile ? path.resolve(values.profile) : null;
+
+const compiled = path.join(root, 'node_modules', '.cache', 'taskmill-bench');
+const childScript = path.join(compiled, 'bench', 'child.js');
+const namespace = `b${process.pid}`;
+const scratch = mkdtempSync(path.join(tmpdir(), 'taskmill-bench-'));
+let queueSeq = 0;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function contextFor(): SystemContext {
+  return { namespace, queue: `q${++queueSeq}`, dir: scratch, redisUrl: settings.redisUrl, postgresUrl: settings.postgresUrl };
+}
+
+/** Runs one child; `onReady` is awaited when it reports {"type":"ready"}. Resolves with its result line. */
+function runChild(task: ChildTask, onReady?: () => Promise<void>): Promise<Record<string, unknown>> {
+  const args = [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${task.system}-${task.mode}-c${task.concurrency}-${queueSeq}.cpuprofile`] : []), childScript, JSON.stringify(task)];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let buffered = '';
+  let result: Record<string, unknown> | null = null;
+  let failure: string | null = null;
+  const killer = setTimeout(() => child.kill('SIGKILL'), task.deadlineMs + 15_000);
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        let message: Record<string, unknown>;
+        try {
+          message = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue; // a library printing to stdout
+        }
+        if (message.type === 'ready') {
+          onReady?.().catch((error: unknown) => {
+            failure = `producer: ${error instanceof Error ? error.message : String(error)}`;
+            child.kill('SIGKILL');
+          });
+        } else if (message.type === 'result') result = message;
+        else if (message.type === 'error') failure ??= String(message.message);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(killer);
+      if (result && !failure) resolve(result);
+      else reject(new Error(failure ?? `child exited with ${signal ?? code}${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`));
+    });
+  });
+}
+
+function task(spec: SystemSpec, context: SystemContext, mode: ChildMode, n: number, concurrency: number): ChildTask {
+  return { system: spec.key, context, mode, n, concurrency, warmup: settings.latencyWarmup, inFlight: settings.inFlight, batch: settings.batch, deadlineMs: settings.mode === 'full' ? 600_000 : 180_000 };
+}
+
+async function preload(system: BenchSystem, n: number): Promise<void> {
+  for (let i = 0; i < n; i += settings.batch) {
+    const jobs = Array.from({ length: Math.min(settings.batch, n - i) }, (_, k) => ({ seq: i + k, sentAt: 0 }));
+    if (system.enqueueBulk) await system.enqueueBulk(jobs);
+    else for (const job of jobs) await system.enqueueOne(job);
+  }
+}
+
+/**
+ * Sends warm-up + measured jobs at a steady rate, each stamped just before
+ * its enqueue call, with at most `inFlight` calls outstanding (as in the
+ * enqueue workload). Resolves with the rate achieved: a producer that cannot
+ * keep up on a loaded machine falls behind, and the report shows it.
+ */
+async function produceSteadily(system: BenchSystem): Promise<number> {
+  const { latencyWarmup: warmup, latencyJobs: n, latencyRate: rate, inFlight } = settings;
+  const total = warmup + n;
+  let outstanding = 0;
+  let failure: unknown = null;
+  let slotFreed: (() => void) | null = null;
+  const start = performance.now();
+  let sent = 0;
+  while (sent < total && failure === null) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
+    while (sent < due && failure === null) {
+      if (outstanding >= inFlight) {
+        await new Promise<void>((resolve) => (slotFreed = resolve));
+        continue;
+      }
+      const seq = sent < warmup ? -(sent + 1) : sent - warmup;
+      sent++;
+      outstanding++;
+      system.enqueueOne({ seq, sentAt: monotonicMs() }).then(
+        () => {
+          outstanding--;
+          slotFreed?.();
+        },
+        (error: unknown) => {
+          failure ??= error;
+          slotFreed?.();
+        },
+      );
+    }
+    await sleep(1);
+  }
+  const elapsed = performance.now() - start;
+  while (outstanding > 0 && failure === null) await sleep(1);
+  if (failure !== null) throw failure;
+  return (total / elapsed) * 1000;
+}
+
+async function measure(spec: SystemSpec, workload: Workload): Promise<Record<string, unknown>> {
+  const context = contextFor();
+  const create = await spec.load();
+  if (workload !== 'enqueue' && workload !== 'latency' && spec.inProcess) {
+    return runChild(task(spec, context, 'process', settings.processJobs, workload === 'process1' ? 1 : 10));
+  }
+  const system = create(context);
+  try {
+    await system.setup();
+    switch (workload) {
+      case 'enqueue':
+        return await runChild(task(spec, context, 'enqueue', settings.enqueueJobs, 1));
+      case 'process1':
+      case 'process10':
+        await preload(system, settings.processJobs);
+        return await runChild(task(spec, context, 'process', settings.processJobs, workload === 'process1' ? 1 : 10));
+      case 'latency': {
+        // A consumer that has been idle a moment, as a running service's is, before jobs arrive.
+        let sentPerSec = Number.NaN;
+        const result = await runChild(task(spec, context, 'latency', settings.latencyJobs, 10), async () => {
+          await sleep(250);
+          sentPerSec = await produceSteadily(system);
+        });
+        return { ...result, sentPerSec };
+      }
+    }
+  } finally {
+    await system.teardown().catch((error: unknown) => log(`  teardown of ${spec.key} failed: ${String(error)}`));
+  }
+}
+
+async function main(): Promise<void> {
+  const compiledFiles = await compileForChildren(root, compiled);
+  log(`bench (${settings.mode}): ${systems.length} systems × ${workloads.join(', ')} × ${settings.runs} runs; compiled ${compiledFiles} files for the children`);
+  const collected: Collected = { enqueue: {}, process1: {}, process10: {}, latency: {}, baselineRssMiB: null };
+  try {
+    collected.baselineRssMiB = Number((await runChild({ ...task(SYSTEMS[0]!, contextFor(), 'baseline', 0, 1) })).peakRssMiB);
+    for (let run = 1; run <= settings.runs; run++) {
+      for (const spec of systems) {
+        for (const workload of workloads) {
+          if (!spec.workloads.includes(workload)) continue;
+          const cell = (collected[workload][spec.key] ??= { runs: [], errors: [] });
+          const t0 = performance.now();
+          try {
+            cell.runs.push(await measure(spec, workload));
+            log(`run ${run}/${settings.runs} ${spec.key} ${workload}: ${JSON.stringify(cell.runs.at(-1))} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+          } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            cell.errors.push(message);
+            log(`run ${run}/${settings.runs} ${spec.key} ${workload}: FAILED ${message}`);
+          }
+        }
+      }
+    }
+  } finally {
+    for (const spec of systems) {
+      const system = (await spec.load())(contextFor());
+      await system.destroy?.().catch((error: unknown) => log(`cleanup of ${spec.key} failed: ${String(error)}`));
+    }
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  settings.loadAfter = loadavg();
+  const table = await writeReport(collected, settings, systems, outFile, root);
+  await new Promise((resolve) => process.stdout.write(`${table}\n`, resolve));
+  log(`written to ${path.relative(root, outFile)}`);
+}
+
+await main();
+process.exit(0); // a peer's client may keep a timer alive
