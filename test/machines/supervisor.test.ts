@@ -31,6 +31,7 @@ interface Logs {
   draining: number;
   forcing: number;
   running: number;
+  invalidScales: number;
 }
 
 /** A supervisor with fake effects, its clock and what it logged. */
@@ -38,7 +39,7 @@ function startSupervisor(input: Omit<SupervisorInput, 'now'>, inspect: (event: I
   const queue = createFakeQueue();
   const runner = createFakeRunner();
   const clock = new SimulatedClock();
-  const logs: Logs = { workerFailures: [], childFailures: [], gaveUp: [], draining: 0, forcing: 0, running: 0 };
+  const logs: Logs = { workerFailures: [], childFailures: [], gaveUp: [], draining: 0, forcing: 0, running: 0, invalidScales: 0 };
   const machine = supervisorMachine.provide({
     actors: {
       queueAdapter: queue.logic,
@@ -53,6 +54,7 @@ function startSupervisor(input: Omit<SupervisorInput, 'now'>, inspect: (event: I
       logDraining: () => void logs.draining++,
       logForcing: () => void logs.forcing++,
       logRunning: () => void logs.running++,
+      logInvalidScale: () => void logs.invalidScales++,
     },
   });
   const actor = createActor(machine, { input: { ...input, now: () => BASE + clock.now() }, clock, inspect });
@@ -76,6 +78,7 @@ const records = (queue: FakeQueue) => queue.received.filter((e) => e.type === 'F
 // ── the abstract model ─────────────────────────────────────────────────────
 
 const WORKERS = 2;
+const MAX_POOL = 3;
 const MAX_RESTARTS = 1;
 const DRAIN_MS = 30_000;
 
@@ -83,15 +86,21 @@ type Phase = 'starting' | 'running' | 'draining' | 'forcing' | 'closing' | 'fail
 
 interface SupervisorModel {
   value: Phase;
-  /** Workers running a job. */
+  /** Workers in the pool (`workerIds`). */
+  pool: number;
+  /** Pool workers running a job. */
   busy: number;
-  /** Workers that failed outside `running` and were not replaced. */
+  /** Workers scaled away that are finishing their last job. */
+  retiring: number;
+  /** Pool workers that failed outside `running` and were not replaced. */
   lost: number;
   restarts: number;
   failures: number;
   schedulerRestarts: number;
-  /** The reader's READ still out when the drain began. */
+  /** The reader has a READ out. */
   readOut: boolean;
+  /** Reading paused (PAUSE). */
+  paused: boolean;
   forced: boolean;
   /** CLOSE was sent to the queue adapter. */
   closed: boolean;
@@ -111,10 +120,19 @@ type SupervisorStimulus =
   | { type: 'JOB_ARRIVES' }
   | { type: 'JOB_DONE' }
   | { type: 'JOB_FAILS'; retry: boolean }
+  | { type: 'RETIRED_DONE' }
+  | { type: 'RETIRED_FAILS' }
   | { type: 'SCHEDULER_CRASH' }
   | { type: 'READER_CRASH' }
   | { type: 'READ_REPLY' }
   | { type: 'DRAIN_TIMEOUT' }
+  | { type: 'SCALE_UP' }
+  | { type: 'SCALE_DOWN' }
+  | { type: 'SCALE_INVALID' }
+  | { type: 'PAUSE' }
+  | { type: 'RESUME' }
+  | { type: 'PAUSE_PERIODIC' }
+  | { type: 'RESUME_PERIODIC' }
   | { type: 'STOP' }
   | { type: 'FORCE' };
 
@@ -128,8 +146,10 @@ function reduceSupervisor(state: SupervisorModel, e: SupervisorStimulus): Superv
     if (value === 'forcing' || value === 'failing') s.aborted = true;
     if (value === 'forcing') s.forced = true;
   };
-  const drained = () => {
-    if (s.value === 'draining' && s.busy === 0 && !s.readOut) enter('closing');
+  // The reader reads whenever a worker is idle, reading is not paused and no READ is out.
+  const settle = () => {
+    if (s.value === 'running' && !s.readOut && !s.paused && s.pool - s.busy > 0) s.readOut = true;
+    if (s.value === 'draining' && s.busy + s.retiring === 0 && !s.readOut) enter('closing');
   };
   switch (e.type) {
     case 'QUEUE_READY':
@@ -147,25 +167,29 @@ function reduceSupervisor(state: SupervisorModel, e: SupervisorStimulus): Superv
       enter(s.value === 'failing' ? 'failed' : 'stopped');
       break;
     case 'JOB_ARRIVES':
+      s.readOut = false;
       s.busy++;
       break;
     case 'JOB_DONE':
       s.busy--;
-      drained();
       break;
     case 'JOB_FAILS':
       s.busy--;
       s.failures++;
-      if (s.value !== 'running') {
-        s.lost++;
-        drained();
-      } else if (s.restarts >= MAX_RESTARTS) {
+      if (s.value !== 'running') s.lost++;
+      else if (s.restarts >= MAX_RESTARTS) {
         s.error = 'gaveUp';
         s.gaveUp = true;
         enter('failing');
-      } else {
-        s.restarts++;
-      }
+      } else s.restarts++;
+      break;
+    case 'RETIRED_DONE':
+      s.retiring--;
+      break;
+    case 'RETIRED_FAILS':
+      // recorded, never replaced: it had left the pool
+      s.retiring--;
+      s.failures++;
       break;
     case 'SCHEDULER_CRASH':
       s.schedulerRestarts++;
@@ -177,19 +201,31 @@ function reduceSupervisor(state: SupervisorModel, e: SupervisorStimulus): Superv
       break;
     case 'READ_REPLY':
       s.readOut = false;
-      drained();
       break;
     case 'DRAIN_TIMEOUT':
       enter('forcing');
       break;
+    case 'SCALE_UP':
+      s.pool++;
+      break;
+    case 'SCALE_DOWN':
+      // the newest worker retires: at once when idle, after its job when busy
+      if (s.busy === s.pool) {
+        s.busy--;
+        s.retiring++;
+      }
+      s.pool--;
+      break;
+    case 'PAUSE':
+    case 'RESUME':
+      s.paused = e.type === 'PAUSE';
+      break;
+    // SCALE_INVALID (logged, nothing else) and PAUSE_PERIODIC / RESUME_PERIODIC (forwarded to the
+    // scheduler, see its tests) change nothing the supervisor's observer sees: the driver counts them.
     case 'STOP':
       if (s.value === 'starting') enter('closing');
-      else if (s.value === 'running') {
-        // a READ is out whenever a worker is idle
-        s.readOut = s.busy < WORKERS;
-        enter('draining');
-        drained();
-      } else if (s.value === 'draining') enter('forcing');
+      else if (s.value === 'running') enter('draining');
+      else if (s.value === 'draining') enter('forcing');
       break;
     case 'FORCE':
       if (s.value === 'starting') enter('closing');
@@ -197,40 +233,71 @@ function reduceSupervisor(state: SupervisorModel, e: SupervisorStimulus): Superv
       else if (s.value === 'closing') s.forced = true;
       break;
   }
+  settle();
   return s;
 }
 
-function enabledSupervisor(s: SupervisorModel): SupervisorStimulus[] {
+/**
+ * Two views of the same model: `lifecycle` (start, jobs, failures, crashes, drain, force) and
+ * `control` (SCALE, PAUSE/RESUME, PAUSE_PERIODIC/RESUME_PERIODIC while jobs come and go, then a
+ * drain). Together in one model the state space would explode.
+ */
+type SupervisorView = 'lifecycle' | 'control';
+
+function enabledSupervisor(s: SupervisorModel, view: SupervisorView): SupervisorStimulus[] {
   if (FINAL.includes(s.value)) return [];
-  const events: SupervisorStimulus[] = [{ type: 'STOP' }, { type: 'FORCE' }];
-  // Events that end the run are offered in "plain" states only (no failure so far), else every
-  // state would need a path of its own. A crashing adapter while `running` is left out: the
-  // `running` wildcard takes `xstate.error.actor.queue` to `failing`, which waits forever for a
-  // QUEUE_CLOSED the dead adapter cannot send (known bug).
+  const events: SupervisorStimulus[] = [];
+  // in the control view a drain starts from a few states only (each one ends a path)
+  if (view === 'lifecycle' || s.value !== 'running' || (!s.paused && s.busy === s.pool - 1)) events.push({ type: 'STOP' });
+  if (s.value === 'starting') events.push({ type: 'QUEUE_READY' });
+  if (s.value === 'running' && s.readOut) events.push({ type: 'JOB_ARRIVES' });
+  if (s.busy > 0 && s.value !== 'closing') events.push({ type: 'JOB_DONE' });
+  if (s.value === 'draining' && s.readOut) events.push({ type: 'READ_REPLY' });
+  if (view === 'control') {
+    if (s.closed) events.push({ type: 'QUEUE_CLOSED' });
+    if (s.retiring > 0) events.push({ type: 'RETIRED_DONE' });
+    if (s.retiring > 0 && s.failures === 0) events.push({ type: 'RETIRED_FAILS' });
+    if (s.value === 'running') {
+      // not while a scaled-away worker still runs: its slot would be reused (known bug)
+      if (s.pool < MAX_POOL && s.retiring === 0) events.push({ type: 'SCALE_UP' });
+      // which worker is newest is only certain when all are idle or all busy
+      if (s.pool > 1 && (s.busy === 0 || (s.busy === s.pool && s.retiring === 0))) events.push({ type: 'SCALE_DOWN' });
+      if (!s.paused) events.push({ type: 'PAUSE' });
+      // RESUME with a READ out makes the reader send a second one (known bug)
+      if (s.paused && !s.readOut) events.push({ type: 'RESUME' });
+      events.push({ type: 'SCALE_INVALID' }, { type: 'PAUSE_PERIODIC' }, { type: 'RESUME_PERIODIC' });
+    }
+    return events;
+  }
+  events.push({ type: 'FORCE' });
+  // Events that end the run are offered in "plain" states only, else every state would need a
+  // path of its own. A crashing adapter while `running` is left out: the `running` wildcard takes
+  // `xstate.error.actor.queue` to `failing`, which waits forever for a QUEUE_CLOSED the dead
+  // adapter cannot send (known bug).
   const plain = s.failures === 0 && s.schedulerRestarts === 0 && s.busy <= 1;
   if (s.value !== 'running' && plain) events.push({ type: 'QUEUE_CRASH' });
-  if (s.value === 'starting') events.push({ type: 'QUEUE_READY' }, { type: 'QUEUE_FAILED' });
+  if (s.value === 'starting') events.push({ type: 'QUEUE_FAILED' });
   if (s.closed && (plain || (s.value === 'failing' && s.busy === 0))) events.push({ type: 'QUEUE_CLOSED' });
   if (s.value === 'running') {
-    if (s.busy < WORKERS) events.push({ type: 'JOB_ARRIVES' }, { type: 'READER_CRASH' });
+    if (s.readOut) events.push({ type: 'READER_CRASH' });
     if (s.schedulerRestarts < 1 && s.failures === 0 && s.busy === 0) events.push({ type: 'SCHEDULER_CRASH' });
   }
-  if (s.busy > 0 && s.value !== 'closing') events.push({ type: 'JOB_DONE' }, { type: 'JOB_FAILS', retry: s.failures % 2 === 1 });
-  if (s.value === 'draining') {
-    events.push({ type: 'DRAIN_TIMEOUT' });
-    if (s.readOut) events.push({ type: 'READ_REPLY' });
-  }
+  if (s.busy > 0 && s.value !== 'closing') events.push({ type: 'JOB_FAILS', retry: s.failures % 2 === 1 });
+  if (s.value === 'draining') events.push({ type: 'DRAIN_TIMEOUT' });
   return events;
 }
 
 const INITIAL: SupervisorModel = {
   value: 'starting',
+  pool: WORKERS,
   busy: 0,
+  retiring: 0,
   lost: 0,
   restarts: 0,
   failures: 0,
   schedulerRestarts: 0,
   readOut: false,
+  paused: false,
   forced: false,
   closed: false,
   aborted: false,
@@ -258,8 +325,11 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
   let readReplies = 0;
   let lateDeliveries = 0;
   let started = false;
+  let added = 0;
+  let invalidScales = 0;
   const failureKinds: string[] = [];
   const trail: string[] = [];
+  const inPool = (id: string) => actor.getSnapshot().context.workerIds.includes(id);
   path.events.forEach((event, i) => {
     const model = path.states[i]!;
     const before = i === 0 ? INITIAL : path.states[i - 1]!;
@@ -296,15 +366,22 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
           deliver(rig);
           break;
         case 'JOB_DONE':
-          runner.done(runner.busy()[0]!);
+          runner.done(runner.busy().find(inPool)!);
+          break;
+        case 'RETIRED_DONE':
+          runner.done(runner.busy().find((id) => !inPool(id))!);
+          break;
+        case 'RETIRED_FAILS':
+          failureKinds.push('FAIL');
+          runner.fail(runner.busy().find((id) => !inPool(id))!, new Error('last job failed'));
           break;
         case 'JOB_FAILS': {
-          const workerId = runner.busy()[0]!;
+          const workerId = runner.busy().find(inPool)!;
           failureKinds.push(event.retry ? 'RETRY' : 'FAIL');
           runner.fail(workerId, new Error(`failure ${failureKinds.length}`), 'task', event.retry ? { retry: { data: '{}', runAt: BASE } } : {});
           if (before.value === 'running' && before.restarts < MAX_RESTARTS) {
             // replaced under a fresh id in the same slot
-            same('replacement id', actor.getSnapshot().context.workerIds.includes(`${workerId.replace(/-r\d+$/, '')}-r${before.restarts + 1}`), true);
+            same('replacement id', inPool(`${workerId.replace(/-r\d+$/, '')}-r${before.restarts + 1}`), true);
           }
           if (model.error === 'gaveUp' && before.error !== 'gaveUp') errorsThrown.set('gaveUp', actor.getSnapshot().context.error);
           break;
@@ -324,8 +401,16 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
           same('1 ms before the drain deadline', actor.getSnapshot().value, 'draining');
           advance(rig.clock, 1);
           break;
-        case 'STOP':
-        case 'FORCE':
+        case 'SCALE_UP':
+        case 'SCALE_DOWN':
+          if (event.type === 'SCALE_UP') added++;
+          actor.send({ type: 'SCALE', workers: before.pool + (event.type === 'SCALE_UP' ? 1 : -1) });
+          break;
+        case 'SCALE_INVALID':
+          invalidScales++;
+          actor.send({ type: 'SCALE', workers: [0, 1.5, 1001][invalidScales % 3]! });
+          break;
+        default:
           actor.send({ type: event.type });
           break;
       }
@@ -336,7 +421,7 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
       same('failures', s.context.failures, model.failures);
       same('schedulerRestarts', s.context.schedulerRestarts, model.schedulerRestarts);
       same('forced', s.context.forced, model.forced);
-      same('pool size', s.context.workerIds.length, WORKERS);
+      same('pool size', s.context.workerIds.length, model.pool);
       same('error', s.context.error, model.error === 'none' ? null : errorsThrown.get(model.error));
       if (model.error === 'gaveUp') same('gave up with', s.context.error instanceof WorkerCommandError, true);
       same('unhandled errors', rig.errors, []);
@@ -346,6 +431,7 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
       same('worker failures logged', rig.logs.workerFailures.length, model.failures);
       same('child failures logged', rig.logs.childFailures.length, model.schedulerRestarts + (model.readerCrashed ? 1 : 0));
       same('gave up logged', rig.logs.gaveUp, model.gaveUp ? [{ restarts: MAX_RESTARTS }] : []);
+      same('invalid SCALEs logged', rig.logs.invalidScales, invalidScales);
       if (FINAL.includes(model.value)) {
         same('output', s.output, { forced: model.forced, error: s.context.error });
         same('children still active', Object.values(s.children).filter((c) => (c as AnyActorRef).getSnapshot().status === 'active'), []);
@@ -356,23 +442,25 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
         same('children before the queue is open', Object.keys(s.children), ['queue']);
         return;
       }
-      // the pool: N live workers while running; failures outside `running` are not replaced
-      same('live workers', rig.liveWorkers().length, WORKERS - model.lost - (model.gaveUp ? 1 : 0));
-      same('runners started', runner.started, WORKERS + model.restarts);
-      same('jobs running', runner.busy().length, model.busy);
+      // the pool: every slot alive while running; failures outside `running` are not replaced;
+      // scaled-away workers live on until their last job is done
+      same('live workers', rig.liveWorkers().length, model.pool - model.lost - (model.gaveUp ? 1 : 0) + model.retiring);
+      same('runners started', runner.started, WORKERS + model.restarts + added);
+      same('jobs running', runner.busy().length, model.busy + model.retiring);
       same('scheduler', s.children[model.schedulerRestarts === 0 ? 'scheduler' : `scheduler-r${model.schedulerRestarts}`] !== undefined, true);
       // ABORT reaches every worker still alive once forcing/failing
       for (const id of rig.liveWorkers()) same(`ABORTs to ${id}`, runner.get(id).aborts.length, model.aborted ? 1 : 0);
       same('messages released', queue.of('RELEASE').flatMap((r) => r.ids).length, lateDeliveries);
       same('drain logged', rig.logs.draining, path.states.slice(0, i + 1).some((m) => m.value === 'draining') ? 1 : 0);
-      same('forcing logged', rig.logs.forcing, model.forced && model.value !== 'closing' ? 1 : path.states.slice(0, i + 1).some((m) => m.value === 'forcing') ? 1 : 0);
+      same('forcing logged', rig.logs.forcing, path.states.slice(0, i + 1).some((m) => m.value === 'forcing') ? 1 : 0);
       const reader = rig.reader();
       if (model.value === 'running' && reader) {
-        const r = reader.getSnapshot() as { context: { inFlight: number; readPending: boolean } };
-        // WORKER_LOST / WORKER_READY keep the reader's count of running jobs right
-        same('reader inFlight', r.context.inFlight, model.busy);
-        same('reader has a READ out', r.context.readPending, model.busy < WORKERS);
-        same('READs outstanding', queue.of('READ').length - readReplies, model.busy < WORKERS ? 1 : 0);
+        const r = reader.getSnapshot() as { context: { inFlight: number; readPending: boolean; paused: boolean } };
+        // WORKER_READY / WORKER_LOST keep the reader's count of running jobs right
+        same('reader inFlight', r.context.inFlight, model.busy + model.retiring);
+        same('reader has a READ out', r.context.readPending, model.readOut);
+        same('reader paused', r.context.paused, model.paused);
+        same('READs outstanding', queue.of('READ').length - readReplies, model.readOut ? 1 : 0);
       }
       if (model.value === 'draining') same('reader', (reader?.getSnapshot() as { value: unknown } | undefined)?.value, 'draining');
     } catch (error) {
@@ -401,16 +489,18 @@ function countAbortsToStoppedWorkers() {
 }
 
 describe('supervisor: model-based', () => {
-  const paths = coveringWalks<SupervisorModel, SupervisorStimulus>(INITIAL, reduceSupervisor, enabledSupervisor);
-  const steps = paths.reduce((n, p) => n + p.events.length, 0);
-  it(`${paths.length} paths (${steps} steps) taking every model transition`, () => {
-    const done = countAbortsToStoppedWorkers();
-    try {
-      for (const path of paths) replaySupervisor(path);
-    } finally {
-      console.log(`[supervisor] ABORTs sent to already-failed workers: ${done()}`);
-    }
-  });
+  for (const view of ['lifecycle', 'control'] as const) {
+    const paths = coveringWalks<SupervisorModel, SupervisorStimulus>(INITIAL, reduceSupervisor, (s) => enabledSupervisor(s, view));
+    const steps = paths.reduce((n, p) => n + p.events.length, 0);
+    it(`${view}: ${paths.length} paths (${steps} steps) taking every model transition`, () => {
+      const done = countAbortsToStoppedWorkers();
+      try {
+        for (const path of paths) replaySupervisor(path);
+      } finally {
+        console.log(`[supervisor] ${view}: ABORTs sent to already-failed workers: ${done()}`);
+      }
+    });
+  }
 });
 
 // ── scenarios ──────────────────────────────────────────────────────────────
@@ -661,5 +751,80 @@ describe('supervisor: drain and stop', () => {
     rig.queue.crash(error);
     expect(rig.actor.getSnapshot().value).toBe('failed');
     expect(rig.actor.getSnapshot().output?.error).toBe(error);
+  });
+});
+
+describe('supervisor: runtime control', () => {
+  it('SCALE up spawns workers in new slots; they announce themselves and take jobs', () => {
+    const rig = running({ workers: 1 });
+    rig.actor.send({ type: 'SCALE', workers: 3 });
+    expect(rig.actor.getSnapshot().context.workerIds).toEqual(['worker-1', 'worker-2', 'worker-3']);
+    expect(rig.liveWorkers()).toHaveLength(3);
+    rig.queue.to('reader', { type: 'MESSAGES', messages: messages(3) });
+    expect(rig.runner.busy()).toHaveLength(3);
+  });
+
+  it('SCALE down retires the newest workers: an idle one at once, a busy one after its job (ACK), neither replaced', () => {
+    const rig = running({ workers: 3 });
+    rig.queue.to('reader', { type: 'MESSAGES', messages: messages(1) });
+    const [busy] = rig.runner.busy();
+    expect(busy).toBe('worker-3'); // the reader hands work to the worker that announced itself last
+    rig.actor.send({ type: 'SCALE', workers: 1 });
+    expect(rig.actor.getSnapshot().context.workerIds).toEqual(['worker-1']);
+    // worker-2 was idle: gone now; worker-3 finishes first
+    expect(rig.liveWorkers().sort()).toEqual(['worker-1', 'worker-3']);
+    rig.runner.done('worker-3');
+    expect(rig.queue.of('ACK')).toHaveLength(1);
+    expect(rig.liveWorkers()).toEqual(['worker-1']);
+    expect(rig.children()['worker-3']).toBeUndefined();
+    expect((rig.reader()!.getSnapshot() as { context: { inFlight: number } }).context.inFlight).toBe(0);
+    expect(rig.actor.getSnapshot().context).toMatchObject({ restarts: 0, failures: 0 });
+  });
+
+  it('a scaled-away worker whose last job fails: recorded (FAIL), logged, not replaced', () => {
+    const rig = running({ workers: 2 });
+    rig.queue.to('reader', { type: 'MESSAGES', messages: messages(1) });
+    rig.queue.to('reader', { type: 'MESSAGES', messages: messages(1) });
+    rig.actor.send({ type: 'SCALE', workers: 1 });
+    const retired = rig.runner.busy().find((id) => !rig.actor.getSnapshot().context.workerIds.includes(id))!;
+    rig.runner.fail(retired, new Error('last one'));
+    const { context } = rig.actor.getSnapshot();
+    expect(context).toMatchObject({ failures: 1, restarts: 0, workerIds: ['worker-1'] });
+    expect(rig.queue.of('FAIL')).toHaveLength(1);
+    expect(rig.logs.workerFailures.map((f) => f.workerId)).toEqual([retired]);
+    expect(rig.liveWorkers()).toEqual(['worker-1']);
+  });
+
+  it('an invalid SCALE is logged and changes nothing', () => {
+    const rig = running({ workers: 2 });
+    for (const workers of [0, -1, 2.5, 1001, Number.NaN]) rig.actor.send({ type: 'SCALE', workers });
+    rig.actor.send({ type: 'SCALE', workers: '3' as never });
+    expect(rig.logs.invalidScales).toBe(6);
+    expect(rig.actor.getSnapshot().context.workerIds).toEqual(['worker-1', 'worker-2']);
+  });
+
+  it('PAUSE stops reading (running jobs go on); RESUME reads again', () => {
+    const rig = running({ workers: 2 });
+    rig.queue.to('reader', { type: 'MESSAGES', messages: messages(1) });
+    rig.actor.send({ type: 'PAUSE' });
+    rig.queue.to('reader', { type: 'MESSAGES', messages: messages(1) }); // the READ that was out
+    const reads = rig.queue.of('READ').length;
+    rig.runner.done(rig.runner.busy()[0]!);
+    expect(rig.queue.of('READ')).toHaveLength(reads);
+    expect(rig.queue.of('ACK')).toHaveLength(1);
+    rig.actor.send({ type: 'RESUME' });
+    expect(rig.queue.of('READ')).toHaveLength(reads + 1);
+  });
+
+  // The scheduler ignores PAUSE/RESUME since b98669c (no root handlers): flip to `it` once fixed.
+  it.fails('PAUSE_PERIODIC pauses the scheduler (no slots written), RESUME_PERIODIC resumes it', () => {
+    const rig = running({ workers: 1, periodicCommands: [{ name: 'tick', schedule: () => true }] });
+    rig.actor.send({ type: 'PAUSE_PERIODIC' });
+    expect((rig.actor.system.get('scheduler')!.getSnapshot() as { context: { paused: boolean } }).context.paused).toBe(true);
+    advance(rig.clock, 2 * MINUTE);
+    expect(rig.queue.of('WRITE_UNIQUE')).toHaveLength(1); // only the minute fired at start
+    rig.actor.send({ type: 'RESUME_PERIODIC' });
+    advance(rig.clock, MINUTE);
+    expect(rig.queue.of('WRITE_UNIQUE')).toHaveLength(2);
   });
 });
