@@ -428,7 +428,8 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
     observe(event);
   };
   const subscribeAttached = () => {
-    for (const [ref, sub] of attached) if (!sub && ref.system) attached.set(ref, ref.system.inspect(observe));
+    // A root also given `inspect` at creation is already observed.
+    for (const [ref, sub] of attached) if (!sub && ref.system && !roots.has(ref)) attached.set(ref, ref.system.inspect(observe));
   };
   const unsubscribeAttached = () => {
     for (const [ref, sub] of attached) {
@@ -457,7 +458,7 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
     const origin = req.headers.origin;
     // A browser page from another origin may open a WebSocket to localhost: only our own page (or a non-browser client) gets in.
     const originOk = origin === undefined || origin === `http://${req.headers.host ?? ''}`;
-    if (closing || !hostAllowed(req.headers.host, port) || !originOk || !sameToken(url.searchParams.get('token'), token)) {
+    if (closing || url.pathname !== '/' || !hostAllowed(req.headers.host, port) || !originOk || !sameToken(url.searchParams.get('token'), token)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }

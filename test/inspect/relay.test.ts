@@ -189,6 +189,26 @@ describe('who may watch', () => {
   });
 });
 
+describe('inspect and attach', () => {
+  it('an actor given both is observed once', async () => {
+    const r = await relay();
+    const actor = createActor(createMachine({ id: 'both', on: { GO: {} } }), { inspect: r.inspect });
+    r.attach(actor);
+    actor.start();
+    const ws = new WebSocket(r.wsUrl);
+    const received: string[] = [];
+    ws.on('message', (data) => received.push(String(data)));
+    await new Promise((resolve) => ws.once('open', resolve));
+    actor.send({ type: 'GO' });
+    actor.send({ type: 'GO' });
+    await waitFor('both GO snapshots', () => received.filter((t) => t.includes('"@xstate.snapshot"') && t.includes('"GO"')).length >= 2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received.filter((t) => t.includes('"@xstate.event"') && t.includes('"GO"'))).toHaveLength(2);
+    ws.close();
+    actor.stop();
+  });
+});
+
 describe('a viewer that cannot keep up', () => {
   it('misses messages while more than 4 MiB behind, then gets the live actors again before the next message', async () => {
     const r = await relay();
