@@ -15,6 +15,7 @@ import { createQueue } from './backends/index.js';
 import type { BaseQueue } from './backends/base.js';
 import { defaultQueueUrl, redactText, redactUrl } from './config.js';
 import { encodeMessage } from './message.js';
+import { retryFailed } from './admin.js';
 import { createCliLogger } from './logging.js';
 import { TaskmillError } from './errors.js';
 
@@ -42,7 +43,8 @@ function queueUrlOf(option: string | undefined): string {
 
 /** Opens the queue named by -q (or the default) for the admin subcommands. */
 async function withQueue<T>(url: string, fn: (queue: BaseQueue) => Promise<T>): Promise<T> {
-  const queue = createQueue(url);
+  // A one-shot command reports failure through its error; backend outage warnings would only repeat it.
+  const queue = createQueue(url, { onWarning: () => {} });
   try {
     await queue.open();
     return await fn(queue);
@@ -123,16 +125,23 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
     await consumer.start();
   } catch (error) {
     flush();
+    if (signals > 0) {
+      // Stopped by a signal while still waiting for the backend: a clean stop, not a startup error.
+      const result = await consumer.done.catch(() => ({ forced: false }));
+      return result.forced ? EXIT.forced : EXIT.ok;
+    }
     throw new CliError(`cannot start consumer on ${redactUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
   }
   try {
     const { forced } = await consumer.done;
     flush();
-    return forced ? EXIT.forced : EXIT.ok;
+    // A forced stop released the leases of commands that ignored their signal: do not let them run on.
+    if (forced) process.exit(EXIT.forced);
+    return EXIT.ok;
   } catch (error) {
     logger.error({ err: error }, 'consumer failed');
     flush();
-    return EXIT.failed;
+    process.exit(EXIT.failed);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -144,8 +153,7 @@ export function buildProgram(): Command {
   const program = new Command('taskmill')
     .description('A task queue for Node.js built as an actor system on xstate.')
     .version(version)
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ outputError: (text, write) => write(redactText(text)) });
+    .configureOutput({ outputError: (text, write) => write(`${redactText(text).trimEnd()} (run with --help for usage)\n`) });
 
   program
     .command('consume')
@@ -241,13 +249,13 @@ export function buildProgram(): Command {
 
   program
     .command('retry')
-    .description('move failed messages back to the queue')
+    .description('re-queue failed jobs as a fresh first attempt (their retries start over)')
     .argument('[ids...]', 'failed message ids')
     .option('--all', 'retry every failed message')
     .addOption(queueOption())
     .action(async (ids: string[], opts: { queue?: string; all?: boolean }) => {
       if (!opts.all && ids.length === 0) throw new CliError('give failed message ids, or --all');
-      const n = await withQueue(queueUrlOf(opts.queue), (queue) => queue.requeueFailed(opts.all ? undefined : ids));
+      const n = await withQueue(queueUrlOf(opts.queue), (queue) => retryFailed(queue, opts.all ? undefined : ids));
       print(`requeued ${n} message${n === 1 ? '' : 's'}`);
     });
 
@@ -286,8 +294,9 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (typeof code === 'string' && code.startsWith('commander.')) {
-      // commander already printed its message (help, version, or a usage error).
-      process.exitCode = code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help' ? 0 : EXIT.startup;
+      // commander already printed its message (help, version, or a usage error) and knows its exit code.
+      const exitCode = (error as { exitCode?: number }).exitCode;
+      process.exitCode = typeof exitCode === 'number' ? (exitCode === 0 ? 0 : EXIT.startup) : EXIT.startup;
       return;
     }
     const message = error instanceof CliError || error instanceof TaskmillError || error instanceof Error ? error.message : String(error);

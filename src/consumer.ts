@@ -18,6 +18,7 @@ import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '.
 import { workerMachine } from './machines/worker.js';
 import { schedulerMachine } from './machines/scheduler.js';
 import { WorkerCommandError } from './machines/protocol.js';
+import { DEFAULT_RESULT_TTL_MS } from './results.js';
 
 export type ControlEvent = Extract<
   SupervisorEvent,
@@ -108,7 +109,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const queue =
     configured instanceof BaseQueue ? configured : createQueue(configured, { onWarning: (message) => logger.warn(message) });
 
-  const worker = workerMachine.provide({ actors: { runCommand: createRunCommand({ commands, logger }) } });
+  const worker = workerMachine.provide({ actors: { runCommand: createRunCommand({ commands, logger, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) } });
   const scheduler = schedulerMachine.provide({
     actions: {
       logSlotWritten: (_, params) => {
@@ -169,7 +170,6 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   });
 
   let started: Promise<void> | null = null;
-  let forceTimer: NodeJS.Timeout | undefined;
   let resolveDone!: (result: StopResult) => void;
   let rejectDone!: (error: unknown) => void;
   const done = new Promise<StopResult>((resolve, reject) => {
@@ -179,7 +179,6 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   done.catch(() => {}); // observed through start()/stop(); never an unhandled rejection
 
   const finish = async (status: 'done' | 'error', error?: unknown): Promise<void> => {
-    clearTimeout(forceTimer);
     const snapshot = actor.getSnapshot();
     if (ownsQueue) {
       await queue.close().catch((e) => logger.warn({ err: toError(e) }, 'closing the queue failed'));
@@ -227,11 +226,8 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
           await finish('done');
           return done;
         }
-        actor.send({ type: 'STOP' });
-        const deadline = timeout ?? drainTimeoutMs;
-        clearTimeout(forceTimer);
-        forceTimer = setTimeout(() => actor.send({ type: 'FORCE' }), deadline);
-        forceTimer.unref();
+        // The supervisor keeps the deadline (after: drainTimeout), so there is one clock for it.
+        actor.send(timeout === undefined ? { type: 'STOP' } : { type: 'STOP', timeoutMs: timeout });
       }
       return done;
     },

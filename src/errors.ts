@@ -89,21 +89,30 @@ export class CommandTimeoutError extends TaskmillError {
  * message, without throwing itself.
  */
 export function toError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown;
+  try {
+    if (thrown instanceof Error) return thrown;
+  } catch {
+    // a Proxy whose traps throw: fall through to a description that touches nothing
+  }
   let text: string;
   try {
     text = typeof thrown === 'string' ? thrown : inspect(thrown, { depth: 3, breakLength: Infinity, maxStringLength: 500 });
   } catch {
-    text = Object.prototype.toString.call(thrown);
+    text = typeof thrown;
   }
   const error = new Error(`non-Error thrown: ${text}`);
   error.name = 'NonError';
   return error;
 }
 
-/** The text kept with a failed message: name, message and stack (no payload). */
+/** The text kept with a failed message: name, message and stack (no payload). Never throws. */
 export function describeError(error: unknown): string {
-  const e = toError(error);
-  const stack = typeof e.stack === 'string' && e.stack.length > 0 ? e.stack : `${e.name}: ${e.message}`;
+  let stack: string;
+  try {
+    const e = toError(error);
+    stack = typeof e.stack === 'string' && e.stack.length > 0 ? e.stack : `${String(e.name)}: ${String(e.message)}`;
+  } catch {
+    stack = 'Error: (an error that could not be described)';
+  }
   return stack.length > 8000 ? `${stack.slice(0, 8000)}…` : stack;
 }

@@ -28,6 +28,7 @@ export {
   type JobStatus,
   type RemoteError,
 } from './results.js';
+export { retryFailed } from './admin.js';
 export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './hooks.js';
 export { crontab, cronSchedule, toSchedule, isSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './crontab.js';
 export { createConsumer, type Consumer, type ConsumerOptions, type ControlEvent, type StopResult } from './consumer.js';

@@ -4,6 +4,9 @@
  */
 import pino, { type Logger, type Level } from 'pino';
 import pinoPretty from 'pino-pretty';
+import { mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from './errors.js';
 
 export interface LoggerOptions {
   /** 0 warn, 1 info (default), 2 debug. */
@@ -28,9 +31,16 @@ export function createCliLogger({ verbosity = 1, logfile, pretty = Boolean(proce
     ? pinoPretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
     : pino.destination({ dest: 1, sync: false });
   const streams: pino.StreamEntry[] = [{ level, stream: console }];
-  let file: pino.DestinationStream & { flushSync?: () => void } | undefined;
   if (logfile) {
-    file = pino.destination({ dest: logfile, sync: false, mkdir: true, append: true });
+    let fd: number;
+    try {
+      mkdirSync(path.dirname(path.resolve(logfile)), { recursive: true });
+      fd = openSync(logfile, 'a');
+    } catch (error) {
+      throw new ConfigError(`cannot open log file ${logfile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    const file = pino.destination({ dest: fd, sync: false });
+    file.on('error', () => {}); // a full disk must not crash the consumer; the console still has the logs
     streams.push({ level, stream: file });
   }
   const logger = pino({ name: 'taskmill', level }, pino.multistream(streams));

@@ -109,6 +109,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
 
     // A backend that is down at start gets until openTimeoutMs to come up.
     const openDeadline = Date.now() + openTimeoutMs;
+    let openTimer: NodeJS.Timeout | undefined;
     const tryOpen = (attempt: number): void => {
       track(queue.open()).then(
         () => {
@@ -122,7 +123,8 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
             return;
           }
           noteOutage('open', error);
-          setTimeout(() => tryOpen(attempt + 1), delay).unref();
+          // Referenced on purpose: a host awaiting start() must not exit while the backend is still coming up.
+          openTimer = setTimeout(() => tryOpen(attempt + 1), delay);
         },
       );
     };
@@ -208,6 +210,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           break;
         case 'CLOSE':
           closed = true;
+          clearTimeout(openTimer);
           clearInterval(heartbeat);
           waitAbort?.abort();
           void (async () => {
@@ -235,6 +238,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
 
     return () => {
       closed = true;
+      clearTimeout(openTimer);
       clearInterval(heartbeat);
       waitAbort?.abort();
     };

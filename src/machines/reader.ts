@@ -141,7 +141,7 @@ export const readerMachine = setup({
     reportDrained: sendParent({ type: 'READER_DRAINED' }),
   },
   guards: {
-    needsRead: ({ context }) => !context.paused && context.idle.length > context.buffer.length,
+    needsRead: ({ context }) => !context.paused && !context.readPending && context.idle.length > context.buffer.length,
     emptyBatch: ({ event }) => (event as Extract<ReaderEvent, { type: 'MESSAGES' }>).messages.length === 0,
     isBlocking: ({ context }) => context.blocking,
     isDrained: ({ context }) => context.inFlight <= 0 && !context.readPending,
@@ -167,7 +167,8 @@ export const readerMachine = setup({
         WORKER_LOST: { actions: 'forgetWorker' },
         WORKER_RETIRING: { actions: 'confirmRetirement' },
         PAUSE: { actions: 'setPaused' },
-        RESUME: { actions: 'clearPaused', target: '.waiting' },
+        // No target: leaving `reading`/`blocked` would send a second READ and drop one reply.
+        RESUME: { actions: 'clearPaused' },
       },
       states: {
         /** Enough buffered for the idle workers, or none idle: nothing to read. */

@@ -145,6 +145,11 @@ export const schedulerMachine = setup({
     paused: false,
   }),
   initial: 'running',
+  on: {
+    STOP: '.stopped',
+    PAUSE: { actions: 'setPaused' },
+    RESUME: { actions: 'clearPaused' },
+  },
   states: {
     running: {
       type: 'parallel',

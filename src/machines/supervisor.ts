@@ -15,7 +15,7 @@ import { describeError } from '../errors.js';
 import { readerMachine, type ReaderEvent, type ReaderOptions } from './reader.js';
 import { schedulerMachine, type PeriodicEntry } from './scheduler.js';
 import { workerMachine } from './worker.js';
-import { SYSTEM_IDS, WorkerCommandError, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
+import { SYSTEM_IDS, WorkerCommandError, type LeasedMessage, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
 
 export interface SupervisorInput {
   /** Worker actors (the seed's --threads). Default 1. */
@@ -37,6 +37,8 @@ export interface SupervisorContext {
   workers: number;
   /** Current actor id per worker slot; a replacement gets a new id (`worker-3-r1`). */
   workerIds: string[];
+  /** Highest slot number ever used: SCALE never reuses one (a retiring worker may still hold it). */
+  lastSlot: number;
   restarts: number;
   failures: number;
   schedulerRestarts: number;
@@ -51,7 +53,8 @@ export interface SupervisorContext {
 }
 
 export type SupervisorEvent =
-  | { type: 'STOP' }
+  /** Drain; force after `timeoutMs` (default: the input's drainTimeoutMs). A second STOP forces at once. */
+  | { type: 'STOP'; timeoutMs?: number }
   | { type: 'FORCE' }
   /** Grow or shrink the pool; retired workers finish their current job first. */
   | { type: 'SCALE'; workers: number }
@@ -140,13 +143,23 @@ export const supervisorMachine = setup({
       enqueue.assign({ schedulerRestarts: n });
     }),
     /** The failed job goes to the failed store with its error; the reader stops counting it as in flight. */
-    recordFailure: enqueueActions(({ event, system, enqueue }) => {
+    recordFailure: enqueueActions(({ event, self, system, enqueue }) => {
       const { error } = event as ChildError;
-      const busy = error instanceof WorkerCommandError;
       const reader = system.get(SYSTEM_IDS.reader);
-      const lost: ReaderEvent = { type: 'WORKER_LOST', worker: undefined, busy };
+      if (!(error instanceof WorkerCommandError)) {
+        // The worker itself broke (not its command): fail the job it held, if any, so it is not left leased.
+        const child = self.getSnapshot().children[childId(event as ChildError)];
+        const job = (child?.getSnapshot() as { context?: { job?: LeasedMessage | null } } | undefined)?.context?.job ?? null;
+        const lost: ReaderEvent = { type: 'WORKER_LOST', worker: undefined, busy: job !== null };
+        if (reader) enqueue.sendTo(reader, lost);
+        if (job) {
+          const fail: QueueAdapterEvent = { type: 'FAIL', message: job, error: describeError(error) };
+          enqueue.sendTo(SYSTEM_IDS.queue, fail);
+        }
+        return;
+      }
+      const lost: ReaderEvent = { type: 'WORKER_LOST', worker: undefined, busy: true };
       if (reader) enqueue.sendTo(reader, lost);
-      if (!busy) return;
       // Retried if the command has attempts left, else kept in the failed store with its error.
       const record: QueueAdapterEvent = error.retry
         ? { type: 'RETRY', message: error.job, plan: error.retry, result: error.result }
@@ -154,19 +167,21 @@ export const supervisorMachine = setup({
       enqueue.sendTo(SYSTEM_IDS.queue, record);
     }),
     countFailure: assign({ failures: ({ context }) => context.failures + 1 }),
+    /** A failed child that is not replaced still has to be let go. */
+    stopFailedChild: enqueueActions(({ event, enqueue }) => enqueue.stopChild(childId(event as ChildError))),
     /** Spawns workers in new slots, or retires the newest ones (they finish their job, then stop). */
     scalePool: enqueueActions(({ context, event, enqueue }) => {
       const target = (event as { workers: number }).workers;
       const current = context.workerIds;
       if (target > current.length) {
-        let slot = Math.max(0, ...current.map(workerSlot));
+        let slot = context.lastSlot;
         const added: string[] = [];
         for (let i = current.length; i < target; i++) {
           const id = `worker-${++slot}`;
           added.push(id);
           enqueue.spawnChild('worker', { id, input: { workerId: id } });
         }
-        enqueue.assign({ workers: target, workerIds: [...current, ...added] });
+        enqueue.assign({ workers: target, workerIds: [...current, ...added], lastSlot: slot });
       } else if (target < current.length) {
         for (const id of current.slice(target)) enqueue.sendTo(id, { type: 'RETIRE' });
         enqueue.assign({ workers: target, workerIds: current.slice(0, target) });
@@ -199,12 +214,19 @@ export const supervisorMachine = setup({
     }),
     // Every worker child, including ones retiring after a SCALE down.
     abortWorkers: enqueueActions(({ self, enqueue }) => {
-      for (const id of Object.keys(self.getSnapshot().children)) {
-        if (id.startsWith('worker-')) enqueue.sendTo(id, { type: 'ABORT', reason: 'consumer forced to stop' });
+      // By reference, and only to live workers: a child stopped earlier in this step is gone by id.
+      for (const [id, ref] of Object.entries(self.getSnapshot().children)) {
+        if (id.startsWith('worker-') && ref?.getSnapshot().status === 'active') {
+          enqueue.sendTo(ref, { type: 'ABORT', reason: 'consumer forced to stop' });
+        }
       }
     }),
     closeQueue: sendTo(SYSTEM_IDS.queue, { type: 'CLOSE', release: true }),
     markForced: assign({ forced: true }),
+    takeDrainDeadline: assign(({ context, event }) => {
+      const ms = (event as { timeoutMs?: unknown }).timeoutMs;
+      return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? { drainTimeoutMs: ms } : { drainTimeoutMs: context.drainTimeoutMs };
+    }),
     keepError: assign({ error: ({ event }) => (event as { error?: unknown }).error }),
     // Logging effects; the consumer provides real ones.
     logRunning: () => {},
@@ -236,6 +258,7 @@ export const supervisorMachine = setup({
     return {
       workers,
       workerIds: Array.from({ length: workers }, (_, i) => `worker-${i + 1}`),
+      lastSlot: workers,
       restarts: 0,
       failures: 0,
       schedulerRestarts: 0,
@@ -262,7 +285,7 @@ export const supervisorMachine = setup({
     },
     // Outside `running` a failed child is logged and its job recorded, not replaced.
     'xstate.error.actor.*': {
-      actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure'],
+      actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure', 'stopFailedChild'],
     },
   },
   initial: 'starting',
@@ -278,6 +301,8 @@ export const supervisorMachine = setup({
     running: {
       entry: ['spawnChildren', 'logRunning'],
       on: {
+        // The adapter itself died: nobody can close the queue any more.
+        'xstate.error.actor.queue': { target: 'failed', actions: 'keepError' },
         'xstate.error.actor.*': [
           {
             guard: and(['isPoolWorker', 'restartLimitReached']),
@@ -286,6 +311,7 @@ export const supervisorMachine = setup({
               'countFailure',
               { type: 'logWorkerFailure', params: workerFailureParams },
               'recordFailure',
+              'stopFailedChild',
               { type: 'logGaveUp', params: ({ context }: { context: SupervisorContext }) => ({ restarts: context.restarts }) },
               'keepError',
             ],
@@ -302,7 +328,7 @@ export const supervisorMachine = setup({
           {
             // A retired worker that failed on its last job: recorded, not replaced.
             guard: 'isWorker',
-            actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure'],
+            actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure', 'stopFailedChild'],
           },
           {
             guard: 'isScheduler',
@@ -319,7 +345,7 @@ export const supervisorMachine = setup({
             ],
           },
         ],
-        STOP: 'draining',
+        STOP: { target: 'draining', actions: 'takeDrainDeadline' },
         FORCE: 'forcing',
         SCALE: [{ guard: 'isValidScale', actions: 'scalePool' }, { actions: { type: 'logInvalidScale', params: ({ event }: { event: SupervisorEvent }) => event } }],
         PAUSE: { actions: 'pauseReader' },

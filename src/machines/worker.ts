@@ -111,7 +111,9 @@ export const workerMachine = setup({
       reason: (event as { reason: string }).reason,
     })),
     /** Fails the actor on purpose: its supervisor logs, records and replaces it. */
-    throwCommandError: ({ context }) => {
+    throwCommandError: ({ context, self }) => {
+      // xstate does not stop the children of an actor that errors: stop the runner first, or it leaks.
+      self.getSnapshot().children.runner?.send({ type: 'xstate.stop' } as never);
       throw new WorkerCommandError(context.workerId, context.job!, context.lastError!);
     },
   },
