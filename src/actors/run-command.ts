@@ -60,6 +60,15 @@ class RunningJob implements JobContext {
   }
 }
 
+/** `instanceof` itself can throw (a Proxy whose getPrototypeOf trap throws): a hostile value is just not a Retry. */
+function isRetryRequest(thrown: unknown): thrown is Retry {
+  try {
+    return thrown instanceof Retry;
+  } catch {
+    return false;
+  }
+}
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
@@ -123,7 +132,7 @@ export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESUL
     const fail = (job: RunningJob, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, _started: number, thrown: unknown): void => {
       if (!finish(job)) return;
       const error = toError(thrown);
-      const requested = thrown instanceof Retry;
+      const requested = isRetryRequest(thrown);
       const retries = command.options.retries ?? (requested ? DEFAULT_RETRY_REQUEST_LIMIT : 0);
       const now = Date.now();
       let retry: RetryPlan | undefined;

@@ -16,7 +16,7 @@ const cwd = tempDir('taskmill-cli-errors-');
 function expectOneLineError(result: CliResult, reason: RegExp, { usageHint = false } = {}): void {
   expect(result.code, `exit code; stderr: ${result.stderr}`).toBe(1);
   const errorLines = lines(result.stderr);
-  // Known bug (see the it.fails below): commander's usage errors add a second "(run with --help for usage)" line.
+  // Usage errors are one line: the hint is appended to the same line.
   if (usageHint && errorLines[1] === USAGE_HINT) errorLines.pop();
   expect(errorLines, `stderr should be one line, got:\n${result.stderr}`).toHaveLength(1);
   expect(errorLines[0]).toMatch(reason);
@@ -45,7 +45,7 @@ describe.concurrent('taskmill: bad options and URLs are one line on stderr, exit
   // SECOND stderr line after every commander error. Fix: drop showHelpAfterError and append the
   // hint to the same line in configureOutput's outputError:
   //   outputError: (text, write) => write(`${redactText(text).trimEnd()} (run with --help for usage)\n`)
-  it.fails('a usage error is exactly one line (no separate hint line)', async () => {
+  it('a usage error is exactly one line (no separate hint line)', async () => {
     expectOneLineError(await runCli(['consume', '--threads', '0'], { cwd }), /--threads must be an integer ≥ 1/);
   });
 
@@ -76,7 +76,7 @@ describe.concurrent('taskmill: a log file that cannot be opened', { timeout: 90_
   // `cannot open log file ${file}: ${error.message}` — and hand the fd to
   // pino.destination({ dest: fd, sync: false }); also attach an 'error' listener to it that
   // reports once on stderr, so a later write error (disk full) cannot kill the consumer.
-  it.fails('-l pointing at a directory is one line on stderr, exit 1', async () => {
+  it('-l pointing at a directory is one line on stderr, exit 1', async () => {
     const result = await runCli(['consume', '-q', 'memory://logfile', '-l', cwd], { cwd });
     expectOneLineError(result, /log file/);
   });
@@ -98,7 +98,7 @@ describe.concurrent('taskmill: an unreachable backend', { timeout: 90_000 }, () 
   // handle open between attempts, so the event loop empties while start() is pending and Node
   // exits with 13 (unsettled top-level await) before the error is printed. Fix: keep that
   // timer ref'd (store it; clearTimeout it on CLOSE and in the adapter's cleanup).
-  it.fails('consume exits 1 within its --connect-timeout (PostgreSQL), one line', async () => {
+  it('consume exits 1 within its --connect-timeout (PostgreSQL), one line', async () => {
     const result = await runCli(['consume', '-q', `postgres://postgres@127.0.0.1:${port}/test`, '--connect-timeout', '1'], { cwd });
     expectOneLineError(result, /^taskmill: cannot start consumer on postgres:\/\/.*ECONNREFUSED/);
   });
@@ -115,7 +115,7 @@ describe.concurrent('taskmill: an unreachable backend', { timeout: 90_000 }, () 
   // instance to createConsumer, closing it after `done`); for the admin subcommands
   // (withQueue) drop it or print it only when the command succeeds.
   // Same bug as PostgreSQL above, without any network: a SQLite file in a missing directory.
-  it.fails('consume exits 1 within its --connect-timeout (SQLite in a missing directory), one line', async () => {
+  it('consume exits 1 within its --connect-timeout (SQLite in a missing directory), one line', async () => {
     const result = await runCli(['consume', '-q', `sqlite:${path.join(cwd, 'missing', 'q.sqlite')}`, '--connect-timeout', '0.5'], { cwd });
     expectOneLineError(result, /^taskmill: cannot start consumer on sqlite:.*open failed/);
   });
@@ -125,7 +125,7 @@ describe.concurrent('taskmill: an unreachable backend', { timeout: 90_000 }, () 
     expectOneLineError(result, /^taskmill: SQLite queue "default" \(.*missing.*\): open failed: .*directory does not exist/);
   });
 
-  it.fails('status exits 1 with one line naming the backend (Redis)', async () => {
+  it('status exits 1 with one line naming the backend (Redis)', async () => {
     const result = await runCli(['status', '-q', `redis://127.0.0.1:${port}/0`], { cwd });
     expectOneLineError(result, /^taskmill: open on redis queue .*ECONNREFUSED/);
   });

@@ -99,7 +99,7 @@ describe.concurrent('taskmill consume: signals and exit codes', { timeout: 120_0
   // command and --grace 0.5 the process exits after ~20 s, with 'finished sleep' recorded.
   // Fix in src/cli.ts consume(): when `forced` (and in the `failed` path), flush the logger and
   // call process.exit(code) instead of returning.
-  it.fails('a forced stop ends the process even if a command ignores its AbortSignal', async () => {
+  it('a forced stop ends the process even if a command ignores its AbortSignal', async () => {
     const { consumer, queue, recordFile } = await startConsumer('ignores-abort', [['cli-sleep', [20_000]]], ['--grace', '0.5']);
     try {
       await waitFor('the command to start', () => records(recordFile).includes('started sleep'), 60_000);
@@ -154,7 +154,7 @@ describe.concurrent('taskmill consume: signals and exit codes', { timeout: 120_0
   // one: exit 0. Fix in src/cli.ts consume(): in the catch around consumer.start(), if a
   // signal was received (`signals > 0`), `return (await consumer.done).forced ? EXIT.forced : EXIT.ok`
   // instead of throwing the CliError.
-  it.fails('SIGTERM while waiting for a down backend is a clean stop: exit 0', async () => {
+  it('SIGTERM while waiting for a down backend is a clean stop: exit 0', async () => {
     const port = await closedPort();
     const consumer = spawnTaskmill(['consume', '-q', `redis://127.0.0.1:${port}/0`, '--connect-timeout', '60'], { cwd: dir });
     spawned.push(consumer);

@@ -98,7 +98,7 @@ describe('a command that throws or rejects with any value', () => {
   // try/catch, falling back to `typeof thrown`; (2) in the supervisor's recordFailure, when the
   // error is not a WorkerCommandError, read the failed worker's snapshot `context.job` and, if
   // set, FAIL that message with describeError(error) and report busy: true to the reader.
-  it.fails('a hostile thrown value (a Proxy whose every trap throws) still fails only that job', async () => {
+  it('a hostile thrown value (a Proxy whose every trap throws) still fails only that job', async () => {
     const hostile = new Proxy(
       {},
       Object.fromEntries(

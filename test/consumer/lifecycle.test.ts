@@ -144,7 +144,7 @@ describe('createConsumer: start and stop', () => {
   // caller's longer timeout is ignored. Fix: let STOP carry the deadline
   // (`{ type: 'STOP', timeoutMs }`), assign it to context.drainTimeoutMs on the STOP
   // transition in the supervisor, and drop consumer.ts's separate forceTimer.
-  it.fails('stop({ timeout }) longer than drainTimeoutMs waits for the running command', async () => {
+  it('stop({ timeout }) longer than drainTimeoutMs waits for the running command', async () => {
     const queue = freshMemoryQueue();
     let started = false;
     const registry = registryOf({
@@ -226,7 +226,7 @@ describe('createConsumer: a queue that cannot open', () => {
   // pending work is `await consumer.start()` on a down backend exits silently (code 13,
   // "unsettled top-level await") instead of seeing the rejection. Fix: keep that timer ref'd
   // (clear it on CLOSE / cleanup).
-  it.fails('a host process awaiting start() on a down backend sees the rejection', { timeout: 90_000 }, async () => {
+  it('a host process awaiting start() on a down backend sees the rejection', { timeout: 90_000 }, async () => {
     const host = spawnTsx([path.join(ROOT, 'test', 'fixtures', 'cli-host.ts'), 'open-fails']);
     expect(await host.exited).toBe(0);
     expect(host.stdout()).toBe('start rejected: backend is down\n');
