@@ -17,6 +17,7 @@ import { defaultQueueUrl, redactText, redactUrl } from './config.js';
 import { encodeMessage } from './message.js';
 import { retryFailed } from './admin.js';
 import { createCliLogger } from './logging.js';
+import { createInspectLog, startInspector, DEFAULT_INSPECT_PORT, type InspectLog, type InspectorRelay } from './inspect.js';
 import { TaskmillError } from './errors.js';
 
 const EXIT = { ok: 0, startup: 1, forced: 2, failed: 3 } as const;
@@ -84,6 +85,23 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
     prefetch: opts.prefetch as number,
     openTimeoutMs: (opts.connectTimeout as number) * 1000,
   });
+  let relay: InspectorRelay | null = null;
+  let inspectLog: InspectLog | null = null;
+  const closeInspection = async () => {
+    await relay?.close();
+    await inspectLog?.close().catch((error: unknown) => logger.warn({ err: error }, 'inspect log incomplete'));
+  };
+  try {
+    if (opts.inspectLog) inspectLog = createInspectLog(opts.inspectLog as string);
+    if (opts.inspect !== undefined) relay = await startInspector({ port: opts.inspect as number });
+  } catch (error) {
+    await closeInspection();
+    throw new CliError(error instanceof Error ? error.message : String(error));
+  }
+  inspectLog?.attach(consumer.actor);
+  relay?.attach(consumer.actor);
+  // On stderr, not in the logs: the URL carries the relay's access token.
+  if (relay) process.stderr.write(`taskmill: watch this consumer in the Stately inspector: open ${relay.url}\n`);
   logger.info({ queue: redactUrl(url), modules: loaded, commands: registry.names() }, 'starting consumer');
   if (registry.names().length === 0) logger.warn('no commands registered: pass command modules or add a commands.{js,ts} file');
 
@@ -125,6 +143,7 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
     await consumer.start();
   } catch (error) {
     flush();
+    await closeInspection();
     if (signals > 0) {
       // Stopped by a signal while still waiting for the backend: a clean stop, not a startup error.
       const result = await consumer.done.catch(() => ({ forced: false }));
@@ -135,14 +154,19 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
   try {
     const { forced } = await consumer.done;
     flush();
-    // A forced stop released the leases of commands that ignored their signal: do not let them run on.
-    if (forced) process.exit(EXIT.forced);
+    if (forced) {
+      // A forced stop released the leases of commands that ignored their signal: do not let them run on.
+      await closeInspection();
+      process.exit(EXIT.forced);
+    }
     return EXIT.ok;
   } catch (error) {
     logger.error({ err: error }, 'consumer failed');
     flush();
+    await closeInspection();
     process.exit(EXIT.failed);
   } finally {
+    await closeInspection();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onHup);
@@ -169,6 +193,12 @@ export function buildProgram(): Command {
     .option('-m, --max-delay <seconds>', 'poll interval ceiling', number('--max-delay', 0.001), 10)
     .option('-g, --grace <seconds>', 'how long a stop waits for running commands before forcing', number('--grace', 0), 30)
     .option('-p, --prefetch <n>', 'messages read ahead of idle workers', number('--prefetch', 0, true), 0)
+    .addOption(
+      new Option('--inspect [port]', `serve the live actors to the Stately inspector on 127.0.0.1 (default port ${DEFAULT_INSPECT_PORT}; 0: any free port)`)
+        .preset(String(DEFAULT_INSPECT_PORT))
+        .argParser(number('--inspect', 0, true)),
+    )
+    .option('--inspect-log <file>', 'append the sanitised inspection stream to FILE as JSON lines')
     .option('--connect-timeout <seconds>', 'how long to wait for an unreachable backend at start before exiting 1', number('--connect-timeout', 0), 30)
     .action(async (modules: string[], opts: Record<string, unknown>) => {
       if ((opts.maxDelay as number) < (opts.delay as number)) throw new CliError('--max-delay must be ≥ --delay');

@@ -29,6 +29,15 @@ export {
   type RemoteError,
 } from './results.js';
 export { retryFailed } from './admin.js';
+export {
+  startInspector,
+  createInspectLog,
+  sanitizeInspectionEvent,
+  DEFAULT_INSPECT_PORT,
+  type InspectorOptions,
+  type InspectorRelay,
+  type InspectLog,
+} from './inspect.js';
 export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './hooks.js';
 export { crontab, cronSchedule, toSchedule, isSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './crontab.js';
 export { createConsumer, type Consumer, type ConsumerOptions, type ControlEvent, type StopResult } from './consumer.js';
