@@ -377,7 +377,7 @@ for (const backend of BACKENDS) {
       expect(await cli(['retry', entry.id, '-q', url])).toBe('requeued 1 message\n');
       await waitFor('the job to fail again', async () => (await consumer.queue.failed(1_000)).some((f) => decodeMessage(f.data).id === job.id) && probe.runsOf(job.id).length > 2, 10_000);
       await sleep(300);
-      // "attempt count reset" (docs/lifecycle.md): the retried job gets its retries again.
+      // "attempt count reset" (README, Job lifecycle): the retried job gets its retries again.
       expect(attemptsOf(job.id)).toEqual([1, 2, 1, 2]);
 
       const count = (await consumer.queue.failed(1_000)).length;
