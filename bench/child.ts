@@ -5,8 +5,10 @@
  *
  *   node <compiled>/bench/child.js '<ChildTask as JSON>'
  *
- * Prints JSON lines on stdout: {"type":"ready"} once a latency consumer runs,
- * then one {"type":"result",…} (or {"type":"error","message"}), and exits.
+ * Prints JSON lines on stdout: {"type":"loaded"} once its system's libraries
+ * are loaded (then waits for "go" on stdin: the orchestrator prepares the
+ * queue meanwhile), {"type":"ready"} once a latency consumer runs, then one
+ * {"type":"result",…} (or {"type":"error","message"}), and exits.
  */
 import { readFileSync } from 'node:fs';
 import { systemByKey } from './systems/index.js';
@@ -45,6 +47,8 @@ export interface ProcessResult {
   type: 'result';
   jobsPerSec: number;
   cpuMsPer1000: number;
+  /** The kernel's part of cpuMsPer1000 (socket reads and writes, mostly). */
+  sysCpuMsPer1000: number;
   peakRssMiB: number;
   elapsedMs: number;
   duplicates: number;
@@ -71,6 +75,7 @@ const cpuMs = (since: NodeJS.CpuUsage) => {
   const used = process.cpuUsage(since);
   return (used.user + used.system) / 1000;
 };
+const systemCpuMs = (since: NodeJS.CpuUsage) => process.cpuUsage(since).system / 1000;
 /**
  * Peak resident set size of this process image. Linux keeps ru_maxrss
  * (process.resourceUsage().maxRSS) across fork + exec, so it reports the
@@ -195,10 +200,12 @@ async function runProcess(system: BenchSystem, task: ChildTask, inProcess: boole
   while ((await system.pending()) > 0) await sleep(1);
   const elapsedMs = performance.now() - t0;
   const cpu = cpuMs(cpu0!);
+  const sys = systemCpuMs(cpu0!);
   const result: ProcessResult = {
     type: 'result',
     jobsPerSec: (task.n / elapsedMs) * 1000,
     cpuMsPer1000: (cpu / task.n) * 1000,
+    sysCpuMsPer1000: (sys / task.n) * 1000,
     peakRssMiB: peakRssMiB(),
     elapsedMs,
     duplicates: track.duplicates,
@@ -236,6 +243,21 @@ async function runLatency(system: BenchSystem, task: ChildTask): Promise<Latency
   return result;
 }
 
+function waitForGo(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let input = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk: string) => {
+      input += chunk;
+      if (input.includes('go\n')) {
+        process.stdin.pause();
+        resolve();
+      }
+    });
+    process.stdin.on('end', () => reject(new Error('the orchestrator closed stdin without saying go')));
+  });
+}
+
 async function main(): Promise<void> {
   const task = JSON.parse(process.argv[2] ?? '') as ChildTask;
   const deadline = setTimeout(() => {
@@ -248,6 +270,9 @@ async function main(): Promise<void> {
   }
   const spec = systemByKey(task.system);
   const system = (await spec.load())(task.context);
+  // The orchestrator sets up and preloads the queue while this process loads; it says go when done.
+  await emit({ type: 'loaded' });
+  await waitForGo();
   let result: object;
   switch (task.mode) {
     case 'enqueue':

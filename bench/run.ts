@@ -88,15 +88,27 @@ function contextFor(): SystemContext {
   return { namespace, queue: `q${++queueSeq}`, dir: scratch, redisUrl: settings.redisUrl, postgresUrl: settings.postgresUrl };
 }
 
-/** Runs one child; `onReady` is awaited when it reports {"type":"ready"}. Resolves with its result line. */
-function runChild(task: ChildTask, onReady?: () => Promise<void>): Promise<Record<string, unknown>> {
+interface ChildHooks {
+  /** Runs while the child loads its libraries; the child starts its workload once this resolves. */
+  prepare?: () => Promise<void>;
+  /** Runs when a latency consumer reports {"type":"ready"}. */
+  onReady?: () => Promise<void>;
+}
+
+/** Runs one child process; resolves with its result line. */
+function runChild(task: ChildTask, hooks: ChildHooks = {}): Promise<Record<string, unknown>> {
   const args = [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${task.system}-${task.mode}-c${task.concurrency}-${queueSeq}.cpuprofile`] : []), childScript, JSON.stringify(task)];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let buffered = '';
   let result: Record<string, unknown> | null = null;
   let failure: string | null = null;
+  const fail = (what: string) => (error: unknown) => {
+    failure = `${what}: ${error instanceof Error ? error.message : String(error)}`;
+    child.kill('SIGKILL');
+  };
   const killer = setTimeout(() => child.kill('SIGKILL'), task.deadlineMs + 15_000);
+  child.stdin.on('error', () => {}); // the child may exit before reading
   child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   return new Promise((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
@@ -111,11 +123,10 @@ function runChild(task: ChildTask, onReady?: () => Promise<void>): Promise<Recor
         } catch {
           continue; // a library printing to stdout
         }
-        if (message.type === 'ready') {
-          onReady?.().catch((error: unknown) => {
-            failure = `producer: ${error instanceof Error ? error.message : String(error)}`;
-            child.kill('SIGKILL');
-          });
+        if (message.type === 'loaded') {
+          (hooks.prepare ?? (async () => {}))().then(() => child.stdin.end('go\n'), fail('setup'));
+        } else if (message.type === 'ready') {
+          hooks.onReady?.().catch(fail('producer'));
         } else if (message.type === 'result') result = message;
         else if (message.type === 'error') failure ??= String(message.message);
       }
@@ -185,26 +196,32 @@ async function produceSteadily(system: BenchSystem): Promise<number> {
 
 async function measure(spec: SystemSpec, workload: Workload): Promise<Record<string, unknown>> {
   const context = contextFor();
-  const create = await spec.load();
+  const concurrency = workload === 'process1' ? 1 : 10;
   if (workload !== 'enqueue' && workload !== 'latency' && spec.inProcess) {
-    return runChild(task(spec, context, 'process', settings.processJobs, workload === 'process1' ? 1 : 10));
+    return runChild(task(spec, context, 'process', settings.processJobs, concurrency));
   }
-  const system = create(context);
+  const system = (await spec.load())(context);
   try {
-    await system.setup();
     switch (workload) {
       case 'enqueue':
-        return await runChild(task(spec, context, 'enqueue', settings.enqueueJobs, 1));
+        return await runChild(task(spec, context, 'enqueue', settings.enqueueJobs, 1), { prepare: () => system.setup() });
       case 'process1':
       case 'process10':
-        await preload(system, settings.processJobs);
-        return await runChild(task(spec, context, 'process', settings.processJobs, workload === 'process1' ? 1 : 10));
+        return await runChild(task(spec, context, 'process', settings.processJobs, concurrency), {
+          prepare: async () => {
+            await system.setup();
+            await preload(system, settings.processJobs);
+          },
+        });
       case 'latency': {
-        // A consumer that has been idle a moment, as a running service's is, before jobs arrive.
         let sentPerSec = Number.NaN;
-        const result = await runChild(task(spec, context, 'latency', settings.latencyJobs, 10), async () => {
-          await sleep(250);
-          sentPerSec = await produceSteadily(system);
+        const result = await runChild(task(spec, context, 'latency', settings.latencyJobs, 10), {
+          prepare: () => system.setup(),
+          onReady: async () => {
+            // A consumer that has been idle a moment, as a running service's is, before jobs arrive.
+            await sleep(250);
+            sentPerSec = await produceSteadily(system);
+          },
         });
         return { ...result, sentPerSec };
       }
