@@ -14,6 +14,7 @@ import { POSTGRES_URL, hasPostgres, uniqueName } from '../helpers/services.js';
 describe.skipIf(!hasPostgres)('taskmill consume on PostgreSQL (postgres://…), real processes', () => {
   const suite = defineBackendTests({
     jobs: 10_000,
+    backlog: 8_000,
     // One write per commit runs at a few hundred per second here (fsync, and NOTIFY serialises commits);
     // batches keep the producer from dominating the run, the consumers still claim and ack one by one.
     producer: 'batch',

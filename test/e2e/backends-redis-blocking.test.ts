@@ -12,6 +12,7 @@ import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
 describe.skipIf(!hasRedis)('taskmill consume on Redis, blocking (redis://…?blocking=true), real processes', () => {
   const suite = defineBackendTests({
     jobs: 10_000,
+    backlog: 60_000,
     freshUrl: () => `${REDIS_URL}?prefix=${uniqueName('e2e')}&blocking=true`,
     dispose: deleteRedisPrefix,
   });

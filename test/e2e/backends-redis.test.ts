@@ -10,6 +10,7 @@ import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
 describe.skipIf(!hasRedis)('taskmill consume on Redis (redis://…), real processes', () => {
   defineBackendTests({
     jobs: 10_000,
+    backlog: 60_000,
     freshUrl: () => `${REDIS_URL}?prefix=${uniqueName('e2e')}`,
     dispose: deleteRedisPrefix,
   });

@@ -11,6 +11,7 @@ import { uniqueName } from '../helpers/services.js';
 describe('taskmill consume on SQLite (sqlite:FILE), real processes', () => {
   defineBackendTests({
     jobs: 10_000,
+    backlog: 60_000,
     freshUrl: (dir) => `sqlite:${path.join(dir, `${uniqueName('queue')}.sqlite`)}`,
     dispose: async () => {}, // the file lives in the suite's temp dir, removed with it
   });
