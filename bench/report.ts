@@ -53,7 +53,7 @@ export function summarize(values: readonly number[]): Summary | null {
 
 const PROFILE_HEADING = '## Profile findings';
 
-export async function writeReport(collected: Collected, settings: RunSettings, systems: readonly SystemSpec[], outFile: string, root: string): Promise<string> {
+export async function writeReport(collected: Collected, settings: RunSettings, systems: readonly SystemSpec[], outFile: string, versionLine: string): Promise<string> {
   const stat = (workload: Workload, key: string, field: string): Summary | null => {
     const cell = collected[workload][key];
     return cell ? summarize(cell.runs.map((r) => Number(r[field]))) : null;
@@ -238,7 +238,7 @@ export async function writeReport(collected: Collected, settings: RunSettings, s
     `- command: \`${settings.command}\``,
     `- jobs: process ${settings.processJobs.toLocaleString('en-US')}, enqueue ${settings.enqueueJobs.toLocaleString('en-US')}, latency ${settings.latencyJobs.toLocaleString('en-US')} at ${settings.latencyRate}/s; ${settings.runs} runs each`,
     `- machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}; load average (1/5/15 min) ${settings.loadBefore.map((x) => x.toFixed(2)).join(' / ')} at the start, ${settings.loadAfter.map((x) => x.toFixed(2)).join(' / ')} at the end (shared machine: figures are comparable within this run, not across machines)`,
-    `- ${await versions(root, settings)}`,
+    `- ${versionLine}`,
     '',
   ];
 
@@ -253,7 +253,8 @@ export async function writeReport(collected: Collected, settings: RunSettings, s
   return [tablesMarkdown, targetLines.join('\n')].join('\n');
 }
 
-async function versions(root: string, settings: RunSettings): Promise<string> {
+/** Versions of Node, taskmill (commit, and whether src/ had uncommitted changes), the peers, their clients and the servers. Call it before the run: the children run the sources as they were then. */
+export async function versions(root: string, settings: RunSettings): Promise<string> {
   const pkg = (name: string) => {
     try {
       return (JSON.parse(readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;

@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildMode, ChildTask } from './child.js';
 import { compileForChildren } from './compile.js';
-import { writeReport, type Collected, type RunSettings } from './report.js';
+import { versions, writeReport, type Collected, type RunSettings } from './report.js';
 import { SYSTEMS } from './systems/index.js';
 import { monotonicMs } from './systems/names.js';
 import type { BenchSystem, SystemContext, SystemSpec, Workload } from './systems/types.js';
@@ -232,6 +232,7 @@ async function measure(spec: SystemSpec, workload: Workload): Promise<Record<str
 }
 
 async function main(): Promise<void> {
+  const versionLine = await versions(root, settings);
   const compiledFiles = await compileForChildren(root, compiled);
   log(`bench (${settings.mode}): ${systems.length} systems × ${workloads.join(', ')} × ${settings.runs} runs; compiled ${compiledFiles} files for the children`);
   const collected: Collected = { enqueue: {}, process1: {}, process10: {}, latency: {}, baselineRssMiB: null };
@@ -262,7 +263,7 @@ async function main(): Promise<void> {
     rmSync(scratch, { recursive: true, force: true });
   }
   settings.loadAfter = loadavg();
-  const table = await writeReport(collected, settings, systems, outFile, root);
+  const table = await writeReport(collected, settings, systems, outFile, versionLine);
   await new Promise((resolve) => process.stdout.write(`${table}\n`, resolve));
   log(`written to ${path.relative(root, outFile)}`);
 }
