@@ -138,7 +138,10 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
             (messages) => {
               noteHealthy();
               for (const m of messages) outstanding.add(m.id);
-              reply(SYSTEM_IDS.reader, { type: 'MESSAGES', messages });
+              // One macrotask per batch: with a synchronous backend (SQLite, memory) and a deep
+              // backlog, read → run → read would otherwise chain on microtasks forever and starve
+              // timers (lease heartbeats, ack flushes) and signal handlers.
+              setImmediate(() => reply(SYSTEM_IDS.reader, { type: 'MESSAGES', messages }));
             },
             (error) => {
               noteOutage('read', error);
