@@ -227,7 +227,7 @@ export async function writeReport(collected: Collected, settings: RunSettings, s
     '- Every consumer and every producer runs in a child process of its own, plain Node on JavaScript transpiled from the sources (no TypeScript loader in the measured process). '
       + `A bare child process of this harness peaks at ${collected.baselineRssMiB === null ? '–' : collected.baselineRssMiB.toFixed(1)} MiB RSS: the floor under every RSS figure.`,
     '- Each figure is the median of the runs with (min–max); runs are interleaved across systems. Process timing starts at the first job’s start (connecting, migrations and schema checks are left out for every system) and ends when the backend reports no job waiting or running.',
-    '- Latency is measured on the monotonic clock shared by all processes (process.hrtime), stamped immediately before the producer’s enqueue call and read as the command starts.',
+    '- Latency is measured on the monotonic clock shared by all processes (process.hrtime), stamped immediately before the producer’s enqueue call and read as the command starts. The latency producer runs in the orchestrating process, one enqueue call per job through each system’s ordinary single-job API.',
     '',
   ];
 
