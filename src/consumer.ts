@@ -54,6 +54,8 @@ export interface ConsumerOptions {
   maxRestarts?: number;
   /** How long start() keeps retrying a backend that is down before it rejects. Default 30 000 ms. */
   openTimeoutMs?: number;
+  /** Lease length for messages this consumer reads, when it opens the queue from a URL. Default 30 000 ms. */
+  leaseMs?: number;
   /** xstate clock for timers (tests pass a SimulatedClock) and the matching `now`. */
   clock?: Clock & { now?: () => number };
 }
@@ -107,7 +109,12 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const configured = options.queue ?? getSettings().queue ?? defaultQueueUrl();
   const ownsQueue = !(configured instanceof BaseQueue);
   const queue =
-    configured instanceof BaseQueue ? configured : createQueue(configured, { onWarning: (message) => logger.warn(message) });
+    configured instanceof BaseQueue
+      ? configured
+      : createQueue(configured, {
+          onWarning: (message) => logger.warn(message),
+          ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+        });
 
   const worker = workerMachine.provide({ actors: { runCommand: createRunCommand({ commands, logger, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) } });
   const scheduler = schedulerMachine.provide({

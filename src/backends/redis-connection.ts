@@ -188,6 +188,6 @@ export class RedisConnection {
       await Promise.race([client.quit().catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, 1000)))]);
       clearTimeout(timer);
     }
-    client.disconnect();
+    if (client.status !== 'end') client.disconnect(); // a second disconnect() starts a 2 s timer that keeps a stopping process alive
   }
 }
