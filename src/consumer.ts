@@ -177,6 +177,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   });
 
   let started: Promise<void> | null = null;
+  let stopping = false;
   let resolveDone!: (result: StopResult) => void;
   let rejectDone!: (error: unknown) => void;
   const done = new Promise<StopResult>((resolve, reject) => {
@@ -227,7 +228,9 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     },
     async stop({ timeout } = {}) {
       const snapshot = actor.getSnapshot();
-      if (snapshot.status === 'active') {
+      // Idempotent: a second stop() waits for the first (force explicitly with send({ type: 'FORCE' })).
+      if (snapshot.status === 'active' && !stopping) {
+        stopping = true;
         if (!started) {
           actor.stop();
           await finish('done');
