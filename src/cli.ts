@@ -228,14 +228,14 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('show queue length, leased and failed counts')
+    .description('show ready, leased, delayed and failed counts')
     .addOption(queueOption())
     .option('--json', 'print JSON')
     .action(async (opts: { queue?: string; json?: boolean }) => {
       const url = queueUrlOf(opts.queue);
       const stats = await withQueue(url, (queue) => queue.stats());
       if (opts.json) print(JSON.stringify({ queue: redactUrl(url), ...stats }));
-      else print(`${redactUrl(url)}\n  ready   ${stats.ready}\n  leased  ${stats.leased}\n  failed  ${stats.failed}`);
+      else print(`${redactUrl(url)}\n  ready   ${stats.ready}\n  leased  ${stats.leased}\n  delayed ${stats.delayed}\n  failed  ${stats.failed}`);
     });
 
   program

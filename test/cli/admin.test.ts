@@ -43,7 +43,7 @@ describe('taskmill admin subcommands on SQLite', () => {
 
     expect(await status()).toMatchObject({ queue: `sqlite:${dbPath}`, ready: 3, leased: 0, failed: 0 });
     const plainStatus = await taskmill('status');
-    expect(plainStatus).toMatch(/ready\s+3\n\s+leased\s+0\n\s+failed\s+0/);
+    expect(plainStatus).toMatch(/ready\s+3\n\s+leased\s+0\n\s+delayed\s+0\n\s+failed\s+0/);
 
     // One consumer run: cli-ok runs twice, cli-fail lands in the failed store.
     const consumer = spawnTaskmill(['consume', '-d', '0.02', '-m', '0.2', CLI_COMMANDS], { env, cwd: dir });
