@@ -8,6 +8,9 @@
  *   npm run bench -- --full            # 20,000 / 20,000 / 2,000 jobs, 3 runs → bench/RESULTS.md
  *   npm run bench -- --systems taskmill-redis,bullmq --workloads process10 --runs 5
  *   npm run bench -- --profile .tmp/prof --systems taskmill-redis --workloads process10
+ *   npm run bench -- --systems taskmill-redis-blocking --workloads process10 --process-jobs 100000 --runs 1
+ *
+ * Quick runs write .tmp/bench-quick.md, full runs bench/RESULTS.md (or --out FILE).
  *
  * Workloads: enqueue (one call at a time, ≤ 100 in flight; and bulk, 1,000
  * per call), process1 / process10 (pre-loaded no-op jobs, timed from the
@@ -40,6 +43,9 @@ const { values } = parseArgs({
     workloads: { type: 'string' },
     out: { type: 'string' },
     profile: { type: 'string' },
+    'process-jobs': { type: 'string' },
+    'enqueue-jobs': { type: 'string' },
+    'latency-jobs': { type: 'string' },
     redis: { type: 'string', default: 'redis://127.0.0.1:6379/0' },
     postgres: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
   },
@@ -52,11 +58,18 @@ function list<T extends string>(value: string | undefined, known: readonly T[], 
   return picked as T[];
 }
 
+function count(option: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${option} must be an integer ≥ 1, got ${value}`);
+  return n;
+}
+
 const settings: RunSettings = {
   mode: values.full ? 'full' : 'quick',
-  processJobs: values.full ? 20_000 : 5_000,
-  enqueueJobs: values.full ? 20_000 : 2_000,
-  latencyJobs: values.full ? 2_000 : 1_000,
+  processJobs: count('process-jobs', values['process-jobs'], values.full ? 20_000 : 5_000),
+  enqueueJobs: count('enqueue-jobs', values['enqueue-jobs'], values.full ? 20_000 : 2_000),
+  latencyJobs: count('latency-jobs', values['latency-jobs'], values.full ? 2_000 : 1_000),
   latencyWarmup: 100,
   latencyRate: 500,
   runs: Number(values.runs ?? 3),
