@@ -13,7 +13,8 @@ export function defaultQueueUrl(env: NodeJS.ProcessEnv = process.env): string {
   return fromEnv ? fromEnv : DEFAULT_QUEUE_URL;
 }
 
-const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#@]*)@/i;
+// Up to the LAST '@' of the authority, as URL parsers read it: a password with an unencoded '@' (p@ss) is hidden whole.
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
 const SECRET_PARAM = /([?&;](?:password|pass|pwd|secret|token|sslpassword)=)[^&;#]*/gi;
 
 /** Replaces a URL's password (userinfo and `password=`-style params) with `***`. Never throws. */

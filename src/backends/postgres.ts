@@ -112,7 +112,7 @@ function splitUrl(url: string): { pgUrl: string; own: Map<string, string> } {
 /** Every form the password may take in the URL or environment, for redacting driver messages. */
 function passwordsIn(url: string): string[] {
   const found: string[] = [];
-  const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^/?#@]*)@/i.exec(url)?.[1];
+  const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url)?.[1]; // to the last '@', as pg reads it
   const colon = userinfo?.indexOf(':') ?? -1;
   if (userinfo && colon !== -1) found.push(userinfo.slice(colon + 1));
   for (const match of url.matchAll(/[?&]password=([^&#]*)/gi)) found.push(match[1]!);
