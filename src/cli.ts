@@ -85,6 +85,7 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
     prefetch: opts.prefetch as number,
     openTimeoutMs: (opts.connectTimeout as number) * 1000,
     leaseMs: (opts.lease as number) * 1000,
+    maxDeliveries: opts.maxDeliveries as number,
   });
   let relay: InspectorRelay | null = null;
   let inspectLog: InspectLog | null = null;
@@ -195,6 +196,7 @@ export function buildProgram(): Command {
     .option('-g, --grace <seconds>', 'how long a stop waits for running commands before forcing', number('--grace', 0), 30)
     .option('-p, --prefetch <n>', 'messages read ahead of idle workers', number('--prefetch', 0, true), 0)
     .option('--lease <seconds>', 'how long a read message is leased before another consumer may take it (kept alive while it runs)', number('--lease', 0.1), 30)
+    .option('--max-deliveries <n>', 'deliveries without an outcome (the consumer died) before a job fails as "worker lost"', number('--max-deliveries', 1, true), 3)
     .addOption(
       new Option('--inspect [port]', `serve the live actors to the Stately inspector on 127.0.0.1 (default port ${DEFAULT_INSPECT_PORT}; 0: any free port)`)
         .preset(String(DEFAULT_INSPECT_PORT))

@@ -49,6 +49,15 @@ export interface CommandOptions {
   timeout?: number;
   /** A job that has not started within this many ms of being enqueued (or by this Date) is skipped and recorded as expired. */
   expires?: number | Date;
+  /**
+   * Deliveries without an outcome before the job is declared lost (default:
+   * the consumer's `maxDeliveries`, 3). A delivery has no outcome when the
+   * consumer running it died (a `process.exit()`, a crash, kill -9) or lost
+   * its lease; the next delivery past this limit is not run: it goes to the
+   * failed store as "worker lost", so a job that kills its process cannot
+   * crash-loop the fleet.
+   */
+  maxDeliveries?: number;
   /** Store results so `job.result()` / `job.status()` work (default true). */
   results?: boolean;
   /** How long results are kept, ms (default: configure()'s resultTtlMs, 1 day). */
@@ -160,6 +169,7 @@ const commandOptionsSchema = z.strictObject({
   retryBackoff: z.number().min(1).finite().optional(),
   timeout: z.number().positive().finite().optional(),
   expires: z.union([z.number().positive().finite(), z.date()]).optional(),
+  maxDeliveries: z.number().int().min(1).optional(),
   results: z.boolean().optional(),
   resultTtl: z.number().positive().finite().optional(),
 });

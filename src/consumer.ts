@@ -13,7 +13,7 @@ import { registry as globalRegistry, getSettings, type CommandRegistry } from '.
 import { defaultQueueUrl } from './config.js';
 import { ConfigError, toError } from './errors.js';
 import { createQueueAdapter } from './actors/queue-adapter.js';
-import { createRunCommand } from './actors/run-command.js';
+import { createRunCommand, DEFAULT_MAX_DELIVERIES } from './actors/run-command.js';
 import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from './machines/supervisor.js';
 import { workerMachine } from './machines/worker.js';
 import { schedulerMachine } from './machines/scheduler.js';
@@ -50,6 +50,12 @@ export interface ConsumerOptions {
   maxPollDelayMs?: number;
   /** Graceful drain deadline used by stop() and by the supervisor. Default 30 000 ms. */
   drainTimeoutMs?: number;
+  /**
+   * Deliveries without an outcome (the consumer running the job died or lost
+   * its lease) after which a job is failed as "worker lost" instead of run
+   * again. A command's own `maxDeliveries` wins. Default 3.
+   */
+  maxDeliveries?: number;
   /** Worker restarts after which the consumer gives up. Default unlimited. */
   maxRestarts?: number;
   /** How long start() keeps retrying a backend that is down before it rejects. Default 30 000 ms. */
@@ -103,6 +109,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const pollBackoff = nonNegative('pollBackoff', options.pollBackoff, 1.15, 1);
   const maxPollDelayMs = nonNegative('maxPollDelayMs', options.maxPollDelayMs, 10_000, pollDelayMs);
   const prefetch = nonNegative('prefetch', options.prefetch, 0);
+  const maxDeliveries = positiveInt('maxDeliveries', options.maxDeliveries, DEFAULT_MAX_DELIVERIES);
   const logger = options.logger ?? pino({ name: 'taskmill' });
   const commands = options.registry ?? globalRegistry;
 
@@ -116,7 +123,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
           ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
         });
 
-  const worker = workerMachine.provide({ actors: { runCommand: createRunCommand({ commands, logger, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) } });
+  const worker = workerMachine.provide({ actors: { runCommand: createRunCommand({ commands, logger, maxDeliveries, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) } });
   const scheduler = schedulerMachine.provide({
     actions: {
       logSlotWritten: (_, params) => {

@@ -60,6 +60,23 @@ export class UnknownCommandError extends TaskmillError {
   }
 }
 
+/**
+ * A job delivered `deliveries` times without an outcome: each consumer that
+ * leased it died or lost the lease before it could ack or fail it.
+ */
+export class WorkerLostError extends TaskmillError {
+  readonly command: string;
+  readonly deliveries: number;
+  constructor(command: string, deliveries: number) {
+    super(
+      'ERR_TASKMILL_WORKER_LOST',
+      `worker lost: command "${command}" was delivered ${deliveries} times without an outcome (the consumer running it exited, crashed or lost its lease); not run again`,
+    );
+    this.command = command;
+    this.deliveries = deliveries;
+  }
+}
+
 /** Ack/fail/extend after this consumer's lease on the message was lost (expired and reclaimed). */
 export class LeaseLostError extends TaskmillError {
   readonly id: string;

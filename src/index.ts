@@ -71,6 +71,7 @@ export {
   MessageDecodeError,
   UnknownCommandError,
   LeaseLostError,
+  WorkerLostError,
   QueueConnectionError,
   CommandTimeoutError,
 } from './errors.js';

@@ -15,7 +15,7 @@
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
 import type { CommandOptions, JobContext, RegisteredCommand } from '../commands.js';
-import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, toError } from '../errors.js';
+import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, WorkerLostError, toError } from '../errors.js';
 import { decodeMessage, serializeValue, type Envelope } from '../message.js';
 import { jobEvents, type JobEvents } from '../hooks.js';
 import { DEFAULT_RESULT_TTL_MS, DEFAULT_RETRY_REQUEST_LIMIT, Retry, remoteError, resultRecord, type ResultRecordData } from '../results.js';
@@ -33,7 +33,11 @@ export interface RunCommandDeps {
   resultTtlMs?: number;
   /** Where lifecycle hooks are emitted. Default: the process-wide `jobEvents`. */
   hooks?: JobEvents;
+  /** Deliveries without an outcome before a job is failed as "worker lost" (a command's `maxDeliveries` wins). Default 3. */
+  maxDeliveries?: number;
 }
+
+export const DEFAULT_MAX_DELIVERIES = 3;
 
 /** `this` for a running command; the AbortController exists only once somebody asks for the signal. */
 class RunningJob implements JobContext {
@@ -86,7 +90,7 @@ function nextAttemptData(data: string, attempt: number): string {
   return JSON.stringify(envelope);
 }
 
-export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESULT_TTL_MS, hooks = jobEvents }: RunCommandDeps): RunCommandLogic {
+export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESULT_TTL_MS, hooks = jobEvents, maxDeliveries = DEFAULT_MAX_DELIVERIES }: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive }) => {
     const { workerId } = input;
     const log = logger.child({ worker: workerId });
@@ -114,7 +118,7 @@ export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESUL
         try {
           serialized = serializeValue(value, 'result');
         } catch (error) {
-          fail(job, command, message, envelope, started, error); // an unserializable result fails the attempt
+          fail(job, command, message, envelope, error); // an unserializable result fails the attempt
           return;
         }
       }
@@ -129,15 +133,16 @@ export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESUL
       });
     };
 
-    const fail = (job: RunningJob, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, _started: number, thrown: unknown): void => {
-      if (!finish(job)) return;
+    const fail = (job: RunningJob | null, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, thrown: unknown, lost = false): void => {
+      if (job && !finish(job)) return;
       const error = toError(thrown);
-      const requested = isRetryRequest(thrown);
+      // A lost worker is not retried: every delivery was already a try, and one more could take another process down.
+      const requested = !lost && isRetryRequest(thrown);
       const retries = command.options.retries ?? (requested ? DEFAULT_RETRY_REQUEST_LIMIT : 0);
       const now = Date.now();
       let retry: RetryPlan | undefined;
       let data: ResultRecordData;
-      if (envelope.attempt <= retries) {
+      if (envelope.attempt <= retries && !lost) {
         const delayMs = requested && thrown.delay !== undefined ? thrown.delay : retryDelayMs(command.options, envelope.attempt);
         retry = { data: nextAttemptData(message.data, envelope.attempt + 1), runAt: now + delayMs };
         data = { status: 'retrying', attempt: envelope.attempt, at: now, error: remoteError(error), runAt: retry.runAt };
@@ -168,6 +173,11 @@ export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESUL
         sendBack({ type: 'MESSAGE_EXPIRED', result: record(command, envelope.id, { status: 'expired', attempt: envelope.attempt, at: Date.now() }) });
         return;
       }
+      // message.attempt counts deliveries of this attempt; each one before this had no outcome.
+      if (message.attempt > (command.options.maxDeliveries ?? maxDeliveries)) {
+        fail(null, command, message, envelope, new WorkerLostError(envelope.command, message.attempt - 1), true);
+        return;
+      }
       const cmd = command;
       const env = envelope;
       const job = new RunningJob(env.id, env.command, env.attempt);
@@ -181,20 +191,20 @@ export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESUL
         timer = setTimeout(() => {
           const error = new CommandTimeoutError(env.command, timeout);
           job.abort(error);
-          fail(job, cmd, message, env, started, error);
+          fail(job, cmd, message, env, error);
         }, timeout);
       }
       let result: unknown;
       try {
         result = cmd.fn.apply(job, env.args);
       } catch (error) {
-        fail(job, cmd, message, env, started, error);
+        fail(job, cmd, message, env, error);
         return;
       }
       if (isThenable(result)) {
         result.then(
           (value) => succeed(job, cmd, message, env, started, value),
-          (error) => fail(job, cmd, message, env, started, error),
+          (error) => fail(job, cmd, message, env, error),
         );
       } else {
         succeed(job, cmd, message, env, started, result);

@@ -4,7 +4,7 @@
  * logged once with worker id, command and job id, and the pool stays at N.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createConsumer, type Consumer } from '../../src/index.js';
+import { CommandRegistry, MemoryQueue, createConsumer, encodeMessage, jobEvents, queueCommand, type Consumer } from '../../src/index.js';
 import { waitFor } from '../helpers/processes.js';
 import { capturedLogger, children, enqueue, freshMemoryQueue, registryOf, workerIds, type CommandFn } from '../fixtures/cli-consumer-kit.js';
 
@@ -155,3 +155,82 @@ describe('a command that throws or rejects with any value', () => {
     expect(stats.ready).toBe(2);
   });
 });
+
+describe('a job whose earlier deliveries had no outcome (the consumer running it died)', () => {
+  /** Leases the store's oldest message `times` times through a dying "consumer" whose leases lapse. */
+  async function loseDeliveries(store: string, times: number): Promise<void> {
+    const dying = new MemoryQueue(store, { leaseMs: 100 });
+    for (let i = 0; i < times; i++) {
+      const [message] = await dying.readBatch(1);
+      expect(message?.attempt).toBe(i + 1);
+      await new Promise((resolve) => setTimeout(resolve, 120)); // the lease lapses: nobody acks or fails it
+    }
+  }
+
+  it('after maxDeliveries deliveries without an outcome it is not run again: failed as "worker lost", not retried', async () => {
+    const queue = freshMemoryQueue();
+    let runs = 0;
+    const registry = new CommandRegistry();
+    registry.register({ name: 'crashy', fn: () => void runs++, options: { name: 'crashy', retries: 5 }, schedule: null, module: 'test' });
+    const jobId = JSON.parse((await enqueueEnvelope(queue, 'crashy')).data).id as string;
+    await loseDeliveries(queue.store, 3);
+
+    const events = recordFailedHooks();
+    const { logger, lines } = capturedLogger();
+    const consumer = createConsumer({ queue, registry, logger, pollDelayMs: 5, maxPollDelayMs: 20 });
+    running.push(consumer);
+    await consumer.start();
+    await waitFor('the job in the failed store', async () => (await queue.stats()).failed === 1, 10_000, 10);
+    events.stop();
+
+    expect(runs).toBe(0);
+    const [entry] = await queue.failed();
+    expect(entry!.error).toMatch(/^WorkerLostError: worker lost: command "crashy" was delivered 3 times without an outcome/);
+    expect(await queue.stats()).toMatchObject({ ready: 0, leased: 0, delayed: 0, failed: 1 });
+    expect(events.failed).toEqual([jobId]);
+    const logged = lines.filter((l) => String(l.msg).includes('failed') && JSON.stringify(l).includes('worker lost'));
+    expect(logged).toHaveLength(1);
+  });
+
+  it('fewer lost deliveries than the limit: it runs; a command may lower the limit, the consumer may raise it', async () => {
+    const queue = freshMemoryQueue();
+    const ran: string[] = [];
+    const registry = new CommandRegistry();
+    registry.register({ name: 'tolerant', fn: () => void ran.push('tolerant'), options: { name: 'tolerant' }, schedule: null, module: 'test' });
+    registry.register({ name: 'strict', fn: () => void ran.push('strict'), options: { name: 'strict', maxDeliveries: 1 }, schedule: null, module: 'test' });
+    await enqueueEnvelope(queue, 'tolerant');
+    await loseDeliveries(queue.store, 3);
+    await enqueueEnvelope(queue, 'strict');
+    const dying = new MemoryQueue(queue.store, { leaseMs: 100 });
+    await dying.readBatch(2); // 'tolerant' a 4th time (over the default 3, within this consumer's 5) and 'strict' once
+    await new Promise((resolve) => setTimeout(resolve, 120));
+
+    const consumer = createConsumer({ queue, registry, logger: capturedLogger().logger, maxDeliveries: 5, pollDelayMs: 5, maxPollDelayMs: 20 });
+    running.push(consumer);
+    await consumer.start();
+    await waitFor('both settled', async () => {
+      const stats = await queue.stats();
+      return stats.ready === 0 && stats.leased === 0 && ran.length + stats.failed === 2;
+    }, 10_000, 10);
+    expect(ran).toEqual(['tolerant']);
+    const [entry] = await queue.failed();
+    expect(entry!.error).toMatch(/command "strict" was delivered 1 times without an outcome/);
+  });
+
+  it('maxDeliveries must be an integer ≥ 1', () => {
+    expect(() => createConsumer({ queue: freshMemoryQueue(), maxDeliveries: 0 })).toThrow(/maxDeliveries must be an integer ≥ 1, got 0/);
+    expect(() => queueCommand({ name: 'bad-deliveries', maxDeliveries: 1.5 }, () => {})).toThrow(/invalid command option maxDeliveries/);
+  });
+});
+
+function recordFailedHooks(): { failed: string[]; stop(): void } {
+  const failed: string[] = [];
+  const stop = jobEvents.on('failed', (event) => void failed.push(event.jobId));
+  return { failed, stop };
+}
+
+async function enqueueEnvelope(queue: MemoryQueue, command: string): Promise<{ data: string }> {
+  const message = encodeMessage(command, []);
+  await queue.write(message.data);
+  return message;
+}
