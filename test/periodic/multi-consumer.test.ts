@@ -190,6 +190,16 @@ class World {
     this.members.delete(label);
   }
 
+  /** Ends a consumer the way kill -9 ends its process: its actors stop mid-step, no drain, nothing released. */
+  async kill(label: string): Promise<void> {
+    const { consumer, queue } = this.members.get(label)!;
+    consumer.done.catch(() => {}); // how the dead one ended is not the question
+    consumer.actor.stop();
+    this.members.delete(label);
+    await settle();
+    await queue.close();
+  }
+
   async stopAll(): Promise<void> {
     for (const label of [...this.members.keys()]) await this.stop(label);
   }
@@ -225,7 +235,7 @@ afterEach(async () => {
   world = null;
 });
 
-describe('periodic commands across three consumers sharing one SQLite file (simulated clock)', () => {
+describe('periodic commands across three (and five) consumers sharing one SQLite file (simulated clock)', () => {
   it('enqueues and runs each due (command, minute) exactly once over 35 minutes, with skewed clocks and a clock jumping back', async () => {
     const w = (world = new World(at('2030-01-01T00:48:20Z')));
 
@@ -273,6 +283,40 @@ describe('periodic commands across three consumers sharing one SQLite file (simu
     expect(new Set(w.runs.map((r) => r.consumer)).size).toBeGreaterThan(1);
     const stats = await w.members.get('A')!.queue.stats();
     expect(stats).toMatchObject({ ready: 0, leased: 0, failed: 0 });
+    expect(w.errors()).toEqual([]);
+  });
+
+  it('five consumers with clocks skewed up to ±30 s, the one furthest ahead killed mid-minute: each due (command, minute) enqueued and run exactly once', async () => {
+    // Issue 9, scenario 11. B's clock is 30 s ahead, so B reaches each minute boundary first and wins its
+    // claims; it is killed 10 s into its 10:05 (the others' 10:04), after claiming 10:05. The rest carry on.
+    const w = (world = new World(at('2030-01-01T10:00:20Z')));
+    const offsets: Record<string, number> = { A: 0, B: +30_000, C: -30_000, D: +12_000, E: -25_000 };
+    for (const [label, offset] of Object.entries(offsets)) await w.start(label, offset);
+
+    await w.advanceTo('2030-01-01T10:04:40Z'); // B's wall clock: 10:05:10
+    const b0505 = w.attemptsBy('B').find((a) => a.key === minuteKey('everyMinute', '2030-01-01T10:05Z'));
+    expect(b0505?.outcome, 'B, furthest ahead, claimed 10:05 before it was killed').toMatch(/^\d+$/);
+    await w.kill('B');
+    // A quiet second at the end: the last boundary any survivor crossed (A's 10:09) was 20 s ago; E (-25 s) is still in 10:08.
+    await w.advanceTo('2030-01-01T10:09:20Z');
+
+    // C (-30 s) fired 09:59 when it started; D (+12 s) has fired 10:09. Every due slot between, once.
+    expect(w.writtenKeys()).toEqual(dueKeys(at('2030-01-01T09:59Z'), at('2030-01-01T10:09Z')));
+    // B won nothing after its death; the survivors shared the minutes after it.
+    expect(minutesOf(w.attemptsBy('B'), 'everyMinute').at(-1)).toBe(at('2030-01-01T10:05Z') / MINUTE);
+    const after = w.written().filter((a) => a.key.startsWith('everyMinute@') && Date.parse(a.key.slice('everyMinute@'.length)) > at('2030-01-01T10:05Z'));
+    expect(after.map((a) => a.consumer)).not.toContain('B');
+    expect(after).toHaveLength(4);
+    // Every survivor asked about every minute it lived through, once each.
+    for (const label of ['A', 'C', 'D', 'E']) {
+      const keys = w.attemptsBy(label).map((a) => a.key);
+      expect(new Set(keys).size, `${label} attempted a slot twice`).toBe(keys.length);
+      const minutes = minutesOf(w.attemptsBy(label), 'everyMinute');
+      expect(minutes).toEqual(Array.from({ length: minutes.length }, (_, i) => minutes[0]! + i));
+    }
+    // Each written job ran exactly once, on whichever consumer (B included, before it died) read it.
+    expect(w.runs.map((r) => r.jobId).sort()).toEqual(w.written().map((a) => a.jobId).sort());
+    expect(await w.members.get('A')!.queue.stats()).toMatchObject({ ready: 0, leased: 0, failed: 0 });
     expect(w.errors()).toEqual([]);
   });
 
