@@ -6,7 +6,6 @@
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { z } from 'zod';
-import { glob } from 'tinyglobby';
 import { BaseQueue } from './backends/base.js';
 import { createQueue } from './backends/index.js';
 import { defaultQueueUrl, DEFAULT_MAX_PAYLOAD_BYTES } from './config.js';
@@ -453,7 +452,7 @@ export async function autodiscover(patterns?: string | string[], options: { cwd?
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const list = patterns === undefined ? DEFAULT_DISCOVERY_PATTERNS : Array.isArray(patterns) ? patterns : [patterns];
   const files = (
-    await glob(list, { cwd, absolute: true, ignore: ['**/node_modules/**', '**/.*/**'], onlyFiles: true })
+    await (await import('tinyglobby')).glob(list, { cwd, absolute: true, ignore: ['**/node_modules/**', '**/.*/**'], onlyFiles: true })
   ).sort();
   for (const file of files) await importModule(file);
   return files;

@@ -8,7 +8,12 @@
  * does not exist (spring forward) never matches, and a repeated one (fall back)
  * matches at both instants.
  */
-import { CronExpressionParser } from 'cron-parser';
+import { createRequire } from 'node:module';
+import type { CronExpressionParser as Parser } from 'cron-parser';
+
+// Loaded on the first cron string (~9 MiB resident): crontab({...}) schedules never need it.
+const require = createRequire(import.meta.url);
+let cronParser: typeof Parser | undefined;
 
 export interface Schedule {
   /** Does the minute containing `date` match? Seconds and milliseconds are ignored. */
@@ -429,7 +434,8 @@ export function cronSchedule(expression: string, options?: ScheduleOptions): Sch
   }
   let parsed;
   try {
-    parsed = CronExpressionParser.parse(expr);
+    cronParser ??= (require('cron-parser') as { CronExpressionParser: typeof Parser }).CronExpressionParser;
+    parsed = cronParser.parse(expr);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     const Class = /range|constraint|explicit day/i.test(reason) ? RangeError : TypeError;

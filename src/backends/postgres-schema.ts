@@ -8,7 +8,8 @@
  * an advisory lock, so any number of processes starting at once apply each
  * step exactly once.
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { pg as loadPg } from './drivers.js';
 import { ConfigError } from '../errors.js';
 
 export const DEFAULT_SCHEMA = 'taskmill';
@@ -103,7 +104,7 @@ export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VER
   if (!Number.isInteger(target) || target < 1 || target > SCHEMA_VERSION) {
     throw new ConfigError(`invalid schema version ${String(target)}: must be an integer from 1 to ${SCHEMA_VERSION}`);
   }
-  const s = pg.escapeIdentifier(schema);
+  const s = loadPg().escapeIdentifier(schema);
   const current = await pool.query<{ version: number | null }>(
     `SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE 0 END AS version`,
     [`${s}.migrations`],
@@ -145,7 +146,7 @@ export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VER
 
 /** The queue's SQL for one schema. `$1` is always the queue name. */
 export function statements(schema: string) {
-  const s = pg.escapeIdentifier(schema);
+  const s = loadPg().escapeIdentifier(schema);
   const leaseFor = (param: string) => `now() + ${param}::double precision * interval '1 millisecond'`;
   /** run_at for a requested time in ms since the epoch: the DATABASE clock decides whether it is still ahead. */
   const delayUntil = (param: string) => {

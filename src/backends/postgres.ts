@@ -26,7 +26,8 @@
  *   so a server restart never kills the process.
  */
 import { inspect } from 'node:util';
-import pg from 'pg';
+import type pg from 'pg';
+import { pg as loadPg } from './drivers.js';
 import { redactText, redactUrl } from '../config.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
 import {
@@ -185,7 +186,7 @@ export class DatabaseQueue extends BaseQueue {
       keepAliveInitialDelayMillis: 10_000,
       application_name: 'taskmill',
     };
-    this.#pool = new pg.Pool({ ...this.#clientConfig, max: poolSize, idleTimeoutMillis: 30_000 });
+    this.#pool = new (loadPg().Pool)({ ...this.#clientConfig, max: poolSize, idleTimeoutMillis: 30_000 });
     this.#pool.on('error', (error) => {
       // An idle connection died (server restart, network). The pool drops it; the next query reconnects.
       // One warning per outage: the flag is cleared by the next query that succeeds.
@@ -281,7 +282,7 @@ export class DatabaseQueue extends BaseQueue {
   }
 
   async #connectListener(): Promise<void> {
-    const client = new pg.Client(this.#clientConfig);
+    const client = new (loadPg().Client)(this.#clientConfig);
     let lost = false;
     const onLost = (error?: Error) => {
       if (lost) return;
@@ -302,7 +303,7 @@ export class DatabaseQueue extends BaseQueue {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${pg.escapeIdentifier(this.#channel)}`);
+      await client.query(`LISTEN ${loadPg().escapeIdentifier(this.#channel)}`);
     } catch (error) {
       onLost(error instanceof Error ? error : new Error(String(error)));
       return;

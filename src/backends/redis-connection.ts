@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
+import { ioredis } from './drivers.js';
 import { redactText } from '../config.js';
 import { QueueConnectionError, TaskmillError } from '../errors.js';
 import { replyText, type RedisTarget } from './redis-wire.js';
@@ -51,7 +52,7 @@ export class RedisConnection {
 
   /** A new connection with this queue's target; `overrides` tune it (the blocking connection). */
   create(overrides: RedisOptions, onError: (error: Error) => void): Redis {
-    const client = new Redis({
+    const client = new (ioredis().Redis)({
       ...this.#options.target.options,
       lazyConnect: true,
       connectTimeout: this.#options.connectTimeoutMs,

@@ -14,7 +14,8 @@
  * it). Delayed rows are outside the ready index, so a million of them cost a
  * claim nothing.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { betterSqlite3 } from './drivers.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
 import {
   BaseQueue,
@@ -269,7 +270,7 @@ function migrate(db: Database.Database, path: string): void {
 
 /** Opens the file, creates the schema on first use, and prepares every statement and transaction once. */
 function openConnection(path: string, busyTimeoutMs: number, queue: string, owner: string, leaseMs: number): Connection {
-  const db = new Database(path, { timeout: busyTimeoutMs });
+  const db = new (betterSqlite3())(path, { timeout: busyTimeoutMs });
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
