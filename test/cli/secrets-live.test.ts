@@ -58,6 +58,25 @@ describe.concurrent('a password in a working queue URL', { timeout: 180_000 }, (
     for (const text of await fullRun('redis', url)) expect(text).not.toContain(SECRET);
   });
 
+  // URL parsers end the userinfo at its last '@', so an unencoded '@' in a password works — and once leaked its tail.
+  it.skipIf(!hasRedis || !hasPostgres)('a password with an unencoded @ (Redis :p@…@, PostgreSQL user:p@…@)', async () => {
+    const redis = new URL(REDIS_URL);
+    const postgres = new URL(POSTGRES_URL);
+    const schema = unique();
+    try {
+      const outputs = await Promise.all([
+        fullRun('redis-at', `redis://:p@${SECRET}@${redis.host}${redis.pathname}?prefix=${unique()}`),
+        fullRun('postgres-at', `postgres://${postgres.username}:p@${SECRET}@${postgres.host}${postgres.pathname}?schema=${schema}`),
+      ]);
+      for (const text of outputs.flat()) expect(text).not.toContain(SECRET);
+    } finally {
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await client.end();
+    }
+  });
+
   it.skipIf(!hasPostgres)('PostgreSQL (user:password@ and ?password=)', async () => {
     const base = new URL(POSTGRES_URL);
     const schemas = [unique(), unique()];
