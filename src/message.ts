@@ -43,6 +43,21 @@ export const MESSAGE_VERSION = 1;
 export const MAX_COMMAND_NAME_LENGTH = 200;
 /** Deeper nesting is refused on encode and decode (it would only end in a stack overflow). */
 export const MAX_DEPTH = 1000;
+/** The largest distance from the epoch, in ms, a Date can hold: an expiresAt beyond it is no time at all. */
+const MAX_TIME_MS = 8.64e15;
+/** A job id keys its result record in every backend: PostgreSQL text holds no NUL or lone surrogate, and an index entry is bounded. */
+export const MAX_JOB_ID_LENGTH = 200;
+const JOB_ID_RULE = `a non-empty string of at most ${MAX_JOB_ID_LENGTH} characters, without NUL or lone surrogates`;
+
+function isJobId(id: unknown): id is string {
+  return (
+    typeof id === 'string' &&
+    id.length > 0 &&
+    id.length <= MAX_JOB_ID_LENGTH &&
+    !id.includes('\u0000') &&
+    (id as string & { isWellFormed(): boolean }).isWellFormed()
+  );
+}
 
 export interface Envelope {
   v: number;
@@ -308,13 +323,13 @@ export function encodeMessage(command: string, args: readonly unknown[], options
   const now = options.now ?? Date.now();
   const attempt = options.attempt ?? 1;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-  if (typeof id !== 'string' || id.length === 0) throw new TypeError('message id must be a non-empty string');
+  if (!isJobId(id)) throw new TypeError(`message id must be ${JOB_ID_RULE}`);
   if (typeof now !== 'number' || !Number.isFinite(now)) throw new TypeError('options.now must be a finite number (ms since the epoch)');
   if (!Number.isInteger(attempt) || attempt < 1) throw new TypeError('options.attempt must be a positive integer');
   if (typeof maxBytes !== 'number' || !(maxBytes > 0)) throw new TypeError('options.maxBytes must be a positive number');
   const { expiresAt } = options;
-  if (expiresAt !== undefined && (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt))) {
-    throw new TypeError('options.expiresAt must be a finite number (ms since the epoch)');
+  if (expiresAt !== undefined && (typeof expiresAt !== 'number' || !(Math.abs(expiresAt) <= MAX_TIME_MS))) {
+    throw new TypeError('options.expiresAt must be a time a Date can hold (ms since the epoch, within ±8.64e15)');
   }
 
   const data =
@@ -331,22 +346,22 @@ export function encodeMessage(command: string, args: readonly unknown[], options
 
 const EnvelopeSchema = z.looseObject({
   v: z.number().int(),
-  id: z.string().min(1),
+  id: z.string().refine(isJobId),
   command: z.string().min(1),
   args: z.array(z.unknown()),
   enqueuedAt: z.number(),
   attempt: z.number().int().positive(),
-  expiresAt: z.number().optional(),
+  expiresAt: z.number().min(-MAX_TIME_MS).max(MAX_TIME_MS).optional(),
 });
 
 const FIELD_EXPECTATIONS: Record<string, string> = {
   v: 'an integer',
-  id: 'a non-empty string',
+  id: JOB_ID_RULE,
   command: 'a non-empty string',
   args: 'an array',
   enqueuedAt: 'a finite number',
   attempt: 'a positive integer',
-  expiresAt: 'a finite number',
+  expiresAt: 'a time a Date can hold (ms since the epoch, within ±8.64e15)',
 };
 
 function jsonKind(value: unknown): string {

@@ -34,6 +34,8 @@ function decodeError(data: unknown): MessageDecodeError {
   throw new Error('expected decodeMessage to refuse');
 }
 
+const ID_RULE = 'a non-empty string of at most 200 characters, without NUL or lone surrogates';
+
 const envelopeText = (fields: Record<string, unknown>): string =>
   JSON.stringify({ v: 1, id: 'id-1', command: 'cmd', args: [], enqueuedAt: 1000, attempt: 1, ...fields });
 
@@ -187,10 +189,16 @@ describe('encodeMessage', () => {
 
   it('checks its options', () => {
     expect(() => encodeMessage('cmd', [], { id: '' })).toThrow(/message id/);
+    for (const id of ['a\u0000b', '\udfff', 'i'.repeat(201)]) expect(() => encodeMessage('cmd', [], { id })).toThrow(/message id/);
+    expect(encodeMessage('cmd', [], { id: 'i'.repeat(200) }).id).toHaveLength(200);
     expect(() => encodeMessage('cmd', [], { attempt: 0 })).toThrow(/attempt/);
     expect(() => encodeMessage('cmd', [], { attempt: 1.5 })).toThrow(/attempt/);
     expect(() => encodeMessage('cmd', [], { now: Number.NaN })).toThrow(/now/);
     expect(() => encodeMessage('cmd', [], { maxBytes: 0 })).toThrow(/maxBytes/);
+    // A Date holds ±8.64e15 ms; beyond that there is no time to expire at.
+    expect(() => encodeMessage('cmd', [], { expiresAt: 8.64e15 + 1 })).toThrow(/expiresAt/);
+    expect(() => encodeMessage('cmd', [], { expiresAt: -Number.MAX_VALUE })).toThrow(/expiresAt/);
+    expect(encodeMessage('cmd', [], { expiresAt: -8.64e15 }).data).toContain('"expiresAt":-8640000000000000');
     expect(() => encodeMessage('cmd', 'nope' as unknown as unknown[])).toThrow(/must be an array/);
   });
 });
@@ -334,8 +342,12 @@ describe('decodeMessage refuses bad input without quoting it', () => {
   it.each([
     ['v', 1.5, 'an integer'],
     ['v', '1', 'an integer'],
-    ['id', '', 'a non-empty string'],
-    ['id', 7, 'a non-empty string'],
+    ['id', '', ID_RULE],
+    ['id', 7, ID_RULE],
+    // A job id keys its result; PostgreSQL could not store these, and failing to used to block every ack.
+    ['id', 'a\u0000b', ID_RULE],
+    ['id', 'x\ud800', ID_RULE],
+    ['id', 'i'.repeat(201), ID_RULE],
     ['command', '', 'a non-empty string'],
     ['command', [secret], 'a non-empty string'],
     ['args', { 0: secret }, 'an array'],
@@ -344,6 +356,10 @@ describe('decodeMessage refuses bad input without quoting it', () => {
     ['attempt', 0, 'a positive integer'],
     ['attempt', 2.5, 'a positive integer'],
     ['attempt', null, 'a positive integer'],
+    // A past expiresAt no Date can hold used to crash the worker logging the skip (new Date(x).toISOString()).
+    ['expiresAt', -Number.MAX_VALUE, 'a time a Date can hold (ms since the epoch, within ±8.64e15)'],
+    ['expiresAt', 8.64e15 + 1, 'a time a Date can hold (ms since the epoch, within ±8.64e15)'],
+    ['expiresAt', '2024', 'a time a Date can hold (ms since the epoch, within ±8.64e15)'],
   ])('wrong type: %s = %j', (field, value, expectation) => {
     const error = decodeError(envelopeText({ [field]: value, ...(field === 'args' ? {} : { args: [secret] }) }));
     expect(error.message).toBe(`invalid message: field ${field} must be ${expectation}`);

@@ -4,6 +4,7 @@
  * (CI=true) a missing server is a failure, never a skip.
  */
 import net from 'node:net';
+import pg from 'pg';
 
 export const REDIS_URL = process.env.TASKMILL_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
 export const POSTGRES_URL = process.env.TASKMILL_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -37,4 +38,17 @@ export const hasPostgres = await available('PostgreSQL', POSTGRES_URL);
 /** A queue name no other test file (running in parallel) uses. */
 export function uniqueName(prefix = 't'): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** Drops the schema named by a PostgreSQL queue URL's `?schema=` (what a test's fresh URL created). */
+export async function dropPostgresSchema(url: string): Promise<void> {
+  const schema = new URL(url).searchParams.get('schema');
+  if (!schema) throw new Error('dropPostgresSchema needs a ?schema= URL');
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${client.escapeIdentifier(schema)} CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
