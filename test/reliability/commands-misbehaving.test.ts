@@ -120,9 +120,11 @@ describeEachBackend(
         expect(failed).toHaveLength(1);
         expect(failed[0]!.error).toMatch(/^WorkerLostError: worker lost: command "blocks-loop"/);
       }
-      // No error but the "worker lost" failure itself (the runs ended normally; only their acks were refused).
+      // No error but a "worker lost" failure (the runs ended normally; only their acks were refused). It can be
+      // logged with the failed store empty: when the last run's late ack lands after this consumer re-read the
+      // message (same owner), the ack wins and the "worker lost" fail is refused — the job counts as done.
       const errors = logs().filter((l) => (l.level as number) >= 50);
-      expect(errors.map((l) => (l.err as { name?: string } | undefined)?.name)).toEqual(failed.length > 0 ? ['WorkerLostError'] : []);
+      expect(errors.map((l) => (l.err as { name?: string } | undefined)?.name)).toEqual(failed.length > 0 || errors.length > 0 ? ['WorkerLostError'] : []);
       consumer.child.kill('SIGTERM');
       expect(await consumer.exited, consumer.stderr()).toBe(0);
     });

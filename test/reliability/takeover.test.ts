@@ -5,7 +5,8 @@
  * that was already running takes the dead one's leases over once they lapse
  * and completes every job. A job runs twice only when the dead consumer
  * finished it and died before its ack landed, so duplicates are bounded by
- * what it had in flight (its 10 workers; no prefetch).
+ * what was leased at the kill: its running jobs (≤ its 10 workers; no
+ * prefetch) and the finished ones whose acks were still on their way.
  *
  * (The first half, a restarted consumer after kill -9, is the "SIGKILLed
  * mid-way" test of test/fixtures/backends-e2e.ts, run by each
@@ -20,9 +21,9 @@ const JOBS = 1000;
 const VICTIM_WORKERS = 10;
 const SURVIVOR_WORKERS = 4;
 /** Each job's run time: the victim is killed with runs in progress, not between them. */
-const JOB_MS = 20;
+const JOB_MS = 10;
 /** Short, so the takeover happens within seconds; long enough that the survivor's own heartbeats keep up on a loaded box. */
-const LEASE_MS = 3000;
+const LEASE_MS = 2500;
 
 describeEachBackend(
   'a second consumer takes over from one killed with SIGKILL',
@@ -46,6 +47,10 @@ describeEachBackend(
         victim.child.kill('SIGKILL');
         expect(await victim.exited).toBe('SIGKILL');
         const killedAt = Date.now();
+        // In flight at the fault: everything leased now — the dead consumer's leases (its running jobs, and jobs it
+        // finished whose acks had not landed: a worker takes its next job while the ack is on its way) plus the
+        // survivor's. An upper bound on the dead one's, read before any of them can lapse.
+        const leasedAtKill = (await queue.stats()).leased;
         const atKill = readRecords(recordFile);
         expect(atKill.filter((r) => r.phase === 'done').length, 'every job ended before the kill').toBeLessThan(JOBS);
         const victimStarted = new Set(atKill.filter((r) => r.pid === victim.pid && r.phase === 'start').map((r) => r.job));
@@ -71,13 +76,16 @@ describeEachBackend(
         // Duplicates: finished by the victim, not acked before the kill, run again by the survivor.
         const twice = [...countBy(done.map((r) => r.job))].filter(([, count]) => count > 1).map(([job]) => job);
         for (const job of twice) expect(done.filter((r) => r.job === job).map((r) => r.pid), job).toEqual([victim.pid, survivor.pid]);
-        expect(twice.length + unfinished.length, 'more duplicates and unfinished runs than the victim could hold').toBeLessThanOrEqual(VICTIM_WORKERS);
+        expect(unfinished.length, 'more unfinished runs than the victim has workers').toBeLessThanOrEqual(VICTIM_WORKERS);
+        expect(twice.length + unfinished.length, 'more duplicates and unfinished runs than jobs in flight at the kill').toBeLessThanOrEqual(leasedAtKill);
         expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
         console.info(
-          `[reliability] takeover on ${backend.name}: victim done ${victimDone.size}, unfinished ${unfinished.length}, twice ${twice.length}; takeover ${(takeoverMs / 1000).toFixed(1)} s; total ${((Date.now() - started) / 1000).toFixed(1)} s`,
+          `[reliability] takeover on ${backend.name}: victim done ${victimDone.size}, leased at the kill ${leasedAtKill}, unfinished ${unfinished.length}, twice ${twice.length}; takeover ${(takeoverMs / 1000).toFixed(1)} s; total ${((Date.now() - started) / 1000).toFixed(1)} s`,
         );
       },
     );
   },
-  { concurrent: true },
+  // One backend at a time: two consumers with 14 workers between them, plus the test process, load a
+  // 2-core machine enough; four such pairs at once starve the survivor's heartbeats and slow startups.
+  { concurrent: false },
 );
