@@ -112,7 +112,12 @@ async function soakOne(name: BackendName, index: number): Promise<Row> {
   pool.start();
   const producer = spawnTsx([PRODUCER], { env: { TASKMILL_QUEUE: backend.url, SOAK_PRODUCER_LOG: producerLog, SOAK_RATE: values.rate } });
   let producerExit: number | string | null = null;
-  void producer.exited.then((code) => (producerExit = code));
+  const killProducer = () => producer.child.kill('SIGKILL');
+  process.once('exit', killProducer); // when the soak fails before it stops the producer
+  void producer.exited.then((code) => {
+    producerExit = code;
+    process.off('exit', killProducer);
+  });
 
   let restarts = 0;
   const outages: Outage[] = [];

@@ -26,6 +26,12 @@ export interface ConsumerPoolOptions {
   note: (line: string) => void;
 }
 
+/** Every consumer still running when the soak exits (a thrown error included) is killed with it. */
+const everyMember = new Set<Member>();
+process.once('exit', () => {
+  for (const member of everyMember) if (member.spawned.child.exitCode === null && member.spawned.child.signalCode === null) member.spawned.child.kill('SIGKILL');
+});
+
 export class ConsumerPool {
   readonly #options: ConsumerPoolOptions;
   readonly #members = new Set<Member>();
@@ -68,8 +74,10 @@ export class ConsumerPool {
     const member: Member = { spawned, startedAt: Date.now(), signalled: null };
     this.#members.add(member);
     this.#all.push(member);
+    everyMember.add(member);
     void spawned.exited.then((code) => {
       this.#members.delete(member);
+      everyMember.delete(member);
       const pid = spawned.child.pid;
       if (member.signalled === 'SIGTERM' && code === 'SIGTERM') this.stoppedWhileStarting++;
       else if (member.signalled === 'SIGTERM' && code !== 0) this.badStops.push(`pid ${pid} exited ${code} after SIGTERM: ${tail(spawned.stderr())}`);

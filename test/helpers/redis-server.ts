@@ -1,7 +1,9 @@
 /**
  * A redis-server of a test's own, on a free port in a temp dir, for fault
  * tests that kill, restart or freeze the server (never the shared one).
- * No persistence: a restart starts empty. Every server started here is
+ * No persistence by default: a restart starts empty (pass
+ * `args: ['--appendonly', 'yes', '--appendfsync', 'always']` for a server
+ * that keeps every acknowledged write; later arguments win). Every server started here is
  * killed when the test process exits, even after a failed test.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
