@@ -235,7 +235,8 @@ afterEach(async () => {
   world = null;
 });
 
-describe('periodic commands across three (and five) consumers sharing one SQLite file (simulated clock)', () => {
+// CPU-bound (each simulated minute is real work for five consumers): alone ~10 s, several times that beside other test files.
+describe('periodic commands across three (and five) consumers sharing one SQLite file (simulated clock)', { timeout: 120_000 }, () => {
   it('enqueues and runs each due (command, minute) exactly once over 35 minutes, with skewed clocks and a clock jumping back', async () => {
     const w = (world = new World(at('2030-01-01T00:48:20Z')));
 
@@ -286,7 +287,7 @@ describe('periodic commands across three (and five) consumers sharing one SQLite
     expect(w.errors()).toEqual([]);
   });
 
-  it('five consumers with clocks skewed up to ±30 s, the one furthest ahead killed mid-minute: each due (command, minute) enqueued and run exactly once', { timeout: 120_000 }, async () => {
+  it('five consumers with clocks skewed up to ±30 s, the one furthest ahead killed mid-minute: each due (command, minute) enqueued and run exactly once', async () => {
     // Issue 9, scenario 11. B's clock is 30 s ahead, so B reaches each minute boundary first and wins its
     // claims; it is killed 10 s into its 10:05 (the others' 10:04), after claiming 10:05. The rest carry on.
     const w = (world = new World(at('2030-01-01T10:00:20Z')));
