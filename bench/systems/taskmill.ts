@@ -1,8 +1,8 @@
 /**
  * taskmill on each of its backends. Producer: queueCommand (the public API)
  * for single enqueues, queue.writeBatch of encoded envelopes for bulk.
- * Consumer: createConsumer with `workers` and `prefetch` equal to the
- * concurrency, a silent pino logger, no periodic scheduler; the no-op command
+ * Consumer: createConsumer with `workers` equal to the concurrency,
+ * `prefetch` 100 (see PREFETCH), a silent pino logger, no periodic scheduler; the no-op command
  * is registered in a fresh CommandRegistry with `results` on or off.
  */
 import path from 'node:path';
@@ -29,6 +29,13 @@ export type TaskmillBackend = 'memory' | 'sqlite' | 'redis' | 'redis-blocking' |
 type Batching = BaseQueue & { writeBatch(datas: readonly string[]): Promise<string[]> };
 
 const COMMAND = 'benchNoop';
+/**
+ * Read-ahead per consumer. graphile-worker (batched) and pg-boss fetch up to
+ * 500 jobs per query; with prefetch = concurrency (10) a PostgreSQL consumer
+ * spent half its time waiting on small reads (bench/RESULTS.md, profile
+ * findings). 100 doubled its throughput in `bench/throughput.ts --prefetch`.
+ */
+const PREFETCH = 100;
 
 function makeQueue(kind: TaskmillBackend, context: SystemContext): BaseQueue {
   const name = context.queue;
@@ -82,7 +89,7 @@ export function taskmillSystem(kind: TaskmillBackend, results: boolean) {
         const consumer = createConsumer({
           queue: theQueue(),
           workers: concurrency,
-          prefetch: concurrency,
+          prefetch: PREFETCH,
           registry,
           logger: pino({ level: 'silent' }),
           periodic: false,
