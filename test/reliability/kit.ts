@@ -144,7 +144,7 @@ export function useSuite(backend: Backend): Suite {
       await waitFor(
         `consumer ${consumer.pid} running (stderr: ${spawned.stderr().slice(-500)})`,
         () => spawned.stdout().includes('consumer running') || spawned.child.exitCode !== null,
-        30_000,
+        60_000, // starting Node + tsx takes seconds when the suite loads both cores
       );
       if (spawned.child.exitCode !== null) throw new Error(`consumer exited ${spawned.child.exitCode}: ${spawned.stderr()}`);
       return consumer;
@@ -167,13 +167,12 @@ export function describeEachBackend(title: string, body: (backend: Backend, suit
   });
 }
 
-/** The run records in `file`, oldest first ([] before the first run). */
+/** The run records in `file`, oldest first ([] before the first run); a line still being written is left for the next read. */
 export function readRecords(file: string): RunRecord[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as RunRecord);
+  const lines = readFileSync(file, 'utf8').split('\n');
+  lines.pop(); // '' after the last complete line, or a partial one
+  return lines.filter(Boolean).map((line) => JSON.parse(line) as RunRecord);
 }
 
 /** Nothing ready, leased or delayed (failed messages are the test's to count). */
