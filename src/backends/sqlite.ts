@@ -17,6 +17,7 @@
 import type Database from 'better-sqlite3';
 import { betterSqlite3 } from './drivers.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
+import { SQL, SQLITE_STATEMENTS, migrate } from './sqlite-schema.js';
 import {
   BaseQueue,
   type FailedMessage,
@@ -27,139 +28,12 @@ import {
   type WriteOptions,
 } from './base.js';
 
+export { SQLITE_STATEMENTS };
+
 export interface SqliteQueueOptions extends QueueOptions {
   /** How long a statement waits for another process's write lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
 }
-
-const SCHEMA_VERSION = 2;
-
-// `data`, `record` and `job_id` have no declared type on purpose: they hold
-// TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed
-// UTF-16 (lone surrogates would otherwise be replaced by U+FFFD on the way to UTF-8).
-const SCHEMA_TABLE = 'CREATE TABLE IF NOT EXISTS taskmill_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);';
-
-const READY_INDEX = 'CREATE INDEX taskmill_messages_ready ON taskmill_messages (queue, id) WHERE lease_until IS NULL AND run_at IS NULL;';
-
-/** What version 2 added to version 1; a fresh file gets it right after the version-1 tables. */
-const LIFECYCLE_SCHEMA = `
-CREATE INDEX IF NOT EXISTS taskmill_messages_delayed ON taskmill_messages (queue, run_at) WHERE run_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS taskmill_results (
-  queue TEXT NOT NULL,
-  job_id NOT NULL,
-  record NOT NULL,
-  expires_at INTEGER NOT NULL,
-  PRIMARY KEY (queue, job_id)
-);
-CREATE INDEX IF NOT EXISTS taskmill_results_expiry ON taskmill_results (expires_at);
-`;
-
-// The current schema of a fresh file; older files are brought here by UPGRADES.
-const SCHEMA = `
-CREATE TABLE taskmill_messages (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  queue TEXT NOT NULL,
-  data NOT NULL,
-  attempt INTEGER NOT NULL DEFAULT 0,
-  owner TEXT,
-  lease_until INTEGER,
-  enqueued_at INTEGER NOT NULL,
-  run_at INTEGER
-);
-${READY_INDEX}
-CREATE INDEX IF NOT EXISTS taskmill_messages_leased ON taskmill_messages (queue, lease_until) WHERE lease_until IS NOT NULL;
-CREATE TABLE IF NOT EXISTS taskmill_failed (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id INTEGER NOT NULL UNIQUE,
-  queue TEXT NOT NULL,
-  data NOT NULL,
-  attempt INTEGER NOT NULL,
-  error TEXT NOT NULL,
-  failed_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS taskmill_failed_queue ON taskmill_failed (queue, seq);
-CREATE TABLE IF NOT EXISTS taskmill_slots (
-  queue TEXT NOT NULL,
-  key TEXT NOT NULL,
-  expires_at INTEGER NOT NULL,
-  PRIMARY KEY (queue, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS taskmill_slots_expiry ON taskmill_slots (queue, expires_at);
-${LIFECYCLE_SCHEMA}`;
-
-/** UPGRADES[v] takes a file from version v to v + 1; each step is additive. */
-const UPGRADES: Readonly<Record<number, string>> = {
-  // The ready index must leave delayed rows out, so it is rebuilt with the new predicate.
-  1: `
-ALTER TABLE taskmill_messages ADD COLUMN run_at INTEGER;
-DROP INDEX taskmill_messages_ready;
-${READY_INDEX}
-${LIFECYCLE_SCHEMA}`,
-};
-
-// The unary + keeps the planner on the primary key for fenced calls: without it,
-// it walks every live lease of the queue through the lease index.
-const FENCE = '+queue = @queue AND owner = @owner AND +lease_until >= @now';
-const IDS = 'id IN (SELECT value FROM json_each(@ids))';
-
-const READY = 'lease_until IS NULL AND run_at IS NULL';
-
-const SQL = {
-  insert: 'INSERT INTO taskmill_messages (queue, data, enqueued_at, run_at) VALUES (@queue, @data, @now, @runAt)',
-  // Ready rows come from the partial (queue, id) index, expired leases from the
-  // (queue, lease_until) one: both O(log n + max), whatever the queue length
-  // and however many rows are delayed.
-  claim: `UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1
-    WHERE id IN (
-      SELECT id FROM (SELECT id FROM taskmill_messages WHERE queue = @queue AND ${READY} ORDER BY id LIMIT @max)
-      UNION ALL
-      SELECT id FROM (SELECT id FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now
-                      ORDER BY id LIMIT @max)
-      ORDER BY id LIMIT @max)
-    RETURNING id, data, attempt`,
-  ack: `DELETE FROM taskmill_messages WHERE ${FENCE} AND ${IDS} RETURNING id`,
-  release: `UPDATE taskmill_messages SET owner = NULL, lease_until = NULL, attempt = max(attempt - 1, 0) WHERE ${FENCE} AND ${IDS}`,
-  extend: `UPDATE taskmill_messages SET lease_until = @until WHERE ${FENCE} AND ${IDS} RETURNING id`,
-  takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCE} AND id = @id RETURNING data, attempt`,
-  insertFailed: `INSERT INTO taskmill_failed (id, queue, data, attempt, error, failed_at)
-    VALUES (@id, @queue, @data, @attempt, @error, @now)`,
-  reclaim: `UPDATE taskmill_messages SET owner = NULL, lease_until = NULL
-    WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now`,
-  listFailed: 'SELECT id, data, attempt, error, failed_at FROM taskmill_failed WHERE queue = @queue ORDER BY seq LIMIT @limit',
-  requeueSome: `INSERT INTO taskmill_messages (id, queue, data, attempt, enqueued_at)
-    SELECT id, queue, data, 0, failed_at FROM taskmill_failed WHERE queue = @queue AND ${IDS}`,
-  requeueAll: `INSERT INTO taskmill_messages (id, queue, data, attempt, enqueued_at)
-    SELECT id, queue, data, 0, failed_at FROM taskmill_failed WHERE queue = @queue`,
-  purgeSome: `DELETE FROM taskmill_failed WHERE queue = @queue AND ${IDS}`,
-  purgeAll: 'DELETE FROM taskmill_failed WHERE queue = @queue',
-  stats: `SELECT
-    (SELECT count(*) FROM taskmill_messages WHERE queue = @queue AND ${READY}) AS ready,
-    (SELECT count(*) FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL) AS leased,
-    (SELECT count(*) FROM taskmill_failed WHERE queue = @queue) AS failed,
-    (SELECT count(*) FROM taskmill_messages WHERE queue = @queue AND run_at IS NOT NULL) AS delayed`,
-  length: `SELECT count(*) AS n FROM taskmill_messages WHERE queue = @queue AND ${READY}`,
-  purgeSlots: 'DELETE FROM taskmill_slots WHERE queue = @queue AND expires_at <= @now',
-  claimSlot: 'INSERT INTO taskmill_slots (queue, key, expires_at) VALUES (@queue, @key, @until) ON CONFLICT (queue, key) DO NOTHING',
-  flushMessages: 'DELETE FROM taskmill_messages WHERE queue = @queue',
-  flushFailed: 'DELETE FROM taskmill_failed WHERE queue = @queue',
-  flushSlots: 'DELETE FROM taskmill_slots WHERE queue = @queue',
-  flushResults: 'DELETE FROM taskmill_results WHERE queue = @queue',
-  // @runAt is NULL when the retry is due at once.
-  retry: `UPDATE taskmill_messages SET data = @data, attempt = 0, owner = NULL, lease_until = NULL, run_at = @runAt
-    WHERE ${FENCE} AND id = @id`,
-  promoteDue: 'UPDATE taskmill_messages SET run_at = NULL WHERE queue = @queue AND run_at IS NOT NULL AND run_at <= @now',
-  // Ready, delayed or lease expired: nobody is running it.
-  remove: 'DELETE FROM taskmill_messages WHERE id = @id AND +queue = @queue AND (lease_until IS NULL OR +lease_until < @now)',
-  // Bounded so one call never stalls on a backlog, yet larger than any batch it follows: the table cannot outgrow its live records.
-  purgeResults: `DELETE FROM taskmill_results WHERE rowid IN (
-    SELECT rowid FROM taskmill_results WHERE expires_at <= @now ORDER BY expires_at LIMIT @limit)`,
-  setResult: `INSERT INTO taskmill_results (queue, job_id, record, expires_at) VALUES (@queue, @jobId, @record, @expiresAt)
-    ON CONFLICT (queue, job_id) DO UPDATE SET record = excluded.record, expires_at = excluded.expires_at`,
-  getResult: 'SELECT record FROM taskmill_results WHERE queue = @queue AND job_id = @jobId AND expires_at > @now',
-} as const;
-
-/** @internal The statements, exported so a test can check their query plans. */
-export const SQLITE_STATEMENTS: Readonly<Record<keyof typeof SQL, string>> = SQL;
 
 type Statements = { [K in keyof typeof SQL]: Database.Statement };
 type Stored = string | Buffer;
@@ -248,25 +122,6 @@ interface Connection {
   flush(): void;
 }
 
-/** Creates the schema in a fresh file or upgrades an older one in place; runs inside BEGIN IMMEDIATE. */
-function migrate(db: Database.Database, path: string): void {
-  db.exec(SCHEMA_TABLE);
-  const row = db.prepare('SELECT version FROM taskmill_schema WHERE id = 1').get() as { version: number } | undefined;
-  if (!row) {
-    db.exec(SCHEMA);
-    db.prepare('INSERT INTO taskmill_schema (id, version) VALUES (1, ?)').run(SCHEMA_VERSION);
-    return;
-  }
-  if (row.version > SCHEMA_VERSION) {
-    throw new ConfigError(`SQLite file ${path} has taskmill schema version ${row.version}, newer than this taskmill's ${SCHEMA_VERSION}: upgrade taskmill`);
-  }
-  for (let version = row.version; version < SCHEMA_VERSION; version++) {
-    const upgrade = UPGRADES[version];
-    if (upgrade === undefined) throw new ConfigError(`SQLite file ${path} has taskmill schema version ${version}, which this taskmill cannot upgrade`);
-    db.exec(upgrade);
-  }
-  if (row.version !== SCHEMA_VERSION) db.prepare('UPDATE taskmill_schema SET version = ? WHERE id = 1').run(SCHEMA_VERSION);
-}
 
 /** Opens the file, creates the schema on first use, and prepares every statement and transaction once. */
 function openConnection(path: string, busyTimeoutMs: number, queue: string, owner: string, leaseMs: number): Connection {
