@@ -113,10 +113,11 @@ describe('MemoryQueue', () => {
     const queue = new MemoryQueue('results', { name: 'purge' });
     const stored = () => (queue as unknown as { state: { results: Map<string, unknown> } }).state.results.size;
     await queue.setResults([{ jobId: 'kept', record: 'kept', ttlMs: 60_000 }]);
-    await queue.setResults(Array.from({ length: 50 }, (_, i) => ({ jobId: `short-${i}`, record: 'x', ttlMs: 1 })));
+    // 300 ms, not 1: on a loaded machine the next setResults could come after a 1 ms expiry and purge early.
+    await queue.setResults(Array.from({ length: 50 }, (_, i) => ({ jobId: `short-${i}`, record: 'x', ttlMs: 300 })));
     // Overwrites leave no stale expiry behind that could delete the new record.
     await queue.setResults([{ jobId: 'short-0', record: 'renewed', ttlMs: 60_000 }]);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 350));
     expect(stored()).toBe(51);
     await queue.setResults([{ jobId: 'other', record: 'y', ttlMs: 60_000 }]);
     expect(stored()).toBe(3);
