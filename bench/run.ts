@@ -4,7 +4,7 @@
  * PostgreSQL. Each consumer (and each enqueue workload) runs in a child
  * process of its own, so its RSS and CPU are its own.
  *
- *   npm run bench                      # quick: 2,000 / 1,000 / 500 jobs, 3 runs (< 3 min on an idle machine)
+ *   npm run bench                      # quick: 1,500 / 1,000 / 300 jobs, 3 runs (about 2.5 min here)
  *   npm run bench -- --full            # 20,000 / 20,000 / 2,000 jobs, 3 runs → bench/RESULTS.md
  *   npm run bench -- --systems taskmill-redis,bullmq --workloads process10 --runs 5
  *   npm run bench -- --profile .tmp/prof --systems taskmill-redis --workloads process10
@@ -67,9 +67,9 @@ function count(option: string, value: string | undefined, fallback: number): num
 
 const settings: RunSettings = {
   mode: values.full ? 'full' : 'quick',
-  processJobs: count('process-jobs', values['process-jobs'], values.full ? 20_000 : 2_000),
+  processJobs: count('process-jobs', values['process-jobs'], values.full ? 20_000 : 1_500),
   enqueueJobs: count('enqueue-jobs', values['enqueue-jobs'], values.full ? 20_000 : 1_000),
-  latencyJobs: count('latency-jobs', values['latency-jobs'], values.full ? 2_000 : 500),
+  latencyJobs: count('latency-jobs', values['latency-jobs'], values.full ? 2_000 : 300),
   latencyWarmup: 100,
   latencyRate: 500,
   runs: Number(values.runs ?? 3),
