@@ -5,11 +5,10 @@
  * and LISTEN/NOTIFY: an idle consumer starts a job enqueued by another
  * process at once, not at its next poll.
  */
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { DatabaseQueue } from '../../src/index.js';
 import { defineBackendTests } from '../fixtures/backends-e2e.js';
-import { POSTGRES_URL, hasPostgres, uniqueName } from '../helpers/services.js';
+import { POSTGRES_URL, dropPostgresSchema, hasPostgres, uniqueName } from '../helpers/services.js';
 
 describe.skipIf(!hasPostgres)('taskmill consume on PostgreSQL (postgres://…), real processes', () => {
   const suite = defineBackendTests({
@@ -19,16 +18,7 @@ describe.skipIf(!hasPostgres)('taskmill consume on PostgreSQL (postgres://…), 
     // batches keep the producer from dominating the run, the consumers still claim and ack one by one.
     producer: 'batch',
     freshUrl: () => `${POSTGRES_URL}?schema=${uniqueName('e2e').replace(/-/g, '_')}`,
-    dispose: async (url) => {
-      const schema = new URL(url).searchParams.get('schema')!;
-      const client = new pg.Client({ connectionString: POSTGRES_URL });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS ${client.escapeIdentifier(schema)} CASCADE`);
-      } finally {
-        await client.end();
-      }
-    },
+    dispose: dropPostgresSchema,
   });
 
   it('LISTEN/NOTIFY: an idle consumer starts a job enqueued by another process within 1 s', { timeout: 60_000 }, async () => {

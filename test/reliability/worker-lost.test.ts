@@ -10,39 +10,13 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it, type ExpectStatic } from 'vitest';
-import pg from 'pg';
 import { createQueue, encodeMessage, type BaseQueue } from '../../src/index.js';
-import { deleteRedisPrefix } from '../fixtures/backends-e2e.js';
 import { ROOT, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
-import { POSTGRES_URL, REDIS_URL, hasPostgres, hasRedis, uniqueName } from '../helpers/services.js';
+import { BACKENDS, type Backend } from './kit.js';
 
 const COMMANDS = path.join(ROOT, 'test', 'fixtures', 'worker-lost-commands.ts');
 const MAX_DELIVERIES = 3;
 const ORDINARY = 40;
-
-interface DurableBackend {
-  label: string;
-  available: boolean;
-  url(dir: string): string;
-  dispose(url: string): Promise<void>;
-}
-
-async function dropSchema(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${client.escapeIdentifier(new URL(url).searchParams.get('schema')!)} CASCADE`);
-  } finally {
-    await client.end();
-  }
-}
-
-const BACKENDS: DurableBackend[] = [
-  { label: 'SQLite', available: true, url: (dir) => `sqlite:${path.join(dir, 'queue.sqlite')}`, dispose: async () => {} },
-  { label: 'Redis', available: hasRedis, url: () => `${REDIS_URL}?prefix=${uniqueName('lost')}`, dispose: deleteRedisPrefix },
-  { label: 'Redis blocking', available: hasRedis, url: () => `${REDIS_URL}?prefix=${uniqueName('lost')}&blocking=true`, dispose: deleteRedisPrefix },
-  { label: 'PostgreSQL', available: hasPostgres, url: () => `${POSTGRES_URL}?schema=${uniqueName('lost').replace(/-/g, '_')}`, dispose: dropSchema },
-];
 
 function records(file: string): Array<{ kind: string; n: number; attempt: number; pid: number }> {
   if (!existsSync(file)) return [];
@@ -58,9 +32,9 @@ function records(file: string): Array<{ kind: string; n: number; attempt: number
 // The backends are independent (own file / prefix / schema): their runs overlap.
 describe.concurrent('a command that calls process.exit() on every attempt', () => {
   for (const backend of BACKENDS) {
-    it.skipIf(!backend.available)(`${backend.label}: runs it ${MAX_DELIVERIES} times, then fails it as "worker lost" (retries or not); the restarted consumer stays up and no other job is lost`, { timeout: 120_000 }, async ({ expect }) => {
+    it.skipIf(!backend.available)(`${backend.name}: runs it ${MAX_DELIVERIES} times, then fails it as "worker lost" (retries or not); the restarted consumer stays up and no other job is lost`, { timeout: 120_000 }, async ({ expect }) => {
       const dir = tempDir('taskmill-lost-');
-      const url = backend.url(dir);
+      const url = backend.freshUrl(dir);
       const queue = createQueue(url, { onWarning: () => {} });
       const consumers: Spawned[] = [];
       try {
@@ -76,7 +50,7 @@ describe.concurrent('a command that calls process.exit() on every attempt', () =
   }
 });
 
-async function scenario(backend: DurableBackend, dir: string, url: string, queue: BaseQueue, consumers: Spawned[], expect: ExpectStatic): Promise<void> {
+async function scenario(backend: Backend, dir: string, url: string, queue: BaseQueue, consumers: Spawned[], expect: ExpectStatic): Promise<void> {
   const recordFile = path.join(dir, 'records.txt');
   await queue.write(encodeMessage('exitNow', [1]).data);
   for (let i = 0; i < ORDINARY / 2; i++) await queue.write(encodeMessage('record', [i]).data);
@@ -125,7 +99,7 @@ async function scenario(backend: DurableBackend, dir: string, url: string, queue
   expect(ordinary.length).toBeLessThanOrEqual(ORDINARY + 2 * MAX_DELIVERIES);
 
   expect(failed.map((f) => commandOf(f.data)).filter((c) => c !== 'record').sort()).toEqual(['exitNow', 'exitRetried']);
-  if (collateral.length > 0) console.info(`[reliability] ${backend.label}: ${collateral.length} job(s) beside an exiting one failed as worker lost too`);
+  if (collateral.length > 0) console.info(`[reliability] ${backend.name}: ${collateral.length} job(s) beside an exiting one failed as worker lost too`);
   for (const f of failed) expect(f.error).toMatch(new RegExp(`^WorkerLostError: worker lost: command "\\w+" was delivered ${MAX_DELIVERIES} times without an outcome`));
 
   // 2 × 3 deaths, then the seventh consumer ran the rest and is still running.
