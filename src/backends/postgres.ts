@@ -7,12 +7,10 @@
  *   consumer's leases simply expire and are claimed again (at-least-once).
  * - Every write sends `pg_notify(channel, queue)` inside its own statement,
  *   so the wake-up is delivered on commit, never before the row is visible.
- * - With `listen` on, one dedicated client LISTENs; it reconnects in the
- *   background with backoff, LISTENs again and wakes waiters once (a
- *   notification may have been missed while it was down). `waitForMessages`
- *   never waits longer than `pollIntervalMs`, so a lost NOTIFY costs latency,
- *   never a job. With `listen` off (transaction-mode poolers) nothing LISTENs
- *   and the reader polls.
+ * - With `listen` on, one dedicated client LISTENs (postgres-listener.ts);
+ *   `waitForMessages` never waits longer than `pollIntervalMs`, so a lost
+ *   NOTIFY costs latency, never a job. With `listen` off (transaction-mode
+ *   poolers) nothing LISTENs and the reader polls.
  * - Delayed messages are rows with `run_at` set; the claim index holds no such
  *   row, so a million of them cost a claim nothing. Whether a `runAt` is still
  *   ahead is decided by the database's now(), like lease deadlines.
@@ -22,19 +20,18 @@
  *   them exactly; strings it cannot (NUL, lone surrogates) go to a bytea
  *   column as UTF-16, so data round-trips unchanged.
  * - Errors from the driver become QueueConnectionError with every URL and the
- *   password redacted; the pool and the LISTEN client have error listeners,
- *   so a server restart never kills the process.
+ *   password redacted (postgres-config.ts, which also parses the URL and
+ *   options); the pool and the LISTEN client have error listeners, so a
+ *   server restart never kills the process.
  */
 import { inspect } from 'node:util';
 import type pg from 'pg';
 import { pg as loadPg } from './drivers.js';
-import { redactText, redactUrl } from '../config.js';
-import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
+import { ConfigError, QueueConnectionError } from '../errors.js';
 import {
   BaseQueue,
   type FailedMessage,
   type QueueMessage,
-  type QueueOptions,
   type QueueStats,
   type ResultRecord,
   type WriteOptions,
@@ -43,7 +40,6 @@ import {
   checkText,
   checkTtl,
   decodeData,
-  DEFAULT_SCHEMA,
   encodeData,
   isRowId,
   isStorableText,
@@ -52,80 +48,22 @@ import {
   runAtParam,
   statements,
   storableText,
-  validateSchemaName,
   writeOptionsRunAt,
   type JobRow,
   type Statements,
 } from './postgres-schema.js';
+import { connectionSettings, redactError, wrapDriverError, type DatabaseQueueOptions } from './postgres-config.js';
+import { NotifyListener } from './postgres-listener.js';
 
+export type { DatabaseQueueOptions } from './postgres-config.js';
 export { DEFAULT_SCHEMA, SCHEMA_VERSION, validateSchemaName } from './postgres-schema.js';
 
-export interface DatabaseQueueOptions extends QueueOptions {
-  /** Schema holding taskmill's tables. Default `'taskmill'` (or `?schema=` in the URL). */
-  schema?: string;
-  /** LISTEN/NOTIFY wake-ups. Default true (or `?listen=false` in the URL); false = polling only, for transaction-mode poolers. */
-  listen?: boolean;
-  /** Longest `waitForMessages` waits without a notification. Default 2000 ms. */
-  pollIntervalMs?: number;
-  /** Pool connections (the LISTEN client is one more). Default 4. */
-  poolSize?: number;
-  /** How long acquiring a connection may take before the call fails. Default 5000 ms. */
-  connectTimeoutMs?: number;
-}
-
-const DEFAULT_POLL_INTERVAL_MS = 2000;
-const DEFAULT_POOL_SIZE = 4;
-const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
-const LISTEN_RETRY_MIN_MS = 100;
-const LISTEN_RETRY_MAX_MS = 5000;
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
 const PROMOTE_BATCH = 5000;
-/** URL query parameters that configure taskmill and are not passed on to `pg`. */
-const OWN_URL_PARAMS = ['schema', 'listen'] as const;
 
 function checkMax(max: number, what = 'batch size'): number {
   if (!Number.isInteger(max) || max < 0) throw new ConfigError(`invalid ${what} ${String(max)}: must be an integer >= 0`);
   return max;
-}
-
-function checkPositive(value: number, what: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`invalid ${what} ${String(value)}: must be a number > 0`);
-  return value;
-}
-
-/** Splits taskmill's own parameters off the URL; the rest goes to `pg` unchanged. */
-function splitUrl(url: string): { pgUrl: string; own: Map<string, string> } {
-  const own = new Map<string, string>();
-  const q = url.indexOf('?');
-  if (q === -1) return { pgUrl: url, own };
-  const hash = url.indexOf('#', q);
-  const query = url.slice(q + 1, hash === -1 ? undefined : hash);
-  const kept = query.split('&').filter((pair) => {
-    const eq = pair.indexOf('=');
-    const key = decodeURIComponent(eq === -1 ? pair : pair.slice(0, eq));
-    if (!(OWN_URL_PARAMS as readonly string[]).includes(key)) return true;
-    own.set(key, decodeURIComponent(eq === -1 ? '' : pair.slice(eq + 1).replace(/\+/g, ' ')));
-    return false;
-  });
-  return { pgUrl: url.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : ''), own };
-}
-
-/** Every form the password may take in the URL or environment, for redacting driver messages. */
-function passwordsIn(url: string): string[] {
-  const found: string[] = [];
-  const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url)?.[1]; // to the last '@', as pg reads it
-  const colon = userinfo?.indexOf(':') ?? -1;
-  if (userinfo && colon !== -1) found.push(userinfo.slice(colon + 1));
-  for (const match of url.matchAll(/[?&]password=([^&#]*)/gi)) found.push(match[1]!);
-  if (process.env.PGPASSWORD) found.push(process.env.PGPASSWORD);
-  const decoded = found.map((p) => {
-    try {
-      return decodeURIComponent(p.replace(/\+/g, ' '));
-    } catch {
-      return p;
-    }
-  });
-  return [...new Set([...found, ...decoded])].filter((p) => p.length > 0);
 }
 
 export class DatabaseQueue extends BaseQueue {
@@ -138,55 +76,25 @@ export class DatabaseQueue extends BaseQueue {
   readonly redactedUrl: string;
 
   readonly #secrets: string[];
-  readonly #clientConfig: pg.ClientConfig;
   readonly #pool: pg.Pool;
   readonly #sql: Statements;
   readonly #channel: string;
   #opening: Promise<void> | undefined;
   #closed = false;
   #poolWarned = false;
-
-  #listener: pg.Client | null = null;
-  #listenerStarting: Promise<void> | undefined;
-  #listenRetryMs = LISTEN_RETRY_MIN_MS;
-  #listenRetryTimer: NodeJS.Timeout | undefined;
-  #listenWarned = false;
-  /** A notification (or reconnect) arrived since the last read: the next wait returns at once. */
-  #notified = true;
-  readonly #waiters = new Set<() => void>();
+  readonly #notify: NotifyListener;
 
   constructor(connectionString: string, options: DatabaseQueueOptions = {}) {
     super(options);
-    if (typeof connectionString !== 'string' || !/^postgres(ql)?:\/\//i.test(connectionString.trim())) {
-      const shown = typeof connectionString === 'string' ? redactUrl(connectionString) : String(connectionString);
-      throw new ConfigError(`invalid PostgreSQL URL "${shown}": use postgres://user:password@host:port/database`);
-    }
-    const url = connectionString.trim();
-    this.#secrets = passwordsIn(url);
-    this.redactedUrl = redactText(redactUrl(url), this.#secrets);
-    const { pgUrl, own } = splitUrl(url);
-
-    this.schema = validateSchemaName(options.schema ?? own.get('schema') ?? DEFAULT_SCHEMA);
-    const listenParam = own.get('listen');
-    if (listenParam !== undefined && listenParam !== 'true' && listenParam !== 'false') {
-      throw new ConfigError(`PostgreSQL URL "${this.redactedUrl}": listen must be true or false`);
-    }
-    this.listen = options.listen ?? listenParam !== 'false';
+    const settings = connectionSettings(connectionString, options);
+    this.#secrets = settings.secrets;
+    this.redactedUrl = settings.redactedUrl;
+    this.schema = settings.schema;
+    this.listen = settings.listen;
     this.blocking = this.listen;
-    this.pollIntervalMs = checkPositive(options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, 'pollIntervalMs');
-    const poolSize = options.poolSize ?? DEFAULT_POOL_SIZE;
-    if (!Number.isInteger(poolSize) || poolSize < 1) throw new ConfigError(`invalid poolSize ${String(poolSize)}: must be an integer >= 1`);
-    this.poolSize = poolSize;
-    const connectTimeoutMs = checkPositive(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
-
-    this.#clientConfig = {
-      connectionString: pgUrl,
-      connectionTimeoutMillis: connectTimeoutMs,
-      keepAlive: true,
-      keepAliveInitialDelayMillis: 10_000,
-      application_name: 'taskmill',
-    };
-    this.#pool = new (loadPg().Pool)({ ...this.#clientConfig, max: poolSize, idleTimeoutMillis: 30_000 });
+    this.pollIntervalMs = settings.pollIntervalMs;
+    this.poolSize = settings.poolSize;
+    this.#pool = new (loadPg().Pool)({ ...settings.clientConfig, max: this.poolSize, idleTimeoutMillis: 30_000 });
     this.#pool.on('error', (error) => {
       // An idle connection died (server restart, network). The pool drops it; the next query reconnects.
       // One warning per outage: the flag is cleared by the next query that succeeds.
@@ -197,6 +105,14 @@ export class DatabaseQueue extends BaseQueue {
     this.#sql = statements(this.schema);
     // Channel names are identifiers (max 63 bytes); a truncated collision only causes a spare wake-up.
     this.#channel = `taskmill_${this.schema}`.slice(0, 63);
+    this.#notify = new NotifyListener({
+      clientConfig: settings.clientConfig,
+      channel: this.#channel,
+      payload: this.name,
+      pollIntervalMs: this.pollIntervalMs,
+      warn: (message) => this.warn(message),
+      redact: (error) => this.#redact(error),
+    });
   }
 
   // ── connection, errors, inspection ────────────────────────────────────
@@ -210,7 +126,7 @@ export class DatabaseQueue extends BaseQueue {
       } catch (error) {
         throw this.#wrap('open (schema migration)', error);
       }
-      if (this.listen) await this.#startListener();
+      if (this.listen) await this.#notify.start();
     })().catch((error: unknown) => {
       this.#opening = undefined;
       throw error;
@@ -221,16 +137,12 @@ export class DatabaseQueue extends BaseQueue {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#listenRetryTimer);
-    this.#wake();
-    const listener = this.#listener;
-    this.#listener = null;
-    await Promise.allSettled([listener?.end(), this.#listenerStarting, this.#pool.end()]);
+    await Promise.allSettled([this.#notify.close(), this.#pool.end()]);
   }
 
   /** True while the LISTEN connection is up (always false with `listen: false`). */
   get listening(): boolean {
-    return this.#listener !== null;
+    return this.#notify.listening;
   }
 
   #closedError(): QueueConnectionError {
@@ -238,18 +150,11 @@ export class DatabaseQueue extends BaseQueue {
   }
 
   #redact(error: unknown): string {
-    const message = error instanceof Error ? error.message || error.name : String(error);
-    return redactText(message, this.#secrets);
+    return redactError(error, this.#secrets);
   }
 
-  /** Driver errors become QueueConnectionError; the cause is a redacted copy, never the driver's object. */
   #wrap(what: string, error: unknown): Error {
-    if (error instanceof TaskmillError) return error;
-    const message = this.#redact(error);
-    const cause = new Error(message);
-    const code = (error as { code?: unknown } | null)?.code;
-    if (typeof code === 'string') Object.assign(cause, { code });
-    return new QueueConnectionError(`PostgreSQL ${what} failed (${this.redactedUrl}): ${message}`, { cause });
+    return wrapDriverError(what, error, this.#secrets, this.redactedUrl);
   }
 
   async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
@@ -273,92 +178,13 @@ export class DatabaseQueue extends BaseQueue {
 
   // ── LISTEN / NOTIFY ──────────────────────────────────────────────────
 
-  #startListener(): Promise<void> {
-    if (this.#closed || this.#listener) return Promise.resolve();
-    this.#listenerStarting ??= this.#connectListener().finally(() => {
-      this.#listenerStarting = undefined;
-    });
-    return this.#listenerStarting;
-  }
-
-  async #connectListener(): Promise<void> {
-    const client = new (loadPg().Client)(this.#clientConfig);
-    let lost = false;
-    const onLost = (error?: Error) => {
-      if (lost) return;
-      lost = true;
-      if (this.#listener === client) this.#listener = null;
-      client.end().catch(() => {});
-      if (this.#closed) return;
-      if (error && !this.#listenWarned) {
-        this.#listenWarned = true;
-        this.warn(`taskmill: PostgreSQL LISTEN connection lost (${this.#redact(error)}); polling every ${this.pollIntervalMs} ms until it is back`);
-      }
-      this.#scheduleListenRetry();
-    };
-    client.on('error', onLost);
-    client.on('end', () => onLost());
-    client.on('notification', (message) => {
-      if (message.channel === this.#channel && message.payload === this.name) this.#wake();
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${loadPg().escapeIdentifier(this.#channel)}`);
-    } catch (error) {
-      onLost(error instanceof Error ? error : new Error(String(error)));
-      return;
-    }
-    if (lost) return;
-    if (this.#closed) {
-      await client.end().catch(() => {});
-      return;
-    }
-    this.#listener = client;
-    this.#listenRetryMs = LISTEN_RETRY_MIN_MS;
-    this.#listenWarned = false;
-    // Anything written while nobody listened sent its NOTIFY into the void: read once.
-    this.#wake();
-  }
-
-  #scheduleListenRetry(): void {
-    if (this.#closed || this.#listenRetryTimer) return;
-    const delay = this.#listenRetryMs * (0.5 + Math.random() / 2);
-    this.#listenRetryMs = Math.min(this.#listenRetryMs * 2, LISTEN_RETRY_MAX_MS);
-    this.#listenRetryTimer = setTimeout(() => {
-      this.#listenRetryTimer = undefined;
-      void this.#startListener();
-    }, delay);
-    this.#listenRetryTimer.unref();
-  }
-
-  #wake(): void {
-    this.#notified = true;
-    for (const waiter of [...this.#waiters]) waiter();
-  }
-
   /**
    * Resolves on a NOTIFY for this queue, after min(timeoutMs, pollIntervalMs),
    * or at once on abort / close / when a notification came since the last read.
    */
   override waitForMessages(timeoutMs: number, signal: AbortSignal): Promise<void> {
     if (!this.listen || this.#closed || signal.aborted) return Promise.resolve();
-    if (this.#notified) {
-      this.#notified = false;
-      return Promise.resolve();
-    }
-    if (!this.#listener) void this.open().catch(() => {});
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.#waiters.delete(done);
-        this.#notified = false;
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, Math.min(timeoutMs, this.pollIntervalMs)));
-      signal.addEventListener('abort', done, { once: true });
-      this.#waiters.add(done);
-    });
+    return this.#notify.wait(timeoutMs, signal, () => void this.open().catch(() => {}));
   }
 
   // ── the contract ─────────────────────────────────────────────────────
@@ -390,7 +216,7 @@ export class DatabaseQueue extends BaseQueue {
   async readBatch(max: number): Promise<QueueMessage[]> {
     checkMax(max);
     if (max === 0) return [];
-    this.#notified = false;
+    this.#notify.markRead();
     const result = await this.#query<JobRow>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs]);
     return result.rows
       .map((row) => ({ id: row.id, data: decodeData(row), attempt: row.attempt }))

@@ -1,0 +1,135 @@
+/**
+ * Connection settings of the PostgreSQL backend: the options and their
+ * defaults, the URL (taskmill's own `?schema=` and `?listen=` split off, the
+ * rest passed to `pg` unchanged) and the redaction of driver errors.
+ *
+ * Errors from the driver become QueueConnectionError with every URL and the
+ * password redacted: the password is collected in every form the URL or the
+ * environment may hold it, since a driver message may quote any of them.
+ */
+import type pg from 'pg';
+import { redactText, redactUrl } from '../config.js';
+import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
+import type { QueueOptions } from './base.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from './postgres-schema.js';
+
+export interface DatabaseQueueOptions extends QueueOptions {
+  /** Schema holding taskmill's tables. Default `'taskmill'` (or `?schema=` in the URL). */
+  schema?: string;
+  /** LISTEN/NOTIFY wake-ups. Default true (or `?listen=false` in the URL); false = polling only, for transaction-mode poolers. */
+  listen?: boolean;
+  /** Longest `waitForMessages` waits without a notification. Default 2000 ms. */
+  pollIntervalMs?: number;
+  /** Pool connections (the LISTEN client is one more). Default 4. */
+  poolSize?: number;
+  /** How long acquiring a connection may take before the call fails. Default 5000 ms. */
+  connectTimeoutMs?: number;
+}
+
+const DEFAULT_POLL_INTERVAL_MS = 2000;
+const DEFAULT_POOL_SIZE = 4;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** URL query parameters that configure taskmill and are not passed on to `pg`. */
+const OWN_URL_PARAMS = ['schema', 'listen'] as const;
+
+function checkPositive(value: number, what: string): number {
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`invalid ${what} ${String(value)}: must be a number > 0`);
+  return value;
+}
+
+/** Splits taskmill's own parameters off the URL; the rest goes to `pg` unchanged. */
+function splitUrl(url: string): { pgUrl: string; own: Map<string, string> } {
+  const own = new Map<string, string>();
+  const q = url.indexOf('?');
+  if (q === -1) return { pgUrl: url, own };
+  const hash = url.indexOf('#', q);
+  const query = url.slice(q + 1, hash === -1 ? undefined : hash);
+  const kept = query.split('&').filter((pair) => {
+    const eq = pair.indexOf('=');
+    const key = decodeURIComponent(eq === -1 ? pair : pair.slice(0, eq));
+    if (!(OWN_URL_PARAMS as readonly string[]).includes(key)) return true;
+    own.set(key, decodeURIComponent(eq === -1 ? '' : pair.slice(eq + 1).replace(/\+/g, ' ')));
+    return false;
+  });
+  return { pgUrl: url.slice(0, q) + (kept.length > 0 ? `?${kept.join('&')}` : ''), own };
+}
+
+/** Every form the password may take in the URL or environment, for redacting driver messages. */
+function passwordsIn(url: string): string[] {
+  const found: string[] = [];
+  const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url)?.[1]; // to the last '@', as pg reads it
+  const colon = userinfo?.indexOf(':') ?? -1;
+  if (userinfo && colon !== -1) found.push(userinfo.slice(colon + 1));
+  for (const match of url.matchAll(/[?&]password=([^&#]*)/gi)) found.push(match[1]!);
+  if (process.env.PGPASSWORD) found.push(process.env.PGPASSWORD);
+  const decoded = found.map((p) => {
+    try {
+      return decodeURIComponent(p.replace(/\+/g, ' '));
+    } catch {
+      return p;
+    }
+  });
+  return [...new Set([...found, ...decoded])].filter((p) => p.length > 0);
+}
+
+/** What a DatabaseQueue is built from, validated. */
+export interface ConnectionSettings {
+  /** The connection URL with its password replaced by `***`. */
+  redactedUrl: string;
+  /** The password in every form, for redactError. */
+  secrets: string[];
+  schema: string;
+  listen: boolean;
+  pollIntervalMs: number;
+  poolSize: number;
+  /** For the pool and the LISTEN client alike. */
+  clientConfig: pg.ClientConfig;
+}
+
+/** Validates the URL and options (throwing ConfigError) in the order the constructor always did. */
+export function connectionSettings(connectionString: string, options: DatabaseQueueOptions): ConnectionSettings {
+  if (typeof connectionString !== 'string' || !/^postgres(ql)?:\/\//i.test(connectionString.trim())) {
+    const shown = typeof connectionString === 'string' ? redactUrl(connectionString) : String(connectionString);
+    throw new ConfigError(`invalid PostgreSQL URL "${shown}": use postgres://user:password@host:port/database`);
+  }
+  const url = connectionString.trim();
+  const secrets = passwordsIn(url);
+  const redactedUrl = redactText(redactUrl(url), secrets);
+  const { pgUrl, own } = splitUrl(url);
+
+  const schema = validateSchemaName(options.schema ?? own.get('schema') ?? DEFAULT_SCHEMA);
+  const listenParam = own.get('listen');
+  if (listenParam !== undefined && listenParam !== 'true' && listenParam !== 'false') {
+    throw new ConfigError(`PostgreSQL URL "${redactedUrl}": listen must be true or false`);
+  }
+  const listen = options.listen ?? listenParam !== 'false';
+  const pollIntervalMs = checkPositive(options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, 'pollIntervalMs');
+  const poolSize = options.poolSize ?? DEFAULT_POOL_SIZE;
+  if (!Number.isInteger(poolSize) || poolSize < 1) throw new ConfigError(`invalid poolSize ${String(poolSize)}: must be an integer >= 1`);
+  const connectTimeoutMs = checkPositive(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
+
+  const clientConfig: pg.ClientConfig = {
+    connectionString: pgUrl,
+    connectionTimeoutMillis: connectTimeoutMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    application_name: 'taskmill',
+  };
+  return { redactedUrl, secrets, schema, listen, pollIntervalMs, poolSize, clientConfig };
+}
+
+/** A driver error's message with every URL and the password redacted. */
+export function redactError(error: unknown, secrets: readonly string[]): string {
+  const message = error instanceof Error ? error.message || error.name : String(error);
+  return redactText(message, secrets);
+}
+
+/** Driver errors become QueueConnectionError; the cause is a redacted copy, never the driver's object. */
+export function wrapDriverError(what: string, error: unknown, secrets: readonly string[], redactedUrl: string): Error {
+  if (error instanceof TaskmillError) return error;
+  const message = redactError(error, secrets);
+  const cause = new Error(message);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') Object.assign(cause, { code });
+  return new QueueConnectionError(`PostgreSQL ${what} failed (${redactedUrl}): ${message}`, { cause });
+}
