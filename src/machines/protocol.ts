@@ -61,7 +61,13 @@ export type QueueReplyEvent =
 // ── worker ⇄ reader ────────────────────────────────────────────────────────
 /** A worker is idle. `done` is true when it just finished a job the reader dispatched. */
 export type WorkerReadyEvent = { type: 'WORKER_READY'; worker: AnyActorRef; done: boolean };
-export type JobEvent = { type: 'JOB'; message: LeasedMessage };
+/**
+ * A job for an idle worker. With a backlog buffered (prefetch), `more` hands
+ * it further messages to run in turn before it is idle again: one dispatch,
+ * not one round of events per job. A worker releases the ones it has not
+ * started when it drains, retires or fails.
+ */
+export type JobEvent = { type: 'JOB'; message: LeasedMessage; more?: readonly LeasedMessage[] | undefined };
 
 // ── worker ⇄ its run-command actor ─────────────────────────────────────────
 export type RunnerInEvent = { type: 'RUN'; message: LeasedMessage } | { type: 'ABORT'; reason: string };
@@ -92,10 +98,13 @@ export class WorkerCommandError extends Error {
   readonly job: LeasedMessage;
   readonly retry: RetryPlan | undefined;
   readonly result: JobResult | undefined;
+  /** Messages dispatched to the worker with this one that it had not started: to be released. */
+  readonly unstarted: readonly LeasedMessage[];
   constructor(
     workerId: string,
     job: LeasedMessage,
     failure: { command: string; jobId: string; error: unknown; retry?: RetryPlan | undefined; result?: JobResult | undefined },
+    unstarted: readonly LeasedMessage[] = [],
   ) {
     const { command, jobId, error: cause } = failure;
     const error = cause instanceof Error ? cause : new Error(String(cause));
@@ -107,5 +116,6 @@ export class WorkerCommandError extends Error {
     this.job = job;
     this.retry = failure.retry;
     this.result = failure.result;
+    this.unstarted = unstarted;
   }
 }

@@ -10,12 +10,18 @@
  * ridden out, never fatal. On DRAIN it stops reading at once, releases the
  * buffer and reports READER_DRAINED when no dispatched job is still running.
  *
+ * When the buffer holds more than the idle workers can take one each (a
+ * backlog, with prefetch), each idle worker gets its share in one JOB, up to
+ * MAX_JOBS_PER_DISPATCH: it runs them in turn, so a job costs one machine
+ * event instead of three. `inFlight` counts dispatches, not messages.
+ *
  * The idle list and the buffer are mutated in place: the hot path allocates
  * nothing per job beyond the events themselves.
  */
 import { assign, enqueueActions, sendParent, sendTo, setup, type AnyActorRef } from 'xstate';
 import {
   SYSTEM_IDS,
+  type JobEvent,
   type LeasedMessage,
   type QueueAdapterEvent,
   type QueueReplyEvent,
@@ -37,6 +43,14 @@ export interface ReaderOptions {
   waitTimeoutMs: number;
 }
 
+/**
+ * The most messages one JOB hands a worker. A worker runs them one after the
+ * other, so a slow one delays the rest of its share: small enough that this
+ * stays a short wait, large enough that the per-job cost of the actor system
+ * (three events per dispatch) is spread thin.
+ */
+export const MAX_JOBS_PER_DISPATCH = 8;
+
 export const DEFAULT_READER_OPTIONS: ReaderOptions = {
   prefetch: 0,
   delayMs: 100,
@@ -49,7 +63,7 @@ export const DEFAULT_READER_OPTIONS: ReaderOptions = {
 export interface ReaderContext extends ReaderOptions {
   idle: AnyActorRef[];
   buffer: LeasedMessage[];
-  /** Jobs dispatched whose worker has not come back (READY or LOST). */
+  /** Dispatches (JOB events) whose worker has not come back (READY or LOST). */
   inFlight: number;
   /** A READ is out and its MESSAGES/READ_FAILED not back yet. */
   readPending: boolean;
@@ -94,12 +108,15 @@ export const readerMachine = setup({
       context.idle.splice(index, 1);
       enqueue.sendTo(worker, { type: 'RETIRE_CONFIRMED' });
     }),
-    /** Hands buffered messages to idle workers, one each. */
+    /** Hands buffered messages to idle workers: one each, or an even share of a backlog. */
     dispatch: enqueueActions(({ context, enqueue }) => {
       const { idle, buffer } = context;
       let sent = 0;
       while (idle.length > 0 && buffer.length > 0) {
-        enqueue.sendTo(idle.pop()!, { type: 'JOB', message: buffer.shift()! });
+        const share = Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(buffer.length / idle.length));
+        const message = buffer.shift()!;
+        const job: JobEvent = share > 1 ? { type: 'JOB', message, more: buffer.splice(0, share - 1) } : { type: 'JOB', message };
+        enqueue.sendTo(idle.pop()!, job);
         sent++;
       }
       if (sent > 0) enqueue.assign({ inFlight: context.inFlight + sent });

@@ -149,12 +149,17 @@ export const supervisorMachine = setup({
       if (!(error instanceof WorkerCommandError)) {
         // The worker itself broke (not its command): fail the job it held, if any, so it is not left leased.
         const child = self.getSnapshot().children[childId(event as ChildError)];
-        const job = (child?.getSnapshot() as { context?: { job?: LeasedMessage | null } } | undefined)?.context?.job ?? null;
+        const held = (child?.getSnapshot() as { context?: { job?: LeasedMessage | null; queued?: readonly LeasedMessage[] } } | undefined)?.context;
+        const job = held?.job ?? null;
         const lost: ReaderEvent = { type: 'WORKER_LOST', worker: undefined, busy: job !== null };
         if (reader) enqueue.sendTo(reader, lost);
         if (job) {
           const fail: QueueAdapterEvent = { type: 'FAIL', message: job, error: describeError(error) };
           enqueue.sendTo(SYSTEM_IDS.queue, fail);
+        }
+        if (held?.queued?.length) {
+          const release: QueueAdapterEvent = { type: 'RELEASE', ids: held.queued.map((m) => m.id) };
+          enqueue.sendTo(SYSTEM_IDS.queue, release);
         }
         return;
       }
@@ -165,6 +170,11 @@ export const supervisorMachine = setup({
         ? { type: 'RETRY', message: error.job, plan: error.retry, result: error.result }
         : { type: 'FAIL', message: error.job, error: describeError(error.cause), result: error.result };
       enqueue.sendTo(SYSTEM_IDS.queue, record);
+      // The rest of its share never started: back to the queue for the next worker.
+      if (error.unstarted.length > 0) {
+        const release: QueueAdapterEvent = { type: 'RELEASE', ids: error.unstarted.map((m) => m.id) };
+        enqueue.sendTo(SYSTEM_IDS.queue, release);
+      }
     }),
     countFailure: assign({ failures: ({ context }) => context.failures + 1 }),
     /** A failed child that is not replaced still has to be let go. */
@@ -211,6 +221,12 @@ export const supervisorMachine = setup({
     stopScheduler: enqueueActions(({ system, enqueue }) => {
       const scheduler = system.get(SYSTEM_IDS.scheduler);
       if (scheduler) enqueue.sendTo(scheduler, { type: 'STOP' });
+    }),
+    /** Busy workers give back the messages of their share they have not started. */
+    drainWorkers: enqueueActions(({ self, enqueue }) => {
+      for (const [id, ref] of Object.entries(self.getSnapshot().children)) {
+        if (id.startsWith('worker-') && ref?.getSnapshot().status === 'active') enqueue.sendTo(ref, { type: 'DRAIN' });
+      }
     }),
     // Every worker child, including ones retiring after a SCALE down.
     abortWorkers: enqueueActions(({ self, enqueue }) => {
@@ -355,7 +371,7 @@ export const supervisorMachine = setup({
       },
     },
     draining: {
-      entry: ['logDraining', 'stopScheduler', 'drainReader'],
+      entry: ['logDraining', 'stopScheduler', 'drainReader', 'drainWorkers'],
       after: { drainTimeout: 'forcing' },
       on: {
         READER_DRAINED: 'closing',

@@ -1,14 +1,18 @@
 /**
  * A worker: idle → busy → idle, for its whole life. A job is an event, not an
  * actor: the worker invokes ONE run-command actor when it starts and hands it
- * each job in turn, so nothing is created per job.
+ * each job in turn, so nothing is created per job. With a backlog the reader
+ * hands it several messages in one JOB (`more`): it runs them one after the
+ * other without going idle in between, so a job costs one machine event (its
+ * runner's outcome) instead of three. Messages it has not started go back to
+ * the queue when it drains, retires or fails.
  *
  * A command that fails makes the worker fail: the `failed` state's entry
  * throws a WorkerCommandError, the actor's status becomes 'error', and the
  * supervisor receives `xstate.error.actor.<id>` — the seed's "that worker is
  * taken out of the pool and a new worker is started up to replace it".
  */
-import { assign, fromCallback, sendTo, setup, type ActorRefFrom, type CallbackActorLogic } from 'xstate';
+import { assign, enqueueActions, fromCallback, sendTo, setup, type ActorRefFrom, type CallbackActorLogic } from 'xstate';
 import type { ReaderEvent } from './reader.js';
 import {
   SYSTEM_IDS,
@@ -29,6 +33,8 @@ export interface WorkerContext {
   workerId: string;
   /** The job being run; null when idle. */
   job: LeasedMessage | null;
+  /** Dispatched with it, not started yet: run next, in order (mutated in place). */
+  queued: LeasedMessage[];
   /** Jobs this worker has finished (ok or rejected): tells the reader a READY ends a job. */
   finished: number;
   lastError: Omit<Extract<RunnerOutEvent, { type: 'COMMAND_FAILED' }>, 'type'> | null;
@@ -43,7 +49,9 @@ export type WorkerEvent =
   /** The supervisor scales the pool down: finish what you are doing, then stop. */
   | { type: 'RETIRE' }
   /** The reader took this worker off its idle list: no job is on its way. */
-  | { type: 'RETIRE_CONFIRMED' };
+  | { type: 'RETIRE_CONFIRMED' }
+  /** The consumer drains: finish the current job, give the unstarted ones back. */
+  | { type: 'DRAIN' };
 
 type ReaderRetireEvent = Extract<ReaderEvent, { type: 'WORKER_RETIRING' | 'WORKER_LOST' }>;
 
@@ -70,7 +78,19 @@ export const workerMachine = setup({
       ({ system }) => system.get(SYSTEM_IDS.reader),
       ({ self, context }): WorkerReadyEvent => ({ type: 'WORKER_READY', worker: self, done: context.finished > 0 }),
     ),
-    takeJob: assign({ job: ({ event }) => (event as JobEvent).message }),
+    takeJob: assign(({ context, event }) => {
+      const { message, more } = event as JobEvent;
+      if (more) for (const m of more) context.queued.push(m);
+      return { job: message };
+    }),
+    takeQueued: assign(({ context }) => ({ job: context.queued.shift()! })),
+    /** Unstarted messages go back to the queue (ready again, their delivery not counted). */
+    releaseQueued: enqueueActions(({ context, enqueue }) => {
+      if (context.queued.length === 0) return;
+      const release: QueueAdapterEvent = { type: 'RELEASE', ids: context.queued.map((m) => m.id) };
+      context.queued.length = 0;
+      enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), release);
+    }),
     startJob: sendTo('runner', ({ context }): RunnerInEvent => ({ type: 'RUN', message: context.job! })),
     ackJob: sendTo(
       ({ system }) => system.get(SYSTEM_IDS.queue),
@@ -114,15 +134,16 @@ export const workerMachine = setup({
     throwCommandError: ({ context, self }) => {
       // xstate does not stop the children of an actor that errors: stop the runner first, or it leaks.
       self.getSnapshot().children.runner?.send({ type: 'xstate.stop' } as never);
-      throw new WorkerCommandError(context.workerId, context.job!, context.lastError!);
+      throw new WorkerCommandError(context.workerId, context.job!, context.lastError!, [...context.queued]);
     },
   },
   guards: {
     isRetiring: ({ context }) => context.retiring,
+    hasQueued: ({ context }) => context.queued.length > 0,
   },
 }).createMachine({
   id: 'worker',
-  context: ({ input }) => ({ workerId: input.workerId, job: null, finished: 0, lastError: null, retiring: false }),
+  context: ({ input }) => ({ workerId: input.workerId, job: null, queued: [], finished: 0, lastError: null, retiring: false }),
   invoke: { id: 'runner', src: 'runCommand', input: ({ context }) => ({ workerId: context.workerId }) },
   on: { ABORT: { actions: 'forwardAbort' } },
   initial: 'idle',
@@ -146,19 +167,23 @@ export const workerMachine = setup({
       entry: 'startJob',
       on: {
         COMMAND_DONE: [
-          { guard: 'isRetiring', target: 'retired', actions: ['ackJob', 'finishJob', 'reportRetired'] },
+          { guard: 'isRetiring', target: 'retired', actions: ['ackJob', 'finishJob', 'releaseQueued', 'reportRetired'] },
+          { guard: 'hasQueued', actions: ['ackJob', 'finishJob', 'takeQueued', 'startJob'] },
           { target: 'idle', actions: ['ackJob', 'finishJob'] },
         ],
         MESSAGE_EXPIRED: [
-          { guard: 'isRetiring', target: 'retired', actions: ['ackJob', 'finishJob', 'reportRetired'] },
+          { guard: 'isRetiring', target: 'retired', actions: ['ackJob', 'finishJob', 'releaseQueued', 'reportRetired'] },
+          { guard: 'hasQueued', actions: ['ackJob', 'finishJob', 'takeQueued', 'startJob'] },
           { target: 'idle', actions: ['ackJob', 'finishJob'] },
         ],
         MESSAGE_REJECTED: [
-          { guard: 'isRetiring', target: 'retired', actions: ['rejectJob', 'finishJob', 'reportRetired'] },
+          { guard: 'isRetiring', target: 'retired', actions: ['rejectJob', 'finishJob', 'releaseQueued', 'reportRetired'] },
+          { guard: 'hasQueued', actions: ['rejectJob', 'finishJob', 'takeQueued', 'startJob'] },
           { target: 'idle', actions: ['rejectJob', 'finishJob'] },
         ],
         COMMAND_FAILED: { target: 'failed', actions: 'recordFailure' },
         RETIRE: { actions: 'markRetiring' },
+        DRAIN: { actions: 'releaseQueued' },
       },
     },
     retired: { type: 'final' },

@@ -439,6 +439,7 @@ export function createFakeRunner(): FakeRunner {
 
 export interface FakeWorker {
   readonly ref: AnyActorRef;
+  /** Every message dispatched to it, in order (a JOB's `message`, then its `more`). */
   readonly jobs: LeasedMessage[];
   /** Every event it got (JOB, RETIRE_CONFIRMED, …). */
   readonly received: EventObject[];
@@ -452,7 +453,10 @@ export function createFakeWorker(): FakeWorker {
     fromCallback<EventObject>(({ receive }) => {
       receive((event) => {
         received.push(event);
-        if (event.type === 'JOB') jobs.push((event as { type: 'JOB'; message: LeasedMessage }).message);
+        if (event.type === 'JOB') {
+          const { message, more } = event as { type: 'JOB'; message: LeasedMessage; more?: readonly LeasedMessage[] };
+          jobs.push(message, ...(more ?? []));
+        }
       });
     }),
   ).start();

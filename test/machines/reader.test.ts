@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AnyActorRef } from 'xstate';
 import type { LeasedMessage } from '../../src/machines/protocol.js';
-import { readerMachine, type ReaderOptions } from '../../src/machines/reader.js';
+import { MAX_JOBS_PER_DISPATCH, readerMachine, type ReaderOptions } from '../../src/machines/reader.js';
 import {
   advance,
   Coverage,
@@ -87,11 +87,13 @@ const ACTIVE: readonly Phase[] = ['waiting', 'reading', 'blocked', 'backingOff']
 function readerModel(config: ReaderConfig) {
   const { prefetch = 0, blocking = false } = config.options;
 
+  // Each idle worker takes an even share of the buffer, at most MAX_JOBS_PER_DISPATCH, in one JOB.
   const dispatch = (s: ReaderModel) => {
-    const n = Math.min(s.idle, s.buffer);
-    s.idle -= n;
-    s.buffer -= n;
-    s.inFlight += n;
+    while (s.idle > 0 && s.buffer > 0) {
+      s.buffer -= Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(s.buffer / s.idle));
+      s.idle -= 1;
+      s.inFlight += 1;
+    }
   };
   const settle = (s: ReaderModel) => {
     if (s.value === 'waiting' && !s.paused && s.idle > s.buffer) {
@@ -224,7 +226,8 @@ function replay(config: ReaderConfig, initial: ReaderModel, path: { events: Read
   const trail: string[] = [];
   let model = initial;
   let before = initial;
-  const busyWorker = () => workers.find((w) => !w.gone && w.fake.jobs.length > w.returned)!;
+  const dispatches = (w: { fake: FakeWorker }) => w.fake.received.filter((e) => e.type === 'JOB').length;
+  const busyWorker = () => workers.find((w) => !w.gone && dispatches(w) > w.returned)!;
 
   path.events.forEach((event, i) => {
     trail.push(event.type === 'MESSAGES' ? `MESSAGES(${event.count})` : event.type);
@@ -321,14 +324,14 @@ function replay(config: ReaderConfig, initial: ReaderModel, path: { events: Read
         same('WAITs outstanding', waits.length - waitReplies, model.waitPending ? 1 : 0);
         if (waits.length > 0) same('WAIT timeout', waits.at(-1)!.timeoutMs, config.options.waitTimeoutMs);
       }
-      // jobs actually running = inFlight; never a second job to a busy worker, none to a gone one
+      // dispatches out = inFlight; never a second JOB to a busy worker, none to a gone one
       let running = 0;
       for (const w of workers) {
-        const unfinished = w.fake.jobs.length - w.returned;
+        const unfinished = dispatches(w) - w.returned;
         if (unfinished > 1) throw new Error('a worker got a JOB while busy');
         if (!w.gone) running += unfinished;
       }
-      same('jobs running', running, model.inFlight);
+      same('dispatches running', running, model.inFlight);
       // every message handed to the reader is in exactly one place: a worker, the buffer, or released
       const places = [...workers.flatMap((w) => w.fake.jobs.map((m) => m.id)), ...s.context.buffer.map((m) => m.id), ...released(h)];
       same('where the messages are', places.sort(), [...delivered].sort());
@@ -393,26 +396,35 @@ describe('reader: demand and prefetch', () => {
     expect(reads(h)).toEqual([3]);
   });
 
-  it('keeps prefetched messages in the buffer and hands them out on WORKER_READY', () => {
-    const { h, workers } = readerWith(1, { prefetch: 2 });
-    const batch = messages(3);
+  it('a backlog goes out in shares: one JOB hands an idle worker up to MAX_JOBS_PER_DISPATCH messages, the rest waits in the buffer', () => {
+    const { h, workers } = readerWith(1, { prefetch: 11 });
+    const batch = messages(12);
     h.sut.send({ type: 'MESSAGES', messages: batch });
-    expect(workers[0]!.jobs).toEqual([batch[0]]);
-    expect(snap(h).context.buffer).toEqual([batch[1], batch[2]]);
+    const jobEvents = () => workers[0]!.received.filter((e) => e.type === 'JOB');
+    expect(jobEvents()).toEqual([{ type: 'JOB', message: batch[0], more: batch.slice(1, MAX_JOBS_PER_DISPATCH) }]);
+    expect(snap(h).context.buffer).toEqual(batch.slice(MAX_JOBS_PER_DISPATCH));
+    expect(snap(h).context.inFlight).toBe(1); // dispatches, not messages
     expect(snap(h).value).toEqual({ active: 'waiting' });
 
     ready(h, workers[0]!, true);
-    expect(workers[0]!.jobs).toEqual([batch[0], batch[1]]);
-    expect(snap(h).context.buffer).toEqual([batch[2]]);
-    expect(reads(h)).toEqual([3]); // buffer covers demand: no read
+    expect(jobEvents()).toHaveLength(2);
+    expect(workers[0]!.jobs).toEqual(batch); // in order, each once
+    expect(snap(h).context.buffer).toEqual([]);
+    expect(reads(h)).toEqual([12]); // the worker is busy: nothing to read for
 
     ready(h, workers[0]!, true);
-    expect(workers[0]!.jobs).toEqual(batch);
-    expect(reads(h)).toEqual([3]);
-    ready(h, workers[0]!, true);
     // buffer empty, a worker idle: read again, idle + prefetch
-    expect(reads(h)).toEqual([3, 3]);
+    expect(reads(h)).toEqual([12, 12]);
     expect(snap(h).context.inFlight).toBe(0);
+  });
+
+  it('no backlog, no shares: as many messages as idle workers go out one per worker', () => {
+    const { h, workers } = readerWith(2, { prefetch: 0 });
+    h.sut.send({ type: 'MESSAGES', messages: messages(2) });
+    expect(workers.map((w) => w.received.filter((e) => e.type === 'JOB'))).toEqual([
+      [{ type: 'JOB', message: workers[0]!.jobs[0] }],
+      [{ type: 'JOB', message: workers[1]!.jobs[0] }],
+    ]);
   });
 
   it('WORKER_LOST forgets an idle worker (no JOB for it) and stops counting a busy one', () => {
@@ -421,9 +433,9 @@ describe('reader: demand and prefetch', () => {
     h.sut.send({ type: 'WORKER_LOST', worker: b.ref, busy: false });
     expect(snap(h).context.idle).toEqual([a.ref]);
     h.sut.send({ type: 'MESSAGES', messages: messages(2) });
-    expect(a.jobs).toHaveLength(1);
+    expect(a.jobs).toHaveLength(2); // read for two idle workers, one left: it gets both, in one JOB
     expect(b.jobs).toHaveLength(0);
-    expect(snap(h).context.buffer).toHaveLength(1);
+    expect(snap(h).context.buffer).toHaveLength(0);
     h.sut.send({ type: 'WORKER_LOST', worker: undefined, busy: true });
     expect(snap(h).context.inFlight).toBe(0);
   });
@@ -519,11 +531,10 @@ describe('reader: PAUSE, RESUME, DRAIN', () => {
     const { h, workers } = readerWith(2, { prefetch: 2 });
     const first = messages(3); // the READ went out with one idle worker: max 1 + 2
     h.sut.send({ type: 'MESSAGES', messages: first });
-    // both workers busy, one message buffered, no READ out
-    expect(workers.map((w) => w.jobs.length)).toEqual([1, 1]);
-    expect(snap(h).context.buffer).toEqual([first[2]]);
-    ready(h, workers[0]!, true); // takes the buffered one; buffer empty, idle 0
-    ready(h, workers[1]!, true); // idle 1 → READ
+    // three for two idle workers: shares of two and one, nothing buffered, no READ out
+    expect(workers.map((w) => w.jobs.length)).toEqual([1, 2]);
+    expect(snap(h).context.buffer).toEqual([]);
+    ready(h, workers[0]!, true); // idle 1 → READ
     expect(snap(h).context.readPending).toBe(true);
 
     h.sut.send({ type: 'DRAIN' });
@@ -532,21 +543,21 @@ describe('reader: PAUSE, RESUME, DRAIN', () => {
     const late = messages(2);
     h.sut.send({ type: 'MESSAGES', messages: late });
     expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', ids: late.map((m) => m.id) }]);
-    expect(snap(h).value).toBe('draining'); // worker 1 still runs its job
-    ready(h, workers[0]!, true);
+    expect(snap(h).value).toBe('draining'); // worker 1 still runs its share
+    ready(h, workers[1]!, true);
     expect(snap(h).value).toBe('drained');
     expect(snap(h).status).toBe('done');
     expect(h.parentReceived.filter((e) => e.type === 'READER_DRAINED')).toHaveLength(1);
-    expect(workers.map((w) => w.jobs.length)).toEqual([2, 1]);
+    expect(workers.map((w) => w.jobs.length)).toEqual([1, 2]);
   });
 
   it('DRAIN with a buffer releases it in one RELEASE; with nothing running or pending it is drained at once', () => {
-    const { h } = readerWith(1, { prefetch: 3 });
-    const batch = messages(4);
-    h.sut.send({ type: 'MESSAGES', messages: batch });
+    const { h } = readerWith(1, { prefetch: 11 });
+    const batch = messages(12);
+    h.sut.send({ type: 'MESSAGES', messages: batch }); // one share out, the rest buffered
     h.sut.send({ type: 'WORKER_LOST', worker: undefined, busy: true });
     h.sut.send({ type: 'DRAIN' });
-    expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', ids: batch.slice(1).map((m) => m.id) }]);
+    expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', ids: batch.slice(MAX_JOBS_PER_DISPATCH).map((m) => m.id) }]);
     expect(snap(h).value).toBe('drained');
   });
 

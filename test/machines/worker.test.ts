@@ -41,9 +41,16 @@ interface WorkerModel {
   aborts: number;
   /** Scaled down: stops after the current job. */
   retire: boolean;
+  /** Dispatched with the current job (a JOB with `more`), not started yet. */
+  queued: number;
+  /** Unstarted messages given back (drain, retire). */
+  released: number;
 }
 type WorkerStimulus =
   | { type: 'JOB' }
+  /** A JOB with one more message: a share of a backlog. */
+  | { type: 'JOB_SHARE' }
+  | { type: 'DRAIN' }
   | { type: 'COMMAND_DONE' }
   | { type: 'MESSAGE_EXPIRED' }
   | { type: 'MESSAGE_REJECTED' }
@@ -52,14 +59,22 @@ type WorkerStimulus =
   | { type: 'RETIRE' }
   | { type: 'RETIRE_CONFIRMED' };
 
-const MAX_JOBS = 2;
+const MAX_JOBS = 3;
 const MAX_ABORTS = 1;
 
 function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
-  const finish = (counts: Partial<WorkerModel>): WorkerModel => ({ ...s, ...counts, value: s.retire ? 'retired' : 'idle' });
+  const finish = (counts: Partial<WorkerModel>): WorkerModel => {
+    if (s.retire) return { ...s, ...counts, value: 'retired', queued: 0, released: s.released + s.queued };
+    if (s.queued > 0) return { ...s, ...counts, queued: s.queued - 1 }; // the next of its share starts
+    return { ...s, ...counts, value: 'idle' };
+  };
   switch (e.type) {
     case 'JOB':
       return { ...s, value: 'busy' };
+    case 'JOB_SHARE':
+      return { ...s, value: 'busy', queued: 1 };
+    case 'DRAIN':
+      return s.value === 'busy' ? { ...s, queued: 0, released: s.released + s.queued } : s;
     case 'COMMAND_DONE':
     case 'MESSAGE_EXPIRED':
       return finish({ acked: s.acked + 1 });
@@ -79,9 +94,11 @@ function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
 function enabledWorker(s: WorkerModel): WorkerStimulus[] {
   const events: WorkerStimulus[] = [];
   if (s.value === 'failed' || s.value === 'retired') return events;
-  const jobsLeft = s.acked + s.rejected < MAX_JOBS;
+  const taken = s.acked + s.rejected + s.released;
   // retiring: the reader either confirms (no job coming) or a JOB it already sent arrives
-  if ((s.value === 'idle' || s.value === 'retiring') && jobsLeft) events.push({ type: 'JOB' });
+  if ((s.value === 'idle' || s.value === 'retiring') && taken < MAX_JOBS) events.push({ type: 'JOB' });
+  if ((s.value === 'idle' || s.value === 'retiring') && taken + 2 <= MAX_JOBS) events.push({ type: 'JOB_SHARE' });
+  if (s.value === 'busy' && s.queued > 0) events.push({ type: 'DRAIN' });
   if (s.value === 'retiring') events.push({ type: 'RETIRE_CONFIRMED' });
   if (s.value === 'busy') events.push({ type: 'COMMAND_DONE' }, { type: 'MESSAGE_EXPIRED' }, { type: 'MESSAGE_REJECTED' }, { type: 'COMMAND_FAILED' });
   if (!s.retire && (s.value === 'idle' || s.value === 'busy')) events.push({ type: 'RETIRE' });
@@ -91,7 +108,7 @@ function enabledWorker(s: WorkerModel): WorkerStimulus[] {
 
 describe('worker: model-based', () => {
   const paths = transitionCoveringPaths<WorkerModel, WorkerStimulus>(
-    { value: 'idle', acked: 0, rejected: 0, aborts: 0, retire: false },
+    { value: 'idle', acked: 0, rejected: 0, aborts: 0, retire: false, queued: 0, released: 0 },
     reduceWorker,
     enabledWorker,
   );
@@ -100,10 +117,14 @@ describe('worker: model-based', () => {
     for (const path of paths) {
       const runner = createFakeRunner();
       const h = startWorker(runner, inspectAll(modelCoverage.inspect, allCoverage.inspect));
-      const jobs: LeasedMessage[] = [];
+      const jobs: LeasedMessage[] = []; // started, in order
+      const pending: LeasedMessage[] = []; // dispatched with the current one, not started
+      const released: LeasedMessage[] = [];
       const trail: string[] = [];
       path.events.forEach((event, i) => {
         trail.push(event.type);
+        const before = i === 0 ? path.states[0] : path.states[i - 1];
+        const after = path.states[i]!;
         switch (event.type) {
           case 'JOB': {
             const [message] = messages(1);
@@ -111,6 +132,16 @@ describe('worker: model-based', () => {
             h.sut.send({ type: 'JOB', message });
             break;
           }
+          case 'JOB_SHARE': {
+            const [message, next] = messages(2);
+            jobs.push(message!);
+            pending.push(next!);
+            h.sut.send({ type: 'JOB', message, more: [next!] });
+            break;
+          }
+          case 'DRAIN':
+            h.sut.send({ type: 'DRAIN' });
+            break;
           case 'COMMAND_DONE':
             runner.done(WORKER_ID, resultOf(jobs.at(-1)!, 'done'));
             break;
@@ -131,8 +162,11 @@ describe('worker: model-based', () => {
             h.sut.send({ type: event.type });
             break;
         }
+        // Where the model says the unstarted one started, or went back to the queue.
+        if (after.released > (before?.released ?? 0)) released.push(...pending.splice(0));
+        else if (after.queued < (before?.queued ?? 0) && after.value === 'busy') jobs.push(pending.shift()!);
         try {
-          assertWorkerMatches(h, runner, path.states[i]!, jobs, path.states.slice(0, i + 1));
+          assertWorkerMatches(h, runner, after, jobs, path.states.slice(0, i + 1), pending, released);
         } catch (error) {
           throw new Error(`after ${trail.join(' → ')}: ${(error as Error).message}`, { cause: error });
         }
@@ -142,8 +176,18 @@ describe('worker: model-based', () => {
   });
 });
 
-function assertWorkerMatches(h: Harness, runner: FakeRunner, m: WorkerModel, jobs: LeasedMessage[], history: WorkerModel[]): void {
+function assertWorkerMatches(
+  h: Harness,
+  runner: FakeRunner,
+  m: WorkerModel,
+  jobs: LeasedMessage[],
+  history: WorkerModel[],
+  pending: LeasedMessage[],
+  released: LeasedMessage[],
+): void {
   const snapshot = h.sut.getSnapshot();
+  // unstarted messages given back in RELEASEs, each once
+  expect(h.queue.of('RELEASE').flatMap((r) => r.ids)).toEqual(released.map((m) => m.id));
   const record = runner.get(WORKER_ID);
   expect(runner.started).toBe(1);
   expect(record.runs.map((r) => r.id)).toEqual(jobs.map((j) => j.id));
@@ -169,6 +213,7 @@ function assertWorkerMatches(h: Harness, runner: FakeRunner, m: WorkerModel, job
     const error = snapshot.error as WorkerCommandError;
     expect(error).toBeInstanceOf(WorkerCommandError);
     expect(error.job).toEqual(jobs.at(-1));
+    expect(error.unstarted).toEqual(pending); // the supervisor releases them
     expect(h.parentReceived.filter((e) => e.type === `xstate.error.actor.${WORKER_ID}`)).toHaveLength(1);
     return;
   }
@@ -184,6 +229,7 @@ function assertWorkerMatches(h: Harness, runner: FakeRunner, m: WorkerModel, job
   expect(snapshot.context.finished).toBe(finished);
   expect(snapshot.context.retiring).toBe(m.retire);
   expect(h.parentReceived.filter((e) => e.type.startsWith('xstate.'))).toHaveLength(0);
+  expect(snapshot.context.queued).toEqual(pending);
   if (m.value === 'busy') {
     expect(snapshot.context.job).toEqual(jobs.at(-1));
     expect(record.current).toEqual(jobs.at(-1));
