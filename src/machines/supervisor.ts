@@ -10,7 +10,7 @@
  * Every effect is a named action or actor, so tests swap them with
  * `.provide()`; consumer.ts provides the real logging and I/O.
  */
-import { and, assign, enqueueActions, fromCallback, sendTo, setup, type CallbackActorLogic } from 'xstate';
+import { and, assign, enqueueActions, fromCallback, sendTo, setup, type AnyActorRef, type CallbackActorLogic } from 'xstate';
 import { describeError } from '../errors.js';
 import { readerMachine, type ReaderEvent, type ReaderOptions } from './reader.js';
 import { schedulerMachine, type PeriodicEntry } from './scheduler.js';
@@ -92,6 +92,18 @@ const unconfiguredQueueAdapter: CallbackActorLogic<QueueAdapterEvent> = fromCall
 /** `worker-3-r2` → 3 */
 function workerSlot(actorId: string): number {
   return Number(/^worker-(\d+)/.exec(actorId)?.[1] ?? 0);
+}
+
+/**
+ * Every live worker child, including ones retiring after a SCALE down — by
+ * reference, since a child stopped earlier in this step is gone by id.
+ */
+function liveWorkers(self: AnyActorRef): AnyActorRef[] {
+  const live: AnyActorRef[] = [];
+  for (const [id, ref] of Object.entries(self.getSnapshot().children as Record<string, AnyActorRef | undefined>)) {
+    if (id.startsWith('worker-') && ref?.getSnapshot().status === 'active') live.push(ref);
+  }
+  return live;
 }
 
 function childId(event: ChildError): string {
@@ -224,18 +236,10 @@ export const supervisorMachine = setup({
     }),
     /** Busy workers give back the messages of their share they have not started. */
     drainWorkers: enqueueActions(({ self, enqueue }) => {
-      for (const [id, ref] of Object.entries(self.getSnapshot().children)) {
-        if (id.startsWith('worker-') && ref?.getSnapshot().status === 'active') enqueue.sendTo(ref, { type: 'DRAIN' });
-      }
+      for (const ref of liveWorkers(self)) enqueue.sendTo(ref, { type: 'DRAIN' });
     }),
-    // Every worker child, including ones retiring after a SCALE down.
     abortWorkers: enqueueActions(({ self, enqueue }) => {
-      // By reference, and only to live workers: a child stopped earlier in this step is gone by id.
-      for (const [id, ref] of Object.entries(self.getSnapshot().children)) {
-        if (id.startsWith('worker-') && ref?.getSnapshot().status === 'active') {
-          enqueue.sendTo(ref, { type: 'ABORT', reason: 'consumer forced to stop' });
-        }
-      }
+      for (const ref of liveWorkers(self)) enqueue.sendTo(ref, { type: 'ABORT', reason: 'consumer forced to stop' });
     }),
     closeQueue: sendTo(SYSTEM_IDS.queue, { type: 'CLOSE', release: true }),
     markForced: assign({ forced: true }),
