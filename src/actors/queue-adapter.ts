@@ -5,6 +5,8 @@
  *
  * What it does beyond translating:
  * - batches ACKs (one ackBatch per turn of the event loop, not per job);
+ * - stores a result record before the ack or retry that ends its attempt,
+ *   so a job's records are stored in attempt order (the last one stays);
  * - keeps the set of messages it leased and not yet settled, and extends
  *   their leases on a heartbeat so long commands keep them;
  * - turns connection loss into READ_FAILED events (the reader backs off) and
@@ -181,7 +183,14 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
         case 'RETRY': {
           const { message, plan, result } = event;
           outstanding.delete(message.id);
-          track(queue.retry(message.id, plan.data, plan.runAt).then(async (ok) => (ok && result ? (await queue.setResults([result]), ok) : ok))).then(
+          // The 'retrying' record is stored BEFORE the job is re-queued: from then on the next attempt can run and
+          // store its own record at any moment, and a slow 'retrying' write landing after it would overwrite it
+          // (result() would wait for ever, status() say 'retrying' for a finished job). A record that cannot be
+          // stored does not hold the retry back: the next attempt's record will tell.
+          const recorded = result
+            ? queue.setResults([result]).catch((error: unknown) => log.warn({ messageId: message.id, err: toError(error) }, 'could not store the retrying record; retrying anyway'))
+            : Promise.resolve();
+          track(recorded.then(() => queue.retry(message.id, plan.data, plan.runAt))).then(
             (ok) => {
               if (!ok) log.warn({ messageId: message.id }, 'could not schedule the retry: lease lost, the job may run again sooner');
             },
