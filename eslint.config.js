@@ -15,6 +15,11 @@ export default tseslint.config(
     },
   },
   {
+    // The CommonJS entry is require()'s own side of the package: it can only require.
+    files: ['src/index.cts'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // machines/ is pure logic: it must never reach a backend.
     files: ['src/machines/**/*.ts'],
     rules: {

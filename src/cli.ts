@@ -7,6 +7,8 @@
  * unreachable backend) · 2 stop was forced (running commands aborted) ·
  * 3 the consumer failed while running (e.g. restart limit).
  */
+// First: publishes this instance for CommonJS command modules (see index.cts).
+import './index.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createRequire } from 'node:module';
 import { autodiscover, importModule, registry, getSettings } from './commands.js';

@@ -428,16 +428,23 @@ export function periodicCommand<R>(
 
 // ── autodiscover ───────────────────────────────────────────────────────────
 
-export const DEFAULT_DISCOVERY_PATTERNS = ['**/commands.{js,mjs,ts,mts}'];
+export const DEFAULT_DISCOVERY_PATTERNS = ['**/commands.{js,mjs,cjs,ts,mts,cts}'];
 
 let tsLoaderRegistered = false;
 
-/** Imports a module by path; `.ts`/`.mts` go through tsx's loader so TypeScript users need no build step. */
+/**
+ * Imports a module by path; TypeScript goes through tsx so users need no build
+ * step. Both of tsx's hooks are registered: in a `"type": "commonjs"` package a
+ * `.ts` file is CommonJS, and Node's own require() of it would take its
+ * `import` syntax for ESM and fail ("require() … in a cycle"). Its
+ * `require('taskmill')` then reaches this same instance through index.cjs.
+ */
 export async function importModule(file: string): Promise<void> {
   const absolute = path.resolve(file);
   if (/\.(?:ts|mts|cts|tsx)$/.test(absolute) && !tsLoaderRegistered && !(process.features as { typescript?: unknown }).typescript) {
-    const { register } = await import('tsx/esm/api');
-    register();
+    const [esm, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
+    esm.register();
+    cjs.register();
     tsLoaderRegistered = true;
   }
   await import(pathToFileURL(absolute).href);

@@ -79,3 +79,11 @@ export { supervisorMachine, type SupervisorInput } from './machines/supervisor.j
 export { workerMachine } from './machines/worker.js';
 export { readerMachine, type ReaderOptions } from './machines/reader.js';
 export { schedulerMachine } from './machines/scheduler.js';
+
+// One instance per install, whichever way it was loaded: index.cjs (the
+// `require` entry) hands out this module when it has already been imported.
+// Without it, a CommonJS command module loaded through tsx's require hook
+// would get a transformed second copy with its own (empty) registry.
+import * as taskmill from './index.js';
+import { sharedInstanceKey } from './shared-instance.js';
+(globalThis as Record<symbol, unknown>)[sharedInstanceKey(import.meta.url)] ??= taskmill;

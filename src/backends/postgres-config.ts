@@ -72,7 +72,7 @@ function passwordsIn(url: string): string[] {
   return [...new Set([...found, ...decoded])].filter((p) => p.length > 0);
 }
 
-/** What a DatabaseQueue is built from, validated. */
+/** What a DatabaseQueue is built from, validated. @internal (its driver types stay out of the shipped .d.ts) */
 export interface ConnectionSettings {
   /** The connection URL with its password replaced by `***`. */
   redactedUrl: string;
@@ -86,7 +86,7 @@ export interface ConnectionSettings {
   clientConfig: pg.ClientConfig;
 }
 
-/** Validates the URL and options (throwing ConfigError) in the order the constructor always did. */
+/** Validates the URL and options (throwing ConfigError) in the order the constructor always did. @internal */
 export function connectionSettings(connectionString: string, options: DatabaseQueueOptions): ConnectionSettings {
   if (typeof connectionString !== 'string' || !/^postgres(ql)?:\/\//i.test(connectionString.trim())) {
     const shown = typeof connectionString === 'string' ? redactUrl(connectionString) : String(connectionString);

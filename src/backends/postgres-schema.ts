@@ -99,6 +99,7 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 /**
  * Brings `schema` up to `target` (default SCHEMA_VERSION; lower only to build an
  * old schema in an upgrade test). Cheap (one query) when it already is.
+ * @internal
  */
 export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VERSION): Promise<void> {
   if (!Number.isInteger(target) || target < 1 || target > SCHEMA_VERSION) {

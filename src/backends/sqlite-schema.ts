@@ -136,7 +136,7 @@ export const SQL = {
 /** @internal The statements, exported so a test can check their query plans. */
 export const SQLITE_STATEMENTS: Readonly<Record<keyof typeof SQL, string>> = SQL;
 
-/** Creates the schema in a fresh file or upgrades an older one in place; runs inside BEGIN IMMEDIATE. */
+/** Creates the schema in a fresh file or upgrades an older one in place; runs inside BEGIN IMMEDIATE. @internal */
 export function migrate(db: Database.Database, path: string): void {
   db.exec(SCHEMA_TABLE);
   const row = db.prepare('SELECT version FROM taskmill_schema WHERE id = 1').get() as { version: number } | undefined;

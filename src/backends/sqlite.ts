@@ -17,7 +17,7 @@
 import type Database from 'better-sqlite3';
 import { betterSqlite3 } from './drivers.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
-import { SQL, SQLITE_STATEMENTS, migrate } from './sqlite-schema.js';
+import { SQL, migrate } from './sqlite-schema.js';
 import {
   BaseQueue,
   type FailedMessage,
@@ -27,8 +27,6 @@ import {
   type ResultRecord,
   type WriteOptions,
 } from './base.js';
-
-export { SQLITE_STATEMENTS };
 
 export interface SqliteQueueOptions extends QueueOptions {
   /** How long a statement waits for another process's write lock before failing. Default 5000 ms. */

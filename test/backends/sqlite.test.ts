@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SQLITE_STATEMENTS, SqliteQueue } from '../../src/backends/sqlite.js';
+import { SqliteQueue } from '../../src/backends/sqlite.js';
+import { SQLITE_STATEMENTS } from '../../src/backends/sqlite-schema.js';
 import { ConfigError, QueueConnectionError } from '../../src/errors.js';
 import { runContractSuite } from './contract.js';
 
