@@ -86,10 +86,20 @@ export class LeaseLostError extends TaskmillError {
   }
 }
 
-/** The backend could not be reached or answered with an error. `cause` keeps the original (redacted). */
+/**
+ * The backend could not be reached or answered with an error; the message
+ * carries the server's reason, redacted. `permanent` marks what waiting cannot
+ * mend (authentication, an unknown database or role, TLS): opening a queue
+ * gives up on it at once instead of retrying until `openTimeoutMs`.
+ */
 export class QueueConnectionError extends TaskmillError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_TASKMILL_CONNECTION', message, options);
+  readonly permanent: boolean;
+  /** The driver's error code when it had one (a SQLSTATE such as `28P01`, or `ECONNREFUSED`). */
+  readonly driverCode: string | undefined;
+  constructor(message: string, options: { cause?: unknown; permanent?: boolean; driverCode?: string } = {}) {
+    super('ERR_TASKMILL_CONNECTION', message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.permanent = options.permanent ?? false;
+    this.driverCode = options.driverCode;
   }
 }
 

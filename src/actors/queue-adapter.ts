@@ -16,7 +16,7 @@
 import { fromCallback, type ActorSystem, type CallbackActorLogic } from 'xstate';
 import type { Logger } from 'pino';
 import type { BaseQueue, ResultRecord } from '../backends/base.js';
-import { toError } from '../errors.js';
+import { ConfigError, QueueConnectionError, toError } from '../errors.js';
 import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
 
 export interface QueueAdapterDeps {
@@ -31,6 +31,10 @@ export interface QueueAdapterDeps {
 export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
 
 const ACK_RETRY_MS = 500;
+
+/** A failure to open that retrying cannot mend: bad configuration, or the server refusing us for good. */
+const isPermanent = (error: unknown): boolean =>
+  error instanceof ConfigError || (error instanceof QueueConnectionError && error.permanent);
 
 export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeoutMs = 30_000 }: QueueAdapterDeps): QueueAdapterLogic {
   return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
@@ -109,7 +113,8 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
     }, Math.max(50, Math.floor(queue.leaseMs / 3)));
     heartbeat.unref();
 
-    // A backend that is down at start gets until openTimeoutMs to come up.
+    // A backend that is down at start gets until openTimeoutMs to come up; one
+    // that refuses us for good (a wrong password, no such database) does not.
     const openDeadline = Date.now() + openTimeoutMs;
     let openTimer: NodeJS.Timeout | undefined;
     const tryOpen = (attempt: number): void => {
@@ -120,7 +125,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
         },
         (error) => {
           const delay = Math.min(5_000, 200 * 2 ** attempt);
-          if (closed || Date.now() + delay > openDeadline) {
+          if (closed || isPermanent(error) || Date.now() + delay > openDeadline) {
             sendBack({ type: 'QUEUE_FAILED', error: toError(error) });
             return;
           }

@@ -11,6 +11,7 @@ import type pg from 'pg';
 import { redactText, redactUrl } from '../config.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
 import type { QueueOptions } from './base.js';
+import { isPermanentPostgresError } from './permanent-errors.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from './postgres-schema.js';
 
 export interface DatabaseQueueOptions extends QueueOptions {
@@ -124,12 +125,16 @@ export function redactError(error: unknown, secrets: readonly string[]): string 
   return redactText(message, secrets);
 }
 
-/** Driver errors become QueueConnectionError; the cause is a redacted copy, never the driver's object. */
+/**
+ * Driver errors become QueueConnectionError with the server's reason in the
+ * message, redacted. No `cause`: the driver's object carries the connection
+ * config, and a copy would only repeat the reason in every log line.
+ */
 export function wrapDriverError(what: string, error: unknown, secrets: readonly string[], redactedUrl: string): Error {
   if (error instanceof TaskmillError) return error;
-  const message = redactError(error, secrets);
-  const cause = new Error(message);
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') Object.assign(cause, { code });
-  return new QueueConnectionError(`PostgreSQL ${what} failed (${redactedUrl}): ${message}`, { cause });
+  return new QueueConnectionError(`PostgreSQL ${what} failed (${redactedUrl}): ${redactError(error, secrets)}`, {
+    permanent: isPermanentPostgresError(error),
+    ...(typeof code === 'string' ? { driverCode: code } : {}),
+  });
 }

@@ -3,6 +3,7 @@ import { ioredis } from './drivers.js';
 import { redactText } from '../config.js';
 import { QueueConnectionError, TaskmillError } from '../errors.js';
 import { replyText, type RedisTarget } from './redis-wire.js';
+import { isPermanentRedisError } from './permanent-errors.js';
 
 /**
  * The command connection of one Redis queue: connected lazily, failing fast
@@ -166,10 +167,12 @@ export class RedisConnection {
   error(what: string, error: unknown): TaskmillError {
     if (error instanceof TaskmillError) return error;
     const message = this.redact(error instanceof Error ? error.message : String(error));
-    // A fresh cause: ioredis errors carry the command's arguments (payloads) and options.
-    const cause = new Error(message);
-    cause.name = error instanceof Error ? error.name : 'Error';
-    return new QueueConnectionError(`${what} on ${this.#options.label} failed: ${message}`, { cause });
+    // No cause: ioredis errors carry the command's arguments (payloads) and options.
+    const code = (error as { code?: unknown } | null)?.code;
+    return new QueueConnectionError(`${what} on ${this.#options.label} failed: ${message}`, {
+      permanent: isPermanentRedisError(error),
+      ...(typeof code === 'string' ? { driverCode: code } : {}),
+    });
   }
 
   /** Connects (if not yet) and waits for the maxmemory-policy check. */

@@ -17,6 +17,7 @@
 import type Database from 'better-sqlite3';
 import { betterSqlite3 } from './drivers.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
+import { isPermanentSqliteError } from './permanent-errors.js';
 import { SQL, migrate } from './sqlite-schema.js';
 import {
   BaseQueue,
@@ -239,7 +240,13 @@ export class SqliteQueue extends BaseQueue {
     } catch (error) {
       if (error instanceof TaskmillError) return Promise.reject(error);
       const reason = describeSqliteError(error, this.busyTimeoutMs);
-      return Promise.reject(new QueueConnectionError(`SQLite queue "${this.name}" (${this.path}): ${what} failed: ${reason}`, { cause: error }));
+      const code = (error as { code?: unknown } | null)?.code;
+      return Promise.reject(
+        new QueueConnectionError(`SQLite queue "${this.name}" (${this.path}): ${what} failed: ${reason}`, {
+          permanent: isPermanentSqliteError(error),
+          ...(typeof code === 'string' ? { driverCode: code } : {}),
+        }),
+      );
     }
   }
 
