@@ -29,11 +29,12 @@ const { version } = createRequire(import.meta.url)('../package.json') as { versi
 /** A startup problem: printed as one line, no stack. */
 class CliError extends Error {}
 
-function number(name: string, min: number, integer = false) {
+function number(name: string, min: number, integer = false, max = Number.POSITIVE_INFINITY) {
+  const range = max === Number.POSITIVE_INFINITY ? `≥ ${min}` : `from ${min} to ${max}`;
   return (raw: string): number => {
     const value = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}`);
+    if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} ${range}, got ${JSON.stringify(raw)}`);
     }
     return value;
   };
@@ -186,23 +187,23 @@ export function buildProgram(): Command {
   program
     .command('consume')
     .description('run a consumer in the foreground')
-    .argument('[modules...]', 'command modules to import (default: autodiscover commands.{js,mjs,ts,mts} below the current directory)')
+    .argument('[modules...]', 'command modules to import (default: autodiscover commands.{js,mjs,cjs,ts,mts,cts} below the current directory)')
     .addOption(queueOption())
-    .option('-t, --threads <n>', 'worker actors', number('--threads', 1, true), 1)
+    .option('-t, --threads <n>', 'worker actors', number('--threads', 1, true, 1024), 1)
     .option('-n, --no-periodic', 'do not run the periodic scheduler')
     .option('-l, --logfile <file>', 'also write JSON logs to FILE')
-    .option('-v, --verbosity <n>', 'log level: 0 warn, 1 info, 2 debug', number('--verbosity', 0, true), 1)
+    .option('-v, --verbosity <n>', 'log level: 0 warn, 1 info, 2 debug', number('--verbosity', 0, true, 2), 1)
     .option('-d, --delay <seconds>', 'first poll interval of an empty polling queue', number('--delay', 0.001), 0.1)
     .option('-b, --backoff <factor>', 'poll interval growth when empty', number('--backoff', 1), 1.15)
     .option('-m, --max-delay <seconds>', 'poll interval ceiling', number('--max-delay', 0.001), 10)
     .option('-g, --grace <seconds>', 'how long a stop waits for running commands before forcing', number('--grace', 0), 30)
-    .option('-p, --prefetch <n>', 'messages read ahead of idle workers', number('--prefetch', 0, true), 0)
+    .option('-p, --prefetch <n>', 'messages read ahead of idle workers', number('--prefetch', 0, true, 100_000), 0)
     .option('--lease <seconds>', 'how long a read message is leased before another consumer may take it (kept alive while it runs)', number('--lease', 0.1), 30)
-    .option('--max-deliveries <n>', 'deliveries without an outcome (the consumer died) before a job fails as "worker lost"', number('--max-deliveries', 1, true), 3)
+    .option('--max-deliveries <n>', 'deliveries without an outcome (the consumer died) before a job fails as "worker lost"', number('--max-deliveries', 1, true, 1000), 3)
     .addOption(
       new Option('--inspect [port]', `serve the live actors to the Stately inspector on 127.0.0.1 (default port ${DEFAULT_INSPECT_PORT}; 0: any free port)`)
         .preset(String(DEFAULT_INSPECT_PORT))
-        .argParser(number('--inspect', 0, true)),
+        .argParser(number('--inspect', 0, true, 65_535)),
     )
     .option('--inspect-log <file>', 'append the sanitised inspection stream to FILE as JSON lines')
     .option('--connect-timeout <seconds>', 'how long to wait for an unreachable backend at start before exiting 1', number('--connect-timeout', 0), 30)
@@ -217,7 +218,8 @@ export function buildProgram(): Command {
     .argument('<name>', 'command name')
     .argument('[args]', 'a JSON array of arguments', '[]')
     .addOption(queueOption())
-    .action(async (name: string, rawArgs: string, opts: { queue?: string }) => {
+    .option('-M, --module <file...>', 'command modules that must define NAME (checked before anything is written)')
+    .action(async (name: string, rawArgs: string, opts: { queue?: string; module?: string[] }) => {
       let args: unknown;
       try {
         args = JSON.parse(rawArgs);
@@ -225,6 +227,15 @@ export function buildProgram(): Command {
         throw new CliError('args must be a JSON array, e.g. \'[1, "x"]\'');
       }
       if (!Array.isArray(args)) throw new CliError('args must be a JSON array, e.g. \'[1, "x"]\'');
+      if (opts.module) {
+        await loadModules(opts.module);
+        if (!registry.has(name)) {
+          const defined = registry.names();
+          throw new CliError(
+            `command "${name}" is not defined by ${opts.module.join(', ')} (${defined.length > 0 ? `they define: ${defined.join(', ')}` : 'they define no commands'}); nothing was enqueued`,
+          );
+        }
+      }
       const { id, data } = encodeMessage(name, args);
       const messageId = await withQueue(queueUrlOf(opts.queue), (queue) => queue.write(data));
       print(`enqueued ${name} job ${id} (message ${messageId})`);
@@ -246,7 +257,7 @@ export function buildProgram(): Command {
     .command('schedule')
     .description('list periodic commands and their next run times')
     .argument('[modules...]', 'command modules to import (default: autodiscover)')
-    .option('-c, --count <n>', 'run times to show per command', number('--count', 1, true), 3)
+    .option('-c, --count <n>', 'run times to show per command', number('--count', 1, true, 1000), 3)
     .action(async (modules: string[], opts: { count: number }) => {
       await loadModules(modules);
       const periodic = registry.periodic();
@@ -267,7 +278,7 @@ export function buildProgram(): Command {
     .command('failed')
     .description('list failed messages with their errors')
     .addOption(queueOption())
-    .option('--limit <n>', 'how many', number('--limit', 1, true), 50)
+    .option('--limit <n>', 'how many', number('--limit', 1, true, 100_000), 50)
     .option('--json', 'print JSON lines')
     .option('--stack', 'print whole stacks, not just the first line')
     .action(async (opts: { queue?: string; limit: number; json?: boolean; stack?: boolean }) => {
@@ -322,7 +333,20 @@ function commandOf(data: string): string {
   return match ? JSON.parse(`"${match[1]}"`) : '(unreadable message)';
 }
 
+/**
+ * A reader that went away (`taskmill failed | head`) is the end of the
+ * output, not a crash: exit quietly as other Unix tools do.
+ */
+function endQuietlyOnEpipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+    throw error;
+  });
+}
+
 export async function main(argv: string[] = process.argv): Promise<void> {
+  endQuietlyOnEpipe(process.stdout);
+  endQuietlyOnEpipe(process.stderr);
   const program = buildProgram();
   program.exitOverride();
   try {

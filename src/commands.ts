@@ -452,7 +452,7 @@ export async function importModule(file: string): Promise<void> {
 
 /**
  * Imports every module matching `patterns` (default: files named
- * commands.{js,mjs,ts,mts} below cwd, outside node_modules and dot-folders)
+ * commands.{js,mjs,cjs,ts,mts,cts} below cwd, outside node_modules and dot-folders)
  * and returns the paths imported, sorted.
  */
 export async function autodiscover(patterns?: string | string[], options: { cwd?: string } = {}): Promise<string[]> {

@@ -7,8 +7,11 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers/processes.js';
-import { closedPort, lines, runCli, type CliResult } from '../fixtures/cli-helpers.js';
+import { spawn } from 'node:child_process';
+import { SqliteQueue } from '../../src/backends/sqlite.js';
+import { encodeMessage } from '../../src/message.js';
+import { CLI, TSX_LOADER, tempDir } from '../helpers/processes.js';
+import { CLI_COMMANDS, closedPort, lines, runCli, type CliResult } from '../fixtures/cli-helpers.js';
 
 // An empty cwd, so `consume` without modules autodiscovers nothing.
 const cwd = tempDir('taskmill-cli-errors-');
@@ -31,8 +34,11 @@ describe.concurrent('taskmill: bad options and URLs are one line on stderr, exit
   const usageCases: [string, string[], RegExp][] = [
     ['an unknown subcommand', ['frobnicate'], /unknown command 'frobnicate'/],
     ['an unknown option', ['consume', '--frobnicate'], /unknown option '--frobnicate'/],
-    ['--threads 0', ['consume', '--threads', '0'], /--threads must be an integer ≥ 1/],
-    ['--threads x', ['consume', '--threads', 'x'], /--threads must be an integer ≥ 1/],
+    ['--threads 0', ['consume', '--threads', '0'], /--threads must be an integer from 1 to 1024, got "0"/],
+    ['--threads x', ['consume', '--threads', 'x'], /--threads must be an integer from 1 to 1024, got "x"/],
+    ['-v 5 (out of range)', ['consume', '-v', '5'], /--verbosity must be an integer from 0 to 2, got "5"/],
+    ['--inspect 70000', ['consume', '--inspect', '70000'], /--inspect must be an integer from 0 to 65535/],
+    ['failed --limit 0', ['failed', '--limit', '0', '-q', 'memory://x'], /--limit must be an integer from 1 to 100000/],
     ['--backoff 0.5', ['consume', '--backoff', '0.5'], /--backoff must be a number ≥ 1/],
   ];
   for (const [what, args, reason] of usageCases) {
@@ -46,7 +52,7 @@ describe.concurrent('taskmill: bad options and URLs are one line on stderr, exit
   // hint to the same line in configureOutput's outputError:
   //   outputError: (text, write) => write(`${redactText(text).trimEnd()} (run with --help for usage)\n`)
   it('a usage error is exactly one line (no separate hint line)', async () => {
-    expectOneLineError(await runCli(['consume', '--threads', '0'], { cwd }), /--threads must be an integer ≥ 1/);
+    expectOneLineError(await runCli(['consume', '--threads', '0'], { cwd }), /--threads must be an integer from 1 to 1024/);
   });
 
   // Rejected by taskmill itself.
@@ -58,6 +64,11 @@ describe.concurrent('taskmill: bad options and URLs are one line on stderr, exit
     ['enqueue with invalid JSON', ['enqueue', 'cli-ok', '[1,', '-q', 'memory://x'], /args must be a JSON array/],
     ['retry with neither ids nor --all', ['retry', '-q', 'memory://x'], /give failed message ids, or --all/],
     ['a module that does not exist', ['consume', '-q', 'memory://x', 'no-such-module.ts'], /no-such-module/],
+    [
+      'enqueue of a command the given modules do not define',
+      ['enqueue', 'cli-nope', '[1]', '-q', 'memory://x', '-M', CLI_COMMANDS],
+      /command "cli-nope" is not defined by .*cli-commands\.ts \(they define: .*cli-ok.*\); nothing was enqueued/,
+    ],
   ];
   for (const [what, args, reason] of cases) {
     it(what, async () => {
@@ -181,5 +192,26 @@ describe.concurrent('taskmill: a password in the queue URL never reaches any out
     const result = await runCli(['status', '-q', `ftp://user:${SECRET}@example.org/q`], { cwd });
     expectOneLineError(result, /unsupported queue URL "ftp:\/\/user:\*\*\*@example\.org\/q"/);
     expect(result.stderr).not.toContain(SECRET);
+  });
+});
+
+describe('taskmill: output into a pipe that closes early', { timeout: 90_000 }, () => {
+  // `taskmill failed --stack | head` crashed with an EPIPE stack once head had exited.
+  it('failed --stack | head -c 100 ends quietly, exit 0', async () => {
+    const file = path.join(tempDir('taskmill-cli-epipe-'), 'q.sqlite');
+    const queue = new SqliteQueue(file);
+    // Well past a pipe's 64 KiB buffer, so writes go on after head has gone.
+    await queue.writeBatch(Array.from({ length: 400 }, (_, i) => encodeMessage('cli-fail', [i]).data));
+    for (const message of await queue.readBatch(400)) await queue.fail(message.id, `Error: boom\n${'    at frame (file.ts:1:1)\n'.repeat(20)}`);
+    await queue.close();
+    const script = `set -o pipefail; "${process.execPath}" --import "${TSX_LOADER}" "${CLI}" failed --stack --limit 400 -q "sqlite:${file}" | head -c 100 >/dev/null`;
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn('bash', ['-c', script], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.once('exit', (code) => resolve({ code, stderr }));
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
   });
 });
