@@ -7,6 +7,7 @@ import pinoPretty from 'pino-pretty';
 import { mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from './errors.js';
+import { prettyLine } from './pretty-line.js';
 
 export interface LoggerOptions {
   /** 0 warn, 1 info (default), 2 debug. */
@@ -16,6 +17,13 @@ export interface LoggerOptions {
   /** Pretty-print to stdout. Default: stdout is a terminal. */
   pretty?: boolean;
 }
+
+/** pino-pretty options for one line per event (see pretty-line.ts); exported for the test. */
+export const PRETTY_ONE_LINE = {
+  ignore: 'pid,hostname,name',
+  hideObject: true,
+  messageFormat: (log: Record<string, unknown>) => prettyLine(log),
+} as const;
 
 export const VERBOSITY_LEVELS: readonly Level[] = ['warn', 'info', 'debug'];
 
@@ -28,7 +36,7 @@ export interface CliLogger {
 export function createCliLogger({ verbosity = 1, logfile, pretty = Boolean(process.stdout.isTTY) }: LoggerOptions = {}): CliLogger {
   const level = VERBOSITY_LEVELS[Math.max(0, Math.min(2, verbosity))]!;
   const console = pretty
-    ? pinoPretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    ? pinoPretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ...PRETTY_ONE_LINE })
     : pino.destination({ dest: 1, sync: false });
   const streams: pino.StreamEntry[] = [{ level, stream: console }];
   if (logfile) {
