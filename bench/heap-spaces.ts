@@ -10,7 +10,8 @@
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import pino from 'pino';
-import { CommandRegistry, createConsumer, encodeMessage, MemoryQueue } from '../src/index.js';
+import { CommandRegistry, createConsumer, MemoryQueue } from '../src/index.js';
+import { encodeMessage } from '../src/message.js';
 
 const { values } = parseArgs({ options: { jobs: { type: 'string', default: '20000' } } });
 const jobs = Number(values.jobs);

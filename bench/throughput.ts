@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { CommandRegistry, createConsumer, encodeMessage, MemoryQueue, SqliteQueue, RedisQueue, RedisBlockingQueue, DatabaseQueue, type BaseQueue } from '../src/index.js';
+import { CommandRegistry, createConsumer, MemoryQueue, SqliteQueue, RedisQueue, RedisBlockingQueue, DatabaseQueue, type BaseQueue } from '../src/index.js';
+import { encodeMessage } from '../src/message.js';
 
 const { values } = parseArgs({
   options: {

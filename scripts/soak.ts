@@ -18,7 +18,8 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createQueue, decodeMessage } from '../src/index.js';
+import { createQueue } from '../src/index.js';
+import { decodeMessage } from '../src/message.js';
 import { spawnTsx, tempDir } from '../test/helpers/processes.js';
 import { ConsumerPool } from './soak/consumers.js';
 import { BACKENDS, startBackend, type BackendName } from './soak/servers.js';

@@ -1,5 +1,7 @@
 /**
- * taskmill's public surface. Everything a user imports comes from here.
+ * taskmill's public surface: what an application imports. A backend author's
+ * surface is `taskmill/backends` (backends/api.ts); tests' is
+ * `taskmill/testing` (testing/index.ts). Nothing else is public.
  */
 export {
   queueCommand,
@@ -29,40 +31,30 @@ export {
   type RemoteError,
 } from './results.js';
 export { retryFailed } from './admin.js';
-export {
-  startInspector,
-  createInspectLog,
-  sanitizeInspectionEvent,
-  DEFAULT_INSPECT_PORT,
-  type InspectorOptions,
-  type InspectorRelay,
-  type InspectLog,
-} from './inspect.js';
+export { startInspector, createInspectLog, DEFAULT_INSPECT_PORT, type InspectorOptions, type InspectorRelay, type InspectLog } from './inspect.js';
 export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './hooks.js';
-export { crontab, cronSchedule, toSchedule, isSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './crontab.js';
+export { crontab, cronSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './crontab.js';
 export { createConsumer, type Consumer, type ConsumerOptions, type ControlEvent, type StopResult } from './consumer.js';
 export {
   createQueue,
   BaseQueue,
   MemoryQueue,
   SqliteQueue,
+  PostgresQueue,
   DatabaseQueue,
   RedisQueue,
   RedisBlockingQueue,
-  validateQueueName,
   type CreateQueueOptions,
   type FailedMessage,
   type QueueMessage,
   type QueueOptions,
   type QueueStats,
   type WriteOptions,
-  type ResultRecord,
   type SqliteQueueOptions,
+  type PostgresQueueOptions,
   type DatabaseQueueOptions,
   type RedisQueueOptions,
 } from './backends/index.js';
-export { encodeMessage, decodeMessage, serializeValue, deserializeValue, MESSAGE_VERSION, type Envelope } from './message.js';
-export { redactUrl, defaultQueueUrl, DEFAULT_QUEUE_URL } from './config.js';
 export {
   TaskmillError,
   ConfigError,
@@ -75,10 +67,6 @@ export {
   QueueConnectionError,
   CommandTimeoutError,
 } from './errors.js';
-export { supervisorMachine, type SupervisorInput } from './machines/supervisor.js';
-export { workerMachine } from './machines/worker.js';
-export { readerMachine, type ReaderOptions } from './machines/reader.js';
-export { schedulerMachine } from './machines/scheduler.js';
 
 // One instance per install, whichever way it was loaded: index.cjs (the
 // `require` entry) hands out this module when it has already been imported.

@@ -5,10 +5,10 @@ import { parseQueueUrl } from '../config.js';
 import type { BaseQueue, QueueOptions } from './base.js';
 import { MemoryQueue } from './memory.js';
 import { SqliteQueue, type SqliteQueueOptions } from './sqlite.js';
-import { DatabaseQueue, type DatabaseQueueOptions } from './postgres.js';
+import { DatabaseQueue, PostgresQueue, type DatabaseQueueOptions, type PostgresQueueOptions } from './postgres.js';
 import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from './redis.js';
 
-export type CreateQueueOptions = QueueOptions & SqliteQueueOptions & DatabaseQueueOptions & RedisQueueOptions;
+export type CreateQueueOptions = QueueOptions & SqliteQueueOptions & PostgresQueueOptions & RedisQueueOptions;
 
 /**
  * 'memory://NAME' | 'sqlite:PATH' | 'postgres://…' | 'redis://host:port/db[?blocking=true]' | 'host:port:db'.
@@ -22,7 +22,7 @@ export function createQueue(url: string, options: CreateQueueOptions = {}): Base
     case 'sqlite':
       return new SqliteQueue(target.path, options);
     case 'postgres':
-      return new DatabaseQueue(target.url, options);
+      return new PostgresQueue(target.url, options);
     case 'redis':
       return target.blocking ? new RedisBlockingQueue(target.url, options) : new RedisQueue(target.url, options);
   }
@@ -30,5 +30,5 @@ export function createQueue(url: string, options: CreateQueueOptions = {}): Base
 
 export { BaseQueue, QUEUE_NAME_PATTERN, validateQueueName } from './base.js';
 export type { FailedMessage, QueueMessage, QueueOptions, QueueStats, ResultRecord, WriteOptions } from './base.js';
-export { MemoryQueue, SqliteQueue, DatabaseQueue, RedisQueue, RedisBlockingQueue };
-export type { SqliteQueueOptions, DatabaseQueueOptions, RedisQueueOptions };
+export { MemoryQueue, SqliteQueue, PostgresQueue, DatabaseQueue, RedisQueue, RedisBlockingQueue };
+export type { SqliteQueueOptions, PostgresQueueOptions, DatabaseQueueOptions, RedisQueueOptions };

@@ -14,7 +14,7 @@ import type { QueueOptions } from './base.js';
 import { isPermanentPostgresError } from './permanent-errors.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from './postgres-schema.js';
 
-export interface DatabaseQueueOptions extends QueueOptions {
+export interface PostgresQueueOptions extends QueueOptions {
   /** Schema holding taskmill's tables. Default `'taskmill'` (or `?schema=` in the URL). */
   schema?: string;
   /** LISTEN/NOTIFY wake-ups. Default true (or `?listen=false` in the URL); false = polling only, for transaction-mode poolers. */
@@ -88,7 +88,7 @@ export interface ConnectionSettings {
 }
 
 /** Validates the URL and options (throwing ConfigError) in the order the constructor always did. @internal */
-export function connectionSettings(connectionString: string, options: DatabaseQueueOptions): ConnectionSettings {
+export function connectionSettings(connectionString: string, options: PostgresQueueOptions): ConnectionSettings {
   if (typeof connectionString !== 'string' || !/^postgres(ql)?:\/\//i.test(connectionString.trim())) {
     const shown = typeof connectionString === 'string' ? redactUrl(connectionString) : String(connectionString);
     throw new ConfigError(`invalid PostgreSQL URL "${shown}": use postgres://user:password@host:port/database`);
@@ -138,3 +138,6 @@ export function wrapDriverError(what: string, error: unknown, secrets: readonly 
     ...(typeof code === 'string' ? { driverCode: code } : {}),
   });
 }
+
+/** The seed's name for PostgresQueueOptions. */
+export type DatabaseQueueOptions = PostgresQueueOptions;

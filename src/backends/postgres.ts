@@ -52,10 +52,10 @@ import {
   type JobRow,
   type Statements,
 } from './postgres-schema.js';
-import { connectionSettings, redactError, wrapDriverError, type DatabaseQueueOptions } from './postgres-config.js';
+import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOptions } from './postgres-config.js';
 import { NotifyListener } from './postgres-listener.js';
 
-export type { DatabaseQueueOptions } from './postgres-config.js';
+export type { PostgresQueueOptions, DatabaseQueueOptions } from './postgres-config.js';
 export { DEFAULT_SCHEMA, SCHEMA_VERSION, validateSchemaName } from './postgres-schema.js';
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
@@ -66,7 +66,7 @@ function checkMax(max: number, what = 'batch size'): number {
   return max;
 }
 
-export class DatabaseQueue extends BaseQueue {
+export class PostgresQueue extends BaseQueue {
   override readonly blocking: boolean;
   readonly schema: string;
   readonly listen: boolean;
@@ -84,7 +84,7 @@ export class DatabaseQueue extends BaseQueue {
   #poolWarned = false;
   readonly #notify: NotifyListener;
 
-  constructor(connectionString: string, options: DatabaseQueueOptions = {}) {
+  constructor(connectionString: string, options: PostgresQueueOptions = {}) {
     super(options);
     const settings = connectionSettings(connectionString, options);
     this.#secrets = settings.secrets;
@@ -357,3 +357,6 @@ export class DatabaseQueue extends BaseQueue {
     return row ? decodeData({ data: row.record, data_utf16: row.record_utf16 }) : null;
   }
 }
+
+/** The seed's name for the PostgreSQL queue (djutils.queue's DatabaseQueue). */
+export { PostgresQueue as DatabaseQueue };

@@ -6,7 +6,7 @@ import { DatabaseQueue, SCHEMA_VERSION, type DatabaseQueueOptions } from '../../
 import { migrate, statements } from '../../src/backends/postgres-schema.js';
 import { ConfigError, QueueConnectionError } from '../../src/errors.js';
 import { hasPostgres, POSTGRES_URL, uniqueName } from '../helpers/services.js';
-import { runContractSuite } from './contract.js';
+import { runContractSuite } from '../../src/testing/index.js';
 
 /** A schema of its own per suite, so parallel files and suites never meet. */
 function uniqueSchema(): string {

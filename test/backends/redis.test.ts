@@ -6,7 +6,7 @@ import { ConfigError, QueueConnectionError } from '../../src/errors.js';
 import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
 import { PROMOTE_PER_CALL, RESULTS_PURGED_PER_SET } from '../../src/backends/redis-scripts.js';
 import { RedisServer, freePort, hasRedisServer } from '../helpers/redis-server.js';
-import { runContractSuite } from './contract.js';
+import { runContractSuite } from '../../src/testing/index.js';
 
 /** Every key this file creates starts with PREFIX; afterAll deletes them from the shared server. */
 const PREFIX = uniqueName('tmtest');

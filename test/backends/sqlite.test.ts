@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteQueue } from '../../src/backends/sqlite.js';
 import { SQLITE_STATEMENTS } from '../../src/backends/sqlite-schema.js';
 import { ConfigError, QueueConnectionError } from '../../src/errors.js';
-import { runContractSuite } from './contract.js';
+import { runContractSuite } from '../../src/testing/index.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'taskmill-sqlite-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

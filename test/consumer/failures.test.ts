@@ -4,7 +4,8 @@
  * logged once with worker id, command and job id, and the pool stays at N.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CommandRegistry, MemoryQueue, createConsumer, encodeMessage, jobEvents, queueCommand, type Consumer } from '../../src/index.js';
+import { CommandRegistry, MemoryQueue, createConsumer, jobEvents, queueCommand, type Consumer } from '../../src/index.js';
+import { encodeMessage } from '../../src/message.js';
 import { waitFor } from '../helpers/processes.js';
 import { capturedLogger, children, enqueue, freshMemoryQueue, registryOf, workerIds, type CommandFn } from '../fixtures/cli-consumer-kit.js';
 

@@ -9,7 +9,8 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobFailedError, configure, decodeMessage, type Job } from '../../src/index.js';
+import { JobFailedError, configure, type Job } from '../../src/index.js';
+import { decodeMessage } from '../../src/message.js';
 import { resolveQueue } from '../../src/commands.js';
 import { ROOT, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 import { BACKENDS, parseRecords, sleep, type RecordLine } from '../fixtures/lifecycle-kit.js';

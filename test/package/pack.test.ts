@@ -29,6 +29,17 @@ export const add = queueCommand('add', async (a: number, b: number): Promise<num
 export const unused = (): unknown => add('x', 1);
 `;
 
+// A backend author's file: the subpath exports and their typings.
+const AUTHOR_TS = `import { BaseQueue, type QueueMessage } from 'taskmill/backends';
+import { runContractSuite, type ContractTarget } from 'taskmill/testing';
+import { MemoryQueue } from 'taskmill';
+
+const target: ContractTarget = { create: (options) => new MemoryQueue('author', options) };
+export const suite = (): void => runContractSuite('memory', target);
+export const isQueue = (queue: unknown): queue is BaseQueue => queue instanceof BaseQueue;
+export type Message = QueueMessage;
+`;
+
 const STRICT_TSCONFIG = JSON.stringify({
   compilerOptions: {
     module: 'NodeNext',
@@ -78,11 +89,14 @@ beforeAll(async () => {
   await run('npm', ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: root });
   mkdirSync(path.join(root, 'node_modules', '@types'), { recursive: true });
   symlinkSync(path.join(ROOT, 'node_modules', '@types', 'node'), path.join(root, 'node_modules', '@types', 'node'), 'dir');
+  // taskmill/testing runs under vitest, an optional peer dependency: the app brings its own.
+  symlinkSync(path.join(ROOT, 'node_modules', 'vitest'), path.join(root, 'node_modules', 'vitest'), 'dir');
   for (const kind of ['esm', 'cjs'] as const) {
     const dir = path.join(root, kind);
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `app-${kind}`, type: kind === 'esm' ? 'module' : 'commonjs' }));
     writeFileSync(path.join(dir, 'commands.ts'), COMMANDS_TS);
+    writeFileSync(path.join(dir, 'author.ts'), AUTHOR_TS);
     writeFileSync(path.join(dir, 'tsconfig.json'), STRICT_TSCONFIG);
     writeFileSync(path.join(dir, kind === 'esm' ? 'producer.mjs' : 'producer.cjs'), PRODUCERS[kind]);
   }
@@ -110,6 +124,12 @@ describe('the packed tarball', () => {
       .map((f) => readFileSync(path.join(ROOT, 'dist', f), 'utf8'))
       .join('\n');
     for (const dep of runtime) expect(dist, `${dep} is a dependency but dist/ never imports it`).toMatch(new RegExp(`['"]${dep}(/[^'"]*)?['"]`));
+  });
+
+  it('resolves taskmill/backends and taskmill/testing at run time', async () => {
+    const script = "const b = await import('taskmill/backends'); const t = await import('taskmill/testing'); console.log(typeof b.BaseQueue, typeof t.runContractSuite)";
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: path.join(root, 'esm') });
+    expect(stdout.trim()).toBe('function function');
   });
 
   it('installs the taskmill command', () => {

@@ -16,7 +16,8 @@
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeMessage, type BaseQueue } from '../../src/index.js';
+import { type BaseQueue } from '../../src/index.js';
+import { encodeMessage } from '../../src/message.js';
 import { jsonLines, spawnCli, waitFor, type Spawned } from '../helpers/processes.js';
 import { canStartPostgres, startPgServer, type PgServer } from '../helpers/pg-server.js';
 import { uniqueName } from '../helpers/services.js';

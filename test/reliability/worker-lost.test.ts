@@ -10,7 +10,8 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it, type ExpectStatic } from 'vitest';
-import { createQueue, encodeMessage, type BaseQueue } from '../../src/index.js';
+import { createQueue, type BaseQueue } from '../../src/index.js';
+import { encodeMessage } from '../../src/message.js';
 import { ROOT, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 import { BACKENDS, type Backend } from './kit.js';
 

@@ -4,7 +4,7 @@
  * harness that opens queues on a target and closes them after each test.
  */
 import { afterEach } from 'vitest';
-import type { BaseQueue, QueueOptions, WriteOptions } from '../../../src/backends/base.js';
+import type { BaseQueue, QueueOptions, WriteOptions } from '../../backends/base.js';
 
 export interface ContractTarget {
   /** A new BaseQueue instance. Instances created with the same options.name must share the same stored queue

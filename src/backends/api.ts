@@ -1,0 +1,18 @@
+/**
+ * `taskmill/backends`: what a backend author needs. Extend BaseQueue, keep
+ * the six methods' seed meaning (write, read, ack, flush, length, close) and
+ * the extra ones the consumer relies on, and run `runContractSuite` from
+ * `taskmill/testing` against it.
+ */
+export {
+  BaseQueue,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueOptions,
+  type QueueStats,
+  type ResultRecord,
+  type WriteOptions,
+} from './base.js';
+export { validateQueueName } from './base.js';
+export { redactUrl, redactText } from '../config.js';
+export { ConfigError, LeaseLostError, QueueConnectionError, TaskmillError } from '../errors.js';
