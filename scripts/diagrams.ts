@@ -62,7 +62,7 @@ const OUT_DIR = 'diagrams';
  * `<!-- diagram:NAME:start -->` and `<!-- diagram:NAME:end -->` markers; a
  * file without markers (or missing) is left alone.
  */
-const EMBED_TARGETS = ['README.md'];
+const EMBED_TARGETS = ['docs/machines.md'];
 
 // ── labels ─────────────────────────────────────────────────────────────────
 
