@@ -1,7 +1,7 @@
 /**
  * Example command module: `taskmill consume examples/commands.ts` runs these.
  * (With no modules given, `taskmill consume` autodiscovers files named
- * commands.{js,mjs,ts,mts} below the current directory.)
+ * commands.{js,mjs,cjs,ts,mts,cts} below the current directory.)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crontab, periodicCommand, queueCommand } from '../src/index.js';

@@ -108,7 +108,7 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
   // On stderr, not in the logs: the URL carries the relay's access token.
   if (relay) process.stderr.write(`taskmill: watch this consumer in the Stately inspector: open ${relay.url}\n`);
   logger.info({ queue: redactUrl(url), modules: loaded, commands: registry.names() }, 'starting consumer');
-  if (registry.names().length === 0) logger.warn('no commands registered: pass command modules or add a commands.{js,ts} file');
+  if (registry.names().length === 0) logger.warn('no commands registered: pass command modules or add a commands.{ts,js,mjs,cjs,mts,cts} file');
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
