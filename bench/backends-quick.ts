@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BaseQueue } from '../src/backends/base.js';
-import { MemoryQueue } from '../src/backends/memory.js';
-import { SqliteQueue } from '../src/backends/sqlite.js';
+import { MemoryQueue } from '../src/backends/memory/queue.js';
+import { SqliteQueue } from '../src/backends/sqlite/queue.js';
 
 type Batching = BaseQueue & { writeBatch(datas: readonly string[]): Promise<string[]> };
 

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import pino from 'pino';
 import { CommandRegistry, createConsumer, MemoryQueue } from '../src/index.js';
-import { encodeMessage } from '../src/message.js';
+import { encodeMessage } from '../src/codec/message.js';
 
 const { values } = parseArgs({ options: { jobs: { type: 'string', default: '20000' } } });
 const jobs = Number(values.jobs);

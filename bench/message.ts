@@ -2,7 +2,7 @@
  * Micro-benchmark of the message codec: encode + decode round trips per second.
  * Run: npx tsx bench/message.ts
  */
-import { decodeMessage, encodeMessage } from '../src/message.js';
+import { decodeMessage, encodeMessage } from '../src/codec/message.js';
 
 interface Case {
   name: string;

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { CommandRegistry, createConsumer, MemoryQueue, SqliteQueue, RedisQueue, RedisBlockingQueue, DatabaseQueue, type BaseQueue } from '../src/index.js';
-import { encodeMessage } from '../src/message.js';
+import { encodeMessage } from '../src/codec/message.js';
 
 const { values } = parseArgs({
   options: {

@@ -19,7 +19,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createQueue } from '../src/index.js';
-import { decodeMessage } from '../src/message.js';
+import { decodeMessage } from '../src/codec/message.js';
 import { spawnTsx, tempDir } from '../test/helpers/processes.js';
 import { ConsumerPool } from './soak/consumers.js';
 import { BACKENDS, startBackend, type BackendName } from './soak/servers.js';

@@ -11,16 +11,18 @@
 import './index.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createRequire } from 'node:module';
-import { autodiscover, importModule, registry, getSettings } from './commands.js';
-import { createConsumer, type Consumer } from './consumer.js';
+import { autodiscover, importModule } from './producer/autodiscover.js';
+import { registry } from './producer/registry.js';
+import { getSettings } from './producer/settings.js';
+import { createConsumer, type Consumer } from './consumer/consumer.js';
 import { createQueue } from './backends/index.js';
 import type { BaseQueue } from './backends/base.js';
-import { defaultQueueUrl, redactText, redactUrl } from './config.js';
-import { encodeMessage } from './message.js';
-import { retryFailed } from './admin.js';
-import { createCliLogger } from './logging.js';
-import { createInspectLog, startInspector, DEFAULT_INSPECT_PORT, type InspectLog, type InspectorRelay } from './inspect.js';
-import { TaskmillError } from './errors.js';
+import { defaultQueueUrl, redactText, redactUrl } from './shared/config.js';
+import { encodeMessage } from './codec/message.js';
+import { retryFailed } from './producer/admin.js';
+import { createCliLogger } from './cli/logging.js';
+import { createInspectLog, startInspector, DEFAULT_INSPECT_PORT, type InspectLog, type InspectorRelay } from './inspect/index.js';
+import { TaskmillError } from './shared/errors.js';
 
 const EXIT = { ok: 0, startup: 1, forced: 2, failed: 3 } as const;
 

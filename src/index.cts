@@ -6,9 +6,9 @@
 import url = require('node:url');
 
 type Taskmill = typeof import('./index.js');
-type SharedInstance = typeof import('./shared-instance.js');
+type SharedInstance = typeof import('./shared/instance-key.js');
 
-const { sharedInstanceKey } = require('./shared-instance.js') as SharedInstance;
+const { sharedInstanceKey } = require('./shared/instance-key.js') as SharedInstance;
 const key = sharedInstanceKey(url.pathToFileURL(__filename).href);
 const taskmill = ((globalThis as Record<symbol, unknown>)[key] as Taskmill | undefined) ?? (require('./index.js') as Taskmill);
 

@@ -6,21 +6,18 @@
 export {
   queueCommand,
   periodicCommand,
-  registry,
-  autodiscover,
-  configure,
-  closeQueues,
-  Job,
-  CommandRegistry,
   type CommandOptions,
   type CommandFunction,
   type JobContext,
   type QueuedCommand,
   type PeriodicCommand,
   type RegisteredCommand,
-  type TaskmillSettings,
   type ScheduleWhen,
-} from './commands.js';
+} from './producer/commands.js';
+export { Job } from './producer/job.js';
+export { registry, CommandRegistry } from './producer/registry.js';
+export { configure, closeQueues, type TaskmillSettings } from './producer/settings.js';
+export { autodiscover } from './producer/autodiscover.js';
 export {
   Retry,
   JobFailedError,
@@ -29,12 +26,12 @@ export {
   JobResultTimeoutError,
   type JobStatus,
   type RemoteError,
-} from './results.js';
-export { retryFailed } from './admin.js';
-export { startInspector, createInspectLog, DEFAULT_INSPECT_PORT, type InspectorOptions, type InspectorRelay, type InspectLog } from './inspect.js';
-export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './hooks.js';
-export { crontab, cronSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './crontab.js';
-export { createConsumer, type Consumer, type ConsumerOptions, type ControlEvent, type StopResult } from './consumer.js';
+} from './producer/results.js';
+export { retryFailed } from './producer/admin.js';
+export { startInspector, createInspectLog, DEFAULT_INSPECT_PORT, type InspectorOptions, type InspectorRelay, type InspectLog } from './inspect/index.js';
+export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './producer/hooks.js';
+export { crontab, cronSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './schedule/crontab.js';
+export { createConsumer, type Consumer, type ConsumerOptions, type ControlEvent, type StopResult } from './consumer/consumer.js';
 export {
   createQueue,
   BaseQueue,
@@ -66,12 +63,12 @@ export {
   WorkerLostError,
   QueueConnectionError,
   CommandTimeoutError,
-} from './errors.js';
+} from './shared/errors.js';
 
 // One instance per install, whichever way it was loaded: index.cjs (the
 // `require` entry) hands out this module when it has already been imported.
 // Without it, a CommonJS command module loaded through tsx's require hook
 // would get a transformed second copy with its own (empty) registry.
 import * as taskmill from './index.js';
-import { sharedInstanceKey } from './shared-instance.js';
+import { sharedInstanceKey } from './shared/instance-key.js';
 (globalThis as Record<symbol, unknown>)[sharedInstanceKey(import.meta.url)] ??= taskmill;

@@ -1,6 +1,6 @@
 import { CronExpressionParser } from 'cron-parser';
 import { afterEach, describe, expect, it } from 'vitest';
-import { crontab, cronSchedule, isSchedule, toSchedule, type CrontabFields, type Schedule } from '../src/crontab.js';
+import { crontab, cronSchedule, isSchedule, toSchedule, type CrontabFields, type Schedule } from '../src/schedule/crontab.js';
 
 const at = (iso: string): Date => new Date(iso);
 const UTC = { tz: 'UTC' };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from '../src/config.js';
-import { MessageDecodeError, PayloadTooLargeError, SerializationError } from '../src/errors.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../src/shared/config.js';
+import { MessageDecodeError, PayloadTooLargeError, SerializationError } from '../src/shared/errors.js';
 import {
   MAX_DEPTH,
   MESSAGE_VERSION,
@@ -8,7 +8,7 @@ import {
   deserializeValue,
   encodeMessage,
   serializeValue,
-} from '../src/message.js';
+} from '../src/codec/message.js';
 
 const roundTrip = (value: unknown): unknown => deserializeValue(serializeValue(value));
 const viaMessage = (args: unknown[]): unknown[] => decodeMessage(encodeMessage('cmd', args).data).args;

@@ -16,7 +16,7 @@
 import { fromCallback, type ActorSystem, type CallbackActorLogic } from 'xstate';
 import type { Logger } from 'pino';
 import type { BaseQueue, ResultRecord } from '../backends/base.js';
-import { ConfigError, QueueConnectionError, toError } from '../errors.js';
+import { ConfigError, QueueConnectionError, toError } from '../shared/errors.js';
 import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
 
 export interface QueueAdapterDeps {

@@ -14,11 +14,11 @@
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
-import type { CommandOptions, JobContext, RegisteredCommand } from '../commands.js';
-import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, WorkerLostError, toError } from '../errors.js';
-import { decodeMessage, serializeValue, type Envelope } from '../message.js';
-import { jobEvents, type JobEvents } from '../hooks.js';
-import { DEFAULT_RESULT_TTL_MS, DEFAULT_RETRY_REQUEST_LIMIT, Retry, remoteError, resultRecord, type ResultRecordData } from '../results.js';
+import type { CommandOptions, JobContext, RegisteredCommand } from '../producer/commands.js';
+import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, WorkerLostError, toError } from '../shared/errors.js';
+import { decodeMessage, serializeValue, type Envelope } from '../codec/message.js';
+import { jobEvents, type JobEvents } from '../producer/hooks.js';
+import { DEFAULT_RESULT_TTL_MS, DEFAULT_RETRY_REQUEST_LIMIT, Retry, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
 import type { JobResult, LeasedMessage, RetryPlan, RunnerInEvent } from '../machines/protocol.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
 

@@ -14,5 +14,5 @@ export {
   type WriteOptions,
 } from './base.js';
 export { validateQueueName } from './base.js';
-export { redactUrl, redactText } from '../config.js';
-export { ConfigError, LeaseLostError, QueueConnectionError, TaskmillError } from '../errors.js';
+export { redactUrl, redactText } from '../shared/config.js';
+export { ConfigError, LeaseLostError, QueueConnectionError, TaskmillError } from '../shared/errors.js';

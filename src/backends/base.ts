@@ -22,7 +22,7 @@
  * queue-adapter actor, which owns one BaseQueue.
  */
 import { randomUUID } from 'node:crypto';
-import { ConfigError, LeaseLostError } from '../errors.js';
+import { ConfigError, LeaseLostError } from '../shared/errors.js';
 
 /** A leased message as handed to the consumer. */
 export interface QueueMessage {

@@ -1,12 +1,12 @@
 /**
  * createQueue(url): the one place a queue URL becomes a backend instance.
  */
-import { parseQueueUrl } from '../config.js';
+import { parseQueueUrl } from '../shared/config.js';
 import type { BaseQueue, QueueOptions } from './base.js';
-import { MemoryQueue } from './memory.js';
-import { SqliteQueue, type SqliteQueueOptions } from './sqlite.js';
-import { DatabaseQueue, PostgresQueue, type DatabaseQueueOptions, type PostgresQueueOptions } from './postgres.js';
-import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from './redis.js';
+import { MemoryQueue } from './memory/queue.js';
+import { SqliteQueue, type SqliteQueueOptions } from './sqlite/queue.js';
+import { DatabaseQueue, PostgresQueue, type DatabaseQueueOptions, type PostgresQueueOptions } from './postgres/queue.js';
+import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from './redis/queue.js';
 
 export type CreateQueueOptions = QueueOptions & SqliteQueueOptions & PostgresQueueOptions & RedisQueueOptions;
 

@@ -1,11 +1,11 @@
 /**
  * `--inspect-log FILE`: the sanitised inspection stream as JSON lines, for
- * post-mortems (src/inspect.ts).
+ * post-mortems (inspect/index.ts).
  */
 import { createWriteStream, openSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../shared/errors.js';
 import { actorName, liveTree, rootOf, sanitizeEvent, sanitizeSnapshot, type InspectedRef } from './sanitize.js';
 
 const MAX_LOG_BACKLOG = 16 * 1024 * 1024;

@@ -1,13 +1,13 @@
 /**
  * The loopback WebSocket relay between a consumer and the Stately inspector
- * (why not @statelyai/inspect's server: src/inspect.ts).
+ * (why not @statelyai/inspect's server: inspect/index.ts).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { AnyActorRef, InspectionEvent, Subscription } from 'xstate';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../shared/errors.js';
 import { actorMessage, liveTree, rootOf, sanitizeInspectionEvent, type InspectedRef } from './sanitize.js';
 
 /** `taskmill consume --inspect` without a port. */

@@ -1,9 +1,9 @@
 /**
- * Sanitising the inspection stream (why and what: src/inspect.ts) and
+ * Sanitising the inspection stream (why and what: inspect/index.ts) and
  * building the inspector's wire messages from it.
  */
 import type { AnyActorRef, InspectionEvent } from 'xstate';
-import { redactText } from '../config.js';
+import { redactText } from '../shared/config.js';
 
 /** The `_version` of @statelyai/inspect whose wire format this module speaks. */
 export const INSPECT_PROTOCOL_VERSION = '0.7.2';

@@ -18,7 +18,7 @@
  * tests drive it with a SimulatedClock.
  */
 import { assign, enqueueActions, sendTo, setup } from 'xstate';
-import { encodeMessage } from '../message.js';
+import { encodeMessage } from '../codec/message.js';
 import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
 
 export interface PeriodicEntry {

@@ -11,7 +11,7 @@
  * `.provide()`; consumer.ts provides the real logging and I/O.
  */
 import { and, assign, enqueueActions, fromCallback, sendTo, setup, type AnyActorRef, type CallbackActorLogic } from 'xstate';
-import { describeError } from '../errors.js';
+import { describeError } from '../shared/errors.js';
 import { readerMachine, type ReaderEvent, type ReaderOptions } from './reader.js';
 import { schedulerMachine, type PeriodicEntry } from './scheduler.js';
 import { workerMachine } from './worker.js';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryQueue, resetMemoryStores } from '../../src/backends/memory.js';
-import { ConfigError, QueueConnectionError } from '../../src/errors.js';
+import { MemoryQueue, resetMemoryStores } from '../../src/backends/memory/queue.js';
+import { ConfigError, QueueConnectionError } from '../../src/shared/errors.js';
 import { runContractSuite } from '../../src/testing/index.js';
 
 runContractSuite('MemoryQueue', { create: (options) => new MemoryQueue('contract', options) });

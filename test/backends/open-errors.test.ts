@@ -10,9 +10,9 @@
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createConsumer } from '../../src/consumer.js';
+import { createConsumer } from '../../src/consumer/consumer.js';
 import { createQueue } from '../../src/backends/index.js';
-import { QueueConnectionError } from '../../src/errors.js';
+import { QueueConnectionError } from '../../src/shared/errors.js';
 import { isPermanentPostgresError, isPermanentRedisError, isPermanentSqliteError } from '../../src/backends/permanent-errors.js';
 import { POSTGRES_URL, hasPostgres } from '../helpers/services.js';
 import { RedisServer, hasRedisServer, freePort } from '../helpers/redis-server.js';

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DatabaseQueue, type DatabaseQueueOptions } from '../../src/backends/postgres.js';
-import { QueueConnectionError } from '../../src/errors.js';
+import { DatabaseQueue, type DatabaseQueueOptions } from '../../src/backends/postgres/queue.js';
+import { QueueConnectionError } from '../../src/shared/errors.js';
 import { canStartPostgres, startPgServer, type PgServer } from '../helpers/pg-server.js';
 import { uniqueName } from '../helpers/services.js';
 
@@ -243,7 +243,7 @@ describe.skipIf(!canStartPostgres)('DatabaseQueue faults (private server)', () =
     const written = await producer.writeBatch(Array.from({ length: total }, (_, i) => `job-${i}`));
 
     // The child leases batches, reports each id as started, acks, then reports them as done.
-    const moduleUrl = pathToFileURL(path.join(repoRoot, 'src/backends/postgres.ts')).href;
+    const moduleUrl = pathToFileURL(path.join(repoRoot, 'src/backends/postgres/queue.ts')).href;
     const script = `
       const { DatabaseQueue } = await import(${JSON.stringify(moduleUrl)});
       const q = new DatabaseQueue(process.env.QUEUE_URL, { name: process.env.QUEUE_NAME, leaseMs: 3000, listen: false });

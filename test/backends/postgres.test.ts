@@ -2,9 +2,9 @@ import { inspect } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import type { ResultRecord, WriteOptions } from '../../src/backends/base.js';
-import { DatabaseQueue, SCHEMA_VERSION, type DatabaseQueueOptions } from '../../src/backends/postgres.js';
-import { migrate, statements } from '../../src/backends/postgres-schema.js';
-import { ConfigError, QueueConnectionError } from '../../src/errors.js';
+import { DatabaseQueue, SCHEMA_VERSION, type DatabaseQueueOptions } from '../../src/backends/postgres/queue.js';
+import { migrate, statements } from '../../src/backends/postgres/schema.js';
+import { ConfigError, QueueConnectionError } from '../../src/shared/errors.js';
 import { hasPostgres, POSTGRES_URL, uniqueName } from '../helpers/services.js';
 import { runContractSuite } from '../../src/testing/index.js';
 

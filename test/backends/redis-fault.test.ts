@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueMessage } from '../../src/backends/base.js';
-import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from '../../src/backends/redis.js';
-import { QueueConnectionError } from '../../src/errors.js';
+import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from '../../src/backends/redis/queue.js';
+import { QueueConnectionError } from '../../src/shared/errors.js';
 import { RedisServer, hasRedisServer } from '../helpers/redis-server.js';
 import { uniqueName } from '../helpers/services.js';
 
@@ -203,7 +203,7 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
 
     const dir = mkdtempSync(join(tmpdir(), 'taskmill-kill9-'));
     const log = join(dir, 'ran.log');
-    const moduleUrl = new URL('../../src/backends/redis.ts', import.meta.url).href;
+    const moduleUrl = new URL('../../src/backends/redis/queue.ts', import.meta.url).href;
     // The child "runs" each job by appending it to the log, then acks the batch.
     const code = `
       import { appendFileSync } from 'node:fs';
@@ -259,7 +259,7 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
   });
 
   it('close() during a blocking wait leaves nothing that keeps a stopping process alive', async () => {
-    const moduleUrl = new URL('../../src/backends/redis.ts', import.meta.url).href;
+    const moduleUrl = new URL('../../src/backends/redis/queue.ts', import.meta.url).href;
     // In a process of its own: what is left after close() is exactly what would delay its exit.
     const code = `
       const { RedisBlockingQueue } = await import(${JSON.stringify(moduleUrl)});

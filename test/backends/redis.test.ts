@@ -1,10 +1,10 @@
 import { inspect } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from '../../src/backends/redis.js';
-import { ConfigError, QueueConnectionError } from '../../src/errors.js';
+import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from '../../src/backends/redis/queue.js';
+import { ConfigError, QueueConnectionError } from '../../src/shared/errors.js';
 import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
-import { PROMOTE_PER_CALL, RESULTS_PURGED_PER_SET } from '../../src/backends/redis-scripts.js';
+import { PROMOTE_PER_CALL, RESULTS_PURGED_PER_SET } from '../../src/backends/redis/scripts.js';
 import { RedisServer, freePort, hasRedisServer } from '../helpers/redis-server.js';
 import { runContractSuite } from '../../src/testing/index.js';
 

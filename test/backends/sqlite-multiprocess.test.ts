@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, expect, it } from 'vitest';
-import { SqliteQueue } from '../../src/backends/sqlite.js';
+import { SqliteQueue } from '../../src/backends/sqlite/queue.js';
 
 const run = promisify(execFile);
 const fixture = fileURLToPath(new URL('../fixtures/sqlite-worker.ts', import.meta.url));

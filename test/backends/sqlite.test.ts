@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SqliteQueue } from '../../src/backends/sqlite.js';
-import { SQLITE_STATEMENTS } from '../../src/backends/sqlite-schema.js';
-import { ConfigError, QueueConnectionError } from '../../src/errors.js';
+import { SqliteQueue } from '../../src/backends/sqlite/queue.js';
+import { SQLITE_STATEMENTS } from '../../src/backends/sqlite/schema.js';
+import { ConfigError, QueueConnectionError } from '../../src/shared/errors.js';
 import { runContractSuite } from '../../src/testing/index.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'taskmill-sqlite-'));

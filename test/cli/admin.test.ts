@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteQueue } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { tempDir, waitFor } from '../helpers/processes.js';
 import { CLI_COMMANDS, records, runCli, spawnTaskmill, type CliResult } from '../fixtures/cli-helpers.js';
 

@@ -8,8 +8,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { SqliteQueue } from '../../src/backends/sqlite.js';
-import { encodeMessage } from '../../src/message.js';
+import { SqliteQueue } from '../../src/backends/sqlite/queue.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { CLI, TSX_LOADER, tempDir } from '../helpers/processes.js';
 import { CLI_COMMANDS, closedPort, lines, runCli, type CliResult } from '../fixtures/cli-helpers.js';
 
@@ -78,7 +78,7 @@ describe.concurrent('taskmill: bad options and URLs are one line on stderr, exit
 });
 
 describe.concurrent('taskmill: a log file that cannot be opened', { timeout: 90_000 }, () => {
-  // Bug: createCliLogger (src/logging.ts) opens --logfile asynchronously through
+  // Bug: createCliLogger (src/cli/logging.ts) opens --logfile asynchronously through
   // pino.destination({ mkdir: true }) and nobody listens for its 'error' event, so a bad path
   // crashes the consumer AFTER it started, with "Unhandled 'error' event" and a stack
   // (EISDIR for a directory, ENOTDIR when a parent is a file). Fix: open it synchronously

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteQueue } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { CLI, jsonLines, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 import { CLI_COMMANDS, TSX_LOADER, lines, records, spawnTaskmill } from '../fixtures/cli-helpers.js';
 

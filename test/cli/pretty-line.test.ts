@@ -9,8 +9,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import pino from 'pino';
 import pinoPretty from 'pino-pretty';
 import { describe, expect, it } from 'vitest';
-import { PRETTY_ONE_LINE } from '../../src/logging.js';
-import { ownFrames, prettyLine } from '../../src/pretty-line.js';
+import { PRETTY_ONE_LINE } from '../../src/cli/logging.js';
+import { ownFrames, prettyLine } from '../../src/cli/pretty-line.js';
 
 const SRC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src') + path.sep;
 

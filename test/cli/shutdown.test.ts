@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteQueue } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { jsonLines, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 import { CLI_COMMANDS, closedPort, records, spawnTaskmill } from '../fixtures/cli-helpers.js';
 

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { CommandRegistry, MemoryQueue, createConsumer, jobEvents, queueCommand, type Consumer } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { waitFor } from '../helpers/processes.js';
 import { capturedLogger, children, enqueue, freshMemoryQueue, registryOf, workerIds, type CommandFn } from '../fixtures/cli-consumer-kit.js';
 
@@ -88,7 +88,7 @@ describe('a command that throws or rejects with any value', () => {
     });
   }
 
-  // Bug: toError() (src/errors.ts) evaluates `thrown instanceof Error`, which runs the Proxy's
+  // Bug: toError() (src/shared/errors.ts) evaluates `thrown instanceof Error`, which runs the Proxy's
   // getPrototypeOf trap and throws, so run-command's fail() throws instead of reporting
   // COMMAND_FAILED. The worker then crashes with that error (not a WorkerCommandError): the
   // supervisor logs "worker crashed; replaced", sends no FAIL, and tells the reader busy: false.

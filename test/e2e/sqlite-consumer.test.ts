@@ -9,7 +9,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteQueue } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { ROOT, jsonLines, spawnCli, spawnTsx, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 
 const COMMANDS = path.join(ROOT, 'test', 'fixtures', 'e2e-commands.ts');

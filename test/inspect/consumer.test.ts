@@ -11,8 +11,8 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { CommandRegistry, createConsumer, type Consumer, type ConsumerOptions, type MemoryQueue } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
-import { createInspectLog, startInspector, type InspectorMessage, type InspectorRelay } from '../../src/inspect.js';
+import { encodeMessage } from '../../src/codec/message.js';
+import { createInspectLog, startInspector, type InspectorMessage, type InspectorRelay } from '../../src/inspect/index.js';
 import { tempDir, waitFor } from '../helpers/processes.js';
 import { freshMemoryQueue } from '../fixtures/cli-consumer-kit.js';
 

@@ -8,7 +8,7 @@ import { createInspector } from '@statelyai/inspect';
 import { afterEach, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { assign, createActor, fromCallback, sendTo, setup, spawnChild, type InspectionEvent } from 'xstate';
-import { startInspector, type InspectorMessage, type InspectorRelay } from '../../src/inspect.js';
+import { startInspector, type InspectorMessage, type InspectorRelay } from '../../src/inspect/index.js';
 import { waitFor } from '../helpers/processes.js';
 
 const relays: InspectorRelay[] = [];

@@ -10,8 +10,8 @@ import vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { assign, createActor, createMachine } from 'xstate';
-import { ConfigError } from '../../src/errors.js';
-import { startInspector, type InspectorRelay } from '../../src/inspect.js';
+import { ConfigError } from '../../src/shared/errors.js';
+import { startInspector, type InspectorRelay } from '../../src/inspect/index.js';
 import { waitFor } from '../helpers/processes.js';
 
 const relays: InspectorRelay[] = [];

@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createActor, createMachine, type InspectionEvent } from 'xstate';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { WorkerCommandError } from '../../src/machines/protocol.js';
-import { sanitizeEvent, sanitizeInspectionEvent, sanitizeSnapshot, sanitizeValue } from '../../src/inspect.js';
+import { sanitizeEvent, sanitizeInspectionEvent, sanitizeSnapshot, sanitizeValue } from '../../src/inspect/index.js';
 
 const SECRET = 'top-secret-argument-é';
 const message = { id: 'm-1', data: encodeMessage('churn', [SECRET], { id: 'job-1' }).data, attempt: 2 };

@@ -12,8 +12,8 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CommandTimeoutError, JobExpiredError, JobFailedError, JobResultTimeoutError, JobRevokedError, configure, createConsumer, jobEvents, type Consumer, type JobEventName } from '../../src/index.js';
-import { decodeMessage } from '../../src/message.js';
-import { getSettings, resolveQueue } from '../../src/commands.js';
+import { decodeMessage } from '../../src/codec/message.js';
+import { getSettings, resolveQueue } from '../../src/producer/settings.js';
 import { spawnCli, waitFor } from '../helpers/processes.js';
 import { BACKENDS, Probe, recordHooks, sleep } from '../fixtures/lifecycle-kit.js';
 import { DoomError, defineLocalCommands, richValue } from '../fixtures/lifecycle-local-commands.js';

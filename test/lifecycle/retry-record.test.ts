@@ -14,7 +14,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandRegistry, JobFailedError, Retry, createConsumer, createQueue, queueCommand, registry as globalRegistry, type BaseQueue, type Consumer } from '../../src/index.js';
-import { resolveQueue } from '../../src/commands.js';
+import { resolveQueue } from '../../src/producer/settings.js';
 import { BACKENDS, sleep } from '../fixtures/lifecycle-kit.js';
 
 const HOLD_MS = 400;

@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { SimulatedClock, type InspectionEvent } from 'xstate';
-import { decodeMessage } from '../../src/message.js';
+import { decodeMessage } from '../../src/codec/message.js';
 import { schedulerMachine, slotKey, type PeriodicEntry, type SchedulerInput } from '../../src/machines/scheduler.js';
 import { advance, Coverage, coveringWalks, createHarness, inspectAll, pendingTimers, same, type Harness } from './helpers.js';
 

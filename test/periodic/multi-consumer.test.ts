@@ -21,7 +21,7 @@ import pino from 'pino';
 import { SimulatedClock } from 'xstate';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CommandRegistry, QueueConnectionError, SqliteQueue, createConsumer, crontab, periodicCommand, registry, type Consumer, type JobContext } from '../../src/index.js';
-import { decodeMessage } from '../../src/message.js';
+import { decodeMessage } from '../../src/codec/message.js';
 import { slotKey } from '../../src/machines/scheduler.js';
 import { tempDir } from '../helpers/processes.js';
 

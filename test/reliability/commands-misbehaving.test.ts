@@ -13,7 +13,7 @@
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { type BaseQueue } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { ROOT, jsonLines, spawnCli, waitFor, type Spawned } from '../helpers/processes.js';
 import { records } from '../fixtures/cli-helpers.js';
 import { describeEachBackend, isDrained, type Suite } from './kit.js';

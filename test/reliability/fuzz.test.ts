@@ -16,7 +16,7 @@ import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { Job, registry } from '../../src/index.js';
-import { decodeMessage, encodeMessage } from '../../src/message.js';
+import { decodeMessage, encodeMessage } from '../../src/codec/message.js';
 import './commands.js';
 import { damaged, deeplyNested, edgeEnvelopes, mutatedEnvelope, randomBytesText, randomJson, seededRandom, type Random } from './fuzz-gen.js';
 import { countBy, describeEachBackend, isDrained, readRecords, terminate, waitFor } from './kit.js';

@@ -3,7 +3,7 @@
  * source: nothing in src/ turns text into code — no eval, no Function
  * constructor, no vm module, no v8.deserialize (which revives objects), and
  * dynamic import() only where the operator's own command modules are loaded
- * (src/commands.ts: paths from `taskmill consume MODULE…` or autodiscovery,
+ * (src/producer/autodiscover.ts: paths from `taskmill consume MODULE…` or autodiscovery,
  * never from a message). What a message decodes to is covered by
  * test/message.test.ts (closed set of types, prototype pollution).
  */
@@ -40,7 +40,7 @@ describe('src/ never turns data into code', () => {
 
   it('finds the sources it checks', () => {
     expect(files.length).toBeGreaterThan(20);
-    expect(files.map((f) => path.relative(ROOT, f))).toContain(path.join('src', 'message.ts'));
+    expect(files.map((f) => path.relative(ROOT, f))).toContain(path.join('src', 'codec', 'message.ts'));
   });
 
   it.each(FORBIDDEN)('%s: nowhere in src/', (_what, pattern) => {
@@ -48,7 +48,7 @@ describe('src/ never turns data into code', () => {
     expect(hits).toEqual([]);
   });
 
-  it('dynamic import() of anything but a fixed package name only in src/commands.ts, which loads the modules the operator names', () => {
+  it('dynamic import() of anything but a fixed package name only in src/producer/autodiscover.ts, which loads the modules the operator names', () => {
     const computed = files.flatMap((file) =>
       code(file)
         .split('\n')
@@ -56,6 +56,6 @@ describe('src/ never turns data into code', () => {
         .map((line) => `${path.relative(ROOT, file)}: ${line.trim()}`),
     );
     // The resolved path of a module given on the command line or found by autodiscovery.
-    expect(computed).toEqual([`${path.join('src', 'commands.ts')}: await import(pathToFileURL(absolute).href);`]);
+    expect(computed).toEqual([`${path.join('src', 'producer', 'autodiscover.ts')}: await import(pathToFileURL(absolute).href);`]);
   });
 });

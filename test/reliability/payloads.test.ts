@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { configure, PayloadTooLargeError, type BaseQueue, type Job } from '../../src/index.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../src/config.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../src/shared/config.js';
 import { digest, echo } from './commands.js';
 import { describeEachBackend, isDrained, readRecords, waitFor, type ConsumerProcess, type RunRecord } from './kit.js';
 

@@ -17,7 +17,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BaseQueue } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { jsonLines, spawnCli, waitFor, type Spawned } from '../helpers/processes.js';
 import { canStartPostgres, startPgServer, type PgServer } from '../helpers/pg-server.js';
 import { uniqueName } from '../helpers/services.js';

@@ -14,7 +14,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createQueue, type BaseQueue, type QueueStats } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { ROOT, jsonLines, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 import { RedisServer, hasRedisServer } from '../helpers/redis-server.js';
 

@@ -15,7 +15,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BaseQueue } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { RedisServer, hasRedisServer } from '../helpers/redis-server.js';
 import { uniqueName } from '../helpers/services.js';
 import { countBy, isDrained, readRecords, sleep, terminate, useSuite, waitFor } from './kit.js';

@@ -15,7 +15,7 @@ import { inspect } from 'node:util';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, createConsumer, createQueue, type BaseQueue } from '../../src/index.js';
-import { redactUrl } from '../../src/config.js';
+import { redactUrl } from '../../src/shared/config.js';
 import { tempDir } from '../helpers/processes.js';
 import { closedPort, runCli } from '../fixtures/cli-helpers.js';
 

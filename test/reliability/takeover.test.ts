@@ -14,7 +14,7 @@
  */
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { countBy, describeEachBackend, isDrained, readRecords, terminate, waitFor } from './kit.js';
 
 const JOBS = 1000;

@@ -11,7 +11,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it, type ExpectStatic } from 'vitest';
 import { createQueue, type BaseQueue } from '../../src/index.js';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { ROOT, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 import { BACKENDS, type Backend } from './kit.js';
 

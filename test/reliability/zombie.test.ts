@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { encodeMessage } from '../../src/message.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { countBy, describeEachBackend, isDrained, readRecords, sleep, terminate, waitFor, type ConsumerProcess, type Suite } from './kit.js';
 
 const LEASE_MS = 1000;

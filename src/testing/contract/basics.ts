@@ -3,7 +3,7 @@
  * (stats, length) and flush.
  */
 import { describe, expect, it } from 'vitest';
-import { LeaseLostError } from '../../errors.js';
+import { LeaseLostError } from '../../shared/errors.js';
 import { awkwardTexts, type ContractHarness, UNKNOWN_ID, writeAll } from './kit.js';
 
 export function describeWriteReadAck(harness: ContractHarness): void {

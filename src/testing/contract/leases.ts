@@ -3,7 +3,7 @@
  * deadline, release, reclaim), and owners racing each other on one queue.
  */
 import { describe, expect, it } from 'vitest';
-import { LeaseLostError } from '../../errors.js';
+import { LeaseLostError } from '../../shared/errors.js';
 import { type ContractHarness, freshName, PAST_SHORT_LEASE, SHORT_LEASE, sleep, UNKNOWN_ID, writeAll } from './kit.js';
 
 export function describeLeases(harness: ContractHarness): void {

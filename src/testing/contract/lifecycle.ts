@@ -3,7 +3,7 @@
  * isolation between queue names.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../errors.js';
+import { ConfigError } from '../../shared/errors.js';
 import { type ContractHarness, freshName, sleep, writeAll } from './kit.js';
 
 export function describeLifecycleAndIsolation(harness: ContractHarness): void {

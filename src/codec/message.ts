@@ -11,8 +11,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from './config.js';
-import { MessageDecodeError, PayloadTooLargeError } from './errors.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../shared/config.js';
+import { MessageDecodeError, PayloadTooLargeError } from '../shared/errors.js';
 import { serializeArgs } from './tagged-json.js';
 import { jsonKind, mayContainTags, parseJson, reviveTags } from './tagged-json-decode.js';
 

@@ -1,26 +1,19 @@
 /**
- * queueCommand, periodicCommand, the global command registry, configure()
- * and autodiscover(): the producer side of taskmill, and the table the
- * consumer looks commands up in.
+ * queueCommand and periodicCommand: wrapping a function makes calling it
+ * enqueue a job. The handle they return is job.ts, the table they register
+ * in registry.ts, the defaults they write with settings.ts.
  */
-import { pathToFileURL, fileURLToPath } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { z } from 'zod';
-import { BaseQueue } from './backends/base.js';
-import { createQueue } from './backends/index.js';
-import { defaultQueueUrl, DEFAULT_MAX_PAYLOAD_BYTES } from './config.js';
-import { ConfigError } from './errors.js';
-import { decodeMessage, encodeMessage } from './message.js';
-import { toSchedule, type Schedule } from './crontab.js';
+import { BaseQueue } from '../backends/base.js';
+import { ConfigError } from '../shared/errors.js';
+import { decodeMessage, encodeMessage } from '../codec/message.js';
+import { toSchedule, type Schedule } from '../schedule/crontab.js';
 import { jobEvents } from './hooks.js';
-import {
-  DEFAULT_RESULT_TTL_MS,
-  JobResultTimeoutError,
-  parseResultRecord,
-  resultRecord,
-  settle,
-  type JobStatus,
-} from './results.js';
+import { Job } from './job.js';
+import { registry } from './registry.js';
+import { resolveQueue, settings } from './settings.js';
 
 /** What a command sees as `this` while it runs (use a `function`, not an arrow, to read it). */
 export interface JobContext {
@@ -65,70 +58,6 @@ export interface CommandOptions {
 
 export type CommandFunction<A extends unknown[], R> = (this: JobContext, ...args: A) => R;
 
-type LocalOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
-/** A handle on an enqueued job: its ids, and its status and result once a consumer ran it. */
-export class Job<R = unknown> {
-  readonly #queue: BaseQueue | null;
-  readonly #local: LocalOutcome | null;
-
-  constructor(
-    /** The job id (the envelope id): the key of its result. */
-    readonly id: string,
-    readonly command: string,
-    /** The backend's message id (null for immediate mode). */
-    readonly messageId: string | null,
-    queue: BaseQueue | null,
-    local: LocalOutcome | null = null,
-  ) {
-    this.#queue = queue;
-    this.#local = local;
-  }
-
-  /** 'pending' until a consumer records an outcome: 'completed', 'failed', 'retrying', 'revoked' or 'expired'. */
-  async status(): Promise<JobStatus> {
-    if (this.#local) return this.#local.ok ? 'completed' : 'failed';
-    const text = await this.#queue!.getResult(this.id);
-    return text === null ? 'pending' : parseResultRecord(text).status;
-  }
-
-  /**
-   * Waits for the command's return value (default up to 30 s). Throws
-   * JobFailedError (with the remote error's name, message and stack) when it
-   * failed for good, JobRevokedError / JobExpiredError, or
-   * JobResultTimeoutError when `timeout` passes first.
-   */
-  async result({ timeout = 30_000, interval = 25 }: { timeout?: number; interval?: number } = {}): Promise<R> {
-    if (this.#local) {
-      if (this.#local.ok) return this.#local.value as R;
-      throw this.#local.error;
-    }
-    const deadline = Date.now() + timeout;
-    let wait = interval;
-    for (;;) {
-      const text = await this.#queue!.getResult(this.id);
-      if (text !== null) {
-        const record = parseResultRecord(text);
-        if (record.status !== 'retrying') return settle(this.id, record) as R;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new JobResultTimeoutError(this.id, timeout);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, left)));
-      wait = Math.min(1_000, wait * 1.5);
-    }
-  }
-
-  /** Removes the job if it has not started; true when revoked (recorded as 'revoked'), false when too late. */
-  async revoke({ ttl = settings.resultTtlMs }: { ttl?: number } = {}): Promise<boolean> {
-    if (!this.#queue || this.messageId === null) return false;
-    if (!(await this.#queue.remove(this.messageId))) return false;
-    await this.#queue.setResults([{ jobId: this.id, record: resultRecord({ status: 'revoked', attempt: 0, at: Date.now() }), ttlMs: ttl }]);
-    if (jobEvents.has('revoked')) jobEvents.emit('revoked', { jobId: this.id, command: this.command, messageId: this.messageId });
-    return true;
-  }
-}
-
-/** When a scheduled job may start: after `delay` ms, or at `eta`. */
 export type ScheduleWhen = { delay: number } | { eta: Date | number };
 
 export interface QueuedCommand<A extends unknown[], R> {
@@ -198,112 +127,6 @@ function callerModule(): string | undefined {
   return undefined;
 }
 
-export class CommandRegistry {
-  readonly #commands = new Map<string, RegisteredCommand>();
-
-  register(command: RegisteredCommand): void {
-    const existing = this.#commands.get(command.name);
-    if (existing) {
-      throw new ConfigError(
-        `command name "${command.name}" is already taken: registered by ${existing.module ?? 'an unknown module'} and again by ${command.module ?? 'an unknown module'}`,
-      );
-    }
-    this.#commands.set(command.name, command);
-  }
-
-  get(name: string): RegisteredCommand | undefined {
-    return this.#commands.get(name);
-  }
-
-  has(name: string): boolean {
-    return this.#commands.has(name);
-  }
-
-  names(): string[] {
-    return [...this.#commands.keys()];
-  }
-
-  /** The periodic commands, in registration order. */
-  periodic(): RegisteredCommand[] {
-    return [...this.#commands.values()].filter((c) => c.schedule !== null);
-  }
-
-  /** Removes one command (tests, hot reload). */
-  unregister(name: string): boolean {
-    return this.#commands.delete(name);
-  }
-
-  clear(): void {
-    this.#commands.clear();
-  }
-}
-
-/** The global command registry. */
-export const registry = new CommandRegistry();
-
-// ── configure() ────────────────────────────────────────────────────────────
-
-export interface TaskmillSettings {
-  /** The default queue for commands without their own: a BaseQueue or URL. Default $TASKMILL_QUEUE, else sqlite:taskmill.sqlite. */
-  queue?: BaseQueue | string;
-  /** Run commands in-process when called (the seed's QUEUE_ALWAYS_EAGER), for tests. Default false. */
-  immediate?: boolean;
-  /** Largest encoded message accepted at enqueue, bytes. Default 1 MiB. */
-  maxPayloadBytes?: number;
-  /** How long job results are kept, ms. Default 1 day. */
-  resultTtlMs?: number;
-}
-
-const settings: { queue: BaseQueue | string | undefined; immediate: boolean; maxPayloadBytes: number; resultTtlMs: number } = {
-  queue: undefined,
-  immediate: false,
-  maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
-  resultTtlMs: DEFAULT_RESULT_TTL_MS,
-};
-const queuesByUrl = new Map<string, BaseQueue>();
-
-export function configure(options: TaskmillSettings): void {
-  if (options.queue !== undefined) {
-    if (typeof options.queue !== 'string' && !(options.queue instanceof BaseQueue)) {
-      throw new ConfigError('configure({ queue }) takes a queue URL or a BaseQueue');
-    }
-    settings.queue = options.queue;
-  }
-  if (options.immediate !== undefined) settings.immediate = Boolean(options.immediate);
-  if (options.maxPayloadBytes !== undefined) {
-    const n = options.maxPayloadBytes;
-    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`configure({ maxPayloadBytes }) must be a positive integer, got ${String(n)}`);
-    settings.maxPayloadBytes = n;
-  }
-  if (options.resultTtlMs !== undefined) {
-    const n = options.resultTtlMs;
-    if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`configure({ resultTtlMs }) must be a positive number of ms, got ${String(n)}`);
-    settings.resultTtlMs = n;
-  }
-}
-
-/** The current settings (read-only view). */
-export function getSettings(): Readonly<TaskmillSettings> {
-  return { ...settings };
-}
-
-/** Resolves a queue option (instance or URL, or the configured default) to one cached BaseQueue per URL. */
-export function resolveQueue(queue?: BaseQueue | string): BaseQueue {
-  const target = queue ?? settings.queue ?? defaultQueueUrl();
-  if (target instanceof BaseQueue) return target;
-  const cached = queuesByUrl.get(target);
-  if (cached) return cached;
-  const created = createQueue(target);
-  queuesByUrl.set(target, created);
-  return created;
-}
-
-/** Closes every queue opened from a URL by commands (producers call this before exiting). */
-export async function closeQueues(): Promise<void> {
-  const queues = [...queuesByUrl.values()];
-  queuesByUrl.clear();
-  await Promise.all(queues.map((q) => q.close()));
-}
 
 // ── running a command locally ──────────────────────────────────────────────
 
@@ -424,43 +247,4 @@ export function periodicCommand<R>(
   registry.register(registered);
   const run = async () => (await runLocally(registered, 'local', [])) as Awaited<R>;
   return Object.assign(run, { commandName: name, schedule: resolved }) as PeriodicCommand<R>;
-}
-
-// ── autodiscover ───────────────────────────────────────────────────────────
-
-export const DEFAULT_DISCOVERY_PATTERNS = ['**/commands.{js,mjs,cjs,ts,mts,cts}'];
-
-let tsLoaderRegistered = false;
-
-/**
- * Imports a module by path; TypeScript goes through tsx so users need no build
- * step. Both of tsx's hooks are registered: in a `"type": "commonjs"` package a
- * `.ts` file is CommonJS, and Node's own require() of it would take its
- * `import` syntax for ESM and fail ("require() … in a cycle"). Its
- * `require('taskmill')` then reaches this same instance through index.cjs.
- */
-export async function importModule(file: string): Promise<void> {
-  const absolute = path.resolve(file);
-  if (/\.(?:ts|mts|cts|tsx)$/.test(absolute) && !tsLoaderRegistered && !(process.features as { typescript?: unknown }).typescript) {
-    const [esm, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
-    esm.register();
-    cjs.register();
-    tsLoaderRegistered = true;
-  }
-  await import(pathToFileURL(absolute).href);
-}
-
-/**
- * Imports every module matching `patterns` (default: files named
- * commands.{js,mjs,cjs,ts,mts,cts} below cwd, outside node_modules and dot-folders)
- * and returns the paths imported, sorted.
- */
-export async function autodiscover(patterns?: string | string[], options: { cwd?: string } = {}): Promise<string[]> {
-  const cwd = path.resolve(options.cwd ?? process.cwd());
-  const list = patterns === undefined ? DEFAULT_DISCOVERY_PATTERNS : Array.isArray(patterns) ? patterns : [patterns];
-  const files = (
-    await (await import('tinyglobby')).glob(list, { cwd, absolute: true, ignore: ['**/node_modules/**', '**/.*/**'], onlyFiles: true })
-  ).sort();
-  for (const file of files) await importModule(file);
-  return files;
 }

@@ -27,6 +27,6 @@ export {
   sanitizeInspectionEvent,
   actorName,
   type InspectorMessage,
-} from './inspect/sanitize.js';
-export { DEFAULT_INSPECT_PORT, startInspector, type InspectorOptions, type InspectorStats, type InspectorRelay } from './inspect/relay.js';
-export { inspectLogLine, createInspectLog, type InspectLogOptions, type InspectLog } from './inspect/log.js';
+} from './sanitize.js';
+export { DEFAULT_INSPECT_PORT, startInspector, type InspectorOptions, type InspectorStats, type InspectorRelay } from './relay.js';
+export { inspectLogLine, createInspectLog, type InspectLogOptions, type InspectLog } from './log.js';

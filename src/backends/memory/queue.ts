@@ -14,7 +14,7 @@
  * ready messages stay in the ready structures as tombstones that reads skip.
  * Result records live in a Map with an expiry heap that setResults() drains.
  */
-import { ConfigError, QueueConnectionError } from '../errors.js';
+import { ConfigError, QueueConnectionError } from '../../shared/errors.js';
 import {
   BaseQueue,
   type FailedMessage,
@@ -23,10 +23,10 @@ import {
   type QueueStats,
   type ResultRecord,
   type WriteOptions,
-} from './base.js';
-import { newEntry, stateFor, type QueueState } from './memory-state.js';
+} from '../base.js';
+import { newEntry, stateFor, type QueueState } from './state.js';
 
-export { resetMemoryStores } from './memory-state.js';
+export { resetMemoryStores } from './state.js';
 
 
 function checkData(data: unknown): string {

@@ -9,8 +9,8 @@
  * step exactly once.
  */
 import type pg from 'pg';
-import { pg as loadPg } from './drivers.js';
-import { ConfigError } from '../errors.js';
+import { pg as loadPg } from '../drivers.js';
+import { ConfigError } from '../../shared/errors.js';
 
 export const DEFAULT_SCHEMA = 'taskmill';
 export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

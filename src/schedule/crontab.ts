@@ -13,13 +13,13 @@
  * (crontab({...})) and cron-string.ts (cronSchedule). This module is their
  * public face, plus toSchedule for periodicCommand.
  */
-import { cronSchedule } from './schedule/cron-string.js';
-import { checkOptions, isSchedule, type Schedule, type ScheduleOptions } from './schedule/engine.js';
-import { describe, resolveZone } from './schedule/wall-clock.js';
+import { cronSchedule } from './cron-string.js';
+import { checkOptions, isSchedule, type Schedule, type ScheduleOptions } from './engine.js';
+import { describe, resolveZone } from './wall-clock.js';
 
-export { crontab, type CrontabFields } from './schedule/crontab-fields.js';
-export { cronSchedule } from './schedule/cron-string.js';
-export { isSchedule, type Schedule, type ScheduleOptions } from './schedule/engine.js';
+export { crontab, type CrontabFields } from './crontab-fields.js';
+export { cronSchedule } from './cron-string.js';
+export { isSchedule, type Schedule, type ScheduleOptions } from './engine.js';
 
 /** A cron string becomes cronSchedule(input, options); a Schedule is returned as it is. */
 export function toSchedule(input: Schedule | string, options?: ScheduleOptions): Schedule {

@@ -4,8 +4,8 @@
  * `job.result()` throws for them. The record is JSON; a return value is
  * kept as its tagged serialization (the same closed set of types as args).
  */
-import { TaskmillError, toError } from './errors.js';
-import { deserializeValue } from './message.js';
+import { TaskmillError, toError } from '../shared/errors.js';
+import { deserializeValue } from '../codec/message.js';
 
 export type JobStatus = 'pending' | 'completed' | 'failed' | 'retrying' | 'revoked' | 'expired';
 

@@ -8,7 +8,7 @@
  * server restart never kills the process.
  */
 import type pg from 'pg';
-import { pg as loadPg } from './drivers.js';
+import { pg as loadPg } from '../drivers.js';
 
 const LISTEN_RETRY_MIN_MS = 100;
 const LISTEN_RETRY_MAX_MS = 5000;

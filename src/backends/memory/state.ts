@@ -3,7 +3,7 @@
  * memory.ts), and the module-level registry that lets every instance with
  * the same store and queue name share it.
  */
-import type { FailedMessage } from './base.js';
+import type { FailedMessage } from '../base.js';
 import { MinHeap } from './min-heap.js';
 
 export interface Entry {

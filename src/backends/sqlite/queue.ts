@@ -15,10 +15,10 @@
  * claim nothing.
  */
 import type Database from 'better-sqlite3';
-import { betterSqlite3 } from './drivers.js';
-import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
-import { isPermanentSqliteError } from './permanent-errors.js';
-import { SQL, migrate } from './sqlite-schema.js';
+import { betterSqlite3 } from '../drivers.js';
+import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/errors.js';
+import { isPermanentSqliteError } from '../permanent-errors.js';
+import { SQL, migrate } from './schema.js';
 import {
   BaseQueue,
   type FailedMessage,
@@ -27,7 +27,7 @@ import {
   type QueueStats,
   type ResultRecord,
   type WriteOptions,
-} from './base.js';
+} from '../base.js';
 
 export interface SqliteQueueOptions extends QueueOptions {
   /** How long a statement waits for another process's write lock before failing. Default 5000 ms. */

@@ -26,8 +26,8 @@
  */
 import { inspect } from 'node:util';
 import type pg from 'pg';
-import { pg as loadPg } from './drivers.js';
-import { ConfigError, QueueConnectionError } from '../errors.js';
+import { pg as loadPg } from '../drivers.js';
+import { ConfigError, QueueConnectionError } from '../../shared/errors.js';
 import {
   BaseQueue,
   type FailedMessage,
@@ -35,7 +35,7 @@ import {
   type QueueStats,
   type ResultRecord,
   type WriteOptions,
-} from './base.js';
+} from '../base.js';
 import {
   checkText,
   checkTtl,
@@ -51,12 +51,12 @@ import {
   writeOptionsRunAt,
   type JobRow,
   type Statements,
-} from './postgres-schema.js';
-import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOptions } from './postgres-config.js';
-import { NotifyListener } from './postgres-listener.js';
+} from './schema.js';
+import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOptions } from './config.js';
+import { NotifyListener } from './listener.js';
 
-export type { PostgresQueueOptions, DatabaseQueueOptions } from './postgres-config.js';
-export { DEFAULT_SCHEMA, SCHEMA_VERSION, validateSchemaName } from './postgres-schema.js';
+export type { PostgresQueueOptions, DatabaseQueueOptions } from './config.js';
+export { DEFAULT_SCHEMA, SCHEMA_VERSION, validateSchemaName } from './schema.js';
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
 const PROMOTE_BATCH = 5000;

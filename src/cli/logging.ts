@@ -6,7 +6,7 @@ import pino, { type Logger, type Level } from 'pino';
 import pinoPretty from 'pino-pretty';
 import { mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../shared/errors.js';
 import { prettyLine } from './pretty-line.js';
 
 export interface LoggerOptions {

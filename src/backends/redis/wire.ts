@@ -1,7 +1,7 @@
 import type { RedisOptions } from 'ioredis';
-import { parseQueueUrl, redactUrl } from '../config.js';
-import { ConfigError } from '../errors.js';
-import type { FailedMessage, QueueMessage, ResultRecord } from './base.js';
+import { parseQueueUrl, redactUrl } from '../../shared/config.js';
+import { ConfigError } from '../../shared/errors.js';
+import type { FailedMessage, QueueMessage, ResultRecord } from '../base.js';
 
 /**
  * The Redis wire format: how arguments and replies of the scripts

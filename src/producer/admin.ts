@@ -2,8 +2,8 @@
  * Operations on the failed store that understand envelopes (the backends
  * only move opaque messages): re-queue failed jobs as fresh attempts.
  */
-import type { BaseQueue } from './backends/base.js';
-import { getSettings } from './commands.js';
+import type { BaseQueue } from '../backends/base.js';
+import { getSettings } from './settings.js';
 import { DEFAULT_RESULT_TTL_MS, resultRecord } from './results.js';
 
 const PAGE = 500;

@@ -7,18 +7,19 @@
  */
 import { createActor, type Actor, type ActorOptions, type InspectionEvent, type Observer } from 'xstate';
 import pino, { type Logger } from 'pino';
-import { BaseQueue } from './backends/base.js';
-import { createQueue } from './backends/index.js';
-import { registry as globalRegistry, getSettings, type CommandRegistry } from './commands.js';
-import { defaultQueueUrl } from './config.js';
-import { ConfigError, toError } from './errors.js';
-import { createQueueAdapter } from './actors/queue-adapter.js';
-import { createRunCommand, DEFAULT_MAX_DELIVERIES } from './actors/run-command.js';
-import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from './machines/supervisor.js';
-import { workerMachine } from './machines/worker.js';
-import { schedulerMachine } from './machines/scheduler.js';
-import { WorkerCommandError } from './machines/protocol.js';
-import { DEFAULT_RESULT_TTL_MS } from './results.js';
+import { BaseQueue } from '../backends/base.js';
+import { createQueue } from '../backends/index.js';
+import { registry as globalRegistry, type CommandRegistry } from '../producer/registry.js';
+import { getSettings } from '../producer/settings.js';
+import { defaultQueueUrl } from '../shared/config.js';
+import { ConfigError, toError } from '../shared/errors.js';
+import { createQueueAdapter } from '../actors/queue-adapter.js';
+import { createRunCommand, DEFAULT_MAX_DELIVERIES } from '../actors/run-command.js';
+import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '../machines/supervisor.js';
+import { workerMachine } from '../machines/worker.js';
+import { schedulerMachine } from '../machines/scheduler.js';
+import { WorkerCommandError } from '../machines/protocol.js';
+import { DEFAULT_RESULT_TTL_MS } from '../producer/results.js';
 
 export type ControlEvent = Extract<
   SupervisorEvent,

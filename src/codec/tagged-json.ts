@@ -27,7 +27,7 @@
  * holes become undefined. Null-prototype objects come back as plain objects;
  * non-enumerable properties are ignored, as JSON.stringify does.
  */
-import { SerializationError } from './errors.js';
+import { SerializationError } from '../shared/errors.js';
 import { renderPath, type Segment } from './value-path.js';
 
 /** Deeper nesting is refused on encode and decode (it would only end in a stack overflow). */

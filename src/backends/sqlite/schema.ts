@@ -5,7 +5,7 @@
  * check the plans of these exact statements).
  */
 import type Database from 'better-sqlite3';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../../shared/errors.js';
 
 export const SCHEMA_VERSION = 2;
 

@@ -16,7 +16,7 @@
  */
 import { inspect } from 'node:util';
 import type { Redis } from 'ioredis';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../../shared/errors.js';
 import {
   BaseQueue,
   validateQueueName,
@@ -26,7 +26,7 @@ import {
   type QueueStats,
   type ResultRecord,
   type WriteOptions,
-} from './base.js';
+} from '../base.js';
 import {
   PROMOTE_PER_CALL,
   RESULTS_PURGED_PER_SET,
@@ -36,8 +36,8 @@ import {
   keyOf,
   queueKeys,
   type ScriptName,
-} from './redis-scripts.js';
-import { RedisConnection } from './redis-connection.js';
+} from './scripts.js';
+import { RedisConnection } from './connection.js';
 import {
   argChunks,
   checkCount,
@@ -53,7 +53,7 @@ import {
   resultArgs,
   type Arg,
   type RedisTarget,
-} from './redis-wire.js';
+} from './wire.js';
 
 export interface RedisQueueOptions extends QueueOptions {
   /** First part of every key (`PREFIX:{name}:…`). Default: the URL's `?prefix=`, else 'taskmill'; same rules as a queue name. */

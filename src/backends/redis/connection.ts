@@ -1,9 +1,9 @@
 import type { Redis, RedisOptions } from 'ioredis';
-import { ioredis } from './drivers.js';
-import { redactText } from '../config.js';
-import { QueueConnectionError, TaskmillError } from '../errors.js';
-import { replyText, type RedisTarget } from './redis-wire.js';
-import { isPermanentRedisError } from './permanent-errors.js';
+import { ioredis } from '../drivers.js';
+import { redactText } from '../../shared/config.js';
+import { QueueConnectionError, TaskmillError } from '../../shared/errors.js';
+import { replyText, type RedisTarget } from './wire.js';
+import { isPermanentRedisError } from '../permanent-errors.js';
 
 /**
  * The command connection of one Redis queue: connected lazily, failing fast

@@ -13,8 +13,8 @@ const OWN_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', '
 /** How many of the user's frames a failure shows. */
 const MAX_FRAMES = 5;
 
-/** taskmill's own directory (src/ or dist/): its frames are not the user's. */
-const TASKMILL_DIR = path.dirname(fileURLToPath(import.meta.url)) + path.sep;
+/** taskmill's own directory (src/ or dist/, one up from this cli/ folder): its frames are not the user's. */
+const TASKMILL_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url))) + path.sep;
 
 /** The frames of `stack` that are the user's: not taskmill's, not node_modules', not Node's internals. */
 export function ownFrames(stack: string, taskmillDir = TASKMILL_DIR): string[] {

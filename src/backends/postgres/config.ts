@@ -8,11 +8,11 @@
  * environment may hold it, since a driver message may quote any of them.
  */
 import type pg from 'pg';
-import { redactText, redactUrl } from '../config.js';
-import { ConfigError, QueueConnectionError, TaskmillError } from '../errors.js';
-import type { QueueOptions } from './base.js';
-import { isPermanentPostgresError } from './permanent-errors.js';
-import { DEFAULT_SCHEMA, validateSchemaName } from './postgres-schema.js';
+import { redactText, redactUrl } from '../../shared/config.js';
+import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/errors.js';
+import type { QueueOptions } from '../base.js';
+import { isPermanentPostgresError } from '../permanent-errors.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from './schema.js';
 
 export interface PostgresQueueOptions extends QueueOptions {
   /** Schema holding taskmill's tables. Default `'taskmill'` (or `?schema=` in the URL). */

@@ -8,7 +8,7 @@
  * and "prototype" keys stay own data properties (JSON.parse defines them, and
  * revived values are written back with Object.defineProperty).
  */
-import { MessageDecodeError } from './errors.js';
+import { MessageDecodeError } from '../shared/errors.js';
 import { MAX_DEPTH } from './tagged-json.js';
 import { renderPath, type Segment } from './value-path.js';
 

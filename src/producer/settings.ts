@@ -1,0 +1,77 @@
+/**
+ * configure() and what it sets: the default queue, immediate mode, the
+ * payload limit and the result TTL; and the cache of queues opened from URLs
+ * by commands, which closeQueues() closes.
+ */
+import { BaseQueue } from '../backends/base.js';
+import { createQueue } from '../backends/index.js';
+import { defaultQueueUrl, DEFAULT_MAX_PAYLOAD_BYTES } from '../shared/config.js';
+import { ConfigError } from '../shared/errors.js';
+import { DEFAULT_RESULT_TTL_MS } from './results.js';
+
+export interface TaskmillSettings {
+  /** The default queue for commands without their own: a BaseQueue or URL. Default $TASKMILL_QUEUE, else sqlite:taskmill.sqlite. */
+  queue?: BaseQueue | string;
+  /** Run commands in-process when called (the seed's QUEUE_ALWAYS_EAGER), for tests. Default false. */
+  immediate?: boolean;
+  /** Largest encoded message accepted at enqueue, bytes. Default 1 MiB. */
+  maxPayloadBytes?: number;
+  /** How long job results are kept, ms. Default 1 day. */
+  resultTtlMs?: number;
+}
+
+type Settings = { queue: BaseQueue | string | undefined; immediate: boolean; maxPayloadBytes: number; resultTtlMs: number };
+
+/** The current settings; configure() is the only writer (read directly on the enqueue path: no copy per call). */
+const current: Settings = {
+  queue: undefined,
+  immediate: false,
+  maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+  resultTtlMs: DEFAULT_RESULT_TTL_MS,
+};
+const queuesByUrl = new Map<string, BaseQueue>();
+
+export function configure(options: TaskmillSettings): void {
+  if (options.queue !== undefined) {
+    if (typeof options.queue !== 'string' && !(options.queue instanceof BaseQueue)) {
+      throw new ConfigError('configure({ queue }) takes a queue URL or a BaseQueue');
+    }
+    current.queue = options.queue;
+  }
+  if (options.immediate !== undefined) current.immediate = Boolean(options.immediate);
+  if (options.maxPayloadBytes !== undefined) {
+    const n = options.maxPayloadBytes;
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`configure({ maxPayloadBytes }) must be a positive integer, got ${String(n)}`);
+    current.maxPayloadBytes = n;
+  }
+  if (options.resultTtlMs !== undefined) {
+    const n = options.resultTtlMs;
+    if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`configure({ resultTtlMs }) must be a positive number of ms, got ${String(n)}`);
+    current.resultTtlMs = n;
+  }
+}
+
+/** The current settings (read-only view). */
+export function getSettings(): Readonly<TaskmillSettings> {
+  return { ...current };
+}
+
+/** Resolves a queue option (instance or URL, or the configured default) to one cached BaseQueue per URL. */
+export function resolveQueue(queue?: BaseQueue | string): BaseQueue {
+  const target = queue ?? current.queue ?? defaultQueueUrl();
+  if (target instanceof BaseQueue) return target;
+  const cached = queuesByUrl.get(target);
+  if (cached) return cached;
+  const created = createQueue(target);
+  queuesByUrl.set(target, created);
+  return created;
+}
+
+/** Closes every queue opened from a URL by commands (producers call this before exiting). */
+export async function closeQueues(): Promise<void> {
+  const queues = [...queuesByUrl.values()];
+  queuesByUrl.clear();
+  await Promise.all(queues.map((q) => q.close()));
+}
+
+export const settings: Readonly<Settings> = current;
