@@ -6,7 +6,21 @@
  * Machines never import backends: `LeasedMessage` is the structural twin of
  * the backends' QueueMessage.
  */
-import type { AnyActorRef } from 'xstate';
+import type { AnyActorRef, EventObject } from 'xstate';
+
+/**
+ * Narrows an action's or guard's event to the type its transition is for, or
+ * throws: xstate's `assertEvent` for the per-job path. The check is the same;
+ * xstate's allocates an array and a closure on every call (a microbenchmark:
+ * ~15 ns and a young-generation collection every ~13 000 calls), which the
+ * per-job actions of the reader and the worker must not add.
+ */
+export function expectEvent<TEvent extends EventObject, TType extends TEvent['type']>(
+  event: TEvent,
+  type: TType,
+): asserts event is Extract<TEvent, { type: TType }> {
+  if (event.type !== type) throw new Error(`expected a ${type} event, got ${event.type}`);
+}
 
 /** A message leased from the queue: what a worker is given to run. */
 export interface LeasedMessage {

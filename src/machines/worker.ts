@@ -12,9 +12,20 @@
  * supervisor receives `xstate.error.actor.<id>` — the seed's "that worker is
  * taken out of the pool and a new worker is started up to replace it".
  */
-import { assign, enqueueActions, fromCallback, sendTo, setup, type ActorRefFrom, type CallbackActorLogic } from 'xstate';
+import {
+  assertEvent,
+  assign,
+  enqueueActions,
+  fromCallback,
+  sendTo,
+  setup,
+  type ActorRefFrom,
+  type AnyActorRef,
+  type CallbackActorLogic,
+} from 'xstate';
 import type { ReaderEvent } from './reader.js';
 import {
+  expectEvent,
   SYSTEM_IDS,
   WorkerCommandError,
   type JobEvent,
@@ -33,7 +44,11 @@ export interface WorkerContext {
   workerId: string;
   /** The job being run; null when idle. */
   job: LeasedMessage | null;
-  /** Dispatched with it, not started yet: run next, in order (mutated in place). */
+  /**
+   * Dispatched with it, not started yet: run next, in order. Mutated in place
+   * on the per-job path (takeJob, takeQueued): replacing it would allocate a
+   * copy of the share for every job; everything else goes through assign.
+   */
   queued: LeasedMessage[];
   /** Jobs this worker has finished (ok or rejected): tells the reader a READY ends a job. */
   finished: number;
@@ -66,6 +81,23 @@ const unconfiguredRunCommand: RunCommandLogic = fromCallback(() => {
   throw new Error('workerMachine: provide({ actors: { runCommand } }) before starting a worker');
 });
 
+/** Keeps a transition list's literal types when it is defined outside the machine config. */
+function transitionList<const T>(list: T): T {
+  return list;
+}
+
+/**
+ * A job's end, the same for each outcome (done, expired, rejected): settle it
+ * with the queue, then stop if retiring, run the next of the share if there
+ * is one, else go idle. `const` keeps the literal names, so the machine
+ * config below still checks every guard, target and action.
+ */
+const jobSettled = transitionList([
+  { guard: 'isRetiring', target: 'retired', actions: ['settleJob', 'finishJob', 'releaseQueued', 'reportRetired'] },
+  { guard: 'hasQueued', actions: ['settleJob', 'finishJob', 'takeQueued', 'startJob'] },
+  { target: 'idle', actions: ['settleJob', 'finishJob'] },
+]);
+
 export const workerMachine = setup({
   types: {
     context: {} as WorkerContext,
@@ -78,35 +110,37 @@ export const workerMachine = setup({
       ({ system }) => system.get(SYSTEM_IDS.reader),
       ({ self, context }): WorkerReadyEvent => ({ type: 'WORKER_READY', worker: self, done: context.finished > 0 }),
     ),
+    /** Per dispatch: the rest of the share is appended in place (`queued` is empty here). */
     takeJob: assign(({ context, event }) => {
-      const { message, more } = event as JobEvent;
+      expectEvent(event, 'JOB');
+      const { message, more } = event;
       if (more) for (const m of more) context.queued.push(m);
       return { job: message };
     }),
+    /** Per job of a share: the next one is taken off the front in place. */
     takeQueued: assign(({ context }) => ({ job: context.queued.shift()! })),
     /** Unstarted messages go back to the queue (ready again, their delivery not counted). */
     releaseQueued: enqueueActions(({ context, enqueue }) => {
       if (context.queued.length === 0) return;
       const release: QueueAdapterEvent = { type: 'RELEASE', ids: context.queued.map((m) => m.id) };
-      context.queued.length = 0;
+      enqueue.assign({ queued: [] });
       enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), release);
     }),
     startJob: sendTo('runner', ({ context }): RunnerInEvent => ({ type: 'RUN', message: context.job! })),
-    ackJob: sendTo(
+    /** Per job: done or expired is acknowledged (with its result record), a message that cannot run is failed. */
+    settleJob: sendTo(
       ({ system }) => system.get(SYSTEM_IDS.queue),
-      ({ context, event }): QueueAdapterEvent => ({
-        type: 'ACK',
-        id: context.job!.id,
-        result: (event as Extract<RunnerOutEvent, { type: 'COMMAND_DONE' | 'MESSAGE_EXPIRED' }>).result,
-      }),
-    ),
-    rejectJob: sendTo(
-      ({ system }) => system.get(SYSTEM_IDS.queue),
-      ({ context, event }): QueueAdapterEvent => ({
-        type: 'FAIL',
-        message: context.job!,
-        error: (event as Extract<RunnerOutEvent, { type: 'MESSAGE_REJECTED' }>).reason,
-      }),
+      ({ context, event }): QueueAdapterEvent => {
+        switch (event.type) {
+          case 'COMMAND_DONE':
+          case 'MESSAGE_EXPIRED':
+            return { type: 'ACK', id: context.job!.id, result: event.result };
+          case 'MESSAGE_REJECTED':
+            return { type: 'FAIL', message: context.job!, error: event.reason };
+          default:
+            throw new Error(`worker: no job outcome in a ${event.type} event`);
+        }
+      },
     ),
     finishJob: assign({ job: null, finished: ({ context }) => context.finished + 1 }),
     markRetiring: assign({ retiring: true }),
@@ -122,18 +156,21 @@ export const workerMachine = setup({
     ),
     recordFailure: assign({
       lastError: ({ event }) => {
-        const { type: _type, ...failure } = event as Extract<RunnerOutEvent, { type: 'COMMAND_FAILED' }>;
+        assertEvent(event, 'COMMAND_FAILED');
+        const { type: _type, ...failure } = event;
         return failure;
       },
     }),
-    forwardAbort: sendTo('runner', ({ event }): RunnerInEvent => ({
-      type: 'ABORT',
-      reason: (event as { reason: string }).reason,
-    })),
+    forwardAbort: sendTo('runner', ({ event }): RunnerInEvent => {
+      assertEvent(event, 'ABORT');
+      return { type: 'ABORT', reason: event.reason };
+    }),
     /** Fails the actor on purpose: its supervisor logs, records and replaces it. */
     throwCommandError: ({ context, self }) => {
       // xstate does not stop the children of an actor that errors: stop the runner first, or it leaks.
-      self.getSnapshot().children.runner?.send({ type: 'xstate.stop' } as never);
+      // (`xstate.stop` is xstate's own event, outside the runner's typed events: hence AnyActorRef.)
+      const runner: AnyActorRef | undefined = self.getSnapshot().children.runner;
+      runner?.send({ type: 'xstate.stop' });
       throw new WorkerCommandError(context.workerId, context.job!, context.lastError!, [...context.queued]);
     },
   },
@@ -166,21 +203,9 @@ export const workerMachine = setup({
     busy: {
       entry: 'startJob',
       on: {
-        COMMAND_DONE: [
-          { guard: 'isRetiring', target: 'retired', actions: ['ackJob', 'finishJob', 'releaseQueued', 'reportRetired'] },
-          { guard: 'hasQueued', actions: ['ackJob', 'finishJob', 'takeQueued', 'startJob'] },
-          { target: 'idle', actions: ['ackJob', 'finishJob'] },
-        ],
-        MESSAGE_EXPIRED: [
-          { guard: 'isRetiring', target: 'retired', actions: ['ackJob', 'finishJob', 'releaseQueued', 'reportRetired'] },
-          { guard: 'hasQueued', actions: ['ackJob', 'finishJob', 'takeQueued', 'startJob'] },
-          { target: 'idle', actions: ['ackJob', 'finishJob'] },
-        ],
-        MESSAGE_REJECTED: [
-          { guard: 'isRetiring', target: 'retired', actions: ['rejectJob', 'finishJob', 'releaseQueued', 'reportRetired'] },
-          { guard: 'hasQueued', actions: ['rejectJob', 'finishJob', 'takeQueued', 'startJob'] },
-          { target: 'idle', actions: ['rejectJob', 'finishJob'] },
-        ],
+        COMMAND_DONE: jobSettled,
+        MESSAGE_EXPIRED: jobSettled,
+        MESSAGE_REJECTED: jobSettled,
         COMMAND_FAILED: { target: 'failed', actions: 'recordFailure' },
         RETIRE: { actions: 'markRetiring' },
         DRAIN: { actions: 'releaseQueued' },
