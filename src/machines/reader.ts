@@ -15,11 +15,14 @@
  * MAX_JOBS_PER_DISPATCH: it runs them in turn, so a job costs one machine
  * event instead of three. `inFlight` counts dispatches, not messages.
  *
- * The idle list and the buffer are mutated in place: the hot path allocates
- * nothing per job beyond the events themselves.
+ * The idle list and the buffer are mutated in place on the per-job path
+ * (addIdleWorker, acceptMessages, dispatch), so it allocates nothing per job
+ * beyond the events themselves; the rare paths (a worker lost or retiring,
+ * the drain) replace them through assign.
  */
-import { assign, enqueueActions, sendParent, sendTo, setup, type AnyActorRef } from 'xstate';
+import { assertEvent, assign, enqueueActions, sendParent, sendTo, setup, type AnyActorRef } from 'xstate';
 import {
+  expectEvent,
   SYSTEM_IDS,
   type JobEvent,
   type LeasedMessage,
@@ -61,7 +64,17 @@ export const DEFAULT_READER_OPTIONS: ReaderOptions = {
 };
 
 export interface ReaderContext extends ReaderOptions {
+  /**
+   * Workers waiting for a job. Mutated in place per dispatch (push, pop): a
+   * copy there would be one more allocation per job. Replaced through assign
+   * when a worker leaves it any other way (lost, retiring).
+   */
   idle: AnyActorRef[];
+  /**
+   * Messages read and not dispatched yet. Mutated in place per read and per
+   * dispatch (push, shift, splice), for the same reason; replaced through
+   * assign when released (drain).
+   */
   buffer: LeasedMessage[];
   /** Dispatches (JOB events) whose worker has not come back (READY or LOST). */
   inFlight: number;
@@ -89,23 +102,29 @@ export const readerMachine = setup({
     input: {} as Partial<ReaderOptions>,
   },
   actions: {
+    /** Per dispatch (in place): the worker joins the idle list; if it just finished a job, that job is back. */
     addIdleWorker: assign(({ context, event }) => {
-      const { worker, done } = event as WorkerReadyEvent;
-      context.idle.push(worker);
-      return done ? { inFlight: context.inFlight - 1 } : {};
+      expectEvent(event, 'WORKER_READY');
+      context.idle.push(event.worker);
+      return event.done ? { inFlight: context.inFlight - 1 } : {};
     }),
-    countReturnedWorker: assign(({ context, event }) => ((event as WorkerReadyEvent).done ? { inFlight: context.inFlight - 1 } : {})),
+    countReturnedWorker: assign(({ context, event }) => {
+      assertEvent(event, 'WORKER_READY');
+      return event.done ? { inFlight: context.inFlight - 1 } : {};
+    }),
     forgetWorker: assign(({ context, event }) => {
-      const { worker, busy } = event as Extract<ReaderEvent, { type: 'WORKER_LOST' }>;
+      assertEvent(event, 'WORKER_LOST');
+      const { worker, busy } = event;
       const index = worker ? context.idle.indexOf(worker) : -1;
-      if (index !== -1) context.idle.splice(index, 1);
-      return busy ? { inFlight: context.inFlight - 1 } : {};
+      const idle = index === -1 ? context.idle : context.idle.toSpliced(index, 1);
+      return busy ? { idle, inFlight: context.inFlight - 1 } : { idle };
     }),
     confirmRetirement: enqueueActions(({ context, event, enqueue }) => {
-      const { worker } = event as Extract<ReaderEvent, { type: 'WORKER_RETIRING' }>;
+      assertEvent(event, 'WORKER_RETIRING');
+      const { worker } = event;
       const index = context.idle.indexOf(worker);
       if (index === -1) return;
-      context.idle.splice(index, 1);
+      enqueue.assign({ idle: context.idle.toSpliced(index, 1) });
       enqueue.sendTo(worker, { type: 'RETIRE_CONFIRMED' });
     }),
     /** Hands buffered messages to idle workers: one each, or an even share of a backlog. */
@@ -127,8 +146,10 @@ export const readerMachine = setup({
       enqueue.assign({ readPending: true });
       enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), read);
     }),
+    /** Per read (in place): the batch joins the buffer. */
     acceptMessages: assign(({ context, event }) => {
-      for (const message of (event as Extract<ReaderEvent, { type: 'MESSAGES' }>).messages) context.buffer.push(message);
+      expectEvent(event, 'MESSAGES');
+      for (const message of event.messages) context.buffer.push(message);
       return { readPending: false };
     }),
     readSettled: assign({ readPending: false }),
@@ -144,11 +165,12 @@ export const readerMachine = setup({
     releaseBuffer: enqueueActions(({ context, enqueue }) => {
       if (context.buffer.length === 0) return;
       const release: QueueAdapterEvent = { type: 'RELEASE', ids: context.buffer.map((m) => m.id) };
-      context.buffer.length = 0;
+      enqueue.assign({ buffer: [] });
       enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), release);
     }),
     releaseArrivals: enqueueActions(({ event, enqueue }) => {
-      const { messages } = event as Extract<ReaderEvent, { type: 'MESSAGES' }>;
+      assertEvent(event, 'MESSAGES');
+      const { messages } = event;
       if (messages.length === 0) return;
       const release: QueueAdapterEvent = { type: 'RELEASE', ids: messages.map((m) => m.id) };
       enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), release);
@@ -159,7 +181,11 @@ export const readerMachine = setup({
   },
   guards: {
     needsRead: ({ context }) => !context.paused && !context.readPending && context.idle.length > context.buffer.length,
-    emptyBatch: ({ event }) => (event as Extract<ReaderEvent, { type: 'MESSAGES' }>).messages.length === 0,
+    /** Per read. */
+    emptyBatch: ({ event }) => {
+      expectEvent(event, 'MESSAGES');
+      return event.messages.length === 0;
+    },
     isBlocking: ({ context }) => context.blocking,
     isDrained: ({ context }) => context.inFlight <= 0 && !context.readPending,
   },
