@@ -10,17 +10,19 @@
  *
  * On failure it decides the job's fate: another attempt (the command's
  * `retries`, or a thrown `Retry`) with a delay and backoff, or the failed
- * store; the worker carries that plan to the supervisor.
+ * store; the worker carries that plan to the supervisor. `this` for a
+ * command is ./running-job.ts.
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
-import type { CommandOptions, JobContext, RegisteredCommand } from '../producer/commands.js';
+import type { CommandOptions, RegisteredCommand } from '../producer/commands.js';
 import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, WorkerLostError, toError } from '../shared/errors.js';
 import { decodeMessage, serializeValue, type Envelope } from '../codec/message.js';
 import { jobEvents, type JobEvents } from '../producer/hooks.js';
 import { DEFAULT_RESULT_TTL_MS, DEFAULT_RETRY_REQUEST_LIMIT, Retry, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
 import type { JobResult, LeasedMessage, RetryPlan, RunnerInEvent } from '../machines/protocol.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
+import { RunningJob } from './running-job.js';
 
 export interface CommandLookup {
   get(name: string): RegisteredCommand | undefined;
@@ -38,31 +40,6 @@ export interface RunCommandDeps {
 }
 
 export const DEFAULT_MAX_DELIVERIES = 3;
-
-/** `this` for a running command; the AbortController exists only once somebody asks for the signal. */
-class RunningJob implements JobContext {
-  #controller: AbortController | null = null;
-  #abortReason: unknown = undefined;
-  constructor(
-    readonly jobId: string,
-    readonly command: string,
-    readonly attempt: number,
-  ) {}
-
-  get signal(): AbortSignal {
-    if (!this.#controller) {
-      this.#controller = new AbortController();
-      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
-    }
-    return this.#controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    if (this.#abortReason !== undefined) return;
-    this.#abortReason = reason;
-    this.#controller?.abort(reason);
-  }
-}
 
 /** `instanceof` itself can throw (a Proxy whose getPrototypeOf trap throws): a hostile value is just not a Retry. */
 function isRetryRequest(thrown: unknown): thrown is Retry {
