@@ -8,20 +8,21 @@
  * a timer only exists for commands with a `timeout`. Hooks cost nothing
  * unless somebody listens.
  *
- * On failure it decides the job's fate: another attempt (the command's
- * `retries`, or a thrown `Retry`) with a delay and backoff, or the failed
- * store; the worker carries that plan to the supervisor. `this` for a
- * command is ./running-job.ts.
+ * On failure it decides the job's fate (the rule is ./retry-decision.ts):
+ * another attempt (the command's `retries`, or a thrown `Retry`) with a
+ * delay and backoff, or the failed store; the worker carries that plan to
+ * the supervisor. `this` for a command is ./running-job.ts.
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
-import type { CommandOptions, RegisteredCommand } from '../producer/commands.js';
+import type { RegisteredCommand } from '../producer/commands.js';
 import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, WorkerLostError, toError } from '../shared/errors.js';
 import { decodeMessage, serializeValue, type Envelope } from '../codec/message.js';
 import { jobEvents, type JobEvents } from '../producer/hooks.js';
-import { DEFAULT_RESULT_TTL_MS, DEFAULT_RETRY_REQUEST_LIMIT, Retry, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
+import { DEFAULT_RESULT_TTL_MS, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
 import type { JobResult, LeasedMessage, RetryPlan, RunnerInEvent } from '../machines/protocol.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
+import { decideRetry } from './retry-decision.js';
 import { RunningJob } from './running-job.js';
 
 export interface CommandLookup {
@@ -41,23 +42,8 @@ export interface RunCommandDeps {
 
 export const DEFAULT_MAX_DELIVERIES = 3;
 
-/** `instanceof` itself can throw (a Proxy whose getPrototypeOf trap throws): a hostile value is just not a Retry. */
-function isRetryRequest(thrown: unknown): thrown is Retry {
-  try {
-    return thrown instanceof Retry;
-  } catch {
-    return false;
-  }
-}
-
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
-}
-
-/** Delay before retry n (1-based): retryDelay × retryBackoff^(n−1), with ±20 % jitter so a burst of failures spreads out. */
-export function retryDelayMs(options: Readonly<CommandOptions>, retryNumber: number, random: () => number = Math.random): number {
-  const base = (options.retryDelay ?? 0) * (options.retryBackoff ?? 1) ** (retryNumber - 1);
-  return Math.round(base * (0.8 + 0.4 * random()));
 }
 
 /** The message of the next attempt: the same envelope text with `attempt` replaced (tags and all untouched). */
@@ -113,17 +99,14 @@ export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESUL
     const fail = (job: RunningJob | null, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, thrown: unknown, lost = false): void => {
       if (job && !finish(job)) return;
       const error = toError(thrown);
-      // A lost worker is not retried: every delivery was already a try, and one more could take another process down.
-      const requested = !lost && isRetryRequest(thrown);
-      const retries = command.options.retries ?? (requested ? DEFAULT_RETRY_REQUEST_LIMIT : 0);
       const now = Date.now();
+      const next = decideRetry(command.options, envelope.attempt, thrown, lost, now);
       let retry: RetryPlan | undefined;
       let data: ResultRecordData;
-      if (envelope.attempt <= retries && !lost) {
-        const delayMs = requested && thrown.delay !== undefined ? thrown.delay : retryDelayMs(command.options, envelope.attempt);
-        retry = { data: nextAttemptData(message.data, envelope.attempt + 1), runAt: now + delayMs };
-        data = { status: 'retrying', attempt: envelope.attempt, at: now, error: remoteError(error), runAt: retry.runAt };
-        if (hooks.has('retrying')) hooks.emit('retrying', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error, delayMs });
+      if (next) {
+        retry = { data: nextAttemptData(message.data, next.attempt), runAt: next.runAt };
+        data = { status: 'retrying', attempt: envelope.attempt, at: now, error: remoteError(error), runAt: next.runAt };
+        if (hooks.has('retrying')) hooks.emit('retrying', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error, delayMs: next.delayMs });
       } else {
         data = { status: 'failed', attempt: envelope.attempt, at: now, error: remoteError(error) };
         if (hooks.has('failed')) hooks.emit('failed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error });
