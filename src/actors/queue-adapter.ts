@@ -8,7 +8,8 @@
  * - stores a result record before the ack or retry that ends its attempt,
  *   so a job's records are stored in attempt order (the last one stays);
  * - keeps the set of messages it leased and not yet settled, and extends
- *   their leases on a heartbeat so long commands keep them;
+ *   their leases on a heartbeat so long commands keep them
+ *   (./lease-heartbeat.ts);
  * - turns connection loss into READ_FAILED events (the reader backs off) and
  *   logs an outage once, not once per retry;
  * - on CLOSE flushes pending ACKs and releases unsettled leases.
@@ -18,6 +19,7 @@ import type { Logger } from 'pino';
 import type { BaseQueue, ResultRecord } from '../backends/base.js';
 import { ConfigError, QueueConnectionError, toError } from '../shared/errors.js';
 import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
+import { LeaseHeartbeat } from './lease-heartbeat.js';
 
 export interface QueueAdapterDeps {
   queue: BaseQueue;
@@ -39,7 +41,6 @@ const isPermanent = (error: unknown): boolean =>
 export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeoutMs = 30_000 }: QueueAdapterDeps): QueueAdapterLogic {
   return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
     const log = logger.child({ queue: queue.name });
-    const outstanding = new Set<string>();
     const inflight = new Set<Promise<unknown>>();
     let pendingAcks: string[] = [];
     let pendingResults: ResultRecord[] = [];
@@ -101,17 +102,13 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       setImmediate(flushAcks);
     };
 
-    // Keep leases of long-running and prefetched jobs alive.
-    const heartbeat = setInterval(() => {
-      if (outstanding.size === 0 || closed) return;
-      track(queue.extend([...outstanding])).then(
-        (refused) => {
-          if (refused.length > 0) log.warn({ ids: refused }, 'lease lost while running; the job may run twice');
-        },
-        (error) => noteOutage('extend', error),
-      );
-    }, Math.max(50, Math.floor(queue.leaseMs / 3)));
-    heartbeat.unref();
+    // Keeps leases of long-running and prefetched jobs alive.
+    const leases = new LeaseHeartbeat({
+      queue,
+      track,
+      onRefused: (ids) => log.warn({ ids }, 'lease lost while running; the job may run twice'),
+      onError: (error) => noteOutage('extend', error),
+    });
 
     // A backend that is down at start gets until openTimeoutMs to come up; one
     // that refuses us for good (a wrong password, no such database) does not.
@@ -144,7 +141,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           track(queue.readBatch(event.max)).then(
             (messages) => {
               noteHealthy();
-              for (const m of messages) outstanding.add(m.id);
+              for (const m of messages) leases.lease(m.id);
               // One macrotask per batch: with a synchronous backend (SQLite, memory) and a deep
               // backlog, read → run → read would otherwise chain on microtasks forever and starve
               // timers (lease heartbeats, ack flushes) and signal handlers.
@@ -169,14 +166,14 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           break;
         }
         case 'ACK':
-          outstanding.delete(event.id);
+          leases.settle(event.id);
           pendingAcks.push(event.id);
           if (event.result) pendingResults.push(event.result);
           scheduleAckFlush();
           break;
         case 'FAIL': {
           const { message, result } = event;
-          outstanding.delete(message.id);
+          leases.settle(message.id);
           track(queue.fail(message.id, event.error).then(async (ok) => (ok && result ? (await queue.setResults([result]), ok) : ok))).then(
             (ok) => {
               if (!ok) log.warn({ messageId: message.id }, 'could not record failure: lease lost, the job may run again');
@@ -187,7 +184,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
         }
         case 'RETRY': {
           const { message, plan, result } = event;
-          outstanding.delete(message.id);
+          leases.settle(message.id);
           // The 'retrying' record is stored BEFORE the job is re-queued: from then on the next attempt can run and
           // store its own record at any moment, and a slow 'retrying' write landing after it would overwrite it
           // (result() would wait for ever, status() say 'retrying' for a finished job). A record that cannot be
@@ -212,7 +209,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           );
           break;
         case 'RELEASE':
-          for (const id of event.ids) outstanding.delete(id);
+          for (const id of event.ids) leases.settle(id);
           if (event.ids.length > 0) {
             track(queue.release(event.ids)).catch((error) =>
               log.warn({ err: toError(error) }, 'release failed; the leases will expire instead'),
@@ -228,14 +225,13 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
         case 'CLOSE':
           closed = true;
           clearTimeout(openTimer);
-          clearInterval(heartbeat);
+          leases.stop();
           waitAbort?.abort();
           void (async () => {
             flushAcks();
             while (inflight.size > 0) await Promise.allSettled([...inflight]);
-            if (event.release && outstanding.size > 0) {
-              const ids = [...outstanding];
-              outstanding.clear();
+            if (event.release && leases.size > 0) {
+              const ids = leases.takeAll();
               try {
                 await queue.release(ids);
               } catch (error) {
@@ -256,7 +252,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
     return () => {
       closed = true;
       clearTimeout(openTimer);
-      clearInterval(heartbeat);
+      leases.stop();
       waitAbort?.abort();
     };
   });
