@@ -10,6 +10,8 @@
  * - keeps the set of messages it leased and not yet settled, and extends
  *   their leases on a heartbeat so long commands keep them
  *   (./lease-heartbeat.ts);
+ * - opens the queue, retrying a backend that is not up yet
+ *   (./open-with-retry.ts);
  * - turns connection loss into READ_FAILED events (the reader backs off) and
  *   logs an outage once, not once per retry;
  * - on CLOSE flushes pending ACKs and releases unsettled leases.
@@ -17,9 +19,10 @@
 import { fromCallback, type ActorSystem, type CallbackActorLogic } from 'xstate';
 import type { Logger } from 'pino';
 import type { BaseQueue, ResultRecord } from '../backends/base.js';
-import { ConfigError, QueueConnectionError, toError } from '../shared/errors.js';
+import { toError } from '../shared/errors.js';
 import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
 import { LeaseHeartbeat } from './lease-heartbeat.js';
+import { OpenWithRetry } from './open-with-retry.js';
 
 export interface QueueAdapterDeps {
   queue: BaseQueue;
@@ -33,10 +36,6 @@ export interface QueueAdapterDeps {
 export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
 
 const ACK_RETRY_MS = 500;
-
-/** A failure to open that retrying cannot mend: bad configuration, or the server refusing us for good. */
-const isPermanent = (error: unknown): boolean =>
-  error instanceof ConfigError || (error instanceof QueueConnectionError && error.permanent);
 
 export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeoutMs = 30_000 }: QueueAdapterDeps): QueueAdapterLogic {
   return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
@@ -110,29 +109,18 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       onError: (error) => noteOutage('extend', error),
     });
 
-    // A backend that is down at start gets until openTimeoutMs to come up; one
-    // that refuses us for good (a wrong password, no such database) does not.
-    const openDeadline = Date.now() + openTimeoutMs;
-    let openTimer: NodeJS.Timeout | undefined;
-    const tryOpen = (attempt: number): void => {
-      track(queue.open()).then(
-        () => {
-          noteHealthy();
-          if (!closed) sendBack({ type: 'QUEUE_READY' });
-        },
-        (error) => {
-          const delay = Math.min(5_000, 200 * 2 ** attempt);
-          if (closed || isPermanent(error) || Date.now() + delay > openDeadline) {
-            sendBack({ type: 'QUEUE_FAILED', error: toError(error) });
-            return;
-          }
-          noteOutage('open', error);
-          // Referenced on purpose: a host awaiting start() must not exit while the backend is still coming up.
-          openTimer = setTimeout(() => tryOpen(attempt + 1), delay);
-        },
-      );
-    };
-    tryOpen(0);
+    const opener = new OpenWithRetry({
+      queue,
+      timeoutMs: openTimeoutMs,
+      track,
+      onOpen: () => {
+        noteHealthy();
+        if (!closed) sendBack({ type: 'QUEUE_READY' });
+      },
+      onFailed: (error) => sendBack({ type: 'QUEUE_FAILED', error: toError(error) }),
+      onRetry: (error) => noteOutage('open', error),
+    });
+    opener.start();
 
     receive((event) => {
       if (closed) return;
@@ -224,7 +212,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           break;
         case 'CLOSE':
           closed = true;
-          clearTimeout(openTimer);
+          opener.cancel();
           leases.stop();
           waitAbort?.abort();
           void (async () => {
@@ -251,7 +239,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
 
     return () => {
       closed = true;
-      clearTimeout(openTimer);
+      opener.cancel();
       leases.stop();
       waitAbort?.abort();
     };
