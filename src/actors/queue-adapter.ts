@@ -4,7 +4,8 @@
  * the machines never touch I/O and can be tested against a fake adapter.
  *
  * What it does beyond translating:
- * - batches ACKs (one ackBatch per turn of the event loop, not per job);
+ * - batches ACKs (one ackBatch per turn of the event loop, not per job;
+ *   ./ack-batcher.ts);
  * - stores a result record before the ack or retry that ends its attempt,
  *   so a job's records are stored in attempt order (the last one stays);
  * - keeps the set of messages it leased and not yet settled, and extends
@@ -18,9 +19,10 @@
  */
 import { fromCallback, type ActorSystem, type CallbackActorLogic } from 'xstate';
 import type { Logger } from 'pino';
-import type { BaseQueue, ResultRecord } from '../backends/base.js';
+import type { BaseQueue } from '../backends/base.js';
 import { toError } from '../shared/errors.js';
 import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
+import { AckBatcher } from './ack-batcher.js';
 import { LeaseHeartbeat } from './lease-heartbeat.js';
 import { OpenWithRetry } from './open-with-retry.js';
 
@@ -35,15 +37,10 @@ export interface QueueAdapterDeps {
 
 export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
 
-const ACK_RETRY_MS = 500;
-
 export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeoutMs = 30_000 }: QueueAdapterDeps): QueueAdapterLogic {
   return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
     const log = logger.child({ queue: queue.name });
     const inflight = new Set<Promise<unknown>>();
-    let pendingAcks: string[] = [];
-    let pendingResults: ResultRecord[] = [];
-    let ackScheduled = false;
     let closed = false;
     let outage = false;
     let waitAbort: AbortController | null = null;
@@ -66,41 +63,16 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       log.info('queue reachable again');
     };
 
-    // Results are written before the acks of the same flush, so a finished job's result exists once it is gone from the queue.
-    const flushAcks = (): void => {
-      ackScheduled = false;
-      if (pendingAcks.length === 0 && pendingResults.length === 0) return;
-      const ids = pendingAcks.length > maxAckBatch ? pendingAcks.splice(0, maxAckBatch) : pendingAcks;
-      if (ids === pendingAcks) pendingAcks = [];
-      else scheduleAckFlush();
-      const results = pendingResults;
-      pendingResults = [];
-      const write = results.length > 0 ? queue.setResults(results).then(() => queue.ackBatch(ids)) : queue.ackBatch(ids);
-      track(write).then(
-        (refused) => {
-          if (refused.length > 0) log.warn({ ids: refused }, 'ack refused: lease lost, the job may run again');
-        },
-        (error) => {
-          noteOutage('ack', error);
-          if (closed) {
-            log.error({ ids, err: toError(error) }, 'acks could not be written before close; those jobs will run again');
-            return;
-          }
-          // Retry; if the lease expires first the job runs again (at-least-once).
-          setTimeout(() => {
-            pendingAcks.push(...ids);
-            pendingResults.push(...results);
-            scheduleAckFlush();
-          }, ACK_RETRY_MS).unref();
-        },
-      );
-    };
-    const scheduleAckFlush = (): void => {
-      if (ackScheduled) return;
-      ackScheduled = true;
-      setImmediate(flushAcks);
-    };
-
+    const acks = new AckBatcher({
+      queue,
+      maxAckBatch,
+      track,
+      onRefused: (ids) => log.warn({ ids }, 'ack refused: lease lost, the job may run again'),
+      onFailed: (error, ids, isClosed) => {
+        noteOutage('ack', error);
+        if (isClosed) log.error({ ids, err: toError(error) }, 'acks could not be written before close; those jobs will run again');
+      },
+    });
     // Keeps leases of long-running and prefetched jobs alive.
     const leases = new LeaseHeartbeat({
       queue,
@@ -108,7 +80,6 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       onRefused: (ids) => log.warn({ ids }, 'lease lost while running; the job may run twice'),
       onError: (error) => noteOutage('extend', error),
     });
-
     const opener = new OpenWithRetry({
       queue,
       timeoutMs: openTimeoutMs,
@@ -121,6 +92,13 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       onRetry: (error) => noteOutage('open', error),
     });
     opener.start();
+    const stop = (): void => {
+      closed = true;
+      acks.close();
+      opener.cancel();
+      leases.stop();
+      waitAbort?.abort();
+    };
 
     receive((event) => {
       if (closed) return;
@@ -155,9 +133,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
         }
         case 'ACK':
           leases.settle(event.id);
-          pendingAcks.push(event.id);
-          if (event.result) pendingResults.push(event.result);
-          scheduleAckFlush();
+          acks.add(event.id, event.result);
           break;
         case 'FAIL': {
           const { message, result } = event;
@@ -211,12 +187,9 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           );
           break;
         case 'CLOSE':
-          closed = true;
-          opener.cancel();
-          leases.stop();
-          waitAbort?.abort();
+          stop();
           void (async () => {
-            flushAcks();
+            acks.flush();
             while (inflight.size > 0) await Promise.allSettled([...inflight]);
             if (event.release && leases.size > 0) {
               const ids = leases.takeAll();
@@ -237,11 +210,6 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       }
     });
 
-    return () => {
-      closed = true;
-      opener.cancel();
-      leases.stop();
-      waitAbort?.abort();
-    };
+    return stop;
   });
 }

@@ -1,0 +1,84 @@
+/**
+ * Why this exists: an ACK per finished job would be one backend round trip per
+ * job. The batcher collects the ACKs (and the result records that go with
+ * them) of one turn of the event loop and writes them in one flush: results
+ * first, then the acks, so a finished job's result exists once it is gone
+ * from the queue. A flush that fails is put back and tried again after
+ * ACK_RETRY_MS (if the lease expires first the job runs again: at-least-once);
+ * once closed, a failure is only reported.
+ *
+ * Hot path: `add` pushes onto two arrays; the only closures are the ones of a
+ * flush, one per turn, not per job.
+ */
+import type { BaseQueue, ResultRecord } from '../backends/base.js';
+
+export const ACK_RETRY_MS = 500;
+
+export interface AckBatcherDeps {
+  queue: Pick<BaseQueue, 'setResults' | 'ackBatch'>;
+  /** Most ids in one ackBatch call. */
+  maxAckBatch: number;
+  /** Called with every flush's promise (the adapter waits for them on close). */
+  track: <T>(promise: Promise<T>) => Promise<T>;
+  /** The backend refused these ids: their leases were lost. */
+  onRefused: (ids: string[]) => void;
+  /** A flush failed; `closed` true means it will not be retried. */
+  onFailed: (error: unknown, ids: readonly string[], closed: boolean) => void;
+}
+
+export class AckBatcher {
+  private pendingAcks: string[] = [];
+  private pendingResults: ResultRecord[] = [];
+  private scheduled = false;
+  private closed = false;
+  private readonly flushSoon = (): void => this.flush();
+
+  constructor(private readonly deps: AckBatcherDeps) {}
+
+  /** Acks `id` in the next flush, storing `result` (if any) before it. */
+  add(id: string, result: ResultRecord | undefined): void {
+    this.pendingAcks.push(id);
+    if (result) this.pendingResults.push(result);
+    this.schedule();
+  }
+
+  /** No more retries from now on; call `flush()` to drain what is pending. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Writes what is pending now: up to maxAckBatch ids (the rest go in the next turn) and all results. */
+  flush(): void {
+    this.scheduled = false;
+    const { queue, maxAckBatch, track } = this.deps;
+    if (this.pendingAcks.length === 0 && this.pendingResults.length === 0) return;
+    const ids = this.pendingAcks.length > maxAckBatch ? this.pendingAcks.splice(0, maxAckBatch) : this.pendingAcks;
+    if (ids === this.pendingAcks) this.pendingAcks = [];
+    else this.schedule();
+    const results = this.pendingResults;
+    this.pendingResults = [];
+    const write = results.length > 0 ? queue.setResults(results).then(() => queue.ackBatch(ids)) : queue.ackBatch(ids);
+    track(write).then(
+      (refused) => {
+        if (refused.length > 0) this.deps.onRefused(refused);
+      },
+      (error: unknown) => this.failed(error, ids, results),
+    );
+  }
+
+  private failed(error: unknown, ids: string[], results: ResultRecord[]): void {
+    this.deps.onFailed(error, ids, this.closed);
+    if (this.closed) return;
+    setTimeout(() => {
+      this.pendingAcks.push(...ids);
+      this.pendingResults.push(...results);
+      this.schedule();
+    }, ACK_RETRY_MS).unref();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flushSoon);
+  }
+}
