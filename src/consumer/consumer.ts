@@ -19,6 +19,7 @@ import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '.
 import { workerMachine } from '../machines/worker.js';
 import { schedulerMachine } from '../machines/scheduler.js';
 import { WorkerCommandError } from '../machines/protocol.js';
+import { encodeMessage } from '../codec/message.js';
 import { DEFAULT_RESULT_TTL_MS } from '../producer/results.js';
 
 export type ControlEvent = Extract<
@@ -127,38 +128,32 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const worker = workerMachine.provide({ actors: { runCommand: createRunCommand({ commands, logger, maxDeliveries, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) } });
   const scheduler = schedulerMachine.provide({
     actions: {
-      logSlotWritten: (_, params) => {
-        const { key, id } = params as { key: string; id: string | null };
+      logSlotWritten: (_, { key, id }) => {
         if (id) logger.info({ slot: key, messageId: id }, 'periodic command enqueued');
         else logger.debug({ slot: key }, 'periodic slot already claimed by another consumer');
       },
-      logSlotFailed: (_, params) => {
-        const { key, error } = params as { key: string; error: unknown };
+      logSlotFailed: (_, { key, error }) => {
         logger.warn({ slot: key, err: toError(error) }, 'periodic slot could not be claimed; retrying within the minute');
       },
-      logSlotGivenUp: (_, params) => logger.error({ slot: (params as { key: string }).key }, 'periodic slot missed: its minute passed while the queue was failing'),
+      logSlotGivenUp: (_, { key }) => logger.error({ slot: key }, 'periodic slot missed: its minute passed while the queue was failing'),
     },
   });
   const machine = supervisorMachine.provide({
     actors: { queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs: nonNegative('openTimeoutMs', options.openTimeoutMs, 30_000) }), worker, scheduler },
     actions: {
       logRunning: ({ context }) => logger.info({ workers: context.workers, queue: queue.name, periodic: context.periodicCommands.length > 0 }, 'consumer running'),
-      logWorkerFailure: (_, params) => {
-        const { workerId, error } = params as { workerId: string; error: unknown };
+      logWorkerFailure: (_, { workerId, error }) => {
         if (error instanceof WorkerCommandError) {
           logger.error({ worker: workerId, command: error.command, job: error.jobId, messageId: error.job.id, err: error.cause }, 'command failed; worker replaced');
         } else {
           logger.error({ worker: workerId, err: toError(error) }, 'worker crashed; replaced');
         }
       },
-      logChildFailure: (_, params) => {
-        const { actorId, error } = params as { actorId: string; error: unknown };
-        logger.error({ actor: actorId, err: toError(error) }, 'actor failed');
-      },
+      logChildFailure: (_, { actorId, error }) => logger.error({ actor: actorId, err: toError(error) }, 'actor failed'),
       logDraining: () => logger.info('draining: no new reads; waiting for running commands'),
       logForcing: () => logger.warn('forcing stop: aborting running commands and releasing their leases'),
-      logInvalidScale: (_, params) => logger.warn({ workers: (params as { workers: unknown }).workers }, 'SCALE ignored: workers must be an integer from 1 to 1000'),
-      logGaveUp: (_, params) => logger.error({ restarts: (params as { restarts: number }).restarts }, 'restart limit reached; consumer failing'),
+      logInvalidScale: (_, { workers }) => logger.warn({ workers }, 'SCALE ignored: workers must be an integer from 1 to 1000'),
+      logGaveUp: (_, { restarts }) => logger.error({ restarts }, 'restart limit reached; consumer failing'),
     },
   });
 
@@ -176,7 +171,9 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     },
     drainTimeoutMs,
     ...(options.maxRestarts !== undefined ? { maxRestarts: positiveInt('maxRestarts', options.maxRestarts, 1) } : {}),
-    ...(options.clock?.now ? { now: options.clock.now.bind(options.clock) } : {}),
+    now: options.clock?.now ? options.clock.now.bind(options.clock) : Date.now,
+    // The scheduler's messages: a fresh id and enqueuedAt per run, made here so machines/ stays pure.
+    newMessage: (command, now) => encodeMessage(command, [], { now }).data,
   };
   const actor = createActor(machine, {
     input,

@@ -15,10 +15,11 @@
  * retries with a delay) to the ready queue every `promoteMs`.
  *
  * Time: timers come from xstate's clock and "now" from the `now` input, so
- * tests drive it with a SimulatedClock.
+ * tests drive it with a SimulatedClock. The message of each run (its id, its
+ * enqueuedAt) comes from the `newMessage` input: the machine reads no clock
+ * of its own and makes no ids.
  */
-import { assign, enqueueActions, sendTo, setup } from 'xstate';
-import { encodeMessage } from '../codec/message.js';
+import { assertEvent, assign, enqueueActions, sendTo, setup } from 'xstate';
 import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
 
 export interface PeriodicEntry {
@@ -27,10 +28,17 @@ export interface PeriodicEntry {
   readonly schedule: (date: Date) => boolean;
 }
 
+/**
+ * The wire form of one run of a periodic command enqueued at `now` (ms), with
+ * a fresh id: the consumer passes the codec's encoder.
+ */
+export type NewMessage = (command: string, now: number) => string;
+
 export interface SchedulerInput {
   periodic: readonly PeriodicEntry[];
-  /** The current time in ms. Default Date.now. */
-  now?: () => number;
+  /** The current time in ms (Date.now, or a test's simulated wall clock). */
+  now: () => number;
+  newMessage: NewMessage;
   /** How long a slot claim lives (it only has to outlast clock skew between consumers). Default 2 h. */
   slotTtlMs?: number;
   /** Retry interval for failed claims within the minute. Default 5 s. */
@@ -39,23 +47,31 @@ export interface SchedulerInput {
   promoteMs?: number;
 }
 
+/** One claim of a slot `(command, minute)`: kept whole from the first write to the last retry. */
 export interface PendingSlot {
-  key: string;
-  name: string;
-  minute: number;
-  data: string;
+  readonly key: string;
+  readonly name: string;
+  readonly minute: number;
+  /** The message written with the claim (retries write the same one). */
+  readonly data: string;
 }
 
 export interface SchedulerContext {
   periodic: readonly PeriodicEntry[];
   now: () => number;
+  newMessage: NewMessage;
   slotTtlMs: number;
   retryMs: number;
   promoteMs: number;
   /** Epoch minute last fired (floor(ms / 60 000)); null before the first. */
   lastMinute: number | null;
-  /** Slots whose claim failed and is to be retried. */
-  pending: PendingSlot[];
+  /**
+   * Claims sent (WRITE_UNIQUE) and not answered yet, one entry per write,
+   * oldest first: a SLOT_FAILED is retried from its entry.
+   */
+  writing: readonly PendingSlot[];
+  /** Slots whose claim failed and is to be retried (one entry per key). */
+  pending: readonly PendingSlot[];
   paused: boolean;
 }
 
@@ -85,44 +101,55 @@ export const schedulerMachine = setup({
   actions: {
     /** Enqueues (claim + write) every command due in the current minute, once. */
     fireDueCommands: enqueueActions(({ context, enqueue }) => {
-      const minute = Math.floor(context.now() / MINUTE);
+      const now = context.now();
+      const minute = Math.floor(now / MINUTE);
       if (context.paused || (context.lastMinute !== null && minute <= context.lastMinute)) return;
       enqueue.assign({ lastMinute: minute });
       const at = new Date(minute * MINUTE);
+      const fired: PendingSlot[] = [];
       for (const entry of context.periodic) {
         if (!entry.schedule(at)) continue;
-        const slot: PendingSlot = { key: slotKey(entry.name, minute), name: entry.name, minute, data: encodeMessage(entry.name, [], { now: context.now() }).data };
+        const slot: PendingSlot = { key: slotKey(entry.name, minute), name: entry.name, minute, data: context.newMessage(entry.name, now) };
+        fired.push(slot);
         enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), writeSlot(slot, context.slotTtlMs));
       }
+      if (fired.length > 0) enqueue.assign({ writing: [...context.writing, ...fired] });
     }),
     keepForRetry: assign(({ context, event }) => {
-      const { key } = event as Extract<SchedulerEvent, { type: 'SLOT_FAILED' }>;
-      if (context.pending.some((p) => p.key === key)) return {};
-      const at = key.lastIndexOf('@');
-      const name = key.slice(0, at);
-      const minute = Math.floor(Date.parse(key.slice(at + 1)) / MINUTE);
-      return { pending: [...context.pending, { key, name, minute, data: encodeMessage(name, [], { now: context.now() }).data }] };
+      assertEvent(event, 'SLOT_FAILED');
+      const index = context.writing.findIndex((s) => s.key === event.key);
+      // Not ours (written by a scheduler this one replaced): this one fired its own minute when it started.
+      if (index === -1) return {};
+      const slot = context.writing[index]!;
+      const writing = context.writing.toSpliced(index, 1);
+      return context.pending.some((p) => p.key === slot.key) ? { writing } : { writing, pending: [...context.pending, slot] };
     }),
     forgetSlot: assign(({ context, event }) => {
-      const { key } = event as Extract<SchedulerEvent, { type: 'SLOT_WRITTEN' }>;
-      return context.pending.some((p) => p.key === key) ? { pending: context.pending.filter((p) => p.key !== key) } : {};
+      assertEvent(event, 'SLOT_WRITTEN');
+      const { key } = event;
+      const index = context.writing.findIndex((s) => s.key === key);
+      const writing = index === -1 ? context.writing : context.writing.toSpliced(index, 1);
+      return context.pending.some((p) => p.key === key) ? { writing, pending: context.pending.filter((p) => p.key !== key) } : { writing };
     }),
     /** Retries failed slots still in their minute; older ones are given up (logged by logSlotGivenUp). */
     retryPending: enqueueActions(({ context, enqueue }) => {
       const minute = Math.floor(context.now() / MINUTE);
+      const retried = context.pending.filter((s) => s.minute === minute);
       for (const slot of context.pending) {
         if (slot.minute === minute) enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), writeSlot(slot, context.slotTtlMs));
         else enqueue({ type: 'logSlotGivenUp', params: { key: slot.key } });
       }
-      enqueue.assign({ pending: context.pending.filter((s) => s.minute === minute) });
+      enqueue.assign({ pending: retried, writing: retried.length > 0 ? [...context.writing, ...retried] : context.writing });
     }),
     promoteDue: sendTo(({ system }) => system.get(SYSTEM_IDS.queue), { type: 'PROMOTE' }),
     setPaused: assign({ paused: true }),
     clearPaused: assign({ paused: false }),
-    // Logging effects; the consumer provides real ones.
-    logSlotWritten: (_: unknown, _params: unknown) => {},
-    logSlotFailed: (_: unknown, _params: unknown) => {},
-    logSlotGivenUp: (_: unknown, _params: unknown) => {},
+    // Logging effects; the consumer provides real ones. (`_: unknown`, not `_`: an
+    // unannotated argument would defer these in TypeScript's inference, and
+    // retryPending's `enqueue({ type: 'logSlotGivenUp', params })` would no longer check.)
+    logSlotWritten: (_: unknown, _params: { key: string; id: string | null }) => {},
+    logSlotFailed: (_: unknown, _params: { key: string; error: unknown }) => {},
+    logSlotGivenUp: (_: unknown, _params: { key: string }) => {},
   },
   guards: {
     hasPending: ({ context }) => context.pending.length > 0,
@@ -136,11 +163,13 @@ export const schedulerMachine = setup({
   id: 'scheduler',
   context: ({ input }) => ({
     periodic: input.periodic,
-    now: input.now ?? Date.now,
+    now: input.now,
+    newMessage: input.newMessage,
     slotTtlMs: input.slotTtlMs ?? 2 * 60 * MINUTE,
     retryMs: input.retryMs ?? 5_000,
     promoteMs: input.promoteMs ?? 1_000,
     lastMinute: null,
+    writing: [],
     pending: [],
     paused: false,
   }),
@@ -165,11 +194,11 @@ export const schedulerMachine = setup({
               after: { untilNextMinute: 'firing' },
               on: {
                 SLOT_WRITTEN: {
-                  actions: ['forgetSlot', { type: 'logSlotWritten', params: ({ event }: { event: SchedulerEvent }) => event }],
+                  actions: ['forgetSlot', { type: 'logSlotWritten', params: ({ event }) => event }],
                 },
                 SLOT_FAILED: {
                   target: '.retrying',
-                  actions: ['keepForRetry', { type: 'logSlotFailed', params: ({ event }: { event: SchedulerEvent }) => event }],
+                  actions: ['keepForRetry', { type: 'logSlotFailed', params: ({ event }) => event }],
                 },
               },
               initial: 'idle',

@@ -10,12 +10,28 @@
  * Every effect is a named action or actor, so tests swap them with
  * `.provide()`; consumer.ts provides the real logging and I/O.
  */
-import { and, assign, enqueueActions, fromCallback, sendTo, setup, type AnyActorRef, type CallbackActorLogic } from 'xstate';
+import {
+  and,
+  assertEvent,
+  assign,
+  enqueueActions,
+  fromCallback,
+  sendTo,
+  setup,
+  stopChild,
+  type ActionFunction,
+  type AnyActorRef,
+  type CallbackActorLogic,
+  type EventObject,
+  type MachineContext,
+  type ParameterizedObject,
+  type ProvidedActor,
+} from 'xstate';
 import { describeError } from '../shared/errors.js';
 import { readerMachine, type ReaderEvent, type ReaderOptions } from './reader.js';
-import { schedulerMachine, type PeriodicEntry } from './scheduler.js';
-import { workerMachine } from './worker.js';
-import { SYSTEM_IDS, WorkerCommandError, type LeasedMessage, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
+import { schedulerMachine, type NewMessage, type PeriodicEntry, type SchedulerEvent, type SchedulerInput } from './scheduler.js';
+import { workerMachine, type WorkerActorRef } from './worker.js';
+import { SYSTEM_IDS, WorkerCommandError, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
 
 export interface SupervisorInput {
   /** Worker actors (the seed's --threads). Default 1. */
@@ -29,8 +45,10 @@ export interface SupervisorInput {
   drainTimeoutMs?: number;
   /** Worker restarts after which the consumer gives up and fails. Default: unlimited. */
   maxRestarts?: number;
-  /** The scheduler's clock reading (tests pass a simulated one). Default Date.now. */
-  now?: () => number;
+  /** The scheduler's clock reading: Date.now, or a test's simulated one. */
+  now: () => number;
+  /** The message of one run of a periodic command (the consumer passes the codec's encoder). */
+  newMessage: NewMessage;
 }
 
 export interface SupervisorContext {
@@ -48,6 +66,7 @@ export interface SupervisorContext {
   periodicCommands: readonly PeriodicEntry[];
   readerOptions: Partial<ReaderOptions>;
   now: () => number;
+  newMessage: NewMessage;
   forced: boolean;
   error: unknown;
 }
@@ -74,16 +93,12 @@ export interface SupervisorOutput {
   error: unknown;
 }
 
-type ChildError = { type: string; error: unknown; actorId?: string };
+/** A child failed (`xstate.error.actor.<id>`) or reached its final state (`xstate.done.actor.<id>`). */
+type ChildErrorEvent = Extract<SupervisorEvent, { type: `xstate.error.actor.${string}` }>;
+type ChildDoneEvent = Extract<SupervisorEvent, { type: `xstate.done.actor.${string}` }>;
 
-const workerFailureParams = ({ event }: { event: SupervisorEvent }) => ({
-  workerId: childId(event as ChildError),
-  error: (event as ChildError).error,
-});
-const childFailureParams = ({ event }: { event: SupervisorEvent }) => ({
-  actorId: childId(event as ChildError),
-  error: (event as ChildError).error,
-});
+const workerFailureParams = ({ event }: { event: ChildErrorEvent }) => ({ workerId: childId(event), error: event.error });
+const childFailureParams = ({ event }: { event: ChildErrorEvent }) => ({ actorId: childId(event), error: event.error });
 
 const unconfiguredQueueAdapter: CallbackActorLogic<QueueAdapterEvent> = fromCallback(() => {
   throw new Error('supervisorMachine: provide({ actors: { queueAdapter } }) before starting');
@@ -98,16 +113,50 @@ function workerSlot(actorId: string): number {
  * Every live worker child, including ones retiring after a SCALE down — by
  * reference, since a child stopped earlier in this step is gone by id.
  */
-function liveWorkers(self: AnyActorRef): AnyActorRef[] {
+function liveWorkers(children: Record<string, AnyActorRef | undefined>): AnyActorRef[] {
   const live: AnyActorRef[] = [];
-  for (const [id, ref] of Object.entries(self.getSnapshot().children as Record<string, AnyActorRef | undefined>)) {
+  for (const [id, ref] of Object.entries(children)) {
     if (id.startsWith('worker-') && ref?.getSnapshot().status === 'active') live.push(ref);
   }
   return live;
 }
 
-function childId(event: ChildError): string {
-  return event.actorId ?? event.type.slice('xstate.error.actor.'.length);
+function childId(event: ChildErrorEvent | ChildDoneEvent): string {
+  return event.actorId ?? event.type.slice(event.type.indexOf('.actor.') + '.actor.'.length);
+}
+
+function schedulerInput(context: SupervisorContext): SchedulerInput {
+  return { periodic: context.periodicCommands, now: context.now, newMessage: context.newMessage };
+}
+
+/**
+ * Sends `event` to the actor registered under `systemId`, if there is one
+ * (the reader and the scheduler come and go). A plain `sendTo` whose target
+ * resolves to undefined would deliver to the sender itself: look up first.
+ */
+function sendToSystem<
+  TContext extends MachineContext,
+  TExpressionEvent extends EventObject,
+  TParams extends ParameterizedObject['params'] | undefined,
+  TEvent extends EventObject,
+  TActor extends ProvidedActor,
+  TAction extends ParameterizedObject,
+  TGuard extends ParameterizedObject,
+  TDelay extends string,
+  TEmitted extends EventObject,
+>(
+  systemId: string,
+  event: ReaderEvent | SchedulerEvent,
+): ActionFunction<TContext, TExpressionEvent, TEvent, TParams, TActor, TAction, TGuard, TDelay, TEmitted> {
+  return enqueueActions(({ system, enqueue }) => {
+    const target = system.get(systemId);
+    if (target) enqueue.sendTo(target, event);
+  });
+}
+
+/** A child spawned from the `worker` source: its snapshot is a worker's. */
+function isWorkerRef(ref: AnyActorRef | undefined): ref is WorkerActorRef {
+  return ref?.src === 'worker';
 }
 
 export const supervisorMachine = setup({
@@ -128,15 +177,12 @@ export const supervisorMachine = setup({
       // The reader first: workers announce themselves to it as they start.
       enqueue.spawnChild('reader', { id: 'reader', systemId: SYSTEM_IDS.reader, input: context.readerOptions });
       for (const id of context.workerIds) enqueue.spawnChild('worker', { id, input: { workerId: id } });
-      enqueue.spawnChild('scheduler', {
-        id: 'scheduler',
-        systemId: SYSTEM_IDS.scheduler,
-        input: { periodic: context.periodicCommands, now: context.now },
-      });
+      enqueue.spawnChild('scheduler', { id: 'scheduler', systemId: SYSTEM_IDS.scheduler, input: schedulerInput(context) });
     }),
     /** Stops the failed worker and spawns its replacement under a fresh id, in one step. */
     replaceWorker: enqueueActions(({ context, event, enqueue }) => {
-      const failedId = childId(event as ChildError);
+      assertEvent(event, 'xstate.error.actor.*');
+      const failedId = childId(event);
       const slot = workerSlot(failedId);
       const restarts = context.restarts + 1;
       const newId = `worker-${slot}-r${restarts}`;
@@ -145,23 +191,21 @@ export const supervisorMachine = setup({
       enqueue.assign({ restarts, workerIds: context.workerIds.map((id) => (id === failedId ? newId : id)) });
     }),
     replaceScheduler: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'xstate.error.actor.*');
       const n = context.schedulerRestarts + 1;
-      enqueue.stopChild(childId(event as ChildError));
-      enqueue.spawnChild('scheduler', {
-        id: `scheduler-r${n}`,
-        systemId: SYSTEM_IDS.scheduler,
-        input: { periodic: context.periodicCommands, now: context.now },
-      });
+      enqueue.stopChild(childId(event));
+      enqueue.spawnChild('scheduler', { id: `scheduler-r${n}`, systemId: SYSTEM_IDS.scheduler, input: schedulerInput(context) });
       enqueue.assign({ schedulerRestarts: n });
     }),
     /** The failed job goes to the failed store with its error; the reader stops counting it as in flight. */
     recordFailure: enqueueActions(({ event, self, system, enqueue }) => {
-      const { error } = event as ChildError;
+      assertEvent(event, 'xstate.error.actor.*');
+      const { error } = event;
       const reader = system.get(SYSTEM_IDS.reader);
       if (!(error instanceof WorkerCommandError)) {
         // The worker itself broke (not its command): fail the job it held, if any, so it is not left leased.
-        const child = self.getSnapshot().children[childId(event as ChildError)];
-        const held = (child?.getSnapshot() as { context?: { job?: LeasedMessage | null; queued?: readonly LeasedMessage[] } } | undefined)?.context;
+        const child = self.getSnapshot().children[childId(event)];
+        const held = isWorkerRef(child) ? child.getSnapshot().context : undefined;
         const job = held?.job ?? null;
         const lost: ReaderEvent = { type: 'WORKER_LOST', worker: undefined, busy: job !== null };
         if (reader) enqueue.sendTo(reader, lost);
@@ -189,11 +233,15 @@ export const supervisorMachine = setup({
       }
     }),
     countFailure: assign({ failures: ({ context }) => context.failures + 1 }),
-    /** A failed child that is not replaced still has to be let go. */
-    stopFailedChild: enqueueActions(({ event, enqueue }) => enqueue.stopChild(childId(event as ChildError))),
+    /** A child that failed and is not replaced, or a worker retired by SCALE that reached its end: let go. */
+    stopEndedChild: stopChild(({ event }) => {
+      assertEvent(event, ['xstate.error.actor.*', 'xstate.done.actor.*']);
+      return childId(event);
+    }),
     /** Spawns workers in new slots, or retires the newest ones (they finish their job, then stop). */
     scalePool: enqueueActions(({ context, event, enqueue }) => {
-      const target = (event as { workers: number }).workers;
+      assertEvent(event, 'SCALE');
+      const target = event.workers;
       const current = context.workerIds;
       if (target > current.length) {
         let slot = context.lastSlot;
@@ -209,63 +257,63 @@ export const supervisorMachine = setup({
         enqueue.assign({ workers: target, workerIds: current.slice(0, target) });
       }
     }),
-    pauseReader: enqueueActions(({ system, enqueue }) => {
-      const reader = system.get(SYSTEM_IDS.reader);
-      if (reader) enqueue.sendTo(reader, { type: 'PAUSE' });
-    }),
-    resumeReader: enqueueActions(({ system, enqueue }) => {
-      const reader = system.get(SYSTEM_IDS.reader);
-      if (reader) enqueue.sendTo(reader, { type: 'RESUME' });
-    }),
-    pauseScheduler: enqueueActions(({ system, enqueue }) => {
-      const scheduler = system.get(SYSTEM_IDS.scheduler);
-      if (scheduler) enqueue.sendTo(scheduler, { type: 'PAUSE' });
-    }),
-    resumeScheduler: enqueueActions(({ system, enqueue }) => {
-      const scheduler = system.get(SYSTEM_IDS.scheduler);
-      if (scheduler) enqueue.sendTo(scheduler, { type: 'RESUME' });
-    }),
-    // A sendTo whose target resolves to undefined would deliver to the sender itself: look up first.
-    drainReader: enqueueActions(({ system, enqueue }) => {
-      const reader = system.get(SYSTEM_IDS.reader);
-      if (reader) enqueue.sendTo(reader, { type: 'DRAIN' });
-    }),
-    stopScheduler: enqueueActions(({ system, enqueue }) => {
-      const scheduler = system.get(SYSTEM_IDS.scheduler);
-      if (scheduler) enqueue.sendTo(scheduler, { type: 'STOP' });
-    }),
+    pauseReader: sendToSystem(SYSTEM_IDS.reader, { type: 'PAUSE' }),
+    resumeReader: sendToSystem(SYSTEM_IDS.reader, { type: 'RESUME' }),
+    drainReader: sendToSystem(SYSTEM_IDS.reader, { type: 'DRAIN' }),
+    pauseScheduler: sendToSystem(SYSTEM_IDS.scheduler, { type: 'PAUSE' }),
+    resumeScheduler: sendToSystem(SYSTEM_IDS.scheduler, { type: 'RESUME' }),
+    stopScheduler: sendToSystem(SYSTEM_IDS.scheduler, { type: 'STOP' }),
     /** Busy workers give back the messages of their share they have not started. */
     drainWorkers: enqueueActions(({ self, enqueue }) => {
-      for (const ref of liveWorkers(self)) enqueue.sendTo(ref, { type: 'DRAIN' });
+      for (const ref of liveWorkers(self.getSnapshot().children)) enqueue.sendTo(ref, { type: 'DRAIN' });
     }),
     abortWorkers: enqueueActions(({ self, enqueue }) => {
-      for (const ref of liveWorkers(self)) enqueue.sendTo(ref, { type: 'ABORT', reason: 'consumer forced to stop' });
+      for (const ref of liveWorkers(self.getSnapshot().children)) enqueue.sendTo(ref, { type: 'ABORT', reason: 'consumer forced to stop' });
     }),
     closeQueue: sendTo(SYSTEM_IDS.queue, { type: 'CLOSE', release: true }),
     markForced: assign({ forced: true }),
     takeDrainDeadline: assign(({ context, event }) => {
-      const ms = (event as { timeoutMs?: unknown }).timeoutMs;
+      assertEvent(event, 'STOP');
+      // Typed a number, but a control event may come from anywhere (a CLI, an inspector): checked as unknown.
+      const ms: unknown = event.timeoutMs;
       return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? { drainTimeoutMs: ms } : { drainTimeoutMs: context.drainTimeoutMs };
     }),
-    keepError: assign({ error: ({ event }) => (event as { error?: unknown }).error }),
+    keepError: assign({
+      error: ({ event }) => {
+        assertEvent(event, ['QUEUE_FAILED', 'xstate.error.actor.*']);
+        return event.error;
+      },
+    }),
     // Logging effects; the consumer provides real ones.
     logRunning: () => {},
-    logWorkerFailure: (_: unknown, _params: unknown) => {},
-    logChildFailure: (_: unknown, _params: unknown) => {},
+    logWorkerFailure: (_: unknown, _params: { workerId: string; error: unknown }) => {},
+    logChildFailure: (_: unknown, _params: { actorId: string; error: unknown }) => {},
     logDraining: () => {},
     logForcing: () => {},
-    logGaveUp: (_: unknown, _params: unknown) => {},
-    logInvalidScale: (_: unknown, _params: unknown) => {},
+    logGaveUp: (_: unknown, _params: { restarts: number }) => {},
+    /** `workers` as sent, which isValidScale refused. */
+    logInvalidScale: (_: unknown, _params: { workers: unknown }) => {},
   },
   guards: {
-    isWorker: ({ event }) => childId(event as ChildError).startsWith('worker-'),
+    isWorker: ({ event }) => {
+      assertEvent(event, ['xstate.error.actor.*', 'xstate.done.actor.*']);
+      return childId(event).startsWith('worker-');
+    },
     /** A worker of the current pool (not one retired by SCALE, which is not replaced). */
-    isPoolWorker: ({ context, event }) => context.workerIds.includes(childId(event as ChildError)),
+    isPoolWorker: ({ context, event }) => {
+      assertEvent(event, 'xstate.error.actor.*');
+      return context.workerIds.includes(childId(event));
+    },
     isValidScale: ({ event }) => {
-      const n = (event as { workers: unknown }).workers;
+      assertEvent(event, 'SCALE');
+      // Typed a number, but a control event may come from anywhere: checked as unknown.
+      const n: unknown = event.workers;
       return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 1000;
     },
-    isScheduler: ({ event }) => childId(event as ChildError).startsWith('scheduler'),
+    isScheduler: ({ event }) => {
+      assertEvent(event, 'xstate.error.actor.*');
+      return childId(event).startsWith('scheduler');
+    },
     restartLimitReached: ({ context }) => context.restarts >= context.maxRestarts,
   },
   delays: {
@@ -286,7 +334,8 @@ export const supervisorMachine = setup({
       drainTimeoutMs: input.drainTimeoutMs ?? 30_000,
       periodicCommands: (input.periodic ?? true) ? (input.periodicCommands ?? []) : [],
       readerOptions: input.reader ?? {},
-      now: input.now ?? Date.now,
+      now: input.now,
+      newMessage: input.newMessage,
       forced: false,
       error: null,
     };
@@ -299,13 +348,10 @@ export const supervisorMachine = setup({
   },
   on: {
     // A worker retired by SCALE reached its final state: let it go.
-    'xstate.done.actor.*': {
-      guard: 'isWorker',
-      actions: enqueueActions(({ event, enqueue }) => enqueue.stopChild(childId(event as ChildError))),
-    },
+    'xstate.done.actor.*': { guard: 'isWorker', actions: 'stopEndedChild' },
     // Outside `running` a failed child is logged and its job recorded, not replaced.
     'xstate.error.actor.*': {
-      actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure', 'stopFailedChild'],
+      actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure', 'stopEndedChild'],
     },
   },
   initial: 'starting',
@@ -331,8 +377,8 @@ export const supervisorMachine = setup({
               'countFailure',
               { type: 'logWorkerFailure', params: workerFailureParams },
               'recordFailure',
-              'stopFailedChild',
-              { type: 'logGaveUp', params: ({ context }: { context: SupervisorContext }) => ({ restarts: context.restarts }) },
+              'stopEndedChild',
+              { type: 'logGaveUp', params: ({ context }) => ({ restarts: context.restarts }) },
               'keepError',
             ],
           },
@@ -348,7 +394,7 @@ export const supervisorMachine = setup({
           {
             // A retired worker that failed on its last job: recorded, not replaced.
             guard: 'isWorker',
-            actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure', 'stopFailedChild'],
+            actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure', 'stopEndedChild'],
           },
           {
             guard: 'isScheduler',
@@ -367,7 +413,7 @@ export const supervisorMachine = setup({
         ],
         STOP: { target: 'draining', actions: 'takeDrainDeadline' },
         FORCE: 'forcing',
-        SCALE: [{ guard: 'isValidScale', actions: 'scalePool' }, { actions: { type: 'logInvalidScale', params: ({ event }: { event: SupervisorEvent }) => event } }],
+        SCALE: [{ guard: 'isValidScale', actions: 'scalePool' }, { actions: { type: 'logInvalidScale', params: ({ event }) => event } }],
         PAUSE: { actions: 'pauseReader' },
         RESUME: { actions: 'resumeReader' },
         PAUSE_PERIODIC: { actions: 'pauseScheduler' },

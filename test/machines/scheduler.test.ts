@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { SimulatedClock, type InspectionEvent } from 'xstate';
-import { decodeMessage } from '../../src/codec/message.js';
+import { decodeMessage, encodeMessage } from '../../src/codec/message.js';
 import { schedulerMachine, slotKey, type PeriodicEntry, type SchedulerInput } from '../../src/machines/scheduler.js';
 import { advance, Coverage, coveringWalks, createHarness, inspectAll, pendingTimers, same, type Harness } from './helpers.js';
 
@@ -61,7 +61,7 @@ function createWall(startAt: number): Wall {
 /** A scheduler started at wall time `startAt` (or on a given wall). */
 function startScheduler(
   startAt: number | Wall,
-  input: Omit<SchedulerInput, 'now'>,
+  input: Omit<SchedulerInput, 'now' | 'newMessage'>,
   options: { inspect?: Parameters<typeof createHarness>[0]['inspect']; timerClock?: TimerClock } = {},
 ): SchedulerRig {
   const { clock, wall, jump } = typeof startAt === 'number' ? createWall(startAt) : startAt;
@@ -79,7 +79,7 @@ function startScheduler(
     logic,
     id: 'scheduler',
     systemId: 'scheduler',
-    input: { ...input, now: wall },
+    input: { ...input, now: wall, newMessage: (command: string, now: number) => encodeMessage(command, [], { now }).data },
     clock: (options.timerClock?.(clock) ?? clock) as SimulatedClock,
     inspect: options.inspect ?? allCoverage.inspect,
   });

@@ -7,6 +7,7 @@
  */
 import { afterAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createActor, SimulatedClock, type AnyActorRef, type InspectionEvent } from 'xstate';
+import { encodeMessage } from '../../src/codec/message.js';
 import { WorkerCommandError } from '../../src/machines/protocol.js';
 import { schedulerMachine } from '../../src/machines/scheduler.js';
 import { supervisorMachine, type SupervisorInput } from '../../src/machines/supervisor.js';
@@ -35,7 +36,7 @@ interface Logs {
 }
 
 /** A supervisor with fake effects, its clock and what it logged. */
-function startSupervisor(input: Omit<SupervisorInput, 'now'>, inspect: (event: InspectionEvent) => void = allCoverage.inspect) {
+function startSupervisor(input: Omit<SupervisorInput, 'now' | 'newMessage'>, inspect: (event: InspectionEvent) => void = allCoverage.inspect) {
   const queue = createFakeQueue();
   const runner = createFakeRunner();
   const clock = new SimulatedClock();
@@ -57,7 +58,8 @@ function startSupervisor(input: Omit<SupervisorInput, 'now'>, inspect: (event: I
       logInvalidScale: () => void logs.invalidScales++,
     },
   });
-  const actor = createActor(machine, { input: { ...input, now: () => BASE + clock.now() }, clock, inspect });
+  const newMessage = (command: string, now: number) => encodeMessage(command, [], { now }).data;
+  const actor = createActor(machine, { input: { ...input, now: () => BASE + clock.now(), newMessage }, clock, inspect });
   const errors: unknown[] = [];
   actor.subscribe({ error: (e) => errors.push(e) });
   actor.start();
@@ -506,7 +508,7 @@ describe('supervisor: model-based', () => {
 // ── scenarios ──────────────────────────────────────────────────────────────
 
 /** Started and running with `workers` idle workers and a READ out. */
-function running(input: Omit<SupervisorInput, 'now'> = {}) {
+function running(input: Omit<SupervisorInput, 'now' | 'newMessage'> = {}) {
   const rig = startSupervisor({ workers: 2, ...input });
   rig.queue.toParent({ type: 'QUEUE_READY' });
   return rig;
