@@ -5,6 +5,7 @@
  * that fires each timer at its own due time, coverage of the real machine's
  * states and transitions, and transition-covering paths of an abstract model.
  */
+import { describe, expect, it } from 'vitest';
 import {
   createActor,
   fromCallback,
@@ -158,6 +159,25 @@ export class Coverage {
       (missing.length > 0 ? `; not covered: ${missing.join(', ')}` : '')
     );
   }
+}
+
+/**
+ * The last tests of a machine's file: they fail, naming what was missed,
+ * when the model paths (or all the file's tests) leave a state or a
+ * transition of the real machine untaken. Declared last so they run last
+ * (a file's tests run in order); a `-t` filter that skips them skips the check.
+ */
+export function describeCoverage(model: Coverage, all: Coverage): void {
+  describe(`coverage of the ${all.machine.id} machine`, () => {
+    it('the model paths take every state and transition', () => expectCovered(model, 'model paths'));
+    it("the file's tests together take every state and transition", () => expectCovered(all, 'all tests'));
+  });
+}
+
+function expectCovered(coverage: Coverage, label: string): void {
+  const { states, transitions } = coverage.uncovered();
+  if (states.length > 0 || transitions.length > 0) throw new Error(coverage.summary(label));
+  expect(coverage.seenTransitions.size).toBe(coverage.transitions.length);
 }
 
 /** Fans one inspection stream out to several observers. */

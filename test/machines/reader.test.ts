@@ -2,13 +2,14 @@
  * The reader machine, driven for real inside a harness with a fake queue
  * adapter and stand-in workers, on xstate's SimulatedClock.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AnyActorRef } from 'xstate';
 import type { LeasedMessage } from '../../src/machines/protocol.js';
 import { MAX_JOBS_PER_DISPATCH, readerMachine, type ReaderOptions } from '../../src/machines/reader.js';
 import {
   advance,
   Coverage,
+  describeCoverage,
   createFakeWorker,
   createHarness,
   inspectAll,
@@ -23,10 +24,6 @@ import {
 const modelCoverage = new Coverage(readerMachine);
 const allCoverage = new Coverage(readerMachine);
 
-afterAll(() => {
-  console.log(modelCoverage.summary('model paths'));
-  console.log(allCoverage.summary('all tests'));
-});
 
 function startReader(input: Partial<ReaderOptions>, inspect = allCoverage.inspect): Harness {
   return createHarness({ logic: readerMachine, id: 'reader', systemId: 'reader', input, inspect });
@@ -569,3 +566,5 @@ describe('reader: PAUSE, RESUME, DRAIN', () => {
     expect(snap(h).value).toBe('drained');
   });
 });
+
+describeCoverage(modelCoverage, allCoverage);

@@ -3,11 +3,11 @@
  * clock (`now` input): every minute boundary, retry and clock jump happens in
  * simulated time, with a fake queue adapter answering the slot claims.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SimulatedClock, type InspectionEvent } from 'xstate';
 import { decodeMessage, encodeMessage } from '../../src/codec/message.js';
 import { schedulerMachine, slotKey, type PeriodicEntry, type SchedulerInput } from '../../src/machines/scheduler.js';
-import { advance, Coverage, coveringWalks, createHarness, inspectAll, pendingTimers, same, type Harness } from './helpers.js';
+import { advance, Coverage, describeCoverage, coveringWalks, createHarness, inspectAll, pendingTimers, same, type Harness } from './helpers.js';
 
 const MINUTE = 60_000;
 /** 2025-01-01T00:00Z: an even minute. */
@@ -17,10 +17,6 @@ const BASE_MINUTE = BASE / MINUTE;
 const modelCoverage = new Coverage(schedulerMachine);
 const allCoverage = new Coverage(schedulerMachine);
 
-afterAll(() => {
-  console.log(modelCoverage.summary('model paths'));
-  console.log(allCoverage.summary('all tests'));
-});
 
 const every: PeriodicEntry = { name: 'every', schedule: () => true };
 const even: PeriodicEntry = { name: 'even', schedule: (d) => d.getUTCMinutes() % 2 === 0 };
@@ -509,3 +505,5 @@ describe('scheduler: PAUSE, RESUME, STOP', () => {
     expect(rig.h.queue.of('PROMOTE')).toHaveLength(0);
   });
 });
+
+describeCoverage(modelCoverage, allCoverage);

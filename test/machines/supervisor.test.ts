@@ -5,14 +5,14 @@
  * run-command actor (finishes or fails a job on demand). Time is a
  * SimulatedClock.
  */
-import { afterAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createActor, SimulatedClock, type AnyActorRef, type InspectionEvent } from 'xstate';
 import { encodeMessage } from '../../src/codec/message.js';
 import { WorkerCommandError } from '../../src/machines/protocol.js';
 import { schedulerMachine } from '../../src/machines/scheduler.js';
 import { supervisorMachine, type SupervisorInput } from '../../src/machines/supervisor.js';
 import { workerMachine } from '../../src/machines/worker.js';
-import { advance, Coverage, coveringWalks, createFakeQueue, createFakeRunner, inspectAll, messages, same, type FakeQueue } from './helpers.js';
+import { advance, Coverage, describeCoverage, coveringWalks, createFakeQueue, createFakeRunner, inspectAll, messages, same, type FakeQueue } from './helpers.js';
 
 const MINUTE = 60_000;
 const BASE = Date.UTC(2025, 0, 1, 0, 0);
@@ -20,10 +20,6 @@ const BASE = Date.UTC(2025, 0, 1, 0, 0);
 const modelCoverage = new Coverage(supervisorMachine);
 const allCoverage = new Coverage(supervisorMachine);
 
-afterAll(() => {
-  console.log(modelCoverage.summary('model paths'));
-  console.log(allCoverage.summary('all tests'));
-});
 
 interface Logs {
   workerFailures: { workerId: string; error: unknown }[];
@@ -830,3 +826,5 @@ describe('supervisor: runtime control', () => {
     expect(rig.queue.of('WRITE_UNIQUE')).toHaveLength(2);
   });
 });
+
+describeCoverage(modelCoverage, allCoverage);

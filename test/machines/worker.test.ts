@@ -2,11 +2,11 @@
  * The worker machine, driven for real with a fake run-command actor (via
  * `.provide()`) next to a fake queue adapter and a recording reader.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
 import { WorkerCommandError, type JobResult, type LeasedMessage } from '../../src/machines/protocol.js';
 import { workerMachine } from '../../src/machines/worker.js';
-import { Coverage, createFakeRunner, createHarness, inspectAll, messages, transitionCoveringPaths, type FakeRunner, type Harness } from './helpers.js';
+import { Coverage, describeCoverage, createFakeRunner, createHarness, inspectAll, messages, transitionCoveringPaths, type FakeRunner, type Harness } from './helpers.js';
 
 const WORKER_ID = 'worker-7';
 const modelCoverage = new Coverage(workerMachine);
@@ -26,10 +26,6 @@ const resultOf = (job: LeasedMessage, status: string): JobResult => ({ jobId: jo
 
 const readies = (h: Harness) => h.readerReceived.filter((e) => e.type === 'WORKER_READY') as { type: string; worker: AnyActorRef; done: boolean }[];
 
-afterAll(() => {
-  console.log(modelCoverage.summary('model paths'));
-  console.log(allCoverage.summary('all tests'));
-});
 
 // ── the abstract model: what an observer of one worker sees ────────────────
 
@@ -391,3 +387,5 @@ describe('worker: scenarios', () => {
     expect(String(errors[0] ?? actor.getSnapshot().error)).toMatch(/provide\(\{ actors: \{ runCommand \} \}\)/);
   });
 });
+
+describeCoverage(modelCoverage, allCoverage);
