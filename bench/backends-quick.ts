@@ -21,7 +21,12 @@ async function timed(label: string, n: number, work: () => Promise<void>): Promi
   const started = process.hrtime.bigint();
   await work();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  if (!quiet) console.log(`${label.padEnd(40)} ${Math.round(n / seconds).toLocaleString('en').padStart(10)} msg/s`);
+  if (!quiet)
+    console.log(
+      `${label.padEnd(40)} ${Math.round(n / seconds)
+        .toLocaleString('en')
+        .padStart(10)} msg/s`,
+    );
 }
 
 async function bench(label: string, queue: Batching, count: number): Promise<void> {

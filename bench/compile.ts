@@ -25,10 +25,12 @@ function tsFiles(dir: string): string[] {
 export async function compileForChildren(root: string, out: string, folders: readonly string[] = ['src', 'bench']): Promise<number> {
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'package.json'), '{ "type": "module", "private": true }\n');
-  const stale = folders.flatMap((folder) => tsFiles(path.join(root, folder))).filter((file) => {
-    const target = path.join(out, path.relative(root, file).replace(/\.ts$/, '.js'));
-    return !existsSync(target) || statSync(target).mtimeMs < statSync(file).mtimeMs;
-  });
+  const stale = folders
+    .flatMap((folder) => tsFiles(path.join(root, folder)))
+    .filter((file) => {
+      const target = path.join(out, path.relative(root, file).replace(/\.ts$/, '.js'));
+      return !existsSync(target) || statSync(target).mtimeMs < statSync(file).mtimeMs;
+    });
   if (stale.length === 0) return 0;
   const { default: ts } = await import('typescript');
   const compilerOptions = {

@@ -11,7 +11,16 @@ interface Case {
 
 const cases: Case[] = [
   { name: 'small job (number, short string)', args: [42, 'hello world'] },
-  { name: 'Date + Map', args: [new Date(), new Map([['a', 1], ['b', 2]])] },
+  {
+    name: 'Date + Map',
+    args: [
+      new Date(),
+      new Map([
+        ['a', 1],
+        ['b', 2],
+      ]),
+    ],
+  },
 ];
 
 function measure(args: unknown[], durationMs: number): number {

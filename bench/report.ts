@@ -53,7 +53,13 @@ export function summarize(values: readonly number[]): Summary | null {
 
 const PROFILE_HEADING = '## Profile findings';
 
-export async function writeReport(collected: Collected, settings: RunSettings, systems: readonly SystemSpec[], outFile: string, versionLine: string): Promise<string> {
+export async function writeReport(
+  collected: Collected,
+  settings: RunSettings,
+  systems: readonly SystemSpec[],
+  outFile: string,
+  versionLine: string,
+): Promise<string> {
   const stat = (workload: Workload, key: string, field: string): Summary | null => {
     const cell = collected[workload][key];
     return cell ? summarize(cell.runs.map((r) => Number(r[field]))) : null;
@@ -79,52 +85,67 @@ export async function writeReport(collected: Collected, settings: RunSettings, s
   const has = (spec: SystemSpec, w: Workload) => spec.workloads.includes(w) && collected[w][spec.key] !== undefined;
 
   lines.push(`### Process: ${settings.processJobs.toLocaleString('en-US')} pre-loaded no-op jobs, one consumer process`, '');
-  lines.push('jobs/s from the first job’s start to the last job’s completion in the backend; CPU = user + kernel time of the consumer process per 1,000 jobs (the kernel part is mostly socket I/O: round trips cost CPU, not only time); RSS = its peak over its life.', '');
+  lines.push(
+    'jobs/s from the first job’s start to the last job’s completion in the backend; CPU = user + kernel time of the consumer process per 1,000 jobs (the kernel part is mostly socket I/O: round trips cost CPU, not only time); RSS = its peak over its life.',
+    '',
+  );
   table(
     ['system', 'c=1 jobs/s', 'c=1 CPU ms/1k jobs', 'c=10 jobs/s', 'c=10 CPU ms/1k jobs', 'c=10 of which kernel', 'c=10 peak RSS MiB'],
-    systems.filter((s) => has(s, 'process1') || has(s, 'process10')).map((s) => [
-      s.label,
-      cell('process1', s.key, 'jobsPerSec'),
-      cell('process1', s.key, 'cpuMsPer1000', 1),
-      cell('process10', s.key, 'jobsPerSec'),
-      cell('process10', s.key, 'cpuMsPer1000', 1),
-      cell('process10', s.key, 'sysCpuMsPer1000', 1),
-      cell('process10', s.key, 'peakRssMiB', 1),
-    ]),
+    systems
+      .filter((s) => has(s, 'process1') || has(s, 'process10'))
+      .map((s) => [
+        s.label,
+        cell('process1', s.key, 'jobsPerSec'),
+        cell('process1', s.key, 'cpuMsPer1000', 1),
+        cell('process10', s.key, 'jobsPerSec'),
+        cell('process10', s.key, 'cpuMsPer1000', 1),
+        cell('process10', s.key, 'sysCpuMsPer1000', 1),
+        cell('process10', s.key, 'peakRssMiB', 1),
+      ]),
   );
 
   lines.push(`### Enqueue: ${settings.enqueueJobs.toLocaleString('en-US')} jobs`, '');
-  lines.push(`One call at a time with up to ${settings.inFlight} in flight, and bulk (${settings.batch.toLocaleString('en-US')} jobs per call), from a producer process of its own.`, '');
+  lines.push(
+    `One call at a time with up to ${settings.inFlight} in flight, and bulk (${settings.batch.toLocaleString('en-US')} jobs per call), from a producer process of its own.`,
+    '',
+  );
   table(
     ['system', 'one by one jobs/s', 'producer CPU ms/1k', 'bulk jobs/s', 'bulk CPU ms/1k'],
-    systems.filter((s) => has(s, 'enqueue')).map((s) => [
-      s.label,
-      cell('enqueue', s.key, 'oneJobsPerSec'),
-      cell('enqueue', s.key, 'oneCpuMsPer1000', 1),
-      cell('enqueue', s.key, 'bulkJobsPerSec'),
-      cell('enqueue', s.key, 'bulkCpuMsPer1000', 1),
-    ]),
+    systems
+      .filter((s) => has(s, 'enqueue'))
+      .map((s) => [
+        s.label,
+        cell('enqueue', s.key, 'oneJobsPerSec'),
+        cell('enqueue', s.key, 'oneCpuMsPer1000', 1),
+        cell('enqueue', s.key, 'bulkJobsPerSec'),
+        cell('enqueue', s.key, 'bulkCpuMsPer1000', 1),
+      ]),
   );
 
-  lines.push(`### Latency: ${settings.latencyJobs.toLocaleString('en-US')} jobs at a steady ${settings.latencyRate}/s into a running consumer, concurrency 10`, '');
   lines.push(
-    `Enqueue call → command start, ms (after ${settings.latencyWarmup} warm-up jobs at the same rate, not counted). sent/s: the rate the producer achieved. `
-      + `† the producer could not enqueue ${settings.latencyRate}/s one call at a time (at most ${settings.inFlight} in flight) on this machine: its own queueing is part of these latencies. `
-      + 'A consumer slower than the arrival rate builds a backlog, and its latency grows with it.',
+    `### Latency: ${settings.latencyJobs.toLocaleString('en-US')} jobs at a steady ${settings.latencyRate}/s into a running consumer, concurrency 10`,
+    '',
+  );
+  lines.push(
+    `Enqueue call → command start, ms (after ${settings.latencyWarmup} warm-up jobs at the same rate, not counted). sent/s: the rate the producer achieved. ` +
+      `† the producer could not enqueue ${settings.latencyRate}/s one call at a time (at most ${settings.inFlight} in flight) on this machine: its own queueing is part of these latencies. ` +
+      'A consumer slower than the arrival rate builds a backlog, and its latency grows with it.',
     '',
   );
   table(
     ['system', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU ms/1k jobs', 'peak RSS MiB', 'sent/s'],
-    systems.filter((s) => has(s, 'latency')).map((s) => [
-      (med('latency', s.key, 'sentPerSec') ?? settings.latencyRate) < 0.95 * settings.latencyRate ? `${s.label} †` : s.label,
-      cell('latency', s.key, 'p50', 2),
-      cell('latency', s.key, 'p95', 2),
-      cell('latency', s.key, 'p99', 2),
-      cell('latency', s.key, 'max', 1),
-      cell('latency', s.key, 'cpuMsPer1000', 1),
-      cell('latency', s.key, 'peakRssMiB', 1),
-      cell('latency', s.key, 'sentPerSec'),
-    ]),
+    systems
+      .filter((s) => has(s, 'latency'))
+      .map((s) => [
+        (med('latency', s.key, 'sentPerSec') ?? settings.latencyRate) < 0.95 * settings.latencyRate ? `${s.label} †` : s.label,
+        cell('latency', s.key, 'p50', 2),
+        cell('latency', s.key, 'p95', 2),
+        cell('latency', s.key, 'p99', 2),
+        cell('latency', s.key, 'max', 1),
+        cell('latency', s.key, 'cpuMsPer1000', 1),
+        cell('latency', s.key, 'peakRssMiB', 1),
+        cell('latency', s.key, 'sentPerSec'),
+      ]),
   );
 
   // ── ratios ──────────────────────────────────────────────────────────────
@@ -145,12 +166,20 @@ export async function writeReport(collected: Collected, settings: RunSettings, s
     ['taskmill-redis', 'bullmq'],
     ['taskmill-redis-blocking', 'bullmq'],
     ['taskmill-redis-results', 'bullmq-keep'],
-    ...(gwFaster ? ([['taskmill-postgres', gwFaster], ['taskmill-postgres-results', gwFaster]] as [string, string][]) : []),
+    ...(gwFaster
+      ? ([
+          ['taskmill-postgres', gwFaster],
+          ['taskmill-postgres-results', gwFaster],
+        ] as [string, string][])
+      : []),
     ['taskmill-postgres', 'pg-boss'],
     ['taskmill-postgres-results', 'pg-boss'],
   ];
   lines.push('### taskmill ÷ peer, same backend (medians)', '');
-  lines.push(`Throughput: above 1× is taskmill faster. Latency, CPU, RSS: below 1× is taskmill better. graphile-worker is compared in its faster configuration (${gwFasterLabel || '–'}).`, '');
+  lines.push(
+    `Throughput: above 1× is taskmill faster. Latency, CPU, RSS: below 1× is taskmill better. graphile-worker is compared in its faster configuration (${gwFasterLabel || '–'}).`,
+    '',
+  );
   const label = (key: string) => systems.find((s) => s.key === key)?.label ?? key;
   table(
     ['taskmill', 'peer', 'process c=1', 'process c=10', 'enqueue one by one', 'enqueue bulk', 'latency p99', 'CPU/1k c=10', 'RSS c=10'],
@@ -176,19 +205,35 @@ export async function writeReport(collected: Collected, settings: RunSettings, s
   const n2 = (v: number | null) => (v === null ? '–' : v.toFixed(2));
   for (const tm of ['taskmill-redis', 'taskmill-redis-blocking']) {
     const v = ratio('process10', 'jobsPerSec', tm, 'bullmq');
-    targets.push([`Redis, process c=10: ${label(tm)} ≥ 2× BullMQ`, `${n0(med('process10', tm, 'jobsPerSec'))} vs ${n0(med('process10', 'bullmq', 'jobsPerSec'))} jobs/s = ${r(v)}`, judge(v, (x) => x >= 2)]);
+    targets.push([
+      `Redis, process c=10: ${label(tm)} ≥ 2× BullMQ`,
+      `${n0(med('process10', tm, 'jobsPerSec'))} vs ${n0(med('process10', 'bullmq', 'jobsPerSec'))} jobs/s = ${r(v)}`,
+      judge(v, (x) => x >= 2),
+    ]);
   }
   if (gwFaster) {
     const v = ratio('process10', 'jobsPerSec', 'taskmill-postgres', gwFaster);
-    targets.push([`PostgreSQL, process c=10: taskmill ≥ 2× ${gwFasterLabel}`, `${n0(med('process10', 'taskmill-postgres', 'jobsPerSec'))} vs ${n0(med('process10', gwFaster, 'jobsPerSec'))} jobs/s = ${r(v)}`, judge(v, (x) => x >= 2)]);
+    targets.push([
+      `PostgreSQL, process c=10: taskmill ≥ 2× ${gwFasterLabel}`,
+      `${n0(med('process10', 'taskmill-postgres', 'jobsPerSec'))} vs ${n0(med('process10', gwFaster, 'jobsPerSec'))} jobs/s = ${r(v)}`,
+      judge(v, (x) => x >= 2),
+    ]);
   }
   for (const tm of ['taskmill-redis', 'taskmill-redis-blocking']) {
     const v = ratio('enqueue', 'oneJobsPerSec', tm, 'bullmq');
-    targets.push([`Enqueue one by one, Redis: ${label(tm)} ≥ BullMQ`, `${n0(med('enqueue', tm, 'oneJobsPerSec'))} vs ${n0(med('enqueue', 'bullmq', 'oneJobsPerSec'))} jobs/s = ${r(v)}`, judge(v, (x) => x >= 1)]);
+    targets.push([
+      `Enqueue one by one, Redis: ${label(tm)} ≥ BullMQ`,
+      `${n0(med('enqueue', tm, 'oneJobsPerSec'))} vs ${n0(med('enqueue', 'bullmq', 'oneJobsPerSec'))} jobs/s = ${r(v)}`,
+      judge(v, (x) => x >= 1),
+    ]);
   }
   {
     const v = ratio('enqueue', 'oneJobsPerSec', 'taskmill-postgres', 'graphile-worker');
-    targets.push(['Enqueue one by one, PostgreSQL: taskmill ≥ 10× graphile-worker', `${n0(med('enqueue', 'taskmill-postgres', 'oneJobsPerSec'))} vs ${n0(med('enqueue', 'graphile-worker', 'oneJobsPerSec'))} jobs/s = ${r(v)}`, judge(v, (x) => x >= 10)]);
+    targets.push([
+      'Enqueue one by one, PostgreSQL: taskmill ≥ 10× graphile-worker',
+      `${n0(med('enqueue', 'taskmill-postgres', 'oneJobsPerSec'))} vs ${n0(med('enqueue', 'graphile-worker', 'oneJobsPerSec'))} jobs/s = ${r(v)}`,
+      judge(v, (x) => x >= 10),
+    ]);
   }
   const bestP99 = (keys: string[]) => {
     const found = keys.map((k) => [k, med('latency', k, 'p99')] as const).filter((e): e is readonly [string, number] => e[1] !== null);
@@ -201,12 +246,20 @@ export async function writeReport(collected: Collected, settings: RunSettings, s
     const best = bestP99([...peers]);
     for (const tm of tms) {
       const v = med('latency', tm, 'p99');
-      targets.push([`Latency p99 at ${settings.latencyRate}/s: ${label(tm)} ≤ best peer`, `${n2(v)} ms vs ${best ? `${n2(best[1])} ms (${label(best[0])})` : '–'}`, best ? judge(v, (x) => x <= best[1]) : null]);
+      targets.push([
+        `Latency p99 at ${settings.latencyRate}/s: ${label(tm)} ≤ best peer`,
+        `${n2(v)} ms vs ${best ? `${n2(best[1])} ms (${label(best[0])})` : '–'}`,
+        best ? judge(v, (x) => x <= best[1]) : null,
+      ]);
     }
   }
   {
     const v = med('process10', 'taskmill-memory', 'jobsPerSec');
-    targets.push(['Memory backend, process c=10: ≥ 100,000 jobs/s', `${n0(v)} jobs/s (c=1: ${n0(med('process1', 'taskmill-memory', 'jobsPerSec'))})`, judge(v, (x) => x >= 100_000)]);
+    targets.push([
+      'Memory backend, process c=10: ≥ 100,000 jobs/s',
+      `${n0(v)} jobs/s (c=1: ${n0(med('process1', 'taskmill-memory', 'jobsPerSec'))})`,
+      judge(v, (x) => x >= 100_000),
+    ]);
   }
   for (const s of systems.filter((x) => x.family === 'taskmill' && x.workloads.includes('process10'))) {
     const rss = med('process10', s.key, 'peakRssMiB');
@@ -224,8 +277,8 @@ export async function writeReport(collected: Collected, settings: RunSettings, s
     '',
     ...systems.filter((s) => s.note).map((s) => `- **${s.label}**: ${s.note}`),
     '- **taskmill** consumers: `createConsumer({ workers: c, prefetch: 100, logger: pino silent, periodic: false })`, other options default (polling backends keep their default poll delay of 100 ms with backoff); the no-op command has `results: false` unless the row says results on. Producer: `queueCommand` one by one, `queue.writeBatch` of encoded envelopes in bulk.',
-    '- Every consumer and every producer runs in a child process of its own, plain Node on JavaScript transpiled from the sources (no TypeScript loader in the measured process). '
-      + `A bare child process of this harness peaks at ${collected.baselineRssMiB === null ? '–' : collected.baselineRssMiB.toFixed(1)} MiB RSS: the floor under every RSS figure.`,
+    '- Every consumer and every producer runs in a child process of its own, plain Node on JavaScript transpiled from the sources (no TypeScript loader in the measured process). ' +
+      `A bare child process of this harness peaks at ${collected.baselineRssMiB === null ? '–' : collected.baselineRssMiB.toFixed(1)} MiB RSS: the floor under every RSS figure.`,
     '- Each figure is the median of the runs with (min–max); runs are interleaved across systems. Process timing starts at the first job’s start (connecting, migrations and schema checks are left out for every system) and ends when the backend reports no job waiting or running.',
     '- Latency is measured on the monotonic clock shared by all processes (process.hrtime), stamped immediately before the producer’s enqueue call and read as the command starts. The latency producer runs in the orchestrating process, one enqueue call per job through each system’s ordinary single-job API.',
     '',

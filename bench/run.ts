@@ -53,7 +53,10 @@ const { values } = parseArgs({
 
 function list<T extends string>(value: string | undefined, known: readonly T[], what: string): T[] {
   if (!value) return [...known];
-  const picked = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const picked = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const p of picked) if (!known.includes(p as T)) throw new Error(`unknown ${what} "${p}"; known: ${known.join(', ')}`);
   return picked as T[];
 }
@@ -79,11 +82,15 @@ const settings: RunSettings = {
   startedAt: new Date(),
   loadBefore: loadavg(),
   loadAfter: loadavg(),
-  redisUrl: values.redis!,
-  postgresUrl: values.postgres!,
+  redisUrl: values.redis,
+  postgresUrl: values.postgres,
 };
 if (!Number.isInteger(settings.runs) || settings.runs < 1) throw new Error(`--runs must be an integer ≥ 1, got ${values.runs}`);
-const systems = list(values.systems, SYSTEMS.map((s) => s.key), 'system').map((key) => SYSTEMS.find((s) => s.key === key)!);
+const systems = list(
+  values.systems,
+  SYSTEMS.map((s) => s.key),
+  'system',
+).map((key) => SYSTEMS.find((s) => s.key === key)!);
 const workloads = list(values.workloads, WORKLOADS, 'workload');
 const outFile = values.out ?? (values.full ? path.join(root, 'bench', 'RESULTS.md') : path.join(root, '.tmp', 'bench-quick.md'));
 const profileDir = values.profile ? path.resolve(values.profile) : null;
@@ -110,7 +117,13 @@ interface ChildHooks {
 
 /** Runs one child process; resolves with its result line. */
 function runChild(task: ChildTask, hooks: ChildHooks = {}): Promise<Record<string, unknown>> {
-  const args = [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${task.system}-${task.mode}-c${task.concurrency}-${queueSeq}.cpuprofile`] : []), childScript, JSON.stringify(task)];
+  const args = [
+    ...(profileDir
+      ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${task.system}-${task.mode}-c${task.concurrency}-${queueSeq}.cpuprofile`]
+      : []),
+    childScript,
+    JSON.stringify(task),
+  ];
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let buffered = '';
@@ -153,7 +166,17 @@ function runChild(task: ChildTask, hooks: ChildHooks = {}): Promise<Record<strin
 }
 
 function task(spec: SystemSpec, context: SystemContext, mode: ChildMode, n: number, concurrency: number): ChildTask {
-  return { system: spec.key, context, mode, n, concurrency, warmup: settings.latencyWarmup, inFlight: settings.inFlight, batch: settings.batch, deadlineMs: settings.mode === 'full' ? 600_000 : 180_000 };
+  return {
+    system: spec.key,
+    context,
+    mode,
+    n,
+    concurrency,
+    warmup: settings.latencyWarmup,
+    inFlight: settings.inFlight,
+    batch: settings.batch,
+    deadlineMs: settings.mode === 'full' ? 600_000 : 180_000,
+  };
 }
 
 async function preload(system: BenchSystem, n: number): Promise<void> {
@@ -247,7 +270,9 @@ async function measure(spec: SystemSpec, workload: Workload): Promise<Record<str
 async function main(): Promise<void> {
   const versionLine = await versions(root, settings);
   const compiledFiles = await compileForChildren(root, compiled);
-  log(`bench (${settings.mode}): ${systems.length} systems × ${workloads.join(', ')} × ${settings.runs} runs; compiled ${compiledFiles} files for the children`);
+  log(
+    `bench (${settings.mode}): ${systems.length} systems × ${workloads.join(', ')} × ${settings.runs} runs; compiled ${compiledFiles} files for the children`,
+  );
   const collected: Collected = { enqueue: {}, process1: {}, process10: {}, latency: {}, baselineRssMiB: null };
   try {
     collected.baselineRssMiB = Number((await runChild({ ...task(SYSTEMS[0]!, contextFor(), 'baseline', 0, 1) })).peakRssMiB);

@@ -32,26 +32,40 @@ const jobs = Number(values.jobs);
 const workers = Number(values.workers);
 const runs = Number(values.runs);
 const prefetch = Number(values.prefetch);
-const backends = (values.full ? 'memory,sqlite,redis,redis-blocking,postgres' : values.backends!).split(',');
+const backends = (values.full ? 'memory,sqlite,redis,redis-blocking,postgres' : values.backends).split(',');
 
 const dir = mkdtempSync(path.join(tmpdir(), 'taskmill-bench-'));
 let seq = 0;
 function makeQueue(kind: string): BaseQueue {
   const name = `bench${process.pid}x${seq++}`;
   switch (kind) {
-    case 'memory': return new MemoryQueue(name);
-    case 'sqlite': return new SqliteQueue(path.join(dir, `${name}.sqlite`));
-    case 'redis': return new RedisQueue('redis://127.0.0.1:6379/0', { name });
-    case 'redis-blocking': return new RedisBlockingQueue('redis://127.0.0.1:6379/0', { name });
-    case 'postgres': return new DatabaseQueue('postgres://postgres@127.0.0.1:5432/test', { name, schema: 'taskmill_bench' });
-    default: throw new Error(`unknown backend ${kind}`);
+    case 'memory':
+      return new MemoryQueue(name);
+    case 'sqlite':
+      return new SqliteQueue(path.join(dir, `${name}.sqlite`));
+    case 'redis':
+      return new RedisQueue('redis://127.0.0.1:6379/0', { name });
+    case 'redis-blocking':
+      return new RedisBlockingQueue('redis://127.0.0.1:6379/0', { name });
+    case 'postgres':
+      return new DatabaseQueue('postgres://postgres@127.0.0.1:5432/test', { name, schema: 'taskmill_bench' });
+    default:
+      throw new Error(`unknown backend ${kind}`);
   }
 }
 
 const registry = new CommandRegistry();
 let remaining = 0;
 let finished: (() => void) | null = null;
-registry.register({ name: 'noop', fn: () => { if (--remaining === 0) finished?.(); }, options: { name: 'noop' }, schedule: null, module: 'bench' });
+registry.register({
+  name: 'noop',
+  fn: () => {
+    if (--remaining === 0) finished?.();
+  },
+  options: { name: 'noop' },
+  schedule: null,
+  module: 'bench',
+});
 
 async function preload(queue: BaseQueue, n: number): Promise<void> {
   const data = Array.from({ length: n }, (_, i) => encodeMessage('noop', [i]).data);
@@ -70,7 +84,16 @@ async function runOnce(kind: string): Promise<{ jobsPerSec: number; cpuMsPer1000
   await preload(queue, jobs);
   remaining = jobs;
   const done = new Promise<void>((resolve) => (finished = resolve));
-  const consumer = createConsumer({ queue, workers, registry, logger: pino({ level: 'silent' }), periodic: false, prefetch, pollDelayMs: 5, maxPollDelayMs: 50 });
+  const consumer = createConsumer({
+    queue,
+    workers,
+    registry,
+    logger: pino({ level: 'silent' }),
+    periodic: false,
+    prefetch,
+    pollDelayMs: 5,
+    maxPollDelayMs: 50,
+  });
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await consumer.start();
@@ -87,7 +110,9 @@ async function runOnce(kind: string): Promise<{ jobsPerSec: number; cpuMsPer1000
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows: { kind: string; med: number; min: number; max: number; cpu: number }[] = [];
 for (const kind of backends) {
-  await runOnce(kind).catch((e) => { throw new Error(`${kind}: ${(e as Error).message}`); }); // warm-up
+  await runOnce(kind).catch((e) => {
+    throw new Error(`${kind}: ${(e as Error).message}`);
+  }); // warm-up
   const results = [];
   for (let i = 0; i < runs; i++) results.push(await runOnce(kind));
   const rates = results.map((r) => r.jobsPerSec);
@@ -100,5 +125,7 @@ console.log(`\n${jobs} no-op jobs, one consumer, ${workers} workers, prefetch ${
 console.log('| backend | jobs/s (median) | spread | CPU ms / 1000 jobs | ratio vs memory |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const r of rows) {
-  console.log(`| ${r.kind} | ${Math.round(r.med).toLocaleString('en')} | ${Math.round(r.min).toLocaleString('en')}–${Math.round(r.max).toLocaleString('en')} | ${r.cpu.toFixed(1)} | ${base ? (r.med / base).toFixed(2) : '–'} |`);
+  console.log(
+    `| ${r.kind} | ${Math.round(r.med).toLocaleString('en')} | ${Math.round(r.min).toLocaleString('en')}–${Math.round(r.max).toLocaleString('en')} | ${r.cpu.toFixed(1)} | ${base ? (r.med / base).toFixed(2) : '–'} |`,
+  );
 }

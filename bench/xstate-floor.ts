@@ -17,7 +17,9 @@
 import { parseArgs } from 'node:util';
 import { assign, createActor, enqueueActions, sendTo, setup, type AnyActorRef } from 'xstate';
 
-const { values } = parseArgs({ options: { jobs: { type: 'string', default: '200000' }, workers: { type: 'string', default: '10' }, batch: { type: 'string', default: '1' } } });
+const { values } = parseArgs({
+  options: { jobs: { type: 'string', default: '200000' }, workers: { type: 'string', default: '10' }, batch: { type: 'string', default: '1' } },
+});
 const jobs = Number(values.jobs);
 const workers = Number(values.workers);
 const batch = Number(values.batch);
@@ -25,7 +27,10 @@ const batch = Number(values.batch);
 const worker = setup({
   types: { context: {} as { job: number | null; finished: number }, events: {} as { type: 'JOB'; n: number } | { type: 'DONE' } },
   actions: {
-    ready: sendTo(({ system }) => system.get('reader'), ({ self, context }) => ({ type: 'READY' as const, worker: self, done: context.finished > 0 })),
+    ready: sendTo(
+      ({ system }) => system.get('reader'),
+      ({ self, context }) => ({ type: 'READY' as const, worker: self, done: context.finished > 0 }),
+    ),
     take: assign({ job: ({ event }) => (event as { n: number }).n }),
     // The runner's COMMAND_DONE, delivered as taskmill's runner delivers it: an event to the worker.
     run: ({ self }) => queueMicrotask(() => self.send({ type: 'DONE' })),
@@ -69,6 +74,10 @@ const ms = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 actor.stop();
 const cpuUsPerJob = (cpu.user + cpu.system) / jobs;
-console.log(`${jobs.toLocaleString('en')} jobs, ${workers} workers, ${batch} job(s) per event: ${(3 / batch).toFixed(2)} machine events per job (xstate ${(await import('xstate/package.json', { with: { type: 'json' } })).default.version}):`);
-console.log(`  ${Math.round(jobs / (ms / 1000)).toLocaleString('en')} jobs/s, ${cpuUsPerJob.toFixed(1)} CPU µs per job (${((cpuUsPerJob * batch) / 3).toFixed(1)} µs per machine event)`);
+console.log(
+  `${jobs.toLocaleString('en')} jobs, ${workers} workers, ${batch} job(s) per event: ${(3 / batch).toFixed(2)} machine events per job (xstate ${(await import('xstate/package.json', { with: { type: 'json' } })).default.version}):`,
+);
+console.log(
+  `  ${Math.round(jobs / (ms / 1000)).toLocaleString('en')} jobs/s, ${cpuUsPerJob.toFixed(1)} CPU µs per job (${((cpuUsPerJob * batch) / 3).toFixed(1)} µs per machine event)`,
+);
 console.log(`  ceiling at this cost: ${Math.round(1e6 / cpuUsPerJob).toLocaleString('en')} jobs/s on one core`);

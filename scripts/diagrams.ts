@@ -108,13 +108,13 @@ function eventLabel(t: AnyTransitionDefinition): string {
 }
 
 function transitionLabel(t: AnyTransitionDefinition): string {
-  const guard = guardName(t.guard as GuardLike);
+  const guard = guardName(t.guard);
   return clean(guard ? `${eventLabel(t)} [${guard}]` : eventLabel(t));
 }
 
 function actionName(action: unknown): string | null {
   if (typeof action === 'string') return action;
-  if (action && typeof action === 'object' && 'type' in action) return String((action as { type: unknown }).type);
+  if (action && typeof action === 'object' && 'type' in action) return String(action.type);
   if (typeof action === 'function') {
     const type = (action as { type?: unknown }).type;
     return typeof type === 'string' ? type : action.name || null;
@@ -225,15 +225,7 @@ function diagramBlock(spec: DiagramSpec): string {
 }
 
 function machinePage(spec: DiagramSpec): string {
-  return [
-    `# ${spec.name}`,
-    '',
-    GENERATED_NOTE,
-    '',
-    `The ${spec.name} machine (\`${spec.source}\`): ${spec.summary}.`,
-    '',
-    diagramBlock(spec),
-  ].join('\n');
+  return [`# ${spec.name}`, '', GENERATED_NOTE, '', `The ${spec.name} machine (\`${spec.source}\`): ${spec.summary}.`, '', diagramBlock(spec)].join('\n');
 }
 
 function indexPage(): string {
@@ -243,7 +235,7 @@ function indexPage(): string {
     '',
     GENERATED_NOTE,
     '',
-    'Mermaid state diagrams of the consumer\'s statecharts, walked from the machine definitions',
+    "Mermaid state diagrams of the consumer's statecharts, walked from the machine definitions",
     '(`npm run diagrams`); CI runs `npm run diagrams:check`, which fails when any of them is stale.',
     'Edges read `EVENT [guard]`; `after NAME` is a delayed transition, `always` an eventless one,',
     '`child error` any child actor\'s failure. A dashed "(any … state)" box stands for transitions',

@@ -108,7 +108,15 @@ async function soakOne(name: BackendName, index: number): Promise<Row> {
   const recordFile = path.join(dir, 'records.txt');
   const producerLog = path.join(dir, 'producer.log');
   const consumerCount = Number(values.consumers);
-  const pool = new ConsumerPool({ url: backend.url, dir, recordFile, size: consumerCount, leaseSeconds: Number(values.lease), threads: Number(values.threads), note });
+  const pool = new ConsumerPool({
+    url: backend.url,
+    dir,
+    recordFile,
+    size: consumerCount,
+    leaseSeconds: Number(values.lease),
+    threads: Number(values.threads),
+    note,
+  });
   note(`dir ${dir}`);
   pool.start();
   const producer = spawnTsx([PRODUCER], { env: { TASKMILL_QUEUE: backend.url, SOAK_PRODUCER_LOG: producerLog, SOAK_RATE: values.rate } });
@@ -236,7 +244,8 @@ function notes(rows: Row[]): string {
     if (t.otherDuplicates.length > 0) parts.push(`duplicates not explained by a kill -9, e.g. ${t.otherDuplicates.join(', ')}`);
     if (t.lost.length > 0) parts.push(`LOST (job try): ${t.lost.slice(0, 20).join(', ')}${t.lost.length > 20 ? ' …' : ''}; files kept in ${r.dir}`);
     if (r.unexpectedExits.length > 0) parts.push(`consumers that exited on their own: ${r.unexpectedExits.join(' ;; ')}`);
-    if (r.stoppedWhileStarting > 0) parts.push(`${r.stoppedWhileStarting} SIGTERMed consumers were still starting (died of the signal before the CLI's handlers were installed)`);
+    if (r.stoppedWhileStarting > 0)
+      parts.push(`${r.stoppedWhileStarting} SIGTERMed consumers were still starting (died of the signal before the CLI's handlers were installed)`);
     if (r.badStops.length > 0) parts.push(`SIGTERM stops that did not exit 0: ${r.badStops.join(' ;; ')}`);
     out.push(`- ${r.backend}: ${parts.join('; ')}.`);
   }
@@ -244,18 +253,12 @@ function notes(rows: Row[]): string {
 }
 
 console.info(`soak: ${commandLine}`);
-console.info(`seed ${seed} (replay the same faults with --seed ${seed}); ${minutes} min per backend: ${backends.join(', ')}; rate ${values.rate}/s; ${values.consumers} consumers × ${values.threads} threads, lease ${values.lease} s`);
+console.info(
+  `seed ${seed} (replay the same faults with --seed ${seed}); ${minutes} min per backend: ${backends.join(', ')}; rate ${values.rate}/s; ${values.consumers} consumers × ${values.threads} threads, lease ${values.lease} s`,
+);
 const rows: Row[] = [];
 for (const name of backends) rows.push(await soakOne(name, BACKENDS.indexOf(name)));
-const report = [
-  `command: ${commandLine}`,
-  `seed: ${seed}`,
-  `date: ${new Date().toISOString()}`,
-  '',
-  table(rows),
-  '',
-  notes(rows),
-].join('\n');
+const report = [`command: ${commandLine}`, `seed: ${seed}`, `date: ${new Date().toISOString()}`, '', table(rows), '', notes(rows)].join('\n');
 console.info(`\n${report}\n`);
 if (process.env.SOAK_REPORT_FILE) writeFileSync(process.env.SOAK_REPORT_FILE, `${report}\n`);
 const lost = rows.reduce((sum, r) => sum + r.tally.lost.length, 0);

@@ -201,7 +201,12 @@ export function buildProgram(): Command {
     .option('-g, --grace <seconds>', 'how long a stop waits for running commands before forcing', number('--grace', 0), 30)
     .option('-p, --prefetch <n>', 'messages read ahead of idle workers', number('--prefetch', 0, true, 100_000), 0)
     .option('--lease <seconds>', 'how long a read message is leased before another consumer may take it (kept alive while it runs)', number('--lease', 0.1), 30)
-    .option('--max-deliveries <n>', 'deliveries without an outcome (the consumer died) before a job fails as "worker lost"', number('--max-deliveries', 1, true, 1000), 3)
+    .option(
+      '--max-deliveries <n>',
+      'deliveries without an outcome (the consumer died) before a job fails as "worker lost"',
+      number('--max-deliveries', 1, true, 1000),
+      3,
+    )
     .addOption(
       new Option('--inspect [port]', `serve the live actors to the Stately inspector on 127.0.0.1 (default port ${DEFAULT_INSPECT_PORT}; 0: any free port)`)
         .preset(String(DEFAULT_INSPECT_PORT))

@@ -18,15 +18,7 @@ export { Job } from './producer/job.js';
 export { registry, CommandRegistry } from './producer/registry.js';
 export { configure, closeQueues, type TaskmillSettings } from './producer/settings.js';
 export { autodiscover } from './producer/autodiscover.js';
-export {
-  Retry,
-  JobFailedError,
-  JobRevokedError,
-  JobExpiredError,
-  JobResultTimeoutError,
-  type JobStatus,
-  type RemoteError,
-} from './producer/results.js';
+export { Retry, JobFailedError, JobRevokedError, JobExpiredError, JobResultTimeoutError, type JobStatus, type RemoteError } from './producer/results.js';
 export { retryFailed } from './producer/admin.js';
 export { startInspector, createInspectLog, DEFAULT_INSPECT_PORT, type InspectorOptions, type InspectorRelay, type InspectLog } from './inspect/index.js';
 export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './producer/hooks.js';

@@ -17,15 +17,14 @@ function upcoming(schedule: Schedule, from: string, n: number): string[] {
 }
 
 /** Which values of one UTC field match, holding the other fields at a date where they are '*'. */
-const minutesOf = (fields: CrontabFields): number[] =>
-  range(0, 59).filter((m) => crontab(fields, UTC)(new Date(Date.UTC(2025, 5, 2, 10, m))));
-const hoursOf = (fields: CrontabFields): number[] =>
-  range(0, 23).filter((h) => crontab(fields, UTC)(new Date(Date.UTC(2025, 5, 2, h, 7))));
-const daysOf = (fields: CrontabFields): number[] => // July 2025 has 31 days
+const minutesOf = (fields: CrontabFields): number[] => range(0, 59).filter((m) => crontab(fields, UTC)(new Date(Date.UTC(2025, 5, 2, 10, m))));
+const hoursOf = (fields: CrontabFields): number[] => range(0, 23).filter((h) => crontab(fields, UTC)(new Date(Date.UTC(2025, 5, 2, h, 7))));
+const daysOf = (fields: CrontabFields): number[] =>
+  // July 2025 has 31 days
   range(1, 31).filter((d) => crontab(fields, UTC)(new Date(Date.UTC(2025, 6, d, 3, 7))));
-const monthsOf = (fields: CrontabFields): number[] =>
-  range(1, 12).filter((mo) => crontab(fields, UTC)(new Date(Date.UTC(2025, mo - 1, 1, 3, 7))));
-const weekdaysOf = (fields: CrontabFields): number[] => // 2025-06-01 is a Sunday
+const monthsOf = (fields: CrontabFields): number[] => range(1, 12).filter((mo) => crontab(fields, UTC)(new Date(Date.UTC(2025, mo - 1, 1, 3, 7))));
+const weekdaysOf = (fields: CrontabFields): number[] =>
+  // 2025-06-01 is a Sunday
   range(0, 6).filter((wd) => crontab(fields, UTC)(new Date(Date.UTC(2025, 5, 1 + wd, 3, 7))));
 
 function range(from: number, to: number, step = 1): number[] {
@@ -58,16 +57,12 @@ describe('the seed examples (djutils-queue.rst)', () => {
     expect(sundays(at('2025-06-01T05:00Z'))).toBe(true); // a Sunday
     expect(sundays(at('2025-06-01T17:00Z'))).toBe(true);
     expect(sundays(at('2025-06-02T05:00Z'))).toBe(false); // Monday
-    expect(upcoming(sundays, '2025-05-31T12:00Z', 3)).toEqual([
-      '2025-06-01T05:00:00.000Z', '2025-06-01T17:00:00.000Z', '2025-06-08T05:00:00.000Z',
-    ]);
+    expect(upcoming(sundays, '2025-05-31T12:00Z', 3)).toEqual(['2025-06-01T05:00:00.000Z', '2025-06-01T17:00:00.000Z', '2025-06-08T05:00:00.000Z']);
   });
 
   it("crontab(day='1', hour='0', minute='0') runs at midnight on the first of the month", () => {
     const monthly = crontab({ day: '1', hour: '0', minute: '0' }, UTC);
-    expect(upcoming(monthly, '2025-01-15T00:00Z', 3)).toEqual([
-      '2025-02-01T00:00:00.000Z', '2025-03-01T00:00:00.000Z', '2025-04-01T00:00:00.000Z',
-    ]);
+    expect(upcoming(monthly, '2025-01-15T00:00Z', 3)).toEqual(['2025-02-01T00:00:00.000Z', '2025-03-01T00:00:00.000Z', '2025-04-01T00:00:00.000Z']);
   });
 
   it("hours='*/4' == 0, 4, 8, 12, 16, 20", () => {
@@ -123,8 +118,11 @@ describe('crontab field syntax', () => {
   it('a minute matches only when ALL five fields match (day AND dayOfWeek)', () => {
     const friday13 = crontab({ day: 13, dayOfWeek: 5, hour: 0, minute: 0 }, UTC);
     expect(upcoming(friday13, '2025-01-01T00:00Z', 5)).toEqual([
-      '2025-06-13T00:00:00.000Z', '2026-02-13T00:00:00.000Z', '2026-03-13T00:00:00.000Z',
-      '2026-11-13T00:00:00.000Z', '2027-08-13T00:00:00.000Z',
+      '2025-06-13T00:00:00.000Z',
+      '2026-02-13T00:00:00.000Z',
+      '2026-03-13T00:00:00.000Z',
+      '2026-11-13T00:00:00.000Z',
+      '2027-08-13T00:00:00.000Z',
     ]);
     expect(friday13(at('2025-01-13T00:00Z'))).toBe(false); // the 13th, a Monday
     expect(friday13(at('2025-01-10T00:00Z'))).toBe(false); // a Friday, the 10th
@@ -247,9 +245,7 @@ describe('next(after)', () => {
 
   it('finds leap days: Feb 29 from 2025 is 2028-02-29, and 2100 is not a leap year', () => {
     const leap = crontab({ month: 2, day: 29, hour: 0, minute: 0 }, UTC);
-    expect(upcoming(leap, '2025-01-01T00:00Z', 3)).toEqual([
-      '2028-02-29T00:00:00.000Z', '2032-02-29T00:00:00.000Z', '2036-02-29T00:00:00.000Z',
-    ]);
+    expect(upcoming(leap, '2025-01-01T00:00Z', 3)).toEqual(['2028-02-29T00:00:00.000Z', '2032-02-29T00:00:00.000Z', '2036-02-29T00:00:00.000Z']);
     expect(leap.next(at('2096-03-01T00:00Z')).toISOString()).toBe('2104-02-29T00:00:00.000Z');
     const leapMonday = crontab({ month: 2, day: 29, dayOfWeek: 1, hour: 12, minute: 0 }, { tz: 'Europe/Berlin' });
     expect(leapMonday.next(at('2017-01-01T00:00Z')).toISOString()).toBe('2044-02-29T11:00:00.000Z');
@@ -258,7 +254,13 @@ describe('next(after)', () => {
   it('skips months too short for the day', () => {
     const day31 = crontab({ day: 31, hour: 0, minute: 0 }, UTC);
     expect(upcoming(day31, '2025-01-01T00:00Z', 7).map((d) => d.slice(0, 10))).toEqual([
-      '2025-01-31', '2025-03-31', '2025-05-31', '2025-07-31', '2025-08-31', '2025-10-31', '2025-12-31',
+      '2025-01-31',
+      '2025-03-31',
+      '2025-05-31',
+      '2025-07-31',
+      '2025-08-31',
+      '2025-10-31',
+      '2025-12-31',
     ]);
     const day29 = crontab({ day: 29, hour: 0, minute: 0 }, UTC);
     expect(upcoming(day29, '2025-01-01T00:00Z', 2).map((d) => d.slice(0, 10))).toEqual(['2025-01-29', '2025-03-29']);
@@ -290,9 +292,7 @@ describe('time zones and DST', () => {
 
   it('fall back (New York): a repeated wall-clock minute matches at both instants', () => {
     const oneThirty = crontab({ hour: 1, minute: 30 }, { tz: 'America/New_York' });
-    expect(upcoming(oneThirty, '2025-11-01T12:00Z', 3)).toEqual([
-      '2025-11-02T05:30:00.000Z', '2025-11-02T06:30:00.000Z', '2025-11-03T06:30:00.000Z',
-    ]);
+    expect(upcoming(oneThirty, '2025-11-01T12:00Z', 3)).toEqual(['2025-11-02T05:30:00.000Z', '2025-11-02T06:30:00.000Z', '2025-11-03T06:30:00.000Z']);
     expect(matchesBetween(crontab({ hour: 1 }, { tz: 'America/New_York' }), '2025-11-02T04:00Z', '2025-11-03T04:00Z')).toHaveLength(120);
   });
 
@@ -300,9 +300,7 @@ describe('time zones and DST', () => {
     const twoOClock = crontab({ hour: 2, minute: 0 }, { tz: 'Europe/Berlin' });
     expect(twoOClock.next(at('2025-03-29T12:00Z')).toISOString()).toBe('2025-03-31T00:00:00.000Z');
     const quarterPast = crontab({ hour: 2, minute: 15 }, { tz: 'Europe/Berlin' });
-    expect(upcoming(quarterPast, '2025-10-25T12:00Z', 3)).toEqual([
-      '2025-10-26T00:15:00.000Z', '2025-10-26T01:15:00.000Z', '2025-10-27T01:15:00.000Z',
-    ]);
+    expect(upcoming(quarterPast, '2025-10-25T12:00Z', 3)).toEqual(['2025-10-26T00:15:00.000Z', '2025-10-26T01:15:00.000Z', '2025-10-27T01:15:00.000Z']);
   });
 
   it('a schedule that only names non-existent minutes throws "never matches" from next()', () => {
@@ -335,13 +333,9 @@ describe('cron strings (Vixie semantics)', () => {
     const five = cronSchedule('*/5 * * * *', UTC);
     expect(range(0, 59).filter((m) => five(new Date(Date.UTC(2025, 0, 1, 0, m))))).toEqual(range(0, 55, 5));
     expect(cronSchedule('  */5   *  * * *  ').source).toBe("cron '*/5 * * * *'");
-    expect(upcoming(cronSchedule('30 9 * JAN-MAR MON-FRI', UTC), '2025-03-28T12:00Z', 2)).toEqual([
-      '2025-03-31T09:30:00.000Z', '2026-01-01T09:30:00.000Z',
-    ]);
+    expect(upcoming(cronSchedule('30 9 * JAN-MAR MON-FRI', UTC), '2025-03-28T12:00Z', 2)).toEqual(['2025-03-31T09:30:00.000Z', '2026-01-01T09:30:00.000Z']);
     expect(upcoming(cronSchedule('0 0 * * 7', UTC), '2025-06-01T12:00Z', 1)).toEqual(['2025-06-08T00:00:00.000Z']);
-    expect(upcoming(cronSchedule('0 0 * * 5-7', UTC), '2025-06-02T12:00Z', 3).map((d) => d.slice(0, 10))).toEqual([
-      '2025-06-06', '2025-06-07', '2025-06-08',
-    ]);
+    expect(upcoming(cronSchedule('0 0 * * 5-7', UTC), '2025-06-02T12:00Z', 3).map((d) => d.slice(0, 10))).toEqual(['2025-06-06', '2025-06-07', '2025-06-08']);
     expect(upcoming(cronSchedule('@daily', UTC), '2025-06-02T12:00Z', 1)).toEqual(['2025-06-03T00:00:00.000Z']);
     expect(cronSchedule('@hourly', UTC)(at('2025-06-02T12:00Z'))).toBe(true);
   });
@@ -350,7 +344,11 @@ describe('cron strings (Vixie semantics)', () => {
     const vixie = cronSchedule('0 0 13 * 5', UTC);
     const seed = crontab({ day: 13, dayOfWeek: 5, hour: 0, minute: 0 }, UTC);
     expect(upcoming(vixie, '2025-01-01T00:00Z', 5).map((d) => d.slice(0, 10))).toEqual([
-      '2025-01-03', '2025-01-10', '2025-01-13', '2025-01-17', '2025-01-24', // every Friday and every 13th
+      '2025-01-03',
+      '2025-01-10',
+      '2025-01-13',
+      '2025-01-17',
+      '2025-01-24', // every Friday and every 13th
     ]);
     expect(upcoming(seed, '2025-01-01T00:00Z', 1).map((d) => d.slice(0, 10))).toEqual(['2025-06-13']); // Friday the 13th
     expect(vixie(at('2025-01-13T00:00Z'))).toBe(true);
@@ -437,7 +435,11 @@ function rng(seed: number): () => number {
   };
 }
 
-interface RandomField { text: string | number; values: Set<number>; star: boolean }
+interface RandomField {
+  text: string | number;
+  values: Set<number>;
+  star: boolean;
+}
 
 /** A random field in any syntax, with the value set it must mean (dayOfWeek folded to 0-6). */
 function randomField(next: () => number, min: number, max: number, starChance: number, dow = false, maxPieces = 3): RandomField {
@@ -475,7 +477,16 @@ const wallFormatters = new Map<string, Intl.DateTimeFormat>();
 function wallFields(t: number, tz: string) {
   let f = wallFormatters.get(tz);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', weekday: 'short' });
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: tz,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      weekday: 'short',
+    });
     wallFormatters.set(tz, f);
   }
   const p = Object.fromEntries(f.formatToParts(t).map((x) => [x.type, x.value]));
@@ -483,7 +494,9 @@ function wallFields(t: number, tz: string) {
 }
 
 const ZONES = ['UTC', 'America/New_York', 'Europe/Berlin', 'Australia/Lord_Howe', 'Asia/Kolkata'];
-const TRANSITIONS = ['2025-03-09T07:00Z', '2025-11-02T06:00Z', '2025-03-30T01:00Z', '2025-10-26T01:00Z', '2025-04-05T15:00Z', '2025-10-04T15:30Z'].map((s) => at(s).getTime());
+const TRANSITIONS = ['2025-03-09T07:00Z', '2025-11-02T06:00Z', '2025-03-30T01:00Z', '2025-10-26T01:00Z', '2025-04-05T15:00Z', '2025-10-04T15:30Z'].map((s) =>
+  at(s).getTime(),
+);
 const WINDOW_MINUTES = 3 * 24 * 60;
 
 describe('property: next() agrees with a brute-force minute walk', () => {
@@ -517,9 +530,10 @@ describe('property: next() agrees with a brute-force minute walk', () => {
           return f.minute.values.has(w.minute) && f.hour.values.has(w.hour) && f.month.values.has(w.month) && dayIn(w);
         };
         try {
-          schedule = form === 'crontab'
-            ? crontab({ minute: f.minute.text, hour: f.hour.text, day: f.day.text, month: f.month.text, dayOfWeek: f.dayOfWeek.text }, { tz })
-            : cronSchedule([f.minute, f.hour, f.day, f.month, f.dayOfWeek].map((x) => x.text).join(' '), { tz });
+          schedule =
+            form === 'crontab'
+              ? crontab({ minute: f.minute.text, hour: f.hour.text, day: f.day.text, month: f.month.text, dayOfWeek: f.dayOfWeek.text }, { tz })
+              : cronSchedule([f.minute, f.hour, f.day, f.month, f.dayOfWeek].map((x) => x.text).join(' '), { tz });
         } catch (error) {
           // Only an impossible day/month combination (or, for cron-parser, a repeated value) may be refused.
           expect(String(error), `seed ${seed} #${i}`).toMatch(form === 'crontab' ? /never matches/ : /never matches|day of month|duplicate values/);
@@ -535,7 +549,10 @@ describe('property: next() agrees with a brute-force minute walk', () => {
         let brute = -1;
         const start = Math.floor(after.getTime() / 60_000) * 60_000 + 60_000;
         for (let t = start; t < start + WINDOW_MINUTES * 60_000; t += 60_000) {
-          if (expected(t)) { brute = t; break; }
+          if (expected(t)) {
+            brute = t;
+            break;
+          }
         }
         if (brute >= 0) expect(got.toISOString(), label).toBe(new Date(brute).toISOString());
         else expect(got.getTime(), label).toBeGreaterThanOrEqual(start + WINDOW_MINUTES * 60_000);
@@ -553,8 +570,11 @@ describe('property: next() agrees with a brute-force minute walk', () => {
     const next = rng(99);
     for (let i = 0; i < 150; i++) {
       const fields = [
-        randomField(next, 0, 59, 0.3), randomField(next, 0, 23, 0.5), randomField(next, 1, 31, 0.6),
-        randomField(next, 1, 12, 0.7), randomField(next, 0, 7, 0.6, true),
+        randomField(next, 0, 59, 0.3),
+        randomField(next, 0, 23, 0.5),
+        randomField(next, 1, 31, 0.6),
+        randomField(next, 1, 12, 0.7),
+        randomField(next, 0, 7, 0.6, true),
       ].map((x) => x.text);
       const specials = ['L', '5L', '1#2', '0#5'];
       if (next() < 0.15) fields[2] = 'L';

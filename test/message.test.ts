@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../src/shared/config.js';
 import { MessageDecodeError, PayloadTooLargeError, SerializationError } from '../src/shared/errors.js';
-import {
-  MAX_DEPTH,
-  MESSAGE_VERSION,
-  decodeMessage,
-  deserializeValue,
-  encodeMessage,
-  serializeValue,
-} from '../src/codec/message.js';
+import { MAX_DEPTH, MESSAGE_VERSION, decodeMessage, deserializeValue, encodeMessage, serializeValue } from '../src/codec/message.js';
 
 const roundTrip = (value: unknown): unknown => deserializeValue(serializeValue(value));
 const viaMessage = (args: unknown[]): unknown[] => decodeMessage(encodeMessage('cmd', args).data).args;
@@ -44,7 +37,13 @@ describe('tagged values round-trip', () => {
     ['Date', new Date('2024-02-29T12:34:56.789Z')],
     ['far-future Date', new Date(8.64e15)],
     ['BigInt', -123456789012345678901234567890n],
-    ['Map', new Map<unknown, unknown>([['a', 1], [2, 'b']])],
+    [
+      'Map',
+      new Map<unknown, unknown>([
+        ['a', 1],
+        [2, 'b'],
+      ]),
+    ],
     ['Set', new Set([1, 'two', 3n])],
     ['Uint8Array', new Uint8Array([0, 1, 254, 255])],
     ['empty Uint8Array', new Uint8Array(0)],
@@ -217,7 +216,17 @@ describe('refusals name the argument path', () => {
     ['a Map value', [new Map([['k', () => 0]])], 'args[0]<map value "k">', /function/],
     ['a Map value under a number key', [new Map([[7, Symbol()]])], 'args[0]<map value 7>', /symbol/],
     ['a Map value under an object key', [new Map([[{}, new Foo()]])], 'args[0]<map value #0>', /class Foo/],
-    ['a Map key', [new Map<unknown, number>([['ok', 1], [new Foo(), 2]])], 'args[0]<map key #1>', /class Foo/],
+    [
+      'a Map key',
+      [
+        new Map<unknown, number>([
+          ['ok', 1],
+          [new Foo(), 2],
+        ]),
+      ],
+      'args[0]<map key #1>',
+      /class Foo/,
+    ],
     ['a Set member', [new Set([1, new WeakSet()])], 'args[0]<set member #1>', /a WeakSet is not serializable/],
     ['a WeakMap', [{ w: new WeakMap() }], 'args[0].w', /a WeakMap is not serializable/],
     ['a Promise', [Promise.resolve(1)], 'args[0]', /a Promise is not serializable/],

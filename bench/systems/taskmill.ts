@@ -7,7 +7,19 @@
  */
 import path from 'node:path';
 import pino from 'pino';
-import { CommandRegistry, createConsumer, DatabaseQueue, MemoryQueue, queueCommand, RedisBlockingQueue, RedisQueue, registry as globalRegistry, SqliteQueue, type BaseQueue, type QueuedCommand } from '../../src/index.js';
+import {
+  CommandRegistry,
+  createConsumer,
+  DatabaseQueue,
+  MemoryQueue,
+  queueCommand,
+  RedisBlockingQueue,
+  RedisQueue,
+  registry as globalRegistry,
+  SqliteQueue,
+  type BaseQueue,
+  type QueuedCommand,
+} from '../../src/index.js';
 import { encodeMessage } from '../../src/codec/message.js';
 import { schemaName } from './names.js';
 import type { BenchJob, BenchSystem, RunningConsumer, SystemContext } from './types.js';

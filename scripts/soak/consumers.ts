@@ -29,7 +29,8 @@ export interface ConsumerPoolOptions {
 /** Every consumer still running when the soak exits (a thrown error included) is killed with it. */
 const everyMember = new Set<Member>();
 process.once('exit', () => {
-  for (const member of everyMember) if (member.spawned.child.exitCode === null && member.spawned.child.signalCode === null) member.spawned.child.kill('SIGKILL');
+  for (const member of everyMember)
+    if (member.spawned.child.exitCode === null && member.spawned.child.signalCode === null) member.spawned.child.kill('SIGKILL');
 });
 
 export class ConsumerPool {
@@ -69,7 +70,27 @@ export class ConsumerPool {
     const { url, dir, recordFile, leaseSeconds, threads } = this.#options;
     const log = path.join(dir, 'consumers', `${this.#all.length + 1}.log`);
     // -v 0: warnings and errors only (outages are warnings), so the logs stay small over a long soak.
-    const args = ['consume', '-q', url, '-t', String(threads), '-n', '--lease', String(leaseSeconds), '-d', '0.02', '-m', '0.5', '-g', '10', '-v', '0', '-l', log, COMMANDS_MODULE];
+    const args = [
+      'consume',
+      '-q',
+      url,
+      '-t',
+      String(threads),
+      '-n',
+      '--lease',
+      String(leaseSeconds),
+      '-d',
+      '0.02',
+      '-m',
+      '0.5',
+      '-g',
+      '10',
+      '-v',
+      '0',
+      '-l',
+      log,
+      COMMANDS_MODULE,
+    ];
     const spawned = spawnCli(args, { env: { SOAK_RECORD_FILE: recordFile } });
     const member: Member = { spawned, startedAt: Date.now(), signalled: null };
     this.#members.add(member);

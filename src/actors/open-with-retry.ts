@@ -13,8 +13,7 @@ const FIRST_DELAY_MS = 200;
 const MAX_DELAY_MS = 5_000;
 
 /** A failure to open that retrying cannot mend: bad configuration, or the server refusing us for good. */
-export const isPermanent = (error: unknown): boolean =>
-  error instanceof ConfigError || (error instanceof QueueConnectionError && error.permanent);
+export const isPermanent = (error: unknown): boolean => error instanceof ConfigError || (error instanceof QueueConnectionError && error.permanent);
 
 /**
  * After failed attempt `attempt` (0-based) at `now`: the ms to wait before the

@@ -154,7 +154,9 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           // (result() would wait for ever, status() say 'retrying' for a finished job). A record that cannot be
           // stored does not hold the retry back: the next attempt's record will tell.
           const recorded = result
-            ? queue.setResults([result]).catch((error: unknown) => log.warn({ messageId: message.id, err: toError(error) }, 'could not store the retrying record; retrying anyway'))
+            ? queue
+                .setResults([result])
+                .catch((error: unknown) => log.warn({ messageId: message.id, err: toError(error) }, 'could not store the retrying record; retrying anyway'))
             : Promise.resolve();
           track(recorded.then(() => queue.retry(message.id, plan.data, plan.runAt))).then(
             (ok) => {
@@ -175,9 +177,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
         case 'RELEASE':
           for (const id of event.ids) leases.settle(id);
           if (event.ids.length > 0) {
-            track(queue.release(event.ids)).catch((error) =>
-              log.warn({ err: toError(error) }, 'release failed; the leases will expire instead'),
-            );
+            track(queue.release(event.ids)).catch((error) => log.warn({ err: toError(error) }, 'release failed; the leases will expire instead'));
           }
           break;
         case 'WRITE_UNIQUE':

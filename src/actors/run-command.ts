@@ -53,7 +53,13 @@ function nextAttemptData(data: string, attempt: number): string {
   return JSON.stringify(envelope);
 }
 
-export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESULT_TTL_MS, hooks = jobEvents, maxDeliveries = DEFAULT_MAX_DELIVERIES }: RunCommandDeps): RunCommandLogic {
+export function createRunCommand({
+  commands,
+  logger,
+  resultTtlMs = DEFAULT_RESULT_TTL_MS,
+  hooks = jobEvents,
+  maxDeliveries = DEFAULT_MAX_DELIVERIES,
+}: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive }) => {
     const { workerId } = input;
     const log = logger.child({ worker: workerId });
@@ -88,11 +94,17 @@ export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESUL
       if (!finish(job)) return;
       const ms = performance.now() - started;
       if (info) log.info({ command: envelope.command, job: envelope.id, attempt: envelope.attempt, ms: Math.round(ms) }, 'job finished');
-      if (hooks.has('completed')) hooks.emit('completed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, durationMs: ms });
+      if (hooks.has('completed'))
+        hooks.emit('completed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, durationMs: ms });
       sendBack({
         type: 'COMMAND_DONE',
         id: message.id,
-        result: record(command, envelope.id, { status: 'completed', attempt: envelope.attempt, at: Date.now(), ...(serialized !== undefined ? { value: serialized } : {}) }),
+        result: record(command, envelope.id, {
+          status: 'completed',
+          attempt: envelope.attempt,
+          at: Date.now(),
+          ...(serialized !== undefined ? { value: serialized } : {}),
+        }),
       });
     };
 
@@ -106,7 +118,8 @@ export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESUL
       if (next) {
         retry = { data: nextAttemptData(message.data, next.attempt), runAt: next.runAt };
         data = { status: 'retrying', attempt: envelope.attempt, at: now, error: remoteError(error), runAt: next.runAt };
-        if (hooks.has('retrying')) hooks.emit('retrying', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error, delayMs: next.delayMs });
+        if (hooks.has('retrying'))
+          hooks.emit('retrying', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error, delayMs: next.delayMs });
       } else {
         data = { status: 'failed', attempt: envelope.attempt, at: now, error: remoteError(error) };
         if (hooks.has('failed')) hooks.emit('failed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error });
@@ -122,14 +135,19 @@ export function createRunCommand({ commands, logger, resultTtlMs = DEFAULT_RESUL
         command = commands.get(envelope.command);
         if (!command) throw new UnknownCommandError(envelope.command);
       } catch (error) {
-        const reason = error instanceof MessageDecodeError || error instanceof UnknownCommandError ? error.message : `invalid message: ${toError(error).message}`;
+        const reason =
+          error instanceof MessageDecodeError || error instanceof UnknownCommandError ? error.message : `invalid message: ${toError(error).message}`;
         log.warn({ messageId: message.id, reason }, 'message rejected');
         sendBack({ type: 'MESSAGE_REJECTED', reason });
         return;
       }
       if (envelope.expiresAt !== undefined && Date.now() > envelope.expiresAt) {
-        log.info({ command: envelope.command, job: envelope.id, expiresAt: new Date(envelope.expiresAt).toISOString() }, 'job expired before it started; skipped');
-        if (hooks.has('expired')) hooks.emit('expired', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, expiresAt: envelope.expiresAt });
+        log.info(
+          { command: envelope.command, job: envelope.id, expiresAt: new Date(envelope.expiresAt).toISOString() },
+          'job expired before it started; skipped',
+        );
+        if (hooks.has('expired'))
+          hooks.emit('expired', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, expiresAt: envelope.expiresAt });
         sendBack({ type: 'MESSAGE_EXPIRED', result: record(command, envelope.id, { status: 'expired', attempt: envelope.attempt, at: Date.now() }) });
         return;
       }

@@ -4,15 +4,7 @@
  * the extra ones the consumer relies on, and run `runContractSuite` from
  * `taskmill/testing` against it.
  */
-export {
-  BaseQueue,
-  type FailedMessage,
-  type QueueMessage,
-  type QueueOptions,
-  type QueueStats,
-  type ResultRecord,
-  type WriteOptions,
-} from './base.js';
+export { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats, type ResultRecord, type WriteOptions } from './base.js';
 export { validateQueueName } from './base.js';
 export { redactUrl, redactText } from '../shared/config.js';
 export { ConfigError, LeaseLostError, QueueConnectionError, TaskmillError } from '../shared/errors.js';

@@ -91,11 +91,7 @@ function encodeObject(obj: object, state: EncodeState): string {
   }
   const isArray = Array.isArray(obj);
   const isContainer =
-    (isArray && proto === Array.prototype) ||
-    proto === Object.prototype ||
-    proto === null ||
-    proto === Map.prototype ||
-    proto === Set.prototype;
+    (isArray && proto === Array.prototype) || proto === Object.prototype || proto === null || proto === Map.prototype || proto === Set.prototype;
   if (!isContainer) refuseInstance(obj, proto, state);
 
   const closes = state.ancestors.get(obj);

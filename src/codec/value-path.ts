@@ -5,11 +5,7 @@
  */
 
 /** A path segment: array index, object key, or a Map/Set position. */
-export type Segment =
-  | number
-  | string
-  | { kind: 'mapKey' | 'mapValue' | 'set'; index: number; key?: unknown }
-  | { kind: 'symbol'; description: string };
+export type Segment = number | string | { kind: 'mapKey' | 'mapValue' | 'set'; index: number; key?: unknown } | { kind: 'symbol'; description: string };
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 

@@ -22,10 +22,7 @@ import { WorkerCommandError } from '../machines/protocol.js';
 import { encodeMessage } from '../codec/message.js';
 import { DEFAULT_RESULT_TTL_MS } from '../producer/results.js';
 
-export type ControlEvent = Extract<
-  SupervisorEvent,
-  { type: 'SCALE' | 'PAUSE' | 'RESUME' | 'PAUSE_PERIODIC' | 'RESUME_PERIODIC' | 'STOP' | 'FORCE' }
->;
+export type ControlEvent = Extract<SupervisorEvent, { type: 'SCALE' | 'PAUSE' | 'RESUME' | 'PAUSE_PERIODIC' | 'RESUME_PERIODIC' | 'STOP' | 'FORCE' }>;
 
 type Clock = NonNullable<ActorOptions<typeof supervisorMachine>['clock']>;
 
@@ -125,7 +122,9 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
           ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
         });
 
-  const worker = workerMachine.provide({ actors: { runCommand: createRunCommand({ commands, logger, maxDeliveries, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) } });
+  const worker = workerMachine.provide({
+    actors: { runCommand: createRunCommand({ commands, logger, maxDeliveries, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) },
+  });
   const scheduler = schedulerMachine.provide({
     actions: {
       logSlotWritten: (_, { key, id }) => {
@@ -139,12 +138,20 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     },
   });
   const machine = supervisorMachine.provide({
-    actors: { queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs: nonNegative('openTimeoutMs', options.openTimeoutMs, 30_000) }), worker, scheduler },
+    actors: {
+      queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs: nonNegative('openTimeoutMs', options.openTimeoutMs, 30_000) }),
+      worker,
+      scheduler,
+    },
     actions: {
-      logRunning: ({ context }) => logger.info({ workers: context.workers, queue: queue.name, periodic: context.periodicCommands.length > 0 }, 'consumer running'),
+      logRunning: ({ context }) =>
+        logger.info({ workers: context.workers, queue: queue.name, periodic: context.periodicCommands.length > 0 }, 'consumer running'),
       logWorkerFailure: (_, { workerId, error }) => {
         if (error instanceof WorkerCommandError) {
-          logger.error({ worker: workerId, command: error.command, job: error.jobId, messageId: error.job.id, err: error.cause }, 'command failed; worker replaced');
+          logger.error(
+            { worker: workerId, command: error.command, job: error.jobId, messageId: error.job.id, err: error.cause },
+            'command failed; worker replaced',
+          );
         } else {
           logger.error({ worker: workerId, err: toError(error) }, 'worker crashed; replaced');
         }

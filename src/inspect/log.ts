@@ -39,7 +39,13 @@ export function inspectLogLine(event: InspectionEvent, options: InspectLogOption
       return line;
     case '@xstate.event': {
       const source = event.sourceRef as InspectedRef | undefined;
-      return Object.assign(line, { kind: 'event', type: event.event.type, source: source ? actorName(source) : undefined, target: line.actor, event: sanitizeEvent(event.event) });
+      return Object.assign(line, {
+        kind: 'event',
+        type: event.event.type,
+        source: source ? actorName(source) : undefined,
+        target: line.actor,
+        event: sanitizeEvent(event.event),
+      });
     }
     case '@xstate.snapshot': {
       const { value, status, error, context } = sanitizeSnapshot(event.snapshot);
@@ -104,4 +110,3 @@ export function createInspectLog(file: string, options: InspectLogOptions = {}):
     },
   };
 }
-

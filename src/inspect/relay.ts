@@ -176,7 +176,7 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
   const inspect = (event: InspectionEvent): void => {
     if (event.type === '@xstate.actor' && !(event.actorRef as InspectedRef)._parent) {
       for (const root of roots) if ((root.getSnapshot() as { status?: string } | undefined)?.status !== 'active') roots.delete(root);
-      roots.add(event.actorRef as InspectedRef);
+      roots.add(event.actorRef);
     }
     observe(event);
   };
@@ -273,4 +273,3 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
     },
   };
 }
-

@@ -36,7 +36,7 @@ function isActorRef(value: object): value is InspectedRef {
 function kindOf(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value !== 'object') return typeof value;
-  return Array.isArray(value) ? 'Array' : ((value as object).constructor?.name ?? 'Object');
+  return Array.isArray(value) ? 'Array' : (value.constructor?.name ?? 'Object');
 }
 
 const payloadText = (text: string, what = 'payload') => `[${what}: ${Buffer.byteLength(text, 'utf8')} bytes]`;
@@ -232,4 +232,3 @@ export function liveTree(root: InspectedRef): InspectedRef[] {
 }
 
 export const rootOf = (ref: InspectedRef): InspectedRef => (ref._parent ? rootOf(ref._parent) : ref);
-

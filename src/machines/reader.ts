@@ -21,15 +21,7 @@
  * the drain) replace them through assign.
  */
 import { assertEvent, assign, enqueueActions, sendParent, sendTo, setup, type AnyActorRef } from 'xstate';
-import {
-  expectEvent,
-  SYSTEM_IDS,
-  type JobEvent,
-  type LeasedMessage,
-  type QueueAdapterEvent,
-  type QueueReplyEvent,
-  type WorkerReadyEvent,
-} from './protocol.js';
+import { expectEvent, SYSTEM_IDS, type JobEvent, type LeasedMessage, type QueueAdapterEvent, type QueueReplyEvent, type WorkerReadyEvent } from './protocol.js';
 
 export interface ReaderOptions {
   /** Messages read ahead of demand and buffered. Default 0 (the lease clock starts at read). */
@@ -99,7 +91,7 @@ export const readerMachine = setup({
   types: {
     context: {} as ReaderContext,
     events: {} as ReaderEvent,
-    input: {} as Partial<ReaderOptions>,
+    input: {},
   },
   actions: {
     /** Per dispatch (in place): the worker joins the idle list; if it just finished a job, that job is back. */

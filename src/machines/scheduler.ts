@@ -75,11 +75,7 @@ export interface SchedulerContext {
   paused: boolean;
 }
 
-export type SchedulerEvent =
-  | Extract<QueueReplyEvent, { type: 'SLOT_WRITTEN' | 'SLOT_FAILED' }>
-  | { type: 'PAUSE' }
-  | { type: 'RESUME' }
-  | { type: 'STOP' };
+export type SchedulerEvent = Extract<QueueReplyEvent, { type: 'SLOT_WRITTEN' | 'SLOT_FAILED' }> | { type: 'PAUSE' } | { type: 'RESUME' } | { type: 'STOP' };
 
 const MINUTE = 60_000;
 

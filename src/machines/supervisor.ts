@@ -384,12 +384,7 @@ export const supervisorMachine = setup({
           },
           {
             guard: 'isPoolWorker',
-            actions: [
-              'countFailure',
-              { type: 'logWorkerFailure', params: workerFailureParams },
-              'recordFailure',
-              'replaceWorker',
-            ],
+            actions: ['countFailure', { type: 'logWorkerFailure', params: workerFailureParams }, 'recordFailure', 'replaceWorker'],
           },
           {
             // A retired worker that failed on its last job: recorded, not replaced.
@@ -398,17 +393,11 @@ export const supervisorMachine = setup({
           },
           {
             guard: 'isScheduler',
-            actions: [
-              { type: 'logChildFailure', params: childFailureParams },
-              'replaceScheduler',
-            ],
+            actions: [{ type: 'logChildFailure', params: childFailureParams }, 'replaceScheduler'],
           },
           {
             target: 'failing',
-            actions: [
-              { type: 'logChildFailure', params: childFailureParams },
-              'keepError',
-            ],
+            actions: [{ type: 'logChildFailure', params: childFailureParams }, 'keepError'],
           },
         ],
         STOP: { target: 'draining', actions: 'takeDrainDeadline' },

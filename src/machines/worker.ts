@@ -12,17 +12,7 @@
  * supervisor receives `xstate.error.actor.<id>` — the seed's "that worker is
  * taken out of the pool and a new worker is started up to replace it".
  */
-import {
-  assertEvent,
-  assign,
-  enqueueActions,
-  fromCallback,
-  sendTo,
-  setup,
-  type ActorRefFrom,
-  type AnyActorRef,
-  type CallbackActorLogic,
-} from 'xstate';
+import { assertEvent, assign, enqueueActions, fromCallback, sendTo, setup, type ActorRefFrom, type AnyActorRef, type CallbackActorLogic } from 'xstate';
 import type { ReaderEvent } from './reader.js';
 import {
   expectEvent,

@@ -35,9 +35,7 @@ export async function importModule(file: string): Promise<void> {
 export async function autodiscover(patterns?: string | string[], options: { cwd?: string } = {}): Promise<string[]> {
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const list = patterns === undefined ? DEFAULT_DISCOVERY_PATTERNS : Array.isArray(patterns) ? patterns : [patterns];
-  const files = (
-    await (await import('tinyglobby')).glob(list, { cwd, absolute: true, ignore: ['**/node_modules/**', '**/.*/**'], onlyFiles: true })
-  ).sort();
+  const files = (await (await import('tinyglobby')).glob(list, { cwd, absolute: true, ignore: ['**/node_modules/**', '**/.*/**'], onlyFiles: true })).sort();
   for (const file of files) await importModule(file);
   return files;
 }

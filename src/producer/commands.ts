@@ -109,7 +109,7 @@ function validateOptions(options: CommandOptions): CommandOptions {
     const where = issue.path.length ? issue.path.join('.') : 'options';
     throw new ConfigError(`invalid command option ${where}: ${issue.message}`);
   }
-  return parsed.data as CommandOptions;
+  return parsed.data;
 }
 
 const THIS_MODULE = fileURLToPath(import.meta.url).replace(/\.[cm]?[jt]s$/, '');
@@ -126,7 +126,6 @@ function callerModule(): string | undefined {
   }
   return undefined;
 }
-
 
 // ── running a command locally ──────────────────────────────────────────────
 
@@ -228,18 +227,14 @@ export function queueCommand<A extends unknown[], R>(
 
 export function periodicCommand<R>(schedule: Schedule | string, fn: () => R): PeriodicCommand<R>;
 export function periodicCommand<R>(schedule: Schedule | string, name: string, fn: () => R): PeriodicCommand<R>;
-export function periodicCommand<R>(
-  schedule: Schedule | string,
-  second: string | (() => R),
-  third?: () => R,
-): PeriodicCommand<R> {
+export function periodicCommand<R>(schedule: Schedule | string, second: string | (() => R), third?: () => R): PeriodicCommand<R> {
   const fn = typeof second === 'function' ? second : third;
   if (typeof fn !== 'function') throw new ConfigError('periodicCommand takes (schedule, fn) or (schedule, name, fn)');
   const name = commandName(typeof second === 'string' ? second : undefined, fn, 'periodicCommand');
   const resolved = toSchedule(schedule);
   const registered: RegisteredCommand = {
     name,
-    fn: fn as RegisteredCommand['fn'],
+    fn: fn,
     options: Object.freeze({ name }),
     schedule: resolved,
     module: callerModule(),

@@ -42,7 +42,7 @@ export class JobEvents {
   }
 
   emit<K extends JobEventName>(name: K, event: JobEventMap[K]): void {
-    const list = this.#listeners[name] as Listener<K>[] | undefined;
+    const list = this.#listeners[name];
     if (!list) return;
     for (const listener of [...list]) {
       try {

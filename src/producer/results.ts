@@ -78,7 +78,10 @@ export class JobExpiredError extends TaskmillError {
 
 /** `job.result({ timeout })` waited `timeout` ms and the job had no final result yet. */
 export class JobResultTimeoutError extends TaskmillError {
-  constructor(readonly jobId: string, ms: number) {
+  constructor(
+    readonly jobId: string,
+    ms: number,
+  ) {
     super('ERR_TASKMILL_RESULT_TIMEOUT', `no result for job ${jobId} within ${ms} ms`);
   }
 }

@@ -32,7 +32,9 @@ export function cronSchedule(expression: string, options?: ScheduleOptions): Sch
   } else {
     const parts = expr === '' ? [] : expr.split(' ');
     if (parts.length === 6) {
-      throw new TypeError(`cronSchedule: ${shown} has 6 fields; seconds are not supported (schedules have 1-minute resolution), use 5: minute hour day month dayOfWeek`);
+      throw new TypeError(
+        `cronSchedule: ${shown} has 6 fields; seconds are not supported (schedules have 1-minute resolution), use 5: minute hour day month dayOfWeek`,
+      );
     }
     if (parts.length !== 5) {
       throw new TypeError(`cronSchedule: ${shown} has ${parts.length} fields; expected 5: minute hour day month dayOfWeek`);

@@ -23,9 +23,19 @@ const RANGES: Record<FieldName, { min: number; max: number }> = {
   minute: { min: 0, max: 59 },
 };
 const FIELD_HINTS: Record<string, string> = {
-  day_of_week: 'dayOfWeek', dayofweek: 'dayOfWeek', dow: 'dayOfWeek', weekday: 'dayOfWeek', weekdays: 'dayOfWeek',
-  day_of_month: 'day', dayOfMonth: 'day', dom: 'day', days: 'day', date: 'day',
-  hours: 'hour', minutes: 'minute', months: 'month',
+  day_of_week: 'dayOfWeek',
+  dayofweek: 'dayOfWeek',
+  dow: 'dayOfWeek',
+  weekday: 'dayOfWeek',
+  weekdays: 'dayOfWeek',
+  day_of_month: 'day',
+  dayOfMonth: 'day',
+  dom: 'day',
+  days: 'day',
+  date: 'day',
+  hours: 'hour',
+  minutes: 'minute',
+  months: 'month',
 };
 
 /**
@@ -95,7 +105,13 @@ export function crontab(fields: CrontabFields = {}, options?: ScheduleOptions): 
   for (const key of Object.keys(fields)) {
     if (!(FIELD_ORDER as readonly string[]).includes(key)) {
       const suggestion = FIELD_HINTS[key] ?? FIELD_HINTS[key.toLowerCase()];
-      const hint = suggestion ? `did you mean ${suggestion}? ` : /^seconds?$/i.test(key) ? 'schedules have 1-minute resolution; ' : key === 'tz' ? 'pass it as an option: crontab(fields, { tz }); ' : '';
+      const hint = suggestion
+        ? `did you mean ${suggestion}? `
+        : /^seconds?$/i.test(key)
+          ? 'schedules have 1-minute resolution; '
+          : key === 'tz'
+            ? 'pass it as an option: crontab(fields, { tz }); '
+            : '';
       throw new TypeError(`crontab: unknown field "${key}" (${hint}fields are ${FIELD_ORDER.join(', ')})`);
     }
     const value = (fields as Record<string, unknown>)[key];
@@ -108,9 +124,5 @@ export function crontab(fields: CrontabFields = {}, options?: ScheduleOptions): 
   const month = table('month');
   const dayOfWeek = table('dayOfWeek');
   const zone = resolveZone(tz, 'crontab');
-  return compile(
-    { minute, hour, month, day: (_y, _m, d, wd) => day[d] === 1 && dayOfWeek[wd] === 1 },
-    zone,
-    `crontab(${given.join(', ')})`,
-  );
+  return compile({ minute, hour, month, day: (_y, _m, d, wd) => day[d] === 1 && dayOfWeek[wd] === 1 }, zone, `crontab(${given.join(', ')})`);
 }

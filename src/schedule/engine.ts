@@ -69,21 +69,35 @@ export function compile(m: Matcher, zone: Zone, source: string): Schedule {
       const dim = daysInMonth(y, month);
       if (!m.month[month] || d > dim) {
         month++;
-        if (month > 12) { month = 1; y++; }
-        d = 1; h = 0; mi = 0;
+        if (month > 12) {
+          month = 1;
+          y++;
+        }
+        d = 1;
+        h = 0;
+        mi = 0;
         if (utcMs(y, month, 1, 0, 0) > limit) return -1;
         continue;
       }
       const hour = hourNext[h]!;
       if (hour < 0 || !m.day(y, month, d, weekday(y, month, d), dim)) {
-        d++; h = 0; mi = 0;
+        d++;
+        h = 0;
+        mi = 0;
         continue;
       }
-      if (hour !== h) { h = hour; mi = 0; }
+      if (hour !== h) {
+        h = hour;
+        mi = 0;
+      }
       const minute = minuteNext[mi]!;
       if (minute < 0) {
-        h++; mi = 0;
-        if (h > 23) { d++; h = 0; }
+        h++;
+        mi = 0;
+        if (h > 23) {
+          d++;
+          h = 0;
+        }
         continue;
       }
       const wall = utcMs(y, month, d, h, minute);

@@ -28,7 +28,24 @@ const localZone: Zone = {
     return floorMinute(t - scratch.getTimezoneOffset() * MINUTE_MS);
   },
 };
-const UTC_NAMES = new Set(['UTC', 'Etc/UTC', 'Etc/UCT', 'UCT', 'Etc/Universal', 'Universal', 'Etc/Zulu', 'Zulu', 'GMT', 'Etc/GMT', 'Etc/GMT0', 'Etc/GMT+0', 'Etc/GMT-0', 'GMT0', 'Etc/Greenwich', 'Greenwich']);
+const UTC_NAMES = new Set([
+  'UTC',
+  'Etc/UTC',
+  'Etc/UCT',
+  'UCT',
+  'Etc/Universal',
+  'Universal',
+  'Etc/Zulu',
+  'Zulu',
+  'GMT',
+  'Etc/GMT',
+  'Etc/GMT0',
+  'Etc/GMT+0',
+  'Etc/GMT-0',
+  'GMT0',
+  'Etc/Greenwich',
+  'Greenwich',
+]);
 const zones = new Map<string, Zone>();
 
 function namedZone(formatter: Intl.DateTimeFormat, name: string): Zone {
@@ -73,8 +90,14 @@ export function resolveZone(tz: string | undefined, who: string): Zone {
   let formatter: Intl.DateTimeFormat;
   try {
     formatter = new Intl.DateTimeFormat('en-US', {
-      timeZone: tz, hourCycle: 'h23', numberingSystem: 'latn',
-      year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric',
+      timeZone: tz,
+      hourCycle: 'h23',
+      numberingSystem: 'latn',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
     });
   } catch {
     throw new RangeError(`${who}: unknown time zone "${tz}" (use 'UTC' or an IANA name such as 'Europe/Berlin')`);

@@ -40,10 +40,7 @@ export function redactText(text: string, secrets: readonly string[] = []): strin
 }
 
 export type QueueUrl =
-  | { kind: 'memory'; store: string }
-  | { kind: 'sqlite'; path: string }
-  | { kind: 'postgres'; url: string }
-  | { kind: 'redis'; url: string; blocking: boolean };
+  { kind: 'memory'; store: string } | { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } | { kind: 'redis'; url: string; blocking: boolean };
 
 const HOST_PORT_DB = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5}):(\d{1,2})$/;
 
@@ -87,8 +84,6 @@ export function parseQueueUrl(url: string): QueueUrl {
       return { kind: 'redis', url: raw, blocking: blocking === 'true' };
     }
     default:
-      throw new ConfigError(
-        `unsupported queue URL "${redactUrl(raw)}": use memory://NAME, sqlite:PATH, postgres://…, redis://host:port/db or host:port:db`,
-      );
+      throw new ConfigError(`unsupported queue URL "${redactUrl(raw)}": use memory://NAME, sqlite:PATH, postgres://…, redis://host:port/db or host:port:db`);
   }
 }

@@ -127,8 +127,7 @@ describe.skipIf(!canStartPostgres)('DatabaseQueue faults (private server)', () =
     const producer = queue({ name, listen: false });
     await consumer.open();
     await producer.open();
-    const listenPid = async () =>
-      (await sql<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN %' AND state = 'idle'`))[0]?.pid;
+    const listenPid = async () => (await sql<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN %' AND state = 'idle'`))[0]?.pid;
     const before = await until('the LISTEN backend', listenPid);
     expect(await consumer.readBatch(1)).toEqual([]);
 

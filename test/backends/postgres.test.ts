@@ -26,8 +26,7 @@ async function dropSchema(schema: string): Promise<void> {
 function contractTarget(options: DatabaseQueueOptions) {
   const schema = uniqueSchema();
   return {
-    create: (queueOptions: DatabaseQueueOptions) =>
-      new DatabaseQueue(POSTGRES_URL, { ...options, ...queueOptions, schema, onWarning: () => {} }),
+    create: (queueOptions: DatabaseQueueOptions) => new DatabaseQueue(POSTGRES_URL, { ...options, ...queueOptions, schema, onWarning: () => {} }),
     cleanup: () => dropSchema(schema),
   };
 }
@@ -72,10 +71,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       const own = uniqueSchema();
       extraSchemas.push(own);
       await queue({ schema: own }).open();
-      const tables = await sql<{ table_name: string }>(
-        `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
-        [own],
-      );
+      const tables = await sql<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, [own]);
       expect(tables.map((t) => t.table_name)).toEqual(['failed', 'jobs', 'migrations', 'results', 'slots']);
       const versions = await sql<{ version: number }>(`SELECT version FROM ${pg.escapeIdentifier(own)}.migrations ORDER BY version`);
       expect(versions.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
@@ -433,7 +429,9 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       const q = queue();
       const id = await q.write('plain');
       const columns = async () =>
-        (await sql<{ text: boolean; utf16: boolean }>(`SELECT data IS NOT NULL AS text, data_utf16 IS NOT NULL AS utf16 FROM ${jobsOf(q)} WHERE id = $1`, [id]))[0];
+        (
+          await sql<{ text: boolean; utf16: boolean }>(`SELECT data IS NOT NULL AS text, data_utf16 IS NOT NULL AS utf16 FROM ${jobsOf(q)} WHERE id = $1`, [id])
+        )[0];
       await q.read();
       expect(await q.retry(id, 'nul \u0000 inside', Date.now())).toBe(true);
       expect(await columns()).toEqual({ text: false, utf16: true });
@@ -479,10 +477,10 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       const q = queue();
       const other = queue();
       const expire = (target: DatabaseQueue, count: number) =>
-        sql(`INSERT INTO ${resultsOf(target)} (queue, job_id, record, expires_at) SELECT $1, 'old-' || g, 'x', now() - interval '1 second' FROM generate_series(1, $2) g`, [
-          target.name,
-          count,
-        ]);
+        sql(
+          `INSERT INTO ${resultsOf(target)} (queue, job_id, record, expires_at) SELECT $1, 'old-' || g, 'x', now() - interval '1 second' FROM generate_series(1, $2) g`,
+          [target.name, count],
+        );
       await expire(q, 250);
       await expire(other, 5);
       await q.setResults([{ jobId: 'live', record: 'alive', ttlMs: 60_000 }]);

@@ -103,9 +103,7 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
   it('a blocked consumer survives a server restart and reads a new write within 10 s', async () => {
     const name = uniqueName('restart');
     const consumerWarnings: string[] = [];
-    const consumer = track(
-      new RedisBlockingQueue(server.url, { name, blockTimeoutMs: 2_000, onWarning: (m) => consumerWarnings.push(m) }),
-    );
+    const consumer = track(new RedisBlockingQueue(server.url, { name, blockTimeoutMs: 2_000, onWarning: (m) => consumerWarnings.push(m) }));
     const producer = track(new RedisQueue(server.url, options({ name })));
     await consumer.open();
     const seen: string[] = [];
@@ -274,7 +272,7 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
     `;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     await new Promise((resolve) => child.once('exit', resolve));
     const left = JSON.parse(out.trim().split('\n').at(-1)!) as string[];
     // No socket and no timer (ioredis's graceful close waits up to 2 s on a socket the server keeps blocked).

@@ -113,7 +113,10 @@ it('consumer processes promoting and retrying on one file: each delayed message 
   expect(acked.every((m) => m.attempt === 1)).toBe(true);
   // Each delay was promoted exactly once, and the promoteDue() counts of all processes add up to that.
   const events = Object.fromEntries(
-    (log.prepare('SELECT event, count(*) AS n FROM lifecycle_log GROUP BY event').all() as Array<{ event: string; n: number }>).map((row) => [row.event, row.n]),
+    (log.prepare('SELECT event, count(*) AS n FROM lifecycle_log GROUP BY event').all() as Array<{ event: string; n: number }>).map((row) => [
+      row.event,
+      row.n,
+    ]),
   );
   log.close();
   expect(events['delayed']).toBeGreaterThanOrEqual(delayedIds.length);

@@ -109,9 +109,7 @@ describe('SqliteQueue', () => {
       limit: 5,
     };
     const plan = (which: keyof typeof SQLITE_STATEMENTS) =>
-      (db.prepare(`EXPLAIN QUERY PLAN ${SQLITE_STATEMENTS[which]}`).all(params) as Array<{ detail: string }>)
-        .map((row) => row.detail)
-        .join('\n');
+      (db.prepare(`EXPLAIN QUERY PLAN ${SQLITE_STATEMENTS[which]}`).all(params) as Array<{ detail: string }>).map((row) => row.detail).join('\n');
     const claim = plan('claim');
     expect(claim).toContain('USING INDEX taskmill_messages_ready');
     expect(claim).toContain('USING COVERING INDEX taskmill_messages_leased');
@@ -136,7 +134,11 @@ describe('SqliteQueue', () => {
     const file = freshFile();
     const queue = new SqliteQueue(file);
     const runAt = Date.now() + 3_600_000;
-    for (let i = 0; i < 10; i++) await queue.writeBatch(Array.from({ length: 5_000 }, (_, k) => `d${i}-${k}`), { runAt });
+    for (let i = 0; i < 10; i++)
+      await queue.writeBatch(
+        Array.from({ length: 5_000 }, (_, k) => `d${i}-${k}`),
+        { runAt },
+      );
     const ready = await queue.write('ready');
     expect(await queue.stats()).toEqual({ ready: 1, leased: 0, failed: 0, delayed: 50_000 });
     expect(await queue.readBatch(10)).toEqual([{ id: ready, data: 'ready', attempt: 1 }]);
@@ -144,8 +146,7 @@ describe('SqliteQueue', () => {
     const db = new Database(file, { readonly: true });
     // Every cell of an index b-tree, interior ones included, is one entry.
     const entries = (index: string) =>
-      (db.prepare("SELECT coalesce(sum(ncell), 0) AS n FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'internal')").get(index) as { n: number })
-        .n;
+      (db.prepare("SELECT coalesce(sum(ncell), 0) AS n FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'internal')").get(index) as { n: number }).n;
     expect(entries('taskmill_messages_ready')).toBe(0);
     expect(entries('taskmill_messages_leased')).toBe(1);
     expect(entries('taskmill_messages_delayed')).toBe(50_000);

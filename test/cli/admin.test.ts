@@ -72,7 +72,10 @@ describe('taskmill admin subcommands on SQLite', () => {
     expect(listed).toMatch(new RegExp(`^${messageId}  \\S+Z  attempt 1  cli-fail\\n  Error: cli-fail 7 went wrong\\n$`));
     const withStack = await taskmill('failed', '--stack');
     expect(withStack).toMatch(/Error: cli-fail 7 went wrong\n\s+at /);
-    const json = (await taskmill('failed', '--json')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const json = (await taskmill('failed', '--json'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(json).toHaveLength(1);
     expect(json[0]).toMatchObject({ id: messageId, attempt: 1 });
     expect(json[0]!.error).toMatch(/^Error: cli-fail 7 went wrong\n\s+at /);

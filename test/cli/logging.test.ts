@@ -56,7 +56,14 @@ async function consumeAll(name: string, jobs: [string, unknown[]][], flags: stri
 
 describe.concurrent('taskmill consume logging', { timeout: 120_000 }, () => {
   it('-v 0: warnings and errors only, on stdout and in the -l file', async () => {
-    const { stdout, log, code } = await consumeAll('quiet', [['cli-ok', [1]], ['cli-fail', [2]]], ['-v', '0']);
+    const { stdout, log, code } = await consumeAll(
+      'quiet',
+      [
+        ['cli-ok', [1]],
+        ['cli-fail', [2]],
+      ],
+      ['-v', '0'],
+    );
     expect(code).toBe(0);
     for (const text of [stdout, log]) {
       const entries = jsonLines(text);
@@ -66,7 +73,14 @@ describe.concurrent('taskmill consume logging', { timeout: 120_000 }, () => {
   });
 
   it('-v 2: debug "job started" lines; -l FILE gets the same JSON lines, "job finished" included; stdout is JSON on a pipe', async () => {
-    const { stdout, log, code } = await consumeAll('debug', [['cli-ok', [1]], ['cli-ok', [2]]], ['-v', '2']);
+    const { stdout, log, code } = await consumeAll(
+      'debug',
+      [
+        ['cli-ok', [1]],
+        ['cli-ok', [2]],
+      ],
+      ['-v', '2'],
+    );
     expect(code).toBe(0);
     // Not a TTY: every stdout line is a pino JSON line.
     for (const line of lines(stdout)) expect(() => JSON.parse(line), line).not.toThrow();

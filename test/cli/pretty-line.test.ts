@@ -40,7 +40,18 @@ describe('ownFrames', () => {
 
 describe('prettyLine', () => {
   it('puts the message and the fields on one line, quoting what has spaces', () => {
-    const line = prettyLine({ level: 30, time: 1, pid: 9, hostname: 'h', name: 'taskmill', msg: 'job finished', worker: 'worker-1', attempt: 1, note: 'two words', ids: ['a', 'b'] });
+    const line = prettyLine({
+      level: 30,
+      time: 1,
+      pid: 9,
+      hostname: 'h',
+      name: 'taskmill',
+      msg: 'job finished',
+      worker: 'worker-1',
+      attempt: 1,
+      note: 'two words',
+      ids: ['a', 'b'],
+    });
     expect(line).toBe('job finished worker=worker-1 attempt=1 note="two words" ids=["a","b"]');
   });
 

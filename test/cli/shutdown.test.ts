@@ -132,7 +132,12 @@ describe.concurrent('taskmill consume: signals and exit codes', { timeout: 120_0
   });
 
   it('SIGTERM releases prefetched, unstarted messages: exit 0, they are ready again', async () => {
-    const jobs: [string, unknown[]][] = [['cli-sleep', [1500]], ['cli-ok', [1]], ['cli-ok', [2]], ['cli-ok', [3]]];
+    const jobs: [string, unknown[]][] = [
+      ['cli-sleep', [1500]],
+      ['cli-ok', [1]],
+      ['cli-ok', [2]],
+      ['cli-ok', [3]],
+    ];
     const { consumer, queue, recordFile } = await startConsumer('prefetch', jobs, ['-p', '3']);
     try {
       await waitFor('the command to start', () => records(recordFile).includes('started sleep'), 60_000);

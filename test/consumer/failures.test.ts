@@ -123,10 +123,15 @@ describe('a command that throws or rejects with any value', () => {
     await consumer.start();
     await enqueue(queue, 'hostile');
     await enqueue(queue, 'ok');
-    await waitFor('both settled', async () => {
-      const stats = await queue.stats();
-      return stats.failed === 1 && stats.ready === 0 && stats.leased === 0;
-    }, 3_000, 10);
+    await waitFor(
+      'both settled',
+      async () => {
+        const stats = await queue.stats();
+        return stats.failed === 1 && stats.ready === 0 && stats.leased === 0;
+      },
+      3_000,
+      10,
+    );
     const [entry] = await queue.failed();
     expect(entry!.error).toMatch(/non-Error thrown/);
     expect(consumer.actor.getSnapshot().value).toBe('running');
@@ -209,10 +214,15 @@ describe('a job whose earlier deliveries had no outcome (the consumer running it
     const consumer = createConsumer({ queue, registry, logger: capturedLogger().logger, maxDeliveries: 5, pollDelayMs: 5, maxPollDelayMs: 20 });
     running.push(consumer);
     await consumer.start();
-    await waitFor('both settled', async () => {
-      const stats = await queue.stats();
-      return stats.ready === 0 && stats.leased === 0 && ran.length + stats.failed === 2;
-    }, 10_000, 10);
+    await waitFor(
+      'both settled',
+      async () => {
+        const stats = await queue.stats();
+        return stats.ready === 0 && stats.leased === 0 && ran.length + stats.failed === 2;
+      },
+      10_000,
+      10,
+    );
     expect(ran).toEqual(['tolerant']);
     const [entry] = await queue.failed();
     expect(entry!.error).toMatch(/command "strict" was delivered 1 times without an outcome/);

@@ -216,7 +216,15 @@ describe('createConsumer: a queue that cannot open', () => {
         if (attempts < 3) throw new Error('not yet');
       }
     }
-    const consumer = track(createConsumer({ queue: new LateQueue(freshMemoryQueue().store), registry: registryOf({}), logger: capturedLogger().logger, openTimeoutMs: 10_000, ...fast }));
+    const consumer = track(
+      createConsumer({
+        queue: new LateQueue(freshMemoryQueue().store),
+        registry: registryOf({}),
+        logger: capturedLogger().logger,
+        openTimeoutMs: 10_000,
+        ...fast,
+      }),
+    );
     await consumer.start();
     expect(attempts).toBe(3);
     expect(await consumer.stop()).toEqual({ forced: false });

@@ -56,10 +56,15 @@ describe('shares of a backlog (prefetch)', () => {
     const consumer = createConsumer({ queue, registry, logger: capturedLogger().logger, workers: 1, prefetch: 7, pollDelayMs: 5, maxPollDelayMs: 20 });
     running.push(consumer);
     await consumer.start();
-    await waitFor('the rest ran after the failure', async () => {
-      const stats = await queue.stats();
-      return ran.length === 7 && stats.failed === 1 && stats.leased === 0 && stats.ready === 0;
-    }, 10_000, 10);
+    await waitFor(
+      'the rest ran after the failure',
+      async () => {
+        const stats = await queue.stats();
+        return ran.length === 7 && stats.failed === 1 && stats.leased === 0 && stats.ready === 0;
+      },
+      10_000,
+      10,
+    );
     expect(ran).toEqual([0, 1, 3, 4, 5, 6, 7]); // each once; nothing lost with the failed worker
     const [failed] = await queue.failed();
     expect(failed!.error).toMatch(/two is bad/);

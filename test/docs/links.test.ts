@@ -98,7 +98,10 @@ function headingSlugs(text: string): Set<string> {
     const text = m[1]!
       .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1') // a link's text only
       .replace(/<[^>]+>/g, ''); // HTML tags
-    const base = text.toLowerCase().replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '').replace(/ /g, '-');
+    const base = text
+      .toLowerCase()
+      .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '')
+      .replace(/ /g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     slugs.add(n === 0 ? base : `${base}-${n}`);

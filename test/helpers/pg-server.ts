@@ -22,7 +22,9 @@ function findBinDir(): string | null {
   if (process.env.TASKMILL_PG_BIN) candidates.push(process.env.TASKMILL_PG_BIN);
   const root = '/usr/lib/postgresql';
   if (existsSync(root)) {
-    const versions = readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    const versions = readdirSync(root)
+      .filter((v) => /^\d+$/.test(v))
+      .sort((a, b) => Number(b) - Number(a));
     candidates.push(...versions.map((v) => path.join(root, v, 'bin')));
   }
   try {

@@ -161,7 +161,16 @@ describe('the relay, watched by a WebSocket client', () => {
     await waitFor('the replay', () => actors(messages).length >= 6);
     const names = actors(messages).map((m) => m.name);
     expect(names[0]).toBe('supervisor');
-    expect(names.sort()).toEqual(['queue', 'reader', 'runner', 'runner', 'scheduler', 'supervisor', expect.stringMatching(/^worker-[12]$/), expect.stringMatching(/^worker-[12]-r1$/)]);
+    expect(names.sort()).toEqual([
+      'queue',
+      'reader',
+      'runner',
+      'runner',
+      'scheduler',
+      'supervisor',
+      expect.stringMatching(/^worker-[12]$/),
+      expect.stringMatching(/^worker-[12]-r1$/),
+    ]);
     const supervisor = actors(messages)[0]!;
     expect((supervisor.snapshot as { value: unknown }).value).toBe('running');
     expect((supervisor.snapshot as { context: { workerIds: string[] } }).context.workerIds).toHaveLength(2);
@@ -193,7 +202,10 @@ describe('the inspect log', () => {
 
     const text = readFileSync(file, 'utf8');
     expect(text).not.toContain(SECRET);
-    const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const line of lines) {
       expect(Number.isNaN(Date.parse(line.t as string))).toBe(false);
       expect(['actor', 'event', 'snapshot']).toContain(line.kind);
@@ -211,7 +223,11 @@ describe('the inspect log', () => {
     // Which worker ran what: the failed worker was handed the flaky job's first attempt.
     const jobs = lines.filter((l) => l.kind === 'event' && l.type === 'JOB');
     expect(jobs.map((l) => (l.event as { message: { command: string } }).message.command).sort()).toEqual(['echo', 'flaky', 'flaky']);
-    const firstFlaky = jobs.find((l) => (l.event as { message: { command: string; attempt: number } }).message.attempt === 1 && (l.event as { message: { command: string } }).message.command === 'flaky')!;
+    const firstFlaky = jobs.find(
+      (l) =>
+        (l.event as { message: { command: string; attempt: number } }).message.attempt === 1 &&
+        (l.event as { message: { command: string } }).message.command === 'flaky',
+    )!;
     expect(firstFlaky).toMatchObject({ source: 'reader', target: failedWorker });
     expect(lines.some((l) => l.kind === 'snapshot' && l.actor === failedWorker && l.value === 'busy')).toBe(true);
   });
@@ -228,9 +244,14 @@ describe('the inspect log', () => {
     await log.close();
     const text = readFileSync(file, 'utf8');
     expect(text).not.toContain(SECRET);
-    const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines[0]).toMatchObject({ kind: 'actor', actor: 'supervisor', logic: 'supervisor' });
-    expect(lines.filter((l) => l.kind === 'actor').map((l) => l.actor)).toEqual(expect.arrayContaining(['supervisor', 'reader', 'worker-1', 'worker-2', 'scheduler', 'queue']));
+    expect(lines.filter((l) => l.kind === 'actor').map((l) => l.actor)).toEqual(
+      expect.arrayContaining(['supervisor', 'reader', 'worker-1', 'worker-2', 'scheduler', 'queue']),
+    );
     const busy = lines.find((l) => l.kind === 'snapshot' && l.value === 'busy')!;
     expect((busy.context as { job: Record<string, unknown> }).job).toMatchObject({ command: 'echo', data: expect.stringMatching(/^\[payload: \d+ bytes\]$/) });
     // Detached before the stop: nothing of the shutdown is logged.

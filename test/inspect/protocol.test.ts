@@ -74,7 +74,14 @@ it('a viewer receives what @statelyai/inspect would send', async () => {
 
   const actorsOf = (messages: InspectorMessage[]) =>
     byType(messages, '@xstate.actor')
-      .map((m) => ({ name: m.name, sessionId: m.sessionId, parentId: m.parentId, rootId: m.rootId, definition: JSON.parse(m.definition as string) as unknown, value: (m.snapshot as { value?: unknown }).value }))
+      .map((m) => ({
+        name: m.name,
+        sessionId: m.sessionId,
+        parentId: m.parentId,
+        rootId: m.rootId,
+        definition: JSON.parse(m.definition as string) as unknown,
+        value: (m.snapshot as { value?: unknown }).value,
+      }))
       .sort((a, b) => a.sessionId.localeCompare(b.sessionId));
   expect(actorsOf(ours)).toEqual(actorsOf(theirs));
   expect(actorsOf(ours).map((a) => a.name)).toEqual(['parent', 'ticker', 'kid']);

@@ -18,7 +18,11 @@ describe('sanitizeEvent', () => {
     const expected = { id: 'm-1', attempt: 2, data: `[payload: ${bytes} bytes]`, job: 'job-1', command: 'churn' };
     expect(sanitizeEvent({ type: 'JOB', message })).toEqual({ type: 'JOB', message: expected });
     expect(sanitizeEvent({ type: 'RUN', message })).toEqual({ type: 'RUN', message: expected });
-    expect(sanitizeEvent({ type: 'FAIL', message, error: 'Error: boom\n    at x' })).toEqual({ type: 'FAIL', message: expected, error: 'Error: boom\n    at x' });
+    expect(sanitizeEvent({ type: 'FAIL', message, error: 'Error: boom\n    at x' })).toEqual({
+      type: 'FAIL',
+      message: expected,
+      error: 'Error: boom\n    at x',
+    });
     expect(sanitizeEvent({ type: 'MESSAGES', messages: [message, message] })).toEqual({ type: 'MESSAGES', messages: [expected, expected] });
   });
 
@@ -31,11 +35,21 @@ describe('sanitizeEvent', () => {
   it('RETRY / ACK / WRITE_UNIQUE: plans, results and periodic envelopes lose their text', () => {
     const result = { jobId: 'job-1', record: JSON.stringify({ status: 'completed', value: SECRET }), ttlMs: 1000 };
     const retry = sanitizeEvent({ type: 'RETRY', message, plan: { data: message.data, runAt: 5 }, result });
-    expect(retry).toMatchObject({ plan: { data: `[payload: ${bytes} bytes]`, runAt: 5, command: 'churn', job: 'job-1' }, result: { jobId: 'job-1', ttlMs: 1000 } });
+    expect(retry).toMatchObject({
+      plan: { data: `[payload: ${bytes} bytes]`, runAt: 5, command: 'churn', job: 'job-1' },
+      result: { jobId: 'job-1', ttlMs: 1000 },
+    });
     expect((retry.result as { record: string }).record).toBe(`[result: ${Buffer.byteLength(result.record)} bytes]`);
-    expect(sanitizeEvent({ type: 'ACK', id: 'm-1', result })).toEqual({ type: 'ACK', id: 'm-1', result: { jobId: 'job-1', ttlMs: 1000, record: expect.stringMatching(/^\[result: \d+ bytes\]$/) } });
+    expect(sanitizeEvent({ type: 'ACK', id: 'm-1', result })).toEqual({
+      type: 'ACK',
+      id: 'm-1',
+      result: { jobId: 'job-1', ttlMs: 1000, record: expect.stringMatching(/^\[result: \d+ bytes\]$/) },
+    });
     const slot = encodeMessage('tick', []).data;
-    expect(sanitizeEvent({ type: 'WRITE_UNIQUE', key: 'tick@2024-01-01T00:00Z', data: slot, ttlMs: 1 })).toMatchObject({ data: `[payload: ${slot.length} bytes]`, command: 'tick' });
+    expect(sanitizeEvent({ type: 'WRITE_UNIQUE', key: 'tick@2024-01-01T00:00Z', data: slot, ttlMs: 1 })).toMatchObject({
+      data: `[payload: ${slot.length} bytes]`,
+      command: 'tick',
+    });
     for (const event of [retry, sanitizeEvent({ type: 'ACK', result })]) expect(JSON.stringify(event)).not.toContain(SECRET);
   });
 
@@ -131,7 +145,9 @@ describe('sanitizeSnapshot / sanitizeInspectionEvent', () => {
 
   it('microsteps and actions are not inspector messages; events and snapshots are', () => {
     const seen: InspectionEvent[] = [];
-    const actor = createActor(createMachine({ id: 'm', initial: 'a', states: { a: { on: { GO: 'b' } }, b: { entry: () => {} } } }), { inspect: (e) => void seen.push(e) });
+    const actor = createActor(createMachine({ id: 'm', initial: 'a', states: { a: { on: { GO: 'b' } }, b: { entry: () => {} } } }), {
+      inspect: (e) => void seen.push(e),
+    });
     actor.start();
     actor.send({ type: 'GO', message });
     const kinds = new Set(seen.map((e) => e.type));

@@ -11,7 +11,18 @@
  */
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CommandTimeoutError, JobExpiredError, JobFailedError, JobResultTimeoutError, JobRevokedError, configure, createConsumer, jobEvents, type Consumer, type JobEventName } from '../../src/index.js';
+import {
+  CommandTimeoutError,
+  JobExpiredError,
+  JobFailedError,
+  JobResultTimeoutError,
+  JobRevokedError,
+  configure,
+  createConsumer,
+  jobEvents,
+  type Consumer,
+  type JobEventName,
+} from '../../src/index.js';
 import { decodeMessage } from '../../src/codec/message.js';
 import { getSettings, resolveQueue } from '../../src/producer/settings.js';
 import { spawnCli, waitFor } from '../helpers/processes.js';
@@ -55,7 +66,11 @@ for (const backend of BACKENDS) {
     const c = defineLocalCommands(kind, url, probe);
     const hooks = recordHooks();
     let consumer: Consumer;
-    const eventsOf = (jobId: string, name: JobEventName) => hooks.of(jobId).filter((e) => e.name === name).map((e) => e.event as any);
+    const eventsOf = (jobId: string, name: JobEventName) =>
+      hooks
+        .of(jobId)
+        .filter((e) => e.name === name)
+        .map((e) => e.event as any);
     const attemptsOf = (jobId: string) => probe.runsOf(jobId).map((r) => r.attempt);
     /** Both workers busy with `hold` jobs until the returned function opens their gates. */
     const occupyWorkers = async (label: string) => {
@@ -104,10 +119,14 @@ for (const backend of BACKENDS) {
 
     it.sequential('results: false stores nothing: the job runs and is acked, status() stays pending', async () => {
       const job = await c.quiet();
-      await waitFor('the job to be acked', async () => {
-        const stats = await consumer.queue.stats();
-        return probe.runsOf(job.id).length === 1 && stats.ready === 0 && stats.leased === 0;
-      }, 10_000);
+      await waitFor(
+        'the job to be acked',
+        async () => {
+          const stats = await consumer.queue.stats();
+          return probe.runsOf(job.id).length === 1 && stats.ready === 0 && stats.leased === 0;
+        },
+        10_000,
+      );
       // Results are written before the ack of the same flush: had there been one, it would be there.
       expect(await job.status()).toBe('pending');
       expect(await failureOf(job.result({ timeout: 300 }))).toBeInstanceOf(JobResultTimeoutError);
@@ -213,8 +232,8 @@ for (const backend of BACKENDS) {
       expect(enqueued.runAt).toBeGreaterThanOrEqual(before + 1_500);
       expect(eventsOf(byEta.id, 'enqueued')[0].runAt).toBe(eta.getTime());
 
-      const delayedStart = (await delayed.result({ timeout: 10_000 })) as number;
-      const etaStart = (await byEta.result({ timeout: 10_000 })) as number;
+      const delayedStart = await delayed.result({ timeout: 10_000 });
+      const etaStart = await byEta.result({ timeout: 10_000 });
       expect(delayedStart).toBeGreaterThanOrEqual(enqueued.runAt - CLOCK_SLACK_MS);
       expect(etaStart).toBeGreaterThanOrEqual(eta.getTime() - CLOCK_SLACK_MS);
       // Promotion runs once a second (documented); half a second of slack for polling and load.
@@ -312,7 +331,11 @@ for (const backend of BACKENDS) {
       expect(await job.result({ timeout: 10_000 })).toBe('hooked');
       await waitFor('completed hook', () => eventsOf(job.id, 'completed').length === 1, 5_000);
       // `enqueued` is emitted once the write resolves; in one process the consumer may start the job first.
-      const consumerSide = (jobId: string) => hooks.of(jobId).map((e) => e.name).filter((name) => name !== 'enqueued');
+      const consumerSide = (jobId: string) =>
+        hooks
+          .of(jobId)
+          .map((e) => e.name)
+          .filter((name) => name !== 'enqueued');
       expect(consumerSide(job.id)).toEqual(['started', 'completed']);
       expect(eventsOf(job.id, 'enqueued')).toEqual([{ jobId: job.id, command: job.command, messageId: job.messageId, runAt: undefined }]);
       const [started] = eventsOf(job.id, 'started');
@@ -323,9 +346,11 @@ for (const backend of BACKENDS) {
       expect(completed.durationMs).toBeGreaterThanOrEqual(0);
 
       const names: JobEventName[] = ['enqueued', 'started', 'completed', 'retrying'];
-      const offs = names.map((name) => jobEvents.on(name, () => {
-        throw new Error(`${name} listener boom`);
-      }));
+      const offs = names.map((name) =>
+        jobEvents.on(name, () => {
+          throw new Error(`${name} listener boom`);
+        }),
+      );
       try {
         const plain = await c.echo('still fine');
         const retried = await c.flaky(1);
@@ -355,7 +380,10 @@ for (const backend of BACKENDS) {
       const job = await c.cliDoomed();
       expect(await failureOf(job.result({ timeout: 10_000 }))).toBeInstanceOf(JobFailedError);
       const [human, json] = await Promise.all([cli(['failed', '-q', url]), cli(['failed', '-q', url, '--json'])]);
-      const listed = json.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { id: string; attempt: number; error: string; data: string });
+      const listed = json
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { id: string; attempt: number; error: string; data: string });
       const entry = listed.find((f) => decodeMessage(f.data).id === job.id)!;
       expect(entry, 'the job in taskmill failed --json').toBeDefined();
       expect(entry.error).toMatch(new RegExp(`^Error: cli doomed ${job.id} on attempt 2\\n\\s+at `));
@@ -364,7 +392,11 @@ for (const backend of BACKENDS) {
       expect(human).toContain(`attempt ${entry.attempt}  ${job.command}\n  Error: cli doomed ${job.id} on attempt 2\n`);
 
       expect(await cli(['retry', entry.id, '-q', url])).toBe('requeued 1 message\n');
-      await waitFor('the job to fail again', async () => (await consumer.queue.failed(1_000)).some((f) => decodeMessage(f.data).id === job.id) && probe.runsOf(job.id).length > 2, 10_000);
+      await waitFor(
+        'the job to fail again',
+        async () => (await consumer.queue.failed(1_000)).some((f) => decodeMessage(f.data).id === job.id) && probe.runsOf(job.id).length > 2,
+        10_000,
+      );
       await sleep(300);
       // "attempt count reset" (README, Job lifecycle): the retried job gets its retries again.
       expect(attemptsOf(job.id)).toEqual([1, 2, 1, 2]);

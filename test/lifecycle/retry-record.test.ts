@@ -13,7 +13,17 @@
  */
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CommandRegistry, JobFailedError, Retry, createConsumer, createQueue, queueCommand, registry as globalRegistry, type BaseQueue, type Consumer } from '../../src/index.js';
+import {
+  CommandRegistry,
+  JobFailedError,
+  Retry,
+  createConsumer,
+  createQueue,
+  queueCommand,
+  registry as globalRegistry,
+  type BaseQueue,
+  type Consumer,
+} from '../../src/index.js';
 import { resolveQueue } from '../../src/producer/settings.js';
 import { BACKENDS, sleep } from '../fixtures/lifecycle-kit.js';
 
@@ -83,7 +93,11 @@ for (const backend of BACKENDS) {
 
     it.sequential('an immediate retry that fails for good: result() throws JobFailedError, status failed, records stored in attempt order', async () => {
       const job = await givesUp();
-      const failure = (timeout: number) => job.result({ timeout }).then(() => null, (e: unknown) => e);
+      const failure = (timeout: number) =>
+        job.result({ timeout }).then(
+          () => null,
+          (e: unknown) => e,
+        );
       const error = await failure(5_000);
       expect(error).toBeInstanceOf(JobFailedError);
       expect((error as JobFailedError).attempt).toBe(2);

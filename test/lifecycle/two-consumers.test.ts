@@ -69,15 +69,23 @@ for (const backend of BACKENDS.filter((b) => b.kind !== 'memory')) {
 
     it('50 delayed jobs (0.5–2 s) each run exactly once, never before their time', { timeout: 60_000 }, async () => {
       const ids = delayed.map((d) => d.job.id);
-      await waitFor('every delayed job to run', () => {
-        const runs = byJob(records());
-        return ids.every((id) => runs.has(id));
-      }, 30_000, 100);
+      await waitFor(
+        'every delayed job to run',
+        () => {
+          const runs = byJob(records());
+          return ids.every((id) => runs.has(id));
+        },
+        30_000,
+        100,
+      );
       await sleep(QUIET_MS);
       const runs = byJob(records());
       for (const { job, notBefore } of delayed) {
         const mine = runs.get(job.id)!;
-        expect(mine.map((r) => r.attempt), `runs of delayed job ${job.id}`).toEqual([1]);
+        expect(
+          mine.map((r) => r.attempt),
+          `runs of delayed job ${job.id}`,
+        ).toEqual([1]);
         expect(mine[0]!.at).toBeGreaterThanOrEqual(notBefore - CLOCK_SLACK_MS);
         expect(pids()).toContain(mine[0]!.pid);
       }
@@ -105,7 +113,10 @@ for (const backend of BACKENDS.filter((b) => b.kind !== 'memory')) {
         expect(f.error).toMatch(new RegExp(`^Error: doomed ${String(args[0])} on attempt 3\\n\\s+at `));
       }
       for (const job of doomed) {
-        const error = await job.result({ timeout: 5_000 }).then(() => null, (e: unknown) => e);
+        const error = await job.result({ timeout: 5_000 }).then(
+          () => null,
+          (e: unknown) => e,
+        );
         expect(error).toBeInstanceOf(JobFailedError);
         expect((error as JobFailedError).attempt).toBe(3);
       }
@@ -121,7 +132,14 @@ for (const backend of BACKENDS.filter((b) => b.kind !== 'memory')) {
       }
       await sleep(QUIET_MS);
       const runs = byJob(records());
-      for (const job of flaky) expect(runs.get(job.id)!.map((r) => r.attempt).sort(), `attempts of flaky job ${job.id}`).toEqual([1, 2, 3]);
+      for (const job of flaky)
+        expect(
+          runs
+            .get(job.id)!
+            .map((r) => r.attempt)
+            .sort(),
+          `attempts of flaky job ${job.id}`,
+        ).toEqual([1, 2, 3]);
       const stats = await resolveQueue(url).stats();
       expect(stats).toMatchObject({ ready: 0, leased: 0, failed: 30 });
       expect(stats.delayed ?? 0).toBe(0);

@@ -224,7 +224,10 @@ export function transitionCoveringPaths<S, E extends EventObject>(
   const adjacency = getAdjacencyMap(logic, options as never);
   const shortest = new Map<string, E[]>();
   for (const path of getShortestPaths(logic, options as never)) {
-    shortest.set(serialize(path.state as { context: S }), path.steps.slice(1).map((s) => s.event as E));
+    shortest.set(
+      serialize(path.state),
+      path.steps.slice(1).map((s) => s.event),
+    );
   }
   const candidates: E[][] = [];
   for (const [key, { transitions }] of Object.entries(adjacency)) {
@@ -258,17 +261,13 @@ export function transitionCoveringPaths<S, E extends EventObject>(
  * reachable (a final state). Replaying a path costs one actor system, so this
  * is much cheaper than one path per edge for large models.
  */
-export function coveringWalks<S, E extends EventObject>(
-  initial: S,
-  reduce: (state: S, event: E) => S,
-  enabled: (state: S) => readonly E[],
-): ModelPath<S, E>[] {
+export function coveringWalks<S, E extends EventObject>(initial: S, reduce: (state: S, event: E) => S, enabled: (state: S) => readonly E[]): ModelPath<S, E>[] {
   const logic = fromTransition((state: S, event: E) => reduce(state, event), initial);
   const serialize = (snapshot: { context: S }) => JSON.stringify(snapshot.context);
   const adjacency = getAdjacencyMap(logic, {
     events: (snapshot: { context: S }) => enabled(snapshot.context),
-    serializeState: serialize as never,
-  } as never) as unknown as Record<string, { transitions: Record<string, { event: E; state: { context: S } }> }>;
+    serializeState: serialize,
+  }) as unknown as Record<string, { transitions: Record<string, { event: E; state: { context: S } }> }>;
   const edges = new Map<string, { event: E; to: string }[]>();
   const untaken = new Map<string, Set<number>>();
   let remaining = 0;
@@ -348,7 +347,7 @@ export function createFakeQueue(): FakeQueue {
   let self: AnyActorRef | null = null;
   let crashWith: Error | null = null;
   const logic = fromCallback<QueueAdapterEvent>(({ sendBack: back, receive, system: sys, self: me }) => {
-    sendBack = back as (event: QueueReplyEvent) => void;
+    sendBack = back;
     system = sys as typeof system;
     self = me;
     receive((event) => {
@@ -408,7 +407,7 @@ export function createFakeRunner(): FakeRunner {
   let started = 0;
   const logic = fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive }) => {
     started++;
-    const record: RunnerRecord = { runs: [], aborts: [], current: null, sendBack: sendBack as (e: RunnerOutEvent) => void, stopped: false };
+    const record: RunnerRecord = { runs: [], aborts: [], current: null, sendBack: sendBack, stopped: false };
     byWorker.set(input.workerId, record);
     receive((event) => {
       if (event.type === 'RUN') {

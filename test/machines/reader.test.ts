@@ -24,12 +24,15 @@ import {
 const modelCoverage = new Coverage(readerMachine);
 const allCoverage = new Coverage(readerMachine);
 
-
 function startReader(input: Partial<ReaderOptions>, inspect = allCoverage.inspect): Harness {
   return createHarness({ logic: readerMachine, id: 'reader', systemId: 'reader', input, inspect });
 }
 
-type ReaderState = { value: unknown; status: string; context: { idle: AnyActorRef[]; buffer: LeasedMessage[]; inFlight: number; readPending: boolean; paused: boolean; currentDelayMs: number } };
+type ReaderState = {
+  value: unknown;
+  status: string;
+  context: { idle: AnyActorRef[]; buffer: LeasedMessage[]; inFlight: number; readPending: boolean; paused: boolean; currentDelayMs: number };
+};
 const snap = (h: Harness) => h.sut.getSnapshot() as ReaderState;
 const reads = (h: Harness) => h.queue.of('READ').map((e) => e.max);
 const released = (h: Harness) => h.queue.of('RELEASE').flatMap((e) => e.ids);
@@ -214,7 +217,12 @@ function readerModel(config: ReaderConfig) {
 }
 
 /** Replays one model path on a fresh real reader, checking the observable state after every step. */
-function replay(config: ReaderConfig, initial: ReaderModel, path: { events: ReaderStimulus[]; states: ReaderModel[] }, inspect: Parameters<typeof startReader>[1]): void {
+function replay(
+  config: ReaderConfig,
+  initial: ReaderModel,
+  path: { events: ReaderStimulus[]; states: ReaderModel[] },
+  inspect: Parameters<typeof startReader>[1],
+): void {
   const h = startReader(config.options, inspect);
   const workers: { fake: FakeWorker; returned: number; gone: boolean }[] = [];
   const delivered = new Set<string>();

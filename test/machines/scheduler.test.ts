@@ -17,7 +17,6 @@ const BASE_MINUTE = BASE / MINUTE;
 const modelCoverage = new Coverage(schedulerMachine);
 const allCoverage = new Coverage(schedulerMachine);
 
-
 const every: PeriodicEntry = { name: 'every', schedule: () => true };
 const even: PeriodicEntry = { name: 'even', schedule: (d) => d.getUTCMinutes() % 2 === 0 };
 const never: PeriodicEntry = { name: 'never', schedule: () => false };
@@ -66,8 +65,8 @@ function startScheduler(
   const failedLogs: string[] = [];
   const logic = schedulerMachine.provide({
     actions: {
-      logSlotGivenUp: (_, params) => void givenUp.push((params as { key: string }).key),
-      logSlotWritten: (_, params) => void written.push(params as { key: string; id: string | null }),
+      logSlotGivenUp: (_, params) => void givenUp.push(params.key),
+      logSlotWritten: (_, params) => void written.push(params),
       logSlotFailed: (_, params) => void failedLogs.push((params as { key: string }).key),
     },
   });
@@ -121,13 +120,7 @@ interface SchedulerModel {
 }
 
 type SchedulerStimulus =
-  | { type: 'TICK' }
-  | { type: 'CLAIMED' }
-  | { type: 'LOST' }
-  | { type: 'FAILED' }
-  | { type: 'PAUSE' }
-  | { type: 'RESUME' }
-  | { type: 'STOP' };
+  { type: 'TICK' } | { type: 'CLAIMED' } | { type: 'LOST' } | { type: 'FAILED' } | { type: 'PAUSE' } | { type: 'RESUME' } | { type: 'STOP' };
 
 const ENTRIES = [every, even, never];
 const due = (minute: number) => ENTRIES.filter((e) => e.schedule(new Date(BASE + minute * MINUTE))).map((e) => `${e.name}@${minute}`);
@@ -213,7 +206,11 @@ const INITIAL: SchedulerModel = {
 };
 
 function replayScheduler(path: { events: SchedulerStimulus[]; states: SchedulerModel[] }): void {
-  const rig = startScheduler(BASE, { periodic: ENTRIES, retryMs: RETRY_MS, slotTtlMs: 90_000, promoteMs: PROMOTE_MS }, { inspect: inspectAll(modelCoverage.inspect, allCoverage.inspect) });
+  const rig = startScheduler(
+    BASE,
+    { periodic: ENTRIES, retryMs: RETRY_MS, slotTtlMs: 90_000, promoteMs: PROMOTE_MS },
+    { inspect: inspectAll(modelCoverage.inspect, allCoverage.inspect) },
+  );
   const { h } = rig;
   let replies = 0;
   let failures = 0;
@@ -263,10 +260,18 @@ function replayScheduler(path: { events: SchedulerStimulus[]; states: SchedulerM
         same('PROMOTEs', h.queue.of('PROMOTE').length, Math.floor(rig.clock.now() / PROMOTE_MS));
       }
       same('lastMinute', s.context.lastMinute, model.lastFired === null ? null : BASE_MINUTE + model.lastFired);
-      same('pending', s.context.pending.map((p) => p.key), model.pending.map(realKey));
+      same(
+        'pending',
+        s.context.pending.map((p) => p.key),
+        model.pending.map(realKey),
+      );
       same('paused', s.context.paused, model.paused);
       const all = h.queue.of('WRITE_UNIQUE');
-      same('unanswered writes', all.slice(replies).map((w) => w.key), model.outstanding.map(realKey));
+      same(
+        'unanswered writes',
+        all.slice(replies).map((w) => w.key),
+        model.outstanding.map(realKey),
+      );
       same('given up', rig.givenUp.length, model.givenUp);
       same('failures logged', rig.failedLogs.length, failures);
     } catch (error) {

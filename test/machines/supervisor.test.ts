@@ -12,14 +12,24 @@ import { WorkerCommandError } from '../../src/machines/protocol.js';
 import { schedulerMachine } from '../../src/machines/scheduler.js';
 import { supervisorMachine, type SupervisorInput } from '../../src/machines/supervisor.js';
 import { workerMachine } from '../../src/machines/worker.js';
-import { advance, Coverage, describeCoverage, coveringWalks, createFakeQueue, createFakeRunner, inspectAll, messages, same, type FakeQueue } from './helpers.js';
+import {
+  advance,
+  Coverage,
+  describeCoverage,
+  coveringWalks,
+  createFakeQueue,
+  createFakeRunner,
+  inspectAll,
+  messages,
+  same,
+  type FakeQueue,
+} from './helpers.js';
 
 const MINUTE = 60_000;
 const BASE = Date.UTC(2025, 0, 1, 0, 0);
 
 const modelCoverage = new Coverage(supervisorMachine);
 const allCoverage = new Coverage(supervisorMachine);
-
 
 interface Logs {
   workerFailures: { workerId: string; error: unknown }[];
@@ -45,9 +55,9 @@ function startSupervisor(input: Omit<SupervisorInput, 'now' | 'newMessage'>, ins
       scheduler: schedulerMachine.provide({ delays: { promoteInterval: 10 * MINUTE } }),
     },
     actions: {
-      logWorkerFailure: (_, params) => void logs.workerFailures.push(params as Logs['workerFailures'][number]),
-      logChildFailure: (_, params) => void logs.childFailures.push(params as Logs['childFailures'][number]),
-      logGaveUp: (_, params) => void logs.gaveUp.push(params as Logs['gaveUp'][number]),
+      logWorkerFailure: (_, params) => void logs.workerFailures.push(params),
+      logChildFailure: (_, params) => void logs.childFailures.push(params),
+      logGaveUp: (_, params) => void logs.gaveUp.push(params),
       logDraining: () => void logs.draining++,
       logForcing: () => void logs.forcing++,
       logRunning: () => void logs.running++,
@@ -371,7 +381,10 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
           break;
         case 'RETIRED_FAILS':
           failureKinds.push('FAIL');
-          runner.fail(runner.busy().find((id) => !inPool(id))!, new Error('last job failed'));
+          runner.fail(
+            runner.busy().find((id) => !inPool(id))!,
+            new Error('last job failed'),
+          );
           break;
         case 'JOB_FAILS': {
           const workerId = runner.busy().find(inPool)!;
@@ -424,7 +437,11 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
       if (model.error === 'gaveUp') same('gave up with', s.context.error instanceof WorkerCommandError, true);
       same('unhandled errors', rig.errors, []);
       // every failed job recorded once: retried when the command asked for it, else failed
-      same('FAIL/RETRY records', records(queue).map((r) => r.type), failureKinds);
+      same(
+        'FAIL/RETRY records',
+        records(queue).map((r) => r.type),
+        failureKinds,
+      );
       same('CLOSE sent', queue.of('CLOSE').length, model.closed ? 1 : 0);
       same('worker failures logged', rig.logs.workerFailures.length, model.failures);
       same('child failures logged', rig.logs.childFailures.length, model.schedulerRestarts + (model.readerCrashed ? 1 : 0));
@@ -432,7 +449,11 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
       same('invalid SCALEs logged', rig.logs.invalidScales, invalidScales);
       if (FINAL.includes(model.value)) {
         same('output', s.output, { forced: model.forced, error: s.context.error });
-        same('children still active', Object.values(s.children).filter((c) => (c as AnyActorRef).getSnapshot().status === 'active'), []);
+        same(
+          'children still active',
+          Object.values(s.children).filter((c) => (c as AnyActorRef).getSnapshot().status === 'active'),
+          [],
+        );
         return;
       }
       same('running logged', rig.logs.running, started ? 1 : 0);

@@ -6,7 +6,17 @@ import { describe, expect, it } from 'vitest';
 import { createActor, type AnyActorRef, type InspectionEvent } from 'xstate';
 import { WorkerCommandError, type JobResult, type LeasedMessage } from '../../src/machines/protocol.js';
 import { workerMachine } from '../../src/machines/worker.js';
-import { Coverage, describeCoverage, createFakeRunner, createHarness, inspectAll, messages, transitionCoveringPaths, type FakeRunner, type Harness } from './helpers.js';
+import {
+  Coverage,
+  describeCoverage,
+  createFakeRunner,
+  createHarness,
+  inspectAll,
+  messages,
+  transitionCoveringPaths,
+  type FakeRunner,
+  type Harness,
+} from './helpers.js';
 
 const WORKER_ID = 'worker-7';
 const modelCoverage = new Coverage(workerMachine);
@@ -25,7 +35,6 @@ function startWorker(runner: FakeRunner, inspect: (event: InspectionEvent) => vo
 const resultOf = (job: LeasedMessage, status: string): JobResult => ({ jobId: job.id, record: JSON.stringify({ status }), ttlMs: 60_000 });
 
 const readies = (h: Harness) => h.readerReceived.filter((e) => e.type === 'WORKER_READY') as { type: string; worker: AnyActorRef; done: boolean }[];
-
 
 // ── the abstract model: what an observer of one worker sees ────────────────
 

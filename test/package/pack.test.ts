@@ -105,7 +105,10 @@ beforeAll(async () => {
 describe('the packed tarball', () => {
   it('ships the build, its typings, the LICENSE and the README, and builds on prepack', async () => {
     const { stdout } = await run('tar', ['-tzf', tarball]);
-    const files = stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
+    const files = stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((f) => f.replace(/^package\//, ''));
     for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/cli.js', 'LICENSE', 'README.md', 'package.json']) {
       expect(files).toContain(f);
     }
@@ -127,7 +130,8 @@ describe('the packed tarball', () => {
   });
 
   it('resolves taskmill/backends and taskmill/testing at run time', async () => {
-    const script = "const b = await import('taskmill/backends'); const t = await import('taskmill/testing'); console.log(typeof b.BaseQueue, typeof t.runContractSuite)";
+    const script =
+      "const b = await import('taskmill/backends'); const t = await import('taskmill/testing'); console.log(typeof b.BaseQueue, typeof t.runContractSuite)";
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: path.join(root, 'esm') });
     expect(stdout.trim()).toBe('function function');
   });
@@ -142,24 +146,28 @@ describe('the packed tarball', () => {
       expect(result.stdout).toBe('');
     }, 60_000);
 
-    it.runIf(hasRedis)(`runs a job from commands.ts in a ${kind === 'esm' ? '"type": "module"' : '"type": "commonjs"'} app`, async () => {
-      const dir = path.join(root, kind);
-      const env = { ...process.env, TASKMILL_QUEUE: `${REDIS_URL}?prefix=${uniqueName('pack')}` };
-      // No modules named: the consumer autodiscovers commands.ts.
-      const consumer = spawn(path.join(root, 'node_modules', '.bin', 'taskmill'), ['consume', '-n'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let log = '';
-      consumer.stdout.on('data', (d: Buffer) => (log += d.toString()));
-      consumer.stderr.on('data', (d: Buffer) => (log += d.toString()));
-      const exited = new Promise<number | null>((resolve) => consumer.once('exit', (code) => resolve(code)));
-      try {
-        await waitFor('the consumer to start', () => log.includes('consumer running'), 30_000);
-        expect(log).toContain('"commands":["add"]');
-        const { stdout } = await run(process.execPath, [kind === 'esm' ? 'producer.mjs' : 'producer.cjs'], { cwd: dir, env });
-        expect(JSON.parse(stdout.trim())).toEqual({ result: kind === 'esm' ? 5 : 9 });
-      } finally {
-        consumer.kill('SIGTERM');
-      }
-      expect(await exited).toBe(0);
-    }, 60_000);
+    it.runIf(hasRedis)(
+      `runs a job from commands.ts in a ${kind === 'esm' ? '"type": "module"' : '"type": "commonjs"'} app`,
+      async () => {
+        const dir = path.join(root, kind);
+        const env = { ...process.env, TASKMILL_QUEUE: `${REDIS_URL}?prefix=${uniqueName('pack')}` };
+        // No modules named: the consumer autodiscovers commands.ts.
+        const consumer = spawn(path.join(root, 'node_modules', '.bin', 'taskmill'), ['consume', '-n'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+        let log = '';
+        consumer.stdout.on('data', (d: Buffer) => (log += d.toString()));
+        consumer.stderr.on('data', (d: Buffer) => (log += d.toString()));
+        const exited = new Promise<number | null>((resolve) => consumer.once('exit', (code) => resolve(code)));
+        try {
+          await waitFor('the consumer to start', () => log.includes('consumer running'), 30_000);
+          expect(log).toContain('"commands":["add"]');
+          const { stdout } = await run(process.execPath, [kind === 'esm' ? 'producer.mjs' : 'producer.cjs'], { cwd: dir, env });
+          expect(JSON.parse(stdout.trim())).toEqual({ result: kind === 'esm' ? 5 : 9 });
+        } finally {
+          consumer.kill('SIGTERM');
+        }
+        expect(await exited).toBe(0);
+      },
+      60_000,
+    );
   }
 });

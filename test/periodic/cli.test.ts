@@ -33,7 +33,15 @@ const formatters = new Map<string, Intl.DateTimeFormat>();
 function wall(date: Date, tz: string): Wall {
   let f = formatters.get(tz);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', month: 'numeric', day: 'numeric', weekday: 'short', hour: 'numeric', minute: 'numeric' });
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: tz,
+      hourCycle: 'h23',
+      month: 'numeric',
+      day: 'numeric',
+      weekday: 'short',
+      hour: 'numeric',
+      minute: 'numeric',
+    });
     formatters.set(tz, f);
   }
   const parts = Object.fromEntries(f.formatToParts(date).map((p) => [p.type, p.value]));
@@ -109,7 +117,10 @@ describe('taskmill schedule', () => {
   it('--count changes how many run times are shown; a module without periodic commands says so', { timeout: 150_000 }, async () => {
     const five = cli(['schedule', '--count', '5', SCHEDULES]);
     expect(await five.exited, five.stderr()).toBe(0);
-    const nextLines = five.stdout().split('\n').filter((l) => l.startsWith('  next: '));
+    const nextLines = five
+      .stdout()
+      .split('\n')
+      .filter((l) => l.startsWith('  next: '));
     expect(nextLines.map((l) => l.split(', ').length)).toEqual([5, 5, 5, 5, 5]);
 
     const none = cli(['schedule', NO_PERIODIC]);
@@ -166,7 +177,11 @@ describe('taskmill consume and the scheduler', () => {
     expect(running.periodic).toBe(true);
     expect(actors.filter((a) => a.startsWith('scheduler'))).toHaveLength(1);
 
-    const enqueued = await waitFor('periodic command enqueued', () => jsonLines(consumer.stdout()).find((l) => l.msg === 'periodic command enqueued'), STARTUP_MS);
+    const enqueued = await waitFor(
+      'periodic command enqueued',
+      () => jsonLines(consumer.stdout()).find((l) => l.msg === 'periodic command enqueued'),
+      STARTUP_MS,
+    );
     const slotMinute = Date.parse((enqueued.slot as string).replace(/^everyMinute@/, ''));
     expect(slotMinute).toBeGreaterThanOrEqual(Math.floor(started / MINUTE) * MINUTE);
     expect(slotMinute).toBeLessThanOrEqual(Date.now());

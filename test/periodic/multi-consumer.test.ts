@@ -20,7 +20,17 @@ import path from 'node:path';
 import pino from 'pino';
 import { SimulatedClock } from 'xstate';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CommandRegistry, QueueConnectionError, SqliteQueue, createConsumer, crontab, periodicCommand, registry, type Consumer, type JobContext } from '../../src/index.js';
+import {
+  CommandRegistry,
+  QueueConnectionError,
+  SqliteQueue,
+  createConsumer,
+  crontab,
+  periodicCommand,
+  registry,
+  type Consumer,
+  type JobContext,
+} from '../../src/index.js';
 import { decodeMessage } from '../../src/codec/message.js';
 import { slotKey } from '../../src/machines/scheduler.js';
 import { tempDir } from '../helpers/processes.js';
@@ -199,7 +209,10 @@ class World {
   }
 
   writtenKeys(filter: (key: string) => boolean = () => true): string[] {
-    return this.written().map((a) => a.key).filter(filter).sort();
+    return this.written()
+      .map((a) => a.key)
+      .filter(filter)
+      .sort();
   }
 
   attemptsBy(label: string): SlotAttempt[] {
@@ -266,11 +279,19 @@ describe('periodic commands across three (and five) consumers sharing one SQLite
     // The claims were shared out: every consumer won some and lost some.
     for (const label of ['A', 'B', 'C']) {
       const outcomes = w.attemptsBy(label).map((a) => a.outcome);
-      expect(outcomes.some((o) => o === null), `${label} never lost a claim`).toBe(true);
+      expect(
+        outcomes.some((o) => o === null),
+        `${label} never lost a claim`,
+      ).toBe(true);
     }
 
     // Every written job ran exactly once (on whichever consumer read it), and the queue is empty.
-    expect(w.runs.map((r) => r.jobId).sort()).toEqual(w.written().map((a) => a.jobId).sort());
+    expect(w.runs.map((r) => r.jobId).sort()).toEqual(
+      w
+        .written()
+        .map((a) => a.jobId)
+        .sort(),
+    );
     expect(new Set(w.runs.map((r) => r.consumer)).size).toBeGreaterThan(1);
     const stats = await w.members.get('A')!.queue.stats();
     expect(stats).toMatchObject({ ready: 0, leased: 0, failed: 0 });
@@ -306,7 +327,12 @@ describe('periodic commands across three (and five) consumers sharing one SQLite
       expect(minutes).toEqual(Array.from({ length: minutes.length }, (_, i) => minutes[0]! + i));
     }
     // Each written job ran exactly once, on whichever consumer (B included, before it died) read it.
-    expect(w.runs.map((r) => r.jobId).sort()).toEqual(w.written().map((a) => a.jobId).sort());
+    expect(w.runs.map((r) => r.jobId).sort()).toEqual(
+      w
+        .written()
+        .map((a) => a.jobId)
+        .sort(),
+    );
     expect(await w.members.get('A')!.queue.stats()).toMatchObject({ ready: 0, leased: 0, failed: 0 });
     expect(w.errors()).toEqual([]);
   });
@@ -323,10 +349,9 @@ describe('periodic commands across three (and five) consumers sharing one SQLite
     await w.start('F', 2_000);
     await w.advanceTo('2030-01-01T07:05:30Z');
 
-    expect(w.writtenKeys()).toEqual([
-      ...dueKeys(at('2030-01-01T02:00Z'), at('2030-01-01T02:03Z')),
-      ...dueKeys(at('2030-01-01T07:03Z'), at('2030-01-01T07:05Z')),
-    ].sort());
+    expect(w.writtenKeys()).toEqual(
+      [...dueKeys(at('2030-01-01T02:00Z'), at('2030-01-01T02:03Z')), ...dueKeys(at('2030-01-01T07:03Z'), at('2030-01-01T07:05Z'))].sort(),
+    );
     expect(w.writtenKeys((k) => k.startsWith('fiveAm@'))).toEqual([]);
   });
 
@@ -347,9 +372,9 @@ describe('periodic commands across three (and five) consumers sharing one SQLite
     ]);
     // H keeps the 03:xx minutes; G's jump enqueued 06:03 and 06:04 (its clock's minutes), each once.
     expect(w.writtenKeys((k) => k.startsWith('everyMinute@'))).toEqual(
-      dueKeys(at('2030-01-01T03:00Z'), at('2030-01-01T03:04Z'), ['everyMinute']).concat(
-        dueKeys(at('2030-01-01T06:03Z'), at('2030-01-01T06:04Z'), ['everyMinute']),
-      ).sort(),
+      dueKeys(at('2030-01-01T03:00Z'), at('2030-01-01T03:04Z'), ['everyMinute'])
+        .concat(dueKeys(at('2030-01-01T06:03Z'), at('2030-01-01T06:04Z'), ['everyMinute']))
+        .sort(),
     );
   });
 
@@ -373,9 +398,7 @@ describe('periodic commands across three (and five) consumers sharing one SQLite
     queue.failing = false;
     await w.advanceTo('2030-01-01T04:02:30Z');
 
-    expect(w.writtenKeys((k) => k.startsWith('everyMinute@'))).toEqual(
-      ['03:59', '04:00', '04:02'].map((hm) => minuteKey('everyMinute', `2030-01-01T${hm}Z`)),
-    );
+    expect(w.writtenKeys((k) => k.startsWith('everyMinute@'))).toEqual(['03:59', '04:00', '04:02'].map((hm) => minuteKey('everyMinute', `2030-01-01T${hm}Z`)));
     const failedTries = w.attempts.filter((a) => a.key === minuteKey('everyMinute', '2030-01-01T04:01Z'));
     expect(failedTries.length).toBeGreaterThan(5);
     expect(failedTries.every((a) => a.outcome === 'error' && a.wall < at('2030-01-01T04:02Z'))).toBe(true);

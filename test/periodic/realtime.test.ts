@@ -14,7 +14,9 @@ import { ROOT, jsonLines, spawnCli, tempDir, waitFor, type Spawned } from '../he
 
 const SLOW = Boolean(process.env.TASKMILL_SLOW_TESTS);
 if (!SLOW) {
-  console.warn('test/periodic/realtime.test.ts skipped: it runs for two real minutes. Run it with TASKMILL_SLOW_TESTS=1 npx vitest run test/periodic/realtime.test.ts (.ci/run does).');
+  console.warn(
+    'test/periodic/realtime.test.ts skipped: it runs for two real minutes. Run it with TASKMILL_SLOW_TESTS=1 npx vitest run test/periodic/realtime.test.ts (.ci/run does).',
+  );
 }
 
 const COMMANDS = path.join(ROOT, 'test', 'fixtures', 'periodic-commands.ts');

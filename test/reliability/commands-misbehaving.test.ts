@@ -70,65 +70,88 @@ const keyOf = (command: string, args: unknown[]) => (args.length > 0 ? `${comman
 describeEachBackend(
   'misbehaving commands in a real consumer',
   (backend, suite) => {
-    it('non-Errors thrown or rejected, a command that never resolves, unserialisable results: each in the failed store with a readable error; the consumer keeps going', { timeout: 90_000 }, async () => {
-      const jobs: [string, unknown[]][] = [...MISBEHAVING.map(([command, args]) => [command, args] as [string, unknown[]]), ['ok', [1]]];
-      const { consumer, queue, recordFile, logs } = await consume(suite, 'misbehaving', jobs, ['-t', '2']);
-      await waitFor('every job failed or done', async () => (await queue.stats()).failed === MISBEHAVING.length && isDrained(await queue.stats()), 60_000, 100);
+    it(
+      'non-Errors thrown or rejected, a command that never resolves, unserialisable results: each in the failed store with a readable error; the consumer keeps going',
+      { timeout: 90_000 },
+      async () => {
+        const jobs: [string, unknown[]][] = [...MISBEHAVING.map(([command, args]) => [command, args] as [string, unknown[]]), ['ok', [1]]];
+        const { consumer, queue, recordFile, logs } = await consume(suite, 'misbehaving', jobs, ['-t', '2']);
+        await waitFor(
+          'every job failed or done',
+          async () => (await queue.stats()).failed === MISBEHAVING.length && isDrained(await queue.stats()),
+          60_000,
+          100,
+        );
 
-      const failed = await queue.failed(100);
-      expect(failed).toHaveLength(MISBEHAVING.length);
-      for (const [command, args, expected] of MISBEHAVING) {
-        const label = keyOf(command, args);
-        const entry = failed.find((f) => keyOf(commandOf(f.data).command, commandOf(f.data).args) === label);
-        expect(entry, label).toBeDefined();
-        expect(entry!.error, label).toMatch(expected);
-        expect(entry!.attempt, label).toBe(1);
-      }
-      // Each ran once (no retries configured), and the good job after them ran too.
-      expect(records(recordFile).map((line) => line.split(' ')[0]).sort()).toEqual(
-        [...MISBEHAVING.map(([command, args]) => keyOf(command, args)), 'ok-1'].sort(),
-      );
-      // One error line per failure, each naming its command; workers replaced, the process alive.
-      const failures = logs().filter((l) => l.msg === 'command failed; worker replaced');
-      expect(failures.map((l) => l.command).sort()).toEqual(MISBEHAVING.map(([command]) => command).sort());
-      expect(consumer.child.exitCode).toBeNull();
+        const failed = await queue.failed(100);
+        expect(failed).toHaveLength(MISBEHAVING.length);
+        for (const [command, args, expected] of MISBEHAVING) {
+          const label = keyOf(command, args);
+          const entry = failed.find((f) => keyOf(commandOf(f.data).command, commandOf(f.data).args) === label);
+          expect(entry, label).toBeDefined();
+          expect(entry!.error, label).toMatch(expected);
+          expect(entry!.attempt, label).toBe(1);
+        }
+        // Each ran once (no retries configured), and the good job after them ran too.
+        expect(
+          records(recordFile)
+            .map((line) => line.split(' ')[0])
+            .sort(),
+        ).toEqual([...MISBEHAVING.map(([command, args]) => keyOf(command, args)), 'ok-1'].sort());
+        // One error line per failure, each naming its command; workers replaced, the process alive.
+        const failures = logs().filter((l) => l.msg === 'command failed; worker replaced');
+        expect(failures.map((l) => l.command).sort()).toEqual(MISBEHAVING.map(([command]) => command).sort());
+        expect(consumer.child.exitCode).toBeNull();
 
-      await queue.write(encodeMessage('ok', [2]).data);
-      await waitFor('a job written afterwards to run', () => records(recordFile).some((line) => line.startsWith('ok-2 ')), 30_000);
-      consumer.child.kill('SIGTERM');
-      expect(await consumer.exited, consumer.stderr()).toBe(0);
-      expect(consumer.stderr()).toBe('');
-      console.info(`[reliability] misbehaving commands on ${backend.name}: ok`);
-    });
+        await queue.write(encodeMessage('ok', [2]).data);
+        await waitFor('a job written afterwards to run', () => records(recordFile).some((line) => line.startsWith('ok-2 ')), 30_000);
+        consumer.child.kill('SIGTERM');
+        expect(await consumer.exited, consumer.stderr()).toBe(0);
+        expect(consumer.stderr()).toBe('');
+        console.info(`[reliability] misbehaving commands on ${backend.name}: ok`);
+      },
+    );
 
-    it(`a command that blocks the event loop for 2.5× its lease: no heartbeat can run, so its lease lapses and it runs again — at most ${MAX_DELIVERIES} times, then it is done or failed as "worker lost"; the consumer keeps going`, { timeout: 90_000 }, async () => {
-      const jobs: [string, unknown[]][] = [['blocks-loop', [2500]], ['ok', [1]]];
-      const { consumer, queue, recordFile, logs } = await consume(suite, 'blocking', jobs, ['-t', '1', '--lease', '1']);
-      await waitFor('the blocked job and the next one to end', async () => records(recordFile).some((l) => l.startsWith('ok-1 ')) && isDrained(await queue.stats()), 60_000, 100);
+    it(
+      `a command that blocks the event loop for 2.5× its lease: no heartbeat can run, so its lease lapses and it runs again — at most ${MAX_DELIVERIES} times, then it is done or failed as "worker lost"; the consumer keeps going`,
+      { timeout: 90_000 },
+      async () => {
+        const jobs: [string, unknown[]][] = [
+          ['blocks-loop', [2500]],
+          ['ok', [1]],
+        ];
+        const { consumer, queue, recordFile, logs } = await consume(suite, 'blocking', jobs, ['-t', '1', '--lease', '1']);
+        await waitFor(
+          'the blocked job and the next one to end',
+          async () => records(recordFile).some((l) => l.startsWith('ok-1 ')) && isDrained(await queue.stats()),
+          60_000,
+          100,
+        );
 
-      const runs = records(recordFile).filter((line) => line.startsWith('blocks-loop-'));
-      const failed = await queue.failed();
-      console.info(
-        `[reliability] a loop blocked 2.5 s with a 1 s lease on ${backend.name}: ran ${runs.length} times; ${failed.length ? `failed: ${failed[0]!.error.split('\n')[0]}` : 'acked'}; ` +
-          `${logs().filter((l) => String(l.msg).startsWith('ack refused')).length} ack(s) refused`,
-      );
-      // It did run again: one run cannot keep a lease it has no chance to extend.
-      expect(runs.length).toBeGreaterThanOrEqual(2);
-      expect(runs.length).toBeLessThanOrEqual(MAX_DELIVERIES);
-      // Every run is the same envelope attempt (1): these are re-deliveries, not retries.
-      expect(runs.every((line) => line.startsWith('blocks-loop-attempt-1 '))).toBe(true);
-      if (failed.length > 0) {
-        expect(failed).toHaveLength(1);
-        expect(failed[0]!.error).toMatch(/^WorkerLostError: worker lost: command "blocks-loop"/);
-      }
-      // No error but a "worker lost" failure (the runs ended normally; only their acks were refused). It can be
-      // logged with the failed store empty: when the last run's late ack lands after this consumer re-read the
-      // message (same owner), the ack wins and the "worker lost" fail is refused — the job counts as done.
-      const errors = logs().filter((l) => (l.level as number) >= 50);
-      expect(errors.map((l) => (l.err as { name?: string } | undefined)?.name)).toEqual(failed.length > 0 || errors.length > 0 ? ['WorkerLostError'] : []);
-      consumer.child.kill('SIGTERM');
-      expect(await consumer.exited, consumer.stderr()).toBe(0);
-    });
+        const runs = records(recordFile).filter((line) => line.startsWith('blocks-loop-'));
+        const failed = await queue.failed();
+        console.info(
+          `[reliability] a loop blocked 2.5 s with a 1 s lease on ${backend.name}: ran ${runs.length} times; ${failed.length ? `failed: ${failed[0]!.error.split('\n')[0]}` : 'acked'}; ` +
+            `${logs().filter((l) => String(l.msg).startsWith('ack refused')).length} ack(s) refused`,
+        );
+        // It did run again: one run cannot keep a lease it has no chance to extend.
+        expect(runs.length).toBeGreaterThanOrEqual(2);
+        expect(runs.length).toBeLessThanOrEqual(MAX_DELIVERIES);
+        // Every run is the same envelope attempt (1): these are re-deliveries, not retries.
+        expect(runs.every((line) => line.startsWith('blocks-loop-attempt-1 '))).toBe(true);
+        if (failed.length > 0) {
+          expect(failed).toHaveLength(1);
+          expect(failed[0]!.error).toMatch(/^WorkerLostError: worker lost: command "blocks-loop"/);
+        }
+        // No error but a "worker lost" failure (the runs ended normally; only their acks were refused). It can be
+        // logged with the failed store empty: when the last run's late ack lands after this consumer re-read the
+        // message (same owner), the ack wins and the "worker lost" fail is refused — the job counts as done.
+        const errors = logs().filter((l) => (l.level as number) >= 50);
+        expect(errors.map((l) => (l.err as { name?: string } | undefined)?.name)).toEqual(failed.length > 0 || errors.length > 0 ? ['WorkerLostError'] : []);
+        consumer.child.kill('SIGTERM');
+        expect(await consumer.exited, consumer.stderr()).toBe(0);
+      },
+    );
   },
   { concurrent: true },
 );

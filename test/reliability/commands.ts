@@ -15,7 +15,15 @@ import { queueCommand, type JobContext } from '../../src/index.js';
 /** What Object.prototype looked like before any job ran: a job that adds to it polluted this process. */
 const PROTOTYPE_KEYS = new Set(Object.getOwnPropertyNames(Object.prototype));
 /** The prototypes a decoded argument may have: plain objects and arrays, and the codec's tagged types. */
-const DECODED_PROTOTYPES = new Set<object | null>([null, Object.prototype, Array.prototype, Map.prototype, Set.prototype, Date.prototype, Uint8Array.prototype]);
+const DECODED_PROTOTYPES = new Set<object | null>([
+  null,
+  Object.prototype,
+  Array.prototype,
+  Map.prototype,
+  Set.prototype,
+  Date.prototype,
+  Uint8Array.prototype,
+]);
 
 export interface RunRecord {
   cmd: string;
@@ -35,7 +43,7 @@ function record(context: JobContext, fields: Record<string, unknown>): void {
 /** Keys added to Object.prototype since start, and what a fresh `{}` inherits as `polluted`. */
 function pollution(): { addedKeys: string[]; polluted: unknown } {
   const addedKeys = Object.getOwnPropertyNames(Object.prototype).filter((key) => !PROTOTYPE_KEYS.has(key));
-  return { addedKeys, polluted: (({}) as Record<string, unknown>).polluted ?? null };
+  return { addedKeys, polluted: ({} as Record<string, unknown>).polluted ?? null };
 }
 
 /** Whether this job already started somewhere (a record of its id exists): this run is a re-run. */

@@ -122,7 +122,8 @@ export function deeplyNested(rng: Random, levels: number): string {
 
 /** Field values the envelope schema accepts but a backend might not store as keys (NUL, lone surrogates, 3000 characters). */
 const ODD_BUT_VALID: Record<string, (rng: Random) => unknown> = {
-  id: (rng) => rng.pick([() => `${randomString(rng)}\u0000`, () => `\ud800${rng.int(1e9)}`, () => 'i'.repeat(3000) + rng.int(1e9), () => randomString(rng) || '\udfff']) (),
+  id: (rng) =>
+    rng.pick([() => `${randomString(rng)}\u0000`, () => `\ud800${rng.int(1e9)}`, () => 'i'.repeat(3000) + rng.int(1e9), () => randomString(rng) || '\udfff'])(),
   attempt: (rng) => 1 + rng.int(2 ** 31),
   enqueuedAt: (rng) => rng.pick([-1, 0, 1.5, 8.64e15, -8.64e15 - 1, Number.MAX_VALUE]),
   expiresAt: (rng) => rng.pick([-1, 0, Date.now() - 1000, Date.now() + 86_400_000, Number.MAX_VALUE]),

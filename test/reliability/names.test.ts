@@ -93,7 +93,9 @@ describe.skipIf(!hasRedis)('Redis: hostile queue names and key prefixes', { time
 
   it('taskmill flush / status / enqueue -q with a hostile ?prefix=: exit 1, one line naming it; no key of the server touched', async () => {
     const runs = await Promise.all(
-      CLI_RUNS((value) => `${REDIS_URL}?prefix=${encodeURIComponent(value)}`).map(([value, args]) => runCli(args, { cwd: dir }).then((result) => ({ value, args, result }))),
+      CLI_RUNS((value) => `${REDIS_URL}?prefix=${encodeURIComponent(value)}`).map(([value, args]) =>
+        runCli(args, { cwd: dir }).then((result) => ({ value, args, result })),
+      ),
     );
     for (const { value, args, result } of runs) {
       const what = `${args[0]} with prefix ${JSON.stringify(value)}`;
@@ -135,7 +137,9 @@ describe.skipIf(!hasPostgres)('PostgreSQL: hostile queue names and schema names'
 
   it('taskmill flush / status / enqueue -q with a hostile ?schema=: exit 1, one line naming it; no schema created, the canary table intact', async () => {
     const runs = await Promise.all(
-      CLI_RUNS((value) => `${POSTGRES_URL}?schema=${encodeURIComponent(value)}`).map(([value, args]) => runCli(args, { cwd: dir }).then((result) => ({ value, args, result }))),
+      CLI_RUNS((value) => `${POSTGRES_URL}?schema=${encodeURIComponent(value)}`).map(([value, args]) =>
+        runCli(args, { cwd: dir }).then((result) => ({ value, args, result })),
+      ),
     );
     for (const { value, args, result } of runs) {
       const what = `${args[0]} with schema ${JSON.stringify(value)}`;

@@ -81,104 +81,118 @@ function envelope(id: string, args: string, extra = ''): string {
 }
 
 // The backends' blocks run side by side; inside a block the tests run in order (it.sequential), on one consumer.
-describeEachBackend('bad payloads through a real consumer', (backend, suite) => {
-  let url = '';
-  let queue: BaseQueue;
-  let consumer: ConsumerProcess;
-  let recordFile = '';
-  const runsOf = (job: string): RunRecord[] => readRecords(recordFile).filter((r) => r.job === job);
+describeEachBackend(
+  'bad payloads through a real consumer',
+  (backend, suite) => {
+    let url = '';
+    let queue: BaseQueue;
+    let consumer: ConsumerProcess;
+    let recordFile = '';
+    const runsOf = (job: string): RunRecord[] => readRecords(recordFile).filter((r) => r.job === job);
 
-  beforeAll(async () => {
-    url = suite.freshUrl();
-    recordFile = path.join(suite.dir, 'payload-records.jsonl');
-    queue = suite.openQueue(url, { commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS });
-    // One worker: jobs run in the order written, so a probe enqueued last sees what every earlier job left behind.
-    consumer = await suite.startConsumer(url, { recordFile, workers: 1, commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS });
-  });
+    beforeAll(async () => {
+      url = suite.freshUrl();
+      recordFile = path.join(suite.dir, 'payload-records.jsonl');
+      queue = suite.openQueue(url, { commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS });
+      // One worker: jobs run in the order written, so a probe enqueued last sees what every earlier job left behind.
+      consumer = await suite.startConsumer(url, { recordFile, workers: 1, commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS });
+    });
 
-  it.sequential('a 50 MB argument is refused at enqueue by default with PayloadTooLargeError, and nothing is written', async () => {
-    const before = await queue.stats();
-    const error = await enqueueOn(queue, DEFAULT_MAX_PAYLOAD_BYTES, () => digest(BIG)).then(
-      () => null,
-      (e: unknown) => e,
+    it.sequential('a 50 MB argument is refused at enqueue by default with PayloadTooLargeError, and nothing is written', async () => {
+      const before = await queue.stats();
+      const error = await enqueueOn(queue, DEFAULT_MAX_PAYLOAD_BYTES, () => digest(BIG)).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(PayloadTooLargeError);
+      expect((error as PayloadTooLargeError).limit).toBe(DEFAULT_MAX_PAYLOAD_BYTES);
+      expect((error as PayloadTooLargeError).bytes).toBeGreaterThan(50_000_000);
+      expect(await queue.length()).toBe(0);
+      expect(await queue.stats()).toEqual(before);
+      expect(readRecords(recordFile).filter((r) => r.cmd === 'digest')).toEqual([]);
+    });
+
+    it.sequential(
+      'with configure({ maxPayloadBytes }) raised to 64 MiB, the 50 MB argument reaches the consumer intact and its result comes back',
+      { timeout: 120_000 },
+      async () => {
+        const started = Date.now();
+        const job = await enqueueOn(queue, 64 * 1024 * 1024, () => digest(BIG));
+        expect(await job.result({ timeout: 90_000 })).toEqual(BIG_DIGEST);
+        console.info(`[reliability] 50 MB round trip on ${backend.name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        expect(runsOf(job.id)).toEqual([expect.objectContaining({ ...BIG_DIGEST, attempt: 1, pid: consumer.pid })]);
+        await waitFor('the big job acked', async () => isDrained(await queue.stats()), 30_000);
+      },
     );
-    expect(error).toBeInstanceOf(PayloadTooLargeError);
-    expect((error as PayloadTooLargeError).limit).toBe(DEFAULT_MAX_PAYLOAD_BYTES);
-    expect((error as PayloadTooLargeError).bytes).toBeGreaterThan(50_000_000);
-    expect(await queue.length()).toBe(0);
-    expect(await queue.stats()).toEqual(before);
-    expect(readRecords(recordFile).filter((r) => r.cmd === 'digest')).toEqual([]);
-  });
 
-  it.sequential('with configure({ maxPayloadBytes }) raised to 64 MiB, the 50 MB argument reaches the consumer intact and its result comes back', { timeout: 120_000 }, async () => {
-    const started = Date.now();
-    const job = await enqueueOn(queue, 64 * 1024 * 1024, () => digest(BIG));
-    expect(await job.result({ timeout: 90_000 })).toEqual(BIG_DIGEST);
-    console.info(`[reliability] 50 MB round trip on ${backend.name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    expect(runsOf(job.id)).toEqual([expect.objectContaining({ ...BIG_DIGEST, attempt: 1, pid: consumer.pid })]);
-    await waitFor('the big job acked', async () => isDrained(await queue.stats()), 30_000);
-  });
+    it.sequential('NUL and lone surrogates in arguments reach the command and come back as its result exactly', async () => {
+      const job = (await enqueueOn(queue, DEFAULT_MAX_PAYLOAD_BYTES, () => echo(...AWKWARD_ARGS))) as Job<unknown[]>;
+      const result = await job.result({ timeout: 30_000 });
+      expect(result).toEqual(AWKWARD_ARGS);
+      expect(result[7]).toBe(AWKWARD_ARGS[7]); // every code unit, in order
+      const [run] = runsOf(job.id);
+      expect(run!.args).toEqual(AWKWARD_ARGS);
+    });
 
-  it.sequential('NUL and lone surrogates in arguments reach the command and come back as its result exactly', async () => {
-    const job = (await enqueueOn(queue, DEFAULT_MAX_PAYLOAD_BYTES, () => echo(...AWKWARD_ARGS))) as Job<unknown[]>;
-    const result = await job.result({ timeout: 30_000 });
-    expect(result).toEqual(AWKWARD_ARGS);
-    expect(result[7]).toBe(AWKWARD_ARGS[7]); // every code unit, in order
-    const [run] = runsOf(job.id);
-    expect(run!.args).toEqual(AWKWARD_ARGS);
-  });
+    it.sequential(
+      'an envelope pushed raw with unescaped lone surrogates is stored as written and runs; one with a raw NUL (not JSON) goes to the failed store',
+      async () => {
+        const rawArgs = ['\ud800', 'a\udfffb', '\udfff\ud800', { '\udc00': '\ud800' }];
+        // JSON.parse accepts lone surrogates as they are; the backend must keep the text exactly for that to work.
+        const stored = envelope('raw-surrogates', `["\ud800","a\udfffb","\udfff\ud800",{"\udc00":"\ud800"}]`);
+        const notJson = envelope('raw-nul', '["a\u0000b"]');
+        await queue.write(stored);
+        const notJsonId = await queue.write(notJson);
+        await waitFor('the raw envelopes handled', async () => isDrained(await queue.stats()) && runsOf('raw-surrogates').length > 0, 20_000);
+        expect(runsOf('raw-surrogates').map((r) => r.args)).toEqual([rawArgs]);
+        const failed = await queue.failed();
+        expect(failed.map((f) => f.id)).toEqual([notJsonId]);
+        expect(failed[0]!.data).toBe(notJson);
+        expect(failed[0]!.error).toMatch(/not JSON/);
+        expect(failed[0]!.error).not.toContain('a\u0000b');
+        expect(await queue.purgeFailed()).toBe(1);
+      },
+    );
 
-  it.sequential('an envelope pushed raw with unescaped lone surrogates is stored as written and runs; one with a raw NUL (not JSON) goes to the failed store', async () => {
-    const rawArgs = ['\ud800', 'a\udfffb', '\udfff\ud800', { '\udc00': '\ud800' }];
-    // JSON.parse accepts lone surrogates as they are; the backend must keep the text exactly for that to work.
-    const stored = envelope('raw-surrogates', `["\ud800","a\udfffb","\udfff\ud800",{"\udc00":"\ud800"}]`);
-    const notJson = envelope('raw-nul', '["a\u0000b"]');
-    await queue.write(stored);
-    const notJsonId = await queue.write(notJson);
-    await waitFor('the raw envelopes handled', async () => isDrained(await queue.stats()) && runsOf('raw-surrogates').length > 0, 20_000);
-    expect(runsOf('raw-surrogates').map((r) => r.args)).toEqual([rawArgs]);
-    const failed = await queue.failed();
-    expect(failed.map((f) => f.id)).toEqual([notJsonId]);
-    expect(failed[0]!.data).toBe(notJson);
-    expect(failed[0]!.error).toMatch(/not JSON/);
-    expect(failed[0]!.error).not.toContain('a\u0000b');
-    expect(await queue.purgeFailed()).toBe(1);
-  });
+    it.sequential(
+      'envelopes pushed raw with __proto__ keys run with clean prototypes or go to the failed store with a reason; Object.prototype stays clean in the consumer',
+      async () => {
+        const written = [];
+        for (const [i, e] of PROTO_ENVELOPES.entries()) {
+          const jobId = `proto-${i}`;
+          written.push({ ...e, jobId, messageId: await queue.write(e.data(jobId)) });
+        }
+        // A probe last: with one worker it runs after all of the above, in the same process.
+        const probe = await enqueueOn(queue, DEFAULT_MAX_PAYLOAD_BYTES, () => echo('probe'));
+        await probe.result({ timeout: 30_000 });
+        await waitFor('every envelope handled', async () => isDrained(await queue.stats()), 20_000);
 
-  it.sequential('envelopes pushed raw with __proto__ keys run with clean prototypes or go to the failed store with a reason; Object.prototype stays clean in the consumer', async () => {
-    const written = [];
-    for (const [i, e] of PROTO_ENVELOPES.entries()) {
-      const jobId = `proto-${i}`;
-      written.push({ ...e, jobId, messageId: await queue.write(e.data(jobId)) });
-    }
-    // A probe last: with one worker it runs after all of the above, in the same process.
-    const probe = await enqueueOn(queue, DEFAULT_MAX_PAYLOAD_BYTES, () => echo('probe'));
-    await probe.result({ timeout: 30_000 });
-    await waitFor('every envelope handled', async () => isDrained(await queue.stats()), 20_000);
+        const failed = new Map((await queue.failed()).map((f) => [f.id, f]));
+        for (const { what, runs, jobId, messageId } of written) {
+          const records = runsOf(jobId);
+          if (runs) {
+            expect(records, what).toHaveLength(1);
+            expect(records[0], what).toMatchObject({ addedKeys: [], polluted: null });
+            expect(records[0]!.argPrototypes as string[], what).not.toContain('foreign');
+            expect(records[0]!.argInherited as unknown[], what).toEqual((records[0]!.argInherited as unknown[]).map(() => null));
+            expect(failed.has(messageId), what).toBe(false);
+          } else {
+            expect(records, what).toEqual([]);
+            expect(failed.get(messageId)?.error, what).toMatch(/missing field v|field v must be/);
+          }
+        }
+        expect(failed.size).toBe(written.filter((w) => !w.runs).length);
+        expect(runsOf(probe.id)).toEqual([expect.objectContaining({ args: ['probe'], addedKeys: [], polluted: null, pid: consumer.pid })]);
+        // The consumer survived all of it and shuts down cleanly.
+        expect(consumer.child.exitCode).toBeNull();
+        expect(consumer.logs().filter((l) => (l.level as number) >= 50)).toEqual([]);
+      },
+    );
 
-    const failed = new Map((await queue.failed()).map((f) => [f.id, f]));
-    for (const { what, runs, jobId, messageId } of written) {
-      const records = runsOf(jobId);
-      if (runs) {
-        expect(records, what).toHaveLength(1);
-        expect(records[0], what).toMatchObject({ addedKeys: [], polluted: null });
-        expect(records[0]!.argPrototypes as string[], what).not.toContain('foreign');
-        expect(records[0]!.argInherited as unknown[], what).toEqual((records[0]!.argInherited as unknown[]).map(() => null));
-        expect(failed.has(messageId), what).toBe(false);
-      } else {
-        expect(records, what).toEqual([]);
-        expect(failed.get(messageId)?.error, what).toMatch(/missing field v|field v must be/);
-      }
-    }
-    expect(failed.size).toBe(written.filter((w) => !w.runs).length);
-    expect(runsOf(probe.id)).toEqual([expect.objectContaining({ args: ['probe'], addedKeys: [], polluted: null, pid: consumer.pid })]);
-    // The consumer survived all of it and shuts down cleanly.
-    expect(consumer.child.exitCode).toBeNull();
-    expect(consumer.logs().filter((l) => (l.level as number) >= 50)).toEqual([]);
-  });
-
-  it.sequential('the consumer exits 0 on SIGTERM after all of it', async () => {
-    consumer.child.kill('SIGTERM');
-    expect(await consumer.exited, consumer.stderr()).toBe(0);
-  });
-}, { concurrent: true });
+    it.sequential('the consumer exits 0 on SIGTERM after all of it', async () => {
+      consumer.child.kill('SIGTERM');
+      expect(await consumer.exited, consumer.stderr()).toBe(0);
+    });
+  },
+  { concurrent: true },
+);

@@ -64,76 +64,99 @@ describe.skipIf(!canStartPostgres)('PostgreSQL stopped, its LISTEN session kille
   }
   const running = (c: Spawned) => jsonLines(c.stdout()).some((l) => l.msg === 'consumer running');
 
-  it(`stopped for 10 s under a consumer running ${JOBS} jobs: every job completes, duplicates ≤ jobs in flight (+ one per worker taken as it went down), it stops cleanly`, { timeout: 120_000 }, async () => {
-    const url = suite.freshUrl();
-    const recordFile = path.join(suite.dir, 'stopped.jsonl');
-    const queue = suite.openQueue(url);
-    const consumer = await suite.startConsumer(url, { recordFile, workers: WORKERS, leaseMs: LEASE_MS });
-    const messages = Array.from({ length: JOBS }, (_, i) => encodeMessage('hold', [i + 1, JOB_MS]));
-    await queue.writeBatch(messages.map((m) => m.data));
-    const done = () => readRecords(recordFile).filter((r) => r.phase === 'done');
-    await waitFor('a third done', () => done().length >= JOBS / 3, 60_000, 20);
+  it(
+    `stopped for 10 s under a consumer running ${JOBS} jobs: every job completes, duplicates ≤ jobs in flight (+ one per worker taken as it went down), it stops cleanly`,
+    { timeout: 120_000 },
+    async () => {
+      const url = suite.freshUrl();
+      const recordFile = path.join(suite.dir, 'stopped.jsonl');
+      const queue = suite.openQueue(url);
+      const consumer = await suite.startConsumer(url, { recordFile, workers: WORKERS, leaseMs: LEASE_MS });
+      const messages = Array.from({ length: JOBS }, (_, i) => encodeMessage('hold', [i + 1, JOB_MS]));
+      await queue.writeBatch(messages.map((m) => m.data));
+      const done = () => readRecords(recordFile).filter((r) => r.phase === 'done');
+      await waitFor('a third done', () => done().length >= JOBS / 3, 60_000, 20);
 
-    // In flight at the fault: what the consumer leases as the server goes down. While it goes down, a worker
-    // whose ack just failed may still take one more job before reads fail too, so duplicates are bounded by
-    // this plus one job per worker.
-    const leasedAtStop = (await queue.stats()).leased;
-    await server.stop('fast');
-    const doneAtStop = done().length;
-    await sleep(10_000);
-    expect(consumer.child.exitCode, 'the consumer survived the outage').toBeNull();
-    await server.start();
+      // In flight at the fault: what the consumer leases as the server goes down. While it goes down, a worker
+      // whose ack just failed may still take one more job before reads fail too, so duplicates are bounded by
+      // this plus one job per worker.
+      const leasedAtStop = (await queue.stats()).leased;
+      await server.stop('fast');
+      const doneAtStop = done().length;
+      await sleep(10_000);
+      expect(consumer.child.exitCode, 'the consumer survived the outage').toBeNull();
+      await server.start();
 
-    await waitFor('every job done, the queue drained', async () => new Set(done().map((r) => r.job)).size >= JOBS && isDrained(await queue.stats()), 60_000, 200);
-    const finished = done();
-    expect(new Set(finished.map((r) => r.job))).toEqual(new Set(messages.map((m) => m.id)));
-    const twiceJobs = [...countBy(finished.map((r) => r.job))].filter(([, count]) => count > 1).map(([job]) => job);
-    const twice = twiceJobs.length;
-    const diagnosis = () =>
-      [
-        `done at the stop: ${doneAtStop}, leased ${leasedAtStop}; ran twice: ${twiceJobs.map((job) => finished.find((r) => r.job === job)!.n).join(', ')}`,
-        ...readRecords(recordFile).filter((r) => twiceJobs.includes(r.job)).map((r) => JSON.stringify(r)),
-        ...consumer.logs().filter((l) => (l.level as number) >= 40).map((l) => JSON.stringify(l).slice(0, 300)),
-      ].join('\n');
-    expect(twice, diagnosis()).toBeLessThanOrEqual(leasedAtStop + WORKERS);
-    expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
-    expect(consumer.logs().some((l) => String(l.msg).startsWith('queue unreachable'))).toBe(true);
-    console.info(`[reliability] postgres stopped 10 s: ${doneAtStop}/${JOBS} done and ${leasedAtStop} leased at the stop, ${twice} ran twice`);
-    expect(await terminate(consumer), consumer.stderr()).toBe(0);
-  });
+      await waitFor(
+        'every job done, the queue drained',
+        async () => new Set(done().map((r) => r.job)).size >= JOBS && isDrained(await queue.stats()),
+        60_000,
+        200,
+      );
+      const finished = done();
+      expect(new Set(finished.map((r) => r.job))).toEqual(new Set(messages.map((m) => m.id)));
+      const twiceJobs = [...countBy(finished.map((r) => r.job))].filter(([, count]) => count > 1).map(([job]) => job);
+      const twice = twiceJobs.length;
+      const diagnosis = () =>
+        [
+          `done at the stop: ${doneAtStop}, leased ${leasedAtStop}; ran twice: ${twiceJobs.map((job) => finished.find((r) => r.job === job)!.n).join(', ')}`,
+          ...readRecords(recordFile)
+            .filter((r) => twiceJobs.includes(r.job))
+            .map((r) => JSON.stringify(r)),
+          ...consumer
+            .logs()
+            .filter((l) => (l.level as number) >= 40)
+            .map((l) => JSON.stringify(l).slice(0, 300)),
+        ].join('\n');
+      expect(twice, diagnosis()).toBeLessThanOrEqual(leasedAtStop + WORKERS);
+      expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+      expect(consumer.logs().some((l) => String(l.msg).startsWith('queue unreachable'))).toBe(true);
+      console.info(`[reliability] postgres stopped 10 s: ${doneAtStop}/${JOBS} done and ${leasedAtStop} leased at the stop, ${twice} ran twice`);
+      expect(await terminate(consumer), consumer.stderr()).toBe(0);
+    },
+  );
 
-  it('only its LISTEN session terminated: the next job still starts within the poll bound, LISTEN comes back, later jobs start at once', { timeout: 90_000 }, async () => {
-    const url = suite.freshUrl();
-    const recordFile = path.join(suite.dir, 'listen.records');
-    const queue: BaseQueue = suite.openQueue(url);
-    const consumer = await consume(url, recordFile, ['-d', '5', '-m', '10']);
-    await waitFor('consumer running', () => running(consumer), 60_000);
-    const listenPid = async () => (await sql<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN %' AND state = 'idle'`))[0]?.pid;
-    const before = await waitFor('the LISTEN session', listenPid, 30_000, 100);
+  it(
+    'only its LISTEN session terminated: the next job still starts within the poll bound, LISTEN comes back, later jobs start at once',
+    { timeout: 90_000 },
+    async () => {
+      const url = suite.freshUrl();
+      const recordFile = path.join(suite.dir, 'listen.records');
+      const queue: BaseQueue = suite.openQueue(url);
+      const consumer = await consume(url, recordFile, ['-d', '5', '-m', '10']);
+      await waitFor('consumer running', () => running(consumer), 60_000);
+      const listenPid = async () => (await sql<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN %' AND state = 'idle'`))[0]?.pid;
+      const before = await waitFor('the LISTEN session', listenPid, 30_000, 100);
 
-    await sql(`SELECT pg_terminate_backend(${Number(before)})`);
-    const written = Date.now();
-    await queue.write(encodeMessage('cli-ok', [1]).data);
-    await waitFor('the job after the termination', () => records(recordFile).includes('ok 1'), 15_000, 20);
-    const firstMs = Date.now() - written;
-    const after = await waitFor('LISTEN again, on a new session', async () => {
-      const pid = await listenPid();
-      return pid !== undefined && pid !== before ? pid : null;
-    }, 30_000, 100);
-    expect(after).not.toBe(before);
+      await sql(`SELECT pg_terminate_backend(${Number(before)})`);
+      const written = Date.now();
+      await queue.write(encodeMessage('cli-ok', [1]).data);
+      await waitFor('the job after the termination', () => records(recordFile).includes('ok 1'), 15_000, 20);
+      const firstMs = Date.now() - written;
+      const after = await waitFor(
+        'LISTEN again, on a new session',
+        async () => {
+          const pid = await listenPid();
+          return pid !== undefined && pid !== before ? pid : null;
+        },
+        30_000,
+        100,
+      );
+      expect(after).not.toBe(before);
 
-    await sleep(1000); // idle in its wait again
-    const again = Date.now();
-    await queue.write(encodeMessage('cli-ok', [2]).data);
-    await waitFor('the job after LISTEN came back', () => records(recordFile).includes('ok 2'), 15_000, 10);
-    const secondMs = Date.now() - again;
-    console.info(`[reliability] LISTEN session terminated: next job started after ${firstMs} ms, after LISTEN came back ${secondMs} ms`);
-    // A 5-10 s reader poll: the first start is the backend's 2 s poll bound (or the reconnect's read), the second a NOTIFY.
-    expect(firstMs).toBeLessThan(4000);
-    expect(secondMs).toBeLessThan(1000);
-    consumer.child.kill('SIGTERM');
-    expect(await consumer.exited, consumer.stderr()).toBe(0);
-  });
+      await sleep(1000); // idle in its wait again
+      const again = Date.now();
+      await queue.write(encodeMessage('cli-ok', [2]).data);
+      await waitFor('the job after LISTEN came back', () => records(recordFile).includes('ok 2'), 15_000, 10);
+      const secondMs = Date.now() - again;
+      console.info(`[reliability] LISTEN session terminated: next job started after ${firstMs} ms, after LISTEN came back ${secondMs} ms`);
+      // A 5-10 s reader poll: the first start is the backend's 2 s poll bound (or the reconnect's read), the second a NOTIFY.
+      expect(firstMs).toBeLessThan(4000);
+      expect(secondMs).toBeLessThan(1000);
+      consumer.child.kill('SIGTERM');
+      expect(await consumer.exited, consumer.stderr()).toBe(0);
+    },
+  );
 
   it('down when taskmill consume starts, up 5 s later: the consumer waits, then runs jobs', { timeout: 90_000 }, async () => {
     const url = suite.freshUrl();
@@ -149,11 +172,11 @@ describe.skipIf(!canStartPostgres)('PostgreSQL stopped, its LISTEN session kille
     } finally {
       await server.start();
     }
-    await waitFor('consumer running', () => running(consumer!), 60_000, 100);
+    await waitFor('consumer running', () => running(consumer), 60_000, 100);
     const queue = suite.openQueue(url);
     await queue.write(encodeMessage('cli-ok', [1]).data);
     await waitFor('the job done', () => records(recordFile).includes('ok 1'), 30_000);
-    consumer!.child.kill('SIGTERM');
-    expect(await consumer!.exited, consumer!.stderr()).toBe(0);
+    consumer.child.kill('SIGTERM');
+    expect(await consumer.exited, consumer.stderr()).toBe(0);
   });
 });

@@ -39,7 +39,10 @@ afterAll(async () => {
 /** The job numbers in the record file, one per completed run. */
 function runs(file: string): number[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => Number(line.split(' ')[0]));
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => Number(line.split(' ')[0]));
 }
 
 function isEmpty(stats: QueueStats): boolean {
@@ -114,61 +117,69 @@ describe.skipIf(!hasRedisServer).concurrent('Redis outages under a `taskmill con
   for (const blocking of [false, true]) {
     const kind = blocking ? 'blocking' : 'polling';
 
-    it(`${kind}: a 30 s outage while jobs are leased and more wait — the consumer survives and completes every job afterwards`, { timeout: 120_000 }, async () => {
-      const jobs = 60;
-      const s = await setup(`outage-${kind}`, blocking, jobs, 400);
-      const consumer = consume(s);
-      await waitFor('a few jobs done', () => runs(s.recordFile).length >= 2 * THREADS, 60_000, 20);
-      await sleep(200); // mid-job (the workers run in step): the last acks are written, the next jobs are running
-      const atCrash = await s.queue.stats();
-      expect(atCrash.leased, 'jobs leased when the server goes').toBeGreaterThan(0);
-      expect(atCrash.ready, 'jobs waiting when the server goes').toBeGreaterThan(0);
+    it(
+      `${kind}: a 30 s outage while jobs are leased and more wait — the consumer survives and completes every job afterwards`,
+      { timeout: 120_000 },
+      async () => {
+        const jobs = 60;
+        const s = await setup(`outage-${kind}`, blocking, jobs, 400);
+        const consumer = consume(s);
+        await waitFor('a few jobs done', () => runs(s.recordFile).length >= 2 * THREADS, 60_000, 20);
+        await sleep(200); // mid-job (the workers run in step): the last acks are written, the next jobs are running
+        const atCrash = await s.queue.stats();
+        expect(atCrash.leased, 'jobs leased when the server goes').toBeGreaterThan(0);
+        expect(atCrash.ready, 'jobs waiting when the server goes').toBeGreaterThan(0);
 
-      await s.server.stop('SIGKILL'); // a crash: only the append-only file survives
-      const doneAtCrash = runs(s.recordFile).length;
-      await sleep(30_000);
-      expect(alive(consumer), `the consumer exited during the outage: ${consumer.stderr()}`).toBe(true);
-      // Nothing new could be read while the server was away: only what was already running finished.
-      const doneInOutage = runs(s.recordFile).length - doneAtCrash;
-      expect(doneInOutage).toBeLessThanOrEqual(THREADS);
+        await s.server.stop('SIGKILL'); // a crash: only the append-only file survives
+        const doneAtCrash = runs(s.recordFile).length;
+        await sleep(30_000);
+        expect(alive(consumer), `the consumer exited during the outage: ${consumer.stderr()}`).toBe(true);
+        // Nothing new could be read while the server was away: only what was already running finished.
+        const doneInOutage = runs(s.recordFile).length - doneAtCrash;
+        expect(doneInOutage).toBeLessThanOrEqual(THREADS);
 
-      const doneBeforeRestart = runs(s.recordFile).length;
-      await s.server.start();
-      const all = await waitForAll(s, jobs, 60_000);
-      expect(alive(consumer)).toBe(true);
-      expect([...new Set(all)].sort((a, b) => a - b)).toEqual(Array.from({ length: jobs }, (_, i) => i + 1));
-      // At least once: a job runs again only when its ack could not be written before its lease (30 s)
-      // ran out — one that finished during the outage, or just before the crash with its ack not yet
-      // flushed. After the restart no job runs twice.
-      const before = new Set(all.slice(0, doneBeforeRestart));
-      const after = all.slice(doneBeforeRestart);
-      expect(new Set(after).size, 'a job ran twice after the restart').toBe(after.length);
-      const again = after.filter((n) => before.has(n));
-      expect(again.length).toBeLessThanOrEqual(doneInOutage + THREADS);
-      const twice = all.length - new Set(all).size;
-      expect(twice).toBe(again.length);
-      // The outage was noticed (and reported) by the consumer, not hidden.
-      expect(logMessages(s.logFile).some((m) => m.startsWith('queue unreachable'))).toBe(true);
-      await stopCleanly(consumer);
-      console.info(`[redis-outage] ${kind}: ${doneAtCrash} done at the crash, ${doneInOutage} finished during the outage, ${twice} ran twice`);
-    });
+        const doneBeforeRestart = runs(s.recordFile).length;
+        await s.server.start();
+        const all = await waitForAll(s, jobs, 60_000);
+        expect(alive(consumer)).toBe(true);
+        expect([...new Set(all)].sort((a, b) => a - b)).toEqual(Array.from({ length: jobs }, (_, i) => i + 1));
+        // At least once: a job runs again only when its ack could not be written before its lease (30 s)
+        // ran out — one that finished during the outage, or just before the crash with its ack not yet
+        // flushed. After the restart no job runs twice.
+        const before = new Set(all.slice(0, doneBeforeRestart));
+        const after = all.slice(doneBeforeRestart);
+        expect(new Set(after).size, 'a job ran twice after the restart').toBe(after.length);
+        const again = after.filter((n) => before.has(n));
+        expect(again.length).toBeLessThanOrEqual(doneInOutage + THREADS);
+        const twice = all.length - new Set(all).size;
+        expect(twice).toBe(again.length);
+        // The outage was noticed (and reported) by the consumer, not hidden.
+        expect(logMessages(s.logFile).some((m) => m.startsWith('queue unreachable'))).toBe(true);
+        await stopCleanly(consumer);
+        console.info(`[redis-outage] ${kind}: ${doneAtCrash} done at the crash, ${doneInOutage} finished during the outage, ${twice} ran twice`);
+      },
+    );
 
-    it(`${kind}: Redis down when the consumer starts and up 5 s later — the consumer waits (default --connect-timeout) and then runs the jobs`, { timeout: 90_000 }, async () => {
-      const jobs = 20;
-      const s = await setup(`late-${kind}`, blocking, jobs, 20);
-      await s.server.stop('SIGTERM'); // the jobs are on disk (AOF); nothing listens on the port now
-      const consumer = consume(s);
-      // From its first failed connection attempt (not from the spawn: loading the CLI takes seconds on a busy machine).
-      await waitFor('the consumer finds Redis down', () => jsonLines(consumer.stdout()).some((l) => String(l.msg).startsWith('queue unreachable')), 60_000);
-      await sleep(5_000);
-      expect(alive(consumer), `the consumer gave up while the server was down: ${consumer.stderr()}`).toBe(true);
-      expect(runs(s.recordFile)).toEqual([]);
+    it(
+      `${kind}: Redis down when the consumer starts and up 5 s later — the consumer waits (default --connect-timeout) and then runs the jobs`,
+      { timeout: 90_000 },
+      async () => {
+        const jobs = 20;
+        const s = await setup(`late-${kind}`, blocking, jobs, 20);
+        await s.server.stop('SIGTERM'); // the jobs are on disk (AOF); nothing listens on the port now
+        const consumer = consume(s);
+        // From its first failed connection attempt (not from the spawn: loading the CLI takes seconds on a busy machine).
+        await waitFor('the consumer finds Redis down', () => jsonLines(consumer.stdout()).some((l) => String(l.msg).startsWith('queue unreachable')), 60_000);
+        await sleep(5_000);
+        expect(alive(consumer), `the consumer gave up while the server was down: ${consumer.stderr()}`).toBe(true);
+        expect(runs(s.recordFile)).toEqual([]);
 
-      await s.server.start();
-      const all = await waitForAll(s, jobs, 60_000);
-      expect([...new Set(all)].sort((a, b) => a - b)).toEqual(Array.from({ length: jobs }, (_, i) => i + 1));
-      expect(all).toHaveLength(jobs); // nothing was leased before the server came: no job twice
-      await stopCleanly(consumer);
-    });
+        await s.server.start();
+        const all = await waitForAll(s, jobs, 60_000);
+        expect([...new Set(all)].sort((a, b) => a - b)).toEqual(Array.from({ length: jobs }, (_, i) => i + 1));
+        expect(all).toHaveLength(jobs); // nothing was leased before the server came: no job twice
+        await stopCleanly(consumer);
+      },
+    );
   }
 });

@@ -62,7 +62,8 @@ describe('a password in every URL form, on an unreachable server', { timeout: 60
     const warnings: string[] = [];
     const queue = createQueue(url, { onWarning: (warning: string) => warnings.push(warning), connectTimeoutMs: 1000 });
     opened.push(queue);
-    for (const text of [inspect(queue), inspect(queue, { showHidden: true, depth: 10 }), JSON.stringify(queue), String(queue)]) expectNoSecret(text, 'the queue shown');
+    for (const text of [inspect(queue), inspect(queue, { showHidden: true, depth: 10 }), JSON.stringify(queue), String(queue)])
+      expectNoSecret(text, 'the queue shown');
     expect(JSON.stringify(queue)).toContain('***');
 
     const error = (await queue.write('x').then(
@@ -91,7 +92,7 @@ describe('a password in every URL form, on an unreachable server', { timeout: 60
     expectNoSecret(`${(caught as Error).message}\n${(caught as Error).stack}`, 'the ConfigError');
   });
 
-  it('a consumer on such a URL: util.inspect, its log lines and start()\'s rejection show ***', async () => {
+  it("a consumer on such a URL: util.inspect, its log lines and start()'s rejection show ***", async () => {
     for (const [form, url] of FORMS(port).filter(([f]) => f.endsWith('unencoded @') || f === 'postgres ?password=')) {
       const lines: string[] = [];
       const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
@@ -110,12 +111,11 @@ describe('a password in every URL form, on an unreachable server', { timeout: 60
 
   it('taskmill status / consume -q with an unencoded @ in the password: exit 1, output and log file show ***', async () => {
     const dir = tempDir('taskmill-secret-forms-');
-    const urls = FORMS(port).filter(([form]) => form.endsWith('unencoded @') || form.startsWith('redis pw@')).map(([, url]) => url);
+    const urls = FORMS(port)
+      .filter(([form]) => form.endsWith('unencoded @') || form.startsWith('redis pw@'))
+      .map(([, url]) => url);
     const runs = await Promise.all(
-      urls.flatMap((url) => [
-        runCli(['status', '-q', url], { cwd: dir }),
-        runCli(['consume', '-q', url, '--connect-timeout', '1', '-n'], { cwd: dir }),
-      ]),
+      urls.flatMap((url) => [runCli(['status', '-q', url], { cwd: dir }), runCli(['consume', '-q', url, '--connect-timeout', '1', '-n'], { cwd: dir })]),
     );
     for (const result of runs) {
       expect(result.code).toBe(1);

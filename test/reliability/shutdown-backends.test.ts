@@ -34,7 +34,10 @@ async function startConsumer(suite: Suite, label: string, jobs: [string, unknown
   const recordFile = path.join(suite.dir, `${label}.records`);
   const queue = suite.openQueue(url);
   for (const [command, args] of jobs) await queue.write(encodeMessage(command, args).data);
-  const consumer = spawnCli(['consume', '-q', url, '-n', '-d', '0.02', '-m', '0.2', ...extra, CLI_COMMANDS], { env: { RECORD_FILE: recordFile }, cwd: suite.dir });
+  const consumer = spawnCli(['consume', '-q', url, '-n', '-d', '0.02', '-m', '0.2', ...extra, CLI_COMMANDS], {
+    env: { RECORD_FILE: recordFile },
+    cwd: suite.dir,
+  });
   spawned.push(consumer);
   const logged = (msg: string) => jsonLines(consumer.stdout()).some((l) => l.msg === msg);
   await waitFor('consumer running', () => logged('consumer running') || consumer.child.exitCode !== null, 60_000);

@@ -60,7 +60,12 @@ describeEachBackend(
 
         await waitFor(
           'every job done and the queue drained',
-          async () => new Set(readRecords(recordFile).filter((r) => r.phase === 'done').map((r) => r.job)).size >= JOBS && isDrained(await queue.stats()),
+          async () =>
+            new Set(
+              readRecords(recordFile)
+                .filter((r) => r.phase === 'done')
+                .map((r) => r.job),
+            ).size >= JOBS && isDrained(await queue.stats()),
           60_000,
           100,
         );
@@ -72,10 +77,18 @@ describeEachBackend(
         expect(new Set(done.map((r) => r.job))).toEqual(new Set(messages.map((m) => m.id)));
         expect(done.every((r) => r.pid === victim.pid || r.pid === survivor.pid)).toBe(true);
         // Every run the victim left unfinished was completed by the survivor.
-        for (const job of unfinished) expect(done.filter((r) => r.job === job).map((r) => r.pid), job).toEqual([survivor.pid]);
+        for (const job of unfinished)
+          expect(
+            done.filter((r) => r.job === job).map((r) => r.pid),
+            job,
+          ).toEqual([survivor.pid]);
         // Duplicates: finished by the victim, not acked before the kill, run again by the survivor.
         const twice = [...countBy(done.map((r) => r.job))].filter(([, count]) => count > 1).map(([job]) => job);
-        for (const job of twice) expect(done.filter((r) => r.job === job).map((r) => r.pid), job).toEqual([victim.pid, survivor.pid]);
+        for (const job of twice)
+          expect(
+            done.filter((r) => r.job === job).map((r) => r.pid),
+            job,
+          ).toEqual([victim.pid, survivor.pid]);
         expect(unfinished.length, 'more unfinished runs than the victim has workers').toBeLessThanOrEqual(VICTIM_WORKERS);
         expect(twice.length + unfinished.length, 'more duplicates and unfinished runs than jobs in flight at the kill').toBeLessThanOrEqual(leasedAtKill);
         expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });

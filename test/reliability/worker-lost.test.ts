@@ -33,21 +33,25 @@ function records(file: string): Array<{ kind: string; n: number; attempt: number
 // The backends are independent (own file / prefix / schema): their runs overlap.
 describe.concurrent('a command that calls process.exit() on every attempt', () => {
   for (const backend of BACKENDS) {
-    it.skipIf(!backend.available)(`${backend.name}: runs it ${MAX_DELIVERIES} times, then fails it as "worker lost" (retries or not); the restarted consumer stays up and no other job is lost`, { timeout: 120_000 }, async ({ expect }) => {
-      const dir = tempDir('taskmill-lost-');
-      const url = backend.freshUrl(dir);
-      const queue = createQueue(url, { onWarning: () => {} });
-      const consumers: Spawned[] = [];
-      try {
-        await scenario(backend, dir, url, queue, consumers, expect);
-      } finally {
-        for (const c of consumers) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
-        await Promise.all(consumers.map((c) => c.exited));
-        await queue.close();
-        await backend.dispose(url);
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+    it.skipIf(!backend.available)(
+      `${backend.name}: runs it ${MAX_DELIVERIES} times, then fails it as "worker lost" (retries or not); the restarted consumer stays up and no other job is lost`,
+      { timeout: 120_000 },
+      async ({ expect }) => {
+        const dir = tempDir('taskmill-lost-');
+        const url = backend.freshUrl(dir);
+        const queue = createQueue(url, { onWarning: () => {} });
+        const consumers: Spawned[] = [];
+        try {
+          await scenario(backend, dir, url, queue, consumers, expect);
+        } finally {
+          for (const c of consumers) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+          await Promise.all(consumers.map((c) => c.exited));
+          await queue.close();
+          await backend.dispose(url);
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    );
   }
 });
 
@@ -60,7 +64,9 @@ async function scenario(backend: Backend, dir: string, url: string, queue: BaseQ
 
   // The test plays the process supervisor: a consumer that died is started again, at most 10 times.
   const start = () => {
-    const consumer = spawnCli(['consume', '-t', '2', '-n', '--lease', '1', '-d', '0.05', '-m', '0.2', COMMANDS], { env: { TASKMILL_QUEUE: url, RECORD_FILE: recordFile } });
+    const consumer = spawnCli(['consume', '-t', '2', '-n', '--lease', '1', '-d', '0.05', '-m', '0.2', COMMANDS], {
+      env: { TASKMILL_QUEUE: url, RECORD_FILE: recordFile },
+    });
     consumers.push(consumer);
     return consumer;
   };
@@ -72,7 +78,10 @@ async function scenario(backend: Backend, dir: string, url: string, queue: BaseQ
       current = start();
     }
     const stats = await queue.stats();
-    last = `${JSON.stringify(stats)}, ${consumers.length} consumers, runs: ${records(recordFile).filter((r) => r.kind !== 'ok').map((r) => `${r.kind}#${r.attempt}`).join(' ')}`;
+    last = `${JSON.stringify(stats)}, ${consumers.length} consumers, runs: ${records(recordFile)
+      .filter((r) => r.kind !== 'ok')
+      .map((r) => `${r.kind}#${r.attempt}`)
+      .join(' ')}`;
     return stats.failed >= 2 && stats.ready === 0 && stats.leased === 0 && stats.delayed === 0;
   };
   await waitFor('both exiting jobs failed and the rest done', settled, 80_000, 200).catch((error: Error) => {
@@ -99,9 +108,15 @@ async function scenario(backend: Backend, dir: string, url: string, queue: BaseQ
   expect(new Set([...ordinary.map((r) => r.n), ...collateralNs]).size).toBe(ORDINARY);
   expect(ordinary.length).toBeLessThanOrEqual(ORDINARY + 2 * MAX_DELIVERIES);
 
-  expect(failed.map((f) => commandOf(f.data)).filter((c) => c !== 'record').sort()).toEqual(['exitNow', 'exitRetried']);
+  expect(
+    failed
+      .map((f) => commandOf(f.data))
+      .filter((c) => c !== 'record')
+      .sort(),
+  ).toEqual(['exitNow', 'exitRetried']);
   if (collateral.length > 0) console.info(`[reliability] ${backend.name}: ${collateral.length} job(s) beside an exiting one failed as worker lost too`);
-  for (const f of failed) expect(f.error).toMatch(new RegExp(`^WorkerLostError: worker lost: command "\\w+" was delivered ${MAX_DELIVERIES} times without an outcome`));
+  for (const f of failed)
+    expect(f.error).toMatch(new RegExp(`^WorkerLostError: worker lost: command "\\w+" was delivered ${MAX_DELIVERIES} times without an outcome`));
 
   // 2 × 3 deaths, then the seventh consumer ran the rest and is still running.
   expect(consumers.length).toBe(2 * MAX_DELIVERIES + 1);

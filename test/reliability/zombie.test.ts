@@ -41,8 +41,7 @@ async function zombieRun(suite: Suite, writeLocked: ((url: string) => boolean) |
   const url = suite.freshUrl();
   const recordFile = path.join(suite.dir, 'zombie-records.jsonl');
   const queue = suite.openQueue(url);
-  const group = (rerunMs: number, from: number) =>
-    Array.from({ length: JOBS_PER_GROUP }, (_, i) => encodeMessage('hold', [from + i, FIRST_RUN_MS, rerunMs]));
+  const group = (rerunMs: number, from: number) => Array.from({ length: JOBS_PER_GROUP }, (_, i) => encodeMessage('hold', [from + i, FIRST_RUN_MS, rerunMs]));
   const doneGroup = group(RERUN_DONE_MS, 1);
   const liveGroup = group(RERUN_LIVE_MS, 1 + JOBS_PER_GROUP);
   const messageIds = await queue.writeBatch([...doneGroup, ...liveGroup].map((m) => m.data));
@@ -77,7 +76,14 @@ async function zombieRun(suite: Suite, writeLocked: ((url: string) => boolean) |
   // The refused acks removed nothing: the live group is still leased by the second consumer, still running.
   const afterRefusal = await queue.stats();
   expect(afterRefusal).toMatchObject({ ready: 0, leased: JOBS_PER_GROUP, failed: 0 });
-  expect(phase(survivor.pid, 'done', liveGroup.map((m) => m.id)), 'the live group ended before the zombie woke').toEqual([]);
+  expect(
+    phase(
+      survivor.pid,
+      'done',
+      liveGroup.map((m) => m.id),
+    ),
+    'the live group ended before the zombie woke',
+  ).toEqual([]);
 
   // 4. The second consumer completes the live group: every job done once by it, the queue empty, nothing failed.
   await waitFor('the queue empty', async () => isDrained(await queue.stats()), 30_000);
@@ -102,7 +108,7 @@ describeEachBackend(
   'zombie consumer (SIGSTOP past its leases, SIGCONT after a takeover)',
   (backend, suite) => {
     it(
-      'the zombie\'s late acks are all refused — for jobs already completed and for jobs re-leased and still running — every job completes once on the second consumer, nothing fails, the queue ends empty',
+      "the zombie's late acks are all refused — for jobs already completed and for jobs re-leased and still running — every job completes once on the second consumer, nothing fails, the queue ends empty",
       { timeout: 90_000 },
       async () => {
         const started = Date.now();

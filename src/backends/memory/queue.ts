@@ -15,19 +15,10 @@
  * Result records live in a Map with an expiry heap that setResults() drains.
  */
 import { ConfigError, QueueConnectionError } from '../../shared/errors.js';
-import {
-  BaseQueue,
-  type FailedMessage,
-  type QueueMessage,
-  type QueueOptions,
-  type QueueStats,
-  type ResultRecord,
-  type WriteOptions,
-} from '../base.js';
+import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
 import { newEntry, stateFor, type QueueState } from './state.js';
 
 export { resetMemoryStores } from './state.js';
-
 
 function checkData(data: unknown): string {
   if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);

@@ -28,14 +28,7 @@ import { inspect } from 'node:util';
 import type pg from 'pg';
 import { pg as loadPg } from '../drivers.js';
 import { ConfigError, QueueConnectionError } from '../../shared/errors.js';
-import {
-  BaseQueue,
-  type FailedMessage,
-  type QueueMessage,
-  type QueueStats,
-  type ResultRecord,
-  type WriteOptions,
-} from '../base.js';
+import { BaseQueue, type FailedMessage, type QueueMessage, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
 import {
   checkText,
   checkTtl,
@@ -218,9 +211,7 @@ export class PostgresQueue extends BaseQueue {
     if (max === 0) return [];
     this.#notify.markRead();
     const result = await this.#query<JobRow>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs]);
-    return result.rows
-      .map((row) => ({ id: row.id, data: decodeData(row), attempt: row.attempt }))
-      .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    return result.rows.map((row) => ({ id: row.id, data: decodeData(row), attempt: row.attempt })).sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
   }
 
   async ackBatch(ids: readonly string[]): Promise<string[]> {
@@ -301,14 +292,7 @@ export class PostgresQueue extends BaseQueue {
     checkText(key, 'slot key');
     checkTtl(ttlMs, 'slot ttlMs');
     const [text, bytes] = encodeData(data);
-    const result = await this.#query<{ id: string }>('writeUnique', this.#sql.writeUnique, [
-      this.name,
-      key,
-      text,
-      bytes,
-      ttlMs,
-      this.#channel,
-    ]);
+    const result = await this.#query<{ id: string }>('writeUnique', this.#sql.writeUnique, [this.name, key, text, bytes, ttlMs, this.#channel]);
     return result.rows[0]?.id ?? null;
   }
 
@@ -349,10 +333,7 @@ export class PostgresQueue extends BaseQueue {
     if (typeof jobId !== 'string' || jobId === '') throw new ConfigError('jobId must be a non-empty string');
     // A job id text cannot hold was refused by setResults, so nothing is stored under it.
     if (!isStorableText(jobId)) return null;
-    const result = await this.#query<{ record: string | null; record_utf16: Buffer | null }>('getResult', this.#sql.getResult, [
-      this.name,
-      jobId,
-    ]);
+    const result = await this.#query<{ record: string | null; record_utf16: Buffer | null }>('getResult', this.#sql.getResult, [this.name, jobId]);
     const row = result.rows[0];
     return row ? decodeData({ data: row.record, data_utf16: row.record_utf16 }) : null;
   }

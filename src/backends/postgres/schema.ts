@@ -19,9 +19,7 @@ export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 export function validateSchemaName(schema: unknown): string {
   if (typeof schema !== 'string' || !SCHEMA_PATTERN.test(schema) || schema.startsWith('pg_')) {
     const shown = typeof schema === 'string' ? JSON.stringify(schema.length > 80 ? `${schema.slice(0, 80)}…` : schema) : String(schema);
-    throw new ConfigError(
-      `invalid PostgreSQL schema name ${shown}: use 1-63 characters from a-z 0-9 _, starting with a letter or _ (not pg_)`,
-    );
+    throw new ConfigError(`invalid PostgreSQL schema name ${shown}: use 1-63 characters from a-z 0-9 _, starting with a letter or _ (not pg_)`);
   }
   return schema;
 }
@@ -106,10 +104,7 @@ export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VER
     throw new ConfigError(`invalid schema version ${String(target)}: must be an integer from 1 to ${SCHEMA_VERSION}`);
   }
   const s = loadPg().escapeIdentifier(schema);
-  const current = await pool.query<{ version: number | null }>(
-    `SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE 0 END AS version`,
-    [`${s}.migrations`],
-  );
+  const current = await pool.query<{ version: number | null }>(`SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE 0 END AS version`, [`${s}.migrations`]);
   if (current.rows[0]?.version !== null) {
     const applied = await pool.query<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
     if ((applied.rows[0]?.version ?? 0) >= target) return;
@@ -126,9 +121,7 @@ export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VER
     // CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database; a schema made by a DBA must just work.
     const exists = await client.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema]);
     if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${s}`);
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
-    );
+    await client.query(`CREATE TABLE IF NOT EXISTS ${s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
     const applied = await client.query<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
     for (let version = (applied.rows[0]?.version ?? 0) + 1; version <= target; version++) {
       for (const statement of MIGRATIONS[version - 1]!(s)) await client.query(statement);
@@ -352,7 +345,6 @@ export function checkText(value: unknown, what: string): string {
 export function storableText(value: unknown): string {
   return (String(value) as WellFormed).toWellFormed().replaceAll('\u0000', '\\0');
 }
-
 
 /** Beyond ±this, a millisecond count is no JavaScript Date (and no PostgreSQL timestamp either). */
 const MAX_TIME_MS = 8.64e15;

@@ -86,9 +86,7 @@ export class RedisConnection {
     if (this.#closed || this.#outage) return;
     this.#outage = true;
     const what = this.#everReady ? 'connection lost' : 'cannot connect';
-    this.#options.warn(
-      `${this.#options.label}: ${what} (${this.redact(error.message)}); commands fail with QueueConnectionError until it is back`,
-    );
+    this.#options.warn(`${this.#options.label}: ${what} (${this.redact(error.message)}); commands fail with QueueConnectionError until it is back`);
   }
 
   #noteReady(): void {

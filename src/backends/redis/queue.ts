@@ -27,16 +27,7 @@ import {
   type ResultRecord,
   type WriteOptions,
 } from '../base.js';
-import {
-  PROMOTE_PER_CALL,
-  RESULTS_PURGED_PER_SET,
-  SCRIPTS,
-  SCRIPT_KEY_COUNT,
-  flushedKeys,
-  keyOf,
-  queueKeys,
-  type ScriptName,
-} from './scripts.js';
+import { PROMOTE_PER_CALL, RESULTS_PURGED_PER_SET, SCRIPTS, SCRIPT_KEY_COUNT, flushedKeys, keyOf, queueKeys, type ScriptName } from './scripts.js';
 import { RedisConnection } from './connection.js';
 import {
   argChunks,
@@ -299,14 +290,17 @@ export class RedisBlockingQueue extends RedisQueue {
         this.#dropBlocker();
         finish();
       };
-      const watchdog = setTimeout(() => {
-        this.#dropBlocker();
-        if (!this.#hangReported && !this.closed) {
-          this.#hangReported = true;
-          this.warn(`${this.describe()}: a blocking wait of ${waitMs} ms got no reply in time; reconnecting its connection`);
-        }
-        finish();
-      }, waitMs + watchdogMargin(waitMs));
+      const watchdog = setTimeout(
+        () => {
+          this.#dropBlocker();
+          if (!this.#hangReported && !this.closed) {
+            this.#hangReported = true;
+            this.warn(`${this.describe()}: a blocking wait of ${waitMs} ms got no reply in time; reconnecting its connection`);
+          }
+          finish();
+        },
+        waitMs + watchdogMargin(waitMs),
+      );
       signal.addEventListener('abort', onAbort, { once: true });
       const startedAt = Date.now();
       this.#blockOnce(waitMs).then(

@@ -336,9 +336,10 @@ return redis.call('HGET', RESULTS, ARGV[1])`,
 export type ScriptName = keyof typeof BODIES;
 
 /** Script name → full Lua source, for ioredis `defineCommand` (EVALSHA, EVAL on NOSCRIPT). */
-export const SCRIPTS: Record<ScriptName, string> = Object.fromEntries(
-  Object.entries(BODIES).map(([name, body]) => [name, `${PRELUDE}\n${body}\n`]),
-) as Record<ScriptName, string>;
+export const SCRIPTS: Record<ScriptName, string> = Object.fromEntries(Object.entries(BODIES).map(([name, body]) => [name, `${PRELUDE}\n${body}\n`])) as Record<
+  ScriptName,
+  string
+>;
 
 export const SCRIPT_KEY_COUNT = KEY_ROLES.length;
 

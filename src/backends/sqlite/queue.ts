@@ -19,15 +19,7 @@ import { betterSqlite3 } from '../drivers.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/errors.js';
 import { isPermanentSqliteError } from '../permanent-errors.js';
 import { SQL, migrate } from './schema.js';
-import {
-  BaseQueue,
-  type FailedMessage,
-  type QueueMessage,
-  type QueueOptions,
-  type QueueStats,
-  type ResultRecord,
-  type WriteOptions,
-} from '../base.js';
+import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
 
 export interface SqliteQueueOptions extends QueueOptions {
   /** How long a statement waits for another process's write lock before failing. Default 5000 ms. */
@@ -120,7 +112,6 @@ interface Connection {
   setResults(records: StoredResultRecord[]): void;
   flush(): void;
 }
-
 
 /** Opens the file, creates the schema on first use, and prepares every statement and transaction once. */
 function openConnection(path: string, busyTimeoutMs: number, queue: string, owner: string, leaseMs: number): Connection {

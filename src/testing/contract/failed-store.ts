@@ -48,17 +48,17 @@ export function describeFailedStore(harness: ContractHarness): void {
 
     it('requeueFailed(ids) re-queues those only, with attempt reset', async () => {
       const [a, b] = await shortAndLong();
-      await writeAll(a!, ['a', 'b']);
-      await a!.readBatch(2);
+      await writeAll(a, ['a', 'b']);
+      await a.readBatch(2);
       await sleep(PAST_SHORT_LEASE);
-      const [m1, m2] = await b!.readBatch(2);
+      const [m1, m2] = await b.readBatch(2);
       expect(m1!.attempt).toBe(2);
-      await b!.fail(m1!.id, 'x');
-      await b!.fail(m2!.id, 'y');
-      expect(await a!.requeueFailed([m1!.id, UNKNOWN_ID])).toBe(1);
-      expect(await a!.stats()).toEqual({ ready: 1, leased: 0, failed: 1, delayed: 0 });
-      expect((await a!.failed()).map((f) => f.id)).toEqual([m2!.id]);
-      expect(await a!.read()).toEqual({ id: m1!.id, data: 'a', attempt: 1 });
+      await b.fail(m1!.id, 'x');
+      await b.fail(m2!.id, 'y');
+      expect(await a.requeueFailed([m1!.id, UNKNOWN_ID])).toBe(1);
+      expect(await a.stats()).toEqual({ ready: 1, leased: 0, failed: 1, delayed: 0 });
+      expect((await a.failed()).map((f) => f.id)).toEqual([m2!.id]);
+      expect(await a.read()).toEqual({ id: m1!.id, data: 'a', attempt: 1 });
     });
 
     it('requeueFailed() re-queues all', async () => {

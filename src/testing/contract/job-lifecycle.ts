@@ -15,32 +15,32 @@ export function describeJobLifecycle(harness: ContractHarness): void {
     describe('retry', () => {
       it('is fenced like ack: false after the lease expired or was taken, and nothing changes', async () => {
         const [a, b] = await shortAndLong();
-        const id = await a!.write('original');
-        expect(await a!.retry(id, 'not leased', Date.now())).toBe(false);
-        await a!.read();
+        const id = await a.write('original');
+        expect(await a.retry(id, 'not leased', Date.now())).toBe(false);
+        await a.read();
         await sleep(PAST_SHORT_LEASE);
-        expect(await a!.retry(id, 'expired', Date.now())).toBe(false);
-        expect(await b!.read()).toEqual({ id, data: 'original', attempt: 2 });
-        expect(await a!.retry(id, 'taken', Date.now() + FAR_AHEAD)).toBe(false);
-        expect(await a!.retry(UNKNOWN_ID, 'unknown', Date.now())).toBe(false);
+        expect(await a.retry(id, 'expired', Date.now())).toBe(false);
+        expect(await b.read()).toEqual({ id, data: 'original', attempt: 2 });
+        expect(await a.retry(id, 'taken', Date.now() + FAR_AHEAD)).toBe(false);
+        expect(await a.retry(UNKNOWN_ID, 'unknown', Date.now())).toBe(false);
 
-        expect(await b!.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
-        expect(await b!.extend([id])).toEqual([]);
-        await b!.release([id]);
-        expect(await b!.read()).toEqual({ id, data: 'original', attempt: 2 });
+        expect(await b.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
+        expect(await b.extend([id])).toEqual([]);
+        await b.release([id]);
+        expect(await b.read()).toEqual({ id, data: 'original', attempt: 2 });
       });
 
       it('with runAt ≤ now: replaces the data, resets attempt, ready at once in its id order, and ends the lease', async () => {
         const [a, b] = await shortAndLong();
-        const [id, younger] = await writeAll(a!, ['v1', 'younger']);
-        await a!.readBatch(1);
+        const [id, younger] = await writeAll(a, ['v1', 'younger']);
+        await a.readBatch(1);
         await sleep(PAST_SHORT_LEASE);
-        expect((await b!.readBatch(1))[0]).toEqual({ id, data: 'v1', attempt: 2 });
-        expect(await b!.retry(id!, 'v2 \ud800 ✓', Date.now() - 1)).toBe(true);
-        expect(await b!.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 0 });
-        expect(await b!.ackBatch([id!])).toEqual([id]);
-        expect(await b!.retry(id!, 'twice', Date.now())).toBe(false);
-        expect(await b!.readBatch(5)).toEqual([
+        expect((await b.readBatch(1))[0]).toEqual({ id, data: 'v1', attempt: 2 });
+        expect(await b.retry(id!, 'v2 \ud800 ✓', Date.now() - 1)).toBe(true);
+        expect(await b.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 0 });
+        expect(await b.ackBatch([id!])).toEqual([id]);
+        expect(await b.retry(id!, 'twice', Date.now())).toBe(false);
+        expect(await b.readBatch(5)).toEqual([
           { id, data: 'v2 \ud800 ✓', attempt: 1 },
           { id: younger, data: 'younger', attempt: 1 },
         ]);
@@ -70,18 +70,18 @@ export function describeJobLifecycle(harness: ContractHarness): void {
     describe('remove', () => {
       it('deletes a ready, a delayed and an expired-lease message', async () => {
         const [a, b] = await shortAndLong();
-        const expired = await a!.write('expired');
-        await a!.read();
-        const ready = await a!.write('ready');
-        const delayed = await a!.write('delayed', far());
+        const expired = await a.write('expired');
+        await a.read();
+        const ready = await a.write('ready');
+        const delayed = await a.write('delayed', far());
         await sleep(PAST_SHORT_LEASE);
-        expect(await b!.remove(ready)).toBe(true);
-        expect(await b!.remove(delayed)).toBe(true);
-        expect(await b!.remove(expired)).toBe(true);
-        expect(await b!.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
-        expect(await b!.readBatch(5)).toEqual([]);
-        expect(await a!.ackBatch([expired])).toEqual([expired]);
-        for (const id of [ready, delayed, expired]) expect(await b!.remove(id)).toBe(false);
+        expect(await b.remove(ready)).toBe(true);
+        expect(await b.remove(delayed)).toBe(true);
+        expect(await b.remove(expired)).toBe(true);
+        expect(await b.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+        expect(await b.readBatch(5)).toEqual([]);
+        expect(await a.ackBatch([expired])).toEqual([expired]);
+        for (const id of [ready, delayed, expired]) expect(await b.remove(id)).toBe(false);
       });
 
       it('refuses a live lease (any owner), a failed message and an unknown id, changing nothing', async () => {

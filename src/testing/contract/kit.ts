@@ -42,7 +42,7 @@ export type BatchWriter = BaseQueue & { writeBatch(datas: readonly string[], opt
 export function batchWriter(queue: BaseQueue): BatchWriter {
   const candidate = queue as Partial<BatchWriter>;
   if (typeof candidate.writeBatch !== 'function') throw new Error(`${queue.constructor.name} has no writeBatch()`);
-  return queue as BatchWriter;
+  return queue;
 }
 
 /** The data the round-trip tests send: empty, unicode, NUL, lone surrogates, ~1 MiB. */

@@ -36,10 +36,10 @@ export function describeLeases(harness: ContractHarness): void {
 
     it('an expired lease is read back in age order, before younger messages', async () => {
       const [a, b] = await shortAndLong();
-      const [old, young] = await writeAll(a!, ['old', 'young']);
-      expect((await a!.read())?.id).toBe(old);
+      const [old, young] = await writeAll(a, ['old', 'young']);
+      expect((await a.read())?.id).toBe(old);
       await sleep(PAST_SHORT_LEASE);
-      const batch = await b!.readBatch(5);
+      const batch = await b.readBatch(5);
       expect(batch.map((m) => [m.id, m.attempt])).toEqual([
         [old, 2],
         [young, 1],
@@ -48,25 +48,25 @@ export function describeLeases(harness: ContractHarness): void {
 
     it('fences the old owner after another owner re-leased the message', async () => {
       const [a, b] = await shortAndLong();
-      const id = await a!.write('fenced');
-      await a!.read();
+      const id = await a.write('fenced');
+      await a.read();
       await sleep(PAST_SHORT_LEASE);
-      const again = await b!.read();
+      const again = await b.read();
       expect(again).toEqual({ id, data: 'fenced', attempt: 2 });
 
-      await expect(a!.ack(id)).rejects.toBeInstanceOf(LeaseLostError);
-      expect(await a!.ackBatch([id])).toEqual([id]);
-      expect(await a!.fail(id, 'late failure')).toBe(false);
-      expect(await a!.extend([id])).toEqual([id]);
-      await a!.release([id]);
+      await expect(a.ack(id)).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await a.ackBatch([id])).toEqual([id]);
+      expect(await a.fail(id, 'late failure')).toBe(false);
+      expect(await a.extend([id])).toEqual([id]);
+      await a.release([id]);
 
       // b's lease is intact: still leased, not failed, not ready, attempt unchanged.
-      expect(await b!.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
-      expect(await b!.failed()).toEqual([]);
-      expect(await a!.read()).toBeNull();
-      expect(await b!.extend([id])).toEqual([]);
-      await b!.release([id]);
-      expect((await b!.read())?.attempt).toBe(2);
+      expect(await b.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
+      expect(await b.failed()).toEqual([]);
+      expect(await a.read()).toBeNull();
+      expect(await b.extend([id])).toEqual([]);
+      await b.release([id]);
+      expect((await b.read())?.attempt).toBe(2);
     });
 
     it('refuses ack/extend/fail on an expired lease even when nobody re-leased it', async () => {
@@ -145,12 +145,12 @@ export function describeLeases(harness: ContractHarness): void {
 
     it('release after a re-lease keeps the count of real deliveries', async () => {
       const [a, b] = await shortAndLong();
-      const id = await a!.write('x');
-      await a!.read();
+      const id = await a.write('x');
+      await a.read();
       await sleep(PAST_SHORT_LEASE);
-      expect((await b!.read())?.attempt).toBe(2);
-      await b!.release([id]);
-      expect(await b!.read()).toEqual({ id, data: 'x', attempt: 2 });
+      expect((await b.read())?.attempt).toBe(2);
+      await b.release([id]);
+      expect(await b.read()).toEqual({ id, data: 'x', attempt: 2 });
     });
 
     it('reclaim() makes expired leases ready and returns how many', async () => {
@@ -176,7 +176,12 @@ export function describeConcurrency(harness: ContractHarness): void {
     it('owners reading concurrently never get the same message, and together get all', async () => {
       const consumers = await instances(4);
       const total = 200;
-      const written = new Set(await writeAll(consumers[0]!, Array.from({ length: total }, (_, i) => `m${i}`)));
+      const written = new Set(
+        await writeAll(
+          consumers[0]!,
+          Array.from({ length: total }, (_, i) => `m${i}`),
+        ),
+      );
       const got = await Promise.all(
         consumers.map(async (consumer) => {
           const mine: string[] = [];
@@ -197,11 +202,7 @@ export function describeConcurrency(harness: ContractHarness): void {
 
     it('concurrent writers get distinct ids and lose nothing', async () => {
       const producers = await instances(4);
-      const ids = (
-        await Promise.all(
-          producers.map((producer, p) => Promise.all(Array.from({ length: 50 }, (_, i) => producer.write(`p${p}-${i}`)))),
-        )
-      ).flat();
+      const ids = (await Promise.all(producers.map((producer, p) => Promise.all(Array.from({ length: 50 }, (_, i) => producer.write(`p${p}-${i}`)))))).flat();
       expect(new Set(ids).size).toBe(200);
       expect(await producers[0]!.length()).toBe(200);
       const read = await producers[1]!.readBatch(500);
@@ -210,9 +211,7 @@ export function describeConcurrency(harness: ContractHarness): void {
 
     it('concurrent writeUnique of one key from many instances writes exactly one message', async () => {
       const queues = await instances(5);
-      const results = await Promise.all(
-        queues.flatMap((queue) => [1, 2, 3].map(() => queue.writeUnique('cmd:tick:2024-01-01T00:00', 'tick', 60_000))),
-      );
+      const results = await Promise.all(queues.flatMap((queue) => [1, 2, 3].map(() => queue.writeUnique('cmd:tick:2024-01-01T00:00', 'tick', 60_000))));
       const won = results.filter((r) => r !== null);
       expect(won).toHaveLength(1);
       expect(typeof won[0]).toBe('string');
