@@ -1,0 +1,17 @@
+-- ARGV: owner, id… → refused ids
+-- Fenced: a consumer whose lease expired must not delete a message another
+-- consumer may be running now; it learns which ids were refused.
+
+local refused = {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if holds(id, ARGV[1]) then
+    redis.call('ZREM', LEASES, id)
+    redis.call('HDEL', OWNER, id)
+    redis.call('HDEL', MSG, id)
+    redis.call('HDEL', ATTEMPT, id)
+  else
+    refused[#refused + 1] = id
+  end
+end
+return refused
