@@ -226,7 +226,7 @@ async function produceSteadily(system: BenchSystem): Promise<number> {
   }
   const elapsed = performance.now() - start;
   while (outstanding > 0 && failure === null) await sleep(1);
-  if (failure !== null) throw failure;
+  if (failure !== null) throw failure instanceof Error ? failure : new Error(String(failure));
   return (total / elapsed) * 1000;
 }
 

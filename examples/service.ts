@@ -16,13 +16,16 @@ await consumer.start();
 
 let n = 0;
 const server = http
-  .createServer(async (req, res) => {
-    if (req.method === 'POST' && req.url === '/jobs') {
-      const job = await churn(++n, 'from-http');
-      res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ id: job.id }));
-    } else {
-      res.writeHead(404).end();
-    }
+  .createServer((req, res) => {
+    if (req.method !== 'POST' || req.url !== '/jobs') return void res.writeHead(404).end();
+    // The enqueue can fail (the queue is down): answer 503, never leave the request hanging.
+    churn(++n, 'from-http').then(
+      (job) => res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ id: job.id })),
+      (error: unknown) => {
+        logger.error({ err: error }, 'enqueue failed');
+        res.writeHead(503).end();
+      },
+    );
   })
   .listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => logger.info('listening on 127.0.0.1:3000'));
 
@@ -31,5 +34,5 @@ const shutdown = async () => {
   const { forced } = await consumer.stop({ timeout: 10_000 });
   process.exitCode = forced ? 2 : 0;
 };
-process.once('SIGTERM', shutdown);
-process.once('SIGINT', shutdown);
+process.once('SIGTERM', () => void shutdown());
+process.once('SIGINT', () => void shutdown());

@@ -176,7 +176,8 @@ function renderScope(scope: AnyStateNode, indent: string, lines: string[], anyId
       lines.push(`${indent}state "${child.key}" as ${id}`);
     }
     for (const name of entryNames(child)) lines.push(`${indent}${id} : entry / ${clean(name)}`);
-    for (const invoke of child.invoke) lines.push(`${indent}${id} : invoke ${clean(String(invoke.src))} as ${clean(invoke.id)}`);
+    for (const invoke of child.invoke)
+      lines.push(`${indent}${id} : invoke ${clean(typeof invoke.src === 'string' ? invoke.src : 'inline')} as ${clean(invoke.id)}`);
     if (child.type === 'final') lines.push(`${indent}${id} --> [*]`);
   });
   for (const child of children) {
@@ -200,7 +201,8 @@ function renderAnyState(scope: AnyStateNode, indent: string, lines: string[], an
   if (inner.length === 0 && invokes.length === 0) return;
   const id = anyId(scope);
   lines.push(`${indent}state "${scope.path.length === 0 ? '(any state)' : `(any ${scope.key} substate)`}" as ${id}`);
-  for (const invoke of invokes) lines.push(`${indent}${id} : invoke ${clean(String(invoke.src))} as ${clean(invoke.id)}, for the whole life`);
+  for (const invoke of invokes)
+    lines.push(`${indent}${id} : invoke ${clean(typeof invoke.src === 'string' ? invoke.src : 'inline')} as ${clean(invoke.id)}, for the whole life`);
   for (const t of inner) {
     const label = transitionLabel(t);
     const targets = (t.target ?? []).filter((target) => target !== scope);

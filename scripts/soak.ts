@@ -120,7 +120,7 @@ async function soakOne(name: BackendName, index: number): Promise<Row> {
   note(`dir ${dir}`);
   pool.start();
   const producer = spawnTsx([PRODUCER], { env: { TASKMILL_QUEUE: backend.url, SOAK_PRODUCER_LOG: producerLog, SOAK_RATE: values.rate } });
-  let producerExit: number | string | null = null;
+  let producerExit = null as number | string | null; // set by the exit handler
   const killProducer = () => producer.child.kill('SIGKILL');
   process.once('exit', killProducer); // when the soak fails before it stops the producer
   void producer.exited.then((code) => {

@@ -337,7 +337,7 @@ export function buildProgram(): Command {
 /** The command name in a message, for listings; never the arguments. */
 function commandOf(data: string): string {
   const match = /"command":"((?:[^"\\]|\\.){1,200})"/.exec(data);
-  return match ? JSON.parse(`"${match[1]}"`) : '(unreadable message)';
+  return match ? (JSON.parse(`"${match[1]}"`) as string) : '(unreadable message)';
 }
 
 /**

@@ -17,11 +17,11 @@
  *   logs an outage once, not once per retry;
  * - on CLOSE flushes pending ACKs and releases unsettled leases.
  */
-import { fromCallback, type ActorSystem, type CallbackActorLogic } from 'xstate';
+import { fromCallback, type CallbackActorLogic } from 'xstate';
 import type { Logger } from 'pino';
 import type { BaseQueue } from '../backends/base.js';
 import { toError } from '../shared/errors.js';
-import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
+import { SYSTEM_IDS, systemActor, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
 import { AckBatcher } from './ack-batcher.js';
 import { LeaseHeartbeat } from './lease-heartbeat.js';
 import { OpenWithRetry } from './open-with-retry.js';
@@ -45,7 +45,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
     let outage = false;
     let waitAbort: AbortController | null = null;
 
-    const reply = (systemId: string, event: QueueReplyEvent) => (system as ActorSystem<any>).get(systemId)?.send(event);
+    const reply = (systemId: string, event: QueueReplyEvent): void => systemActor(system, systemId)?.send(event);
     const track = <T>(promise: Promise<T>): Promise<T> => {
       inflight.add(promise);
       const untrack = () => inflight.delete(promise);

@@ -30,7 +30,7 @@ export const VERBOSITY_LEVELS: readonly Level[] = ['warn', 'info', 'debug'];
 export interface CliLogger {
   logger: Logger;
   /** Flushes the file destination; call before the process exits. */
-  flush(): void;
+  flush: () => void;
 }
 
 export function createCliLogger({ verbosity = 1, logfile, pretty = Boolean(process.stdout.isTTY) }: LoggerOptions = {}): CliLogger {

@@ -35,7 +35,8 @@ export function ownFrames(stack: string, taskmillDir = TASKMILL_DIR): string[] {
 function shown(value: unknown): string {
   if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
   if (value === undefined) return 'undefined';
-  return JSON.stringify(value) ?? String(value);
+  // JSON.stringify gives undefined for a function or a symbol.
+  return JSON.stringify(value) ?? (typeof value === 'function' ? `[function ${value.name}]` : typeof value === 'symbol' ? value.toString() : typeof value);
 }
 
 interface LoggedError {

@@ -6,7 +6,7 @@
  * Machines never import backends: `LeasedMessage` is the structural twin of
  * the backends' QueueMessage.
  */
-import type { AnyActorRef, EventObject } from 'xstate';
+import type { ActorSystem, AnyActorRef, EventObject } from 'xstate';
 
 /**
  * Narrows an action's or guard's event to the type its transition is for, or
@@ -35,6 +35,22 @@ export const SYSTEM_IDS = {
   reader: 'reader',
   scheduler: 'scheduler',
 } as const;
+
+/**
+ * The actor registered under `systemId`, if it is running. xstate types
+ * `system.get` as `any`; every lookup goes through here so the rest is typed.
+ */
+export function systemActor(system: ActorSystem<any>, systemId: string): AnyActorRef | undefined {
+  return system.get(systemId) as AnyActorRef | undefined;
+}
+
+/**
+ * `sendTo` targets for the queue adapter and the reader. The supervisor
+ * starts both before any worker or the scheduler and stops them last, so
+ * they are there whenever those send.
+ */
+export const queueActor = ({ system }: { system: ActorSystem<any> }) => system.get(SYSTEM_IDS.queue) as AnyActorRef;
+export const readerActor = ({ system }: { system: ActorSystem<any> }) => system.get(SYSTEM_IDS.reader) as AnyActorRef;
 
 // ── to the queue adapter ───────────────────────────────────────────────────
 /** A result record to store with an ack/fail/retry (structural twin of the backends' ResultRecord). */

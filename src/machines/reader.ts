@@ -21,7 +21,7 @@
  * the drain) replace them through assign.
  */
 import { assertEvent, assign, enqueueActions, sendParent, sendTo, setup, type AnyActorRef } from 'xstate';
-import { expectEvent, SYSTEM_IDS, type JobEvent, type LeasedMessage, type QueueAdapterEvent, type QueueReplyEvent, type WorkerReadyEvent } from './protocol.js';
+import { expectEvent, queueActor, type JobEvent, type LeasedMessage, type QueueAdapterEvent, type QueueReplyEvent, type WorkerReadyEvent } from './protocol.js';
 
 export interface ReaderOptions {
   /** Messages read ahead of demand and buffered. Default 0 (the lease clock starts at read). */
@@ -136,7 +136,7 @@ export const readerMachine = setup({
       const max = context.idle.length + context.prefetch - context.buffer.length;
       const read: QueueAdapterEvent = { type: 'READ', max };
       enqueue.assign({ readPending: true });
-      enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), read);
+      enqueue.sendTo(queueActor, read);
     }),
     /** Per read (in place): the batch joins the buffer. */
     acceptMessages: assign(({ context, event }) => {
@@ -149,23 +149,20 @@ export const readerMachine = setup({
     growDelay: assign(({ context }) => ({
       currentDelayMs: Math.min(context.maxDelayMs, context.currentDelayMs * context.backoff),
     })),
-    requestWait: sendTo(
-      ({ system }) => system.get(SYSTEM_IDS.queue),
-      ({ context }): QueueAdapterEvent => ({ type: 'WAIT', timeoutMs: context.waitTimeoutMs }),
-    ),
+    requestWait: sendTo(queueActor, ({ context }): QueueAdapterEvent => ({ type: 'WAIT', timeoutMs: context.waitTimeoutMs })),
     /** Gives unstarted messages (buffered, or arriving after DRAIN) back to the queue. */
     releaseBuffer: enqueueActions(({ context, enqueue }) => {
       if (context.buffer.length === 0) return;
       const release: QueueAdapterEvent = { type: 'RELEASE', ids: context.buffer.map((m) => m.id) };
       enqueue.assign({ buffer: [] });
-      enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), release);
+      enqueue.sendTo(queueActor, release);
     }),
     releaseArrivals: enqueueActions(({ event, enqueue }) => {
       assertEvent(event, 'MESSAGES');
       const { messages } = event;
       if (messages.length === 0) return;
       const release: QueueAdapterEvent = { type: 'RELEASE', ids: messages.map((m) => m.id) };
-      enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), release);
+      enqueue.sendTo(queueActor, release);
     }),
     setPaused: assign({ paused: true }),
     clearPaused: assign({ paused: false }),

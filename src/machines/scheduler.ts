@@ -20,7 +20,7 @@
  * of its own and makes no ids.
  */
 import { assertEvent, assign, enqueueActions, sendTo, setup } from 'xstate';
-import { SYSTEM_IDS, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
+import { queueActor, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
 
 export interface PeriodicEntry {
   readonly name: string;
@@ -107,7 +107,7 @@ export const schedulerMachine = setup({
         if (!entry.schedule(at)) continue;
         const slot: PendingSlot = { key: slotKey(entry.name, minute), name: entry.name, minute, data: context.newMessage(entry.name, now) };
         fired.push(slot);
-        enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), writeSlot(slot, context.slotTtlMs));
+        enqueue.sendTo(queueActor, writeSlot(slot, context.slotTtlMs));
       }
       if (fired.length > 0) enqueue.assign({ writing: [...context.writing, ...fired] });
     }),
@@ -132,12 +132,12 @@ export const schedulerMachine = setup({
       const minute = Math.floor(context.now() / MINUTE);
       const retried = context.pending.filter((s) => s.minute === minute);
       for (const slot of context.pending) {
-        if (slot.minute === minute) enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), writeSlot(slot, context.slotTtlMs));
+        if (slot.minute === minute) enqueue.sendTo(queueActor, writeSlot(slot, context.slotTtlMs));
         else enqueue({ type: 'logSlotGivenUp', params: { key: slot.key } });
       }
       enqueue.assign({ pending: retried, writing: retried.length > 0 ? [...context.writing, ...retried] : context.writing });
     }),
-    promoteDue: sendTo(({ system }) => system.get(SYSTEM_IDS.queue), { type: 'PROMOTE' }),
+    promoteDue: sendTo(queueActor, { type: 'PROMOTE' }),
     setPaused: assign({ paused: true }),
     clearPaused: assign({ paused: false }),
     // Logging effects; the consumer provides real ones. (`_: unknown`, not `_`: an

@@ -31,7 +31,7 @@ import { describeError } from '../shared/errors.js';
 import { readerMachine, type ReaderEvent, type ReaderOptions } from './reader.js';
 import { schedulerMachine, type NewMessage, type PeriodicEntry, type SchedulerEvent, type SchedulerInput } from './scheduler.js';
 import { workerMachine, type WorkerActorRef } from './worker.js';
-import { SYSTEM_IDS, WorkerCommandError, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
+import { systemActor, SYSTEM_IDS, WorkerCommandError, type QueueAdapterEvent, type QueueReplyEvent } from './protocol.js';
 
 export interface SupervisorInput {
   /** Worker actors (the seed's --threads). Default 1. */
@@ -116,7 +116,8 @@ function workerSlot(actorId: string): number {
 function liveWorkers(children: Record<string, AnyActorRef | undefined>): AnyActorRef[] {
   const live: AnyActorRef[] = [];
   for (const [id, ref] of Object.entries(children)) {
-    if (id.startsWith('worker-') && ref?.getSnapshot().status === 'active') live.push(ref);
+    if (!ref || !id.startsWith('worker-')) continue;
+    if ((ref.getSnapshot() as { status: string }).status === 'active') live.push(ref);
   }
   return live;
 }
@@ -149,7 +150,7 @@ function sendToSystem<
   event: ReaderEvent | SchedulerEvent,
 ): ActionFunction<TContext, TExpressionEvent, TEvent, TParams, TActor, TAction, TGuard, TDelay, TEmitted> {
   return enqueueActions(({ system, enqueue }) => {
-    const target = system.get(systemId);
+    const target = systemActor(system, systemId);
     if (target) enqueue.sendTo(target, event);
   });
 }
@@ -201,7 +202,7 @@ export const supervisorMachine = setup({
     recordFailure: enqueueActions(({ event, self, system, enqueue }) => {
       assertEvent(event, 'xstate.error.actor.*');
       const { error } = event;
-      const reader = system.get(SYSTEM_IDS.reader);
+      const reader = systemActor(system, SYSTEM_IDS.reader);
       if (!(error instanceof WorkerCommandError)) {
         // The worker itself broke (not its command): fail the job it held, if any, so it is not left leased.
         const child = self.getSnapshot().children[childId(event)];

@@ -16,7 +16,8 @@ import { assertEvent, assign, enqueueActions, fromCallback, sendTo, setup, type 
 import type { ReaderEvent } from './reader.js';
 import {
   expectEvent,
-  SYSTEM_IDS,
+  queueActor,
+  readerActor,
   WorkerCommandError,
   type JobEvent,
   type LeasedMessage,
@@ -96,10 +97,7 @@ export const workerMachine = setup({
   },
   actors: { runCommand: unconfiguredRunCommand },
   actions: {
-    announceReady: sendTo(
-      ({ system }) => system.get(SYSTEM_IDS.reader),
-      ({ self, context }): WorkerReadyEvent => ({ type: 'WORKER_READY', worker: self, done: context.finished > 0 }),
-    ),
+    announceReady: sendTo(readerActor, ({ self, context }): WorkerReadyEvent => ({ type: 'WORKER_READY', worker: self, done: context.finished > 0 })),
     /** Per dispatch: the rest of the share is appended in place (`queued` is empty here). */
     takeJob: assign(({ context, event }) => {
       expectEvent(event, 'JOB');
@@ -114,36 +112,27 @@ export const workerMachine = setup({
       if (context.queued.length === 0) return;
       const release: QueueAdapterEvent = { type: 'RELEASE', ids: context.queued.map((m) => m.id) };
       enqueue.assign({ queued: [] });
-      enqueue.sendTo(({ system }) => system.get(SYSTEM_IDS.queue), release);
+      enqueue.sendTo(queueActor, release);
     }),
     startJob: sendTo('runner', ({ context }): RunnerInEvent => ({ type: 'RUN', message: context.job! })),
     /** Per job: done or expired is acknowledged (with its result record), a message that cannot run is failed. */
-    settleJob: sendTo(
-      ({ system }) => system.get(SYSTEM_IDS.queue),
-      ({ context, event }): QueueAdapterEvent => {
-        switch (event.type) {
-          case 'COMMAND_DONE':
-          case 'MESSAGE_EXPIRED':
-            return { type: 'ACK', id: context.job!.id, result: event.result };
-          case 'MESSAGE_REJECTED':
-            return { type: 'FAIL', message: context.job!, error: event.reason };
-          default:
-            throw new Error(`worker: no job outcome in a ${event.type} event`);
-        }
-      },
-    ),
+    settleJob: sendTo(queueActor, ({ context, event }): QueueAdapterEvent => {
+      switch (event.type) {
+        case 'COMMAND_DONE':
+        case 'MESSAGE_EXPIRED':
+          return { type: 'ACK', id: context.job!.id, result: event.result };
+        case 'MESSAGE_REJECTED':
+          return { type: 'FAIL', message: context.job!, error: event.reason };
+        default:
+          throw new Error(`worker: no job outcome in a ${event.type} event`);
+      }
+    }),
     finishJob: assign({ job: null, finished: ({ context }) => context.finished + 1 }),
     markRetiring: assign({ retiring: true }),
     /** Asks the reader to drop this worker from its idle list (a JOB may already be on its way). */
-    requestRetirement: sendTo(
-      ({ system }) => system.get(SYSTEM_IDS.reader),
-      ({ self }): ReaderRetireEvent => ({ type: 'WORKER_RETIRING', worker: self }),
-    ),
+    requestRetirement: sendTo(readerActor, ({ self }): ReaderRetireEvent => ({ type: 'WORKER_RETIRING', worker: self })),
     /** Tells the reader a busy worker finished its last job and is gone. */
-    reportRetired: sendTo(
-      ({ system }) => system.get(SYSTEM_IDS.reader),
-      ({ self }): ReaderRetireEvent => ({ type: 'WORKER_LOST', worker: self, busy: true }),
-    ),
+    reportRetired: sendTo(readerActor, ({ self }): ReaderRetireEvent => ({ type: 'WORKER_LOST', worker: self, busy: true })),
     recordFailure: assign({
       lastError: ({ event }) => {
         assertEvent(event, 'COMMAND_FAILED');

@@ -143,3 +143,23 @@ export function describeError(error: unknown): string {
   }
   return stack.length > 8000 ? `${stack.slice(0, 8000)}…` : stack;
 }
+
+/**
+ * A value as an error message shows it: strings quoted, objects as JSON
+ * (not "[object Object]"), cut at 80 characters (a bad option may be big).
+ */
+export function describeValue(value: unknown): string {
+  let text: string;
+  if (typeof value === 'string') text = JSON.stringify(value);
+  else if (typeof value === 'function') text = `a function${value.name ? ` (${value.name})` : ''}`;
+  else if (typeof value === 'bigint') text = `${value}n`;
+  else if (typeof value === 'symbol' || value === undefined || typeof value !== 'object' || value === null) text = String(value);
+  else {
+    try {
+      text = JSON.stringify(value) ?? Object.prototype.toString.call(value);
+    } catch {
+      text = Object.prototype.toString.call(value);
+    }
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

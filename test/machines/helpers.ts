@@ -233,7 +233,7 @@ export function transitionCoveringPaths<S, E extends EventObject>(
   for (const [key, { transitions }] of Object.entries(adjacency)) {
     const head = shortest.get(key);
     if (!head) throw new Error(`model state unreachable by shortest paths: ${key}`);
-    const edges = Object.values(transitions) as { event: E }[];
+    const edges: { event: E }[] = Object.values(transitions);
     if (edges.length === 0) candidates.push(head);
     for (const { event } of edges) candidates.push([...head, event]);
   }

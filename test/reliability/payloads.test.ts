@@ -126,7 +126,7 @@ describeEachBackend(
     );
 
     it.sequential('NUL and lone surrogates in arguments reach the command and come back as its result exactly', async () => {
-      const job = (await enqueueOn(queue, DEFAULT_MAX_PAYLOAD_BYTES, () => echo(...AWKWARD_ARGS))) as Job<unknown[]>;
+      const job = await enqueueOn<Job<unknown[]>>(queue, DEFAULT_MAX_PAYLOAD_BYTES, () => echo(...AWKWARD_ARGS));
       const result = await job.result({ timeout: 30_000 });
       expect(result).toEqual(AWKWARD_ARGS);
       expect(result[7]).toBe(AWKWARD_ARGS[7]); // every code unit, in order

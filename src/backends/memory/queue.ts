@@ -14,7 +14,7 @@
  * ready messages stay in the ready structures as tombstones that reads skip.
  * Result records live in a Map with an expiry heap that setResults() drains.
  */
-import { ConfigError, QueueConnectionError } from '../../shared/errors.js';
+import { ConfigError, QueueConnectionError, describeValue } from '../../shared/errors.js';
 import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
 import { newEntry, stateFor, type QueueState } from './state.js';
 
@@ -39,18 +39,19 @@ function checkTtl(ttlMs: number): number {
 function checkRunAt(runAt: unknown): number | undefined {
   if (runAt === undefined) return undefined;
   if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
-    throw new ConfigError(`invalid runAt ${String(runAt)}: must be a time in milliseconds since the epoch`);
+    throw new ConfigError(`invalid runAt ${describeValue(runAt)}: must be a time in milliseconds since the epoch`);
   }
   return runAt;
 }
 
 function checkResults(records: readonly ResultRecord[]): void {
-  if (!Array.isArray(records)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
+  const list: unknown = records;
+  if (!Array.isArray(list)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
   for (const [i, r] of records.entries()) {
     if (typeof r?.jobId !== 'string' || r.jobId === '') throw new ConfigError(`result #${i}: jobId must be a non-empty string`);
     if (typeof r.record !== 'string') throw new ConfigError(`result #${i} (job ${r.jobId}): record must be a string, got ${typeof r.record}`);
     if (typeof r.ttlMs !== 'number' || !Number.isFinite(r.ttlMs) || r.ttlMs <= 0) {
-      throw new ConfigError(`result #${i} (job ${r.jobId}): invalid ttlMs ${String(r.ttlMs)}: must be a number of milliseconds > 0`);
+      throw new ConfigError(`result #${i} (job ${r.jobId}): invalid ttlMs ${describeValue(r.ttlMs)}: must be a number of milliseconds > 0`);
     }
   }
 }

@@ -257,7 +257,7 @@ const stores = new Map<string, Map<string, QueueState>>();
 
 export function stateFor(store: string, name: string): QueueState {
   let queues = stores.get(store);
-  if (!queues) stores.set(store, (queues = new Map()));
+  if (!queues) stores.set(store, (queues = new Map<string, QueueState>()));
   let state = queues.get(name);
   if (!state) queues.set(name, (state = new QueueState()));
   return state;

@@ -10,7 +10,7 @@
  */
 import type pg from 'pg';
 import { pg as loadPg } from '../drivers.js';
-import { ConfigError } from '../../shared/errors.js';
+import { ConfigError, describeValue } from '../../shared/errors.js';
 
 export const DEFAULT_SCHEMA = 'taskmill';
 export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -355,7 +355,7 @@ const MIN_RUN_AT_MS = -62_135_596_800_000;
 export function runAtParam(runAt: unknown, what = 'runAt'): number | null {
   if (runAt === undefined) return null;
   if (typeof runAt !== 'number' || !Number.isFinite(runAt) || Math.abs(runAt) > MAX_TIME_MS) {
-    throw new ConfigError(`invalid ${what} ${String(runAt)}: must be a time in milliseconds since the epoch`);
+    throw new ConfigError(`invalid ${what} ${describeValue(runAt)}: must be a time in milliseconds since the epoch`);
   }
   return Math.max(runAt, MIN_RUN_AT_MS);
 }

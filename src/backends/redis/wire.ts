@@ -1,6 +1,6 @@
 import type { RedisOptions } from 'ioredis';
 import { parseQueueUrl, redactUrl } from '../../shared/config.js';
-import { ConfigError } from '../../shared/errors.js';
+import { ConfigError, describeValue } from '../../shared/errors.js';
 import type { FailedMessage, QueueMessage, ResultRecord } from '../base.js';
 
 /**
@@ -107,7 +107,7 @@ export function checkData(data: unknown): string {
 export function checkRunAt(runAt: unknown): number {
   if (runAt === undefined) return 0;
   if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
-    throw new ConfigError(`invalid runAt ${String(runAt)}: must be a finite number of milliseconds since the epoch`);
+    throw new ConfigError(`invalid runAt ${describeValue(runAt)}: must be a finite number of milliseconds since the epoch`);
   }
   return runAt;
 }

@@ -16,7 +16,7 @@
  */
 import type Database from 'better-sqlite3';
 import { betterSqlite3 } from '../drivers.js';
-import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/errors.js';
+import { ConfigError, QueueConnectionError, TaskmillError, describeValue } from '../../shared/errors.js';
 import { isPermanentSqliteError } from '../permanent-errors.js';
 import { SQL, migrate } from './schema.js';
 import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
@@ -70,7 +70,7 @@ function describeSqliteError(error: unknown, busyTimeoutMs: number): string {
 function checkRunAt(runAt: unknown): number | undefined {
   if (runAt === undefined) return undefined;
   if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
-    throw new ConfigError(`invalid runAt ${String(runAt)}: must be a time in milliseconds since the epoch`);
+    throw new ConfigError(`invalid runAt ${describeValue(runAt)}: must be a time in milliseconds since the epoch`);
   }
   return runAt;
 }
@@ -87,12 +87,13 @@ interface StoredResultRecord {
 }
 
 function checkResults(records: readonly ResultRecord[]): StoredResultRecord[] {
-  if (!Array.isArray(records)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
+  const list: unknown = records;
+  if (!Array.isArray(list)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
   return records.map((r: ResultRecord, i) => {
     if (typeof r?.jobId !== 'string' || r.jobId === '') throw new ConfigError(`result #${i}: jobId must be a non-empty string`);
     if (typeof r.record !== 'string') throw new ConfigError(`result #${i} (job ${r.jobId}): record must be a string, got ${typeof r.record}`);
     if (typeof r.ttlMs !== 'number' || !Number.isFinite(r.ttlMs) || r.ttlMs <= 0) {
-      throw new ConfigError(`result #${i} (job ${r.jobId}): invalid ttlMs ${String(r.ttlMs)}: must be a number of milliseconds > 0`);
+      throw new ConfigError(`result #${i} (job ${r.jobId}): invalid ttlMs ${describeValue(r.ttlMs)}: must be a number of milliseconds > 0`);
     }
     return { jobId: encode(r.jobId), record: encode(r.record), ttlMs: Math.ceil(r.ttlMs) };
   });

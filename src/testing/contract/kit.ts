@@ -80,12 +80,12 @@ export interface ContractHarness {
   /** Queues to close after the test: a test that creates one without open() pushes it here. */
   opened: BaseQueue[];
   /** Opens an instance on `name` (another "process" on the same queue when the name repeats). */
-  open(name: string, options?: Omit<QueueOptions, 'name'>): Promise<BaseQueue>;
+  open: (name: string, options?: Omit<QueueOptions, 'name'>) => Promise<BaseQueue>;
   /** One queue name, and `count` instances (distinct owners) on it. */
-  instances(count: number, options?: Omit<QueueOptions, 'name'>): Promise<BaseQueue[]>;
+  instances: (count: number, options?: Omit<QueueOptions, 'name'>) => Promise<BaseQueue[]>;
   /** Two owners on one name: `a` with a short lease, `b` with the default (long) one. */
-  shortAndLong(): Promise<[BaseQueue, BaseQueue]>;
-  one(options?: Omit<QueueOptions, 'name'>): Promise<BaseQueue>;
+  shortAndLong: () => Promise<[BaseQueue, BaseQueue]>;
+  one: (options?: Omit<QueueOptions, 'name'>) => Promise<BaseQueue>;
 }
 
 /** Call inside the suite's describe: it registers the afterEach that closes the queues. */
