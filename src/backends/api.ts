@@ -5,6 +5,6 @@
  * `taskmill/testing` against it.
  */
 export { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats, type ResultRecord, type WriteOptions } from './base.js';
-export { validateQueueName } from './base.js';
+export { checkPriority, MAX_PRIORITY, MIN_PRIORITY, validateQueueName } from './base.js';
 export { redactUrl, redactText } from '../shared/config.js';
 export { ConfigError, LeaseLostError, QueueConnectionError, TaskmillError } from '../shared/errors.js';

@@ -22,7 +22,7 @@
  * queue-adapter actor, which owns one BaseQueue.
  */
 import { randomUUID } from 'node:crypto';
-import { ConfigError, LeaseLostError } from '../shared/errors.js';
+import { ConfigError, LeaseLostError, describeValue } from '../shared/errors.js';
 
 /** A leased message as handed to the consumer. */
 export interface QueueMessage {
@@ -49,6 +49,24 @@ export interface FailedMessage {
 export interface WriteOptions {
   /** Delay: the message is not readable before this time (ms since the epoch). Past or absent: ready at once. */
   runAt?: number;
+  /**
+   * An integer from {@link MIN_PRIORITY} to {@link MAX_PRIORITY}; higher is read first, FIFO
+   * within one priority. Default 0. Kept through release, lease expiry, retry and requeueFailed.
+   */
+  priority?: number;
+}
+
+/** The priority range every backend stores exactly (Redis folds it into a 53-bit score). */
+export const MIN_PRIORITY = -1000;
+export const MAX_PRIORITY = 1000;
+
+/** A write's priority: 0 when absent; a ConfigError naming the value when it is no integer in range. */
+export function checkPriority(priority: unknown): number {
+  if (priority === undefined) return 0;
+  if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+    throw new ConfigError(`invalid priority ${describeValue(priority)}: must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}`);
+  }
+  return priority;
 }
 
 /** A result record to store under a job id (the envelope id), with its time to live. */

@@ -18,6 +18,7 @@ import { describeJobLifecycle } from './contract/job-lifecycle.js';
 import { contractHarness, type ContractTarget } from './contract/kit.js';
 import { describeConcurrency, describeLeases } from './contract/leases.js';
 import { describeLifecycleAndIsolation } from './contract/lifecycle.js';
+import { describePriorities } from './contract/priorities.js';
 import { describeSlots } from './contract/slots.js';
 
 export type { ContractTarget } from './contract/kit.js';
@@ -38,5 +39,6 @@ export function runContractSuite(label: string, target: ContractTarget): void {
     describeSlots(harness);
     describeLifecycleAndIsolation(harness);
     describeJobLifecycle(harness);
+    describePriorities(harness);
   });
 }

@@ -159,6 +159,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       );
       expect(indexes.map((i) => i.indexname)).toEqual(['jobs_delayed', 'jobs_leased', 'jobs_pkey', 'jobs_ready']);
       expect(indexes.find((i) => i.indexname === 'jobs_ready')?.indexdef).toMatch(/WHERE \(\(owner IS NULL\) AND \(run_at IS NULL\)\)/);
+      expect(indexes.find((i) => i.indexname === 'jobs_ready')?.indexdef).toMatch(/\(queue, priority DESC, \(\(id + 0\)\)\)/);
     });
 
     it('refuses to migrate to a version it does not know', async () => {

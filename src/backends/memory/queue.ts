@@ -15,7 +15,16 @@
  * Result records live in a Map with an expiry heap that setResults() drains.
  */
 import { ConfigError, QueueConnectionError, describeValue } from '../../shared/errors.js';
-import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
+import {
+  BaseQueue,
+  checkPriority,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueOptions,
+  type QueueStats,
+  type ResultRecord,
+  type WriteOptions,
+} from '../base.js';
 import { newEntry, stateFor, type QueueState } from './state.js';
 
 export { resetMemoryStores } from './state.js';
@@ -84,8 +93,9 @@ export class MemoryQueue extends BaseQueue {
     const state = this.live();
     checkData(data);
     const runAt = checkRunAt(options.runAt);
+    const priority = checkPriority(options.priority);
     const now = Date.now();
-    const id = state.append(data, runAt, now);
+    const id = state.append(data, runAt, now, priority);
     if (!state.delayed.has(id)) state.wake();
     return id;
   }
@@ -95,8 +105,9 @@ export class MemoryQueue extends BaseQueue {
     const state = this.live();
     for (const data of datas) checkData(data);
     const runAt = checkRunAt(options.runAt);
+    const priority = checkPriority(options.priority);
     const now = Date.now();
-    const ids = datas.map((data) => state.append(data, runAt, now));
+    const ids = datas.map((data) => state.append(data, runAt, now, priority));
     if (ids.length > 0 && !(runAt !== undefined && runAt > now)) state.wake();
     return ids;
   }
@@ -170,7 +181,15 @@ export class MemoryQueue extends BaseQueue {
     if (!entry) return false;
     state.unlease(entry);
     state.live.delete(id);
-    state.failed.set(id, { id, seq: entry.seq, data: entry.data, attempt: entry.attempt, error: String(error), failedAt: new Date() });
+    state.failed.set(id, {
+      id,
+      seq: entry.seq,
+      priority: entry.priority,
+      data: entry.data,
+      attempt: entry.attempt,
+      error: String(error),
+      failedAt: new Date(),
+    });
     return true;
   }
 
@@ -200,7 +219,7 @@ export class MemoryQueue extends BaseQueue {
       const record = state.failed.get(id);
       if (!record) continue;
       state.failed.delete(id);
-      const entry = newEntry(id, record.seq, record.data, 0);
+      const entry = newEntry(id, record.seq, record.data, 0, record.priority);
       state.live.set(id, entry);
       state.returned.push(entry);
       count++;

@@ -9,6 +9,8 @@ import { MinHeap } from './min-heap.js';
 export interface Entry {
   readonly id: string;
   readonly seq: number;
+  /** Higher is read first; `fresh` only ever holds priority 0 (see takeOldestSlot). */
+  readonly priority: number;
   /** Replaced by retry(). */
   data: string;
   attempt: number;
@@ -21,8 +23,13 @@ export interface Entry {
   removed: boolean;
 }
 
-export function newEntry(id: string, seq: number, data: string, attempt: number): Entry {
-  return { id, seq, data, attempt, owner: null, deadline: 0, generation: 0, removed: false };
+export function newEntry(id: string, seq: number, data: string, attempt: number, priority = 0): Entry {
+  return { id, seq, priority, data, attempt, owner: null, deadline: 0, generation: 0, removed: false };
+}
+
+/** Read order: higher priority first, then oldest (lowest seq) first. */
+function readBefore(a: Entry, b: Entry): boolean {
+  return a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
 }
 
 interface DeadlineRecord {
@@ -50,6 +57,7 @@ interface ResultExpiry {
 
 export interface FailedRecord extends FailedMessage {
   seq: number;
+  priority: number;
 }
 
 export class QueueState {
@@ -57,7 +65,8 @@ export class QueueState {
   readonly live = new Map<string, Entry>();
   fresh: Entry[] = [];
   freshHead = 0;
-  readonly returned = new MinHeap<Entry>((a, b) => a.seq < b.seq);
+  /** Ready entries that are not plain appends of priority 0: returned ones and any other priority. */
+  readonly returned = new MinHeap<Entry>(readBefore);
   readonly leased = new Map<string, Entry>();
   readonly deadlines = new MinHeap<DeadlineRecord>((a, b) => a.deadline < b.deadline);
   /** Ready entries removed while in `fresh` or `returned`, not yet skipped by a read. */
@@ -80,12 +89,15 @@ export class QueueState {
   }
 
   /** Appends a message, delayed when `runAt` is after `now`. */
-  append(data: string, runAt: number | undefined, now: number): string {
+  append(data: string, runAt: number | undefined, now: number, priority = 0): string {
     const seq = this.nextSeq++;
-    const entry = newEntry(String(seq), seq, data, 0);
+    const entry = newEntry(String(seq), seq, data, 0, priority);
     this.live.set(entry.id, entry);
     if (runAt !== undefined && runAt > now) this.delay(entry, runAt);
-    else this.fresh.push(entry);
+    // Appends of priority 0 arrive in seq order, so a plain array keeps them in read order (O(1));
+    // any other priority goes through the heap.
+    else if (priority === 0) this.fresh.push(entry);
+    else this.returned.push(entry);
     return entry.id;
   }
 
@@ -115,7 +127,7 @@ export class QueueState {
     return count;
   }
 
-  /** Oldest ready message (fresh or returned), removed from the ready structures. */
+  /** The next ready message in read order (highest priority, then oldest), removed from the ready structures. */
   takeOldest(): Entry | undefined {
     for (;;) {
       const entry = this.takeOldestSlot();
@@ -128,7 +140,7 @@ export class QueueState {
     const fresh = this.fresh[this.freshHead];
     const back = this.returned.peek();
     if (fresh === undefined && back === undefined) return undefined;
-    if (fresh !== undefined && (back === undefined || fresh.seq < back.seq)) {
+    if (fresh !== undefined && (back === undefined || readBefore(fresh, back))) {
       this.fresh[this.freshHead++] = undefined as unknown as Entry;
       // Compact once the consumed prefix dominates, keeping reads O(1) amortised.
       if (this.freshHead > 1024 && this.freshHead * 2 > this.fresh.length) {

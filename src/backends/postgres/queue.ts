@@ -28,7 +28,7 @@ import { inspect } from 'node:util';
 import type pg from 'pg';
 import { pg as loadPg } from '../drivers.js';
 import { ConfigError, QueueConnectionError } from '../../shared/errors.js';
-import { BaseQueue, type FailedMessage, type QueueMessage, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
+import { BaseQueue, checkPriority, type FailedMessage, type QueueMessage, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
 import {
   checkText,
   checkTtl,
@@ -186,7 +186,8 @@ export class PostgresQueue extends BaseQueue {
   override async write(data: string, options?: WriteOptions): Promise<string> {
     const [text, bytes] = encodeData(data);
     const runAt = writeOptionsRunAt(options);
-    const result = await this.#query<{ id: string }>('write', this.#sql.write, [this.name, text, bytes, this.#channel, runAt]);
+    const priority = checkPriority(options?.priority);
+    const result = await this.#query<{ id: string }>('write', this.#sql.write, [this.name, text, bytes, this.#channel, runAt, priority]);
     return result.rows[0]!.id;
   }
 
@@ -195,6 +196,7 @@ export class PostgresQueue extends BaseQueue {
     if (!Array.isArray(datas)) throw new ConfigError('writeBatch expects an array of strings');
     const encoded = datas.map(encodeData);
     const runAt = writeOptionsRunAt(options);
+    const priority = checkPriority(options?.priority);
     if (encoded.length === 0) return [];
     const result = await this.#query<{ ids: string[] }>('writeBatch', this.#sql.writeBatch, [
       this.name,
@@ -202,6 +204,7 @@ export class PostgresQueue extends BaseQueue {
       encoded.map(([, bytes]) => bytes),
       this.#channel,
       runAt,
+      priority,
     ]);
     return result.rows[0]!.ids;
   }
@@ -211,7 +214,9 @@ export class PostgresQueue extends BaseQueue {
     if (max === 0) return [];
     this.#notify.markRead();
     const result = await this.#query<JobRow>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs]);
-    return result.rows.map((row) => ({ id: row.id, data: decodeData(row), attempt: row.attempt })).sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    // RETURNING keeps no order: sort the (at most max) rows into read order.
+    const rows = result.rows.sort((a, b) => b.priority - a.priority || (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    return rows.map((row) => ({ id: row.id, data: decodeData(row), attempt: row.attempt }));
   }
 
   async ackBatch(ids: readonly string[]): Promise<string[]> {

@@ -90,6 +90,15 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
      )`,
     `CREATE INDEX results_expiry ON ${s}.results (queue, expires_at)`,
   ],
+  // 3: priorities. The claim index becomes (queue, priority DESC, id + 0): still the
+  // front of one range per claim. Built before the old one goes, so a claim always has one.
+  (s) => [
+    `ALTER TABLE ${s}.jobs ADD COLUMN priority smallint NOT NULL DEFAULT 0`,
+    `ALTER TABLE ${s}.failed ADD COLUMN priority smallint NOT NULL DEFAULT 0`,
+    `CREATE INDEX jobs_ready_by_priority ON ${s}.jobs (queue, priority DESC, (id + 0)) WHERE owner IS NULL AND run_at IS NULL`,
+    `DROP INDEX ${s}.jobs_ready`,
+    `ALTER INDEX ${s}.jobs_ready_by_priority RENAME TO jobs_ready`,
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -149,26 +158,27 @@ export function statements(schema: string) {
   };
   return {
     /**
-     * $2 text, $3 bytea, $4 channel, $5 runAt ms or null. The NOTIFY is part of the
+     * $2 text, $3 bytea, $4 channel, $5 runAt ms or null, $6 priority. The NOTIFY is part of the
      * write's transaction, so it is sent on commit; a delayed row sends none (promoting it does).
      */
     write: `WITH job AS (
-              INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at) VALUES ($1, $2, $3, ${delayUntil('$5')})
+              INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at, priority) VALUES ($1, $2, $3, ${delayUntil('$5')}, $6)
               RETURNING id, run_at)
             SELECT id, CASE WHEN run_at IS NULL THEN pg_notify($4, $1) END FROM job`,
-    /** $2 text[], $3 bytea[] (one of each pair null), $4 channel, $5 runAt ms or null. Ids come back in input order. */
+    /** $2 text[], $3 bytea[] (one of each pair null), $4 channel, $5 runAt ms or null, $6 priority. Ids come back in input order. */
     writeBatch: `WITH job AS (
-                   INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at)
-                   SELECT $1, d.data, d.data_utf16, ${delayUntil('$5')}
+                   INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at, priority)
+                   SELECT $1, d.data, d.data_utf16, ${delayUntil('$5')}, $6
                    FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS d(data, data_utf16, n)
                    ORDER BY d.n
                    RETURNING id, run_at)
                  SELECT array_agg(id ORDER BY id)::text[] AS ids, CASE WHEN bool_or(run_at IS NULL) THEN pg_notify($4, $1) END FROM job`,
     /**
      * $2 max, $3 owner, $4 lease ms. Two cheap branches, each the start of an
-     * ordered range of one partial index: the oldest ready rows (jobs_ready,
-     * which holds no leased and no delayed row), and the leases that expired
-     * first (jobs_leased); the $2 oldest ids of both are leased. Cost
+     * ordered range of one partial index: the first ready rows in read order
+     * (jobs_ready: highest priority, then oldest; it holds no leased and no
+     * delayed row), and the leases that expired first (jobs_leased); the $2
+     * first of both in read order are leased. Cost
      * O(log n + $2) whatever the table size, the number of leases in flight,
      * of delayed rows or of other queues. SKIP LOCKED lets concurrent
      * claimers pass each other instead of queueing on the same rows. When
@@ -178,17 +188,17 @@ export function statements(schema: string) {
      * Deadlines are now() of the database: consumers' clocks never matter.
      */
     claim: `WITH ready AS (
-              SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL AND run_at IS NULL
-              ORDER BY id + 0 LIMIT $2 FOR UPDATE SKIP LOCKED
+              SELECT id, priority FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL AND run_at IS NULL
+              ORDER BY priority DESC, id + 0 LIMIT $2 FOR UPDATE SKIP LOCKED
             ), expired AS (
-              SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NOT NULL AND lease_until < now()
+              SELECT id, priority FROM ${s}.jobs WHERE queue = $1 AND owner IS NOT NULL AND lease_until < now()
               ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
             ), picked AS (
-              SELECT id FROM ready UNION ALL SELECT id FROM expired ORDER BY id LIMIT $2
+              SELECT id, priority FROM ready UNION ALL SELECT id, priority FROM expired ORDER BY priority DESC, id LIMIT $2
             )
             UPDATE ${s}.jobs AS j SET owner = $3, lease_until = ${leaseFor('$4')}, attempt = j.attempt + 1
             FROM picked WHERE j.id = picked.id
-            RETURNING j.id, j.data, j.data_utf16, j.attempt`,
+            RETURNING j.id, j.data, j.data_utf16, j.attempt, j.priority`,
     /** $2 ids, $3 owner. */
     ack: `DELETE FROM ${s}.jobs WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING id`,
     /** $2 ids, $3 owner, $4 channel. */
@@ -202,9 +212,9 @@ export function statements(schema: string) {
     /** $2 id, $3 owner, $4 error. */
     fail: `WITH moved AS (
              DELETE FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now()
-             RETURNING id, queue, data, data_utf16, attempt, created_at)
-           INSERT INTO ${s}.failed (id, queue, data, data_utf16, attempt, error, created_at)
-           SELECT id, queue, data, data_utf16, attempt, $4, created_at FROM moved RETURNING id`,
+             RETURNING id, queue, data, data_utf16, attempt, created_at, priority)
+           INSERT INTO ${s}.failed (id, queue, data, data_utf16, attempt, error, created_at, priority)
+           SELECT id, queue, data, data_utf16, attempt, $4, created_at, priority FROM moved RETURNING id`,
     /**
      * $2 id, $3 owner, $4 text, $5 bytea, $6 runAt ms, $7 channel. Fenced like ack.
      * The row keeps its id, so once ready it is read in its original place.
@@ -242,10 +252,10 @@ export function statements(schema: string) {
     /** $2 ids or null for all, $3 channel. Re-queued messages keep their id, so they are read in their original place. */
     requeueFailed: `WITH moved AS (
                       DELETE FROM ${s}.failed WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
-                      RETURNING id, queue, data, data_utf16, created_at),
+                      RETURNING id, queue, data, data_utf16, created_at, priority),
                     requeued AS (
-                      INSERT INTO ${s}.jobs (id, queue, data, data_utf16, attempt, created_at)
-                      SELECT id, queue, data, data_utf16, 0, created_at FROM moved RETURNING id)
+                      INSERT INTO ${s}.jobs (id, queue, data, data_utf16, attempt, created_at, priority)
+                      SELECT id, queue, data, data_utf16, 0, created_at, priority FROM moved RETURNING id)
                     SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($3, $1) END FROM requeued`,
     /** $2 ids or null for all. */
     purgeFailed: `DELETE FROM ${s}.failed WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))`,
@@ -313,6 +323,7 @@ export interface JobRow {
   data: string | null;
   data_utf16: Buffer | null;
   attempt: number;
+  priority: number;
 }
 
 /** ES2024 string methods Node 20 has but this project's `lib` (ES2023) does not declare. */

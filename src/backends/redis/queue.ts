@@ -19,6 +19,7 @@ import type { Redis } from 'ioredis';
 import { ConfigError } from '../../shared/errors.js';
 import {
   BaseQueue,
+  checkPriority,
   validateQueueName,
   type FailedMessage,
   type QueueMessage,
@@ -128,7 +129,8 @@ export class RedisQueue extends BaseQueue {
   /** Appends a message; with a `runAt` ahead of the server clock it is delayed until promoteDue() finds it due. */
   override async write(data: string, options?: WriteOptions): Promise<string> {
     const runAt = checkRunAt(options?.runAt);
-    const ids = (await this.script('write', 'tmWrite', [runAt, encodeText(checkData(data))])) as string[];
+    const priority = checkPriority(options?.priority);
+    const ids = (await this.script('write', 'tmWrite', [runAt, priority, encodeText(checkData(data))])) as string[];
     return ids[0]!;
   }
 
@@ -138,9 +140,10 @@ export class RedisQueue extends BaseQueue {
    */
   override async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
     const runAt = checkRunAt(options?.runAt);
+    const priority = checkPriority(options?.priority);
     const chunks = argChunks(datas.map((data) => [encodeText(checkData(data))]));
     // Sent back to back on one connection: one round trip's worth of latency, in order.
-    const replies = await Promise.all(chunks.map((args) => this.script('writeBatch', 'tmWrite', [runAt, ...args])));
+    const replies = await Promise.all(chunks.map((args) => this.script('writeBatch', 'tmWrite', [runAt, priority, ...args])));
     return (replies as string[][]).flat();
   }
 

@@ -17,9 +17,10 @@
  * effects, which makes the non-deterministic TIME safe to use before writes.
  *
  * Message ids are the values of a per-queue counter (`seq`), and the score of
- * a message in `ready` is its id: "oldest first" is ZPOPMIN, and a message
- * that comes back (released, lease expired, re-queued) goes back to its place
- * in age order. `seq` survives flush() so ids are never reused.
+ * a message in `ready` is its id less its priority × 2^42 (`prio` keeps the
+ * priorities that are not 0): "highest priority, then oldest" is ZPOPMIN, and
+ * a message that comes back (released, lease expired, re-queued) goes back to
+ * its place. `seq` survives flush() so ids are never reused.
  *
  * A delayed message (written or retried with a future runAt) waits in
  * `delayed`, scored by its runAt, and only promoteDue makes it ready — reads
@@ -49,6 +50,7 @@ export const KEY_ROLES = [
   'delayed', //  zset id → runAt (server ms): not ready before then
   'results', //  hash job id → result record
   'resexp', //   zset job id → result expiry (server ms)
+  'prio', //     hash id → priority, for messages whose priority is not 0
 ] as const;
 
 export type KeyRole = (typeof KEY_ROLES)[number];

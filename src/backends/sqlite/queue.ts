@@ -19,7 +19,16 @@ import { betterSqlite3 } from '../drivers.js';
 import { ConfigError, QueueConnectionError, TaskmillError, describeValue } from '../../shared/errors.js';
 import { isPermanentSqliteError } from '../permanent-errors.js';
 import { SQL, migrate } from './schema.js';
-import { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
+import {
+  BaseQueue,
+  checkPriority,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueOptions,
+  type QueueStats,
+  type ResultRecord,
+  type WriteOptions,
+} from '../base.js';
 
 export interface SqliteQueueOptions extends QueueOptions {
   /** How long a statement waits for another process's write lock before failing. Default 5000 ms. */
@@ -75,6 +84,11 @@ function checkRunAt(runAt: unknown): number | undefined {
   return runAt;
 }
 
+/** Read order of a claim's rows: highest priority, then oldest. */
+function claimOrder(a: { id: number; priority: number }, b: { id: number; priority: number }): number {
+  return b.priority - a.priority || a.id - b.id;
+}
+
 /** The stored run_at: NULL (ready) unless `runAt` is after `now`; whole ms, never early. */
 function storedRunAt(runAt: number | undefined, now: number): number | null {
   return runAt !== undefined && runAt > now ? Math.ceil(runAt) : null;
@@ -102,8 +116,8 @@ function checkResults(records: readonly ResultRecord[]): StoredResultRecord[] {
 interface Connection {
   db: Database.Database;
   s: Statements;
-  insertOne(data: Stored, runAt: number | undefined): string;
-  insertMany(datas: Stored[], runAt: number | undefined): string[];
+  insertOne(data: Stored, runAt: number | undefined, priority: number): string;
+  insertMany(datas: Stored[], runAt: number | undefined, priority: number): string[];
   insertUnique(key: string, data: Stored, ttlMs: number): string | null;
   claim(max: number): QueueMessage[];
   /** Runs a fenced statement (this owner, lease not expired) on `ids`; the rows it touched. */
@@ -125,28 +139,29 @@ function openConnection(path: string, busyTimeoutMs: number, queue: string, owne
     for (const [key, sql] of Object.entries(SQL)) prepared[key] = db.prepare(sql);
     const s = prepared as Statements;
 
-    const insert = (data: Stored, now: number, runAt: number | null) => String(s.insert.run({ queue, data, now, runAt }).lastInsertRowid);
-    const insertMany = db.transaction((datas: Stored[], runAt: number | undefined) => {
+    const insert = (data: Stored, now: number, runAt: number | null, priority: number) =>
+      String(s.insert.run({ queue, data, now, runAt, priority }).lastInsertRowid);
+    const insertMany = db.transaction((datas: Stored[], runAt: number | undefined, priority: number) => {
       const now = Date.now();
       const stored = storedRunAt(runAt, now);
-      return datas.map((data) => insert(data, now, stored));
+      return datas.map((data) => insert(data, now, stored, priority));
     });
     const insertUnique = db.transaction((key: string, data: Stored, ttlMs: number) => {
       const now = Date.now();
       // The expiry index makes this a cheap seek when nothing has expired.
       s.purgeSlots.run({ queue, now });
       if (s.claimSlot.run({ queue, key, until: now + ttlMs }).changes === 0) return null;
-      return insert(data, now, null);
+      return insert(data, now, null, 0);
     });
     const claim = db.transaction((max: number) => {
       const now = Date.now();
-      return s.claim.all({ queue, owner, now, until: now + leaseMs, max }) as Array<{ id: number; data: Stored; attempt: number }>;
+      return s.claim.all({ queue, owner, now, until: now + leaseMs, max }) as Array<{ id: number; data: Stored; attempt: number; priority: number }>;
     });
     const fail = db.transaction((id: number, error: string) => {
       const now = Date.now();
-      const taken = s.takeForFail.get({ queue, owner, now, id }) as { data: Stored; attempt: number } | undefined;
+      const taken = s.takeForFail.get({ queue, owner, now, id }) as { data: Stored; attempt: number; priority: number } | undefined;
       if (!taken) return false;
-      s.insertFailed.run({ id, queue, data: taken.data, attempt: taken.attempt, error, now });
+      s.insertFailed.run({ id, queue, data: taken.data, attempt: taken.attempt, error, now, priority: taken.priority });
       return true;
     });
     const requeue = db.transaction((ids: string | null) => {
@@ -172,16 +187,16 @@ function openConnection(path: string, busyTimeoutMs: number, queue: string, owne
     return {
       db,
       s,
-      insertOne(data, runAt) {
+      insertOne(data, runAt, priority) {
         const now = Date.now();
-        return insert(data, now, storedRunAt(runAt, now));
+        return insert(data, now, storedRunAt(runAt, now), priority);
       },
-      insertMany: (datas, runAt) => (datas.length === 0 ? [] : insertMany.immediate(datas, runAt)),
+      insertMany: (datas, runAt, priority) => (datas.length === 0 ? [] : insertMany.immediate(datas, runAt, priority)),
       insertUnique: (key, data, ttlMs) => insertUnique.immediate(key, data, ttlMs),
       claim(max) {
         const rows = claim.immediate(max);
         // RETURNING gives no order guarantee.
-        rows.sort((a, b) => a.id - b.id);
+        rows.sort(claimOrder);
         return rows.map((row) => ({ id: String(row.id), data: decode(row.data), attempt: row.attempt }));
       },
       fenced(which, ids) {
@@ -253,12 +268,12 @@ export class SqliteQueue extends BaseQueue {
   }
 
   write(data: string, options: WriteOptions = {}): Promise<string> {
-    return this.run('write', (c) => c.insertOne(encode(data), checkRunAt(options.runAt)));
+    return this.run('write', (c) => c.insertOne(encode(data), checkRunAt(options.runAt), checkPriority(options.priority)));
   }
 
   /** Appends several messages in one transaction (all delayed until `options.runAt` if it is in the future); resolves with their ids in order. */
   override writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
-    return this.run('writeBatch', (c) => c.insertMany(datas.map(encode), checkRunAt(options.runAt)));
+    return this.run('writeBatch', (c) => c.insertMany(datas.map(encode), checkRunAt(options.runAt), checkPriority(options.priority)));
   }
 
   readBatch(max: number): Promise<QueueMessage[]> {

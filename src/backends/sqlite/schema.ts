@@ -7,14 +7,16 @@
 import type Database from 'better-sqlite3';
 import { ConfigError } from '../../shared/errors.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 // `data`, `record` and `job_id` have no declared type on purpose: they hold
 // TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed
 // UTF-16 (lone surrogates would otherwise be replaced by U+FFFD on the way to UTF-8).
 const SCHEMA_TABLE = 'CREATE TABLE IF NOT EXISTS taskmill_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);';
 
-const READY_INDEX = 'CREATE INDEX taskmill_messages_ready ON taskmill_messages (queue, id) WHERE lease_until IS NULL AND run_at IS NULL;';
+const READY_INDEX_V2 = 'CREATE INDEX taskmill_messages_ready ON taskmill_messages (queue, id) WHERE lease_until IS NULL AND run_at IS NULL;';
+// Claim order: highest priority first, then oldest.
+const READY_INDEX = 'CREATE INDEX taskmill_messages_ready ON taskmill_messages (queue, priority DESC, id) WHERE lease_until IS NULL AND run_at IS NULL;';
 
 /** What version 2 added to version 1; a fresh file gets it right after the version-1 tables. */
 const LIFECYCLE_SCHEMA = `
@@ -39,7 +41,8 @@ CREATE TABLE taskmill_messages (
   owner TEXT,
   lease_until INTEGER,
   enqueued_at INTEGER NOT NULL,
-  run_at INTEGER
+  run_at INTEGER,
+  priority INTEGER NOT NULL DEFAULT 0
 );
 ${READY_INDEX}
 CREATE INDEX IF NOT EXISTS taskmill_messages_leased ON taskmill_messages (queue, lease_until) WHERE lease_until IS NOT NULL;
@@ -50,7 +53,8 @@ CREATE TABLE IF NOT EXISTS taskmill_failed (
   data NOT NULL,
   attempt INTEGER NOT NULL,
   error TEXT NOT NULL,
-  failed_at INTEGER NOT NULL
+  failed_at INTEGER NOT NULL,
+  priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS taskmill_failed_queue ON taskmill_failed (queue, seq);
 CREATE TABLE IF NOT EXISTS taskmill_slots (
@@ -68,8 +72,14 @@ const UPGRADES: Readonly<Record<number, string>> = {
   1: `
 ALTER TABLE taskmill_messages ADD COLUMN run_at INTEGER;
 DROP INDEX taskmill_messages_ready;
-${READY_INDEX}
+${READY_INDEX_V2}
 ${LIFECYCLE_SCHEMA}`,
+  // Priorities: a column on messages (kept by the failed store), and the ready index in claim order.
+  2: `
+ALTER TABLE taskmill_messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE taskmill_failed ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+DROP INDEX taskmill_messages_ready;
+${READY_INDEX}`,
 };
 
 // The unary + keeps the planner on the primary key for fenced calls: without it,
@@ -80,31 +90,34 @@ const IDS = 'id IN (SELECT value FROM json_each(@ids))';
 const READY = 'lease_until IS NULL AND run_at IS NULL';
 
 export const SQL = {
-  insert: 'INSERT INTO taskmill_messages (queue, data, enqueued_at, run_at) VALUES (@queue, @data, @now, @runAt)',
-  // Ready rows come from the partial (queue, id) index, expired leases from the
-  // (queue, lease_until) one: both O(log n + max), whatever the queue length
-  // and however many rows are delayed.
+  insert: 'INSERT INTO taskmill_messages (queue, data, enqueued_at, run_at, priority) VALUES (@queue, @data, @now, @runAt, @priority)',
+  // Ready rows come from the partial (queue, priority DESC, id) index, expired
+  // leases from the (queue, lease_until) one: both O(log n + max), whatever the
+  // queue length and however many rows are delayed. RETURNING does not keep
+  // the subquery's order, so the queue sorts the (at most max) rows it gets.
   claim: `UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1
     WHERE id IN (
-      SELECT id FROM (SELECT id FROM taskmill_messages WHERE queue = @queue AND ${READY} ORDER BY id LIMIT @max)
-      UNION ALL
-      SELECT id FROM (SELECT id FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now
-                      ORDER BY id LIMIT @max)
-      ORDER BY id LIMIT @max)
-    RETURNING id, data, attempt`,
+      SELECT id FROM (
+        SELECT id, priority FROM (SELECT id, priority FROM taskmill_messages WHERE queue = @queue AND ${READY}
+                                  ORDER BY priority DESC, id LIMIT @max)
+        UNION ALL
+        SELECT id, priority FROM (SELECT id, priority FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now
+                                  ORDER BY id LIMIT @max)
+        ORDER BY priority DESC, id LIMIT @max))
+    RETURNING id, data, attempt, priority`,
   ack: `DELETE FROM taskmill_messages WHERE ${FENCE} AND ${IDS} RETURNING id`,
   release: `UPDATE taskmill_messages SET owner = NULL, lease_until = NULL, attempt = max(attempt - 1, 0) WHERE ${FENCE} AND ${IDS}`,
   extend: `UPDATE taskmill_messages SET lease_until = @until WHERE ${FENCE} AND ${IDS} RETURNING id`,
-  takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCE} AND id = @id RETURNING data, attempt`,
-  insertFailed: `INSERT INTO taskmill_failed (id, queue, data, attempt, error, failed_at)
-    VALUES (@id, @queue, @data, @attempt, @error, @now)`,
+  takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCE} AND id = @id RETURNING data, attempt, priority`,
+  insertFailed: `INSERT INTO taskmill_failed (id, queue, data, attempt, error, failed_at, priority)
+    VALUES (@id, @queue, @data, @attempt, @error, @now, @priority)`,
   reclaim: `UPDATE taskmill_messages SET owner = NULL, lease_until = NULL
     WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now`,
   listFailed: 'SELECT id, data, attempt, error, failed_at FROM taskmill_failed WHERE queue = @queue ORDER BY seq LIMIT @limit',
-  requeueSome: `INSERT INTO taskmill_messages (id, queue, data, attempt, enqueued_at)
-    SELECT id, queue, data, 0, failed_at FROM taskmill_failed WHERE queue = @queue AND ${IDS}`,
-  requeueAll: `INSERT INTO taskmill_messages (id, queue, data, attempt, enqueued_at)
-    SELECT id, queue, data, 0, failed_at FROM taskmill_failed WHERE queue = @queue`,
+  requeueSome: `INSERT INTO taskmill_messages (id, queue, data, attempt, enqueued_at, priority)
+    SELECT id, queue, data, 0, failed_at, priority FROM taskmill_failed WHERE queue = @queue AND ${IDS}`,
+  requeueAll: `INSERT INTO taskmill_messages (id, queue, data, attempt, enqueued_at, priority)
+    SELECT id, queue, data, 0, failed_at, priority FROM taskmill_failed WHERE queue = @queue`,
   purgeSome: `DELETE FROM taskmill_failed WHERE queue = @queue AND ${IDS}`,
   purgeAll: 'DELETE FROM taskmill_failed WHERE queue = @queue',
   stats: `SELECT

@@ -9,7 +9,7 @@ if redis.replicate_commands then redis.replicate_commands() end
 -- KEYS arrive in KEY_ROLES order (scripts.ts): these names must follow that list.
 local READY, LEASES, MSG, ATTEMPT, OWNER = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local FAILED, FAILINFO, SLOTS, SEQ, WAKE = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local DELAYED, RESULTS, RESEXP = KEYS[11], KEYS[12], KEYS[13]
+local DELAYED, RESULTS, RESEXP, PRIO = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 -- The server's clock, not the caller's: consumers with skewed clocks still
 -- agree on every lease deadline and runAt.
 local clock = redis.call('TIME')
@@ -29,7 +29,22 @@ local function holds(id, owner)
   return deadline ~= false and tonumber(deadline) > now
 end
 
--- Scored by its id, a message regains its place in age order. ATTEMPT is left
+-- A message's score in READY: its id, less its priority times 2^42. Ids stay
+-- below 2^42 and priorities within ±1000, so every score is an integer below
+-- 2^53 (exact in a double): a higher priority sorts first, and within one
+-- priority the id keeps age order. Formatted with %d: a Lua number passed to
+-- redis.call is printed with %.14g, which would round 16-digit scores.
+local PRIORITY_STEP = 4398046511104
+local function ready_score(id)
+  local priority = redis.call('HGET', PRIO, id)
+  if not priority then return id end
+  return string.format('%d', tonumber(id) - tonumber(priority) * PRIORITY_STEP)
+end
+local function make_ready(id)
+  redis.call('ZADD', READY, ready_score(id), id)
+end
+
+-- Back in READY by ready_score, a message regains its place. ATTEMPT is left
 -- alone: the delivery whose lease expired counts. limit bounds a read's run
 -- time; reclaim passes nil and takes them all.
 local function requeue_expired(limit)
@@ -42,7 +57,7 @@ local function requeue_expired(limit)
   for _, id in ipairs(expired) do
     redis.call('ZREM', LEASES, id)
     redis.call('HDEL', OWNER, id)
-    redis.call('ZADD', READY, id, id)
+    make_ready(id)
   end
   return #expired
 end
@@ -53,14 +68,22 @@ local function enqueue(id, run_at)
     redis.call('ZADD', DELAYED, run_at, id)
     return false
   end
-  redis.call('ZADD', READY, id, id)
+  make_ready(id)
   return true
 end
 
 -- %d, not tostring: tostring prints with %.14g, which turns an id of 15 or
 -- more digits into exponent notation.
-local function append(data, run_at)
+local function append(data, run_at, priority)
   local id = string.format('%d', redis.call('INCR', SEQ))
   redis.call('HSET', MSG, id, data)
+  if priority and priority ~= 0 then redis.call('HSET', PRIO, id, priority) end
   return id, enqueue(id, run_at)
+end
+
+-- A message leaves for good (acked, removed, purged): nothing of it stays.
+local function forget(id)
+  redis.call('HDEL', MSG, id)
+  redis.call('HDEL', ATTEMPT, id)
+  redis.call('HDEL', PRIO, id)
 end

@@ -8,8 +8,7 @@ for i = 2, #ARGV do
   if holds(id, ARGV[1]) then
     redis.call('ZREM', LEASES, id)
     redis.call('HDEL', OWNER, id)
-    redis.call('HDEL', MSG, id)
-    redis.call('HDEL', ATTEMPT, id)
+    forget(id)
   else
     refused[#refused + 1] = id
   end

@@ -5,7 +5,7 @@
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, id in ipairs(due) do
   redis.call('ZREM', DELAYED, id)
-  redis.call('ZADD', READY, id, id)
+  make_ready(id)
 end
 if #due > 0 then wake() end
 return #due

@@ -10,8 +10,7 @@ for i = first, #ids do
   local id = ids[i]
   if redis.call('ZREM', FAILED, id) == 1 then
     redis.call('HDEL', FAILINFO, id)
-    redis.call('HDEL', MSG, id)
-    redis.call('HDEL', ATTEMPT, id)
+    forget(id)
     n = n + 1
   end
 end

@@ -23,7 +23,7 @@ for i = 1, #popped, 2 do
   else
     -- The message is gone: there is nothing to deliver, so skip the id and
     -- leave nothing of it behind.
-    redis.call('HDEL', ATTEMPT, id)
+    forget(id)
   end
 end
 -- Pass the wake-up on: another blocked consumer may take what is left.

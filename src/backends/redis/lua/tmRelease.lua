@@ -9,7 +9,7 @@ for i = 2, #ARGV do
     redis.call('ZREM', LEASES, id)
     redis.call('HDEL', OWNER, id)
     if redis.call('HINCRBY', ATTEMPT, id, -1) < 0 then redis.call('HSET', ATTEMPT, id, 0) end
-    redis.call('ZADD', READY, id, id)
+    make_ready(id)
     n = n + 1
   end
 end

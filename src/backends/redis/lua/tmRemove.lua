@@ -11,6 +11,5 @@ if not gone then
   redis.call('ZREM', LEASES, id)
   redis.call('HDEL', OWNER, id)
 end
-redis.call('HDEL', MSG, id)
-redis.call('HDEL', ATTEMPT, id)
+forget(id)
 return 1

@@ -11,7 +11,7 @@ for i = first, #ids do
   if redis.call('ZREM', FAILED, id) == 1 then
     redis.call('HDEL', FAILINFO, id)
     redis.call('HSET', ATTEMPT, id, 0)
-    redis.call('ZADD', READY, id, id)
+    make_ready(id)
     n = n + 1
   end
 end

@@ -1,11 +1,12 @@
--- ARGV: runAt (ms, 0 = now), data… → ids
--- One runAt for the whole batch: writeBatch delays all its messages alike.
+-- ARGV: runAt (ms, 0 = now), priority, data… → ids
+-- One runAt and one priority for the whole batch: writeBatch treats its messages alike.
 
 local run_at = tonumber(ARGV[1])
+local priority = tonumber(ARGV[2])
 local ids = {}
 local any_ready = false
-for i = 2, #ARGV do
-  local id, ready = append(ARGV[i], run_at)
+for i = 3, #ARGV do
+  local id, ready = append(ARGV[i], run_at, priority)
   ids[#ids + 1] = id
   any_ready = any_ready or ready
 end
