@@ -6,8 +6,8 @@
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { z } from 'zod';
-import { BaseQueue } from '../backends/base.js';
-import { ConfigError } from '../shared/errors.js';
+import { BaseQueue, MAX_PRIORITY, MIN_PRIORITY, type WriteOptions } from '../backends/base.js';
+import { ConfigError, describeValue } from '../shared/errors.js';
 import { decodeMessage, encodeMessage } from '../codec/message.js';
 import { toSchedule, type Schedule } from '../schedule/crontab.js';
 import { jobEvents } from './hooks.js';
@@ -54,17 +54,38 @@ export interface CommandOptions {
   results?: boolean;
   /** How long results are kept, ms (default: configure()'s resultTtlMs, 1 day). */
   resultTtl?: number;
+  /**
+   * An integer from -1000 to 1000; a consumer starts higher priorities first, and jobs of one
+   * priority oldest first (default 0). Strict: a steady stream of higher ones starves lower ones
+   * (see docs/flow-control.md). `schedule({ priority })` overrides it per call.
+   */
+  priority?: number;
 }
 
 export type CommandFunction<A extends unknown[], R> = (this: JobContext, ...args: A) => R;
 
-export type ScheduleWhen = { delay: number } | { eta: Date | number };
+/** Per-call options of `schedule()`: when the job may start (`delay` ms from now, or at `eta`; neither: now) and its priority. */
+export interface ScheduleWhen {
+  delay?: number;
+  eta?: Date | number;
+  /** Overrides the command's `priority` for this job. */
+  priority?: number;
+}
 
 export interface QueuedCommand<A extends unknown[], R> {
   /** Enqueues the command; resolves once the message is written. */
   (...args: A): Promise<Job<Awaited<R>>>;
-  /** Enqueues the command to run no earlier than `when` (1-second precision: the scheduler promotes due jobs each second). */
-  schedule(when: ScheduleWhen, ...args: A): Promise<Job<Awaited<R>>>;
+  /**
+   * Enqueues the command with per-call options: to run no earlier than `delay` / `eta`
+   * (1-second precision: the scheduler promotes due jobs each second), at `priority`.
+   */
+  schedule(options: ScheduleWhen, ...args: A): Promise<Job<Awaited<R>>>;
+  /**
+   * Enqueues one job per argument list, in order, in one backend round trip (one transaction,
+   * one script call per chunk of 1,000 on Redis); resolves with the jobs in the same order.
+   * The command's options (priority, expires, …) apply to every job.
+   */
+  map(argsList: Iterable<A>): Promise<Job<Awaited<R>>[]>;
   /** Runs the command in this process now, bypassing the queue. */
   local(...args: A): Promise<Awaited<R>>;
   readonly commandName: string;
@@ -100,6 +121,7 @@ const commandOptionsSchema = z.strictObject({
   maxDeliveries: z.number().int().min(1).optional(),
   results: z.boolean().optional(),
   resultTtl: z.number().positive().finite().optional(),
+  priority: z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY).optional(),
 });
 
 function validateOptions(options: CommandOptions): CommandOptions {
@@ -150,17 +172,34 @@ function commandName(explicit: string | undefined, fn: Function, what: string): 
   return name;
 }
 
-function runAtOf(when: ScheduleWhen): number {
-  if (when && typeof when === 'object' && 'delay' in when) {
-    if (!Number.isFinite(when.delay) || when.delay < 0) throw new ConfigError(`schedule({ delay }) must be a number of ms ≥ 0, got ${String(when.delay)}`);
-    return Date.now() + when.delay;
+const SCHEDULE_KEYS = new Set(['delay', 'eta', 'priority']);
+
+/** The write options of one `schedule()` call; a ConfigError naming the option when one is wrong. */
+function scheduleOptionsOf(options: ScheduleWhen, commandPriority: number | undefined): WriteOptions {
+  if (!options || typeof options !== 'object') throw new ConfigError('schedule() takes { delay?, eta?, priority? } as its first argument');
+  for (const key of Object.keys(options)) {
+    if (!SCHEDULE_KEYS.has(key)) throw new ConfigError(`schedule(): unknown option ${JSON.stringify(key)} (options: delay, eta, priority)`);
   }
-  if (when && typeof when === 'object' && 'eta' in when) {
-    const at = when.eta instanceof Date ? when.eta.getTime() : when.eta;
+  const write: WriteOptions = {};
+  if (options.delay !== undefined && options.eta !== undefined) throw new ConfigError('schedule(): give delay or eta, not both');
+  if (options.delay !== undefined) {
+    if (typeof options.delay !== 'number' || !Number.isFinite(options.delay) || options.delay < 0) {
+      throw new ConfigError(`schedule({ delay }) must be a number of ms ≥ 0, got ${describeValue(options.delay)}`);
+    }
+    write.runAt = Date.now() + options.delay;
+  } else if (options.eta !== undefined) {
+    const at = options.eta instanceof Date ? options.eta.getTime() : options.eta;
     if (typeof at !== 'number' || !Number.isFinite(at)) throw new ConfigError('schedule({ eta }) must be a valid Date or ms since the epoch');
-    return at;
+    write.runAt = at;
   }
-  throw new ConfigError('schedule() takes { delay: ms } or { eta: Date } as its first argument');
+  const priority = options.priority ?? commandPriority;
+  if (priority !== undefined) {
+    if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+      throw new ConfigError(`schedule({ priority }) must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}, got ${describeValue(priority)}`);
+    }
+    if (priority !== 0) write.priority = priority;
+  }
+  return write;
 }
 
 export function queueCommand<A extends unknown[], R>(fn: CommandFunction<A, R>): QueuedCommand<A, R>;
@@ -195,30 +234,64 @@ export function queueCommand<A extends unknown[], R>(
   };
   registry.register(registered);
 
-  const write = async (runAt: number | undefined, args: A): Promise<Job<Awaited<R>>> => {
-    const now = Date.now();
+  // Built once: most enqueues pass these very options.
+  const defaultWrite: WriteOptions | undefined = options.priority ? { priority: options.priority } : undefined;
+  const encode = (args: A, now: number) => {
     const expires = options.expires;
     const expiresAt = expires === undefined ? undefined : expires instanceof Date ? expires.getTime() : now + expires;
-    const { id, data } = encodeMessage(name, args, {
+    return encodeMessage(name, args, {
       maxBytes: settings.maxPayloadBytes,
       now,
       ...(expiresAt !== undefined ? { expiresAt } : {}),
     });
-    if (settings.immediate) {
-      // Run what a consumer would run: the decoded copy, so tests catch args that do not survive the trip.
-      const value = await runLocally(registered, id, decodeMessage(data).args);
-      return new Job(id, name, null, null, { ok: true, value });
-    }
+  };
+  const runImmediately = async (id: string, data: string) => {
+    // Run what a consumer would run: the decoded copy, so tests catch args that do not survive the trip.
+    const value = await runLocally(registered, id, decodeMessage(data).args);
+    return new Job<Awaited<R>>(id, name, null, null, { ok: true, value });
+  };
+  const write = async (writeOptions: WriteOptions | undefined, args: A): Promise<Job<Awaited<R>>> => {
+    const { id, data } = encode(args, Date.now());
+    if (settings.immediate) return runImmediately(id, data);
     const queue = resolveQueue(options.queue);
-    const messageId = await queue.write(data, runAt !== undefined ? { runAt } : undefined);
-    if (jobEvents.has('enqueued')) jobEvents.emit('enqueued', { jobId: id, command: name, messageId, runAt });
+    const messageId = await queue.write(data, writeOptions);
+    if (jobEvents.has('enqueued')) jobEvents.emit('enqueued', { jobId: id, command: name, messageId, runAt: writeOptions?.runAt });
     return new Job(id, name, messageId, queue);
   };
-  const enqueue = (...args: A) => write(undefined, args);
-  const schedule = (when: ScheduleWhen, ...args: A) => write(runAtOf(when), args);
+  const enqueue = (...args: A) => write(defaultWrite, args);
+  const schedule = async (when: ScheduleWhen, ...args: A) => write(scheduleOptionsOf(when, options.priority), args);
+  const map = async (argsList: Iterable<A>): Promise<Job<Awaited<R>>[]> => {
+    if (argsList === null || typeof argsList !== 'object' || typeof (argsList as Partial<Iterable<A>>)[Symbol.iterator] !== 'function') {
+      throw new ConfigError(`${name}.map() takes a list of argument lists, got ${describeValue(argsList)}`);
+    }
+    const lists = [...argsList];
+    for (const [i, args] of lists.entries()) {
+      if (!Array.isArray(args)) throw new ConfigError(`${name}.map(): entry #${i} must be an array of arguments, got ${describeValue(args)}`);
+    }
+    // Every message is encoded (and so checked) before anything is written: a bad entry writes nothing.
+    const now = Date.now();
+    const encoded = lists.map((args) => encode(args, now));
+    if (settings.immediate) {
+      const jobs: Job<Awaited<R>>[] = [];
+      for (const { id, data } of encoded) jobs.push(await runImmediately(id, data));
+      return jobs;
+    }
+    if (encoded.length === 0) return [];
+    const queue = resolveQueue(options.queue);
+    const messageIds = await queue.writeBatch(
+      encoded.map((m) => m.data),
+      defaultWrite,
+    );
+    return encoded.map(({ id }, i) => {
+      const messageId = messageIds[i]!;
+      if (jobEvents.has('enqueued')) jobEvents.emit('enqueued', { jobId: id, command: name, messageId, runAt: undefined });
+      return new Job<Awaited<R>>(id, name, messageId, queue);
+    });
+  };
 
   return Object.assign(enqueue, {
     schedule,
+    map,
     local: async (...args: A) => (await runLocally(registered, 'local', args)) as Awaited<R>,
     commandName: name,
     options: registered.options,
