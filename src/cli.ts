@@ -16,7 +16,7 @@ import { registry } from './producer/registry.js';
 import { getSettings } from './producer/settings.js';
 import { createConsumer, type Consumer } from './consumer/consumer.js';
 import { createQueue } from './backends/index.js';
-import type { BaseQueue } from './backends/base.js';
+import { validateQueueName, type BaseQueue } from './backends/base.js';
 import { defaultQueueUrl, redactText, redactUrl } from './shared/config.js';
 import { encodeMessage } from './codec/message.js';
 import { retryFailed } from './producer/admin.js';
@@ -48,9 +48,9 @@ function queueUrlOf(option: string | undefined): string {
 }
 
 /** Opens the queue named by -q (or the default) for the admin subcommands. */
-async function withQueue<T>(url: string, fn: (queue: BaseQueue) => Promise<T>): Promise<T> {
+async function withQueue<T>(url: string, name: string | undefined, fn: (queue: BaseQueue) => Promise<T>): Promise<T> {
   // A one-shot command reports failure through its error; backend outage warnings would only repeat it.
-  const queue = createQueue(url, { onWarning: () => {} });
+  const queue = createQueue(url, { onWarning: () => {}, ...(name !== undefined ? { name } : {}) });
   try {
     await queue.open();
     return await fn(queue);
@@ -71,6 +71,19 @@ function print(line: string): void {
 
 const queueOption = () => new Option('-q, --queue <url>', 'queue URL (default: $TASKMILL_QUEUE or sqlite:taskmill.sqlite)');
 
+/** A queue name, checked as the backends check it (the message names the flag). */
+function queueName(flag: string) {
+  return (value: string): string => {
+    try {
+      return validateQueueName(value, `${flag} queue name`);
+    } catch (error) {
+      throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+    }
+  };
+}
+/** -Q NAME for the admin commands: one queue of the server -q names. */
+const queueNameOption = () => new Option('-Q, --queue-name <name>', 'the queue on that server (default: default)').argParser(queueName('-Q'));
+
 async function consume(modules: string[], opts: Record<string, unknown>): Promise<number> {
   const { logger, flush } = createCliLogger({
     verbosity: opts.verbosity as number,
@@ -80,6 +93,7 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
   const url = queueUrlOf(opts.queue as string | undefined);
   const consumer: Consumer = createConsumer({
     queue: url,
+    ...(opts.queues ? { queues: opts.queues as string[] } : {}),
     workers: opts.threads as number,
     periodic: opts.periodic as boolean,
     logger,
@@ -191,6 +205,14 @@ export function buildProgram(): Command {
     .description('run a consumer in the foreground')
     .argument('[modules...]', 'command modules to import (default: autodiscover commands.{js,mjs,cjs,ts,mts,cts} below the current directory)')
     .addOption(queueOption())
+    .option(
+      '-Q, --queues <names>',
+      'queues on that server to read, in strict order: a,b reads b only while a has nothing ready (default: default)',
+      (value: string) => {
+        const names = value.split(',').map((name) => name.trim());
+        return names.map(queueName('-Q'));
+      },
+    )
     .option('-t, --threads <n>', 'worker actors', number('--threads', 1, true, 1024), 1)
     .option('-n, --no-periodic', 'do not run the periodic scheduler')
     .option('-l, --logfile <file>', 'also write JSON logs to FILE')
@@ -225,8 +247,9 @@ export function buildProgram(): Command {
     .argument('<name>', 'command name')
     .argument('[args]', 'a JSON array of arguments', '[]')
     .addOption(queueOption())
+    .addOption(queueNameOption())
     .option('-M, --module <file...>', 'command modules that must define NAME (checked before anything is written)')
-    .action(async (name: string, rawArgs: string, opts: { queue?: string; module?: string[] }) => {
+    .action(async (name: string, rawArgs: string, opts: { queue?: string; queueName?: string; module?: string[] }) => {
       let args: unknown;
       try {
         args = JSON.parse(rawArgs);
@@ -244,7 +267,7 @@ export function buildProgram(): Command {
         }
       }
       const { id, data } = encodeMessage(name, args);
-      const messageId = await withQueue(queueUrlOf(opts.queue), (queue) => queue.write(data));
+      const messageId = await withQueue(queueUrlOf(opts.queue), opts.queueName, (queue) => queue.write(data));
       print(`enqueued ${name} job ${id} (message ${messageId})`);
     });
 
@@ -252,12 +275,15 @@ export function buildProgram(): Command {
     .command('status')
     .description('show ready, leased, delayed and failed counts')
     .addOption(queueOption())
+    .addOption(queueNameOption())
     .option('--json', 'print JSON')
-    .action(async (opts: { queue?: string; json?: boolean }) => {
+    .action(async (opts: { queue?: string; queueName?: string; json?: boolean }) => {
       const url = queueUrlOf(opts.queue);
-      const stats = await withQueue(url, (queue) => queue.stats());
-      if (opts.json) print(JSON.stringify({ queue: redactUrl(url), ...stats }));
-      else print(`${redactUrl(url)}\n  ready   ${stats.ready}\n  leased  ${stats.leased}\n  delayed ${stats.delayed}\n  failed  ${stats.failed}`);
+      const stats = await withQueue(url, opts.queueName, (queue) => queue.stats());
+      const name = opts.queueName ?? 'default';
+      if (opts.json) print(JSON.stringify({ queue: redactUrl(url), name, ...stats }));
+      else
+        print(`${redactUrl(url)} (queue ${name})\n  ready   ${stats.ready}\n  leased  ${stats.leased}\n  delayed ${stats.delayed}\n  failed  ${stats.failed}`);
     });
 
   program
@@ -285,11 +311,12 @@ export function buildProgram(): Command {
     .command('failed')
     .description('list failed messages with their errors')
     .addOption(queueOption())
+    .addOption(queueNameOption())
     .option('--limit <n>', 'how many', number('--limit', 1, true, 100_000), 50)
     .option('--json', 'print JSON lines')
     .option('--stack', 'print whole stacks, not just the first line')
-    .action(async (opts: { queue?: string; limit: number; json?: boolean; stack?: boolean }) => {
-      const failed = await withQueue(queueUrlOf(opts.queue), (queue) => queue.failed(opts.limit));
+    .action(async (opts: { queue?: string; queueName?: string; limit: number; json?: boolean; stack?: boolean }) => {
+      const failed = await withQueue(queueUrlOf(opts.queue), opts.queueName, (queue) => queue.failed(opts.limit));
       if (failed.length === 0 && !opts.json) return print('no failed messages');
       for (const f of failed) {
         if (opts.json) {
@@ -307,9 +334,10 @@ export function buildProgram(): Command {
     .argument('[ids...]', 'failed message ids')
     .option('--all', 'retry every failed message')
     .addOption(queueOption())
-    .action(async (ids: string[], opts: { queue?: string; all?: boolean }) => {
+    .addOption(queueNameOption())
+    .action(async (ids: string[], opts: { queue?: string; queueName?: string; all?: boolean }) => {
       if (!opts.all && ids.length === 0) throw new CliError('give failed message ids, or --all');
-      const n = await withQueue(queueUrlOf(opts.queue), (queue) => retryFailed(queue, opts.all ? undefined : ids));
+      const n = await withQueue(queueUrlOf(opts.queue), opts.queueName, (queue) => retryFailed(queue, opts.all ? undefined : ids));
       print(`requeued ${n} message${n === 1 ? '' : 's'}`);
     });
 
@@ -317,8 +345,9 @@ export function buildProgram(): Command {
     .command('purge-failed')
     .description('delete failed messages')
     .addOption(queueOption())
-    .action(async (opts: { queue?: string }) => {
-      const n = await withQueue(queueUrlOf(opts.queue), (queue) => queue.purgeFailed());
+    .addOption(queueNameOption())
+    .action(async (opts: { queue?: string; queueName?: string }) => {
+      const n = await withQueue(queueUrlOf(opts.queue), opts.queueName, (queue) => queue.purgeFailed());
       print(`deleted ${n} failed message${n === 1 ? '' : 's'}`);
     });
 
@@ -326,8 +355,9 @@ export function buildProgram(): Command {
     .command('flush')
     .description('delete every message of the queue (ready, leased and failed)')
     .addOption(queueOption())
-    .action(async (opts: { queue?: string }) => {
-      await withQueue(queueUrlOf(opts.queue), (queue) => queue.flush());
+    .addOption(queueNameOption())
+    .action(async (opts: { queue?: string; queueName?: string }) => {
+      await withQueue(queueUrlOf(opts.queue), opts.queueName, (queue) => queue.flush());
       print('queue flushed');
     });
 

@@ -29,6 +29,8 @@ export interface AckBatcherDeps {
 export class AckBatcher {
   private pendingAcks: string[] = [];
   private pendingResults: ResultRecord[] = [];
+  /** The message of each pending result, same order (a queue of several routes results by it). */
+  private pendingResultIds: string[] = [];
   private scheduled = false;
   private closed = false;
   private readonly flushSoon = (): void => this.flush();
@@ -38,7 +40,10 @@ export class AckBatcher {
   /** Acks `id` in the next flush, storing `result` (if any) before it. */
   add(id: string, result: ResultRecord | undefined): void {
     this.pendingAcks.push(id);
-    if (result) this.pendingResults.push(result);
+    if (result) {
+      this.pendingResults.push(result);
+      this.pendingResultIds.push(id);
+    }
     this.schedule();
   }
 
@@ -56,22 +61,27 @@ export class AckBatcher {
     if (ids === this.pendingAcks) this.pendingAcks = [];
     else this.schedule();
     const results = this.pendingResults;
-    this.pendingResults = [];
-    const write = results.length > 0 ? queue.setResults(results).then(() => queue.ackBatch(ids)) : queue.ackBatch(ids);
+    const resultIds = this.pendingResultIds;
+    if (results.length > 0) {
+      this.pendingResults = [];
+      this.pendingResultIds = [];
+    }
+    const write = results.length > 0 ? queue.setResults(results, resultIds).then(() => queue.ackBatch(ids)) : queue.ackBatch(ids);
     track(write).then(
       (refused) => {
         if (refused.length > 0) this.deps.onRefused(refused);
       },
-      (error: unknown) => this.failed(error, ids, results),
+      (error: unknown) => this.failed(error, ids, results, resultIds),
     );
   }
 
-  private failed(error: unknown, ids: string[], results: ResultRecord[]): void {
+  private failed(error: unknown, ids: string[], results: ResultRecord[], resultIds: string[]): void {
     this.deps.onFailed(error, ids, this.closed);
     if (this.closed) return;
     setTimeout(() => {
       this.pendingAcks.push(...ids);
       this.pendingResults.push(...results);
+      this.pendingResultIds.push(...resultIds);
       this.schedule();
     }, ACK_RETRY_MS).unref();
   }

@@ -138,7 +138,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
         case 'FAIL': {
           const { message, result } = event;
           leases.settle(message.id);
-          track(queue.fail(message.id, event.error).then(async (ok) => (ok && result ? (await queue.setResults([result]), ok) : ok))).then(
+          track(queue.fail(message.id, event.error).then(async (ok) => (ok && result ? (await queue.setResults([result], [message.id]), ok) : ok))).then(
             (ok) => {
               if (!ok) log.warn({ messageId: message.id }, 'could not record failure: lease lost, the job may run again');
             },
@@ -155,7 +155,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           // stored does not hold the retry back: the next attempt's record will tell.
           const recorded = result
             ? queue
-                .setResults([result])
+                .setResults([result], [message.id])
                 .catch((error: unknown) => log.warn({ messageId: message.id, err: toError(error) }, 'could not store the retrying record; retrying anyway'))
             : Promise.resolve();
           track(recorded.then(() => queue.retry(message.id, plan.data, plan.runAt))).then(

@@ -220,8 +220,13 @@ export abstract class BaseQueue {
   /** Deletes a message that is ready or delayed — not leased, not failed (revoke). True when it was deleted. */
   abstract remove(id: string): Promise<boolean>;
 
-  /** Stores result records (overwriting any for the same job id); each expires after its ttlMs. */
-  abstract setResults(records: readonly ResultRecord[]): Promise<void>;
+  /**
+   * Stores result records (overwriting any for the same job id); each expires after its ttlMs.
+   * `messageIds`, when given, names the message each record belongs to (same order): a queue
+   * made of several (a consumer's `queues`) stores each record where its message came from.
+   * A single queue ignores it.
+   */
+  abstract setResults(records: readonly ResultRecord[], messageIds?: readonly string[]): Promise<void>;
 
   /** The result record stored for a job id; null when there is none or it expired. */
   abstract getResult(jobId: string): Promise<string | null>;

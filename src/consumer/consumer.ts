@@ -7,12 +7,13 @@
  */
 import { createActor, type Actor, type ActorOptions, type InspectionEvent, type Observer } from 'xstate';
 import pino, { type Logger } from 'pino';
-import { BaseQueue } from '../backends/base.js';
+import { BaseQueue, validateQueueName } from '../backends/base.js';
 import { createQueue } from '../backends/index.js';
 import { registry as globalRegistry, type CommandRegistry } from '../producer/registry.js';
 import { getSettings } from '../producer/settings.js';
 import { defaultQueueUrl } from '../shared/config.js';
-import { ConfigError, toError } from '../shared/errors.js';
+import { ConfigError, describeValue, toError } from '../shared/errors.js';
+import { OrderedQueues } from './ordered-queues.js';
 import { createQueueAdapter } from '../actors/queue-adapter.js';
 import { createRunCommand, DEFAULT_MAX_DELIVERIES } from '../actors/run-command.js';
 import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '../machines/supervisor.js';
@@ -29,6 +30,12 @@ type Clock = NonNullable<ActorOptions<typeof supervisorMachine>['clock']>;
 export interface ConsumerOptions {
   /** A BaseQueue or queue URL. Default: configure()'s queue, else $TASKMILL_QUEUE, else sqlite:taskmill.sqlite. */
   queue?: BaseQueue | string;
+  /**
+   * Names of queues on `queue`'s server to read, in strict order: a job of a later queue starts
+   * only while the earlier ones have none ready. Needs `queue` as a URL (or the default one).
+   * Periodic commands are enqueued on the first. Default: the one queue `queue` names (`default`).
+   */
+  queues?: readonly string[];
   /** Worker actors (the seed's --threads). Default 1. */
   workers?: number;
   /** Run the periodic scheduler. Default true. */
@@ -101,6 +108,12 @@ function nonNegative(name: string, value: number | undefined, fallback: number, 
   return value;
 }
 
+function checkQueueNames(queues: unknown): string[] {
+  if (!Array.isArray(queues) || queues.length === 0)
+    throw new ConfigError(`createConsumer: queues must be a non-empty list of queue names, got ${describeValue(queues)}`);
+  return queues.map((name: unknown) => validateQueueName(name, 'createConsumer: queues entry'));
+}
+
 export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const workers = positiveInt('workers', options.workers, 1);
   const drainTimeoutMs = nonNegative('drainTimeoutMs', options.drainTimeoutMs, 30_000);
@@ -114,13 +127,21 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
 
   const configured = options.queue ?? getSettings().queue ?? defaultQueueUrl();
   const ownsQueue = !(configured instanceof BaseQueue);
-  const queue =
-    configured instanceof BaseQueue
-      ? configured
-      : createQueue(configured, {
-          onWarning: (message) => logger.warn(message),
-          ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
-        });
+  const open = (url: string, name?: string) =>
+    createQueue(url, {
+      onWarning: (message) => logger.warn(message),
+      ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+      ...(name !== undefined ? { name } : {}),
+    });
+  let queue: BaseQueue;
+  if (options.queues !== undefined) {
+    const names = checkQueueNames(options.queues);
+    if (configured instanceof BaseQueue)
+      throw new ConfigError('createConsumer: queues needs queue as a URL (the queues are opened on its server), not a BaseQueue');
+    queue = names.length === 1 ? open(configured, names[0]) : new OrderedQueues(names.map((name) => open(configured, name)));
+  } else {
+    queue = configured instanceof BaseQueue ? configured : open(configured);
+  }
 
   const worker = workerMachine.provide({
     actors: { runCommand: createRunCommand({ commands, logger, maxDeliveries, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) },
@@ -145,7 +166,10 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     },
     actions: {
       logRunning: ({ context }) =>
-        logger.info({ workers: context.workers, queue: queue.name, periodic: context.periodicCommands.length > 0 }, 'consumer running'),
+        logger.info(
+          { workers: context.workers, queue: queue instanceof OrderedQueues ? queue.names : queue.name, periodic: context.periodicCommands.length > 0 },
+          'consumer running',
+        ),
       logWorkerFailure: (_, { workerId, error }) => {
         if (error instanceof WorkerCommandError) {
           logger.error(

@@ -3,7 +3,7 @@
  * payload limit and the result TTL; and the cache of queues opened from URLs
  * by commands, which closeQueues() closes.
  */
-import { BaseQueue } from '../backends/base.js';
+import { BaseQueue, QUEUE_NAME_PATTERN } from '../backends/base.js';
 import { createQueue } from '../backends/index.js';
 import { defaultQueueUrl, DEFAULT_MAX_PAYLOAD_BYTES } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
@@ -57,13 +57,35 @@ export function getSettings(): Readonly<TaskmillSettings> {
 }
 
 /** Resolves a queue option (instance or URL, or the configured default) to one cached BaseQueue per URL. */
+/** A command's `queue` that is a queue name (`critical`), not a URL: URLs all have a scheme or host:port. */
+function isQueueName(queue: string): boolean {
+  return QUEUE_NAME_PATTERN.test(queue);
+}
+
+/**
+ * The queue a command writes to: a BaseQueue as given; a URL, opened once and cached; a
+ * name, that queue on configure()'s server (or the default one).
+ */
 export function resolveQueue(queue?: BaseQueue | string): BaseQueue {
+  if (typeof queue === 'string' && isQueueName(queue)) {
+    const server = current.queue ?? defaultQueueUrl();
+    if (server instanceof BaseQueue) {
+      if (server.name === queue) return server;
+      throw new ConfigError(`queue ${JSON.stringify(queue)} is a queue name, so it needs configure({ queue }) to be a URL (its server), not a BaseQueue`);
+    }
+    return cachedQueue(server, queue);
+  }
   const target = queue ?? current.queue ?? defaultQueueUrl();
   if (target instanceof BaseQueue) return target;
-  const cached = queuesByUrl.get(target);
+  return cachedQueue(target, undefined);
+}
+
+function cachedQueue(url: string, name: string | undefined): BaseQueue {
+  const key = name === undefined ? url : `${url}\u0000${name}`;
+  const cached = queuesByUrl.get(key);
   if (cached) return cached;
-  const created = createQueue(target);
-  queuesByUrl.set(target, created);
+  const created = name === undefined ? createQueue(url) : createQueue(url, { name });
+  queuesByUrl.set(key, created);
   return created;
 }
 

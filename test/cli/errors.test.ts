@@ -40,6 +40,8 @@ describe.concurrent('taskmill: bad options and URLs are one line on stderr, exit
     ['--inspect 70000', ['consume', '--inspect', '70000'], /--inspect must be an integer from 0 to 65535/],
     ['failed --limit 0', ['failed', '--limit', '0', '-q', 'memory://x'], /--limit must be an integer from 1 to 100000/],
     ['--backoff 0.5', ['consume', '--backoff', '0.5'], /--backoff must be a number ≥ 1/],
+    ['consume -Q with a bad name', ['consume', '-Q', 'critical,no way'], /invalid -Q queue name "no way": use 1-64 characters/],
+    ['status -Q with a bad name', ['status', '-Q', 'a/b', '-q', 'memory://x'], /invalid -Q queue name "a\/b"/],
   ];
   for (const [what, args, reason] of usageCases) {
     it(what, async () => {

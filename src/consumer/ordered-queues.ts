@@ -1,0 +1,217 @@
+/**
+ * Several named queues of one server, read as one in strict order: a read
+ * takes from the first queue that has anything ready, and fills the rest of
+ * `max` from the next ones only when the earlier ones have nothing more. So a
+ * consumer of `['critical', 'default']` starts a `default` job only while
+ * `critical` has none ready.
+ *
+ * Why a BaseQueue and not a change to the machines: the reader, the workers
+ * and the queue adapter stay exactly as they are (one queue, one adapter);
+ * only this module knows there are several. A message id is prefixed with the
+ * index of its queue (`1:42`), because ids of different queues may collide
+ * (Redis and memory count per queue); every call that takes ids routes each
+ * to its own queue. Result records go where their message came from (the
+ * adapter passes the message ids to setResults). Periodic slots and anything
+ * written through this object go to the first queue.
+ */
+import { BaseQueue, type FailedMessage, type QueueMessage, type QueueStats, type ResultRecord, type WriteOptions } from '../backends/base.js';
+import { ConfigError } from '../shared/errors.js';
+
+export class OrderedQueues extends BaseQueue {
+  override readonly blocking: boolean;
+  readonly members: readonly BaseQueue[];
+  /** Names in read order, for logs: `critical,default`. */
+  readonly names: string;
+
+  constructor(members: readonly BaseQueue[]) {
+    const first = members[0];
+    if (!first) throw new ConfigError('queues: give at least one queue name');
+    super({ name: first.name, owner: first.owner, leaseMs: first.leaseMs });
+    const seen = new Set<string>();
+    for (const member of members) {
+      if (seen.has(member.name)) throw new ConfigError(`queues: ${JSON.stringify(member.name)} is listed twice`);
+      seen.add(member.name);
+    }
+    this.members = members;
+    this.names = members.map((m) => m.name).join(',');
+    // Waiting blocks on the server only if every member can; one polling member makes the whole set poll.
+    this.blocking = members.every((m) => m.blocking);
+  }
+
+  // ── ids ───────────────────────────────────────────────────────────────
+
+  /** Splits prefixed ids by member; an id without a known prefix is nobody's (refused / ignored). */
+  #route(ids: readonly string[]): { perMember: string[][]; unknown: string[] } {
+    const perMember: string[][] = this.members.map(() => []);
+    const unknown: string[] = [];
+    for (const id of ids) {
+      const colon = id.indexOf(':');
+      const index = colon > 0 ? Number(id.slice(0, colon)) : Number.NaN;
+      const bucket = perMember[index];
+      if (bucket === undefined) unknown.push(id);
+      else bucket.push(id.slice(colon + 1));
+    }
+    return { perMember, unknown };
+  }
+
+  #one(id: string): { member: BaseQueue; id: string; index: number } | undefined {
+    const colon = id.indexOf(':');
+    const index = colon > 0 ? Number(id.slice(0, colon)) : Number.NaN;
+    const member = this.members[index];
+    return member ? { member, id: id.slice(colon + 1), index } : undefined;
+  }
+
+  /** Runs `call` on every member with ids, in parallel; the prefixed ids it gave back. */
+  async #perMember(ids: readonly string[], call: (member: BaseQueue, ids: string[]) => Promise<string[] | void>): Promise<string[]> {
+    const { perMember, unknown } = this.#route(ids);
+    const replies = await Promise.all(perMember.map((own, i) => (own.length > 0 ? call(this.members[i]!, own) : Promise.resolve(undefined))));
+    const back = [...unknown];
+    replies.forEach((reply, i) => {
+      if (reply) for (const id of reply) back.push(`${i}:${id}`);
+    });
+    return back;
+  }
+
+  // ── reading, in order ─────────────────────────────────────────────────
+
+  async readBatch(max: number): Promise<QueueMessage[]> {
+    // A bad max gets the member's own error.
+    if (!Number.isInteger(max) || max <= 0) return this.members[0]!.readBatch(max);
+    const out: QueueMessage[] = [];
+    for (let i = 0; i < this.members.length && out.length < max; i++) {
+      for (const m of await this.members[i]!.readBatch(max - out.length)) out.push({ id: `${i}:${m.id}`, data: m.data, attempt: m.attempt });
+    }
+    return out;
+  }
+
+  /** Wakes when any member may have a message (or the timeout / signal ends the wait). */
+  override async waitForMessages(timeoutMs: number, signal: AbortSignal): Promise<void> {
+    const done = new AbortController();
+    const abort = () => done.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      await Promise.race(this.members.map((m) => m.waitForMessages(timeoutMs, done.signal)));
+    } finally {
+      signal.removeEventListener('abort', abort);
+      done.abort();
+    }
+  }
+
+  ackBatch(ids: readonly string[]): Promise<string[]> {
+    return this.#perMember(ids, (m, own) => m.ackBatch(own));
+  }
+
+  async release(ids: readonly string[]): Promise<void> {
+    await this.#perMember(ids, (m, own) => m.release(own));
+  }
+
+  extend(ids: readonly string[]): Promise<string[]> {
+    return this.#perMember(ids, (m, own) => m.extend(own));
+  }
+
+  async fail(id: string, error: string): Promise<boolean> {
+    const target = this.#one(id);
+    return target ? target.member.fail(target.id, error) : false;
+  }
+
+  override async retry(id: string, data: string, runAt: number): Promise<boolean> {
+    const target = this.#one(id);
+    return target ? target.member.retry(target.id, data, runAt) : false;
+  }
+
+  override async remove(id: string): Promise<boolean> {
+    const target = this.#one(id);
+    return target ? target.member.remove(target.id) : false;
+  }
+
+  override async setResults(records: readonly ResultRecord[], messageIds?: readonly string[]): Promise<void> {
+    if (!messageIds) return this.members[0]!.setResults(records);
+    const perMember: ResultRecord[][] = this.members.map(() => []);
+    records.forEach((record, i) => {
+      const target = this.#one(messageIds[i] ?? '');
+      perMember[target?.index ?? 0]!.push(record);
+    });
+    await Promise.all(perMember.map((own, i) => (own.length > 0 ? this.members[i]!.setResults(own) : Promise.resolve())));
+  }
+
+  /** The first member that has a record for `jobId`. */
+  override async getResult(jobId: string): Promise<string | null> {
+    for (const member of this.members) {
+      const record = await member.getResult(jobId);
+      if (record !== null) return record;
+    }
+    return null;
+  }
+
+  // ── every member ──────────────────────────────────────────────────────
+
+  async reclaim(): Promise<number> {
+    return sum(await Promise.all(this.members.map((m) => m.reclaim())));
+  }
+
+  override async promoteDue(): Promise<number> {
+    return sum(await Promise.all(this.members.map((m) => m.promoteDue())));
+  }
+
+  async failed(limit = 100): Promise<FailedMessage[]> {
+    const out: FailedMessage[] = [];
+    for (let i = 0; i < this.members.length && out.length < limit; i++) {
+      for (const f of await this.members[i]!.failed(limit - out.length)) out.push({ ...f, id: `${i}:${f.id}` });
+    }
+    return out;
+  }
+
+  async requeueFailed(ids?: readonly string[]): Promise<number> {
+    if (!ids) return sum(await Promise.all(this.members.map((m) => m.requeueFailed())));
+    const { perMember } = this.#route(ids);
+    return sum(await Promise.all(perMember.map((own, i) => (own.length > 0 ? this.members[i]!.requeueFailed(own) : Promise.resolve(0)))));
+  }
+
+  async purgeFailed(ids?: readonly string[]): Promise<number> {
+    if (!ids) return sum(await Promise.all(this.members.map((m) => m.purgeFailed())));
+    const { perMember } = this.#route(ids);
+    return sum(await Promise.all(perMember.map((own, i) => (own.length > 0 ? this.members[i]!.purgeFailed(own) : Promise.resolve(0)))));
+  }
+
+  async stats(): Promise<QueueStats> {
+    const all = await Promise.all(this.members.map((m) => m.stats()));
+    return all.reduce((a, b) => ({ ready: a.ready + b.ready, leased: a.leased + b.leased, failed: a.failed + b.failed, delayed: a.delayed + b.delayed }));
+  }
+
+  async length(): Promise<number> {
+    return sum(await Promise.all(this.members.map((m) => m.length())));
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.flush()));
+  }
+
+  override async open(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.open()));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.close()));
+  }
+
+  // ── writes: the first queue ───────────────────────────────────────────
+
+  async write(data: string, options?: WriteOptions): Promise<string> {
+    return `0:${await this.members[0]!.write(data, options)}`;
+  }
+
+  async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
+    return (await this.members[0]!.writeBatch(datas, options)).map((id) => `0:${id}`);
+  }
+
+  async writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
+    const id = await this.members[0]!.writeUnique(key, data, ttlMs);
+    return id === null ? null : `0:${id}`;
+  }
+}
+
+function sum(values: readonly number[]): number {
+  let total = 0;
+  for (const v of values) total += v;
+  return total;
+}
