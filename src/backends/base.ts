@@ -70,6 +70,42 @@ export function checkPriority(priority: unknown): number {
 }
 
 /** A result record to store under a job id (the envelope id), with its time to live. */
+/** What `writeOnce` did: wrote a new message, or found the one that holds the key. */
+export type WriteOnceResult = { id: string; duplicate: false } | { id: string; duplicate: true; data: string };
+
+/** Options of `writeOnce`: a write's, and how long the key may be held at most. */
+export interface WriteOnceOptions extends WriteOptions {
+  /** The key is free after this many ms even if its message is still there. Default: until the message is done. */
+  keyTtlMs?: number;
+}
+
+/** Unique keys are stored as given; this bounds them. */
+export const MAX_UNIQUE_KEY_LENGTH = 512;
+
+/** A unique key: a non-empty string of at most {@link MAX_UNIQUE_KEY_LENGTH} characters, well-formed, no NUL. */
+export function checkUniqueKey(key: unknown): string {
+  if (
+    typeof key !== 'string' ||
+    key === '' ||
+    key.length > MAX_UNIQUE_KEY_LENGTH ||
+    key.includes('\u0000') ||
+    !(key as string & { isWellFormed(): boolean }).isWellFormed()
+  ) {
+    throw new ConfigError(
+      `invalid unique key ${describeValue(key)}: must be a non-empty string of at most ${MAX_UNIQUE_KEY_LENGTH} characters, without NUL or lone surrogates`,
+    );
+  }
+  return key;
+}
+
+/** keyTtlMs: absent, or a number of ms ≥ 1. */
+export function checkKeyTtl(ttl: unknown): number | undefined {
+  if (ttl === undefined) return undefined;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 1)
+    throw new ConfigError(`invalid unique ttl ${describeValue(ttl)}: must be a number of ms ≥ 1`);
+  return Math.ceil(ttl);
+}
+
 export interface ResultRecord {
   jobId: string;
   /** Opaque text (taskmill stores JSON). */
@@ -137,6 +173,17 @@ export abstract class BaseQueue {
 
   /** Writes several messages in order, atomically where the backend can, in as few round trips as it allows. */
   abstract writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]>;
+
+  /**
+   * Writes `data` under the unique `key` unless a message written under that key is still
+   * waiting, delayed or leased (and the key has not outlived `keyTtlMs`): then writes nothing and
+   * resolves with that message's id and data. Atomic. The key is free again once its message is
+   * acked, failed, or removed; a retry or a release keeps it. A message the failed store requeues
+   * does not take its key back.
+   */
+  writeOnce(_key: string, _data: string, _options?: WriteOnceOptions): Promise<WriteOnceResult> {
+    return Promise.reject(new ConfigError(`${this.constructor.name} does not support unique jobs (writeOnce)`));
+  }
 
   /** Leases one message; null when none is ready. Never throws on empty. */
   async read(): Promise<QueueMessage | null> {

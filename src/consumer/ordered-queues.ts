@@ -14,7 +14,16 @@
  * adapter passes the message ids to setResults). Periodic slots and anything
  * written through this object go to the first queue.
  */
-import { BaseQueue, type FailedMessage, type QueueMessage, type QueueStats, type ResultRecord, type WriteOptions } from '../backends/base.js';
+import {
+  BaseQueue,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueStats,
+  type ResultRecord,
+  type WriteOnceOptions,
+  type WriteOnceResult,
+  type WriteOptions,
+} from '../backends/base.js';
 import { ConfigError } from '../shared/errors.js';
 
 export class OrderedQueues extends BaseQueue {
@@ -202,6 +211,11 @@ export class OrderedQueues extends BaseQueue {
 
   async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
     return (await this.members[0]!.writeBatch(datas, options)).map((id) => `0:${id}`);
+  }
+
+  override async writeOnce(key: string, data: string, options?: WriteOnceOptions): Promise<WriteOnceResult> {
+    const result = await this.members[0]!.writeOnce(key, data, options);
+    return { ...result, id: `0:${result.id}` };
   }
 
   async writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {

@@ -19,6 +19,7 @@ import { contractHarness, type ContractTarget } from './contract/kit.js';
 import { describeConcurrency, describeLeases } from './contract/leases.js';
 import { describeLifecycleAndIsolation } from './contract/lifecycle.js';
 import { describePriorities } from './contract/priorities.js';
+import { describeUnique } from './contract/unique.js';
 import { describeSlots } from './contract/slots.js';
 
 export type { ContractTarget } from './contract/kit.js';
@@ -40,5 +41,6 @@ export function runContractSuite(label: string, target: ContractTarget): void {
     describeLifecycleAndIsolation(harness);
     describeJobLifecycle(harness);
     describePriorities(harness);
+    describeUnique(harness);
   });
 }

@@ -157,9 +157,9 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
         `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'jobs' ORDER BY indexname`,
         [own],
       );
-      expect(indexes.map((i) => i.indexname)).toEqual(['jobs_delayed', 'jobs_leased', 'jobs_pkey', 'jobs_ready']);
+      expect(indexes.map((i) => i.indexname)).toEqual(['jobs_delayed', 'jobs_leased', 'jobs_pkey', 'jobs_ready', 'jobs_unique']);
       expect(indexes.find((i) => i.indexname === 'jobs_ready')?.indexdef).toMatch(/WHERE \(\(owner IS NULL\) AND \(run_at IS NULL\)\)/);
-      expect(indexes.find((i) => i.indexname === 'jobs_ready')?.indexdef).toMatch(/\(queue, priority DESC, \(\(id + 0\)\)\)/);
+      expect(indexes.find((i) => i.indexname === 'jobs_ready')?.indexdef).toMatch(/\(queue, priority DESC, \(\(id \+ 0\)\)\)/);
     });
 
     it('refuses to migrate to a version it does not know', async () => {

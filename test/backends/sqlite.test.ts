@@ -75,7 +75,7 @@ describe('SqliteQueue', () => {
     await queue.close();
     const db = new Database(file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 3 });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 4 });
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'taskmill_%' ORDER BY name").all();
     expect(tables.map((t) => (t as { name: string }).name)).toEqual([
       'taskmill_failed',
@@ -194,7 +194,7 @@ describe('SqliteQueue', () => {
     expect(await again.getResult('j')).toBe('result');
     await again.close();
     const db = new Database(file, { readonly: true });
-    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 3 });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 4 });
     const readyIndex = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'taskmill_messages_ready'").get() as { sql: string };
     expect(readyIndex.sql).toContain('run_at IS NULL');
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');

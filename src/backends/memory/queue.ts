@@ -17,7 +17,11 @@
 import { ConfigError, QueueConnectionError, describeValue } from '../../shared/errors.js';
 import {
   BaseQueue,
+  checkKeyTtl,
   checkPriority,
+  checkUniqueKey,
+  type WriteOnceOptions,
+  type WriteOnceResult,
   type FailedMessage,
   type QueueMessage,
   type QueueOptions,
@@ -112,6 +116,24 @@ export class MemoryQueue extends BaseQueue {
     return ids;
   }
 
+  override async writeOnce(key: string, data: string, options: WriteOnceOptions = {}): Promise<WriteOnceResult> {
+    const state = this.live();
+    checkUniqueKey(key);
+    checkData(data);
+    const runAt = checkRunAt(options.runAt);
+    const priority = checkPriority(options.priority);
+    const ttl = checkKeyTtl(options.keyTtlMs);
+    const now = Date.now();
+    const holder = state.holder(key, now);
+    if (holder) return { id: holder.id, duplicate: true, data: holder.data };
+    const id = state.append(data, runAt, now, priority);
+    const entry = state.live.get(id)!;
+    entry.uniqueKey = key;
+    state.uniques.set(key, { entry, expiresAt: ttl === undefined ? Number.POSITIVE_INFINITY : now + ttl });
+    if (!state.delayed.has(id)) state.wake();
+    return { id, duplicate: false };
+  }
+
   async readBatch(max: number): Promise<QueueMessage[]> {
     const state = this.live();
     checkMax(max);
@@ -139,7 +161,7 @@ export class MemoryQueue extends BaseQueue {
         continue;
       }
       state.unlease(entry);
-      state.live.delete(id);
+      state.forget(entry);
     }
     return refused;
   }
@@ -180,7 +202,7 @@ export class MemoryQueue extends BaseQueue {
     const entry = state.held(id, this.owner, Date.now());
     if (!entry) return false;
     state.unlease(entry);
-    state.live.delete(id);
+    state.forget(entry);
     state.failed.set(id, {
       id,
       seq: entry.seq,

@@ -21,10 +21,12 @@ export interface Entry {
   generation: number;
   /** Removed while it sat in a ready structure: a tombstone reads skip. */
   removed: boolean;
+  /** The unique key it holds (writeOnce), until it is done. */
+  uniqueKey: string | null;
 }
 
 export function newEntry(id: string, seq: number, data: string, attempt: number, priority = 0): Entry {
-  return { id, seq, priority, data, attempt, owner: null, deadline: 0, generation: 0, removed: false };
+  return { id, seq, priority, data, attempt, owner: null, deadline: 0, generation: 0, removed: false, uniqueKey: null };
 }
 
 /** Read order: higher priority first, then oldest (lowest seq) first. */
@@ -79,6 +81,26 @@ export class QueueState {
   readonly results = new Map<string, StoredResult>();
   readonly resultExpiries = new MinHeap<ResultExpiry>((a, b) => a.expiresAt < b.expiresAt);
   readonly waiters = new Set<() => void>();
+  /** Unique key → the live message holding it, and when the hold lapses (Infinity: until it is done). */
+  readonly uniques = new Map<string, { entry: Entry; expiresAt: number }>();
+
+  /** The message done for good (acked, failed, removed): gone from the live set, its unique key free. */
+  forget(entry: Entry): void {
+    this.live.delete(entry.id);
+    if (entry.uniqueKey !== null) {
+      if (this.uniques.get(entry.uniqueKey)?.entry === entry) this.uniques.delete(entry.uniqueKey);
+      entry.uniqueKey = null;
+    }
+  }
+
+  /** The live message holding `key` now, if any. */
+  holder(key: string, now: number): Entry | undefined {
+    const hold = this.uniques.get(key);
+    if (!hold) return undefined;
+    if (hold.expiresAt > now && this.live.get(hold.entry.id) === hold.entry) return hold.entry;
+    this.uniques.delete(key);
+    return undefined;
+  }
 
   readyCount(): number {
     return this.fresh.length - this.freshHead + this.returned.size - this.tombstones;
@@ -222,7 +244,7 @@ export class QueueState {
       entry.removed = true;
       this.tombstones++;
     }
-    this.live.delete(id);
+    this.forget(entry);
     return true;
   }
 
@@ -246,6 +268,7 @@ export class QueueState {
 
   flush(): void {
     this.live.clear();
+    this.uniques.clear();
     this.fresh = [];
     this.freshHead = 0;
     this.returned.clear();

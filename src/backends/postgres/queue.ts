@@ -28,7 +28,19 @@ import { inspect } from 'node:util';
 import type pg from 'pg';
 import { pg as loadPg } from '../drivers.js';
 import { ConfigError, QueueConnectionError } from '../../shared/errors.js';
-import { BaseQueue, checkPriority, type FailedMessage, type QueueMessage, type QueueStats, type ResultRecord, type WriteOptions } from '../base.js';
+import {
+  BaseQueue,
+  checkKeyTtl,
+  checkPriority,
+  checkUniqueKey,
+  type WriteOnceOptions,
+  type WriteOnceResult,
+  type FailedMessage,
+  type QueueMessage,
+  type QueueStats,
+  type ResultRecord,
+  type WriteOptions,
+} from '../base.js';
 import {
   checkText,
   checkTtl,
@@ -192,6 +204,30 @@ export class PostgresQueue extends BaseQueue {
   }
 
   /** Writes several messages in one statement (all delayed until `options.runAt` if given); resolves with their ids in input order. */
+  /** Insert-or-find under the unique index; a lapsed hold is let go and the insert tried again. */
+  override async writeOnce(key: string, data: string, options?: WriteOnceOptions): Promise<WriteOnceResult> {
+    checkText(checkUniqueKey(key), 'unique key');
+    const [text, bytes] = encodeData(data);
+    const runAt = writeOptionsRunAt(options);
+    const priority = checkPriority(options?.priority);
+    const ttl = checkKeyTtl(options?.keyTtlMs) ?? null;
+    // Each turn either writes, finds a live holder, or sees the holder go (done, or lapsed and let go):
+    // a few turns settle any race, since the unique index admits one holder at a time.
+    for (let turn = 0; ; turn++) {
+      const written = await this.#query<{ id: string }>('writeOnce', this.#sql.writeOnce, [this.name, key, text, bytes, runAt, priority, ttl, this.#channel]);
+      if (written.rows[0]) return { id: written.rows[0].id, duplicate: false };
+      const held = await this.#query<{ id: string; data: string | null; data_utf16: Buffer | null; lapsed: boolean | null }>(
+        'writeOnce',
+        this.#sql.writeOnceHolder,
+        [this.name, key],
+      );
+      const holder = held.rows[0];
+      if (holder && !holder.lapsed) return { id: holder.id, duplicate: true, data: decodeData(holder) };
+      if (holder) await this.#query('writeOnce', this.#sql.dropLapsedKey, [this.name, holder.id]);
+      if (turn >= 10) throw new QueueConnectionError(`writeOnce: the key of queue "${this.name}" kept changing hands; try again`);
+    }
+  }
+
   override async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
     if (!Array.isArray(datas)) throw new ConfigError('writeBatch expects an array of strings');
     const encoded = datas.map(encodeData);

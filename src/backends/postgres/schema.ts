@@ -99,6 +99,13 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
     `DROP INDEX ${s}.jobs_ready`,
     `ALTER INDEX ${s}.jobs_ready_by_priority RENAME TO jobs_ready`,
   ],
+  // 4: unique jobs. The live row that carries a key holds it: deleting the row (ack, remove)
+  // or moving it to the failed store frees the key, with no work on those paths.
+  (s) => [
+    `ALTER TABLE ${s}.jobs ADD COLUMN unique_key text`,
+    `ALTER TABLE ${s}.jobs ADD COLUMN unique_until timestamptz`,
+    `CREATE UNIQUE INDEX jobs_unique ON ${s}.jobs (queue, unique_key) WHERE unique_key IS NOT NULL`,
+  ],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -165,6 +172,20 @@ export function statements(schema: string) {
               INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at, priority) VALUES ($1, $2, $3, ${delayUntil('$5')}, $6)
               RETURNING id, run_at)
             SELECT id, CASE WHEN run_at IS NULL THEN pg_notify($4, $1) END FROM job`,
+    /**
+     * $2 key, $3 text, $4 bytea, $5 runAt ms or null, $6 priority, $7 key ttl ms or null, $8 channel.
+     * No row back: the key is held (writeOnceHolder says by whom).
+     */
+    writeOnce: `WITH job AS (
+                  INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at, priority, unique_key, unique_until)
+                  VALUES ($1, $3, $4, ${delayUntil('$5')}, $6, $2, CASE WHEN $7::double precision IS NOT NULL THEN ${leaseFor('$7')} END)
+                  ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+                  RETURNING id, run_at)
+                SELECT id, CASE WHEN run_at IS NULL THEN pg_notify($8, $1) END FROM job`,
+    /** $2 key. The row holding it, and whether its hold has lapsed. */
+    writeOnceHolder: `SELECT id, data, data_utf16, unique_until < now() AS lapsed FROM ${s}.jobs WHERE queue = $1 AND unique_key = $2`,
+    /** $2 id. A lapsed hold lets go of its key (only if it still has lapsed). */
+    dropLapsedKey: `UPDATE ${s}.jobs SET unique_key = NULL, unique_until = NULL WHERE id = $2 AND queue = $1 AND unique_until < now()`,
     /** $2 text[], $3 bytea[] (one of each pair null), $4 channel, $5 runAt ms or null, $6 priority. Ids come back in input order. */
     writeBatch: `WITH job AS (
                    INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at, priority)

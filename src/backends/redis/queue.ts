@@ -19,7 +19,11 @@ import type { Redis } from 'ioredis';
 import { ConfigError } from '../../shared/errors.js';
 import {
   BaseQueue,
+  checkKeyTtl,
   checkPriority,
+  checkUniqueKey,
+  type WriteOnceOptions,
+  type WriteOnceResult,
   validateQueueName,
   type FailedMessage,
   type QueueMessage,
@@ -232,6 +236,19 @@ export class RedisQueue extends BaseQueue {
   override async remove(id: string): Promise<boolean> {
     checkIds([id]);
     return (await this.script('remove', 'tmRemove', [id])) === 1;
+  }
+
+  override async writeOnce(key: string, data: string, options?: WriteOnceOptions): Promise<WriteOnceResult> {
+    const args = [
+      encodeText(checkUniqueKey(key)),
+      checkRunAt(options?.runAt),
+      checkPriority(options?.priority),
+      checkKeyTtl(options?.keyTtlMs) ?? 0,
+      encodeText(checkData(data)),
+    ];
+    // Buffers: the holder's data comes back byte for byte (it may not be well-formed UTF-16).
+    const [id, duplicate, held] = (await this.script('writeOnce', 'tmWriteOnce', args, true)) as [Buffer, number, Buffer | undefined];
+    return duplicate === 1 ? { id: id.toString(), duplicate: true, data: decodeText(held!) } : { id: id.toString(), duplicate: false };
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

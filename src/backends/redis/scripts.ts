@@ -51,6 +51,9 @@ export const KEY_ROLES = [
   'results', //  hash job id → result record
   'resexp', //   zset job id → result expiry (server ms)
   'prio', //     hash id → priority, for messages whose priority is not 0
+  'ukeys', //    hash unique key → id of the message holding it
+  'ukeyof', //   hash id → the unique key it holds
+  'ukuntil', //  hash unique key → when its hold lapses (server ms), for keys written with a ttl
 ] as const;
 
 export type KeyRole = (typeof KEY_ROLES)[number];
@@ -79,6 +82,7 @@ const PLACEHOLDERS: Readonly<Record<string, number>> = { REQUEUE_PER_READ };
 const SCRIPT_NAMES = [
   'tmWrite',
   'tmWriteUnique',
+  'tmWriteOnce',
   'tmRead',
   'tmAck',
   'tmRelease',

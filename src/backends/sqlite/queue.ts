@@ -21,7 +21,11 @@ import { isPermanentSqliteError } from '../permanent-errors.js';
 import { SQL, migrate } from './schema.js';
 import {
   BaseQueue,
+  checkKeyTtl,
   checkPriority,
+  checkUniqueKey,
+  type WriteOnceOptions,
+  type WriteOnceResult,
   type FailedMessage,
   type QueueMessage,
   type QueueOptions,
@@ -119,6 +123,7 @@ interface Connection {
   insertOne(data: Stored, runAt: number | undefined, priority: number): string;
   insertMany(datas: Stored[], runAt: number | undefined, priority: number): string[];
   insertUnique(key: string, data: Stored, ttlMs: number): string | null;
+  insertOnce(key: string, data: Stored, runAt: number | undefined, priority: number, keyTtlMs: number | undefined): WriteOnceResult;
   claim(max: number): QueueMessage[];
   /** Runs a fenced statement (this owner, lease not expired) on `ids`; the rows it touched. */
   fenced(which: 'ack' | 'release' | 'extend', ids: readonly string[]): Array<{ id: number }>;
@@ -152,6 +157,17 @@ function openConnection(path: string, busyTimeoutMs: number, queue: string, owne
       s.purgeSlots.run({ queue, now });
       if (s.claimSlot.run({ queue, key, until: now + ttlMs }).changes === 0) return null;
       return insert(data, now, null, 0);
+    });
+    const insertOnce = db.transaction((key: string, data: Stored, runAt: number | undefined, priority: number, keyTtlMs: number | undefined) => {
+      const now = Date.now();
+      const held = s.uniqueHolder.get({ queue, key }) as { id: number; data: Stored; unique_until: number | null } | undefined;
+      if (held) {
+        if (held.unique_until === null || held.unique_until > now) return { id: String(held.id), duplicate: true as const, data: decode(held.data) };
+        s.dropLapsedKey.run({ id: held.id });
+      }
+      const until = keyTtlMs === undefined ? null : now + keyTtlMs;
+      const id = s.insertKeyed.run({ queue, data, now, runAt: storedRunAt(runAt, now), priority, key, until }).lastInsertRowid;
+      return { id: String(id), duplicate: false as const };
     });
     const claim = db.transaction((max: number) => {
       const now = Date.now();
@@ -193,6 +209,7 @@ function openConnection(path: string, busyTimeoutMs: number, queue: string, owne
       },
       insertMany: (datas, runAt, priority) => (datas.length === 0 ? [] : insertMany.immediate(datas, runAt, priority)),
       insertUnique: (key, data, ttlMs) => insertUnique.immediate(key, data, ttlMs),
+      insertOnce: (key, data, runAt, priority, keyTtlMs) => insertOnce.immediate(key, data, runAt, priority, keyTtlMs),
       claim(max) {
         const rows = claim.immediate(max);
         // RETURNING gives no order guarantee.
@@ -281,6 +298,12 @@ export class SqliteQueue extends BaseQueue {
       if (!Number.isInteger(max) || max < 0) throw new ConfigError(`invalid batch size ${String(max)}: must be an integer >= 0`);
       return max === 0 ? [] : c.claim(max);
     });
+  }
+
+  override writeOnce(key: string, data: string, options: WriteOnceOptions = {}): Promise<WriteOnceResult> {
+    return this.run('writeOnce', (c) =>
+      c.insertOnce(checkUniqueKey(key), encode(data), checkRunAt(options.runAt), checkPriority(options.priority), checkKeyTtl(options.keyTtlMs)),
+    );
   }
 
   ackBatch(ids: readonly string[]): Promise<string[]> {

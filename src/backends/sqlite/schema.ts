@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { ConfigError } from '../../shared/errors.js';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 // `data`, `record` and `job_id` have no declared type on purpose: they hold
 // TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed
@@ -17,6 +17,9 @@ const SCHEMA_TABLE = 'CREATE TABLE IF NOT EXISTS taskmill_schema (id INTEGER PRI
 const READY_INDEX_V2 = 'CREATE INDEX taskmill_messages_ready ON taskmill_messages (queue, id) WHERE lease_until IS NULL AND run_at IS NULL;';
 // Claim order: highest priority first, then oldest.
 const READY_INDEX = 'CREATE INDEX taskmill_messages_ready ON taskmill_messages (queue, priority DESC, id) WHERE lease_until IS NULL AND run_at IS NULL;';
+
+// A unique key is held by the live row that carries it: acking, failing or removing the row frees it.
+const UNIQUE_INDEX = 'CREATE UNIQUE INDEX taskmill_messages_unique ON taskmill_messages (queue, unique_key) WHERE unique_key IS NOT NULL;';
 
 /** What version 2 added to version 1; a fresh file gets it right after the version-1 tables. */
 const LIFECYCLE_SCHEMA = `
@@ -42,9 +45,12 @@ CREATE TABLE taskmill_messages (
   lease_until INTEGER,
   enqueued_at INTEGER NOT NULL,
   run_at INTEGER,
-  priority INTEGER NOT NULL DEFAULT 0
+  priority INTEGER NOT NULL DEFAULT 0,
+  unique_key TEXT,
+  unique_until INTEGER
 );
 ${READY_INDEX}
+${UNIQUE_INDEX}
 CREATE INDEX IF NOT EXISTS taskmill_messages_leased ON taskmill_messages (queue, lease_until) WHERE lease_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS taskmill_failed (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,6 +86,11 @@ ALTER TABLE taskmill_messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE taskmill_failed ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 DROP INDEX taskmill_messages_ready;
 ${READY_INDEX}`,
+  // Unique jobs: the key and how long it may be held, on the row that holds it.
+  3: `
+ALTER TABLE taskmill_messages ADD COLUMN unique_key TEXT;
+ALTER TABLE taskmill_messages ADD COLUMN unique_until INTEGER;
+${UNIQUE_INDEX}`,
 };
 
 // The unary + keeps the planner on the primary key for fenced calls: without it,
@@ -91,6 +102,11 @@ const READY = 'lease_until IS NULL AND run_at IS NULL';
 
 export const SQL = {
   insert: 'INSERT INTO taskmill_messages (queue, data, enqueued_at, run_at, priority) VALUES (@queue, @data, @now, @runAt, @priority)',
+  uniqueHolder: 'SELECT id, data, unique_until FROM taskmill_messages WHERE queue = @queue AND unique_key = @key',
+  // A hold past its unique_until lets go of the key, so the new row can take it.
+  dropLapsedKey: 'UPDATE taskmill_messages SET unique_key = NULL, unique_until = NULL WHERE id = @id',
+  insertKeyed: `INSERT INTO taskmill_messages (queue, data, enqueued_at, run_at, priority, unique_key, unique_until)
+    VALUES (@queue, @data, @now, @runAt, @priority, @key, @until)`,
   // Ready rows come from the partial (queue, priority DESC, id) index, expired
   // leases from the (queue, lease_until) one: both O(log n + max), whatever the
   // queue length and however many rows are delayed. RETURNING does not keep

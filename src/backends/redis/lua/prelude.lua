@@ -10,6 +10,7 @@ if redis.replicate_commands then redis.replicate_commands() end
 local READY, LEASES, MSG, ATTEMPT, OWNER = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local FAILED, FAILINFO, SLOTS, SEQ, WAKE = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local DELAYED, RESULTS, RESEXP, PRIO = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local UKEYS, UKEYOF, UKUNTIL = KEYS[15], KEYS[16], KEYS[17]
 -- The server's clock, not the caller's: consumers with skewed clocks still
 -- agree on every lease deadline and runAt.
 local clock = redis.call('TIME')
@@ -81,9 +82,21 @@ local function append(data, run_at, priority)
   return id, enqueue(id, run_at)
 end
 
+-- The message is done (acked, failed, removed): the unique key it holds is free.
+local function free_key(id)
+  local key = redis.call('HGET', UKEYOF, id)
+  if not key then return end
+  redis.call('HDEL', UKEYOF, id)
+  if redis.call('HGET', UKEYS, key) == id then
+    redis.call('HDEL', UKEYS, key)
+    redis.call('HDEL', UKUNTIL, key)
+  end
+end
+
 -- A message leaves for good (acked, removed, purged): nothing of it stays.
 local function forget(id)
   redis.call('HDEL', MSG, id)
   redis.call('HDEL', ATTEMPT, id)
   redis.call('HDEL', PRIO, id)
+  free_key(id)
 end
