@@ -49,7 +49,7 @@ import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOpt
 import { NotifyListener } from './listener.js';
 
 export type { PostgresQueueOptions, DatabaseQueueOptions } from './config.js';
-export { DEFAULT_SCHEMA, SCHEMA_VERSION, validateSchemaName } from './schema.js';
+export { DEFAULT_SCHEMA, SCHEMA_VERSION } from './schema.js';
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
 const PROMOTE_BATCH = 5000;
@@ -79,7 +79,7 @@ export class PostgresQueue extends BaseQueue {
 
   constructor(connectionString: string, options: PostgresQueueOptions = {}) {
     super(options);
-    const settings = connectionSettings(connectionString, options);
+    const settings = connectionSettings(connectionString, options, new.target.name);
     this.#secrets = settings.secrets;
     this.redactedUrl = settings.redactedUrl;
     this.schema = settings.schema;
@@ -185,7 +185,7 @@ export class PostgresQueue extends BaseQueue {
   /** A `runAt` still ahead by the database clock stores the message delayed. */
   override async write(data: string, options?: WriteOptions): Promise<string> {
     const [text, bytes] = encodeData(data);
-    const runAt = writeOptionsRunAt(options);
+    const runAt = writeOptionsRunAt(options, this, 'write');
     const result = await this.#query<{ id: string }>('write', this.#sql.write, [this.name, text, bytes, this.#channel, runAt]);
     return result.rows[0]!.id;
   }
@@ -194,7 +194,7 @@ export class PostgresQueue extends BaseQueue {
   override async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
     if (!Array.isArray(datas)) throw new ConfigError('writeBatch expects an array of strings');
     const encoded = datas.map(encodeData);
-    const runAt = writeOptionsRunAt(options);
+    const runAt = writeOptionsRunAt(options, this, 'writeBatch');
     if (encoded.length === 0) return [];
     const result = await this.#query<{ ids: string[] }>('writeBatch', this.#sql.writeBatch, [
       this.name,
@@ -290,7 +290,7 @@ export class PostgresQueue extends BaseQueue {
 
   async writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
     checkText(key, 'slot key');
-    checkTtl(ttlMs, 'slot ttlMs');
+    checkTtl(ttlMs, this, 'writeUnique', 'ttlMs');
     const [text, bytes] = encodeData(data);
     const result = await this.#query<{ id: string }>('writeUnique', this.#sql.writeUnique, [this.name, key, text, bytes, ttlMs, this.#channel]);
     return result.rows[0]?.id ?? null;
@@ -300,7 +300,7 @@ export class PostgresQueue extends BaseQueue {
 
   override async retry(id: string, data: string, runAt: number): Promise<boolean> {
     const [text, bytes] = encodeData(data);
-    const at = runAtParam(runAt);
+    const at = runAtParam(runAt, this, 'retry');
     if (!isRowId(id)) return false;
     const result = await this.#query<{ count: number }>('retry', this.#sql.retry, [this.name, id, this.owner, text, bytes, at, this.#channel]);
     return (result.rows[0]?.count ?? 0) > 0;
@@ -324,7 +324,7 @@ export class PostgresQueue extends BaseQueue {
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {
-    const [jobIds, texts, bytes, ttls] = resultParams(records);
+    const [jobIds, texts, bytes, ttls] = resultParams(records, this);
     if (jobIds.length === 0) return;
     await this.#query('setResults', this.#sql.setResults, [this.name, jobIds, texts, bytes, ttls]);
   }
