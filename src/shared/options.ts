@@ -18,6 +18,7 @@
  * predicate and its field to the same answers.
  */
 import { z } from 'zod';
+import { redactText } from './config.js';
 import { ConfigError, describeValue } from './errors.js';
 
 /** How a bound reads in a message: `≥ 1`, `from 1 to 1024`. */
@@ -115,9 +116,13 @@ export function oneOf<const T extends readonly z.core.SomeType[]>(options: T, ex
 
 // ── parsing ───────────────────────────────────────────────────────────────
 
-/** The ConfigError of one bad option: `entryPoint: invalid option value: expected`. */
+/**
+ * The ConfigError of one bad option: `entryPoint: invalid option value: expected`.
+ * The value is redacted like a URL (a queue URL passed where the options go
+ * must not show its password).
+ */
 export function invalidOption(entryPoint: string, option: string, value: unknown, expected: string): ConfigError {
-  return new ConfigError(`${entryPoint ? `${entryPoint}: ` : ''}invalid ${option} ${describeValue(value)}: ${expected}`);
+  return new ConfigError(`${entryPoint ? `${entryPoint}: ` : ''}invalid ${option} ${redactText(describeValue(value))}: ${expected}`);
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

@@ -108,6 +108,11 @@ describe('parseOptions', () => {
     expect(refusal(() => parseOptions(schema, 'x'.repeat(100), 'f')).message).toBe(`f: invalid options ${describeValue('x'.repeat(100))}: must be an object`);
   });
 
+  it('never shows a password: a URL where the options go is redacted', () => {
+    const message = refusal(() => createConsumer('postgres://app:s3cret-pw@db/app' as never)).message;
+    expect(message).toBe('createConsumer: invalid options "postgres://app:***@db/app": must be an object');
+  });
+
   it('names unknown options and the known ones (strict schemas)', () => {
     expect(refusal(() => parseOptions(schema, { n: 1, nn: 2 }, 'f')).message).toBe('f: unknown option "nn" (known: n, s)');
   });
