@@ -21,8 +21,10 @@ import { defaultQueueUrl, redactText, redactUrl } from './shared/config.js';
 import { encodeMessage } from './codec/message.js';
 import { retryFailed } from './producer/admin.js';
 import { createCliLogger } from './cli/logging.js';
-import { createInspectLog, startInspector, DEFAULT_INSPECT_PORT, type InspectLog, type InspectorRelay } from './inspect/index.js';
+import { FLAGS, argParser } from './cli/flags.js';
+import { createInspectLog, startInspector, type InspectLog, type InspectorRelay } from './inspect/index.js';
 import { TaskmillError } from './shared/errors.js';
+import { EXPECTED, invalidOption } from './shared/options.js';
 
 const EXIT = { ok: 0, startup: 1, forced: 2, failed: 3 } as const;
 
@@ -30,17 +32,6 @@ const { version } = createRequire(import.meta.url)('../package.json') as { versi
 
 /** A startup problem: printed as one line, no stack. */
 class CliError extends Error {}
-
-function number(name: string, min: number, integer = false, max = Number.POSITIVE_INFINITY) {
-  const range = max === Number.POSITIVE_INFINITY ? `≥ ${min}` : `from ${min} to ${max}`;
-  return (raw: string): number => {
-    const value = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} ${range}, got ${JSON.stringify(raw)}`);
-    }
-    return value;
-  };
-}
 
 function queueUrlOf(option: string | undefined): string {
   const configured = getSettings().queue;
@@ -213,31 +204,42 @@ export function buildProgram(): Command {
         return names.map(queueName('-Q'));
       },
     )
-    .option('-t, --threads <n>', 'worker actors', number('--threads', 1, true, 1024), 1)
+    .option('-t, --threads <n>', 'worker actors', argParser(FLAGS.threads), FLAGS.threads.default)
     .option('-n, --no-periodic', 'do not run the periodic scheduler')
     .option('-l, --logfile <file>', 'also write JSON logs to FILE')
-    .option('-v, --verbosity <n>', 'log level: 0 warn, 1 info, 2 debug', number('--verbosity', 0, true, 2), 1)
-    .option('-d, --delay <seconds>', 'first poll interval of an empty polling queue', number('--delay', 0.001), 0.1)
-    .option('-b, --backoff <factor>', 'poll interval growth when empty', number('--backoff', 1), 1.15)
-    .option('-m, --max-delay <seconds>', 'poll interval ceiling', number('--max-delay', 0.001), 10)
-    .option('-g, --grace <seconds>', 'how long a stop waits for running commands before forcing', number('--grace', 0), 30)
-    .option('-p, --prefetch <n>', 'messages read ahead of idle workers', number('--prefetch', 0, true, 100_000), 0)
-    .option('--lease <seconds>', 'how long a read message is leased before another consumer may take it (kept alive while it runs)', number('--lease', 0.1), 30)
+    .option('-v, --verbosity <n>', 'log level: 0 warn, 1 info, 2 debug', argParser(FLAGS.verbosity), FLAGS.verbosity.default)
+    .option('-d, --delay <seconds>', 'first poll interval of an empty polling queue', argParser(FLAGS.delay), FLAGS.delay.default)
+    .option('-b, --backoff <factor>', 'poll interval growth when empty', argParser(FLAGS.backoff), FLAGS.backoff.default)
+    .option('-m, --max-delay <seconds>', 'poll interval ceiling', argParser(FLAGS.maxDelay), FLAGS.maxDelay.default)
+    .option('-g, --grace <seconds>', 'how long a stop waits for running commands before forcing', argParser(FLAGS.grace), FLAGS.grace.default)
+    .option('-p, --prefetch <n>', 'messages read ahead of idle workers', argParser(FLAGS.prefetch), FLAGS.prefetch.default)
+    .option(
+      '--lease <seconds>',
+      'how long a read message is leased before another consumer may take it (kept alive while it runs)',
+      argParser(FLAGS.lease),
+      FLAGS.lease.default,
+    )
     .option(
       '--max-deliveries <n>',
       'deliveries without an outcome (the consumer died) before a job fails as "worker lost"',
-      number('--max-deliveries', 1, true, 1000),
-      3,
+      argParser(FLAGS.maxDeliveries),
+      FLAGS.maxDeliveries.default,
     )
     .addOption(
-      new Option('--inspect [port]', `serve the live actors to the Stately inspector on 127.0.0.1 (default port ${DEFAULT_INSPECT_PORT}; 0: any free port)`)
-        .preset(String(DEFAULT_INSPECT_PORT))
-        .argParser(number('--inspect', 0, true, 65_535)),
+      new Option('--inspect [port]', `serve the live actors to the Stately inspector on 127.0.0.1 (default port ${FLAGS.inspect.default}; 0: any free port)`)
+        .preset(String(FLAGS.inspect.default))
+        .argParser(argParser(FLAGS.inspect)),
     )
     .option('--inspect-log <file>', 'append the sanitised inspection stream to FILE as JSON lines')
-    .option('--connect-timeout <seconds>', 'how long to wait for an unreachable backend at start before exiting 1', number('--connect-timeout', 0), 30)
+    .option(
+      '--connect-timeout <seconds>',
+      'how long to wait for an unreachable backend at start before exiting 1',
+      argParser(FLAGS.connectTimeout),
+      FLAGS.connectTimeout.default,
+    )
     .action(async (modules: string[], opts: Record<string, unknown>) => {
-      if ((opts.maxDelay as number) < (opts.delay as number)) throw new CliError('--max-delay must be ≥ --delay');
+      const [delay, maxDelay] = [opts.delay as number, opts.maxDelay as number];
+      if (maxDelay < delay) throw invalidOption('', '--max-delay', maxDelay, `${EXPECTED.seconds(delay)} (--delay)`);
       process.exitCode = await consume(modules, opts);
     });
 
@@ -290,7 +292,7 @@ export function buildProgram(): Command {
     .command('schedule')
     .description('list periodic commands and their next run times')
     .argument('[modules...]', 'command modules to import (default: autodiscover)')
-    .option('-c, --count <n>', 'run times to show per command', number('--count', 1, true, 1000), 3)
+    .option('-c, --count <n>', 'run times to show per command', argParser(FLAGS.count), FLAGS.count.default)
     .action(async (modules: string[], opts: { count: number }) => {
       await loadModules(modules);
       const periodic = registry.periodic();
@@ -312,7 +314,7 @@ export function buildProgram(): Command {
     .description('list failed messages with their errors')
     .addOption(queueOption())
     .addOption(queueNameOption())
-    .option('--limit <n>', 'how many', number('--limit', 1, true, 100_000), 50)
+    .option('--limit <n>', 'how many', argParser(FLAGS.limit), FLAGS.limit.default)
     .option('--json', 'print JSON lines')
     .option('--stack', 'print whole stacks, not just the first line')
     .action(async (opts: { queue?: string; queueName?: string; limit: number; json?: boolean; stack?: boolean }) => {

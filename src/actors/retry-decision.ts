@@ -5,7 +5,7 @@
  * inputs — the clock and the random source passed in — so each case is
  * tested without running a command.
  */
-import type { CommandOptions } from '../producer/commands.js';
+import { COMMAND_DEFAULTS, type CommandOptions } from '../producer/commands.js';
 import { DEFAULT_RETRY_REQUEST_LIMIT, Retry } from '../producer/results.js';
 
 export type RetryOptions = Pick<CommandOptions, 'retries' | 'retryDelay' | 'retryBackoff'>;
@@ -28,7 +28,7 @@ export function isRetryRequest(thrown: unknown): thrown is Retry {
 
 /** Delay before retry n (1-based): retryDelay × retryBackoff^(n−1), with ±20 % jitter so a burst of failures spreads out. */
 export function retryDelayMs(options: Readonly<RetryOptions>, retryNumber: number, random: () => number = Math.random): number {
-  const base = (options.retryDelay ?? 0) * (options.retryBackoff ?? 1) ** (retryNumber - 1);
+  const base = (options.retryDelay ?? COMMAND_DEFAULTS.retryDelay) * (options.retryBackoff ?? COMMAND_DEFAULTS.retryBackoff) ** (retryNumber - 1);
   return Math.round(base * (0.8 + 0.4 * random()));
 }
 
@@ -49,7 +49,7 @@ export function decideRetry(
 ): RetryDecision | null {
   if (lost) return null;
   const requested = isRetryRequest(thrown);
-  const retries = options.retries ?? (requested ? DEFAULT_RETRY_REQUEST_LIMIT : 0);
+  const retries = options.retries ?? (requested ? DEFAULT_RETRY_REQUEST_LIMIT : COMMAND_DEFAULTS.retries);
   if (attempt > retries) return null;
   const delayMs = requested && thrown.delay !== undefined ? thrown.delay : retryDelayMs(options, attempt, random);
   return { attempt: attempt + 1, runAt: now + delayMs, delayMs };

@@ -22,7 +22,22 @@
  * queue-adapter actor, which owns one BaseQueue.
  */
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import { ConfigError, LeaseLostError, describeValue } from '../shared/errors.js';
+import {
+  EXPECTED,
+  callback,
+  invalidOption,
+  isEpochMs,
+  isNonEmptyString,
+  isPositiveMillis,
+  matching,
+  millis,
+  nonEmptyString,
+  parseOption,
+  parseOptions,
+  type DeclaresEvery,
+} from '../shared/options.js';
 
 /** A leased message as handed to the consumer. */
 export interface QueueMessage {
@@ -136,15 +151,30 @@ export interface QueueOptions {
 }
 
 export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-export const DEFAULT_LEASE_MS = 30_000;
+const QUEUE_NAME_EXPECTED = 'must be 1-64 characters from A-Z a-z 0-9 _ . -';
+
+/** A queue name (and a Redis key prefix): {@link QUEUE_NAME_PATTERN}. @internal */
+export const queueNameField = matching(QUEUE_NAME_PATTERN, QUEUE_NAME_EXPECTED);
+/** A lease length (createConsumer's leaseMs is the same field). @internal */
+export const leaseMsField = millis(100);
+
+/** The defaults of {@link QueueOptions} that are values (owner: a random UUID per instance; onWarning: process.emitWarning). @internal */
+export const QUEUE_DEFAULTS = { name: 'default', leaseMs: 30_000 } as const;
+
+const emitWarning = (message: string) => process.emitWarning(message, 'TaskmillWarning');
+
+/** Every backend's shared options; a backend parses its own on top (a schema of just those). */
+const queueOptionsSchema = z.object({
+  name: queueNameField.default(QUEUE_DEFAULTS.name),
+  leaseMs: leaseMsField.default(QUEUE_DEFAULTS.leaseMs),
+  owner: nonEmptyString().default(() => randomUUID()),
+  onWarning: callback<(message: string) => void>().default(() => emitWarning),
+});
+const _declared: DeclaresEvery<z.input<typeof queueOptionsSchema>, QueueOptions> = true;
 
 /** Throws a ConfigError naming the bad value when `name` is not an allowed queue name. */
 export function validateQueueName(name: unknown, what = 'queue name'): string {
-  if (typeof name !== 'string' || !QUEUE_NAME_PATTERN.test(name)) {
-    const shown = typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name) : String(name);
-    throw new ConfigError(`invalid ${what} ${shown}: use 1-64 characters from A-Z a-z 0-9 _ . -`);
-  }
-  return name;
+  return parseOption(queueNameField, name, '', what);
 }
 
 export abstract class BaseQueue {
@@ -156,14 +186,11 @@ export abstract class BaseQueue {
   protected readonly warn: (message: string) => void;
 
   constructor(options: QueueOptions = {}) {
-    this.name = validateQueueName(options.name ?? 'default');
-    this.owner = options.owner ?? randomUUID();
-    const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-    if (!Number.isFinite(leaseMs) || leaseMs < 100) {
-      throw new ConfigError(`invalid leaseMs ${String(leaseMs)}: must be a number of milliseconds >= 100`);
-    }
-    this.leaseMs = leaseMs;
-    this.warn = options.onWarning ?? ((message) => process.emitWarning(message, 'TaskmillWarning'));
+    const parsed = parseOptions(queueOptionsSchema, options, new.target.name);
+    this.name = parsed.name;
+    this.owner = parsed.owner;
+    this.leaseMs = parsed.leaseMs;
+    this.warn = parsed.onWarning;
   }
 
   // ── the seed's six ────────────────────────────────────────────────────
@@ -286,4 +313,49 @@ export abstract class BaseQueue {
   waitForMessages(_timeoutMs: number, _signal: AbortSignal): Promise<void> {
     return Promise.resolve();
   }
+}
+
+// ── arguments checked on every call ──────────────────────────────────────
+// By hand with the shared predicates, not a zod parse: a write runs them each
+// time (validation of options happens once, in the constructor). Only a
+// failure builds a message.
+
+function where(queue: BaseQueue, method: string): string {
+  return `${queue.constructor.name}.${method}`;
+}
+
+/** A write's `runAt`: absent (undefined), or a time in ms since the epoch. @internal */
+export function checkWriteRunAt(runAt: unknown, queue: BaseQueue, method: string): number | undefined {
+  if (runAt === undefined) return undefined;
+  if (!isEpochMs(runAt)) throw invalidOption(where(queue, method), 'runAt', runAt, EXPECTED.epochMs);
+  return runAt;
+}
+
+/** retry()'s `runAt`: required, a time in ms since the epoch. @internal */
+export function checkRetryRunAt(runAt: unknown, queue: BaseQueue): number {
+  if (!isEpochMs(runAt)) throw invalidOption(where(queue, 'retry'), 'runAt', runAt, EXPECTED.epochMs);
+  return runAt;
+}
+
+/** writeUnique()'s slot `ttlMs`. @internal */
+export function checkSlotTtl(ttlMs: unknown, queue: BaseQueue): number {
+  if (!isPositiveMillis(ttlMs)) throw invalidOption(where(queue, 'writeUnique'), 'ttlMs', ttlMs, EXPECTED.positiveMillis);
+  return ttlMs;
+}
+
+/** setResults()'s argument is an array. @internal */
+export function checkResultList(records: unknown, queue: BaseQueue): asserts records is readonly ResultRecord[] {
+  // The value is not shown: a record is a command's result.
+  if (!Array.isArray(records)) throw new ConfigError(`${where(queue, 'setResults')}: records must be an array of { jobId, record, ttlMs }`);
+}
+
+/** Result record #i of setResults(). The record's text is never shown, only its type (it is a command's result). @internal */
+export function checkResultRecord(entry: unknown, i: number, queue: BaseQueue): ResultRecord {
+  const r = (entry ?? {}) as { jobId?: unknown; record?: unknown; ttlMs?: unknown };
+  if (!isNonEmptyString(r.jobId)) throw invalidOption(where(queue, 'setResults'), `records[${i}].jobId`, r.jobId, EXPECTED.nonEmptyString);
+  if (typeof r.record !== 'string') {
+    throw new ConfigError(`${where(queue, 'setResults')}: invalid records[${i}].record (job ${r.jobId}): must be a string, got ${typeof r.record}`);
+  }
+  if (!isPositiveMillis(r.ttlMs)) throw invalidOption(where(queue, 'setResults'), `records[${i}].ttlMs`, r.ttlMs, EXPECTED.positiveMillis);
+  return entry as ResultRecord;
 }

@@ -7,12 +7,14 @@
  */
 import { createActor, type Actor, type ActorOptions, type InspectionEvent, type Observer } from 'xstate';
 import pino, { type Logger } from 'pino';
-import { BaseQueue, validateQueueName } from '../backends/base.js';
+import { z } from 'zod';
+import { BaseQueue, QUEUE_DEFAULTS, leaseMsField, queueNameField } from '../backends/base.js';
 import { createQueue } from '../backends/index.js';
 import { registry as globalRegistry, type CommandRegistry } from '../producer/registry.js';
 import { getSettings } from '../producer/settings.js';
 import { defaultQueueUrl } from '../shared/config.js';
-import { ConfigError, describeValue, toError } from '../shared/errors.js';
+import { ConfigError, toError } from '../shared/errors.js';
+import { EXPECTED, boolean, callback, factor, integer, millis, nonEmptyString, object, oneOf, parseOptions, type DeclaresEvery } from '../shared/options.js';
 import { OrderedQueues } from './ordered-queues.js';
 import { createQueueAdapter } from '../actors/queue-adapter.js';
 import { createRunCommand, DEFAULT_MAX_DELIVERIES } from '../actors/run-command.js';
@@ -94,48 +96,92 @@ export interface Consumer {
   readonly queue: BaseQueue;
 }
 
-function positiveInt(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1) throw new ConfigError(`${name} must be an integer ≥ 1, got ${String(value)}`);
-  return value;
-}
+/**
+ * createConsumer's defaults that are values. The others: `queue` is
+ * configure()'s, else $TASKMILL_QUEUE, else sqlite:taskmill.sqlite; `logger`
+ * pino at info; `registry` the global one; `maxRestarts` unlimited; `leaseMs`
+ * the queue's (QUEUE_DEFAULTS.leaseMs) when the queue is opened from a URL.
+ * The CLI's `consume` flags take theirs from here. @internal
+ */
+export const CONSUMER_DEFAULTS = {
+  workers: 1,
+  periodic: true,
+  prefetch: 0,
+  pollDelayMs: 100,
+  pollBackoff: 1.15,
+  maxPollDelayMs: 10_000,
+  drainTimeoutMs: 30_000,
+  maxDeliveries: DEFAULT_MAX_DELIVERIES,
+  openTimeoutMs: 30_000,
+  leaseMs: QUEUE_DEFAULTS.leaseMs,
+} as const;
 
-function nonNegative(name: string, value: number | undefined, fallback: number, min = 0): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new ConfigError(`${name} must be a number ≥ ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function checkQueueNames(queues: unknown): string[] {
-  if (!Array.isArray(queues) || queues.length === 0)
-    throw new ConfigError(`createConsumer: queues must be a non-empty list of queue names, got ${describeValue(queues)}`);
-  return queues.map((name: unknown) => validateQueueName(name, 'createConsumer: queues entry'));
-}
+const consumerOptionsSchema = z
+  .object({
+    queue: oneOf([z.instanceof(BaseQueue), nonEmptyString()], 'must be a BaseQueue or a queue URL').optional(),
+    queues: z.array(queueNameField).min(1, 'must be a non-empty list of queue names').readonly().optional(),
+    workers: integer(1).default(CONSUMER_DEFAULTS.workers),
+    periodic: boolean().default(CONSUMER_DEFAULTS.periodic),
+    logger: object<Logger>('must be a pino logger', (l) => typeof (l as Partial<Logger>).info === 'function').optional(),
+    inspect: oneOf(
+      [callback<(event: InspectionEvent) => void>(), object<Observer<InspectionEvent>>('')],
+      'must be an inspection observer or function',
+    ).optional(),
+    registry: object<CommandRegistry>('must be a CommandRegistry', (r) => {
+      const registry = r as Partial<CommandRegistry>;
+      return typeof registry.get === 'function' && typeof registry.periodic === 'function';
+    }).optional(),
+    prefetch: integer(0).default(CONSUMER_DEFAULTS.prefetch),
+    pollDelayMs: millis(1).default(CONSUMER_DEFAULTS.pollDelayMs),
+    pollBackoff: factor().default(CONSUMER_DEFAULTS.pollBackoff),
+    maxPollDelayMs: millis(1).default(CONSUMER_DEFAULTS.maxPollDelayMs),
+    drainTimeoutMs: millis(0).default(CONSUMER_DEFAULTS.drainTimeoutMs),
+    maxDeliveries: integer(1).default(CONSUMER_DEFAULTS.maxDeliveries),
+    maxRestarts: integer(1).optional(),
+    openTimeoutMs: millis(0).default(CONSUMER_DEFAULTS.openTimeoutMs),
+    leaseMs: leaseMsField.optional(),
+    clock: object<Clock & { now?: () => number }>('must be an xstate clock (setTimeout, clearTimeout)', (clock) => {
+      const c = clock as Partial<Clock>;
+      return typeof c.setTimeout === 'function' && typeof c.clearTimeout === 'function';
+    }).optional(),
+  })
+  .check((ctx) => {
+    const { pollDelayMs, maxPollDelayMs } = ctx.value;
+    if (maxPollDelayMs < pollDelayMs) {
+      ctx.issues.push({ code: 'custom', input: maxPollDelayMs, path: ['maxPollDelayMs'], message: `${EXPECTED.millis(pollDelayMs)} (pollDelayMs)` });
+    }
+  });
+const _declared: DeclaresEvery<z.input<typeof consumerOptionsSchema>, ConsumerOptions> = true;
 
 export function createConsumer(options: ConsumerOptions = {}): Consumer {
-  const workers = positiveInt('workers', options.workers, 1);
-  const drainTimeoutMs = nonNegative('drainTimeoutMs', options.drainTimeoutMs, 30_000);
-  const pollDelayMs = nonNegative('pollDelayMs', options.pollDelayMs, 100, 1);
-  const pollBackoff = nonNegative('pollBackoff', options.pollBackoff, 1.15, 1);
-  const maxPollDelayMs = nonNegative('maxPollDelayMs', options.maxPollDelayMs, 10_000, pollDelayMs);
-  const prefetch = nonNegative('prefetch', options.prefetch, 0);
-  const maxDeliveries = positiveInt('maxDeliveries', options.maxDeliveries, DEFAULT_MAX_DELIVERIES);
-  const logger = options.logger ?? pino({ name: 'taskmill' });
-  const commands = options.registry ?? globalRegistry;
+  const {
+    workers,
+    periodic,
+    prefetch,
+    pollDelayMs,
+    pollBackoff,
+    maxPollDelayMs,
+    drainTimeoutMs,
+    maxDeliveries,
+    maxRestarts,
+    openTimeoutMs,
+    leaseMs,
+    ...given
+  } = parseOptions(consumerOptionsSchema, options, 'createConsumer');
+  const logger = given.logger ?? pino({ name: 'taskmill' });
+  const commands = given.registry ?? globalRegistry;
 
-  const configured = options.queue ?? getSettings().queue ?? defaultQueueUrl();
+  const configured = given.queue ?? getSettings().queue ?? defaultQueueUrl();
   const ownsQueue = !(configured instanceof BaseQueue);
   const open = (url: string, name?: string) =>
     createQueue(url, {
       onWarning: (message) => logger.warn(message),
-      ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+      ...(leaseMs !== undefined ? { leaseMs } : {}),
       ...(name !== undefined ? { name } : {}),
     });
   let queue: BaseQueue;
-  if (options.queues !== undefined) {
-    const names = checkQueueNames(options.queues);
+  if (given.queues !== undefined) {
+    const names = given.queues;
     if (configured instanceof BaseQueue)
       throw new ConfigError('createConsumer: queues needs queue as a URL (the queues are opened on its server), not a BaseQueue');
     queue = names.length === 1 ? open(configured, names[0]) : new OrderedQueues(names.map((name) => open(configured, name)));
@@ -160,7 +206,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   });
   const machine = supervisorMachine.provide({
     actors: {
-      queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs: nonNegative('openTimeoutMs', options.openTimeoutMs, 30_000) }),
+      queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs }),
       worker,
       scheduler,
     },
@@ -190,7 +236,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
 
   const input: SupervisorInput = {
     workers,
-    periodic: options.periodic ?? true,
+    periodic,
     periodicCommands: commands.periodic().map((c) => ({ name: c.name, schedule: c.schedule! })),
     reader: {
       prefetch,
@@ -201,15 +247,15 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
       waitTimeoutMs: Math.max(pollDelayMs, maxPollDelayMs),
     },
     drainTimeoutMs,
-    ...(options.maxRestarts !== undefined ? { maxRestarts: positiveInt('maxRestarts', options.maxRestarts, 1) } : {}),
-    now: options.clock?.now ? options.clock.now.bind(options.clock) : Date.now,
+    ...(maxRestarts !== undefined ? { maxRestarts } : {}),
+    now: given.clock?.now ? given.clock.now.bind(given.clock) : Date.now,
     // The scheduler's messages: a fresh id and enqueuedAt per run, made here so machines/ stays pure.
     newMessage: (command, now) => encodeMessage(command, [], { now }).data,
   };
   const actor = createActor(machine, {
     input,
-    ...(options.inspect ? { inspect: options.inspect } : {}),
-    ...(options.clock ? { clock: options.clock } : {}),
+    ...(given.inspect ? { inspect: given.inspect } : {}),
+    ...(given.clock ? { clock: given.clock } : {}),
   });
 
   let started: Promise<void> | null = null;

@@ -8,6 +8,22 @@ import path from 'node:path';
 import { z } from 'zod';
 import { BaseQueue, MAX_PRIORITY, MIN_PRIORITY, type WriteOptions } from '../backends/base.js';
 import { ConfigError, describeValue } from '../shared/errors.js';
+import {
+  EXPECTED,
+  boolean,
+  factor,
+  integer,
+  invalidOption,
+  isEpochMs,
+  isMillis,
+  millis,
+  nonEmptyString,
+  oneOf,
+  parseOption,
+  parseOptions,
+  positiveMillis,
+  type DeclaresEvery,
+} from '../shared/options.js';
 import { decodeMessage, encodeMessage } from '../codec/message.js';
 import { toSchedule, type Schedule } from '../schedule/crontab.js';
 import { jobEvents } from './hooks.js';
@@ -110,29 +126,33 @@ export interface RegisteredCommand {
 
 const NAME_MAX = 200;
 
-const commandOptionsSchema = z.strictObject({
-  name: z.string().min(1).max(NAME_MAX).optional(),
-  queue: z.union([z.string().min(1), z.instanceof(BaseQueue)]).optional(),
-  retries: z.number().int().min(0).optional(),
-  retryDelay: z.number().min(0).finite().optional(),
-  retryBackoff: z.number().min(1).finite().optional(),
-  timeout: z.number().positive().finite().optional(),
-  expires: z.union([z.number().positive().finite(), z.date()]).optional(),
-  maxDeliveries: z.number().int().min(1).optional(),
-  results: z.boolean().optional(),
-  resultTtl: z.number().positive().finite().optional(),
-  priority: z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY).optional(),
-});
+/**
+ * What a command does when an option is not given. Not filled into its
+ * options (which keep what was given: `retries` absent is not `retries: 0`
+ * when the command throws a Retry); read where the option is used. The
+ * others: `name` the function's, `queue` configure()'s, `timeout` and
+ * `expires` none, `maxDeliveries` the consumer's, `resultTtl` configure()'s
+ * resultTtlMs. @internal
+ */
+export const COMMAND_DEFAULTS = { retries: 0, retryDelay: 0, retryBackoff: 1, results: true } as const;
 
-function validateOptions(options: CommandOptions): CommandOptions {
-  const parsed = commandOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const where = issue.path.length ? issue.path.join('.') : 'options';
-    throw new ConfigError(`invalid command option ${where}: ${issue.message}`);
-  }
-  return parsed.data;
-}
+const commandNameField = nonEmptyString(NAME_MAX);
+
+/** Strict: a misspelled option (`retry: 3`) is refused, not ignored. */
+const commandOptionsSchema = z.strictObject({
+  name: commandNameField.optional(),
+  queue: oneOf([nonEmptyString(), z.instanceof(BaseQueue)], 'must be a BaseQueue or a queue URL').optional(),
+  retries: integer(0).optional(),
+  retryDelay: millis(0).optional(),
+  retryBackoff: factor().optional(),
+  timeout: positiveMillis().optional(),
+  expires: oneOf([positiveMillis(), z.date()], `${EXPECTED.positiveMillis} or a Date`).optional(),
+  maxDeliveries: integer(1).optional(),
+  results: boolean().optional(),
+  resultTtl: positiveMillis().optional(),
+  priority: integer(MIN_PRIORITY, MAX_PRIORITY).optional(),
+});
+const _declared: DeclaresEvery<z.input<typeof commandOptionsSchema>, CommandOptions> = true;
 
 const THIS_MODULE = fileURLToPath(import.meta.url).replace(/\.[cm]?[jt]s$/, '');
 const STACK_FILE = /\(?((?:file:\/\/)?\/[^():]+|[A-Za-z]:\\[^():]+):\d+:\d+\)?$/;
@@ -165,11 +185,8 @@ async function runLocally(command: RegisteredCommand, jobId: string, args: unkno
 
 function commandName(explicit: string | undefined, fn: Function, what: string): string {
   const name = explicit ?? fn.name;
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new ConfigError(`${what}: the function has no name; pass one: ${what}('name', fn)`);
-  }
-  if (name.length > NAME_MAX) throw new ConfigError(`${what}: command name is longer than ${NAME_MAX} characters`);
-  return name;
+  if (name === '') throw new ConfigError(`${what}: the function has no name; pass one: ${what}('name', fn)`);
+  return parseOption(commandNameField, name, what, 'name');
 }
 
 const SCHEDULE_KEYS = new Set(['delay', 'eta', 'priority']);
@@ -183,19 +200,17 @@ function scheduleOptionsOf(options: ScheduleWhen, commandPriority: number | unde
   const write: WriteOptions = {};
   if (options.delay !== undefined && options.eta !== undefined) throw new ConfigError('schedule(): give delay or eta, not both');
   if (options.delay !== undefined) {
-    if (typeof options.delay !== 'number' || !Number.isFinite(options.delay) || options.delay < 0) {
-      throw new ConfigError(`schedule({ delay }) must be a number of ms ≥ 0, got ${describeValue(options.delay)}`);
-    }
+    if (!isMillis(options.delay)) throw invalidOption('schedule', 'delay', options.delay, EXPECTED.millis(0));
     write.runAt = Date.now() + options.delay;
   } else if (options.eta !== undefined) {
     const at = options.eta instanceof Date ? options.eta.getTime() : options.eta;
-    if (typeof at !== 'number' || !Number.isFinite(at)) throw new ConfigError('schedule({ eta }) must be a valid Date or ms since the epoch');
+    if (!isEpochMs(at)) throw invalidOption('schedule', 'eta', at, 'must be a valid Date or a time in milliseconds since the epoch');
     write.runAt = at;
   }
   const priority = options.priority ?? commandPriority;
   if (priority !== undefined) {
     if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
-      throw new ConfigError(`schedule({ priority }) must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}, got ${describeValue(priority)}`);
+      throw invalidOption('schedule', 'priority', priority, `must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}`);
     }
     if (priority !== 0) write.priority = priority;
   }
@@ -219,7 +234,7 @@ export function queueCommand<A extends unknown[], R>(
     options = { name: first };
   } else if (first && typeof first === 'object') {
     fn = second!;
-    options = validateOptions(first);
+    options = parseOptions(commandOptionsSchema, first, 'queueCommand');
   } else {
     throw new ConfigError('queueCommand takes (fn), (name, fn) or (options, fn)');
   }

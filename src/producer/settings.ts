@@ -3,10 +3,12 @@
  * payload limit and the result TTL; and the cache of queues opened from URLs
  * by commands, which closeQueues() closes.
  */
+import { z } from 'zod';
 import { BaseQueue, QUEUE_NAME_PATTERN } from '../backends/base.js';
 import { createQueue } from '../backends/index.js';
 import { defaultQueueUrl, DEFAULT_MAX_PAYLOAD_BYTES } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
+import { boolean, integer, nonEmptyString, oneOf, parseOptions, positiveMillis, type DeclaresEvery } from '../shared/options.js';
 import { DEFAULT_RESULT_TTL_MS } from './results.js';
 
 export interface TaskmillSettings {
@@ -22,33 +24,28 @@ export interface TaskmillSettings {
 
 type Settings = { queue: BaseQueue | string | undefined; immediate: boolean; maxPayloadBytes: number; resultTtlMs: number };
 
+/** What the settings are before configure() changes them (queue: $TASKMILL_QUEUE, else sqlite:taskmill.sqlite, read when used). @internal */
+export const SETTINGS_DEFAULTS = { immediate: false, maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES, resultTtlMs: DEFAULT_RESULT_TTL_MS } as const;
+
+/** No defaults here: configure() changes only what it is given. */
+const settingsSchema = z.object({
+  queue: oneOf([nonEmptyString(), z.instanceof(BaseQueue)], 'must be a BaseQueue or a queue URL').optional(),
+  immediate: boolean().optional(),
+  maxPayloadBytes: integer(1).optional(),
+  resultTtlMs: positiveMillis().optional(),
+});
+const _declared: DeclaresEvery<z.input<typeof settingsSchema>, TaskmillSettings> = true;
+
 /** The current settings; configure() is the only writer (read directly on the enqueue path: no copy per call). */
-const current: Settings = {
-  queue: undefined,
-  immediate: false,
-  maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
-  resultTtlMs: DEFAULT_RESULT_TTL_MS,
-};
+const current: Settings = { queue: undefined, ...SETTINGS_DEFAULTS };
 const queuesByUrl = new Map<string, BaseQueue>();
 
 export function configure(options: TaskmillSettings): void {
-  if (options.queue !== undefined) {
-    if (typeof options.queue !== 'string' && !(options.queue instanceof BaseQueue)) {
-      throw new ConfigError('configure({ queue }) takes a queue URL or a BaseQueue');
-    }
-    current.queue = options.queue;
-  }
-  if (options.immediate !== undefined) current.immediate = Boolean(options.immediate);
-  if (options.maxPayloadBytes !== undefined) {
-    const n = options.maxPayloadBytes;
-    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`configure({ maxPayloadBytes }) must be a positive integer, got ${String(n)}`);
-    current.maxPayloadBytes = n;
-  }
-  if (options.resultTtlMs !== undefined) {
-    const n = options.resultTtlMs;
-    if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`configure({ resultTtlMs }) must be a positive number of ms, got ${String(n)}`);
-    current.resultTtlMs = n;
-  }
+  const given = parseOptions(settingsSchema, options, 'configure');
+  if (given.queue !== undefined) current.queue = given.queue;
+  if (given.immediate !== undefined) current.immediate = given.immediate;
+  if (given.maxPayloadBytes !== undefined) current.maxPayloadBytes = given.maxPayloadBytes;
+  if (given.resultTtlMs !== undefined) current.resultTtlMs = given.resultTtlMs;
 }
 
 /** The current settings (read-only view). */

@@ -181,7 +181,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
     );
 
     it('names the bad schema in the message', () => {
-      expect(() => new DatabaseQueue(POSTGRES_URL, { schema: 'a*' })).toThrow(/schema name "a\*"/);
+      expect(() => new DatabaseQueue(POSTGRES_URL, { schema: 'a*' })).toThrow(/PostgresQueue: invalid schema "a\*": must be 1-63 characters/);
     });
   });
 

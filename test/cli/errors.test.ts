@@ -34,13 +34,14 @@ describe.concurrent('taskmill: bad options and URLs are one line on stderr, exit
   const usageCases: [string, string[], RegExp][] = [
     ['an unknown subcommand', ['frobnicate'], /unknown command 'frobnicate'/],
     ['an unknown option', ['consume', '--frobnicate'], /unknown option '--frobnicate'/],
-    ['--threads 0', ['consume', '--threads', '0'], /--threads must be an integer from 1 to 1024, got "0"/],
-    ['--threads x', ['consume', '--threads', 'x'], /--threads must be an integer from 1 to 1024, got "x"/],
-    ['-v 5 (out of range)', ['consume', '-v', '5'], /--verbosity must be an integer from 0 to 2, got "5"/],
-    ['--inspect 70000', ['consume', '--inspect', '70000'], /--inspect must be an integer from 0 to 65535/],
-    ['failed --limit 0', ['failed', '--limit', '0', '-q', 'memory://x'], /--limit must be an integer from 1 to 100000/],
-    ['--backoff 0.5', ['consume', '--backoff', '0.5'], /--backoff must be a number ≥ 1/],
-    ['consume -Q with a bad name', ['consume', '-Q', 'critical,no way'], /invalid -Q queue name "no way": use 1-64 characters/],
+    ['--threads 0', ['consume', '--threads', '0'], /invalid --threads 0: must be an integer from 1 to 1024/],
+    ['--threads x', ['consume', '--threads', 'x'], /invalid --threads "x": must be an integer from 1 to 1024/],
+    ['-v 5 (out of range)', ['consume', '-v', '5'], /invalid --verbosity 5: must be an integer from 0 to 2/],
+    ['--inspect 70000', ['consume', '--inspect', '70000'], /invalid --inspect 70000: must be an integer from 0 to 65535/],
+    ['failed --limit 0', ['failed', '--limit', '0', '-q', 'memory://x'], /invalid --limit 0: must be an integer from 1 to 100000/],
+    ['--backoff 0.5', ['consume', '--backoff', '0.5'], /invalid --backoff 0\.5: must be a number ≥ 1/],
+    ['--delay 0', ['consume', '--delay', '0'], /invalid --delay 0: must be a number of seconds ≥ 0\.001/],
+    ['consume -Q with a bad name', ['consume', '-Q', 'critical,no way'], /invalid -Q queue name "no way": must be 1-64 characters/],
     ['status -Q with a bad name', ['status', '-Q', 'a/b', '-q', 'memory://x'], /invalid -Q queue name "a\/b"/],
   ];
   for (const [what, args, reason] of usageCases) {
@@ -54,12 +55,12 @@ describe.concurrent('taskmill: bad options and URLs are one line on stderr, exit
   // hint to the same line in configureOutput's outputError:
   //   outputError: (text, write) => write(`${redactText(text).trimEnd()} (run with --help for usage)\n`)
   it('a usage error is exactly one line (no separate hint line)', async () => {
-    expectOneLineError(await runCli(['consume', '--threads', '0'], { cwd }), /--threads must be an integer from 1 to 1024/);
+    expectOneLineError(await runCli(['consume', '--threads', '0'], { cwd }), /invalid --threads 0: must be an integer from 1 to 1024/);
   });
 
   // Rejected by taskmill itself.
   const cases: [string, string[], RegExp][] = [
-    ['--max-delay below --delay', ['consume', '--delay', '2', '--max-delay', '1'], /--max-delay must be ≥ --delay/],
+    ['--max-delay below --delay', ['consume', '--delay', '2', '--max-delay', '1'], /invalid --max-delay 1: must be a number of seconds ≥ 2 \(--delay\)/],
     ['an ftp:// queue URL', ['consume', '-q', 'ftp://example.org/q'], /unsupported queue URL "ftp:\/\/example\.org\/q"/],
     ['sqlite: with no path', ['consume', '-q', 'sqlite:'], /queue URL "sqlite:" has no file path/],
     ['enqueue with a JSON object', ['enqueue', 'cli-ok', '{"n":1}', '-q', 'memory://x'], /args must be a JSON array/],

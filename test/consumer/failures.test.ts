@@ -229,8 +229,10 @@ describe('a job whose earlier deliveries had no outcome (the consumer running it
   });
 
   it('maxDeliveries must be an integer ≥ 1', () => {
-    expect(() => createConsumer({ queue: freshMemoryQueue(), maxDeliveries: 0 })).toThrow(/maxDeliveries must be an integer ≥ 1, got 0/);
-    expect(() => queueCommand({ name: 'bad-deliveries', maxDeliveries: 1.5 }, () => {})).toThrow(/invalid command option maxDeliveries/);
+    expect(() => createConsumer({ queue: freshMemoryQueue(), maxDeliveries: 0 })).toThrow(/createConsumer: invalid maxDeliveries 0: must be an integer ≥ 1/);
+    expect(() => queueCommand({ name: 'bad-deliveries', maxDeliveries: 1.5 }, () => {})).toThrow(
+      /queueCommand: invalid maxDeliveries 1\.5: must be an integer ≥ 1/,
+    );
   });
 });
 

@@ -287,11 +287,14 @@ describe('createConsumer: options and side effects', () => {
 
   it('rejects bad options with a ConfigError naming the option', () => {
     const base = { queue: freshMemoryQueue(), registry: registryOf({}), logger: capturedLogger().logger };
-    expect(() => createConsumer({ ...base, workers: 0 })).toThrow(/workers must be an integer ≥ 1, got 0/);
-    expect(() => createConsumer({ ...base, workers: 1.5 })).toThrow(/workers must be an integer ≥ 1/);
-    expect(() => createConsumer({ ...base, pollBackoff: 0.5 })).toThrow(/pollBackoff must be a number ≥ 1/);
-    expect(() => createConsumer({ ...base, pollDelayMs: 100, maxPollDelayMs: 10 })).toThrow(/maxPollDelayMs must be a number ≥ 100/);
-    expect(() => createConsumer({ ...base, drainTimeoutMs: -1 })).toThrow(/drainTimeoutMs/);
+    expect(() => createConsumer({ ...base, workers: 0 })).toThrow(/^createConsumer: invalid workers 0: must be an integer ≥ 1$/);
+    expect(() => createConsumer({ ...base, workers: 1.5 })).toThrow(/invalid workers 1\.5: must be an integer ≥ 1/);
+    expect(() => createConsumer({ ...base, pollBackoff: 0.5 })).toThrow(/invalid pollBackoff 0\.5: must be a number ≥ 1/);
+    expect(() => createConsumer({ ...base, pollDelayMs: 100, maxPollDelayMs: 10 })).toThrow(
+      /invalid maxPollDelayMs 10: must be a number of milliseconds ≥ 100 \(pollDelayMs\)/,
+    );
+    expect(() => createConsumer({ ...base, drainTimeoutMs: -1 })).toThrow(/invalid drainTimeoutMs -1: must be a number of milliseconds ≥ 0/);
+    expect(() => createConsumer({ ...base, prefetch: 1.5 })).toThrow(/invalid prefetch 1\.5: must be an integer ≥ 0/);
     expect(() => createConsumer({ ...base, queue: 'ftp://x' })).toThrow(/unsupported queue URL/);
   });
 

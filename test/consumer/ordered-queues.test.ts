@@ -122,8 +122,8 @@ describe('createConsumer({ queues })', () => {
   });
 
   it('refuses queues that are not a non-empty list of names, and queues with a BaseQueue', () => {
-    expect(() => createConsumer({ queue: 'memory://x', queues: [] })).toThrow(/queues must be a non-empty list/);
-    expect(() => createConsumer({ queue: 'memory://x', queues: ['ok', 'not ok'] })).toThrow(/invalid createConsumer: queues entry "not ok"/);
+    expect(() => createConsumer({ queue: 'memory://x', queues: [] })).toThrow(/createConsumer: invalid queues \[\]: must be a non-empty list of queue names/);
+    expect(() => createConsumer({ queue: 'memory://x', queues: ['ok', 'not ok'] })).toThrow(/createConsumer: invalid queues\[1\] "not ok"/);
     expect(() => createConsumer({ queue: new MemoryQueue(), queues: ['a'] })).toThrow(/needs queue as a URL/);
   });
 });

@@ -65,7 +65,19 @@ describe('the public surface', () => {
 
   it('taskmill/backends', () => {
     expect(names(backends)).toEqual(
-      ['BaseQueue', 'ConfigError', 'LeaseLostError', 'MAX_PRIORITY', 'MIN_PRIORITY', 'QueueConnectionError', 'TaskmillError', 'checkPriority', 'redactText', 'redactUrl', 'validateQueueName'].sort(),
+      [
+        'BaseQueue',
+        'ConfigError',
+        'LeaseLostError',
+        'MAX_PRIORITY',
+        'MIN_PRIORITY',
+        'QueueConnectionError',
+        'TaskmillError',
+        'checkPriority',
+        'redactText',
+        'redactUrl',
+        'validateQueueName',
+      ].sort(),
     );
     expect(backends.BaseQueue).toBe(taskmill.BaseQueue);
   });

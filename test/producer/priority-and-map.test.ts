@@ -28,7 +28,7 @@ afterEach(() => {
 describe('priority', () => {
   it('a command option outside -1000..1000 or not an integer is refused at definition, naming it', () => {
     for (const priority of [1.5, 1001, -1001, Number.NaN]) {
-      expect(() => queueCommand({ name: unique('bad'), priority }, () => {})).toThrow(/invalid command option priority/);
+      expect(() => queueCommand({ name: unique('bad'), priority }, () => {})).toThrow(/queueCommand: invalid priority/);
     }
   });
 
@@ -49,7 +49,7 @@ describe('priority', () => {
   it('schedule() refuses a bad priority, delay with eta, or an unknown option, and writes nothing', async () => {
     const queue = freshMemoryQueue();
     const cmd = define({ name: unique('sched'), queue }, () => {});
-    await expect(cmd.schedule({ priority: 2.5 })).rejects.toThrow(/schedule\(\{ priority \}\) must be an integer from -1000 to 1000, got 2.5/);
+    await expect(cmd.schedule({ priority: 2.5 })).rejects.toThrow(/schedule: invalid priority 2\.5: must be an integer from -1000 to 1000/);
     await expect(cmd.schedule({ priority: '1' as unknown as number })).rejects.toThrow(ConfigError);
     await expect(cmd.schedule({ delay: 1, eta: Date.now() })).rejects.toThrow(/delay or eta, not both/);
     await expect(cmd.schedule({ priorty: 1 } as never)).rejects.toThrow(/unknown option "priorty"/);

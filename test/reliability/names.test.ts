@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, createQueue } from '../../src/index.js';
+import { describeValue } from '../../src/shared/errors.js';
 import { tempDir } from '../helpers/processes.js';
 import { POSTGRES_URL, REDIS_URL, hasPostgres, hasRedis, uniqueName } from '../helpers/services.js';
 import { runCli } from '../fixtures/cli-helpers.js';
@@ -36,8 +37,8 @@ const CLI_RUNS = (url: (value: string) => string): [string, string[]][] => [
   [HOSTILE[2]!, ['enqueue', 'x', '[]', '-q', url(HOSTILE[2]!)]],
 ];
 
-/** How an error names a value: quoted, long ones cut at 80 characters. */
-const shown = (value: string) => JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+/** How an error names a value (describeValue): quoted, long ones cut. */
+const shown = (value: string) => describeValue(value);
 
 function refusal(make: () => unknown): ConfigError {
   try {
@@ -59,7 +60,7 @@ describe('SQLite: hostile queue names', () => {
 
   it.each(HOSTILE)('createQueue(sqlite:…, { name: %j }) is refused naming the value; the file is untouched', (name) => {
     const error = refusal(() => createQueue(`sqlite:${file}`, { name }));
-    expect(error.message).toContain(`invalid queue name ${shown(name)}`);
+    expect(error.message).toContain(`SqliteQueue: invalid name ${shown(name)}`);
     const db = new Database(file, { readonly: true });
     try {
       expect(db.prepare('SELECT note FROM canary').all()).toEqual([{ note: 'alive' }]);
@@ -86,9 +87,9 @@ describe.skipIf(!hasRedis)('Redis: hostile queue names and key prefixes', { time
     for (const url of [`${REDIS_URL}?prefix=${encodeURIComponent(value)}`, `${REDIS_URL}?prefix=${encodeURIComponent(value)}&blocking=true`]) {
       // An empty ?prefix= is absent, so the default prefix applies; every other value names itself.
       if (value === '') continue;
-      expect(refusal(() => createQueue(url)).message, url).toContain(`invalid redis key prefix ${shown(value)}`);
+      expect(refusal(() => createQueue(url)).message, url).toContain(`invalid prefix ${shown(value)}`);
     }
-    expect(refusal(() => createQueue(REDIS_URL, { name: value })).message).toContain(`invalid queue name ${shown(value)}`);
+    expect(refusal(() => createQueue(REDIS_URL, { name: value })).message).toContain(`RedisQueue: invalid name ${shown(value)}`);
   });
 
   it('taskmill flush / status / enqueue -q with a hostile ?prefix=: exit 1, one line naming it; no key of the server touched', async () => {
@@ -101,7 +102,7 @@ describe.skipIf(!hasRedis)('Redis: hostile queue names and key prefixes', { time
       const what = `${args[0]} with prefix ${JSON.stringify(value)}`;
       expect(result.code, what).toBe(1);
       expect(result.stderr.trimEnd().split('\n'), what).toHaveLength(1);
-      expect(result.stderr, what).toContain(`invalid redis key prefix ${shown(value)}`);
+      expect(result.stderr, what).toContain(`invalid prefix ${shown(value)}`);
     }
     // Other tests write to this server meanwhile, so no key count is compared: the canary stays, no key carries a hostile prefix.
     expect(await redis.get(canaryKey)).toBe('alive');
@@ -128,10 +129,11 @@ describe.skipIf(!hasPostgres)('PostgreSQL: hostile queue names and schema names'
   it.each([...HOSTILE, 'Upper', 'pg_catalog', 'public"."x'])('%j as ?schema= (and as a queue name) is refused naming the value', async (value) => {
     if (value !== '') {
       const error = refusal(() => createQueue(`${POSTGRES_URL}?schema=${encodeURIComponent(value)}`));
-      expect(error.message).toContain(`invalid PostgreSQL schema name ${shown(value)}`);
+      expect(error.message).toContain(`PostgresQueue: invalid schema ${shown(value)}`);
     }
     // 'Upper' and 'pg_catalog' are fine queue names (a queue name is a value in a column, never an identifier).
-    if (HOSTILE.includes(value)) expect(refusal(() => createQueue(POSTGRES_URL, { name: value })).message).toContain(`invalid queue name ${shown(value)}`);
+    if (HOSTILE.includes(value))
+      expect(refusal(() => createQueue(POSTGRES_URL, { name: value })).message).toContain(`PostgresQueue: invalid name ${shown(value)}`);
     expect(await canaryAlive()).toEqual([{ note: 'alive' }]);
   });
 
@@ -145,7 +147,7 @@ describe.skipIf(!hasPostgres)('PostgreSQL: hostile queue names and schema names'
       const what = `${args[0]} with schema ${JSON.stringify(value)}`;
       expect(result.code, what).toBe(1);
       expect(result.stderr.trimEnd().split('\n'), what).toHaveLength(1);
-      expect(result.stderr, what).toContain(`invalid PostgreSQL schema name ${shown(value)}`);
+      expect(result.stderr, what).toContain(`PostgresQueue: invalid schema ${shown(value)}`);
     }
     expect(await canaryAlive()).toEqual([{ note: 'alive' }]);
     // Only schemas other tests made meanwhile may have appeared; none named after a hostile value.

@@ -14,12 +14,17 @@
  * ready messages stay in the ready structures as tombstones that reads skip.
  * Result records live in a Map with an expiry heap that setResults() drains.
  */
-import { ConfigError, QueueConnectionError, describeValue } from '../../shared/errors.js';
+import { ConfigError, QueueConnectionError } from '../../shared/errors.js';
 import {
   BaseQueue,
   checkKeyTtl,
   checkPriority,
   checkUniqueKey,
+  checkResultList,
+  checkResultRecord,
+  checkRetryRunAt,
+  checkSlotTtl,
+  checkWriteRunAt,
   type WriteOnceOptions,
   type WriteOnceResult,
   type FailedMessage,
@@ -41,32 +46,6 @@ function checkData(data: unknown): string {
 function checkMax(max: number): number {
   if (!Number.isInteger(max) || max < 0) throw new ConfigError(`invalid batch size ${String(max)}: must be an integer >= 0`);
   return max;
-}
-
-function checkTtl(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new ConfigError(`invalid slot ttlMs ${String(ttlMs)}: must be a number of milliseconds > 0`);
-  return ttlMs;
-}
-
-/** A runAt option: absent, or ms since the epoch. */
-function checkRunAt(runAt: unknown): number | undefined {
-  if (runAt === undefined) return undefined;
-  if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
-    throw new ConfigError(`invalid runAt ${describeValue(runAt)}: must be a time in milliseconds since the epoch`);
-  }
-  return runAt;
-}
-
-function checkResults(records: readonly ResultRecord[]): void {
-  const list: unknown = records;
-  if (!Array.isArray(list)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
-  for (const [i, r] of records.entries()) {
-    if (typeof r?.jobId !== 'string' || r.jobId === '') throw new ConfigError(`result #${i}: jobId must be a non-empty string`);
-    if (typeof r.record !== 'string') throw new ConfigError(`result #${i} (job ${r.jobId}): record must be a string, got ${typeof r.record}`);
-    if (typeof r.ttlMs !== 'number' || !Number.isFinite(r.ttlMs) || r.ttlMs <= 0) {
-      throw new ConfigError(`result #${i} (job ${r.jobId}): invalid ttlMs ${describeValue(r.ttlMs)}: must be a number of milliseconds > 0`);
-    }
-  }
 }
 
 function checkKey(key: unknown): string {
@@ -96,7 +75,7 @@ export class MemoryQueue extends BaseQueue {
   async write(data: string, options: WriteOptions = {}): Promise<string> {
     const state = this.live();
     checkData(data);
-    const runAt = checkRunAt(options.runAt);
+    const runAt = checkWriteRunAt(options.runAt, this, 'write');
     const priority = checkPriority(options.priority);
     const now = Date.now();
     const id = state.append(data, runAt, now, priority);
@@ -108,7 +87,7 @@ export class MemoryQueue extends BaseQueue {
   override async writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
     const state = this.live();
     for (const data of datas) checkData(data);
-    const runAt = checkRunAt(options.runAt);
+    const runAt = checkWriteRunAt(options.runAt, this, 'writeBatch');
     const priority = checkPriority(options.priority);
     const now = Date.now();
     const ids = datas.map((data) => state.append(data, runAt, now, priority));
@@ -120,7 +99,7 @@ export class MemoryQueue extends BaseQueue {
     const state = this.live();
     checkUniqueKey(key);
     checkData(data);
-    const runAt = checkRunAt(options.runAt);
+    const runAt = checkWriteRunAt(options.runAt, this, 'writeOnce');
     const priority = checkPriority(options.priority);
     const ttl = checkKeyTtl(options.keyTtlMs);
     const now = Date.now();
@@ -270,8 +249,7 @@ export class MemoryQueue extends BaseQueue {
   override async retry(id: string, data: string, runAt: number): Promise<boolean> {
     const state = this.live();
     checkData(data);
-    const until = checkRunAt(runAt);
-    if (until === undefined) throw new ConfigError('retry needs a runAt (ms since the epoch)');
+    const until = checkRetryRunAt(runAt, this);
     const now = Date.now();
     const entry = state.held(id, this.owner, now);
     if (!entry) return false;
@@ -300,7 +278,8 @@ export class MemoryQueue extends BaseQueue {
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {
     const state = this.live();
-    checkResults(records);
+    checkResultList(records, this);
+    for (const [i, record] of records.entries()) checkResultRecord(record, i, this);
     const now = Date.now();
     state.purgeResults(now);
     for (const { jobId, record, ttlMs } of records) state.setResult(jobId, record, now + ttlMs);
@@ -321,7 +300,7 @@ export class MemoryQueue extends BaseQueue {
     const state = this.live();
     checkKey(key);
     checkData(data);
-    checkTtl(ttlMs);
+    checkSlotTtl(ttlMs, this);
     const now = Date.now();
     if (++state.slotCalls % 256 === 0) state.purgeSlots(now);
     const claimedUntil = state.slots.get(key);

@@ -8,11 +8,13 @@
  * environment may hold it, since a driver message may quote any of them.
  */
 import type pg from 'pg';
+import { z } from 'zod';
 import { redactText, redactUrl } from '../../shared/config.js';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/errors.js';
+import { boolean, integer, parseOptions, positiveMillis, type DeclaresEvery } from '../../shared/options.js';
 import type { QueueOptions } from '../base.js';
 import { isPermanentPostgresError } from '../permanent-errors.js';
-import { DEFAULT_SCHEMA, validateSchemaName } from './schema.js';
+import { DEFAULT_SCHEMA, schemaNameField } from './schema.js';
 
 export interface PostgresQueueOptions extends QueueOptions {
   /** Schema holding taskmill's tables. Default `'taskmill'` (or `?schema=` in the URL). */
@@ -27,16 +29,21 @@ export interface PostgresQueueOptions extends QueueOptions {
   connectTimeoutMs?: number;
 }
 
-const DEFAULT_POLL_INTERVAL_MS = 2000;
-const DEFAULT_POOL_SIZE = 4;
-const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** PostgresQueue's own options (the shared ones are BaseQueue's). @internal */
+export const POSTGRES_DEFAULTS = { schema: DEFAULT_SCHEMA, listen: true, pollIntervalMs: 2000, poolSize: 4, connectTimeoutMs: 5000 } as const;
+
+/** The options win over the URL's `?schema=` and `?listen=`, which are parsed with them. */
+const postgresOptionsSchema = z.object({
+  schema: schemaNameField.default(POSTGRES_DEFAULTS.schema),
+  listen: boolean().default(POSTGRES_DEFAULTS.listen),
+  pollIntervalMs: positiveMillis().default(POSTGRES_DEFAULTS.pollIntervalMs),
+  poolSize: integer(1).default(POSTGRES_DEFAULTS.poolSize),
+  connectTimeoutMs: positiveMillis().default(POSTGRES_DEFAULTS.connectTimeoutMs),
+});
+const _declared: DeclaresEvery<z.input<typeof postgresOptionsSchema>, Omit<PostgresQueueOptions, keyof QueueOptions>> = true;
+
 /** URL query parameters that configure taskmill and are not passed on to `pg`. */
 const OWN_URL_PARAMS = ['schema', 'listen'] as const;
-
-function checkPositive(value: number, what: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`invalid ${what} ${String(value)}: must be a number > 0`);
-  return value;
-}
 
 /** Splits taskmill's own parameters off the URL; the rest goes to `pg` unchanged. */
 function splitUrl(url: string): { pgUrl: string; own: Map<string, string> } {
@@ -88,7 +95,7 @@ export interface ConnectionSettings {
 }
 
 /** Validates the URL and options (throwing ConfigError) in the order the constructor always did. @internal */
-export function connectionSettings(connectionString: string, options: PostgresQueueOptions): ConnectionSettings {
+export function connectionSettings(connectionString: string, options: PostgresQueueOptions, entryPoint = 'PostgresQueue'): ConnectionSettings {
   if (typeof connectionString !== 'string' || !/^postgres(ql)?:\/\//i.test(connectionString.trim())) {
     const shown = typeof connectionString === 'string' ? redactUrl(connectionString) : String(connectionString);
     throw new ConfigError(`invalid PostgreSQL URL "${shown}": use postgres://user:password@host:port/database`);
@@ -98,16 +105,17 @@ export function connectionSettings(connectionString: string, options: PostgresQu
   const redactedUrl = redactText(redactUrl(url), secrets);
   const { pgUrl, own } = splitUrl(url);
 
-  const schema = validateSchemaName(options.schema ?? own.get('schema') ?? DEFAULT_SCHEMA);
   const listenParam = own.get('listen');
-  if (listenParam !== undefined && listenParam !== 'true' && listenParam !== 'false') {
-    throw new ConfigError(`PostgreSQL URL "${redactedUrl}": listen must be true or false`);
-  }
-  const listen = options.listen ?? listenParam !== 'false';
-  const pollIntervalMs = checkPositive(options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, 'pollIntervalMs');
-  const poolSize = options.poolSize ?? DEFAULT_POOL_SIZE;
-  if (!Number.isInteger(poolSize) || poolSize < 1) throw new ConfigError(`invalid poolSize ${String(poolSize)}: must be an integer >= 1`);
-  const connectTimeoutMs = checkPositive(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
+  const { schema, listen, pollIntervalMs, poolSize, connectTimeoutMs } = parseOptions(
+    postgresOptionsSchema,
+    {
+      ...options,
+      schema: options.schema ?? own.get('schema'),
+      // 'true' and 'false' only; anything else is refused naming it.
+      listen: options.listen ?? (listenParam === 'true' ? true : listenParam === 'false' ? false : listenParam),
+    },
+    entryPoint,
+  );
 
   const clientConfig: pg.ClientConfig = {
     connectionString: pgUrl,

@@ -61,7 +61,7 @@ import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOpt
 import { NotifyListener } from './listener.js';
 
 export type { PostgresQueueOptions, DatabaseQueueOptions } from './config.js';
-export { DEFAULT_SCHEMA, SCHEMA_VERSION, validateSchemaName } from './schema.js';
+export { DEFAULT_SCHEMA, SCHEMA_VERSION } from './schema.js';
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
 const PROMOTE_BATCH = 5000;
@@ -91,7 +91,7 @@ export class PostgresQueue extends BaseQueue {
 
   constructor(connectionString: string, options: PostgresQueueOptions = {}) {
     super(options);
-    const settings = connectionSettings(connectionString, options);
+    const settings = connectionSettings(connectionString, options, new.target.name);
     this.#secrets = settings.secrets;
     this.redactedUrl = settings.redactedUrl;
     this.schema = settings.schema;
@@ -197,7 +197,7 @@ export class PostgresQueue extends BaseQueue {
   /** A `runAt` still ahead by the database clock stores the message delayed. */
   override async write(data: string, options?: WriteOptions): Promise<string> {
     const [text, bytes] = encodeData(data);
-    const runAt = writeOptionsRunAt(options);
+    const runAt = writeOptionsRunAt(options, this, 'write');
     const priority = checkPriority(options?.priority);
     const result = await this.#query<{ id: string }>('write', this.#sql.write, [this.name, text, bytes, this.#channel, runAt, priority]);
     return result.rows[0]!.id;
@@ -208,7 +208,7 @@ export class PostgresQueue extends BaseQueue {
   override async writeOnce(key: string, data: string, options?: WriteOnceOptions): Promise<WriteOnceResult> {
     checkText(checkUniqueKey(key), 'unique key');
     const [text, bytes] = encodeData(data);
-    const runAt = writeOptionsRunAt(options);
+    const runAt = writeOptionsRunAt(options, this, 'writeOnce');
     const priority = checkPriority(options?.priority);
     const ttl = checkKeyTtl(options?.keyTtlMs) ?? null;
     // Each turn either writes, finds a live holder, or sees the holder go (done, or lapsed and let go):
@@ -231,7 +231,7 @@ export class PostgresQueue extends BaseQueue {
   override async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
     if (!Array.isArray(datas)) throw new ConfigError('writeBatch expects an array of strings');
     const encoded = datas.map(encodeData);
-    const runAt = writeOptionsRunAt(options);
+    const runAt = writeOptionsRunAt(options, this, 'writeBatch');
     const priority = checkPriority(options?.priority);
     if (encoded.length === 0) return [];
     const result = await this.#query<{ ids: string[] }>('writeBatch', this.#sql.writeBatch, [
@@ -331,7 +331,7 @@ export class PostgresQueue extends BaseQueue {
 
   async writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
     checkText(key, 'slot key');
-    checkTtl(ttlMs, 'slot ttlMs');
+    checkTtl(ttlMs, this, 'writeUnique', 'ttlMs');
     const [text, bytes] = encodeData(data);
     const result = await this.#query<{ id: string }>('writeUnique', this.#sql.writeUnique, [this.name, key, text, bytes, ttlMs, this.#channel]);
     return result.rows[0]?.id ?? null;
@@ -341,7 +341,7 @@ export class PostgresQueue extends BaseQueue {
 
   override async retry(id: string, data: string, runAt: number): Promise<boolean> {
     const [text, bytes] = encodeData(data);
-    const at = runAtParam(runAt);
+    const at = runAtParam(runAt, this, 'retry');
     if (!isRowId(id)) return false;
     const result = await this.#query<{ count: number }>('retry', this.#sql.retry, [this.name, id, this.owner, text, bytes, at, this.#channel]);
     return (result.rows[0]?.count ?? 0) > 0;
@@ -365,7 +365,7 @@ export class PostgresQueue extends BaseQueue {
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {
-    const [jobIds, texts, bytes, ttls] = resultParams(records);
+    const [jobIds, texts, bytes, ttls] = resultParams(records, this);
     if (jobIds.length === 0) return;
     await this.#query('setResults', this.#sql.setResults, [this.name, jobIds, texts, bytes, ttls]);
   }

@@ -10,19 +10,20 @@
  */
 import type pg from 'pg';
 import { pg as loadPg } from '../drivers.js';
-import { ConfigError, describeValue } from '../../shared/errors.js';
+import { z } from 'zod';
+import { ConfigError } from '../../shared/errors.js';
+import { EXPECTED, invalidOption, isEpochMs, isPositiveMillis } from '../../shared/options.js';
+import { checkResultList, checkResultRecord, type BaseQueue } from '../base.js';
 
 export const DEFAULT_SCHEMA = 'taskmill';
 export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+const SCHEMA_EXPECTED = 'must be 1-63 characters from a-z 0-9 _, starting with a letter or _ (not pg_)';
 
-/** Throws a ConfigError naming the bad value unless `schema` is an allowed schema name. */
-export function validateSchemaName(schema: unknown): string {
-  if (typeof schema !== 'string' || !SCHEMA_PATTERN.test(schema) || schema.startsWith('pg_')) {
-    const shown = typeof schema === 'string' ? JSON.stringify(schema.length > 80 ? `${schema.slice(0, 80)}…` : schema) : String(schema);
-    throw new ConfigError(`invalid PostgreSQL schema name ${shown}: use 1-63 characters from a-z 0-9 _, starting with a letter or _ (not pg_)`);
-  }
-  return schema;
-}
+/** An allowed schema name (PostgresQueue's `schema` option and the URL's `?schema=`). @internal */
+export const schemaNameField = z
+  .string({ error: SCHEMA_EXPECTED })
+  .regex(SCHEMA_PATTERN, { error: SCHEMA_EXPECTED })
+  .refine((schema) => !schema.startsWith('pg_'), { error: SCHEMA_EXPECTED });
 
 /** Each entry is one version; its statements run in order inside the migration transaction. */
 const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
@@ -383,40 +384,38 @@ const MAX_TIME_MS = 8.64e15;
 /** Year 1: any earlier runAt means the same (ready now), and to_timestamp() stays in range. */
 const MIN_RUN_AT_MS = -62_135_596_800_000;
 
-/** The runAt parameter: null when absent; ConfigError when it is no time. */
-export function runAtParam(runAt: unknown, what = 'runAt'): number | null {
+/**
+ * The runAt parameter: null when absent; ConfigError when it is no time, or
+ * none PostgreSQL can store (beyond a Date's range). Checked by hand on every
+ * write (see backends/base.ts).
+ */
+export function runAtParam(runAt: unknown, queue: BaseQueue, method: string): number | null {
   if (runAt === undefined) return null;
-  if (typeof runAt !== 'number' || !Number.isFinite(runAt) || Math.abs(runAt) > MAX_TIME_MS) {
-    throw new ConfigError(`invalid ${what} ${describeValue(runAt)}: must be a time in milliseconds since the epoch`);
-  }
+  if (!isEpochMs(runAt) || Math.abs(runAt) > MAX_TIME_MS) throw invalidOption(`${queue.constructor.name}.${method}`, 'runAt', runAt, EXPECTED.epochMs);
   return Math.max(runAt, MIN_RUN_AT_MS);
 }
 
 /** The write options argument: absent or an object (whose runAt is checked by runAtParam). */
-export function writeOptionsRunAt(options: unknown): number | null {
+export function writeOptionsRunAt(options: unknown, queue: BaseQueue, method: string): number | null {
   if (options === undefined || options === null) return null;
   if (typeof options !== 'object') throw new ConfigError(`write options must be an object like { runAt }, got ${typeof options}`);
-  return runAtParam((options as { runAt?: unknown }).runAt);
+  return runAtParam((options as { runAt?: unknown }).runAt, queue, method);
 }
 
 /** A ttl that PostgreSQL can add to now(). */
-export function checkTtl(ttlMs: unknown, what: string): number {
-  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_TIME_MS) {
-    throw new ConfigError(`invalid ${what} ${String(ttlMs)}: must be a number of milliseconds > 0`);
-  }
+export function checkTtl(ttlMs: unknown, queue: BaseQueue, method: string, option: string): number {
+  if (!isPositiveMillis(ttlMs) || ttlMs > MAX_TIME_MS) throw invalidOption(`${queue.constructor.name}.${method}`, option, ttlMs, EXPECTED.positiveMillis);
   return ttlMs;
 }
 
 /** setResults parameters [job ids, texts, bytes, ttls]: checked, one per job id (the last wins), sorted by job id. */
-export function resultParams(records: unknown): [string[], (string | null)[], (Buffer | null)[], number[]] {
-  if (!Array.isArray(records)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
+export function resultParams(records: unknown, queue: BaseQueue): [string[], (string | null)[], (Buffer | null)[], number[]] {
+  checkResultList(records, queue);
   const byJob = new Map<string, { record: string; ttlMs: number }>();
-  for (const [i, r] of (records as unknown[]).entries()) {
-    const { jobId, record, ttlMs } = (r ?? {}) as { jobId?: unknown; record?: unknown; ttlMs?: unknown };
-    if (typeof jobId !== 'string' || jobId === '') throw new ConfigError(`result #${i}: jobId must be a non-empty string`);
+  for (const [i, entry] of records.entries()) {
+    const { jobId, record, ttlMs } = checkResultRecord(entry, i, queue);
     checkText(jobId, `result #${i}: jobId`);
-    if (typeof record !== 'string') throw new ConfigError(`result #${i} (job ${jobId}): record must be a string, got ${typeof record}`);
-    byJob.set(jobId, { record, ttlMs: checkTtl(ttlMs, `result #${i} (job ${jobId}): ttlMs`) });
+    byJob.set(jobId, { record, ttlMs: checkTtl(ttlMs, queue, 'setResults', `records[${i}].ttlMs`) });
   }
   const jobIds = [...byJob.keys()].sort();
   const encoded = jobIds.map((jobId) => encodeData(byJob.get(jobId)!.record));

@@ -16,15 +16,20 @@
  */
 import { inspect } from 'node:util';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.js';
+import { millis, parseOptions, type DeclaresEvery } from '../../shared/options.js';
 import {
   BaseQueue,
   checkKeyTtl,
   checkPriority,
   checkUniqueKey,
+  checkRetryRunAt,
+  checkSlotTtl,
+  checkWriteRunAt,
+  queueNameField,
   type WriteOnceOptions,
   type WriteOnceResult,
-  validateQueueName,
   type FailedMessage,
   type QueueMessage,
   type QueueOptions,
@@ -39,7 +44,6 @@ import {
   checkCount,
   checkData,
   checkIds,
-  checkRunAt,
   decodeFailed,
   decodeMessages,
   decodeText,
@@ -64,11 +68,17 @@ export interface RedisQueueOptions extends QueueOptions {
 
 type ScriptFn = (...args: Arg[]) => Promise<unknown>;
 
-function positiveMs(name: string, value: number | undefined, fallback: number): number {
-  const ms = value ?? fallback;
-  if (!Number.isFinite(ms) || ms < 1) throw new ConfigError(`invalid ${name} ${String(value)}: must be a number of milliseconds >= 1`);
-  return Math.ceil(ms);
-}
+/** RedisQueue's and RedisBlockingQueue's own options (the shared ones are BaseQueue's). @internal */
+export const REDIS_DEFAULTS = { prefix: 'taskmill', blockTimeoutMs: 5000, connectTimeoutMs: 5000, commandTimeoutMs: 10_000 } as const;
+
+const redisOptionsSchema = z.object({
+  /** The options' prefix, else the URL's `?prefix=`. */
+  prefix: queueNameField.default(REDIS_DEFAULTS.prefix),
+  blockTimeoutMs: millis(1).default(REDIS_DEFAULTS.blockTimeoutMs),
+  connectTimeoutMs: millis(1).default(REDIS_DEFAULTS.connectTimeoutMs),
+  commandTimeoutMs: millis(1).default(REDIS_DEFAULTS.commandTimeoutMs),
+});
+const _declared: DeclaresEvery<z.input<typeof redisOptionsSchema>, Omit<RedisQueueOptions, keyof QueueOptions>> = true;
 
 export class RedisQueue extends BaseQueue {
   readonly prefix: string;
@@ -81,15 +91,16 @@ export class RedisQueue extends BaseQueue {
   constructor(url: string, options: RedisQueueOptions = {}) {
     super(options);
     this.#target = redisTarget(url);
-    this.prefix = validateQueueName(options.prefix ?? this.#target.prefix ?? 'taskmill', 'redis key prefix');
-    this.blockTimeoutMs = positiveMs('blockTimeoutMs', options.blockTimeoutMs, 5000);
+    const own = parseOptions(redisOptionsSchema, { ...options, prefix: options.prefix ?? this.#target.prefix }, new.target.name);
+    this.prefix = own.prefix;
+    this.blockTimeoutMs = Math.ceil(own.blockTimeoutMs);
     this.keys = queueKeys(this.prefix, this.name);
     this.connection = new RedisConnection({
       target: this.#target,
       label: this.describe(),
       connectionName: `taskmill:${this.prefix}:${this.name}`,
-      connectTimeoutMs: positiveMs('connectTimeoutMs', options.connectTimeoutMs, 5000),
-      commandTimeoutMs: positiveMs('commandTimeoutMs', options.commandTimeoutMs, 10_000),
+      connectTimeoutMs: Math.ceil(own.connectTimeoutMs),
+      commandTimeoutMs: Math.ceil(own.commandTimeoutMs),
       warn: (message) => this.warn(message),
       setup: (client) => {
         for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: SCRIPT_KEY_COUNT, lua });
@@ -132,7 +143,7 @@ export class RedisQueue extends BaseQueue {
 
   /** Appends a message; with a `runAt` ahead of the server clock it is delayed until promoteDue() finds it due. */
   override async write(data: string, options?: WriteOptions): Promise<string> {
-    const runAt = checkRunAt(options?.runAt);
+    const runAt = checkWriteRunAt(options?.runAt, this, 'write') ?? 0;
     const priority = checkPriority(options?.priority);
     const ids = (await this.script('write', 'tmWrite', [runAt, priority, encodeText(checkData(data))])) as string[];
     return ids[0]!;
@@ -143,7 +154,7 @@ export class RedisQueue extends BaseQueue {
    * ahead); resolves with their ids in order. Atomic per chunk of ≤ 1000 messages / 8 MiB.
    */
   override async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
-    const runAt = checkRunAt(options?.runAt);
+    const runAt = checkWriteRunAt(options?.runAt, this, 'writeBatch') ?? 0;
     const priority = checkPriority(options?.priority);
     const chunks = argChunks(datas.map((data) => [encodeText(checkData(data))]));
     // Sent back to back on one connection: one round trip's worth of latency, in order.
@@ -210,8 +221,7 @@ export class RedisQueue extends BaseQueue {
 
   async writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
     if (typeof key !== 'string' || key === '') throw new ConfigError('slot key must be a non-empty string');
-    if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new ConfigError(`invalid slot ttlMs ${String(ttlMs)}: must be a number of milliseconds > 0`);
-    const id = await this.script('writeUnique', 'tmWriteUnique', [encodeText(key), Math.ceil(ttlMs), encodeText(checkData(data))]);
+    const id = await this.script('writeUnique', 'tmWriteUnique', [encodeText(key), Math.ceil(checkSlotTtl(ttlMs, this)), encodeText(checkData(data))]);
     return id === null ? null : replyText(id);
   }
 
@@ -219,7 +229,7 @@ export class RedisQueue extends BaseQueue {
 
   override async retry(id: string, data: string, runAt: number): Promise<boolean> {
     checkIds([id]);
-    const args = [this.owner, id, checkRunAt(runAt), encodeText(checkData(data))];
+    const args = [this.owner, id, checkRetryRunAt(runAt, this), encodeText(checkData(data))];
     return (await this.script('retry', 'tmRetry', args)) === 1;
   }
 
@@ -241,7 +251,7 @@ export class RedisQueue extends BaseQueue {
   override async writeOnce(key: string, data: string, options?: WriteOnceOptions): Promise<WriteOnceResult> {
     const args = [
       encodeText(checkUniqueKey(key)),
-      checkRunAt(options?.runAt),
+      checkWriteRunAt(options?.runAt, this, 'writeOnce') ?? 0,
       checkPriority(options?.priority),
       checkKeyTtl(options?.keyTtlMs) ?? 0,
       encodeText(checkData(data)),
@@ -252,7 +262,7 @@ export class RedisQueue extends BaseQueue {
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {
-    const chunks = argChunks(resultArgs(records));
+    const chunks = argChunks(resultArgs(records, this));
     await Promise.all(chunks.map((args) => this.script('setResults', 'tmSetResults', [RESULTS_PURGED_PER_SET, ...args])));
   }
 

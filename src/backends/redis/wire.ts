@@ -1,7 +1,7 @@
 import type { RedisOptions } from 'ioredis';
 import { parseQueueUrl, redactUrl } from '../../shared/config.js';
-import { ConfigError, describeValue } from '../../shared/errors.js';
-import type { FailedMessage, QueueMessage, ResultRecord } from '../base.js';
+import { ConfigError } from '../../shared/errors.js';
+import { checkResultList, checkResultRecord, type BaseQueue, type FailedMessage, type QueueMessage, type ResultRecord } from '../base.js';
 
 /**
  * The Redis wire format: how arguments and replies of the scripts
@@ -103,25 +103,11 @@ export function checkData(data: unknown): string {
   return data;
 }
 
-/** A write's runAt as a script argument: 0 (ready at once) when absent. */
-export function checkRunAt(runAt: unknown): number {
-  if (runAt === undefined) return 0;
-  if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
-    throw new ConfigError(`invalid runAt ${describeValue(runAt)}: must be a finite number of milliseconds since the epoch`);
-  }
-  return runAt;
-}
-
 /** Result records as tmSetResults arguments: {job id, ttl ms, record} each. */
-export function resultArgs(records: readonly ResultRecord[]): Arg[][] {
-  if (!Array.isArray(records)) throw new ConfigError('result records must be an array of { jobId, record, ttlMs }');
-  return records.map((entry: ResultRecord) => {
-    const { jobId, record, ttlMs } = entry ?? ({} as ResultRecord);
-    if (typeof jobId !== 'string' || jobId === '') throw new ConfigError('a result record needs a non-empty string jobId');
-    if (typeof record !== 'string') throw new ConfigError(`result record of job ${jobId} must be a string, got ${typeof record}`);
-    if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
-      throw new ConfigError(`invalid ttlMs ${String(ttlMs)} for the result of job ${jobId}: must be a number of milliseconds > 0`);
-    }
+export function resultArgs(records: readonly ResultRecord[], queue: BaseQueue): Arg[][] {
+  checkResultList(records, queue);
+  return records.map((entry: ResultRecord, i) => {
+    const { jobId, record, ttlMs } = checkResultRecord(entry, i, queue);
     return [encodeText(jobId), Math.ceil(ttlMs), encodeText(record)];
   });
 }

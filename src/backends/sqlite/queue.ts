@@ -16,7 +16,9 @@
  */
 import type Database from 'better-sqlite3';
 import { betterSqlite3 } from '../drivers.js';
-import { ConfigError, QueueConnectionError, TaskmillError, describeValue } from '../../shared/errors.js';
+import { z } from 'zod';
+import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/errors.js';
+import { integer, parseOptions, type DeclaresEvery } from '../../shared/options.js';
 import { isPermanentSqliteError } from '../permanent-errors.js';
 import { SQL, migrate } from './schema.js';
 import {
@@ -24,6 +26,11 @@ import {
   checkKeyTtl,
   checkPriority,
   checkUniqueKey,
+  checkResultList,
+  checkResultRecord,
+  checkRetryRunAt,
+  checkSlotTtl,
+  checkWriteRunAt,
   type WriteOnceOptions,
   type WriteOnceResult,
   type FailedMessage,
@@ -38,6 +45,14 @@ export interface SqliteQueueOptions extends QueueOptions {
   /** How long a statement waits for another process's write lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
 }
+
+/** SqliteQueue's own options (the shared ones are BaseQueue's). @internal */
+export const SQLITE_DEFAULTS = { busyTimeoutMs: 5000 } as const;
+
+const sqliteOptionsSchema = z.object({
+  busyTimeoutMs: integer(0).default(SQLITE_DEFAULTS.busyTimeoutMs),
+});
+const _declared: DeclaresEvery<z.input<typeof sqliteOptionsSchema>, Omit<SqliteQueueOptions, keyof QueueOptions>> = true;
 
 type Statements = { [K in keyof typeof SQL]: Database.Statement };
 type Stored = string | Buffer;
@@ -79,15 +94,6 @@ function describeSqliteError(error: unknown, busyTimeoutMs: number): string {
   return typeof code === 'string' ? `${code}: ${message}` : message;
 }
 
-/** A runAt option: absent, or ms since the epoch. */
-function checkRunAt(runAt: unknown): number | undefined {
-  if (runAt === undefined) return undefined;
-  if (typeof runAt !== 'number' || !Number.isFinite(runAt)) {
-    throw new ConfigError(`invalid runAt ${describeValue(runAt)}: must be a time in milliseconds since the epoch`);
-  }
-  return runAt;
-}
-
 /** Read order of a claim's rows: highest priority, then oldest. */
 function claimOrder(a: { id: number; priority: number }, b: { id: number; priority: number }): number {
   return b.priority - a.priority || a.id - b.id;
@@ -104,15 +110,10 @@ interface StoredResultRecord {
   ttlMs: number;
 }
 
-function checkResults(records: readonly ResultRecord[]): StoredResultRecord[] {
-  const list: unknown = records;
-  if (!Array.isArray(list)) throw new ConfigError('setResults expects an array of { jobId, record, ttlMs }');
-  return records.map((r: ResultRecord, i) => {
-    if (typeof r?.jobId !== 'string' || r.jobId === '') throw new ConfigError(`result #${i}: jobId must be a non-empty string`);
-    if (typeof r.record !== 'string') throw new ConfigError(`result #${i} (job ${r.jobId}): record must be a string, got ${typeof r.record}`);
-    if (typeof r.ttlMs !== 'number' || !Number.isFinite(r.ttlMs) || r.ttlMs <= 0) {
-      throw new ConfigError(`result #${i} (job ${r.jobId}): invalid ttlMs ${describeValue(r.ttlMs)}: must be a number of milliseconds > 0`);
-    }
+function checkResults(records: readonly ResultRecord[], queue: BaseQueue): StoredResultRecord[] {
+  checkResultList(records, queue);
+  return records.map((entry: ResultRecord, i) => {
+    const r = checkResultRecord(entry, i, queue);
     return { jobId: encode(r.jobId), record: encode(r.record), ttlMs: Math.ceil(r.ttlMs) };
   });
 }
@@ -249,12 +250,8 @@ export class SqliteQueue extends BaseQueue {
     if (typeof path !== 'string' || path.trim() === '') {
       throw new ConfigError('SQLite path is empty: give a file path (e.g. taskmill.sqlite) or :memory:');
     }
-    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
-    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new ConfigError(`invalid busyTimeoutMs ${String(busyTimeoutMs)}: must be an integer number of milliseconds >= 0`);
-    }
     this.path = path;
-    this.busyTimeoutMs = busyTimeoutMs;
+    this.busyTimeoutMs = parseOptions(sqliteOptionsSchema, options, new.target.name).busyTimeoutMs;
   }
 
   /** Runs `work` on the open connection; input errors reject as they are, driver errors as QueueConnectionError. */
@@ -285,12 +282,12 @@ export class SqliteQueue extends BaseQueue {
   }
 
   write(data: string, options: WriteOptions = {}): Promise<string> {
-    return this.run('write', (c) => c.insertOne(encode(data), checkRunAt(options.runAt), checkPriority(options.priority)));
+    return this.run('write', (c) => c.insertOne(encode(data), checkWriteRunAt(options.runAt, this, 'write'), checkPriority(options.priority)));
   }
 
   /** Appends several messages in one transaction (all delayed until `options.runAt` if it is in the future); resolves with their ids in order. */
   override writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
-    return this.run('writeBatch', (c) => c.insertMany(datas.map(encode), checkRunAt(options.runAt), checkPriority(options.priority)));
+    return this.run('writeBatch', (c) => c.insertMany(datas.map(encode), checkWriteRunAt(options.runAt, this, 'writeBatch'), checkPriority(options.priority)));
   }
 
   readBatch(max: number): Promise<QueueMessage[]> {
@@ -302,7 +299,13 @@ export class SqliteQueue extends BaseQueue {
 
   override writeOnce(key: string, data: string, options: WriteOnceOptions = {}): Promise<WriteOnceResult> {
     return this.run('writeOnce', (c) =>
-      c.insertOnce(checkUniqueKey(key), encode(data), checkRunAt(options.runAt), checkPriority(options.priority), checkKeyTtl(options.keyTtlMs)),
+      c.insertOnce(
+        checkUniqueKey(key),
+        encode(data),
+        checkWriteRunAt(options.runAt, this, 'writeOnce'),
+        checkPriority(options.priority),
+        checkKeyTtl(options.keyTtlMs),
+      ),
     );
   }
 
@@ -371,8 +374,7 @@ export class SqliteQueue extends BaseQueue {
   override retry(id: string, data: string, runAt: number): Promise<boolean> {
     return this.run('retry', (c) => {
       const stored = encode(data);
-      const until = checkRunAt(runAt);
-      if (until === undefined) throw new ConfigError('retry needs a runAt (ms since the epoch)');
+      const until = checkRetryRunAt(runAt, this);
       const [numeric] = JSON.parse(idList([id])) as number[];
       if (numeric === undefined) return false;
       const now = Date.now();
@@ -393,7 +395,7 @@ export class SqliteQueue extends BaseQueue {
   }
 
   override setResults(records: readonly ResultRecord[]): Promise<void> {
-    return this.run('setResults', (c) => c.setResults(checkResults(records)));
+    return this.run('setResults', (c) => c.setResults(checkResults(records, this)));
   }
 
   override getResult(jobId: string): Promise<string | null> {
@@ -407,10 +409,7 @@ export class SqliteQueue extends BaseQueue {
   writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
     return this.run('writeUnique', (c) => {
       if (typeof key !== 'string' || key === '') throw new ConfigError('slot key must be a non-empty string');
-      if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
-        throw new ConfigError(`invalid slot ttlMs ${String(ttlMs)}: must be a number of milliseconds > 0`);
-      }
-      return c.insertUnique(key, encode(data), Math.ceil(ttlMs));
+      return c.insertUnique(key, encode(data), Math.ceil(checkSlotTtl(ttlMs, this)));
     });
   }
 
