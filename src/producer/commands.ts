@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { BaseQueue, MAX_PRIORITY, MIN_PRIORITY, type WriteOptions } from '../backends/base.js';
 import { ConfigError, describeValue } from '../shared/errors.js';
@@ -19,12 +20,14 @@ import {
   millis,
   nonEmptyString,
   oneOf,
+  callback,
   parseOption,
   parseOptions,
   positiveMillis,
   type DeclaresEvery,
 } from '../shared/options.js';
 import { decodeMessage, encodeMessage } from '../codec/message.js';
+import { serializeArgs } from '../codec/tagged-json.js';
 import { toSchedule, type Schedule } from '../schedule/crontab.js';
 import { jobEvents } from './hooks.js';
 import { Job } from './job.js';
@@ -76,6 +79,20 @@ export interface CommandOptions {
    * (see docs/flow-control.md). `schedule({ priority })` overrides it per call.
    */
   priority?: number;
+  /**
+   * While a job of this command with the same key is waiting, delayed or running, enqueuing
+   * again writes nothing and returns that job (`job.duplicate === true`); once it is done the key
+   * is free. `true` keys on the arguments; `{ key }` computes the key from them; `{ ttl }` (ms)
+   * frees the key after that long even if the job is still there. See docs/flow-control.md.
+   */
+  unique?: boolean | UniqueOptions;
+}
+
+export interface UniqueOptions {
+  /** The job's key from its arguments (default: the arguments themselves). Keys are per command. */
+  key?: (...args: never[]) => string;
+  /** Hold the key at most this long, ms (default: until the job is done). */
+  ttl?: number;
 }
 
 export type CommandFunction<A extends unknown[], R> = (this: JobContext, ...args: A) => R;
@@ -86,6 +103,8 @@ export interface ScheduleWhen {
   eta?: Date | number;
   /** Overrides the command's `priority` for this job. */
   priority?: number;
+  /** Enqueue this job uniquely under this key (overrides the command's `unique` key). */
+  uniqueKey?: string;
 }
 
 export interface QueuedCommand<A extends unknown[], R> {
@@ -151,6 +170,10 @@ const commandOptionsSchema = z.strictObject({
   results: boolean().optional(),
   resultTtl: positiveMillis().optional(),
   priority: integer(MIN_PRIORITY, MAX_PRIORITY).optional(),
+  unique: oneOf(
+    [boolean(), z.strictObject({ key: callback<(...args: never[]) => string>().optional(), ttl: positiveMillis().optional() })],
+    'must be true, false or { key?: (...args) => string, ttl?: ms }',
+  ).optional(),
 });
 const _declared: DeclaresEvery<z.input<typeof commandOptionsSchema>, CommandOptions> = true;
 
@@ -189,13 +212,13 @@ function commandName(explicit: string | undefined, fn: Function, what: string): 
   return parseOption(commandNameField, name, what, 'name');
 }
 
-const SCHEDULE_KEYS = new Set(['delay', 'eta', 'priority']);
+const SCHEDULE_KEYS = new Set(['delay', 'eta', 'priority', 'uniqueKey']);
 
 /** The write options of one `schedule()` call; a ConfigError naming the option when one is wrong. */
 function scheduleOptionsOf(options: ScheduleWhen, commandPriority: number | undefined): WriteOptions {
-  if (!options || typeof options !== 'object') throw new ConfigError('schedule() takes { delay?, eta?, priority? } as its first argument');
+  if (!options || typeof options !== 'object') throw new ConfigError('schedule() takes { delay?, eta?, priority?, uniqueKey? } as its first argument');
   for (const key of Object.keys(options)) {
-    if (!SCHEDULE_KEYS.has(key)) throw new ConfigError(`schedule(): unknown option ${JSON.stringify(key)} (options: delay, eta, priority)`);
+    if (!SCHEDULE_KEYS.has(key)) throw new ConfigError(`schedule(): unknown option ${JSON.stringify(key)} (options: delay, eta, priority, uniqueKey)`);
   }
   const write: WriteOptions = {};
   if (options.delay !== undefined && options.eta !== undefined) throw new ConfigError('schedule(): give delay or eta, not both');
@@ -265,16 +288,48 @@ export function queueCommand<A extends unknown[], R>(
     const value = await runLocally(registered, id, decodeMessage(data).args);
     return new Job<Awaited<R>>(id, name, null, null, { ok: true, value });
   };
-  const write = async (writeOptions: WriteOptions | undefined, args: A): Promise<Job<Awaited<R>>> => {
-    const { id, data } = encode(args, Date.now());
-    if (settings.immediate) return runImmediately(id, data);
-    const queue = resolveQueue(options.queue);
+  const unique = options.unique === true ? {} : options.unique || null;
+  const keyTtlMs = unique?.ttl;
+  /** The stored unique key of a job (per command: the command's name first), or null when it is not unique. */
+  const uniqueKeyOf = (args: A, explicit: string | undefined): string | null => {
+    if (explicit !== undefined) return `${name}:${explicit}`;
+    if (!unique) return null;
+    if (!unique.key) return `${name}:${createHash('sha256').update(serializeArgs(args)).digest('base64url')}`;
+    let key: unknown;
+    try {
+      key = (unique.key as unknown as (...args: A) => unknown)(...args);
+    } catch (error) {
+      throw new ConfigError(`${name}: unique.key threw: ${error instanceof Error ? error.message : describeValue(error)}; nothing was enqueued`);
+    }
+    if (typeof key !== 'string' || key === '') throw invalidOption(name, 'unique.key()', key, 'must return a non-empty string');
+    return `${name}:${key}`;
+  };
+  /** Writes one encoded job, once under its key when it has one. */
+  const writeOne = async (queue: BaseQueue, id: string, data: string, writeOptions: WriteOptions | undefined, key: string | null): Promise<Job<Awaited<R>>> => {
+    if (key !== null) {
+      const written = await queue.writeOnce(key, data, keyTtlMs === undefined ? writeOptions : { ...writeOptions, keyTtlMs });
+      if (written.duplicate) return new Job<Awaited<R>>(decodeMessage(written.data).id, name, written.id, queue, null, true);
+      if (jobEvents.has('enqueued')) jobEvents.emit('enqueued', { jobId: id, command: name, messageId: written.id, runAt: writeOptions?.runAt });
+      return new Job<Awaited<R>>(id, name, written.id, queue);
+    }
     const messageId = await queue.write(data, writeOptions);
     if (jobEvents.has('enqueued')) jobEvents.emit('enqueued', { jobId: id, command: name, messageId, runAt: writeOptions?.runAt });
-    return new Job(id, name, messageId, queue);
+    return new Job<Awaited<R>>(id, name, messageId, queue);
+  };
+  const write = async (writeOptions: WriteOptions | undefined, args: A, explicitKey?: string): Promise<Job<Awaited<R>>> => {
+    const key = uniqueKeyOf(args, explicitKey);
+    const { id, data } = encode(args, Date.now());
+    if (settings.immediate) return runImmediately(id, data);
+    return writeOne(resolveQueue(options.queue), id, data, writeOptions, key);
   };
   const enqueue = (...args: A) => write(defaultWrite, args);
-  const schedule = async (when: ScheduleWhen, ...args: A) => write(scheduleOptionsOf(when, options.priority), args);
+  const schedule = async (when: ScheduleWhen, ...args: A) => {
+    const writeOptions = scheduleOptionsOf(when, options.priority);
+    const explicit = when.uniqueKey;
+    if (explicit !== undefined && (typeof explicit !== 'string' || explicit === ''))
+      throw invalidOption('schedule', 'uniqueKey', explicit, 'must be a non-empty string');
+    return write(writeOptions, args, explicit);
+  };
   const map = async (argsList: Iterable<A>): Promise<Job<Awaited<R>>[]> => {
     if (argsList === null || typeof argsList !== 'object' || typeof (argsList as Partial<Iterable<A>>)[Symbol.iterator] !== 'function') {
       throw new ConfigError(`${name}.map() takes a list of argument lists, got ${describeValue(argsList)}`);
@@ -283,8 +338,9 @@ export function queueCommand<A extends unknown[], R>(
     for (const [i, args] of lists.entries()) {
       if (!Array.isArray(args)) throw new ConfigError(`${name}.map(): entry #${i} must be an array of arguments, got ${describeValue(args)}`);
     }
-    // Every message is encoded (and so checked) before anything is written: a bad entry writes nothing.
+    // Every message is encoded (and its key computed) before anything is written: a bad entry writes nothing.
     const now = Date.now();
+    const keys = lists.map((args) => uniqueKeyOf(args, undefined));
     const encoded = lists.map((args) => encode(args, now));
     if (settings.immediate) {
       const jobs: Job<Awaited<R>>[] = [];
@@ -293,6 +349,8 @@ export function queueCommand<A extends unknown[], R>(
     }
     if (encoded.length === 0) return [];
     const queue = resolveQueue(options.queue);
+    // Unique jobs are each a writeOnce (sent together, so pipelined on one connection where the backend can).
+    if (unique) return Promise.all(encoded.map(({ id, data }, i) => writeOne(queue, id, data, defaultWrite, keys[i]!)));
     const messageIds = await queue.writeBatch(
       encoded.map((m) => m.data),
       defaultWrite,

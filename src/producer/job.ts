@@ -23,6 +23,8 @@ export class Job<R = unknown> {
     readonly messageId: string | null,
     queue: BaseQueue | null,
     local: LocalOutcome | null = null,
+    /** True when enqueuing found this job already waiting, delayed or running under its unique key: nothing was written. */
+    readonly duplicate: boolean = false,
   ) {
     this.#queue = queue;
     this.#local = local;
