@@ -49,25 +49,28 @@ export class OrderedQueues extends BaseQueue {
 
   // ── ids ───────────────────────────────────────────────────────────────
 
+  /** The member index and own id of a prefixed id (`1:42` → 1, `42`); index -1 when it is nobody's. */
+  #split(id: string): [number, string] {
+    const colon = id.indexOf(':');
+    const index = colon > 0 ? Number(id.slice(0, colon)) : Number.NaN;
+    return this.members[index] ? [index, id.slice(colon + 1)] : [-1, id];
+  }
+
   /** Splits prefixed ids by member; an id without a known prefix is nobody's (refused / ignored). */
   #route(ids: readonly string[]): { perMember: string[][]; unknown: string[] } {
     const perMember: string[][] = this.members.map(() => []);
     const unknown: string[] = [];
     for (const id of ids) {
-      const colon = id.indexOf(':');
-      const index = colon > 0 ? Number(id.slice(0, colon)) : Number.NaN;
-      const bucket = perMember[index];
-      if (bucket === undefined) unknown.push(id);
-      else bucket.push(id.slice(colon + 1));
+      const [index, own] = this.#split(id);
+      if (index === -1) unknown.push(id);
+      else perMember[index]!.push(own);
     }
     return { perMember, unknown };
   }
 
   #one(id: string): { member: BaseQueue; id: string; index: number } | undefined {
-    const colon = id.indexOf(':');
-    const index = colon > 0 ? Number(id.slice(0, colon)) : Number.NaN;
-    const member = this.members[index];
-    return member ? { member, id: id.slice(colon + 1), index } : undefined;
+    const [index, own] = this.#split(id);
+    return index === -1 ? undefined : { member: this.members[index]!, id: own, index };
   }
 
   /** Runs `call` on every member with ids, in parallel; the prefixed ids it gave back. */
