@@ -84,6 +84,101 @@ export function checkPriority(priority: unknown): number {
   return priority;
 }
 
+/**
+ * A rate gate: at most `limit` starts under `key` in any window of `perMs` ms (a sliding window
+ * over the recorded start times, not fixed buckets), across every consumer of the queue.
+ */
+export interface RateGate {
+  key: string;
+  limit: number;
+  perMs: number;
+}
+
+/** A concurrency gate: at most `limit` messages under `key` running (started, lease live) at once. */
+export interface ConcurrencyGate {
+  key: string;
+  limit: number;
+}
+
+/** The gates one start must pass: a command has at most one of each. */
+export interface StartGates {
+  rate?: RateGate | undefined;
+  concurrency?: ConcurrencyGate | undefined;
+}
+
+/**
+ * What `startGated` decided. `started`: run it now. `deferred`: it is back in the queue,
+ * unstarted, and will be readable again when its gates may let it through. `lost`: this owner
+ * no longer holds its lease; nothing changed.
+ */
+export type StartDecision = 'started' | 'deferred' | 'lost';
+
+/** Gate keys are stored as given; this bounds them. */
+export const MAX_GATE_KEY_LENGTH = 512;
+
+/** A rate or concurrency key: the same rule as a unique key. */
+export function checkGateKey(key: unknown, what: string): string {
+  if (
+    typeof key !== 'string' ||
+    key === '' ||
+    key.length > MAX_GATE_KEY_LENGTH ||
+    key.includes('\u0000') ||
+    !(key as string & { isWellFormed(): boolean }).isWellFormed()
+  ) {
+    throw new ConfigError(
+      `invalid ${what} key ${describeValue(key)}: must be a non-empty string of at most ${MAX_GATE_KEY_LENGTH} characters, without NUL or lone surrogates`,
+    );
+  }
+  return key;
+}
+
+/** A gate's limit: an integer ≥ 1 (at most 1e6, so counts stay small everywhere). */
+export function checkGateLimit(limit: unknown, what: string): number {
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 1_000_000) {
+    throw new ConfigError(`invalid ${what}.limit ${describeValue(limit)}: must be an integer from 1 to 1000000`);
+  }
+  return limit;
+}
+
+/** A rate gate's window: an integer number of ms ≥ 1. */
+export function checkGatePer(per: unknown, what: string): number {
+  if (typeof per !== 'number' || !Number.isInteger(per) || per < 1 || per > 2 ** 31) {
+    throw new ConfigError(`invalid ${what}.per ${describeValue(per)}: must be an integer number of ms from 1 to 2^31`);
+  }
+  return per;
+}
+
+/** The gates of one start, checked (keys, limits, windows); a ConfigError names the bad one. */
+export function checkStartGates(gates: unknown): StartGates {
+  const g = (gates ?? {}) as { rate?: Partial<RateGate>; concurrency?: Partial<ConcurrencyGate> };
+  if (typeof gates !== 'object' || gates === null) throw new ConfigError(`invalid start gates ${describeValue(gates)}: must be an object`);
+  if (g.rate !== undefined) {
+    checkGateKey(g.rate.key, 'rateLimit');
+    checkGateLimit(g.rate.limit, 'rateLimit');
+    checkGatePer(g.rate.perMs, 'rateLimit');
+  }
+  if (g.concurrency !== undefined) {
+    checkGateKey(g.concurrency.key, 'concurrency');
+    checkGateLimit(g.concurrency.limit, 'concurrency');
+  }
+  return gates;
+}
+
+/**
+ * Where a deferred rate-limited start goes: the time its start is reserved for. `log` is the
+ * window's entries (start and reservation times, sorted, this message's own reservation left
+ * out); the new reservation queues behind every other one (FIFO) and leaves fewer than `limit`
+ * entries in the window that ends at it. Every backend applies the same rule (Lua and SQL
+ * spell it out again). @internal
+ */
+export function reserveAt(log: readonly number[], limit: number, perMs: number, now: number): number {
+  const n = log.length;
+  let at = now;
+  if (n > 0 && log[n - 1]! > at) at = log[n - 1]!;
+  if (n >= limit && log[n - limit]! + perMs > at) at = log[n - limit]! + perMs;
+  return at;
+}
+
 /** A result record to store under a job id (the envelope id), with its time to live. */
 /** What `writeOnce` did: wrote a new message, or found the one that holds the key. */
 export type WriteOnceResult = { id: string; duplicate: false } | { id: string; duplicate: true; data: string };
@@ -275,6 +370,29 @@ export abstract class BaseQueue {
    * are purged so the claim store stays small.
    */
   abstract writeUnique(key: string, data: string, ttlMs: number): Promise<string | null>;
+
+  // ── flow control: rate limits and concurrency keys ──────────────────
+
+  /**
+   * Starts leased message `id` under `gates`, atomically across every consumer of this queue
+   * (docs/flow-control.md states the guarantees; src/testing/contract/gates.ts proves them):
+   *
+   * - Concurrency first: when `limit` other messages of the key hold a slot (started, lease
+   *   live), the message is parked: out of the queue, counted as delayed, and made ready again
+   *   (in priority order) when a slot of its key frees up — a holder acked, failed, retried or
+   *   released, or its lease requeued after it lapsed.
+   * - Then the rate: when the window (now − perMs, now] already holds `limit` starts (or due
+   *   reservations), the message is delayed until the time {@link reserveAt} reserves for it, and
+   *   a start at that time is booked, so a backlog over the limit is spread over the windows it
+   *   needs instead of all waking at once. Its own reservation does not count against it.
+   * - Else it is `started`: its start time is recorded and it holds a slot until its lease ends.
+   *
+   * A deferred message's delivery is not counted (attempt back down, as with `release`); it
+   * keeps its priority. The clock is the backend's (Redis TIME, PostgreSQL now()).
+   */
+  startGated(_id: string, _gates: StartGates): Promise<StartDecision> {
+    return Promise.reject(new ConfigError(`${this.constructor.name} does not support rate limits or concurrency keys (startGated)`));
+  }
 
   // ── job lifecycle: retries, delays, revoke, results ──────────────────
 

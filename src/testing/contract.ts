@@ -13,6 +13,7 @@
  */
 import { afterAll, describe } from 'vitest';
 import { describeStatsLengthFlush, describeWriteReadAck } from './contract/basics.js';
+import { describeGates } from './contract/gates.js';
 import { describeFailedStore } from './contract/failed-store.js';
 import { describeJobLifecycle } from './contract/job-lifecycle.js';
 import { contractHarness, type ContractTarget } from './contract/kit.js';
@@ -42,5 +43,6 @@ export function runContractSuite(label: string, target: ContractTarget): void {
     describeJobLifecycle(harness);
     describePriorities(harness);
     describeUnique(harness);
+    describeGates(harness);
   });
 }

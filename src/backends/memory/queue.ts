@@ -24,6 +24,7 @@ import {
   checkResultRecord,
   checkRetryRunAt,
   checkSlotTtl,
+  checkStartGates,
   checkWriteRunAt,
   type WriteOnceOptions,
   type WriteOnceResult,
@@ -32,6 +33,8 @@ import {
   type QueueOptions,
   type QueueStats,
   type ResultRecord,
+  type StartDecision,
+  type StartGates,
   type WriteOptions,
 } from '../base.js';
 import { newEntry, stateFor, type QueueState } from './state.js';
@@ -243,7 +246,7 @@ export class MemoryQueue extends BaseQueue {
 
   async stats(): Promise<QueueStats> {
     const state = this.live();
-    return { ready: state.readyCount(), leased: state.leased.size, failed: state.failed.size, delayed: state.delayed.size };
+    return { ready: state.readyCount(), leased: state.leased.size, failed: state.failed.size, delayed: state.delayed.size + state.gates.parkedCount };
   }
 
   override async retry(id: string, data: string, runAt: number): Promise<boolean> {
@@ -263,6 +266,15 @@ export class MemoryQueue extends BaseQueue {
       state.wake();
     }
     return true;
+  }
+
+  override async startGated(id: string, gates: StartGates): Promise<StartDecision> {
+    const state = this.live();
+    checkStartGates(gates);
+    const now = Date.now();
+    const entry = state.held(id, this.owner, now);
+    if (!entry) return 'lost';
+    return state.gates.start(entry, gates, now);
   }
 
   override async promoteDue(): Promise<number> {

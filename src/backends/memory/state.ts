@@ -4,6 +4,7 @@
  * the same store and queue name share it.
  */
 import type { FailedMessage } from '../base.js';
+import { MemoryGates } from './gates.js';
 import { MinHeap } from './min-heap.js';
 
 export interface Entry {
@@ -23,10 +24,14 @@ export interface Entry {
   removed: boolean;
   /** The unique key it holds (writeOnce), until it is done. */
   uniqueKey: string | null;
+  /** The concurrency key whose slot it holds while leased (startGated). */
+  slotKey: string | null;
+  /** The concurrency key it is parked on, waiting for a slot. */
+  parkedKey: string | null;
 }
 
 export function newEntry(id: string, seq: number, data: string, attempt: number, priority = 0): Entry {
-  return { id, seq, priority, data, attempt, owner: null, deadline: 0, generation: 0, removed: false, uniqueKey: null };
+  return { id, seq, priority, data, attempt, owner: null, deadline: 0, generation: 0, removed: false, uniqueKey: null, slotKey: null, parkedKey: null };
 }
 
 /** Read order: higher priority first, then oldest (lowest seq) first. */
@@ -83,6 +88,16 @@ export class QueueState {
   readonly waiters = new Set<() => void>();
   /** Unique key → the live message holding it, and when the hold lapses (Infinity: until it is done). */
   readonly uniques = new Map<string, { entry: Entry; expiresAt: number }>();
+  readonly gates: MemoryGates = new MemoryGates({
+    unlease: (entry) => this.unlease(entry),
+    delay: (entry, runAt) => this.delay(entry, runAt),
+    makeReadyParked: (entry) => {
+      entry.generation++;
+      this.returned.push(entry);
+      this.wake();
+    },
+    isLive: (entry) => this.live.get(entry.id) === entry,
+  });
 
   /** The message done for good (acked, failed, removed): gone from the live set, its unique key free. */
   forget(entry: Entry): void {
@@ -196,6 +211,7 @@ export class QueueState {
     entry.owner = null;
     entry.generation++;
     this.leased.delete(entry.id);
+    if (entry.slotKey !== null) this.gates.leaseEnded(entry);
   }
 
   makeReady(entry: Entry): void {
@@ -237,6 +253,8 @@ export class QueueState {
     if (!entry) return false;
     if (this.delayed.delete(id)) {
       entry.generation++;
+    } else if (this.gates.unpark(entry)) {
+      entry.generation++;
     } else if (entry.owner !== null) {
       if (entry.deadline >= now) return false;
       this.unlease(entry);
@@ -269,6 +287,7 @@ export class QueueState {
   flush(): void {
     this.live.clear();
     this.uniques.clear();
+    this.gates.clear();
     this.fresh = [];
     this.freshHead = 0;
     this.returned.clear();
