@@ -16,9 +16,8 @@
  */
 import { inspect } from 'node:util';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.js';
-import { millis, parseOptions, type DeclaresEvery } from '../../shared/options.js';
+import { parseOptions } from '../../shared/options.js';
 import {
   BaseQueue,
   checkKeyTtl,
@@ -27,18 +26,17 @@ import {
   checkRetryRunAt,
   checkSlotTtl,
   checkWriteRunAt,
-  queueNameField,
   type WriteOnceOptions,
   type WriteOnceResult,
   type FailedMessage,
   type QueueMessage,
-  type QueueOptions,
   type QueueStats,
   type ResultRecord,
   type WriteOptions,
 } from '../base.js';
 import { PROMOTE_PER_CALL, RESULTS_PURGED_PER_SET, SCRIPTS, SCRIPT_KEY_COUNT, flushedKeys, keyOf, queueKeys, type ScriptName } from './scripts.js';
 import { RedisConnection } from './connection.js';
+import { redisOptionsSchema, type RedisQueueOptions } from './options.js';
 import {
   argChunks,
   checkCount,
@@ -55,30 +53,9 @@ import {
   type RedisTarget,
 } from './wire.js';
 
-export interface RedisQueueOptions extends QueueOptions {
-  /** First part of every key (`PREFIX:{name}:…`). Default: the URL's `?prefix=`, else 'taskmill'; same rules as a queue name. */
-  prefix?: string;
-  /** RedisBlockingQueue: longest single blocking wait on the server. Default 5000 ms. */
-  blockTimeoutMs?: number;
-  /** Longest wait for a TCP connection (and for the first connection on open()). Default 5000 ms. */
-  connectTimeoutMs?: number;
-  /** A command without a reply after this long rejects (a hung server or network). Default 10 000 ms. */
-  commandTimeoutMs?: number;
-}
-
 type ScriptFn = (...args: Arg[]) => Promise<unknown>;
 
-/** RedisQueue's and RedisBlockingQueue's own options (the shared ones are BaseQueue's). @internal */
-export const REDIS_DEFAULTS = { prefix: 'taskmill', blockTimeoutMs: 5000, connectTimeoutMs: 5000, commandTimeoutMs: 10_000 } as const;
-
-const redisOptionsSchema = z.object({
-  /** The options' prefix, else the URL's `?prefix=`. */
-  prefix: queueNameField.default(REDIS_DEFAULTS.prefix),
-  blockTimeoutMs: millis(1).default(REDIS_DEFAULTS.blockTimeoutMs),
-  connectTimeoutMs: millis(1).default(REDIS_DEFAULTS.connectTimeoutMs),
-  commandTimeoutMs: millis(1).default(REDIS_DEFAULTS.commandTimeoutMs),
-});
-const _declared: DeclaresEvery<z.input<typeof redisOptionsSchema>, Omit<RedisQueueOptions, keyof QueueOptions>> = true;
+export { REDIS_DEFAULTS, type RedisQueueOptions } from './options.js';
 
 export class RedisQueue extends BaseQueue {
   readonly prefix: string;

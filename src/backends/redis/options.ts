@@ -1,0 +1,31 @@
+/**
+ * RedisQueue's and RedisBlockingQueue's own options: declared here once, parsed by the
+ * constructor (the shared ones are BaseQueue's).
+ */
+import { z } from 'zod';
+import { millis, type DeclaresEvery } from '../../shared/options.js';
+import { queueNameField, type QueueOptions } from '../base.js';
+
+export interface RedisQueueOptions extends QueueOptions {
+  /** First part of every key (`PREFIX:{name}:…`). Default: the URL's `?prefix=`, else 'taskmill'; same rules as a queue name. */
+  prefix?: string;
+  /** RedisBlockingQueue: longest single blocking wait on the server. Default 5000 ms. */
+  blockTimeoutMs?: number;
+  /** Longest wait for a TCP connection (and for the first connection on open()). Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** A command without a reply after this long rejects (a hung server or network). Default 10 000 ms. */
+  commandTimeoutMs?: number;
+}
+
+/** RedisQueue's and RedisBlockingQueue's own options (the shared ones are BaseQueue's). @internal */
+export const REDIS_DEFAULTS = { prefix: 'taskmill', blockTimeoutMs: 5000, connectTimeoutMs: 5000, commandTimeoutMs: 10_000 } as const;
+
+/** @internal */
+export const redisOptionsSchema = z.object({
+  /** The options' prefix, else the URL's `?prefix=`. */
+  prefix: queueNameField.default(REDIS_DEFAULTS.prefix),
+  blockTimeoutMs: millis(1).default(REDIS_DEFAULTS.blockTimeoutMs),
+  connectTimeoutMs: millis(1).default(REDIS_DEFAULTS.connectTimeoutMs),
+  commandTimeoutMs: millis(1).default(REDIS_DEFAULTS.commandTimeoutMs),
+});
+const _declared: DeclaresEvery<z.input<typeof redisOptionsSchema>, Omit<RedisQueueOptions, keyof QueueOptions>> = true;
