@@ -25,6 +25,7 @@ import {
   checkUniqueKey,
   checkRetryRunAt,
   checkSlotTtl,
+  checkStartGates,
   checkWriteRunAt,
   type WriteOnceOptions,
   type WriteOnceResult,
@@ -32,10 +33,22 @@ import {
   type QueueMessage,
   type QueueStats,
   type ResultRecord,
+  type StartDecision,
+  type StartGates,
   type WriteOptions,
 } from '../base.js';
-import { PROMOTE_PER_CALL, RESULTS_PURGED_PER_SET, SCRIPTS, SCRIPT_KEY_COUNT, flushedKeys, keyOf, queueKeys, type ScriptName } from './scripts.js';
+import {
+  FLUSH_LOGS_PER_CALL,
+  PROMOTE_PER_CALL,
+  RESULTS_PURGED_PER_SET,
+  SCRIPT_KEY_COUNT,
+  defineScripts,
+  keyOf,
+  queueKeys,
+  type ScriptName,
+} from './scripts.js';
 import { RedisConnection } from './connection.js';
+import { SlotHolders, startGatedCall } from './gates.js';
 import { redisOptionsSchema, type RedisQueueOptions } from './options.js';
 import {
   argChunks,
@@ -64,6 +77,8 @@ export class RedisQueue extends BaseQueue {
   protected readonly keys: readonly string[];
   protected readonly connection: RedisConnection;
   readonly #target: RedisTarget;
+  /** Ids this instance started under a concurrency gate: only their ack frees a slot (tmAckGated). */
+  readonly #slots = new SlotHolders();
 
   constructor(url: string, options: RedisQueueOptions = {}) {
     super(options);
@@ -79,9 +94,7 @@ export class RedisQueue extends BaseQueue {
       connectTimeoutMs: Math.ceil(own.connectTimeoutMs),
       commandTimeoutMs: Math.ceil(own.commandTimeoutMs),
       warn: (message) => this.warn(message),
-      setup: (client) => {
-        for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: SCRIPT_KEY_COUNT, lua });
-      },
+      setup: defineScripts,
     });
   }
 
@@ -108,11 +121,20 @@ export class RedisQueue extends BaseQueue {
     });
   }
 
+  /** A script of EXTRA_KEY_SCRIPTS (scripts.ts): the key count, the queue's keys, then `extraKeys` (rate logs), then `args`. */
+  protected scriptWithKeys(what: string, name: ScriptName, extraKeys: readonly string[], args: Arg[]): Promise<unknown> {
+    return this.run(what, (client) => {
+      const fn = (client as unknown as Record<string, ScriptFn>)[name]!;
+      return fn.call(client, SCRIPT_KEY_COUNT + extraKeys.length, ...this.keys, ...extraKeys, ...args);
+    });
+  }
+
   override open(): Promise<void> {
     return this.connection.open();
   }
 
   override close(): Promise<void> {
+    this.#slots.clear();
     return this.connection.close();
   }
 
@@ -146,12 +168,17 @@ export class RedisQueue extends BaseQueue {
 
   async ackBatch(ids: readonly string[]): Promise<string[]> {
     if (checkIds(ids).length === 0) return [];
-    return (await this.script('ackBatch', 'tmAck', [this.owner, ...ids])) as string[];
+    const mask = this.#slots.ackMask(ids);
+    if (mask === null) return (await this.script('ackBatch', 'tmAck', [this.owner, ...ids])) as string[];
+    const refused = (await this.script('ackBatch', 'tmAckGated', [this.owner, mask, ...ids])) as string[];
+    this.#slots.forget(ids);
+    return refused;
   }
 
   async release(ids: readonly string[]): Promise<void> {
     if (checkIds(ids).length === 0) return;
     await this.script('release', 'tmRelease', [this.owner, ...ids]);
+    this.#slots.forget(ids);
   }
 
   async extend(ids: readonly string[]): Promise<string[]> {
@@ -161,7 +188,9 @@ export class RedisQueue extends BaseQueue {
 
   async fail(id: string, error: string): Promise<boolean> {
     checkIds([id]);
-    return (await this.script('fail', 'tmFail', [this.owner, id, encodeText(String(error))])) === 1;
+    const failed = (await this.script('fail', 'tmFail', [this.owner, id, encodeText(String(error))])) === 1;
+    this.#slots.forget([id]);
+    return failed;
   }
 
   async reclaim(): Promise<number> {
@@ -192,8 +221,14 @@ export class RedisQueue extends BaseQueue {
     return this.run('length', (client) => client.zcard(keyOf(this.keys, 'ready')));
   }
 
+  /** Deletes the rate logs (a bounded number per script call), then, in the last call, everything else but `seq`. */
   async flush(): Promise<void> {
-    await this.run('flush', (client) => client.del(...flushedKeys(this.keys)));
+    const listed = keyOf(this.keys, 'ratelogs');
+    for (;;) {
+      const logs = await this.run('flush', (client) => client.zrange(listed, 0, String(FLUSH_LOGS_PER_CALL - 1)));
+      if (Number(await this.scriptWithKeys('flush', 'tmFlush', logs, [])) === 1) break;
+    }
+    this.#slots.clear();
   }
 
   async writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
@@ -207,7 +242,20 @@ export class RedisQueue extends BaseQueue {
   override async retry(id: string, data: string, runAt: number): Promise<boolean> {
     checkIds([id]);
     const args = [this.owner, id, checkRetryRunAt(runAt, this), encodeText(checkData(data))];
-    return (await this.script('retry', 'tmRetry', args)) === 1;
+    const retried = (await this.script('retry', 'tmRetry', args)) === 1;
+    this.#slots.forget([id]);
+    return retried;
+  }
+
+  /** One tmStartGated call: the decision and everything it changes are one script (see gates.ts for what stays here). */
+  override async startGated(id: string, gates: StartGates): Promise<StartDecision> {
+    const checked = checkStartGates(gates);
+    checkIds([id]);
+    const { logs, args } = startGatedCall(this.prefix, this.name, id, checked);
+    const decision = replyText(await this.scriptWithKeys('startGated', 'tmStartGated', logs, [this.owner, ...args])) as StartDecision;
+    if (decision !== 'started') this.#slots.forget([id]);
+    else if (checked.concurrency) this.#slots.add(id);
+    return decision;
   }
 
   /** Moves due delayed messages to ready in script calls of ≤ PROMOTE_PER_CALL each, so Redis is never held long. */

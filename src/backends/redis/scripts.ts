@@ -29,12 +29,28 @@
  * in `resexp`; expired ones are ignored on read and purged a bounded number
  * at a time by later setResults calls.
  *
+ * Flow control (startGated, lua/tmStartGated.lua). A concurrency key's
+ * slots and its parked messages live in two sorted sets shared by every key
+ * of the queue, `holders` and `parked`, all scores 0 so that members sort by
+ * their bytes: a member begins with the key and a NUL (a gate key has none),
+ * so one key's members are one lex range, and in `parked` the fixed-width
+ * ready score after it gives the read order. Fixed roles rather than a set
+ * per key because ack, fail, retry, release, a read's requeue of a lapsed
+ * lease and remove() all free a slot or unpark a message of a key they are
+ * not told (`slotof` and `parkedon` say which), and a script may only touch
+ * the keys in its KEYS. A rate key's log is a sorted set of its own
+ * (`rate:<key>`, scored by start time; only startGated, which knows the key,
+ * touches it), passed in KEYS after the fixed roles. It expires with its
+ * last entry's window, and `ratelogs` names every log that may still exist
+ * so that flush() can delete them.
+ *
  * Full server (maxmemory, noeviction): Redis refuses a script's first
  * memory-growing command only while the script has changed nothing yet. So
  * scripts that take something away (a lease, a delayed entry) do that first:
  * once they have begun they run to the end, and they are never cut in half.
  */
 import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
 
 export const KEY_ROLES = [
   'ready', //    zset id → id: waiting messages
@@ -54,6 +70,12 @@ export const KEY_ROLES = [
   'ukeys', //    hash unique key → id of the message holding it
   'ukeyof', //   hash id → the unique key it holds
   'ukuntil', //  hash unique key → when its hold lapses (server ms), for keys written with a ttl
+  'slotof', //   hash id → the concurrency key whose slot it took (startGated)
+  'holders', //  zset, all scores 0: "<concurrency key>\0<id>" for each slot taken
+  'parked', //   zset, all scores 0: "<concurrency key>\0<ready score>\0<id>" for each parked message
+  'parkedon', // hash id → its member in parked
+  'ratelogs', // zset rate log key → when it expires (server ms): what flush() must delete
+  'rateseq', //  string: a counter that makes each start's member in a rate log unique
 ] as const;
 
 export type KeyRole = (typeof KEY_ROLES)[number];
@@ -67,16 +89,19 @@ export function keyOf(keys: readonly string[], role: KeyRole): string {
   return keys[KEY_ROLES.indexOf(role)]!;
 }
 
-/** The keys flush() deletes: everything but the id counter. */
-export function flushedKeys(keys: readonly string[]): string[] {
-  return keys.filter((_, i) => KEY_ROLES[i] !== 'seq');
+/**
+ * The log of rate key `key` in queue `name`: under the queue's hash tag, and apart from every fixed
+ * role (those have no colon after the tag).
+ */
+export function rateLogKey(prefix: string, name: string, key: string): string {
+  return `${prefix}:{${name}}:rate:${key}`;
 }
 
 /** Expired leases moved back per read; the rest follow on the next reads (bounds a script's run time). */
 const REQUEUE_PER_READ = 1000;
 
 /** What a `{{NAME}}` placeholder in a script file stands for. */
-const PLACEHOLDERS: Readonly<Record<string, number>> = { REQUEUE_PER_READ };
+const PLACEHOLDERS: Readonly<Record<string, number>> = { REQUEUE_PER_READ, KEY_ROLE_COUNT: KEY_ROLES.length };
 
 /** The scripts, each in `lua/<name>.lua`, which begins with its ARGV and its reply; the names are the ioredis commands `defineCommand` adds. */
 const SCRIPT_NAMES = [
@@ -98,9 +123,18 @@ const SCRIPT_NAMES = [
   'tmRemove',
   'tmSetResults',
   'tmGetResult',
+  'tmAckGated',
+  'tmStartGated',
+  'tmFlush',
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
+
+/**
+ * Scripts that take keys beyond the queue's fixed ones (rate logs, after the KEY_ROLES keys): their
+ * callers pass the key count first, as EVALSHA does.
+ */
+export const EXTRA_KEY_SCRIPTS: ReadonlySet<ScriptName> = new Set<ScriptName>(['tmStartGated', 'tmFlush']);
 
 /**
  * `lua/<file>.lua`, found beside this module: src/ under tsx and vitest,
@@ -131,8 +165,22 @@ export const SCRIPTS: Record<ScriptName, string> = Object.fromEntries(
 
 export const SCRIPT_KEY_COUNT = KEY_ROLES.length;
 
+/**
+ * Adds every script to `client` as a command (EVALSHA, EVAL on NOSCRIPT). A script of
+ * EXTRA_KEY_SCRIPTS gets no fixed key count: its caller passes the count first.
+ */
+export function defineScripts(client: Redis): void {
+  for (const name of SCRIPT_NAMES) {
+    const lua = SCRIPTS[name];
+    client.defineCommand(name, EXTRA_KEY_SCRIPTS.has(name) ? { lua } : { numberOfKeys: SCRIPT_KEY_COUNT, lua });
+  }
+}
+
 /** Due messages one promoteDue script call moves (bounds its run time); promoteDue calls again while a call fills it. */
 export const PROMOTE_PER_CALL = 1000;
+
+/** Rate logs one flush script call deletes (bounds its KEYS); flush calls again while some remain. */
+export const FLUSH_LOGS_PER_CALL = 1000;
 
 /** Expired result records each setResults call purges (well above what one call adds, so the store shrinks). */
 export const RESULTS_PURGED_PER_SET = 200;

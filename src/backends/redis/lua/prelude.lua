@@ -11,6 +11,8 @@ local READY, LEASES, MSG, ATTEMPT, OWNER = KEYS[1], KEYS[2], KEYS[3], KEYS[4], K
 local FAILED, FAILINFO, SLOTS, SEQ, WAKE = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local DELAYED, RESULTS, RESEXP, PRIO = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local UKEYS, UKEYOF, UKUNTIL = KEYS[15], KEYS[16], KEYS[17]
+local SLOTOF, HOLDERS, PARKED, PARKEDON = KEYS[18], KEYS[19], KEYS[20], KEYS[21]
+local RATELOGS, RATESEQ = KEYS[22], KEYS[23]
 -- The server's clock, not the caller's: consumers with skewed clocks still
 -- agree on every lease deadline and runAt.
 local clock = redis.call('TIME')
@@ -45,9 +47,55 @@ local function make_ready(id)
   redis.call('ZADD', READY, ready_score(id), id)
 end
 
+-- Concurrency slots (tmStartGated.lua takes them). A member of HOLDERS is
+-- "key NUL id", one of PARKED "key NUL score NUL id" with the message's ready
+-- score shifted positive and written in PARKED_SCORE_WIDTH digits, so PARKED
+-- sorts (as bytes) in read order. No gate key holds a NUL, so one key's
+-- members are exactly the lex range [key NUL, key \1). Only the helpers that
+-- the lease-ending scripts share live here: every script runs the prelude.
+local PARKED_SCORE_WIDTH = 16
+
+-- Up to count messages parked on key become ready, first in read order. Their
+-- attempt stays: parking already gave the delivery back.
+local function wake_parked(key, count)
+  local parked = redis.call('ZRANGEBYLEX', PARKED, '[' .. key .. '\0', '(' .. key .. '\1', 'LIMIT', 0, count)
+  for _, member in ipairs(parked) do
+    local id = string.sub(member, #key + PARKED_SCORE_WIDTH + 3)
+    redis.call('ZREM', PARKED, member)
+    redis.call('HDEL', PARKEDON, id)
+    make_ready(id)
+  end
+  if #parked > 0 then wake() end
+  return #parked
+end
+
+-- id's lease ended (ack, fail, retry, release, a lapsed lease requeued, a
+-- revoke): the slot it took is free, and the first message parked on its key
+-- may try again. Every way a holder's lease ends comes through here except a
+-- plain tmAck, which RedisQueue only sends for ids it did not start with a
+-- slot (a lapsed holder simply stops counting, see tmStartGated.lua).
+local function free_slot(id)
+  local key = redis.call('HGET', SLOTOF, id)
+  if not key then return end
+  redis.call('HDEL', SLOTOF, id)
+  redis.call('ZREM', HOLDERS, key .. '\0' .. id)
+  wake_parked(key, 1)
+end
+
+-- A leased message goes back unstarted (release, a deferred start): its
+-- delivery does not count, so attempt is taken back down, never below 0.
+local function give_back(id)
+  redis.call('ZREM', LEASES, id)
+  redis.call('HDEL', OWNER, id)
+  if redis.call('HINCRBY', ATTEMPT, id, -1) < 0 then redis.call('HSET', ATTEMPT, id, 0) end
+  free_slot(id)
+end
+
 -- Back in READY by ready_score, a message regains its place. ATTEMPT is left
--- alone: the delivery whose lease expired counts. limit bounds a read's run
--- time; reclaim passes nil and takes them all.
+-- alone: the delivery whose lease expired counts. A lapsed holder's slot is
+-- freed (and a message parked on its key woken) here, so a parked message
+-- never waits for a holder that died. limit bounds a read's run time; reclaim
+-- passes nil and takes them all.
 local function requeue_expired(limit)
   local expired
   if limit then
@@ -59,6 +107,8 @@ local function requeue_expired(limit)
     redis.call('ZREM', LEASES, id)
     redis.call('HDEL', OWNER, id)
     make_ready(id)
+    -- An ungated lease pays one HGET for this, and only once it has lapsed.
+    free_slot(id)
   end
   return #expired
 end

@@ -6,6 +6,7 @@ local id = ARGV[2]
 if not holds(id, ARGV[1]) then return 0 end
 redis.call('ZREM', LEASES, id)
 redis.call('HDEL', OWNER, id)
+free_slot(id)
 free_key(id)
 -- Ordered by a counter, not by time: failures within one millisecond keep their order.
 redis.call('ZADD', FAILED, redis.call('INCR', SEQ), id)

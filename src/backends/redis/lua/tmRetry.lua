@@ -6,6 +6,7 @@ local id = ARGV[2]
 if not holds(id, ARGV[1]) then return 0 end
 redis.call('ZREM', LEASES, id)
 redis.call('HDEL', OWNER, id)
+free_slot(id)
 redis.call('HDEL', ATTEMPT, id)
 redis.call('HSET', MSG, id, ARGV[4])
 if enqueue(id, tonumber(ARGV[3])) then wake() end

@@ -1,4 +1,6 @@
 -- → {ready, leased, failed, delayed}
--- One script so the four counts are of one moment.
+-- One script so the four counts are of one moment. A parked message counts
+-- as delayed: it waits for a slot as a delayed one waits for its time.
 
-return { redis.call('ZCARD', READY), redis.call('ZCARD', LEASES), redis.call('ZCARD', FAILED), redis.call('ZCARD', DELAYED) }
+local delayed = redis.call('ZCARD', DELAYED) + redis.call('ZCARD', PARKED)
+return { redis.call('ZCARD', READY), redis.call('ZCARD', LEASES), redis.call('ZCARD', FAILED), delayed }
