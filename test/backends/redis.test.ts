@@ -337,6 +337,94 @@ describe.skipIf(!hasRedis)('redis backends', () => {
     });
   });
 
+  describe('flow control on Redis', () => {
+    const conc = (limit: number, key = 'k') => ({ concurrency: { key, limit } });
+
+    async function readStart(q: RedisQueue, gates: Parameters<RedisQueue['startGated']>[1]): Promise<string> {
+      const [m] = await q.readBatch(1);
+      return q.startGated(m!.id, gates);
+    }
+
+    it('keeps rate logs under the hash tag, lets an idle one expire, and flush deletes every gate key', async () => {
+      const q = queue();
+      await q.writeBatch(['a', 'b', 'c']);
+      const [a, b, c] = await q.readBatch(3);
+      expect(await q.startGated(a!.id, { rate: { key: 'r{x}', limit: 5, perMs: 60_000 } })).toBe('started');
+      expect(await q.startGated(b!.id, { rate: { key: '日本', limit: 5, perMs: 60_000 } })).toBe('started');
+      expect(await q.startGated(c!.id, conc(1))).toBe('started');
+      const [parked] = await (await q.write('p'), q.readBatch(1));
+      expect(await q.startGated(parked!.id, conc(1))).toBe('deferred');
+      const log = `${PREFIX}:{${q.name}}:rate:r{x}`;
+      expect(await raw.zcard(log)).toBe(1);
+      const ttl = await raw.pttl(log);
+      expect(ttl).toBeGreaterThan(50_000);
+      expect(ttl).toBeLessThanOrEqual(60_000);
+      for (const key of await keysOf(`${PREFIX}:{${q.name}}`)) expect(key.match(/\{[^}]*\}/)?.[0]).toBe(`{${q.name}}`);
+      await q.flush();
+      expect(await keysOf(`${PREFIX}:{${q.name}}`)).toEqual([`${PREFIX}:{${q.name}}:seq`]);
+
+      const short = queue();
+      const [m] = await (await short.write('m'), short.readBatch(1));
+      expect(await short.startGated(m!.id, { rate: { key: 'r', limit: 1, perMs: 100 } })).toBe('started');
+      await sleep(250);
+      expect(await raw.exists(`${PREFIX}:{${short.name}}:rate:r`)).toBe(0);
+    });
+
+    it('a read or reclaim that requeues a lapsed holder wakes one parked message at once', async () => {
+      const a = queue({ leaseMs: 150 });
+      const b = queue({ name: a.name });
+      await a.write('held');
+      expect(await readStart(a, conc(1))).toBe('started');
+      await b.writeBatch(['p1', 'p2']);
+      const parked = await b.readBatch(2);
+      expect(await Promise.all(parked.map((m) => b.startGated(m.id, conc(1))))).toEqual(['deferred', 'deferred']);
+      await sleep(300);
+      expect(await b.reclaim()).toBe(1);
+      expect(await b.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 1 });
+      expect((await b.readBatch(10)).map((m) => [m.data, m.attempt])).toEqual([
+        ['held', 2],
+        ['p1', 1],
+      ]);
+    });
+
+    it('revoking a lapsed holder frees its slot and wakes a parked message', async () => {
+      const a = queue({ leaseMs: 150 });
+      const b = queue({ name: a.name });
+      const id = await a.write('held');
+      expect(await readStart(a, conc(1))).toBe('started');
+      await b.write('parked');
+      expect(await readStart(b, conc(1))).toBe('deferred');
+      await sleep(300);
+      expect(await b.remove(id)).toBe(true);
+      expect((await b.readBatch(10)).map((m) => m.data)).toEqual(['parked']);
+    });
+
+    it('keeps keys that share a prefix apart, and wakes across the whole priority range in read order', async () => {
+      const q = queue();
+      let holder = '';
+      // Under one key each: "k" must not count the holders of "k\u0001x" or "k0".
+      for (const key of ['k\u0001x', 'k0', 'k']) {
+        await q.write(key);
+        const [m] = await q.readBatch(1);
+        expect(await q.startGated(m!.id, conc(1, key))).toBe('started');
+        holder = m!.id;
+      }
+      await q.write('low', { priority: -1000 });
+      await q.write('mid');
+      await q.write('high', { priority: 1000 });
+      for (const m of await q.readBatch(3)) expect(await q.startGated(m.id, conc(1))).toBe('deferred');
+      const order: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        await q.ackBatch([holder]);
+        const [next] = await q.readBatch(10);
+        order.push(next!.data);
+        expect(await q.startGated(next!.id, conc(1))).toBe('started');
+        holder = next!.id;
+      }
+      expect(order).toEqual(['high', 'mid', 'low']);
+    });
+  });
+
   describe('URLs and secrets', () => {
     it('accepts the seed form host:port:db and selects that database', async () => {
       const q = queue({}, '127.0.0.1:6379:3');
