@@ -162,6 +162,9 @@ export const SQL = {
   getResult: 'SELECT record FROM taskmill_results WHERE queue = @queue AND job_id = @jobId AND expires_at > @now',
 } as const;
 
+/** Every statement, prepared once per connection. @internal */
+export type Statements = { [K in keyof typeof SQL]: Database.Statement };
+
 /** @internal The statements, exported so a test can check their query plans. */
 export const SQLITE_STATEMENTS: Readonly<Record<keyof typeof SQL, string>> = SQL;
 
