@@ -8,6 +8,7 @@ import type Database from 'better-sqlite3';
 import { betterSqlite3 } from '../drivers.js';
 import { ConfigError } from '../../shared/errors.js';
 import { SQL, migrate, type Statements } from './schema.js';
+import { prepareGates, type EndedLease, type SqliteGates } from './gates.js';
 import type { QueueMessage, WriteOnceResult } from '../base.js';
 
 /** Data as stored: TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed. */
@@ -61,8 +62,15 @@ export interface Connection {
   insertOnce(key: string, data: Stored, runAt: number | undefined, priority: number, keyTtlMs: number | undefined): WriteOnceResult;
   claim(max: number): QueueMessage[];
   /** Runs a fenced statement (this owner, lease not expired) on `ids`; the rows it touched. */
-  fenced(which: 'ack' | 'release' | 'extend', ids: readonly string[]): Array<{ id: number }>;
+  fenced(which: 'ack' | 'extend', ids: readonly string[]): Array<{ id: number }>;
+  /** Acks `ids`, of which `holders` were started with a concurrency gate: their slots are freed at once. */
+  ackHolders(ids: readonly string[], holders: readonly string[]): Array<{ id: number }>;
+  release(ids: readonly string[]): void;
   fail(id: number, error: string): boolean;
+  retry(id: number, data: Stored, runAt: number): boolean;
+  remove(id: number): boolean;
+  reclaim(): number;
+  gates: SqliteGates;
   requeue(ids: string | null): number;
   setResults(records: StoredResultRecord[]): void;
   flush(): void;
@@ -78,6 +86,7 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
     const prepared: Record<string, Database.Statement> = {};
     for (const [key, sql] of Object.entries(SQL)) prepared[key] = db.prepare(sql);
     const s = prepared as Statements;
+    const gates = prepareGates(db, s, queue, owner);
 
     const insert = (data: Stored, now: number, runAt: number | null, priority: number) =>
       String(s.insert.run({ queue, data, now, runAt, priority }).lastInsertRowid);
@@ -104,16 +113,54 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
       const id = s.insertKeyed.run({ queue, data, now, runAt: storedRunAt(runAt, now), priority, key, until }).lastInsertRowid;
       return { id: String(id), duplicate: false as const };
     });
+    const fencedParams = (ids: readonly string[]) => {
+      const now = Date.now();
+      return { queue, owner, now, until: now + leaseMs, ids: idList(ids) };
+    };
     const claim = db.transaction((max: number) => {
       const now = Date.now();
-      return s.claim.all({ queue, owner, now, until: now + leaseMs, max }) as Array<{ id: number; data: Stored; attempt: number; priority: number }>;
+      const rows = s.claim.all({ queue, owner, now, until: now + leaseMs, max }) as Array<{ id: number; data: Stored; attempt: number; priority: number }>;
+      // A lapsed slot holder claimed again gives its slot back. Only a redelivery can be one
+      // (a holder was delivered before), so a first delivery costs nothing more.
+      if (rows.some((row) => row.attempt > 1)) gates.claimedAgain(rows.filter((row) => row.attempt > 1).map((row) => row.id));
+      return rows;
     });
+    const ackHolders = db.transaction((ids: readonly string[], holders: readonly string[]) => {
+      const held = new Set(holders);
+      const plain = ids.filter((id) => !held.has(id));
+      const acked = plain.length === 0 ? [] : (s.ack.all(fencedParams(plain)) as EndedLease[]);
+      const freed = s.ackHolders.all(fencedParams(holders)) as EndedLease[];
+      gates.leasesEnded(freed);
+      return [...acked, ...freed];
+    });
+    const release = db.transaction((ids: readonly string[]) => gates.leasesEnded(s.release.all(fencedParams(ids)) as EndedLease[]));
     const fail = db.transaction((id: number, error: string) => {
       const now = Date.now();
-      const taken = s.takeForFail.get({ queue, owner, now, id }) as { data: Stored; attempt: number; priority: number } | undefined;
+      const taken = s.takeForFail.get({ queue, owner, now, id }) as (EndedLease & { data: Stored; attempt: number; priority: number }) | undefined;
       if (!taken) return false;
       s.insertFailed.run({ id, queue, data: taken.data, attempt: taken.attempt, error, now, priority: taken.priority });
+      gates.leasesEnded([{ id, slot_key: taken.slot_key }]);
       return true;
+    });
+    const retry = db.transaction((id: number, data: Stored, runAt: number) => {
+      const now = Date.now();
+      const retried = s.retry.get({ queue, owner, now, id, data, runAt: storedRunAt(runAt, now) }) as EndedLease | undefined;
+      if (!retried) return false;
+      gates.leasesEnded([{ id, slot_key: retried.slot_key }]);
+      return true;
+    });
+    const remove = db.transaction((id: number) => {
+      const removed = s.remove.get({ queue, id, now: Date.now() }) as EndedLease | undefined;
+      if (!removed) return false;
+      gates.leasesEnded([{ id, slot_key: removed.slot_key }]); // a lapsed holder's slot
+      return true;
+    });
+    const reclaim = db.transaction(() => {
+      const now = Date.now();
+      const lapsed = s.lapsedHolders.all({ queue, now }) as EndedLease[];
+      const count = s.reclaim.run({ queue, now }).changes;
+      gates.leasesEnded(lapsed);
+      return count;
     });
     const requeue = db.transaction((ids: string | null) => {
       if (ids === null) {
@@ -133,6 +180,7 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
       s.flushFailed.run({ queue });
       s.flushSlots.run({ queue });
       s.flushResults.run({ queue });
+      s.flushRates.run({ queue });
     });
 
     return {
@@ -151,16 +199,14 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
         rows.sort(claimOrder);
         return rows.map((row) => ({ id: String(row.id), data: decode(row.data), attempt: row.attempt }));
       },
-      fenced(which, ids) {
-        const now = Date.now();
-        const params = { queue, owner, now, until: now + leaseMs, ids: idList(ids) };
-        if (which === 'release') {
-          s.release.run(params);
-          return [];
-        }
-        return s[which].all(params) as Array<{ id: number }>;
-      },
+      fenced: (which, ids) => s[which].all(fencedParams(ids)) as Array<{ id: number }>,
+      ackHolders: (ids, holders) => ackHolders.immediate(ids, holders),
+      release: (ids) => release.immediate(ids),
       fail: (id, error) => fail.immediate(id, error),
+      retry: (id, data, runAt) => retry.immediate(id, data, runAt),
+      remove: (id) => remove.immediate(id),
+      reclaim: () => reclaim.immediate(),
+      gates,
       requeue: (ids) => requeue.immediate(ids),
       setResults: (records) => {
         if (records.length > 0) setResults.immediate(records);

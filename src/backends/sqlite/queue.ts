@@ -12,15 +12,17 @@
  * A message row is in exactly one state: ready (lease_until and run_at NULL),
  * leased (lease_until set) or delayed (run_at set, until promoteDue clears
  * it). Delayed rows are outside the ready index, so a million of them cost a
- * claim nothing.
+ * claim nothing. A message parked on a concurrency key is a delayed row that
+ * only a freed slot makes ready (sqlite/gates.ts).
  */
 import { z } from 'zod';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/errors.js';
 import { integer, parseOptions, type DeclaresEvery } from '../../shared/options.js';
 import { isPermanentSqliteError } from '../permanent-errors.js';
-import { decode, encode, idList, openConnection, storedRunAt, type Connection, type Stored, type StoredResultRecord } from './connection.js';
+import { decode, encode, idList, openConnection, type Connection, type Stored, type StoredResultRecord } from './connection.js';
 import {
   BaseQueue,
+  checkStartGates,
   checkKeyTtl,
   checkPriority,
   checkUniqueKey,
@@ -36,6 +38,8 @@ import {
   type QueueOptions,
   type QueueStats,
   type ResultRecord,
+  type StartDecision,
+  type StartGates,
   type WriteOptions,
 } from '../base.js';
 
@@ -51,6 +55,11 @@ const sqliteOptionsSchema = z.object({
   busyTimeoutMs: integer(0).default(SQLITE_DEFAULTS.busyTimeoutMs),
 });
 const _declared: DeclaresEvery<z.input<typeof sqliteOptionsSchema>, Omit<SqliteQueueOptions, keyof QueueOptions>> = true;
+
+/** A message id as stored, or undefined when it cannot be one of ours. */
+function numericId(id: string): number | undefined {
+  return (JSON.parse(idList([id])) as number[])[0];
+}
 
 function refusedOf(ids: readonly string[], done: ReadonlyArray<{ id: number }>): string[] {
   const kept = new Set(done.map((row) => String(row.id)));
@@ -79,6 +88,12 @@ export class SqliteQueue extends BaseQueue {
   readonly busyTimeoutMs: number;
   private conn: Connection | null = null;
   private closed = false;
+  /**
+   * Ids this instance got 'started' for with a concurrency gate: only their ack must free a slot,
+   * so every other ack stays the plain DELETE. (Whoever acks a message holds its lease, and the
+   * lease is this instance's.) fail, retry and release always look at the row's slot instead.
+   */
+  private readonly slotHolders = new Set<string>();
 
   constructor(path: string, options: SqliteQueueOptions = {}) {
     super(options);
@@ -145,12 +160,21 @@ export class SqliteQueue extends BaseQueue {
   }
 
   ackBatch(ids: readonly string[]): Promise<string[]> {
-    return this.run('ack', (c) => (ids.length === 0 ? [] : refusedOf(ids, c.fenced('ack', ids))));
+    return this.run('ack', (c) => {
+      if (ids.length === 0) return [];
+      const holders = this.slotHolders.size === 0 ? [] : ids.filter((id) => this.slotHolders.has(id));
+      if (holders.length === 0) return refusedOf(ids, c.fenced('ack', ids));
+      const refused = refusedOf(ids, c.ackHolders(ids, holders));
+      for (const id of holders) this.slotHolders.delete(id);
+      return refused;
+    });
   }
 
   release(ids: readonly string[]): Promise<void> {
     return this.run('release', (c) => {
-      if (ids.length > 0) c.fenced('release', ids);
+      if (ids.length === 0) return;
+      c.release(ids);
+      for (const id of ids) this.slotHolders.delete(id);
     });
   }
 
@@ -160,13 +184,16 @@ export class SqliteQueue extends BaseQueue {
 
   fail(id: string, error: string): Promise<boolean> {
     return this.run('fail', (c) => {
-      const [numeric] = JSON.parse(idList([id])) as number[];
-      return numeric === undefined ? false : c.fail(numeric, String(error));
+      const numeric = numericId(id);
+      if (numeric === undefined) return false;
+      const failed = c.fail(numeric, String(error));
+      this.slotHolders.delete(id);
+      return failed;
     });
   }
 
   reclaim(): Promise<number> {
-    return this.run('reclaim', (c) => c.s.reclaim.run({ queue: this.name, now: Date.now() }).changes);
+    return this.run('reclaim', (c) => c.reclaim());
   }
 
   failed(limit = 100): Promise<FailedMessage[]> {
@@ -210,11 +237,11 @@ export class SqliteQueue extends BaseQueue {
     return this.run('retry', (c) => {
       const stored = encode(data);
       const until = checkRetryRunAt(runAt, this);
-      const [numeric] = JSON.parse(idList([id])) as number[];
+      const numeric = numericId(id);
       if (numeric === undefined) return false;
-      const now = Date.now();
-      const params = { queue: this.name, owner: this.owner, now, id: numeric, data: stored, runAt: storedRunAt(until, now) };
-      return c.s.retry.run(params).changes === 1;
+      const retried = c.retry(numeric, stored, until);
+      this.slotHolders.delete(id);
+      return retried;
     });
   }
 
@@ -224,8 +251,19 @@ export class SqliteQueue extends BaseQueue {
 
   override remove(id: string): Promise<boolean> {
     return this.run('remove', (c) => {
-      const [numeric] = JSON.parse(idList([id])) as number[];
-      return numeric === undefined ? false : c.s.remove.run({ queue: this.name, id: numeric, now: Date.now() }).changes === 1;
+      const numeric = numericId(id);
+      return numeric === undefined ? false : c.remove(numeric);
+    });
+  }
+
+  override startGated(id: string, gates: StartGates): Promise<StartDecision> {
+    return this.run('startGated', (c) => {
+      checkStartGates(gates);
+      const numeric = numericId(id);
+      const decision = numeric === undefined ? 'lost' : c.gates.start(numeric, gates);
+      if (decision !== 'started') this.slotHolders.delete(id);
+      else if (gates.concurrency) this.slotHolders.add(id);
+      return decision;
     });
   }
 
@@ -249,7 +287,10 @@ export class SqliteQueue extends BaseQueue {
   }
 
   flush(): Promise<void> {
-    return this.run('flush', (c) => c.flush());
+    return this.run('flush', (c) => {
+      c.flush();
+      this.slotHolders.clear();
+    });
   }
 
   length(): Promise<number> {
@@ -259,6 +300,7 @@ export class SqliteQueue extends BaseQueue {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.slotHolders.clear();
     const conn = this.conn;
     this.conn = null;
     conn?.db.close();
