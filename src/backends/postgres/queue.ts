@@ -46,6 +46,7 @@ import {
   type StartGates,
   type WriteOptions,
 } from '../base.js';
+import { migrate, statements, type Statements } from './schema.js';
 import {
   checkText,
   checkTtl,
@@ -53,15 +54,12 @@ import {
   encodeData,
   isRowId,
   isStorableText,
-  migrate,
   resultParams,
   runAtParam,
-  statements,
   storableText,
   writeOptionsRunAt,
   type JobRow,
-  type Statements,
-} from './schema.js';
+} from './values.js';
 import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOptions } from './config.js';
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
