@@ -525,7 +525,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
         await consumers[0]!.writeBatch(Array.from({ length: 18 }, (_, i) => `m${i}`));
         const leased = await Promise.all(consumers.map((c) => c.readBatch(3)));
         const decisions = await Promise.all(consumers.flatMap((c, i) => leased[i]!.map((m) => c.startGated(m.id, gates))));
-        expect(decisions.filter((d) => d === 'started')).toHaveLength(limit);
+        expect(decisions.filter((d) => d.decision === 'started')).toHaveLength(limit);
         expect(await consumers[0]!.stats()).toEqual({ ready: 0, leased: limit, failed: 0, delayed: 18 - limit });
       }
     });
@@ -538,19 +538,19 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
         await a.writeBatch(['holder', 'waiter']);
         const [holder] = await a.readBatch(1);
         const [waiter] = await b.readBatch(1);
-        expect(await a.startGated(holder!.id, conc(1))).toBe('started');
+        expect((await a.startGated(holder!.id, conc(1))).decision).toBe('started');
         // Hold the key's lock so that the ack (its row already deleted) and the start both queue on it.
         await sql('BEGIN');
         await sql(keyLock, [name]);
         const racing = Promise.all([a.ackBatch([holder!.id]), b.startGated(waiter!.id, conc(1))]);
         await sleep(100);
         await sql('COMMIT');
-        const [refused, decision] = await racing;
+        const [refused, { decision }] = await racing;
         expect(refused).toEqual([]);
         if (decision === 'deferred') {
           const [woken] = await b.readBatch(1);
           expect(woken?.id).toBe(waiter!.id);
-          expect(await b.startGated(woken!.id, conc(1))).toBe('started');
+          expect((await b.startGated(woken!.id, conc(1))).decision).toBe('started');
         }
         expect(await b.ackBatch([waiter!.id])).toEqual([]);
         expect(await a.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
@@ -562,10 +562,10 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       const [short, long] = [queue({ name, leaseMs: 150 }), queue({ name })];
       await short.write('held');
       const [held] = await short.readBatch(1);
-      expect(await short.startGated(held!.id, conc(1))).toBe('started');
+      expect((await short.startGated(held!.id, conc(1))).decision).toBe('started');
       await long.writeBatch(['parked 1', 'parked 2']);
       const parked = await long.readBatch(2);
-      for (const m of parked) expect(await long.startGated(m.id, conc(1))).toBe('deferred');
+      for (const m of parked) expect((await long.startGated(m.id, conc(1))).decision).toBe('deferred');
       await sleep(300);
       expect(await long.reclaim()).toBe(1);
       expect((await long.readBatch(10)).map((m) => m.data)).toEqual(['held', 'parked 1']);
@@ -576,10 +576,10 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       const [short, long] = [queue({ name, leaseMs: 150 }), queue({ name })];
       await short.write('held');
       const [held] = await short.readBatch(1);
-      expect(await short.startGated(held!.id, conc(1))).toBe('started');
+      expect((await short.startGated(held!.id, conc(1))).decision).toBe('started');
       await long.write('parked');
       const [parked] = await long.readBatch(1);
-      expect(await long.startGated(parked!.id, conc(1))).toBe('deferred');
+      expect((await long.startGated(parked!.id, conc(1))).decision).toBe('deferred');
       await sleep(300);
       const [again] = await long.readBatch(10);
       expect(again).toEqual({ id: held!.id, data: 'held', attempt: 2 });
@@ -593,8 +593,8 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       const worker = queue({ name, listen: false });
       await worker.writeBatch(['holder', 'waiter']);
       const [holder, waiter] = await worker.readBatch(2);
-      expect(await worker.startGated(holder!.id, conc(1))).toBe('started');
-      expect(await worker.startGated(waiter!.id, conc(1))).toBe('deferred');
+      expect((await worker.startGated(holder!.id, conc(1))).decision).toBe('started');
+      expect((await worker.startGated(waiter!.id, conc(1))).decision).toBe('deferred');
       await consumer.open();
       expect(await consumer.readBatch(1)).toEqual([]);
       const started = Date.now();

@@ -97,12 +97,14 @@ export function gatesMigration(s: string): string[] {
        RETURN v_woken;
      END $$`,
 
-    // BaseQueue.startGated: 'started', 'deferred' or 'lost'. A gate is absent when its key is NULL.
+    // BaseQueue.startGated: 'started', 'deferred' or 'lost', and for a rate deferral the booked
+    // start (ms since the epoch). A gate is absent when its key is NULL.
     `CREATE FUNCTION ${s}.start_gated(
        p_queue text, p_id bigint, p_owner text, p_channel text,
        p_rate_key text, p_rate_limit integer, p_rate_per_ms double precision,
-       p_slot_key text, p_slot_limit integer
-     ) RETURNS text LANGUAGE plpgsql AS $$
+       p_slot_key text, p_slot_limit integer,
+       OUT o_decision text, OUT o_run_at double precision
+     ) LANGUAGE plpgsql AS $$
      DECLARE
        v_job record;
        v_now timestamptz;
@@ -111,6 +113,8 @@ export function gatesMigration(s: string): string[] {
        v_due integer;
        v_at timestamptz;
        v_decision text := 'started';
+       -- The job came with a booking of its own (deferred before, now due).
+       v_rebooking boolean := false;
        -- The concurrency key the job holds, or is parked on, after the decision.
        v_kept text;
      BEGIN
@@ -119,14 +123,16 @@ export function gatesMigration(s: string): string[] {
        WHERE id = p_id AND queue = p_queue AND owner = p_owner AND lease_until >= now()
        FOR UPDATE;
        IF NOT FOUND THEN
-         RETURN 'lost';
+         o_decision := 'lost';
+         RETURN;
        END IF;
        -- The gates' keys, and a slot the job still has from a delivery before (which this
        -- decision may free). From here on every statement sees what the locks' holders before did.
        PERFORM ${s}.lock_gates(p_queue, ARRAY[p_slot_key, p_rate_key, v_job.slot_key]);
        v_now := clock_timestamp();
        IF v_job.lease_until < v_now THEN
-         RETURN 'lost'; -- it lapsed while the locks were busy
+         o_decision := 'lost'; -- it lapsed while the locks were busy
+         RETURN;
        END IF;
 
        IF p_rate_key IS NOT NULL THEN
@@ -134,6 +140,7 @@ export function gatesMigration(s: string): string[] {
          -- before) is given back, whatever happens next.
          DELETE FROM ${s}.rate_log WHERE queue = p_queue AND key = p_rate_key AND at <= v_now - v_per;
          DELETE FROM ${s}.rate_log WHERE reserved_for = p_id AND queue = p_queue AND key = p_rate_key;
+         v_rebooking := FOUND;
        END IF;
 
        IF p_slot_key IS NOT NULL THEN
@@ -160,13 +167,21 @@ export function gatesMigration(s: string): string[] {
            SELECT 1 FROM ${s}.rate_log WHERE queue = p_queue AND key = p_rate_key AND at <= v_now
            LIMIT p_rate_limit) AS due;
          IF v_due >= p_rate_limit THEN
-           -- reserveAt (backends/base.ts): behind every entry, and a window after the
-           -- p_rate_limit-th latest, so the window ending at the booking has room for it.
-           v_at := greatest(
-             v_now,
-             (SELECT max(at) FROM ${s}.rate_log WHERE queue = p_queue AND key = p_rate_key),
-             (SELECT at FROM ${s}.rate_log WHERE queue = p_queue AND key = p_rate_key
-              ORDER BY at DESC OFFSET p_rate_limit - 1 LIMIT 1) + v_per);
+           IF v_rebooking THEN
+             -- reserveAt (backends/base.ts), a due booking: the earliest time the starts
+             -- already made allow (the p_rate_limit-th latest due one, a window on).
+             v_at := greatest(v_now,
+               (SELECT at FROM ${s}.rate_log WHERE queue = p_queue AND key = p_rate_key AND at <= v_now
+                ORDER BY at DESC OFFSET p_rate_limit - 1 LIMIT 1) + v_per);
+           ELSE
+             -- reserveAt (backends/base.ts): behind every entry, and a window after the
+             -- p_rate_limit-th latest, so the window ending at the booking has room for it.
+             v_at := greatest(
+               v_now,
+               (SELECT max(at) FROM ${s}.rate_log WHERE queue = p_queue AND key = p_rate_key),
+               (SELECT at FROM ${s}.rate_log WHERE queue = p_queue AND key = p_rate_key
+                ORDER BY at DESC OFFSET p_rate_limit - 1 LIMIT 1) + v_per);
+           END IF;
            INSERT INTO ${s}.rate_log (queue, key, at, reserved_for) VALUES (p_queue, p_rate_key, v_at, p_id);
            -- Delayed until its booking, like a delayed write; this delivery not counted.
            UPDATE ${s}.jobs
@@ -174,6 +189,7 @@ export function gatesMigration(s: string): string[] {
                run_at = v_at, slot_key = NULL, slot_attempt = NULL
            WHERE id = p_id;
            v_decision := 'deferred';
+           o_run_at := extract(epoch FROM v_at) * 1000;
          ELSE
            INSERT INTO ${s}.rate_log (queue, key, at) VALUES (p_queue, p_rate_key, v_now);
          END IF;
@@ -195,7 +211,7 @@ export function gatesMigration(s: string): string[] {
        IF v_job.slot_key IS DISTINCT FROM v_kept AND v_job.slot_key IS NOT NULL THEN
          PERFORM ${s}.wake_parked(p_queue, v_job.slot_key, 1, p_channel);
        END IF;
-       RETURN v_decision;
+       o_decision := v_decision;
      END $$`,
   ];
 }
@@ -213,7 +229,7 @@ export function freeSlotsOf(s: string, channel: string): string {
 export function gateStatements(s: string) {
   return {
     /** $2 id, $3 owner, $4 channel, $5-$7 rate key, limit, per ms, $8-$9 concurrency key, limit (NULL keys: no such gate). */
-    startGated: `SELECT ${s}.start_gated($1, $2, $3, $4, $5, $6, $7, $8, $9) AS decision`,
+    startGated: `SELECT o_decision AS decision, o_run_at AS run_at FROM ${s}.start_gated($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
     /** $2 ids, $3 owner, $4 channel. ack for jobs this instance started with a concurrency gate: frees their slots. */
     ackHolders: `WITH done AS (
                    DELETE FROM ${s}.jobs WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now()

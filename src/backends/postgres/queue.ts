@@ -44,6 +44,7 @@ import {
   type ResultRecord,
   type StartDecision,
   type StartGates,
+  type StartOutcome,
   type WriteOptions,
 } from '../base.js';
 import { migrate, statements, type Statements } from './schema.js';
@@ -380,14 +381,20 @@ export class PostgresQueue extends BaseQueue {
   }
 
   /** One call of start_gated() (gates.ts) decides; after 'started' with a concurrency gate the job holds a slot. */
-  override async startGated(id: string, gates: StartGates): Promise<StartDecision> {
+  override async startGated(id: string, gates: StartGates): Promise<StartOutcome> {
     const params = gateParams(gates);
-    if (!isRowId(id)) return 'lost';
-    const result = await this.#query<{ decision: StartDecision }>('startGated', this.#sql.startGated, [this.name, id, this.owner, this.#channel, ...params]);
-    const decision = result.rows[0]!.decision;
+    if (!isRowId(id)) return { decision: 'lost' };
+    const result = await this.#query<{ decision: StartDecision; run_at: number | null }>('startGated', this.#sql.startGated, [
+      this.name,
+      id,
+      this.owner,
+      this.#channel,
+      ...params,
+    ]);
+    const { decision, run_at: runAt } = result.rows[0]!;
     if (decision === 'started' && gates.concurrency) this.#holders.add(id);
     else this.#holders.delete(id);
-    return decision;
+    return runAt === null ? { decision } : { decision, runAt: Math.ceil(runAt) };
   }
 
   /** Promotes in batches of PROMOTE_BATCH, each its own short transaction, until fewer are due. */
