@@ -215,8 +215,8 @@ describe('SqliteQueue', () => {
     // Rate limits and concurrency keys on the upgraded file: the old message takes the only slot,
     // the retried one parks until the slot is free.
     const gates = { concurrency: { key: 'k', limit: 1 }, rate: { key: 'r', limit: 5, perMs: 60_000 } };
-    expect(await queue.startGated(readyId, gates)).toBe('started');
-    expect(await queue.startGated(leasedId, gates)).toBe('deferred');
+    expect((await queue.startGated(readyId, gates)).decision).toBe('started');
+    expect((await queue.startGated(leasedId, gates)).decision).toBe('deferred');
     expect(await queue.stats()).toEqual({ ready: 0, leased: 1, failed: 1, delayed: 2 });
     await queue.ack(readyId);
     expect(await queue.read()).toEqual({ id: leasedId, data: 'retried', attempt: 1 });
@@ -245,9 +245,9 @@ describe('SqliteQueue', () => {
       const long = new SqliteQueue(file);
       const holder = await short.write('holder');
       await short.read();
-      expect(await short.startGated(holder, one)).toBe('started');
+      expect((await short.startGated(holder, one)).decision).toBe('started');
       await long.writeBatch(['p1', 'p2']);
-      for (const m of await long.readBatch(2)) expect(await long.startGated(m.id, one)).toBe('deferred');
+      for (const m of await long.readBatch(2)) expect((await long.startGated(m.id, one)).decision).toBe('deferred');
       await new Promise((resolve) => setTimeout(resolve, 300));
       return { short, long, holder };
     }
@@ -256,10 +256,10 @@ describe('SqliteQueue', () => {
       const { short, long, holder } = await lapsingHolder(freshFile());
       expect((await long.readBatch(10)).map((m) => m.data)).toEqual(['holder']);
       expect(await long.stats()).toEqual({ ready: 1, leased: 1, failed: 0, delayed: 1 });
-      expect(await long.startGated(holder, one)).toBe('started');
+      expect((await long.startGated(holder, one)).decision).toBe('started');
       const [p1] = await long.readBatch(10);
       expect(p1!.data).toBe('p1');
-      expect(await long.startGated(p1!.id, one)).toBe('deferred');
+      expect((await long.startGated(p1!.id, one)).decision).toBe('deferred');
       await short.close();
       await long.close();
     });
@@ -281,8 +281,8 @@ describe('SqliteQueue', () => {
       const queue = new SqliteQueue(freshFile());
       const ids = await queue.writeBatch(['plain', 'rated', 'slotted']);
       await queue.readBatch(3);
-      expect(await queue.startGated(ids[1]!, { rate: { key: 'r', limit: 5, perMs: 60_000 } })).toBe('started');
-      expect(await queue.startGated(ids[2]!, one)).toBe('started');
+      expect((await queue.startGated(ids[1]!, { rate: { key: 'r', limit: 5, perMs: 60_000 } })).decision).toBe('started');
+      expect((await queue.startGated(ids[2]!, one)).decision).toBe('started');
       const connection = queue['connection']();
       const ackHolders = vi.spyOn(connection, 'ackHolders');
       expect(await queue.ackBatch([ids[0]!, ids[1]!])).toEqual([]);

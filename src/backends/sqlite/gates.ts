@@ -16,7 +16,7 @@
  *   booked for rate-deferred messages (`reserved_for`).
  */
 import type Database from 'better-sqlite3';
-import type { StartDecision, StartGates } from '../base.js';
+import type { StartGates, StartOutcome } from '../base.js';
 import type { Statements } from './schema.js';
 
 /** A message whose lease just ended (or that was deleted), with the slot key it held, if any. */
@@ -27,7 +27,7 @@ export interface EndedLease {
 
 export interface SqliteGates {
   /** startGated's decision for message `id`, gates already checked; one transaction. */
-  start(id: number, gates: StartGates): StartDecision;
+  start(id: number, gates: StartGates): StartOutcome;
   /**
    * Frees the slots of leases that just ended and wakes one parked message of each key. Call it
    * inside the transaction that ended them; rows without a slot cost nothing.
@@ -36,6 +36,10 @@ export interface SqliteGates {
   /** A claim just took these redelivered messages: those that were lapsed slot holders free their slot. */
   claimedAgain(ids: readonly number[]): void;
 }
+
+const STARTED: StartOutcome = Object.freeze({ decision: 'started' });
+const DEFERRED: StartOutcome = Object.freeze({ decision: 'deferred' });
+const LOST: StartOutcome = Object.freeze({ decision: 'lost' });
 
 export function prepareGates(db: Database.Database, s: Statements, queue: string, owner: string): SqliteGates {
   const leasesEnded = (rows: readonly EndedLease[]) => {
@@ -46,14 +50,15 @@ export function prepareGates(db: Database.Database, s: Statements, queue: string
     }
   };
 
-  const start = db.transaction((id: number, gates: StartGates): StartDecision => {
+  const start = db.transaction((id: number, gates: StartGates): StartOutcome => {
     const now = Date.now();
     const held = s.gateHeld.get({ queue, owner, now, id }) as { slot_key: string | null } | undefined;
-    if (!held) return 'lost';
+    if (!held) return LOST;
     const { rate, concurrency } = gates;
+    let rebooking = false;
     if (rate) {
       s.rateExpire.run({ queue, key: rate.key, since: now - rate.perMs });
-      s.rateUnreserve.run({ queue, key: rate.key, id });
+      rebooking = s.rateUnreserve.run({ queue, key: rate.key, id }).changes > 0;
     }
 
     let holders = 0;
@@ -63,19 +68,20 @@ export function prepareGates(db: Database.Database, s: Statements, queue: string
         // Parked: it books no rate start (its own reservation, if any, is given back above).
         leasesEnded([{ id, slot_key: held.slot_key }]);
         s.park.run({ id, key: concurrency.key });
-        return 'deferred';
+        return DEFERRED;
       }
     }
 
     if (rate) {
       const due = (s.rateDue.get({ queue, key: rate.key, now, limit: rate.limit }) as { n: number }).n;
       if (due >= rate.limit) {
-        const { at } = s.rateReserveAt.get({ queue, key: rate.key, now, limit: rate.limit, perMs: rate.perMs }) as { at: number };
+        const bookAt = rebooking ? s.rateRebookAt : s.rateReserveAt;
+        const { at } = bookAt.get({ queue, key: rate.key, now, limit: rate.limit, perMs: rate.perMs }) as { at: number };
         s.rateRecord.run({ queue, key: rate.key, at, reservedFor: id });
         // It holds no slot while it waits for its reservation.
         leasesEnded([{ id, slot_key: held.slot_key }]);
         s.deferTo.run({ id, runAt: at });
-        return 'deferred';
+        return { decision: 'deferred', runAt: at };
       }
       s.rateRecord.run({ queue, key: rate.key, at: now, reservedFor: null });
     }
@@ -86,7 +92,7 @@ export function prepareGates(db: Database.Database, s: Statements, queue: string
       const spare = concurrency.limit - holders - 1;
       if (spare > 0) s.wakeParked.run({ queue, key: concurrency.key, count: spare });
     }
-    return 'started';
+    return STARTED;
   });
 
   return {

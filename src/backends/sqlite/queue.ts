@@ -38,7 +38,7 @@ import {
   type QueueOptions,
   type QueueStats,
   type ResultRecord,
-  type StartDecision,
+  type StartOutcome,
   type StartGates,
   type WriteOptions,
 } from '../base.js';
@@ -256,14 +256,14 @@ export class SqliteQueue extends BaseQueue {
     });
   }
 
-  override startGated(id: string, gates: StartGates): Promise<StartDecision> {
+  override startGated(id: string, gates: StartGates): Promise<StartOutcome> {
     return this.run('startGated', (c) => {
       checkStartGates(gates);
       const numeric = numericId(id);
-      const decision = numeric === undefined ? 'lost' : c.gates.start(numeric, gates);
-      if (decision !== 'started') this.slotHolders.delete(id);
+      const outcome: StartOutcome = numeric === undefined ? { decision: 'lost' } : c.gates.start(numeric, gates);
+      if (outcome.decision !== 'started') this.slotHolders.delete(id);
       else if (gates.concurrency) this.slotHolders.add(id);
-      return decision;
+      return outcome;
     });
   }
 

@@ -228,6 +228,10 @@ export const SQL = {
     coalesce((SELECT at FROM taskmill_rates WHERE queue = @queue AND key = @key ORDER BY at DESC LIMIT 1), @now),
     coalesce((SELECT at + @perMs FROM taskmill_rates WHERE queue = @queue AND key = @key
               ORDER BY at DESC LIMIT 1 OFFSET @limit - 1), @now)) AS at`,
+  // reserveAt() of base.ts for a due booking: the earliest time the due entries allow.
+  rateRebookAt: `SELECT max(@now,
+    coalesce((SELECT at + @perMs FROM taskmill_rates WHERE queue = @queue AND key = @key AND at <= @now
+              ORDER BY at DESC LIMIT 1 OFFSET @limit - 1), @now)) AS at`,
   rateRecord: 'INSERT INTO taskmill_rates (queue, key, at, reserved_for) VALUES (@queue, @key, @at, @reservedFor)',
   // The ack of messages this instance started with a concurrency gate: the slots it frees come back with it.
   ackHolders: `DELETE FROM taskmill_messages WHERE ${FENCE} AND ${IDS} RETURNING id, slot_key`,
