@@ -4,18 +4,21 @@
  * ~40 MiB of loader in its RSS, which would swamp the figures being measured;
  * users run taskmill compiled, too. Type-only transpilation (no checking) of
  * each file, written below node_modules/.cache so that bare imports resolve
- * to the project's node_modules.
+ * to the project's node_modules. Files the code reads at run time (the Redis
+ * Lua scripts) are copied beside the output, as `npm run build` does.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-function tsFiles(dir: string): string[] {
+function filesEnding(dir: string, ending: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) return entry.name === 'node_modules' || entry.name.startsWith('.') ? [] : tsFiles(full);
-    return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [full] : [];
+    if (entry.isDirectory()) return entry.name === 'node_modules' || entry.name.startsWith('.') ? [] : filesEnding(full, ending);
+    return entry.name.endsWith(ending) && !entry.name.endsWith('.d.ts') ? [full] : [];
   });
 }
+
+const isStale = (source: string, target: string) => !existsSync(target) || statSync(target).mtimeMs < statSync(source).mtimeMs;
 
 /**
  * Compiles `folders` of `root` into `out`, skipping files whose output is
@@ -25,12 +28,15 @@ function tsFiles(dir: string): string[] {
 export async function compileForChildren(root: string, out: string, folders: readonly string[] = ['src', 'bench']): Promise<number> {
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'package.json'), '{ "type": "module", "private": true }\n');
+  for (const file of folders.flatMap((folder) => filesEnding(path.join(root, folder), '.lua'))) {
+    const target = path.join(out, path.relative(root, file));
+    if (!isStale(file, target)) continue;
+    mkdirSync(path.dirname(target), { recursive: true });
+    copyFileSync(file, target);
+  }
   const stale = folders
-    .flatMap((folder) => tsFiles(path.join(root, folder)))
-    .filter((file) => {
-      const target = path.join(out, path.relative(root, file).replace(/\.ts$/, '.js'));
-      return !existsSync(target) || statSync(target).mtimeMs < statSync(file).mtimeMs;
-    });
+    .flatMap((folder) => filesEnding(path.join(root, folder), '.ts'))
+    .filter((file) => isStale(file, path.join(out, path.relative(root, file).replace(/\.ts$/, '.js'))));
   if (stale.length === 0) return 0;
   const { default: ts } = await import('typescript');
   const compilerOptions = {

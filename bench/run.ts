@@ -9,6 +9,8 @@
  *   npm run bench -- --systems taskmill-redis,bullmq --workloads process10 --runs 5
  *   npm run bench -- --profile .tmp/prof --systems taskmill-redis --workloads process10
  *   npm run bench -- --systems taskmill-redis-blocking --workloads process10 --process-jobs 100000 --runs 1
+ *   npm run bench -- --systems taskmill-postgres,taskmill-postgres-unique,taskmill-postgres-rateLimit
+ *                                      # what a flow-control option costs (variants run only when named)
  *
  * Quick runs write .tmp/bench-quick.md, full runs bench/RESULTS.md (or --out FILE).
  *
@@ -20,7 +22,8 @@
  * system, then run 2, …) so a change in the machine's load hits all alike.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,16 +89,21 @@ const settings: RunSettings = {
   postgresUrl: values.postgres,
 };
 if (!Number.isInteger(settings.runs) || settings.runs < 1) throw new Error(`--runs must be an integer ≥ 1, got ${values.runs}`);
-const systems = list(
-  values.systems,
-  SYSTEMS.map((s) => s.key),
-  'system',
+const systems = (
+  values.systems
+    ? list(
+        values.systems,
+        SYSTEMS.map((s) => s.key),
+        'system',
+      )
+    : SYSTEMS.filter((s) => !s.onDemand).map((s) => s.key)
 ).map((key) => SYSTEMS.find((s) => s.key === key)!);
 const workloads = list(values.workloads, WORKLOADS, 'workload');
 const outFile = values.out ?? (values.full ? path.join(root, 'bench', 'RESULTS.md') : path.join(root, '.tmp', 'bench-quick.md'));
 const profileDir = values.profile ? path.resolve(values.profile) : null;
 
-const compiled = path.join(root, 'node_modules', '.cache', 'taskmill-bench');
+// One cache per checkout: two worktrees sharing one node_modules must not run each other's code.
+const compiled = path.join(root, 'node_modules', '.cache', `taskmill-bench-${createHash('sha1').update(realpathSync(root)).digest('hex').slice(0, 8)}`);
 const childScript = path.join(compiled, 'bench', 'child.js');
 const namespace = `b${process.pid}`;
 const scratch = mkdtempSync(path.join(tmpdir(), 'taskmill-bench-'));

@@ -13,7 +13,9 @@ export {
   type PeriodicCommand,
   type RegisteredCommand,
   type ScheduleWhen,
+  type UniqueOptions,
 } from './producer/commands.js';
+export type { RateLimitOptions, ConcurrencyOptions } from './producer/gates.js';
 export { Job } from './producer/job.js';
 export { registry, CommandRegistry } from './producer/registry.js';
 export { configure, closeQueues, type TaskmillSettings } from './producer/settings.js';

@@ -5,7 +5,7 @@ import type { SystemSpec, Workload } from './types.js';
 
 const ALL: readonly Workload[] = ['enqueue', 'process1', 'process10', 'latency'];
 
-export const SYSTEMS: readonly SystemSpec[] = [
+export const SYSTEMS: SystemSpec[] = [
   {
     key: 'taskmill-memory',
     label: 'taskmill memory',
@@ -112,6 +112,21 @@ export const SYSTEMS: readonly SystemSpec[] = [
     load: async () => (await import('./pg-boss.js')).pgBossSystem(),
   },
 ];
+
+/** What each flow-control option costs a job on Redis and PostgreSQL (bench/systems/taskmill.ts says how each is set up). */
+for (const backend of ['redis', 'postgres'] as const) {
+  for (const option of ['priority', 'unique', 'rateLimit', 'concurrency'] as const) {
+    SYSTEMS.push({
+      key: `taskmill-${backend}-${option}`,
+      label: `taskmill ${backend === 'redis' ? 'Redis' : 'PostgreSQL'}, ${option}`,
+      backend,
+      family: 'taskmill',
+      workloads: ['enqueue', 'process10'],
+      onDemand: true,
+      load: async () => (await import('./taskmill.js')).taskmillSystem(backend, false, option),
+    });
+  }
+}
 
 export function systemByKey(key: string): SystemSpec {
   const spec = SYSTEMS.find((s) => s.key === key);

@@ -4,6 +4,14 @@
  * Consumer: createConsumer with `workers` equal to the concurrency,
  * `prefetch` 100 (see PREFETCH), a silent pino logger, no periodic scheduler; the no-op command
  * is registered in a fresh CommandRegistry with `results` on or off.
+ *
+ * A flow-control option (`option`) measures what that option costs a job on
+ * its own, everything else the same: `priority` writes every job at one of
+ * −1, 0, 1 (a batch at a time); `unique` writes every job under its own key
+ * (writeOnce: never a duplicate, so the key check and its freeing are the
+ * cost); `rateLimit` and `concurrency` give the command a limit far above
+ * the load (1,000,000), so no job waits and what is measured is the ask
+ * before each start and, for concurrency, the slot freed with the ack.
  */
 import path from 'node:path';
 import pino from 'pino';
@@ -18,13 +26,32 @@ import {
   registry as globalRegistry,
   SqliteQueue,
   type BaseQueue,
+  type CommandOptions,
   type QueuedCommand,
 } from '../../src/index.js';
 import { encodeMessage } from '../../src/codec/message.js';
+import { startGatesOf } from '../../src/producer/gates.js';
 import { schemaName } from './names.js';
 import type { BenchJob, BenchSystem, RunningConsumer, SystemContext } from './types.js';
 
 export type TaskmillBackend = 'memory' | 'sqlite' | 'redis' | 'redis-blocking' | 'postgres';
+export type FlowOption = 'priority' | 'unique' | 'rateLimit' | 'concurrency';
+
+const HIGH_LIMIT = 1_000_000;
+
+/** The command options an option variant runs with (producer and consumer alike). */
+function optionsFor(option: FlowOption | undefined): CommandOptions {
+  switch (option) {
+    case 'rateLimit':
+      return { rateLimit: { limit: HIGH_LIMIT, per: 1_000 } };
+    case 'concurrency':
+      return { concurrency: { limit: HIGH_LIMIT } };
+    case 'unique':
+      return { unique: { key: (seq: number) => String(seq) } };
+    default:
+      return {};
+  }
+}
 
 type Batching = BaseQueue & { writeBatch(datas: readonly string[]): Promise<string[]> };
 
@@ -53,7 +80,7 @@ function makeQueue(kind: TaskmillBackend, context: SystemContext): BaseQueue {
   }
 }
 
-export function taskmillSystem(kind: TaskmillBackend, results: boolean) {
+export function taskmillSystem(kind: TaskmillBackend, results: boolean, option?: FlowOption) {
   return (context: SystemContext): BenchSystem => {
     let queue: BaseQueue | null = null;
     let command: QueuedCommand<[number, number], void> | null = null;
@@ -67,14 +94,18 @@ export function taskmillSystem(kind: TaskmillBackend, results: boolean) {
       async enqueueOne(job: BenchJob) {
         if (!command) {
           globalRegistry.unregister(COMMAND); // a producer's command from an earlier run in this process
-          command = queueCommand({ name: COMMAND, queue: theQueue() }, (_seq: number, _sentAt: number) => {});
+          command = queueCommand({ name: COMMAND, queue: theQueue(), ...optionsFor(option) }, (_seq: number, _sentAt: number) => {});
         }
-        await command(job.seq, job.sentAt);
+        if (option === 'priority') await command.schedule({ priority: (job.seq % 3) - 1 }, job.seq, job.sentAt);
+        else await command(job.seq, job.sentAt);
       },
 
       async enqueueBulk(jobs: readonly BenchJob[]) {
         const datas = jobs.map((job) => encodeMessage(COMMAND, [job.seq, job.sentAt]).data);
-        await (theQueue() as Batching).writeBatch(datas);
+        const queue = theQueue() as Batching;
+        if (option === 'unique') await Promise.all(datas.map((data, i) => queue.writeOnce(`${COMMAND}:${jobs[i]!.seq}`, data)));
+        else if (option === 'priority') await queue.writeBatch(datas, { priority: ((jobs[0]?.seq ?? 0) % 3) - 1 });
+        else await queue.writeBatch(datas);
       },
 
       async startConsumer(concurrency: number, onJob: (job: BenchJob) => void): Promise<RunningConsumer> {
@@ -82,9 +113,10 @@ export function taskmillSystem(kind: TaskmillBackend, results: boolean) {
         registry.register({
           name: COMMAND,
           fn: (seq: unknown, sentAt: unknown) => onJob({ seq: seq as number, sentAt: sentAt as number }),
-          options: { name: COMMAND, results },
+          options: { name: COMMAND, results, ...optionsFor(option) },
           schedule: null,
           module: 'bench',
+          startGates: startGatesOf(COMMAND, optionsFor(option).rateLimit, optionsFor(option).concurrency),
         });
         const consumer = createConsumer({
           queue: theQueue(),

@@ -68,6 +68,8 @@ export interface SystemSpec {
   inProcess?: boolean;
   /** The enqueue figures of this system are another system's (same producer, different consumer config). */
   enqueueSameAs?: string;
+  /** Run only when named in `--systems` (the flow-control option variants). */
+  onDemand?: boolean;
   /** A one-line note on the configuration, printed under the tables. */
   note?: string;
   /** Loads the adapter (lazily: a child process loads only its own system's libraries). */

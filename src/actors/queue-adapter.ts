@@ -13,6 +13,9 @@
  *   (./lease-heartbeat.ts);
  * - opens the queue, retrying a backend that is not up yet
  *   (./open-with-retry.ts);
+ * - asks the queue whether a gated job may start and answers its runner; when
+ *   a rate limit books a start for later, promotes at that time and nudges a
+ *   polling reader, so the consumer sleeps until then instead of polling;
  * - turns connection loss into READ_FAILED events (the reader backs off) and
  *   logs an outage once, not once per retry;
  * - on CLOSE flushes pending ACKs and releases unsettled leases.
@@ -37,6 +40,9 @@ export interface QueueAdapterDeps {
 
 export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
 
+/** The most booked start times the adapter keeps timers for. */
+const MAX_BOOKED = 10_000;
+
 export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeoutMs = 30_000 }: QueueAdapterDeps): QueueAdapterLogic {
   return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
     const log = logger.child({ queue: queue.name });
@@ -44,6 +50,10 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
     let closed = false;
     let outage = false;
     let waitAbort: AbortController | null = null;
+    // Booked starts of deferred jobs, ascending and distinct, with one timer for the earliest.
+    // Bounded: past the bound the scheduler's 1-second promote tick still brings them in.
+    const booked: number[] = [];
+    let promoteTimer: NodeJS.Timeout | undefined;
 
     const reply = (systemId: string, event: QueueReplyEvent): void => systemActor(system, systemId)?.send(event);
     const track = <T>(promise: Promise<T>): Promise<T> => {
@@ -92,8 +102,45 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       onRetry: (error) => noteOutage('open', error),
     });
     opener.start();
+    const promote = (nudgeReader: boolean): void => {
+      track(queue.promoteDue()).then(
+        (count) => {
+          if (count > 0 && log.isLevelEnabled('debug')) log.debug({ count }, 'delayed jobs due');
+          // A blocking queue wakes its readers itself; a polling reader may be asleep for seconds.
+          if (count > 0 && nudgeReader && !queue.blocking && !closed) reply(SYSTEM_IDS.reader, { type: 'WAKE' });
+        },
+        (error) => noteOutage('promote', error),
+      );
+    };
+    const armPromote = (): void => {
+      clearTimeout(promoteTimer);
+      promoteTimer = undefined;
+      if (booked.length === 0 || closed) return;
+      promoteTimer = setTimeout(
+        () => {
+          promoteTimer = undefined;
+          const now = Date.now();
+          let due = 0;
+          while (due < booked.length && booked[due]! <= now) due++;
+          booked.splice(0, Math.max(due, 1));
+          promote(true);
+          armPromote();
+        },
+        Math.max(0, booked[0]! - Date.now()) + 1,
+      );
+    };
+    const promoteBy = (runAt: number): void => {
+      if (closed) return;
+      let i = booked.length;
+      while (i > 0 && booked[i - 1]! > runAt) i--;
+      if (booked[i - 1] === runAt || i >= MAX_BOOKED) return;
+      booked.splice(i, 0, runAt);
+      if (booked.length > MAX_BOOKED) booked.pop();
+      if (i === 0) armPromote();
+    };
     const stop = (): void => {
       closed = true;
+      clearTimeout(promoteTimer);
       acks.close();
       opener.cancel();
       leases.stop();
@@ -167,12 +214,21 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           break;
         }
         case 'PROMOTE':
-          track(queue.promoteDue()).then(
-            (count) => {
-              if (count > 0 && log.isLevelEnabled('debug')) log.debug({ count }, 'delayed jobs due');
+          promote(false);
+          break;
+        case 'START_GATED': {
+          const { id, replyTo } = event;
+          track(queue.startGated(id, event.gates)).then(
+            ({ decision, runAt }) => {
+              if (runAt !== undefined) promoteBy(runAt);
+              replyTo.send({ type: 'GATE_DECIDED', id, decision });
             },
-            (error) => noteOutage('promote', error),
+            (error) => replyTo.send({ type: 'GATE_DECIDED', id, decision: 'error', error: toError(error) }),
           );
+          break;
+        }
+        case 'DEFERRED':
+          leases.settle(event.id);
           break;
         case 'RELEASE':
           for (const id of event.ids) leases.settle(id);

@@ -1,7 +1,9 @@
 /**
  * The run-command actor: one per worker, for the worker's whole life. It
- * receives RUN events, decodes the message, looks the command up, runs it
- * (with its timeout and AbortSignal) and reports back to its worker.
+ * receives RUN events, decodes the message, looks the command up, asks the
+ * queue adapter whether it may start when its command has a rateLimit or a
+ * concurrency (START_GATED → GATE_DECIDED), runs it (with its timeout and
+ * AbortSignal) and reports back to its worker.
  *
  * Hot path: no actor, timer or AbortController per job unless the job needs
  * one — the signal is created lazily when a command reads `this.signal`, and
@@ -20,7 +22,7 @@ import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, WorkerLos
 import { decodeMessage, serializeValue, type Envelope } from '../codec/message.js';
 import { jobEvents, type JobEvents } from '../producer/hooks.js';
 import { DEFAULT_RESULT_TTL_MS, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
-import type { JobResult, LeasedMessage, RetryPlan, RunnerInEvent } from '../machines/protocol.js';
+import { queueActor, type GateDecision, type JobResult, type LeasedMessage, type RetryPlan, type RunnerInEvent } from '../machines/protocol.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
 import { decideRetry } from './retry-decision.js';
 import { RunningJob } from './running-job.js';
@@ -60,13 +62,15 @@ export function createRunCommand({
   hooks = jobEvents,
   maxDeliveries = DEFAULT_MAX_DELIVERIES,
 }: RunCommandDeps): RunCommandLogic {
-  return fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive }) => {
+  return fromCallback<RunnerInEvent, RunCommandInput>(({ input, system, self, sendBack, receive }) => {
     const { workerId } = input;
     const log = logger.child({ worker: workerId });
     const debug = log.isLevelEnabled('debug');
     const info = log.isLevelEnabled('info');
     let current: RunningJob | null = null;
     let timer: NodeJS.Timeout | undefined;
+    /** The job waiting for its gates' answer (a command with a rateLimit or concurrency). */
+    let gated: { message: LeasedMessage; envelope: Envelope; command: RegisteredCommand } | null = null;
 
     const record = (command: RegisteredCommand, jobId: string, data: ResultRecordData): JobResult | undefined =>
       command.options.results === false ? undefined : { jobId, record: resultRecord(data), ttlMs: command.options.resultTtl ?? resultTtlMs };
@@ -141,6 +145,40 @@ export function createRunCommand({
         sendBack({ type: 'MESSAGE_REJECTED', reason });
         return;
       }
+      // A gated job asks the queue first, on every delivery: the backend then knows which lease
+      // holds a slot, whatever happens to the job next (expired, lost, run).
+      const gates = command.startGates?.(envelope);
+      if (gates) {
+        gated = { message, envelope, command };
+        queueActor({ system }).send({ type: 'START_GATED', id: message.id, gates, replyTo: self });
+        return;
+      }
+      begin(message, envelope, command);
+    };
+
+    const gateDecided = (id: string, decision: GateDecision, error: unknown): void => {
+      if (!gated || gated.message.id !== id) return;
+      const { message, envelope, command } = gated;
+      gated = null;
+      if (decision === 'started') {
+        begin(message, envelope, command);
+        return;
+      }
+      if (decision === 'error') {
+        log.warn(
+          { command: envelope.command, job: envelope.id, err: toError(error) },
+          'could not ask the queue whether the job may start; it runs when its lease lapses',
+        );
+      } else if (debug) {
+        log.debug(
+          { command: envelope.command, job: envelope.id },
+          decision === 'deferred' ? 'job deferred by its rate limit or concurrency' : 'lease lost before the job started',
+        );
+      }
+      sendBack({ type: 'MESSAGE_DEFERRED' });
+    };
+
+    const begin = (message: LeasedMessage, envelope: Envelope, command: RegisteredCommand): void => {
       if (envelope.expiresAt !== undefined && Date.now() > envelope.expiresAt) {
         log.info(
           { command: envelope.command, job: envelope.id, expiresAt: new Date(envelope.expiresAt).toISOString() },
@@ -191,6 +229,7 @@ export function createRunCommand({
 
     receive((event) => {
       if (event.type === 'RUN') run(event.message);
+      else if (event.type === 'GATE_DECIDED') gateDecided(event.id, event.decision, event.error);
       else if (event.type === 'ABORT') current?.abort(new Error(event.reason));
     });
 
@@ -198,6 +237,7 @@ export function createRunCommand({
       if (timer) clearTimeout(timer);
       current?.abort(new Error('worker stopped'));
       current = null;
+      gated = null;
     };
   });
 }

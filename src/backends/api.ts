@@ -6,5 +6,7 @@
  */
 export { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, type QueueStats, type ResultRecord, type WriteOptions } from './base.js';
 export { checkPriority, MAX_PRIORITY, MIN_PRIORITY, validateQueueName } from './base.js';
+export { checkStartGates, reserveAt, type ConcurrencyGate, type RateGate, type StartDecision, type StartGates, type StartOutcome } from './base.js';
+export { checkKeyTtl, checkUniqueKey, type WriteOnceOptions, type WriteOnceResult } from './base.js';
 export { redactUrl, redactText } from '../shared/config.js';
 export { ConfigError, LeaseLostError, QueueConnectionError, TaskmillError } from '../shared/errors.js';

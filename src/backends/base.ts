@@ -113,6 +113,16 @@ export interface StartGates {
  */
 export type StartDecision = 'started' | 'deferred' | 'lost';
 
+/**
+ * startGated's answer. A message deferred by its rate gate carries `runAt`, the time its start
+ * is booked for (backend clock, ms since the epoch), so a consumer can promote it then rather
+ * than on its next tick; a parked one has none (a freed slot wakes it).
+ */
+export interface StartOutcome {
+  decision: StartDecision;
+  runAt?: number;
+}
+
 /** Gate keys are stored as given; this bounds them. */
 export const MAX_GATE_KEY_LENGTH = 512;
 
@@ -165,13 +175,23 @@ export function checkStartGates(gates: unknown): StartGates {
 }
 
 /**
- * Where a deferred rate-limited start goes: the time its start is reserved for. `log` is the
- * window's entries (start and reservation times, sorted, this message's own reservation left
- * out); the new reservation queues behind every other one (FIFO) and leaves fewer than `limit`
- * entries in the window that ends at it. Every backend applies the same rule (Lua and SQL
- * spell it out again). @internal
+ * Where a deferred rate-limited start goes: the time its start is booked for. `log` is the
+ * window's entries (start and booking times, sorted, this message's own booking left out).
+ *
+ * - A message that had no booking queues behind every other booking (FIFO) and leaves fewer
+ *   than `limit` entries in the window that ends at it.
+ * - A message whose booking came due but found the window full (the starts before it ran late,
+ *   so their recorded times moved into its window) is rebooked at the earliest time the starts
+ *   already made allow — a few ms later — instead of behind the whole backlog.
+ *
+ * Every backend applies the same rule (Lua and SQL spell it out again). @internal
  */
-export function reserveAt(log: readonly number[], limit: number, perMs: number, now: number): number {
+export function reserveAt(log: readonly number[], limit: number, perMs: number, now: number, rebooking = false): number {
+  if (rebooking) {
+    let due = 0;
+    while (due < log.length && log[due]! <= now) due++;
+    return due >= limit ? Math.max(now, log[due - limit]! + perMs) : now;
+  }
   const n = log.length;
   let at = now;
   if (n > 0 && log[n - 1]! > at) at = log[n - 1]!;
@@ -384,13 +404,15 @@ export abstract class BaseQueue {
    * - Then the rate: when the window (now − perMs, now] already holds `limit` starts (or due
    *   reservations), the message is delayed until the time {@link reserveAt} reserves for it, and
    *   a start at that time is booked, so a backlog over the limit is spread over the windows it
-   *   needs instead of all waking at once. Its own reservation does not count against it.
+   *   needs instead of all waking at once. Its own booking does not count against it; a
+   *   booking that came due to a full window is rebooked at the earliest time it may start.
    * - Else it is `started`: its start time is recorded and it holds a slot until its lease ends.
    *
    * A deferred message's delivery is not counted (attempt back down, as with `release`); it
-   * keeps its priority. The clock is the backend's (Redis TIME, PostgreSQL now()).
+   * keeps its priority. The clock is the backend's (Redis TIME, PostgreSQL now()). A rate
+   * deferral answers with the booked `runAt`.
    */
-  startGated(_id: string, _gates: StartGates): Promise<StartDecision> {
+  startGated(_id: string, _gates: StartGates): Promise<StartOutcome> {
     return Promise.reject(new ConfigError(`${this.constructor.name} does not support rate limits or concurrency keys (startGated)`));
   }
 

@@ -3,6 +3,7 @@
  *
  * Wire format: one JSON object
  *   {"v":1,"id":"…","command":"…","args":[…],"enqueuedAt":<ms epoch>,"attempt":1}
+ * with "expiresAt", "rateKey" and "concurrencyKey" after them when a job has them.
  * Unknown extra fields are kept on decode (forward compatibility).
  *
  * The args are tagged JSON (tagged-json.ts describes the format and what is
@@ -48,6 +49,10 @@ export interface Envelope {
   attempt: number;
   /** ms since the epoch: a job that has not started by then is skipped and recorded as expired */
   expiresAt?: number;
+  /** The value of its command's rateLimit.key function (a gated command without one has none). */
+  rateKey?: string;
+  /** The value of its command's concurrency.key function. */
+  concurrencyKey?: string;
 }
 
 export interface EncodeOptions {
@@ -61,6 +66,9 @@ export interface EncodeOptions {
   maxBytes?: number;
   /** ms since the epoch after which the job must not start; default none */
   expiresAt?: number;
+  /** Gate keys (computed by the command from the arguments); default none */
+  rateKey?: string;
+  concurrencyKey?: string;
 }
 
 function checkCommandName(command: unknown): asserts command is string {
@@ -93,7 +101,9 @@ export function encodeMessage(command: string, args: readonly unknown[], options
   const data =
     `{"v":${MESSAGE_VERSION},"id":${JSON.stringify(id)},"command":${JSON.stringify(command)},` +
     `"args":${serializeArgs(args)},"enqueuedAt":${now},"attempt":${attempt}` +
-    (expiresAt === undefined ? '}' : `,"expiresAt":${expiresAt}}`);
+    (expiresAt === undefined ? '' : `,"expiresAt":${expiresAt}`) +
+    (options.rateKey === undefined ? '' : `,"rateKey":${JSON.stringify(options.rateKey)}`) +
+    (options.concurrencyKey === undefined ? '}' : `,"concurrencyKey":${JSON.stringify(options.concurrencyKey)}}`);
   // JSON.stringify escapes lone surrogates, so `data` is well-formed and its UTF-8 size exact.
   const bytes = Buffer.byteLength(data, 'utf8');
   if (bytes > maxBytes) throw new PayloadTooLargeError(command, bytes, maxBytes);
@@ -110,6 +120,8 @@ const EnvelopeSchema = z.looseObject({
   enqueuedAt: z.number(),
   attempt: z.number().int().positive(),
   expiresAt: z.number().min(-MAX_TIME_MS).max(MAX_TIME_MS).optional(),
+  rateKey: z.string().min(1).optional(),
+  concurrencyKey: z.string().min(1).optional(),
 });
 
 const FIELD_EXPECTATIONS: Record<string, string> = {
@@ -120,6 +132,8 @@ const FIELD_EXPECTATIONS: Record<string, string> = {
   enqueuedAt: 'a finite number',
   attempt: 'a positive integer',
   expiresAt: 'a time a Date can hold (ms since the epoch, within ±8.64e15)',
+  rateKey: 'a non-empty string',
+  concurrencyKey: 'a non-empty string',
 };
 
 /** Parses and validates one message read from a queue. Throws MessageDecodeError (never quoting the payload). */

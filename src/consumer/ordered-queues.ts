@@ -20,6 +20,8 @@ import {
   type QueueMessage,
   type QueueStats,
   type ResultRecord,
+  type StartGates,
+  type StartOutcome,
   type WriteOnceOptions,
   type WriteOnceResult,
   type WriteOptions,
@@ -124,6 +126,12 @@ export class OrderedQueues extends BaseQueue {
   async fail(id: string, error: string): Promise<boolean> {
     const target = this.#one(id);
     return target ? target.member.fail(target.id, error) : false;
+  }
+
+  /** Gate state belongs to the member the message came from: commands on different queues never share a window or a slot. */
+  override async startGated(id: string, gates: StartGates): Promise<StartOutcome> {
+    const target = this.#one(id);
+    return target ? target.member.startGated(target.id, gates) : { decision: 'lost' };
   }
 
   override async retry(id: string, data: string, runAt: number): Promise<boolean> {

@@ -66,6 +66,15 @@ export interface RetryPlan {
   readonly runAt: number;
 }
 
+/** The gates a job must pass before it starts (structural twin of the backends' StartGates). */
+export interface JobGates {
+  readonly rate?: { readonly key: string; readonly limit: number; readonly perMs: number } | undefined;
+  readonly concurrency?: { readonly key: string; readonly limit: number } | undefined;
+}
+
+/** What the queue decided for a gated start ('error': it could not be asked; the lease will lapse). */
+export type GateDecision = 'started' | 'deferred' | 'lost' | 'error';
+
 export type QueueAdapterEvent =
   | { type: 'READ'; max: number }
   | { type: 'WAIT'; timeoutMs: number }
@@ -75,6 +84,10 @@ export type QueueAdapterEvent =
   | { type: 'PROMOTE' }
   | { type: 'RELEASE'; ids: readonly string[] }
   | { type: 'WRITE_UNIQUE'; key: string; data: string; ttlMs: number }
+  /** May this leased job start under its gates? The answer (GATE_DECIDED) goes to `replyTo`, the job's runner. */
+  | { type: 'START_GATED'; id: string; gates: JobGates; replyTo: AnyActorRef }
+  /** The job went back to the queue unstarted (deferred by its gates): stop keeping its lease. */
+  | { type: 'DEFERRED'; id: string }
   | { type: 'CLOSE'; release: boolean };
 
 // ── from the queue adapter ─────────────────────────────────────────────────
@@ -100,7 +113,8 @@ export type WorkerReadyEvent = { type: 'WORKER_READY'; worker: AnyActorRef; done
 export type JobEvent = { type: 'JOB'; message: LeasedMessage; more?: readonly LeasedMessage[] | undefined };
 
 // ── worker ⇄ its run-command actor ─────────────────────────────────────────
-export type RunnerInEvent = { type: 'RUN'; message: LeasedMessage } | { type: 'ABORT'; reason: string };
+export type RunnerInEvent =
+  { type: 'RUN'; message: LeasedMessage } | { type: 'ABORT'; reason: string } | { type: 'GATE_DECIDED'; id: string; decision: GateDecision; error?: unknown };
 export type RunnerOutEvent =
   | { type: 'COMMAND_DONE'; id: string; result?: JobResult | undefined }
   | {
@@ -115,7 +129,9 @@ export type RunnerOutEvent =
     }
   | { type: 'MESSAGE_REJECTED'; reason: string }
   /** The job's `expires` passed before it started: acked without running, recorded as expired. */
-  | { type: 'MESSAGE_EXPIRED'; result?: JobResult | undefined };
+  | { type: 'MESSAGE_EXPIRED'; result?: JobResult | undefined }
+  /** Its rate limit or concurrency key held it back: the queue has it again, unstarted. */
+  | { type: 'MESSAGE_DEFERRED' };
 
 /**
  * What a failed worker throws, so its supervisor learns which job killed it.

@@ -227,7 +227,8 @@ export const readerMachine = setup({
         },
         backingOff: {
           after: { pollDelay: { target: 'waiting', actions: 'growDelay' } },
-          on: { READ_FAILED: {} },
+          // The adapter promoted jobs it knows are due (a rate limit's booked start): read now.
+          on: { READ_FAILED: {}, WAKE: { target: 'waiting', actions: 'resetDelay' } },
         },
       },
     },

@@ -78,7 +78,7 @@ function transitionList<const T>(list: T): T {
 }
 
 /**
- * A job's end, the same for each outcome (done, expired, rejected): settle it
+ * A job's end, the same for each outcome (done, expired, rejected, deferred): settle it
  * with the queue, then stop if retiring, run the next of the share if there
  * is one, else go idle. `const` keeps the literal names, so the machine
  * config below still checks every guard, target and action.
@@ -123,6 +123,8 @@ export const workerMachine = setup({
           return { type: 'ACK', id: context.job!.id, result: event.result };
         case 'MESSAGE_REJECTED':
           return { type: 'FAIL', message: context.job!, error: event.reason };
+        case 'MESSAGE_DEFERRED':
+          return { type: 'DEFERRED', id: context.job!.id };
         default:
           throw new Error(`worker: no job outcome in a ${event.type} event`);
       }
@@ -185,6 +187,7 @@ export const workerMachine = setup({
         COMMAND_DONE: jobSettled,
         MESSAGE_EXPIRED: jobSettled,
         MESSAGE_REJECTED: jobSettled,
+        MESSAGE_DEFERRED: jobSettled,
         COMMAND_FAILED: { target: 'failed', actions: 'recordFailure' },
         RETIRE: { actions: 'markRetiring' },
         DRAIN: { actions: 'releaseQueued' },

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { BaseQueue, MAX_PRIORITY, MIN_PRIORITY, type WriteOptions } from '../backends/base.js';
+import { BaseQueue, MAX_PRIORITY, MIN_PRIORITY, type StartGates, type WriteOptions } from '../backends/base.js';
 import { ConfigError, describeValue } from '../shared/errors.js';
 import {
   EXPECTED,
@@ -29,6 +29,7 @@ import {
 import { decodeMessage, encodeMessage } from '../codec/message.js';
 import { serializeArgs } from '../codec/tagged-json.js';
 import { toSchedule, type Schedule } from '../schedule/crontab.js';
+import { concurrencyField, gateKeysOf, rateLimitField, startGatesOf, type ConcurrencyOptions, type GateKeys, type RateLimitOptions } from './gates.js';
 import { jobEvents } from './hooks.js';
 import { Job } from './job.js';
 import { registry } from './registry.js';
@@ -86,6 +87,18 @@ export interface CommandOptions {
    * frees the key after that long even if the job is still there. See docs/flow-control.md.
    */
   unique?: boolean | UniqueOptions;
+  /**
+   * At most `limit` jobs of this command start in any window of `per` ms, across every consumer
+   * (one window per `key(...args)` value when given). Jobs over it wait in the queue, unstarted,
+   * until their booked start; they are never failed. See docs/flow-control.md.
+   */
+  rateLimit?: RateLimitOptions;
+  /**
+   * At most `limit` jobs of this command run at once across every consumer (per `key(...args)`
+   * value when given). The others wait, parked, until a slot frees; a consumer that dies holding
+   * a slot gives it back when its lease lapses. See docs/flow-control.md.
+   */
+  concurrency?: ConcurrencyOptions;
 }
 
 export interface UniqueOptions {
@@ -141,6 +154,8 @@ export interface RegisteredCommand {
   readonly schedule: Schedule | null;
   /** The module that registered it, for duplicate-name errors. */
   readonly module: string | undefined;
+  /** The gates a consumer passes before it starts a job of it (from the job's keys); null when it has none. @internal */
+  readonly startGates?: ((keys: GateKeys) => StartGates) | null;
 }
 
 const NAME_MAX = 200;
@@ -174,6 +189,8 @@ const commandOptionsSchema = z.strictObject({
     [boolean(), z.strictObject({ key: callback<(...args: never[]) => string>().optional(), ttl: positiveMillis().optional() })],
     'must be true, false or { key?: (...args) => string, ttl?: ms }',
   ).optional(),
+  rateLimit: rateLimitField.optional(),
+  concurrency: concurrencyField.optional(),
 });
 const _declared: DeclaresEvery<z.input<typeof commandOptionsSchema>, CommandOptions> = true;
 
@@ -269,11 +286,13 @@ export function queueCommand<A extends unknown[], R>(
     options: Object.freeze({ ...options, name }),
     schedule: null,
     module: callerModule(),
+    startGates: startGatesOf(name, options.rateLimit, options.concurrency),
   };
   registry.register(registered);
 
   // Built once: most enqueues pass these very options.
   const defaultWrite: WriteOptions | undefined = options.priority ? { priority: options.priority } : undefined;
+  const gateKeys = gateKeysOf(name, options.rateLimit, options.concurrency);
   const encode = (args: A, now: number) => {
     const expires = options.expires;
     const expiresAt = expires === undefined ? undefined : expires instanceof Date ? expires.getTime() : now + expires;
@@ -281,6 +300,7 @@ export function queueCommand<A extends unknown[], R>(
       maxBytes: settings.maxPayloadBytes,
       now,
       ...(expiresAt !== undefined ? { expiresAt } : {}),
+      ...(gateKeys ? gateKeys(args) : {}),
     });
   };
   const runImmediately = async (id: string, data: string) => {

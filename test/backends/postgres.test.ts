@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import type { ResultRecord, WriteOptions } from '../../src/backends/base.js';
+import type { ResultRecord, StartGates, WriteOptions } from '../../src/backends/base.js';
 import { DatabaseQueue, SCHEMA_VERSION, type DatabaseQueueOptions } from '../../src/backends/postgres/queue.js';
 import { migrate, statements } from '../../src/backends/postgres/schema.js';
 import { ConfigError, QueueConnectionError } from '../../src/shared/errors.js';
@@ -67,12 +67,12 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
   });
 
   describe('schema and migrations', () => {
-    it('creates exactly its five tables in its own schema, recording the version', async () => {
+    it('creates exactly its six tables in its own schema, recording the version', async () => {
       const own = uniqueSchema();
       extraSchemas.push(own);
       await queue({ schema: own }).open();
       const tables = await sql<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, [own]);
-      expect(tables.map((t) => t.table_name)).toEqual(['failed', 'jobs', 'migrations', 'results', 'slots']);
+      expect(tables.map((t) => t.table_name)).toEqual(['failed', 'jobs', 'migrations', 'rate_log', 'results', 'slots']);
       const versions = await sql<{ version: number }>(`SELECT version FROM ${pg.escapeIdentifier(own)}.migrations ORDER BY version`);
       expect(versions.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
     });
@@ -157,7 +157,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
         `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'jobs' ORDER BY indexname`,
         [own],
       );
-      expect(indexes.map((i) => i.indexname)).toEqual(['jobs_delayed', 'jobs_leased', 'jobs_pkey', 'jobs_ready', 'jobs_unique']);
+      expect(indexes.map((i) => i.indexname)).toEqual(['jobs_delayed', 'jobs_leased', 'jobs_parked', 'jobs_pkey', 'jobs_ready', 'jobs_slots', 'jobs_unique']);
       expect(indexes.find((i) => i.indexname === 'jobs_ready')?.indexdef).toMatch(/WHERE \(\(owner IS NULL\) AND \(run_at IS NULL\)\)/);
       expect(indexes.find((i) => i.indexname === 'jobs_ready')?.indexdef).toMatch(/\(queue, priority DESC, \(\(id \+ 0\)\)\)/);
     });
@@ -508,6 +508,101 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       });
       await Promise.all(calls);
       for (const jobId of jobIds) expect(await writers[0]!.getResult(jobId)).toMatch(/^call \d+$/);
+    });
+  });
+
+  describe('rate limits and concurrency keys', () => {
+    const conc = (limit: number): StartGates => ({ concurrency: { key: 'k', limit } });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    it('starts decided at once on many connections never take more than `limit` slots or window starts', async () => {
+      for (const [gates, limit] of [
+        [conc(5), 5],
+        [{ rate: { key: 'r', limit: 3, perMs: 60_000 } }, 3],
+      ] as const) {
+        const name = uniqueName();
+        const consumers = Array.from({ length: 6 }, () => queue({ name, poolSize: 3 }));
+        await consumers[0]!.writeBatch(Array.from({ length: 18 }, (_, i) => `m${i}`));
+        const leased = await Promise.all(consumers.map((c) => c.readBatch(3)));
+        const decisions = await Promise.all(consumers.flatMap((c, i) => leased[i]!.map((m) => c.startGated(m.id, gates))));
+        expect(decisions.filter((d) => d.decision === 'started')).toHaveLength(limit);
+        expect(await consumers[0]!.stats()).toEqual({ ready: 0, leased: limit, failed: 0, delayed: 18 - limit });
+      }
+    });
+
+    it('a holder ending while a start decides to park on its key never strands the parked job', async () => {
+      const name = uniqueName();
+      const [a, b] = [queue({ name }), queue({ name })];
+      const keyLock = `SELECT pg_advisory_xact_lock(hashtextextended('k', hashtext($1::text)))`;
+      for (let round = 0; round < 5; round++) {
+        await a.writeBatch(['holder', 'waiter']);
+        const [holder] = await a.readBatch(1);
+        const [waiter] = await b.readBatch(1);
+        expect((await a.startGated(holder!.id, conc(1))).decision).toBe('started');
+        // Hold the key's lock so that the ack (its row already deleted) and the start both queue on it.
+        await sql('BEGIN');
+        await sql(keyLock, [name]);
+        const racing = Promise.all([a.ackBatch([holder!.id]), b.startGated(waiter!.id, conc(1))]);
+        await sleep(100);
+        await sql('COMMIT');
+        const [refused, { decision }] = await racing;
+        expect(refused).toEqual([]);
+        if (decision === 'deferred') {
+          const [woken] = await b.readBatch(1);
+          expect(woken?.id).toBe(waiter!.id);
+          expect((await b.startGated(woken!.id, conc(1))).decision).toBe('started');
+        }
+        expect(await b.ackBatch([waiter!.id])).toEqual([]);
+        expect(await a.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+      }
+    });
+
+    it('reclaim() requeues a lapsed holder and wakes one job parked on its key', async () => {
+      const name = uniqueName();
+      const [short, long] = [queue({ name, leaseMs: 150 }), queue({ name })];
+      await short.write('held');
+      const [held] = await short.readBatch(1);
+      expect((await short.startGated(held!.id, conc(1))).decision).toBe('started');
+      await long.writeBatch(['parked 1', 'parked 2']);
+      const parked = await long.readBatch(2);
+      for (const m of parked) expect((await long.startGated(m.id, conc(1))).decision).toBe('deferred');
+      await sleep(300);
+      expect(await long.reclaim()).toBe(1);
+      expect((await long.readBatch(10)).map((m) => m.data)).toEqual(['held', 'parked 1']);
+    });
+
+    it('a lapsed holder leased again and acked without a start still wakes a job parked on its key', async () => {
+      const name = uniqueName();
+      const [short, long] = [queue({ name, leaseMs: 150 }), queue({ name })];
+      await short.write('held');
+      const [held] = await short.readBatch(1);
+      expect((await short.startGated(held!.id, conc(1))).decision).toBe('started');
+      await long.write('parked');
+      const [parked] = await long.readBatch(1);
+      expect((await long.startGated(parked!.id, conc(1))).decision).toBe('deferred');
+      await sleep(300);
+      const [again] = await long.readBatch(10);
+      expect(again).toEqual({ id: held!.id, data: 'held', attempt: 2 });
+      expect(await long.ackBatch([again!.id])).toEqual([]);
+      expect((await long.readBatch(10)).map((m) => m.data)).toEqual(['parked']);
+    });
+
+    it('a woken job wakes a LISTENing reader as a write does', async () => {
+      const name = uniqueName();
+      const consumer = queue({ name, listen: true, pollIntervalMs: 20_000 });
+      const worker = queue({ name, listen: false });
+      await worker.writeBatch(['holder', 'waiter']);
+      const [holder, waiter] = await worker.readBatch(2);
+      expect((await worker.startGated(holder!.id, conc(1))).decision).toBe('started');
+      expect((await worker.startGated(waiter!.id, conc(1))).decision).toBe('deferred');
+      await consumer.open();
+      expect(await consumer.readBatch(1)).toEqual([]);
+      const started = Date.now();
+      const woke = consumer.waitForMessages(20_000, new AbortController().signal);
+      await worker.ackBatch([holder!.id]);
+      await woke;
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect((await consumer.read())?.data).toBe('waiter');
     });
   });
 

@@ -1,7 +1,8 @@
 /**
  * Several OS processes on one SQLite file: a producer, three consumers and a
  * consumer that dies holding leases. Every message must be acked exactly once
- * in total, none lost, and the dead consumer's messages re-delivered.
+ * in total, none lost, and the dead consumer's messages re-delivered. Then
+ * consumers promoting and retrying, and consumers starting under gates.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -122,6 +123,50 @@ it('consumer processes promoting and retrying on one file: each delayed message 
   expect(events['delayed']).toBeGreaterThanOrEqual(delayedIds.length);
   expect(events['promoted']).toBe(events['delayed']);
   expect(summaries.reduce((sum, s) => sum + s.promoted, 0)).toBe(events['promoted']);
+
+  const check = new SqliteQueue(file, { name: queue });
+  expect(await check.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+  await check.close();
+}, 30_000);
+
+it('consumer processes starting under gates on one file: never more than the limit running, nor starting in any window', async () => {
+  const file = path.join(dir, 'gated.sqlite');
+  const queue = 'gt';
+  const total = 40;
+  const gates = { concurrency: { key: 'c', limit: 2 }, rate: { key: 'r', limit: 4, perMs: 100 } };
+  const producer = new SqliteQueue(file, { name: queue });
+  await producer.open();
+  // What the database saw, in the order it happened: the holders of the key each time a slot was
+  // taken, and each recorded start with its time (the backend's clock, so no slack for round trips).
+  const log = new Database(file);
+  log.exec(`
+    CREATE TABLE gate_log (holders INTEGER, started_at INTEGER);
+    CREATE TRIGGER log_slot AFTER UPDATE OF slot_key ON taskmill_messages WHEN new.slot_key IS NOT NULL
+      BEGIN INSERT INTO gate_log (holders) SELECT count(*) FROM taskmill_messages WHERE queue = new.queue AND slot_key = new.slot_key; END;
+    CREATE TRIGGER log_start AFTER INSERT ON taskmill_rates WHEN new.reserved_for IS NULL
+      BEGIN INSERT INTO gate_log (started_at) VALUES (new.at); END;
+  `);
+  const datas = Array.from({ length: total }, (_, i) => `g${i}`);
+  await producer.writeBatch(datas);
+  await producer.close();
+
+  const outs = [1, 2, 3].map((i) => path.join(dir, `gated-${i}.json`));
+  await Promise.all(outs.map((out) => child('gated', file, queue, out, JSON.stringify(gates))));
+  const summaries = outs.map((out) => JSON.parse(fs.readFileSync(out, 'utf8')) as { started: string[]; deferred: number });
+
+  // Each message started exactly once; the gates were contended (some starts deferred).
+  expect(summaries.flatMap((s) => s.started).sort()).toEqual([...datas].sort());
+  expect(summaries.reduce((sum, s) => sum + s.deferred, 0)).toBeGreaterThan(0);
+  const slots = log.prepare('SELECT count(holders) AS taken, max(holders) AS most FROM gate_log').get() as { taken: number; most: number };
+  expect(slots.taken).toBe(total);
+  expect(slots.most).toBeLessThanOrEqual(gates.concurrency.limit);
+  const starts = (log.prepare('SELECT started_at FROM gate_log WHERE started_at IS NOT NULL ORDER BY started_at').all() as Array<{ started_at: number }>).map(
+    (row) => row.started_at,
+  );
+  log.close();
+  expect(starts).toHaveLength(total);
+  const { limit, perMs } = gates.rate;
+  for (let i = 0; i + limit < starts.length; i++) expect(starts[i + limit]! - starts[i]!).toBeGreaterThanOrEqual(perMs);
 
   const check = new SqliteQueue(file, { name: queue });
   expect(await check.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { SqliteQueue } from '../../src/backends/sqlite/queue.js';
 import { SQLITE_STATEMENTS } from '../../src/backends/sqlite/schema.js';
 import { ConfigError, QueueConnectionError } from '../../src/shared/errors.js';
@@ -75,11 +75,12 @@ describe('SqliteQueue', () => {
     await queue.close();
     const db = new Database(file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 4 });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 5 });
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'taskmill_%' ORDER BY name").all();
     expect(tables.map((t) => (t as { name: string }).name)).toEqual([
       'taskmill_failed',
       'taskmill_messages',
+      'taskmill_rates',
       'taskmill_results',
       'taskmill_schema',
       'taskmill_slots',
@@ -107,6 +108,12 @@ describe('SqliteQueue', () => {
       record: 'r',
       expiresAt: 4,
       limit: 5,
+      key: 'k',
+      since: 0,
+      at: 6,
+      perMs: 7,
+      reservedFor: 8,
+      count: 9,
     };
     const plan = (which: keyof typeof SQLITE_STATEMENTS) =>
       (db.prepare(`EXPLAIN QUERY PLAN ${SQLITE_STATEMENTS[which]}`).all(params) as Array<{ detail: string }>).map((row) => row.detail).join('\n');
@@ -130,6 +137,26 @@ describe('SqliteQueue', () => {
     expect(plan('purgeResults')).toContain('USING COVERING INDEX taskmill_results_expiry (expires_at<?)');
     for (const which of ['getResult', 'purgeResults', 'flushResults', 'setResult'] as const) {
       expect(plan(which), which).not.toMatch(/SCAN taskmill_results/);
+    }
+    // Flow control: slots and parked messages through their partial indexes, the rate windows through theirs.
+    expect(plan('slotHolders')).toContain('USING INDEX taskmill_messages_slots (queue=? AND slot_key=?)');
+    expect(plan('lapsedHolders')).toContain('USING INDEX taskmill_messages_slots (queue=? AND slot_key>?)');
+    // Wake order is the parked index's order: the first `count` entries, no sort.
+    expect(plan('wakeParked')).toContain('USING COVERING INDEX taskmill_messages_parked (queue=? AND parked_key=?)');
+    expect(plan('wakeParked')).not.toContain('TEMP B-TREE');
+    for (const which of ['gateHeld', 'takeSlot', 'dropSlot', 'park', 'deferTo', 'ackHolders', 'claimedHolders'] as const) {
+      expect(plan(which), which).toContain('USING INTEGER PRIMARY KEY');
+    }
+    for (const which of ['rateExpire', 'rateDue', 'rateReserveAt'] as const) {
+      expect(plan(which), which).toContain('taskmill_rates_window (queue=? AND key=?');
+      expect(plan(which), which).not.toContain('TEMP B-TREE');
+    }
+    expect(plan('rateUnreserve')).toContain('USING INDEX taskmill_rates_reserved (reserved_for=?)');
+    for (const which of ['gateHeld', 'slotHolders', 'wakeParked', 'park', 'deferTo', 'ackHolders', 'claimedHolders', 'lapsedHolders'] as const) {
+      expect(plan(which), which).not.toMatch(/SCAN taskmill_messages/);
+    }
+    for (const which of ['rateExpire', 'rateUnreserve', 'rateDue', 'rateReserveAt', 'flushRates'] as const) {
+      expect(plan(which), which).not.toMatch(/SCAN taskmill_rates/);
     }
     db.close();
   });
@@ -185,6 +212,14 @@ describe('SqliteQueue', () => {
     await queue.setResults([{ jobId: 'j', record: 'result', ttlMs: 60_000 }]);
     expect(await queue.getResult('j')).toBe('result');
     expect(await queue.stats()).toEqual({ ready: 0, leased: 2, failed: 1, delayed: 1 });
+    // Rate limits and concurrency keys on the upgraded file: the old message takes the only slot,
+    // the retried one parks until the slot is free.
+    const gates = { concurrency: { key: 'k', limit: 1 }, rate: { key: 'r', limit: 5, perMs: 60_000 } };
+    expect((await queue.startGated(readyId, gates)).decision).toBe('started');
+    expect((await queue.startGated(leasedId, gates)).decision).toBe('deferred');
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 1, failed: 1, delayed: 2 });
+    await queue.ack(readyId);
+    expect(await queue.read()).toEqual({ id: leasedId, data: 'retried', attempt: 1 });
     expect(await queue.remove(delayed)).toBe(true);
     await queue.close();
     await oldOwner.close();
@@ -194,11 +229,69 @@ describe('SqliteQueue', () => {
     expect(await again.getResult('j')).toBe('result');
     await again.close();
     const db = new Database(file, { readonly: true });
-    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 4 });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 5 });
     const readyIndex = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'taskmill_messages_ready'").get() as { sql: string };
     expect(readyIndex.sql).toContain('run_at IS NULL');
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     db.close();
+  });
+
+  describe('startGated', () => {
+    const one = { concurrency: { key: 'k', limit: 1 } };
+
+    /** A holder on a short lease, started, and two messages parked behind it on a long one. */
+    async function lapsingHolder(file: string) {
+      const short = new SqliteQueue(file, { leaseMs: 150 });
+      const long = new SqliteQueue(file);
+      const holder = await short.write('holder');
+      await short.read();
+      expect((await short.startGated(holder, one)).decision).toBe('started');
+      await long.writeBatch(['p1', 'p2']);
+      for (const m of await long.readBatch(2)) expect((await long.startGated(m.id, one)).decision).toBe('deferred');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return { short, long, holder };
+    }
+
+    it('frees the slot of a lapsed holder when a read takes it again, waking one parked message', async () => {
+      const { short, long, holder } = await lapsingHolder(freshFile());
+      expect((await long.readBatch(10)).map((m) => m.data)).toEqual(['holder']);
+      expect(await long.stats()).toEqual({ ready: 1, leased: 1, failed: 0, delayed: 1 });
+      expect((await long.startGated(holder, one)).decision).toBe('started');
+      const [p1] = await long.readBatch(10);
+      expect(p1!.data).toBe('p1');
+      expect((await long.startGated(p1!.id, one)).decision).toBe('deferred');
+      await short.close();
+      await long.close();
+    });
+
+    it('frees the slot of a lapsed holder when reclaim() or remove() takes it, waking one parked message each', async () => {
+      const file = freshFile();
+      const { short, long } = await lapsingHolder(file);
+      expect(await long.reclaim()).toBe(1);
+      expect(await long.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 1 });
+      expect((await long.readBatch(10)).map((m) => m.data)).toEqual(['holder', 'p1']);
+      await long.flush();
+      const again = await lapsingHolder(file);
+      expect(await again.long.remove(again.holder)).toBe(true);
+      expect((await again.long.readBatch(10)).map((m) => m.data)).toEqual(['p1']);
+      for (const queue of [short, long, again.short, again.long]) await queue.close();
+    });
+
+    it('acks messages it did not start under a concurrency gate with the plain statement', async () => {
+      const queue = new SqliteQueue(freshFile());
+      const ids = await queue.writeBatch(['plain', 'rated', 'slotted']);
+      await queue.readBatch(3);
+      expect((await queue.startGated(ids[1]!, { rate: { key: 'r', limit: 5, perMs: 60_000 } })).decision).toBe('started');
+      expect((await queue.startGated(ids[2]!, one)).decision).toBe('started');
+      const connection = queue['connection']();
+      const ackHolders = vi.spyOn(connection, 'ackHolders');
+      expect(await queue.ackBatch([ids[0]!, ids[1]!])).toEqual([]);
+      expect(ackHolders).not.toHaveBeenCalled();
+      expect(await queue.ackBatch([ids[2]!, '987654321'])).toEqual(['987654321']);
+      expect(ackHolders).toHaveBeenCalledWith([ids[2], '987654321'], [ids[2]]);
+      expect(queue['slotHolders'].size).toBe(0);
+      await queue.close();
+    });
   });
 
   it('keeps delayed messages across a reopen, still delayed until due and promoted', async () => {

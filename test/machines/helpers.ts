@@ -400,6 +400,8 @@ export interface FakeRunner {
   reject(workerId: string, reason?: string): void;
   /** The job's `expires` passed before it started. */
   expire(workerId: string, result?: JobResult): void;
+  /** Its gates held it back: the queue has it again, unstarted. */
+  defer(workerId: string): void;
 }
 
 export function createFakeRunner(): FakeRunner {
@@ -413,7 +415,7 @@ export function createFakeRunner(): FakeRunner {
       if (event.type === 'RUN') {
         record.runs.push(event.message);
         record.current = event.message;
-      } else {
+      } else if (event.type === 'ABORT') {
         record.aborts.push(event.reason);
       }
     });
@@ -451,6 +453,7 @@ export function createFakeRunner(): FakeRunner {
       }),
     reject: (workerId, reason = 'unknown command "nope"') => settle(workerId, { type: 'MESSAGE_REJECTED', reason }),
     expire: (workerId, result) => settle(workerId, { type: 'MESSAGE_EXPIRED', result }),
+    defer: (workerId) => settle(workerId, { type: 'MESSAGE_DEFERRED' }),
   };
 }
 

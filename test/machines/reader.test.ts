@@ -69,6 +69,8 @@ type ReaderStimulus =
   | { type: 'MESSAGES'; count: number }
   | { type: 'READ_FAILED' }
   | { type: 'WAKE' }
+  /** The adapter promoted a booked start while a polling reader backs off: a WAKE it did not wait for. */
+  | { type: 'NUDGE' }
   | { type: 'TIMER' }
   | { type: 'PAUSE' }
   | { type: 'RESUME' }
@@ -159,6 +161,10 @@ function readerModel(config: ReaderConfig) {
         s.value = 'waiting';
         s.delayStep = Math.min(s.delayStep + 1, config.delays.length - 1);
         break;
+      case 'NUDGE':
+        s.value = 'waiting';
+        s.delayStep = 0;
+        break;
       case 'PAUSE':
         s.paused = true;
         break;
@@ -191,7 +197,7 @@ function readerModel(config: ReaderConfig) {
     }
     if (s.value === 'blocked') events.push({ type: 'WAKE' }, { type: 'READ_FAILED' });
     // A late READ_FAILED (of an earlier WAIT) while backing off is ignored.
-    if (s.value === 'backingOff') events.push({ type: 'TIMER' }, { type: 'READ_FAILED' });
+    if (s.value === 'backingOff') events.push({ type: 'TIMER' }, { type: 'READ_FAILED' }, { type: 'NUDGE' });
     if (!s.paused) events.push({ type: 'PAUSE' });
     // RESUME only from `waiting`. From `reading` (or `blocked`) the reader re-enters `waiting`
     // and sends a second READ while the first is out; the reply that arrives second finds no
@@ -293,6 +299,9 @@ function replay(
           break;
         case 'WAKE':
           waitReplies++;
+          h.sut.send({ type: 'WAKE' });
+          break;
+        case 'NUDGE':
           h.sut.send({ type: 'WAKE' });
           break;
         case 'TIMER': {

@@ -43,6 +43,8 @@ interface WorkerModel {
   /** Jobs acknowledged: done, or expired before they started. */
   acked: number;
   rejected: number;
+  /** Held back by its gates: settled without an ack. */
+  deferred: number;
   aborts: number;
   /** Scaled down: stops after the current job. */
   retire: boolean;
@@ -59,6 +61,7 @@ type WorkerStimulus =
   | { type: 'COMMAND_DONE' }
   | { type: 'MESSAGE_EXPIRED' }
   | { type: 'MESSAGE_REJECTED' }
+  | { type: 'MESSAGE_DEFERRED' }
   | { type: 'COMMAND_FAILED' }
   | { type: 'ABORT' }
   | { type: 'RETIRE' }
@@ -85,6 +88,8 @@ function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
       return finish({ acked: s.acked + 1 });
     case 'MESSAGE_REJECTED':
       return finish({ rejected: s.rejected + 1 });
+    case 'MESSAGE_DEFERRED':
+      return finish({ deferred: s.deferred + 1 });
     case 'COMMAND_FAILED':
       return { ...s, value: 'failed' };
     case 'ABORT':
@@ -99,13 +104,14 @@ function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
 function enabledWorker(s: WorkerModel): WorkerStimulus[] {
   const events: WorkerStimulus[] = [];
   if (s.value === 'failed' || s.value === 'retired') return events;
-  const taken = s.acked + s.rejected + s.released;
+  const taken = s.acked + s.rejected + s.deferred + s.released;
   // retiring: the reader either confirms (no job coming) or a JOB it already sent arrives
   if ((s.value === 'idle' || s.value === 'retiring') && taken < MAX_JOBS) events.push({ type: 'JOB' });
   if ((s.value === 'idle' || s.value === 'retiring') && taken + 2 <= MAX_JOBS) events.push({ type: 'JOB_SHARE' });
   if (s.value === 'busy' && s.queued > 0) events.push({ type: 'DRAIN' });
   if (s.value === 'retiring') events.push({ type: 'RETIRE_CONFIRMED' });
-  if (s.value === 'busy') events.push({ type: 'COMMAND_DONE' }, { type: 'MESSAGE_EXPIRED' }, { type: 'MESSAGE_REJECTED' }, { type: 'COMMAND_FAILED' });
+  if (s.value === 'busy')
+    events.push({ type: 'COMMAND_DONE' }, { type: 'MESSAGE_EXPIRED' }, { type: 'MESSAGE_REJECTED' }, { type: 'MESSAGE_DEFERRED' }, { type: 'COMMAND_FAILED' });
   if (!s.retire && (s.value === 'idle' || s.value === 'busy')) events.push({ type: 'RETIRE' });
   if (s.aborts < MAX_ABORTS) events.push({ type: 'ABORT' });
   return events;
@@ -113,7 +119,7 @@ function enabledWorker(s: WorkerModel): WorkerStimulus[] {
 
 describe('worker: model-based', () => {
   const paths = transitionCoveringPaths<WorkerModel, WorkerStimulus>(
-    { value: 'idle', acked: 0, rejected: 0, aborts: 0, retire: false, queued: 0, released: 0 },
+    { value: 'idle', acked: 0, rejected: 0, deferred: 0, aborts: 0, retire: false, queued: 0, released: 0 },
     reduceWorker,
     enabledWorker,
   );
@@ -156,6 +162,9 @@ describe('worker: model-based', () => {
           case 'MESSAGE_REJECTED':
             runner.reject(WORKER_ID, 'unknown command "nope"');
             break;
+          case 'MESSAGE_DEFERRED':
+            runner.defer(WORKER_ID);
+            break;
           case 'COMMAND_FAILED':
             runner.fail(WORKER_ID, 'boom', 'sendMail');
             break;
@@ -197,12 +206,14 @@ function assertWorkerMatches(
   expect(runner.started).toBe(1);
   expect(record.runs.map((r) => r.id)).toEqual(jobs.map((j) => j.id));
   expect(record.aborts).toHaveLength(m.aborts);
-  const finished = m.acked + m.rejected;
+  const finished = m.acked + m.rejected + m.deferred;
   const acks = h.queue.of('ACK');
   expect(acks).toHaveLength(m.acked);
   // each ACK names its job and carries the result record the runner produced
   for (const ack of acks) expect(ack.result?.jobId).toBe(ack.id);
   expect(h.queue.of('FAIL')).toHaveLength(m.rejected);
+  // a deferred job is settled with DEFERRED (its lease no longer kept), never acked
+  expect(h.queue.of('DEFERRED')).toHaveLength(m.deferred);
   const ready = readies(h);
   // one WORKER_READY per time it became idle: at start and after each job it did not retire after
   expect(ready).toHaveLength(1 + history.filter((s, i) => s.value === 'idle' && i > 0 && history[i - 1]!.value === 'busy').length);

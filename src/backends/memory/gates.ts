@@ -3,7 +3,7 @@
  * states the rules). Everything here runs inside one synchronous call, so each
  * decision is atomic for every instance sharing the state.
  */
-import { reserveAt, type StartDecision, type StartGates } from '../base.js';
+import { reserveAt, type StartGates, type StartOutcome } from '../base.js';
 import { MinHeap } from './min-heap.js';
 import type { Entry } from './state.js';
 
@@ -21,6 +21,9 @@ export interface GateHost {
   isLive(entry: Entry): boolean;
 }
 
+const STARTED: StartOutcome = Object.freeze({ decision: 'started' });
+const DEFERRED: StartOutcome = Object.freeze({ decision: 'deferred' });
+
 const readBefore = (a: Entry, b: Entry) => a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
 
 export class MemoryGates {
@@ -34,15 +37,16 @@ export class MemoryGates {
 
   constructor(private readonly host: GateHost) {}
 
-  start(entry: Entry, gates: StartGates, now: number): StartDecision {
+  start(entry: Entry, gates: StartGates, now: number): StartOutcome {
     const { rate, concurrency } = gates;
-    const log = rate ? this.window(rate.key, rate.perMs, now, entry.id) : undefined;
+    const booked = { had: false };
+    const log = rate ? this.window(rate.key, rate.perMs, now, entry.id, booked) : undefined;
     if (concurrency) {
       const held = this.held(concurrency.key, entry, now);
       if (held >= concurrency.limit) {
         if (rate && log?.length === 0) this.logs.delete(rate.key);
         this.park(entry, concurrency.key);
-        return 'deferred';
+        return DEFERRED;
       }
     }
     if (rate && log) {
@@ -54,12 +58,15 @@ export class MemoryGates {
           rate.limit,
           rate.perMs,
           now,
+          booked.had,
         );
-        log.push({ at, reservedFor: entry.id }); // at ≥ every entry: the log stays sorted
+        let i = log.length;
+        while (i > 0 && log[i - 1]!.at > at) i--;
+        log.splice(i, 0, { at, reservedFor: entry.id });
         this.host.unlease(entry);
         entry.attempt = Math.max(0, entry.attempt - 1);
         this.host.delay(entry, at);
-        return 'deferred';
+        return { decision: 'deferred', runAt: at };
       }
       log.splice(due, 0, { at: now, reservedFor: null });
     }
@@ -73,7 +80,7 @@ export class MemoryGates {
       const spare = concurrency.limit - this.held(key, null, now);
       if (spare > 0) this.wake(key, spare);
     }
-    return 'started';
+    return STARTED;
   }
 
   /** The entry's lease ends (ack, fail, retry, release, expiry, park): a slot it held is free. */
@@ -101,14 +108,17 @@ export class MemoryGates {
   }
 
   /** The key's log with starts that left the window dropped, and `id`'s own reservation taken out. */
-  private window(key: string, perMs: number, now: number, id: string): Start[] {
+  private window(key: string, perMs: number, now: number, id: string, booked: { had: boolean }): Start[] {
     let log = this.logs.get(key);
     if (!log) this.logs.set(key, (log = []));
     let old = 0;
     while (old < log.length && log[old]!.at <= now - perMs) old++;
     if (old > 0) log.splice(0, old);
     const own = log.findIndex((s) => s.reservedFor === id);
-    if (own >= 0) log.splice(own, 1);
+    if (own >= 0) {
+      log.splice(own, 1);
+      booked.had = true;
+    }
     return log;
   }
 

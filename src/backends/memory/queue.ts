@@ -33,13 +33,15 @@ import {
   type QueueOptions,
   type QueueStats,
   type ResultRecord,
-  type StartDecision,
+  type StartOutcome,
   type StartGates,
   type WriteOptions,
 } from '../base.js';
 import { newEntry, stateFor, type QueueState } from './state.js';
 
 export { resetMemoryStores } from './state.js';
+
+const LOST: StartOutcome = Object.freeze({ decision: 'lost' });
 
 function checkData(data: unknown): string {
   if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
@@ -268,12 +270,12 @@ export class MemoryQueue extends BaseQueue {
     return true;
   }
 
-  override async startGated(id: string, gates: StartGates): Promise<StartDecision> {
+  override async startGated(id: string, gates: StartGates): Promise<StartOutcome> {
     const state = this.live();
     checkStartGates(gates);
     const now = Date.now();
     const entry = state.held(id, this.owner, now);
-    if (!entry) return 'lost';
+    if (!entry) return LOST;
     return state.gates.start(entry, gates, now);
   }
 

@@ -19,6 +19,9 @@
  * - Payloads and result records are stored as text when PostgreSQL can hold
  *   them exactly; strings it cannot (NUL, lone surrogates) go to a bytea
  *   column as UTF-16, so data round-trips unchanged.
+ * - Rate limits and concurrency keys (startGated) are decided by one plpgsql
+ *   function call (gates.ts); leases that hold a slot free it, and wake a
+ *   parked job, in the statement that ends them.
  * - Errors from the driver become QueueConnectionError with every URL and the
  *   password redacted (postgres-config.ts, which also parses the URL and
  *   options); the pool and the LISTEN client have error listeners, so a
@@ -39,8 +42,12 @@ import {
   type QueueMessage,
   type QueueStats,
   type ResultRecord,
+  type StartDecision,
+  type StartGates,
+  type StartOutcome,
   type WriteOptions,
 } from '../base.js';
+import { migrate, statements, type Statements } from './schema.js';
 import {
   checkText,
   checkTtl,
@@ -48,16 +55,14 @@ import {
   encodeData,
   isRowId,
   isStorableText,
-  migrate,
   resultParams,
   runAtParam,
-  statements,
   storableText,
   writeOptionsRunAt,
   type JobRow,
-  type Statements,
-} from './schema.js';
+} from './values.js';
 import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOptions } from './config.js';
+import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
 
 export type { PostgresQueueOptions, DatabaseQueueOptions } from './config.js';
@@ -88,6 +93,8 @@ export class PostgresQueue extends BaseQueue {
   #closed = false;
   #poolWarned = false;
   readonly #notify: NotifyListener;
+  /** Leased ids whose rows hold a concurrency slot: their ack frees it. */
+  readonly #holders = new SlotHolders();
 
   constructor(connectionString: string, options: PostgresQueueOptions = {}) {
     super(options);
@@ -142,6 +149,7 @@ export class PostgresQueue extends BaseQueue {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#holders.clear();
     await Promise.allSettled([this.#notify.close(), this.#pool.end()]);
   }
 
@@ -249,24 +257,44 @@ export class PostgresQueue extends BaseQueue {
     checkMax(max);
     if (max === 0) return [];
     this.#notify.markRead();
-    const result = await this.#query<JobRow>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs]);
+    const result = await this.#query<JobRow & { holds_slot: boolean }>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs]);
     // RETURNING keeps no order: sort the (at most max) rows into read order.
     const rows = result.rows.sort((a, b) => b.priority - a.priority || (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
-    return rows.map((row) => ({ id: row.id, data: decodeData(row), attempt: row.attempt }));
+    return rows.map((row) => {
+      if (row.holds_slot) this.#holders.add(row.id);
+      return { id: row.id, data: decodeData(row), attempt: row.attempt };
+    });
   }
 
   async ackBatch(ids: readonly string[]): Promise<string[]> {
     const valid = ids.filter(isRowId);
     if (valid.length === 0) return [...ids];
-    const result = await this.#query<{ id: string }>('ack', this.#sql.ack, [this.name, valid, this.owner]);
-    const done = new Set(result.rows.map((row) => row.id));
+    const holding = this.#holders.among(valid);
+    const done = new Set(holding.length === 0 ? await this.#ack(valid) : await this.#ackHolding(valid, holding));
     return ids.filter((id) => !done.has(id));
+  }
+
+  async #ack(ids: readonly string[]): Promise<string[]> {
+    const result = await this.#query<{ id: string }>('ack', this.#sql.ack, [this.name, ids, this.owner]);
+    return result.rows.map((row) => row.id);
+  }
+
+  /** `holding` go through ackHolders (frees their slots, wakes parked jobs), the rest through the plain delete, side by side. */
+  async #ackHolding(ids: readonly string[], holding: readonly string[]): Promise<string[]> {
+    const plain = ids.filter((id) => !this.#holders.has(id));
+    const [freed, acked] = await Promise.all([
+      this.#query<{ ids: string[] }>('ack', this.#sql.ackHolders, [this.name, holding, this.owner, this.#channel]),
+      plain.length > 0 ? this.#ack(plain) : [],
+    ]);
+    this.#holders.forget(holding); // acked or refused (the lease is lost): held here no more
+    return [...freed.rows[0]!.ids, ...acked];
   }
 
   async release(ids: readonly string[]): Promise<void> {
     const valid = ids.filter(isRowId);
     if (valid.length === 0) return;
     await this.#query('release', this.#sql.release, [this.name, valid, this.owner, this.#channel]);
+    this.#holders.forget(valid);
   }
 
   async extend(ids: readonly string[]): Promise<string[]> {
@@ -274,13 +302,16 @@ export class PostgresQueue extends BaseQueue {
     if (valid.length === 0) return [...ids];
     const result = await this.#query<{ id: string }>('extend', this.#sql.extend, [this.name, valid, this.owner, this.leaseMs]);
     const done = new Set(result.rows.map((row) => row.id));
-    return ids.filter((id) => !done.has(id));
+    const refused = ids.filter((id) => !done.has(id));
+    this.#holders.forget(refused); // the lease is lost: its slot is not this instance's to free
+    return refused;
   }
 
   async fail(id: string, error: string): Promise<boolean> {
     if (!isRowId(id)) return false;
-    const result = await this.#query('fail', this.#sql.fail, [this.name, id, this.owner, storableText(error)]);
-    return (result.rowCount ?? 0) > 0;
+    const result = await this.#query<{ count: number }>('fail', this.#sql.fail, [this.name, id, this.owner, storableText(error), this.#channel]);
+    this.#holders.delete(id);
+    return (result.rows[0]?.count ?? 0) > 0;
   }
 
   async reclaim(): Promise<number> {
@@ -327,6 +358,7 @@ export class PostgresQueue extends BaseQueue {
 
   async flush(): Promise<void> {
     await this.#query('flush', this.#sql.flush, [this.name]);
+    this.#holders.clear();
   }
 
   async writeUnique(key: string, data: string, ttlMs: number): Promise<string | null> {
@@ -344,7 +376,25 @@ export class PostgresQueue extends BaseQueue {
     const at = runAtParam(runAt, this, 'retry');
     if (!isRowId(id)) return false;
     const result = await this.#query<{ count: number }>('retry', this.#sql.retry, [this.name, id, this.owner, text, bytes, at, this.#channel]);
+    this.#holders.delete(id);
     return (result.rows[0]?.count ?? 0) > 0;
+  }
+
+  /** One call of start_gated() (gates.ts) decides; after 'started' with a concurrency gate the job holds a slot. */
+  override async startGated(id: string, gates: StartGates): Promise<StartOutcome> {
+    const params = gateParams(gates);
+    if (!isRowId(id)) return { decision: 'lost' };
+    const result = await this.#query<{ decision: StartDecision; run_at: number | null }>('startGated', this.#sql.startGated, [
+      this.name,
+      id,
+      this.owner,
+      this.#channel,
+      ...params,
+    ]);
+    const { decision, run_at: runAt } = result.rows[0]!;
+    if (decision === 'started' && gates.concurrency) this.#holders.add(id);
+    else this.#holders.delete(id);
+    return runAt === null ? { decision } : { decision, runAt: Math.ceil(runAt) };
   }
 
   /** Promotes in batches of PROMOTE_BATCH, each its own short transaction, until fewer are due. */
@@ -360,8 +410,8 @@ export class PostgresQueue extends BaseQueue {
 
   override async remove(id: string): Promise<boolean> {
     if (!isRowId(id)) return false;
-    const result = await this.#query('remove', this.#sql.remove, [this.name, id]);
-    return (result.rowCount ?? 0) > 0;
+    const result = await this.#query<{ count: number }>('remove', this.#sql.remove, [this.name, id, this.#channel]);
+    return (result.rows[0]?.count ?? 0) > 0;
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

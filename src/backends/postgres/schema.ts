@@ -1,7 +1,8 @@
 /**
- * The PostgreSQL backend's tables, their versioned migrations, the SQL the
- * queue runs and how values map to columns. Everything lives in one schema (default `taskmill`) so it
- * can sit next to an application's own tables without touching them.
+ * The PostgreSQL backend's tables, their versioned migrations and the SQL the
+ * queue runs (how values map to columns: values.ts). Everything lives in one
+ * schema (default `taskmill`) so it can sit next to an application's own
+ * tables without touching them.
  *
  * Migrations are append-only: each step is additive SQL, applied once, in
  * order, recorded in `<schema>.migrations`. They run in one transaction under
@@ -12,8 +13,7 @@ import type pg from 'pg';
 import { pg as loadPg } from '../drivers.js';
 import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.js';
-import { EXPECTED, invalidOption, isEpochMs, isPositiveMillis } from '../../shared/options.js';
-import { checkResultList, checkResultRecord, type BaseQueue } from '../base.js';
+import { freeSlotsOf, gatesMigration, gateStatements } from './gates.js';
 
 export const DEFAULT_SCHEMA = 'taskmill';
 export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -107,6 +107,8 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
     `ALTER TABLE ${s}.jobs ADD COLUMN unique_until timestamptz`,
     `CREATE UNIQUE INDEX jobs_unique ON ${s}.jobs (queue, unique_key) WHERE unique_key IS NOT NULL`,
   ],
+  // 5: rate limits and concurrency keys (gates.ts): slot and parked columns, the rate log, start_gated().
+  gatesMigration,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -208,6 +210,8 @@ export function statements(schema: string) {
      * until the statement ends; a concurrent claim may skip them and get fewer
      * (never wrong ones), and the next read finds them.
      * Deadlines are now() of the database: consumers' clocks never matter.
+     * holds_slot: an expired lease taken over still carries the concurrency slot of the
+     * delivery that lapsed (gates.ts); the ack of this one must free it.
      */
     claim: `WITH ready AS (
               SELECT id, priority FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL AND run_at IS NULL
@@ -220,32 +224,40 @@ export function statements(schema: string) {
             )
             UPDATE ${s}.jobs AS j SET owner = $3, lease_until = ${leaseFor('$4')}, attempt = j.attempt + 1
             FROM picked WHERE j.id = picked.id
-            RETURNING j.id, j.data, j.data_utf16, j.attempt, j.priority`,
+            RETURNING j.id, j.data, j.data_utf16, j.attempt, j.priority, j.slot_key IS NOT NULL AS holds_slot`,
     /** $2 ids, $3 owner. */
     ack: `DELETE FROM ${s}.jobs WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING id`,
-    /** $2 ids, $3 owner, $4 channel. */
-    release: `WITH released AS (
-                UPDATE ${s}.jobs SET owner = NULL, lease_until = NULL, attempt = greatest(attempt - 1, 0)
-                WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING id)
-              SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($4, $1) END FROM released`,
+    /** $2 ids, $3 owner, $4 channel. `held` reads each row's slot before the update clears it. */
+    release: `WITH held AS (
+                SELECT id, slot_key FROM ${s}.jobs
+                WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() FOR UPDATE),
+              released AS (
+                UPDATE ${s}.jobs AS j
+                SET owner = NULL, lease_until = NULL, attempt = greatest(j.attempt - 1, 0), slot_key = NULL, slot_attempt = NULL
+                FROM held WHERE j.id = held.id RETURNING held.slot_key)
+              SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($4, $1) END, ${freeSlotsOf(s, '$4')} FROM released`,
     /** $2 ids, $3 owner, $4 lease ms. */
     extend: `UPDATE ${s}.jobs SET lease_until = ${leaseFor('$4')}
              WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING id`,
-    /** $2 id, $3 owner, $4 error. */
+    /** $2 id, $3 owner, $4 error, $5 channel. */
     fail: `WITH moved AS (
              DELETE FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now()
-             RETURNING id, queue, data, data_utf16, attempt, created_at, priority)
-           INSERT INTO ${s}.failed (id, queue, data, data_utf16, attempt, error, created_at, priority)
-           SELECT id, queue, data, data_utf16, attempt, $4, created_at, priority FROM moved RETURNING id`,
+             RETURNING id, queue, data, data_utf16, attempt, created_at, priority, slot_key),
+           stored AS (
+             INSERT INTO ${s}.failed (id, queue, data, data_utf16, attempt, error, created_at, priority)
+             SELECT id, queue, data, data_utf16, attempt, $4, created_at, priority FROM moved)
+           SELECT count(*)::int AS count, ${freeSlotsOf(s, '$5')} FROM moved`,
     /**
      * $2 id, $3 owner, $4 text, $5 bytea, $6 runAt ms, $7 channel. Fenced like ack.
      * The row keeps its id, so once ready it is read in its original place.
      */
-    retry: `WITH retried AS (
-              UPDATE ${s}.jobs SET data = $4, data_utf16 = $5, attempt = 0, owner = NULL, lease_until = NULL,
-                                   run_at = ${delayUntil('$6')}
-              WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING run_at)
-            SELECT count(*)::int AS count, CASE WHEN bool_or(run_at IS NULL) THEN pg_notify($7, $1) END FROM retried`,
+    retry: `WITH held AS (
+              SELECT id, slot_key FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now() FOR UPDATE),
+            retried AS (
+              UPDATE ${s}.jobs AS j SET data = $4, data_utf16 = $5, attempt = 0, owner = NULL, lease_until = NULL,
+                                        run_at = ${delayUntil('$6')}, slot_key = NULL, slot_attempt = NULL
+              FROM held WHERE j.id = held.id RETURNING j.run_at, held.slot_key)
+            SELECT count(*)::int AS count, CASE WHEN bool_or(run_at IS NULL) THEN pg_notify($7, $1) END, ${freeSlotsOf(s, '$7')} FROM retried`,
     /**
      * $2 channel, $3 max. The first $3 due rows of jobs_delayed. SKIP LOCKED: rows
      * another caller is promoting are its to count, so concurrent callers never
@@ -258,17 +270,24 @@ export function statements(schema: string) {
                    UPDATE ${s}.jobs AS j SET run_at = NULL FROM due WHERE j.id = due.id RETURNING j.id)
                  SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($2, $1) END FROM promoted`,
     /**
-     * $2 id. Ready, delayed or lease expired: nobody is running it. A claim that
-     * holds the row right now makes this wait for it and then see the new lease.
+     * $2 id, $3 channel. Ready, delayed, parked or lease expired: nobody is running it. A claim
+     * that holds the row right now makes this wait for it and then see the new lease. A lapsed
+     * holder removed frees its slot.
      */
-    remove: `DELETE FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND (owner IS NULL OR lease_until < now())`,
-    /** $2 channel. SKIP LOCKED: a row a claimer is taking right now is being reclaimed anyway. */
-    reclaim: `WITH reclaimed AS (
-                UPDATE ${s}.jobs SET owner = NULL, lease_until = NULL
-                WHERE id IN (SELECT id FROM ${s}.jobs WHERE queue = $1 AND owner IS NOT NULL AND lease_until < now()
-                             FOR UPDATE SKIP LOCKED)
-                RETURNING id)
-              SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($2, $1) END FROM reclaimed`,
+    remove: `WITH removed AS (
+               DELETE FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND (owner IS NULL OR lease_until < now()) RETURNING slot_key)
+             SELECT count(*)::int AS count, ${freeSlotsOf(s, '$3')} FROM removed`,
+    /**
+     * $2 channel. SKIP LOCKED: a row a claimer is taking right now is being reclaimed anyway.
+     * A lapsed holder's slot is freed here, waking a parked job as its lease end would have.
+     */
+    reclaim: `WITH lapsed AS (
+                SELECT id, slot_key FROM ${s}.jobs WHERE queue = $1 AND owner IS NOT NULL AND lease_until < now()
+                FOR UPDATE SKIP LOCKED),
+              reclaimed AS (
+                UPDATE ${s}.jobs AS j SET owner = NULL, lease_until = NULL, slot_key = NULL, slot_attempt = NULL
+                FROM lapsed WHERE j.id = lapsed.id RETURNING lapsed.slot_key)
+              SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($2, $1) END, ${freeSlotsOf(s, '$2')} FROM reclaimed`,
     /** $2 limit. */
     failed: `SELECT id, data, data_utf16, attempt, error, failed_at FROM ${s}.failed WHERE queue = $1 ORDER BY seq LIMIT $2`,
     /** $2 ids or null for all, $3 channel. Re-queued messages keep their id, so they are read in their original place. */
@@ -282,6 +301,7 @@ export function statements(schema: string) {
     /** $2 ids or null for all. */
     purgeFailed: `DELETE FROM ${s}.failed WHERE queue = $1 AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))`,
     length: `SELECT count(*)::int AS count FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL AND run_at IS NULL`,
+    /** Parked jobs (run_at 'infinity', gates.ts) count as delayed. */
     stats: `SELECT count(*) FILTER (WHERE owner IS NULL AND run_at IS NULL)::int AS ready,
                    count(*) FILTER (WHERE owner IS NOT NULL)::int AS leased,
                    (SELECT count(*)::int FROM ${s}.failed WHERE queue = $1) AS failed,
@@ -290,7 +310,8 @@ export function statements(schema: string) {
     flush: `WITH j AS (DELETE FROM ${s}.jobs WHERE queue = $1),
                  f AS (DELETE FROM ${s}.failed WHERE queue = $1),
                  k AS (DELETE FROM ${s}.slots WHERE queue = $1),
-                 r AS (DELETE FROM ${s}.results WHERE queue = $1)
+                 r AS (DELETE FROM ${s}.results WHERE queue = $1),
+                 g AS (DELETE FROM ${s}.rate_log WHERE queue = $1)
             SELECT 1`,
     /**
      * $2 key, $3 text, $4 bytea, $5 ttl ms, $6 channel. One statement: take
@@ -331,98 +352,8 @@ export function statements(schema: string) {
                  SET record = excluded.record, record_utf16 = excluded.record_utf16, expires_at = excluded.expires_at`,
     /** $2 job id. */
     getResult: `SELECT record, record_utf16 FROM ${s}.results WHERE queue = $1 AND job_id = $2 AND expires_at > now()`,
+    ...gateStatements(s),
   };
 }
 
 export type Statements = ReturnType<typeof statements>;
-
-// ── how values are stored ───────────────────────────────────────────────
-
-const MAX_BIGINT = 9223372036854775807n;
-
-export interface JobRow {
-  id: string;
-  data: string | null;
-  data_utf16: Buffer | null;
-  attempt: number;
-  priority: number;
-}
-
-/** ES2024 string methods Node 20 has but this project's `lib` (ES2023) does not declare. */
-type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
-
-/** [text, bytea]: text when PostgreSQL stores the string exactly, else UTF-16 bytes. */
-export function encodeData(data: unknown): [string | null, Buffer | null] {
-  if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
-  if (isStorableText(data)) return [data, null];
-  return [null, Buffer.from(data, 'utf16le')];
-}
-
-export function decodeData(row: { data: string | null; data_utf16: Buffer | null }): string {
-  return row.data ?? (row.data_utf16 ? row.data_utf16.toString('utf16le') : '');
-}
-
-/** Ids that can be in the table; anything else is refused without asking the server. */
-export function isRowId(id: unknown): id is string {
-  return typeof id === 'string' && /^[1-9][0-9]{0,18}$/.test(id) && BigInt(id) <= MAX_BIGINT;
-}
-
-/** PostgreSQL text cannot hold NUL or lone surrogates; keys and error texts must be stored exactly or not at all. */
-export function checkText(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value === '') throw new ConfigError(`${what} must be a non-empty string`);
-  if (!(value as WellFormed).isWellFormed() || value.includes('\u0000')) throw new ConfigError(`${what} must not contain NUL or lone surrogates`);
-  return value;
-}
-
-/** Error text to store: never refused, so what PostgreSQL cannot hold is replaced. */
-export function storableText(value: unknown): string {
-  return (String(value) as WellFormed).toWellFormed().replaceAll('\u0000', '\\0');
-}
-
-/** Beyond ±this, a millisecond count is no JavaScript Date (and no PostgreSQL timestamp either). */
-const MAX_TIME_MS = 8.64e15;
-/** Year 1: any earlier runAt means the same (ready now), and to_timestamp() stays in range. */
-const MIN_RUN_AT_MS = -62_135_596_800_000;
-
-/**
- * The runAt parameter: null when absent; ConfigError when it is no time, or
- * none PostgreSQL can store (beyond a Date's range). Checked by hand on every
- * write (see backends/base.ts).
- */
-export function runAtParam(runAt: unknown, queue: BaseQueue, method: string): number | null {
-  if (runAt === undefined) return null;
-  if (!isEpochMs(runAt) || Math.abs(runAt) > MAX_TIME_MS) throw invalidOption(`${queue.constructor.name}.${method}`, 'runAt', runAt, EXPECTED.epochMs);
-  return Math.max(runAt, MIN_RUN_AT_MS);
-}
-
-/** The write options argument: absent or an object (whose runAt is checked by runAtParam). */
-export function writeOptionsRunAt(options: unknown, queue: BaseQueue, method: string): number | null {
-  if (options === undefined || options === null) return null;
-  if (typeof options !== 'object') throw new ConfigError(`write options must be an object like { runAt }, got ${typeof options}`);
-  return runAtParam((options as { runAt?: unknown }).runAt, queue, method);
-}
-
-/** A ttl that PostgreSQL can add to now(). */
-export function checkTtl(ttlMs: unknown, queue: BaseQueue, method: string, option: string): number {
-  if (!isPositiveMillis(ttlMs) || ttlMs > MAX_TIME_MS) throw invalidOption(`${queue.constructor.name}.${method}`, option, ttlMs, EXPECTED.positiveMillis);
-  return ttlMs;
-}
-
-/** setResults parameters [job ids, texts, bytes, ttls]: checked, one per job id (the last wins), sorted by job id. */
-export function resultParams(records: unknown, queue: BaseQueue): [string[], (string | null)[], (Buffer | null)[], number[]] {
-  checkResultList(records, queue);
-  const byJob = new Map<string, { record: string; ttlMs: number }>();
-  for (const [i, entry] of records.entries()) {
-    const { jobId, record, ttlMs } = checkResultRecord(entry, i, queue);
-    checkText(jobId, `result #${i}: jobId`);
-    byJob.set(jobId, { record, ttlMs: checkTtl(ttlMs, queue, 'setResults', `records[${i}].ttlMs`) });
-  }
-  const jobIds = [...byJob.keys()].sort();
-  const encoded = jobIds.map((jobId) => encodeData(byJob.get(jobId)!.record));
-  return [jobIds, encoded.map(([text]) => text), encoded.map(([, bytes]) => bytes), jobIds.map((jobId) => byJob.get(jobId)!.ttlMs)];
-}
-
-/** Whether PostgreSQL text can hold `value` exactly (keys that cannot were never stored). */
-export function isStorableText(value: string): boolean {
-  return (value as WellFormed).isWellFormed() && !value.includes('\u0000');
-}

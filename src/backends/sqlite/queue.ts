@@ -12,17 +12,17 @@
  * A message row is in exactly one state: ready (lease_until and run_at NULL),
  * leased (lease_until set) or delayed (run_at set, until promoteDue clears
  * it). Delayed rows are outside the ready index, so a million of them cost a
- * claim nothing.
+ * claim nothing. A message parked on a concurrency key is a delayed row that
+ * only a freed slot makes ready (sqlite/gates.ts).
  */
-import type Database from 'better-sqlite3';
-import { betterSqlite3 } from '../drivers.js';
 import { z } from 'zod';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/errors.js';
 import { integer, parseOptions, type DeclaresEvery } from '../../shared/options.js';
 import { isPermanentSqliteError } from '../permanent-errors.js';
-import { SQL, migrate } from './schema.js';
+import { decode, encode, idList, openConnection, type Connection, type Stored, type StoredResultRecord } from './connection.js';
 import {
   BaseQueue,
+  checkStartGates,
   checkKeyTtl,
   checkPriority,
   checkUniqueKey,
@@ -38,6 +38,8 @@ import {
   type QueueOptions,
   type QueueStats,
   type ResultRecord,
+  type StartOutcome,
+  type StartGates,
   type WriteOptions,
 } from '../base.js';
 
@@ -54,30 +56,9 @@ const sqliteOptionsSchema = z.object({
 });
 const _declared: DeclaresEvery<z.input<typeof sqliteOptionsSchema>, Omit<SqliteQueueOptions, keyof QueueOptions>> = true;
 
-type Statements = { [K in keyof typeof SQL]: Database.Statement };
-type Stored = string | Buffer;
-
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-function encode(data: unknown): Stored {
-  if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
-  return LONE_SURROGATE.test(data) ? Buffer.from(data, 'utf16le') : data;
-}
-
-function decode(stored: Stored): string {
-  return typeof stored === 'string' ? stored : stored.toString('utf16le');
-}
-
-/** Message ids as JSON for json_each; ids that cannot be ours are left out (they are refused). */
-function idList(ids: readonly string[]): string {
-  const numbers: number[] = [];
-  for (const id of ids) {
-    if (typeof id === 'string' && /^[1-9][0-9]{0,15}$/.test(id)) {
-      const n = Number(id);
-      if (Number.isSafeInteger(n)) numbers.push(n);
-    }
-  }
-  return JSON.stringify(numbers);
+/** A message id as stored, or undefined when it cannot be one of ours. */
+function numericId(id: string): number | undefined {
+  return (JSON.parse(idList([id])) as number[])[0];
 }
 
 function refusedOf(ids: readonly string[], done: ReadonlyArray<{ id: number }>): string[] {
@@ -94,22 +75,6 @@ function describeSqliteError(error: unknown, busyTimeoutMs: number): string {
   return typeof code === 'string' ? `${code}: ${message}` : message;
 }
 
-/** Read order of a claim's rows: highest priority, then oldest. */
-function claimOrder(a: { id: number; priority: number }, b: { id: number; priority: number }): number {
-  return b.priority - a.priority || a.id - b.id;
-}
-
-/** The stored run_at: NULL (ready) unless `runAt` is after `now`; whole ms, never early. */
-function storedRunAt(runAt: number | undefined, now: number): number | null {
-  return runAt !== undefined && runAt > now ? Math.ceil(runAt) : null;
-}
-
-interface StoredResultRecord {
-  jobId: Stored;
-  record: Stored;
-  ttlMs: number;
-}
-
 function checkResults(records: readonly ResultRecord[], queue: BaseQueue): StoredResultRecord[] {
   checkResultList(records, queue);
   return records.map((entry: ResultRecord, i) => {
@@ -118,132 +83,17 @@ function checkResults(records: readonly ResultRecord[], queue: BaseQueue): Store
   });
 }
 
-interface Connection {
-  db: Database.Database;
-  s: Statements;
-  insertOne(data: Stored, runAt: number | undefined, priority: number): string;
-  insertMany(datas: Stored[], runAt: number | undefined, priority: number): string[];
-  insertUnique(key: string, data: Stored, ttlMs: number): string | null;
-  insertOnce(key: string, data: Stored, runAt: number | undefined, priority: number, keyTtlMs: number | undefined): WriteOnceResult;
-  claim(max: number): QueueMessage[];
-  /** Runs a fenced statement (this owner, lease not expired) on `ids`; the rows it touched. */
-  fenced(which: 'ack' | 'release' | 'extend', ids: readonly string[]): Array<{ id: number }>;
-  fail(id: number, error: string): boolean;
-  requeue(ids: string | null): number;
-  setResults(records: StoredResultRecord[]): void;
-  flush(): void;
-}
-
-/** Opens the file, creates the schema on first use, and prepares every statement and transaction once. */
-function openConnection(path: string, busyTimeoutMs: number, queue: string, owner: string, leaseMs: number): Connection {
-  const db = new (betterSqlite3())(path, { timeout: busyTimeoutMs });
-  try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.transaction(() => migrate(db, path)).immediate();
-    const prepared: Record<string, Database.Statement> = {};
-    for (const [key, sql] of Object.entries(SQL)) prepared[key] = db.prepare(sql);
-    const s = prepared as Statements;
-
-    const insert = (data: Stored, now: number, runAt: number | null, priority: number) =>
-      String(s.insert.run({ queue, data, now, runAt, priority }).lastInsertRowid);
-    const insertMany = db.transaction((datas: Stored[], runAt: number | undefined, priority: number) => {
-      const now = Date.now();
-      const stored = storedRunAt(runAt, now);
-      return datas.map((data) => insert(data, now, stored, priority));
-    });
-    const insertUnique = db.transaction((key: string, data: Stored, ttlMs: number) => {
-      const now = Date.now();
-      // The expiry index makes this a cheap seek when nothing has expired.
-      s.purgeSlots.run({ queue, now });
-      if (s.claimSlot.run({ queue, key, until: now + ttlMs }).changes === 0) return null;
-      return insert(data, now, null, 0);
-    });
-    const insertOnce = db.transaction((key: string, data: Stored, runAt: number | undefined, priority: number, keyTtlMs: number | undefined) => {
-      const now = Date.now();
-      const held = s.uniqueHolder.get({ queue, key }) as { id: number; data: Stored; unique_until: number | null } | undefined;
-      if (held) {
-        if (held.unique_until === null || held.unique_until > now) return { id: String(held.id), duplicate: true as const, data: decode(held.data) };
-        s.dropLapsedKey.run({ id: held.id });
-      }
-      const until = keyTtlMs === undefined ? null : now + keyTtlMs;
-      const id = s.insertKeyed.run({ queue, data, now, runAt: storedRunAt(runAt, now), priority, key, until }).lastInsertRowid;
-      return { id: String(id), duplicate: false as const };
-    });
-    const claim = db.transaction((max: number) => {
-      const now = Date.now();
-      return s.claim.all({ queue, owner, now, until: now + leaseMs, max }) as Array<{ id: number; data: Stored; attempt: number; priority: number }>;
-    });
-    const fail = db.transaction((id: number, error: string) => {
-      const now = Date.now();
-      const taken = s.takeForFail.get({ queue, owner, now, id }) as { data: Stored; attempt: number; priority: number } | undefined;
-      if (!taken) return false;
-      s.insertFailed.run({ id, queue, data: taken.data, attempt: taken.attempt, error, now, priority: taken.priority });
-      return true;
-    });
-    const requeue = db.transaction((ids: string | null) => {
-      if (ids === null) {
-        s.requeueAll.run({ queue });
-        return s.purgeAll.run({ queue }).changes;
-      }
-      s.requeueSome.run({ queue, ids });
-      return s.purgeSome.run({ queue, ids }).changes;
-    });
-    const setResults = db.transaction((records: StoredResultRecord[]) => {
-      const now = Date.now();
-      s.purgeResults.run({ now, limit: 256 + 2 * records.length });
-      for (const { jobId, record, ttlMs } of records) s.setResult.run({ queue, jobId, record, expiresAt: now + ttlMs });
-    });
-    const flush = db.transaction(() => {
-      s.flushMessages.run({ queue });
-      s.flushFailed.run({ queue });
-      s.flushSlots.run({ queue });
-      s.flushResults.run({ queue });
-    });
-
-    return {
-      db,
-      s,
-      insertOne(data, runAt, priority) {
-        const now = Date.now();
-        return insert(data, now, storedRunAt(runAt, now), priority);
-      },
-      insertMany: (datas, runAt, priority) => (datas.length === 0 ? [] : insertMany.immediate(datas, runAt, priority)),
-      insertUnique: (key, data, ttlMs) => insertUnique.immediate(key, data, ttlMs),
-      insertOnce: (key, data, runAt, priority, keyTtlMs) => insertOnce.immediate(key, data, runAt, priority, keyTtlMs),
-      claim(max) {
-        const rows = claim.immediate(max);
-        // RETURNING gives no order guarantee.
-        rows.sort(claimOrder);
-        return rows.map((row) => ({ id: String(row.id), data: decode(row.data), attempt: row.attempt }));
-      },
-      fenced(which, ids) {
-        const now = Date.now();
-        const params = { queue, owner, now, until: now + leaseMs, ids: idList(ids) };
-        if (which === 'release') {
-          s.release.run(params);
-          return [];
-        }
-        return s[which].all(params) as Array<{ id: number }>;
-      },
-      fail: (id, error) => fail.immediate(id, error),
-      requeue: (ids) => requeue.immediate(ids),
-      setResults: (records) => {
-        if (records.length > 0) setResults.immediate(records);
-      },
-      flush: () => flush.immediate(),
-    };
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-}
-
 export class SqliteQueue extends BaseQueue {
   readonly path: string;
   readonly busyTimeoutMs: number;
   private conn: Connection | null = null;
   private closed = false;
+  /**
+   * Ids this instance got 'started' for with a concurrency gate: only their ack must free a slot,
+   * so every other ack stays the plain DELETE. (Whoever acks a message holds its lease, and the
+   * lease is this instance's.) fail, retry and release always look at the row's slot instead.
+   */
+  private readonly slotHolders = new Set<string>();
 
   constructor(path: string, options: SqliteQueueOptions = {}) {
     super(options);
@@ -310,12 +160,21 @@ export class SqliteQueue extends BaseQueue {
   }
 
   ackBatch(ids: readonly string[]): Promise<string[]> {
-    return this.run('ack', (c) => (ids.length === 0 ? [] : refusedOf(ids, c.fenced('ack', ids))));
+    return this.run('ack', (c) => {
+      if (ids.length === 0) return [];
+      const holders = this.slotHolders.size === 0 ? [] : ids.filter((id) => this.slotHolders.has(id));
+      if (holders.length === 0) return refusedOf(ids, c.fenced('ack', ids));
+      const refused = refusedOf(ids, c.ackHolders(ids, holders));
+      for (const id of holders) this.slotHolders.delete(id);
+      return refused;
+    });
   }
 
   release(ids: readonly string[]): Promise<void> {
     return this.run('release', (c) => {
-      if (ids.length > 0) c.fenced('release', ids);
+      if (ids.length === 0) return;
+      c.release(ids);
+      for (const id of ids) this.slotHolders.delete(id);
     });
   }
 
@@ -325,13 +184,16 @@ export class SqliteQueue extends BaseQueue {
 
   fail(id: string, error: string): Promise<boolean> {
     return this.run('fail', (c) => {
-      const [numeric] = JSON.parse(idList([id])) as number[];
-      return numeric === undefined ? false : c.fail(numeric, String(error));
+      const numeric = numericId(id);
+      if (numeric === undefined) return false;
+      const failed = c.fail(numeric, String(error));
+      this.slotHolders.delete(id);
+      return failed;
     });
   }
 
   reclaim(): Promise<number> {
-    return this.run('reclaim', (c) => c.s.reclaim.run({ queue: this.name, now: Date.now() }).changes);
+    return this.run('reclaim', (c) => c.reclaim());
   }
 
   failed(limit = 100): Promise<FailedMessage[]> {
@@ -375,11 +237,11 @@ export class SqliteQueue extends BaseQueue {
     return this.run('retry', (c) => {
       const stored = encode(data);
       const until = checkRetryRunAt(runAt, this);
-      const [numeric] = JSON.parse(idList([id])) as number[];
+      const numeric = numericId(id);
       if (numeric === undefined) return false;
-      const now = Date.now();
-      const params = { queue: this.name, owner: this.owner, now, id: numeric, data: stored, runAt: storedRunAt(until, now) };
-      return c.s.retry.run(params).changes === 1;
+      const retried = c.retry(numeric, stored, until);
+      this.slotHolders.delete(id);
+      return retried;
     });
   }
 
@@ -389,8 +251,19 @@ export class SqliteQueue extends BaseQueue {
 
   override remove(id: string): Promise<boolean> {
     return this.run('remove', (c) => {
-      const [numeric] = JSON.parse(idList([id])) as number[];
-      return numeric === undefined ? false : c.s.remove.run({ queue: this.name, id: numeric, now: Date.now() }).changes === 1;
+      const numeric = numericId(id);
+      return numeric === undefined ? false : c.remove(numeric);
+    });
+  }
+
+  override startGated(id: string, gates: StartGates): Promise<StartOutcome> {
+    return this.run('startGated', (c) => {
+      checkStartGates(gates);
+      const numeric = numericId(id);
+      const outcome: StartOutcome = numeric === undefined ? { decision: 'lost' } : c.gates.start(numeric, gates);
+      if (outcome.decision !== 'started') this.slotHolders.delete(id);
+      else if (gates.concurrency) this.slotHolders.add(id);
+      return outcome;
     });
   }
 
@@ -414,7 +287,10 @@ export class SqliteQueue extends BaseQueue {
   }
 
   flush(): Promise<void> {
-    return this.run('flush', (c) => c.flush());
+    return this.run('flush', (c) => {
+      c.flush();
+      this.slotHolders.clear();
+    });
   }
 
   length(): Promise<number> {
@@ -424,6 +300,7 @@ export class SqliteQueue extends BaseQueue {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.slotHolders.clear();
     const conn = this.conn;
     this.conn = null;
     conn?.db.close();

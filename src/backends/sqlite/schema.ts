@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { ConfigError } from '../../shared/errors.js';
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 // `data`, `record` and `job_id` have no declared type on purpose: they hold
 // TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed
@@ -20,6 +20,26 @@ const READY_INDEX = 'CREATE INDEX taskmill_messages_ready ON taskmill_messages (
 
 // A unique key is held by the live row that carries it: acking, failing or removing the row frees it.
 const UNIQUE_INDEX = 'CREATE UNIQUE INDEX taskmill_messages_unique ON taskmill_messages (queue, unique_key) WHERE unique_key IS NOT NULL;';
+
+// Flow control (startGated, sqlite/gates.ts). A message holding a concurrency slot carries its key
+// in slot_key while leased; a parked one carries the key it waits for in parked_key, in wake order.
+const SLOT_INDEX = 'CREATE INDEX taskmill_messages_slots ON taskmill_messages (queue, slot_key) WHERE slot_key IS NOT NULL;';
+const PARKED_INDEX = 'CREATE INDEX taskmill_messages_parked ON taskmill_messages (queue, parked_key, priority DESC, id) WHERE parked_key IS NOT NULL;';
+
+/**
+ * The rate windows: one row per recorded start (reserved_for NULL) or start booked for a deferred
+ * message (reserved_for its id). Rows older than the window are dropped by the next start of the key.
+ */
+const RATES_SCHEMA = `
+CREATE TABLE taskmill_rates (
+  queue TEXT NOT NULL,
+  key TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  reserved_for INTEGER
+);
+CREATE INDEX taskmill_rates_window ON taskmill_rates (queue, key, at);
+CREATE INDEX taskmill_rates_reserved ON taskmill_rates (reserved_for) WHERE reserved_for IS NOT NULL;
+`;
 
 /** What version 2 added to version 1; a fresh file gets it right after the version-1 tables. */
 const LIFECYCLE_SCHEMA = `
@@ -47,10 +67,14 @@ CREATE TABLE taskmill_messages (
   run_at INTEGER,
   priority INTEGER NOT NULL DEFAULT 0,
   unique_key TEXT,
-  unique_until INTEGER
+  unique_until INTEGER,
+  slot_key TEXT,
+  parked_key TEXT
 );
 ${READY_INDEX}
 ${UNIQUE_INDEX}
+${SLOT_INDEX}
+${PARKED_INDEX}
 CREATE INDEX IF NOT EXISTS taskmill_messages_leased ON taskmill_messages (queue, lease_until) WHERE lease_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS taskmill_failed (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,7 +94,8 @@ CREATE TABLE IF NOT EXISTS taskmill_slots (
   PRIMARY KEY (queue, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS taskmill_slots_expiry ON taskmill_slots (queue, expires_at);
-${LIFECYCLE_SCHEMA}`;
+${LIFECYCLE_SCHEMA}
+${RATES_SCHEMA}`;
 
 /** UPGRADES[v] takes a file from version v to v + 1; each step is additive. */
 const UPGRADES: Readonly<Record<number, string>> = {
@@ -91,6 +116,13 @@ ${READY_INDEX}`,
 ALTER TABLE taskmill_messages ADD COLUMN unique_key TEXT;
 ALTER TABLE taskmill_messages ADD COLUMN unique_until INTEGER;
 ${UNIQUE_INDEX}`,
+  // Rate limits and concurrency keys: the slot and parked keys on the message, and the rate windows.
+  4: `
+ALTER TABLE taskmill_messages ADD COLUMN slot_key TEXT;
+ALTER TABLE taskmill_messages ADD COLUMN parked_key TEXT;
+${SLOT_INDEX}
+${PARKED_INDEX}
+${RATES_SCHEMA}`,
 };
 
 // The unary + keeps the planner on the primary key for fenced calls: without it,
@@ -99,6 +131,12 @@ const FENCE = '+queue = @queue AND owner = @owner AND +lease_until >= @now';
 const IDS = 'id IN (SELECT value FROM json_each(@ids))';
 
 const READY = 'lease_until IS NULL AND run_at IS NULL';
+
+// A parked message's run_at: a time no clock reaches, so it stays out of the ready index and out of
+// promoteDue's reach (and counts as delayed) until a freed slot of its parked_key wakes it.
+const PARKED_RUN_AT = Number.MAX_SAFE_INTEGER;
+// A lease that ends unstarted (release, a deferred start): its delivery is not counted.
+const UNLEASE = 'owner = NULL, lease_until = NULL, attempt = max(attempt - 1, 0)';
 
 export const SQL = {
   insert: 'INSERT INTO taskmill_messages (queue, data, enqueued_at, run_at, priority) VALUES (@queue, @data, @now, @runAt, @priority)',
@@ -122,9 +160,9 @@ export const SQL = {
         ORDER BY priority DESC, id LIMIT @max))
     RETURNING id, data, attempt, priority`,
   ack: `DELETE FROM taskmill_messages WHERE ${FENCE} AND ${IDS} RETURNING id`,
-  release: `UPDATE taskmill_messages SET owner = NULL, lease_until = NULL, attempt = max(attempt - 1, 0) WHERE ${FENCE} AND ${IDS}`,
+  release: `UPDATE taskmill_messages SET ${UNLEASE} WHERE ${FENCE} AND ${IDS} RETURNING id, slot_key`,
   extend: `UPDATE taskmill_messages SET lease_until = @until WHERE ${FENCE} AND ${IDS} RETURNING id`,
-  takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCE} AND id = @id RETURNING data, attempt, priority`,
+  takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCE} AND id = @id RETURNING data, attempt, priority, slot_key`,
   insertFailed: `INSERT INTO taskmill_failed (id, queue, data, attempt, error, failed_at, priority)
     VALUES (@id, @queue, @data, @attempt, @error, @now, @priority)`,
   reclaim: `UPDATE taskmill_messages SET owner = NULL, lease_until = NULL
@@ -148,19 +186,63 @@ export const SQL = {
   flushFailed: 'DELETE FROM taskmill_failed WHERE queue = @queue',
   flushSlots: 'DELETE FROM taskmill_slots WHERE queue = @queue',
   flushResults: 'DELETE FROM taskmill_results WHERE queue = @queue',
+  flushRates: 'DELETE FROM taskmill_rates WHERE queue = @queue',
   // @runAt is NULL when the retry is due at once.
   retry: `UPDATE taskmill_messages SET data = @data, attempt = 0, owner = NULL, lease_until = NULL, run_at = @runAt
-    WHERE ${FENCE} AND id = @id`,
+    WHERE ${FENCE} AND id = @id RETURNING slot_key`,
   promoteDue: 'UPDATE taskmill_messages SET run_at = NULL WHERE queue = @queue AND run_at IS NOT NULL AND run_at <= @now',
   // Ready, delayed or lease expired: nobody is running it.
-  remove: 'DELETE FROM taskmill_messages WHERE id = @id AND +queue = @queue AND (lease_until IS NULL OR +lease_until < @now)',
+  remove: 'DELETE FROM taskmill_messages WHERE id = @id AND +queue = @queue AND (lease_until IS NULL OR +lease_until < @now) RETURNING slot_key',
   // Bounded so one call never stalls on a backlog, yet larger than any batch it follows: the table cannot outgrow its live records.
   purgeResults: `DELETE FROM taskmill_results WHERE rowid IN (
     SELECT rowid FROM taskmill_results WHERE expires_at <= @now ORDER BY expires_at LIMIT @limit)`,
   setResult: `INSERT INTO taskmill_results (queue, job_id, record, expires_at) VALUES (@queue, @jobId, @record, @expiresAt)
     ON CONFLICT (queue, job_id) DO UPDATE SET record = excluded.record, expires_at = excluded.expires_at`,
   getResult: 'SELECT record FROM taskmill_results WHERE queue = @queue AND job_id = @jobId AND expires_at > @now',
+
+  // ── flow control: startGated and the lease endings that free a slot (sqlite/gates.ts) ──
+  // The lease check, with the slot the message may already hold (a second start of one lease).
+  gateHeld: `SELECT slot_key FROM taskmill_messages WHERE ${FENCE} AND id = @id`,
+  // Holders of the key's slots: live leases only, so a holder whose lease lapsed no longer counts.
+  slotHolders: `SELECT count(*) AS n FROM taskmill_messages
+    WHERE queue = @queue AND slot_key = @key AND +lease_until >= @now AND id <> @id`,
+  takeSlot: 'UPDATE taskmill_messages SET slot_key = @key WHERE id = @id',
+  dropSlot: 'UPDATE taskmill_messages SET slot_key = NULL WHERE id = @id',
+  park: `UPDATE taskmill_messages SET ${UNLEASE}, slot_key = NULL, parked_key = @key, run_at = ${PARKED_RUN_AT}
+    WHERE id = @id`,
+  // Parked messages of the key become ready at once, in read order, their attempt unchanged.
+  wakeParked: `UPDATE taskmill_messages SET parked_key = NULL, run_at = NULL
+    WHERE id IN (SELECT id FROM taskmill_messages WHERE queue = @queue AND parked_key = @key
+                 ORDER BY priority DESC, id LIMIT @count)`,
+  // A rate-deferred message waits like a delayed write, until the start booked for it.
+  deferTo: `UPDATE taskmill_messages SET ${UNLEASE}, slot_key = NULL, run_at = @runAt WHERE id = @id`,
+  // The window is (now − perMs, now]: starts before it no longer count, reservations nobody took up are dropped.
+  rateExpire: 'DELETE FROM taskmill_rates WHERE queue = @queue AND key = @key AND at <= @since',
+  // A message starting on its own reservation gives it back first, so it does not count against itself.
+  rateUnreserve: 'DELETE FROM taskmill_rates WHERE reserved_for = @id AND +queue = @queue AND +key = @key',
+  // Entries already due (starts, and reservations whose time has come), counted up to the limit.
+  rateDue: `SELECT count(*) AS n FROM (
+    SELECT 1 FROM taskmill_rates WHERE queue = @queue AND key = @key AND at <= @now LIMIT @limit)`,
+  // reserveAt() of base.ts: behind the last booked entry, and a window after the limit-th entry from the end.
+  rateReserveAt: `SELECT max(@now,
+    coalesce((SELECT at FROM taskmill_rates WHERE queue = @queue AND key = @key ORDER BY at DESC LIMIT 1), @now),
+    coalesce((SELECT at + @perMs FROM taskmill_rates WHERE queue = @queue AND key = @key
+              ORDER BY at DESC LIMIT 1 OFFSET @limit - 1), @now)) AS at`,
+  // reserveAt() of base.ts for a due booking: the earliest time the due entries allow.
+  rateRebookAt: `SELECT max(@now,
+    coalesce((SELECT at + @perMs FROM taskmill_rates WHERE queue = @queue AND key = @key AND at <= @now
+              ORDER BY at DESC LIMIT 1 OFFSET @limit - 1), @now)) AS at`,
+  rateRecord: 'INSERT INTO taskmill_rates (queue, key, at, reserved_for) VALUES (@queue, @key, @at, @reservedFor)',
+  // The ack of messages this instance started with a concurrency gate: the slots it frees come back with it.
+  ackHolders: `DELETE FROM taskmill_messages WHERE ${FENCE} AND ${IDS} RETURNING id, slot_key`,
+  // Which of the redelivered messages a claim just took were lapsed slot holders.
+  claimedHolders: `SELECT id, slot_key FROM taskmill_messages WHERE ${IDS} AND slot_key IS NOT NULL`,
+  // Slot holders whose lease lapsed, before reclaim() makes them ready.
+  lapsedHolders: 'SELECT id, slot_key FROM taskmill_messages WHERE queue = @queue AND slot_key IS NOT NULL AND +lease_until < @now',
 } as const;
+
+/** Every statement, prepared once per connection. @internal */
+export type Statements = { [K in keyof typeof SQL]: Database.Statement };
 
 /** @internal The statements, exported so a test can check their query plans. */
 export const SQLITE_STATEMENTS: Readonly<Record<keyof typeof SQL, string>> = SQL;

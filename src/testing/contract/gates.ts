@@ -21,7 +21,7 @@ async function writeRead(queue: BaseQueue, datas: string[]): Promise<QueueMessag
 
 async function decide(queue: BaseQueue, messages: QueueMessage[], gates: StartGates): Promise<string[]> {
   const out: string[] = [];
-  for (const m of messages) out.push(await queue.startGated(m.id, gates));
+  for (const m of messages) out.push((await queue.startGated(m.id, gates)).decision);
   return out;
 }
 
@@ -42,9 +42,9 @@ export function describeGates(harness: ContractHarness): void {
     it('keys are independent', async () => {
       const queue = await one();
       const messages = await writeRead(queue, ['a1', 'a2', 'b1']);
-      expect(await queue.startGated(messages[0]!.id, conc(1, 'a'))).toBe('started');
-      expect(await queue.startGated(messages[1]!.id, conc(1, 'a'))).toBe('deferred');
-      expect(await queue.startGated(messages[2]!.id, conc(1, 'b'))).toBe('started');
+      expect((await queue.startGated(messages[0]!.id, conc(1, 'a'))).decision).toBe('started');
+      expect((await queue.startGated(messages[1]!.id, conc(1, 'a'))).decision).toBe('deferred');
+      expect((await queue.startGated(messages[2]!.id, conc(1, 'b'))).decision).toBe('started');
     });
 
     it('each way a holder lease ends (ack, fail, retry, release) wakes one parked message, its delivery not counted', async () => {
@@ -65,7 +65,7 @@ export function describeGates(harness: ContractHarness): void {
         const ready = (await queue.readBatch(10)).filter((m) => m.data.startsWith('w'));
         expect(ready.map((m) => m.attempt)).toEqual([1]);
         woken.push(ready[0]!.data);
-        expect(await queue.startGated(ready[0]!.id, conc(4))).toBe('started');
+        expect((await queue.startGated(ready[0]!.id, conc(4))).decision).toBe('started');
       }
       expect(woken).toEqual(['w1', 'w2', 'w3', 'w4']);
     });
@@ -73,7 +73,7 @@ export function describeGates(harness: ContractHarness): void {
     it('wakes parked messages in priority order, oldest first within one', async () => {
       const queue = await one();
       const [holder] = await writeRead(queue, ['holder']);
-      expect(await queue.startGated(holder!.id, conc(1))).toBe('started');
+      expect((await queue.startGated(holder!.id, conc(1))).decision).toBe('started');
       await queue.write('p0-old');
       await queue.write('p5', { priority: 5 });
       await queue.write('p0-new');
@@ -85,7 +85,7 @@ export function describeGates(harness: ContractHarness): void {
         await queue.ackBatch([current.id]);
         const [next] = await queue.readBatch(10);
         order.push(next!.data);
-        expect(await queue.startGated(next!.id, conc(1))).toBe('started');
+        expect((await queue.startGated(next!.id, conc(1))).decision).toBe('started');
         current = next!;
       }
       expect(order).toEqual(['p5', 'p0-old', 'p0-new']);
@@ -94,21 +94,21 @@ export function describeGates(harness: ContractHarness): void {
     it('a holder whose lease lapsed no longer counts; its next delivery ending wakes a parked one', async () => {
       const [a, b] = await shortAndLong();
       const [held] = await writeRead(a, ['held']);
-      expect(await a.startGated(held!.id, conc(1))).toBe('started');
+      expect((await a.startGated(held!.id, conc(1))).decision).toBe('started');
       const [parked] = await writeRead(b, ['parked']);
-      expect(await b.startGated(parked!.id, conc(1))).toBe('deferred');
+      expect((await b.startGated(parked!.id, conc(1))).decision).toBe('deferred');
       await sleep(PAST_SHORT_LEASE);
       // The slot came back with the lapse: the lapsed message itself, read again, may start.
       // (A backend may already wake the parked one when it requeues the lapsed lease.)
       const first = await b.readBatch(10);
       const again = first.filter((m) => m.data === 'held');
       expect(again.map((m) => m.attempt)).toEqual([2]);
-      expect(await b.startGated(again[0]!.id, conc(1))).toBe('started');
+      expect((await b.startGated(again[0]!.id, conc(1))).decision).toBe('started');
       expect(await a.ackBatch([held!.id])).toEqual([held!.id]); // fenced: a lost it
       await b.ackBatch([again[0]!.id]);
       const read = [...first, ...(await b.readBatch(10))].filter((m) => m.data === 'parked');
       expect(read).toHaveLength(1);
-      expect(await b.startGated(read[0]!.id, conc(1))).toBe('started');
+      expect((await b.startGated(read[0]!.id, conc(1))).decision).toBe('started');
     });
 
     it('a parked message can be removed (revoked), and is gone for good', async () => {
@@ -128,7 +128,7 @@ export function describeGates(harness: ContractHarness): void {
       await queue.flush();
       expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
       const [fresh] = await writeRead(queue, ['fresh']);
-      expect(await queue.startGated(fresh!.id, conc(1))).toBe('started');
+      expect((await queue.startGated(fresh!.id, conc(1))).decision).toBe('started');
     });
   });
 
@@ -168,7 +168,7 @@ export function describeGates(harness: ContractHarness): void {
         for (const queue of [a!, b!]) {
           await queue.promoteDue();
           for (const m of await queue.readBatch(2)) {
-            const decision = await queue.startGated(m.id, rate(limit, per));
+            const { decision } = await queue.startGated(m.id, rate(limit, per));
             if (decision === 'started') {
               starts.push({ data: m.data, at: Date.now() });
               await queue.ackBatch([m.id]);
@@ -191,34 +191,73 @@ export function describeGates(harness: ContractHarness): void {
       await queue.ackBatch([first!.id]);
       await sleep(per + 150);
       const [fresh] = await writeRead(queue, ['fresh']);
-      expect(await queue.startGated(fresh!.id, rate(1, per))).toBe('deferred');
+      expect((await queue.startGated(fresh!.id, rate(1, per))).decision).toBe('deferred');
       await queue.promoteDue();
       const [due] = await queue.readBatch(10);
       expect(due!.data).toBe('booked');
-      expect(await queue.startGated(due!.id, rate(1, per))).toBe('started');
+      expect((await queue.startGated(due!.id, rate(1, per))).decision).toBe('started');
+    });
+
+    it('answers a rate deferral with its booked runAt, a park with none', async () => {
+      const queue = await one();
+      const [m1, m2, m3] = await writeRead(queue, ['m1', 'm2', 'm3']);
+      const before = Date.now();
+      expect((await queue.startGated(m1!.id, rate(1, 5_000))).decision).toBe('started');
+      const booked = await queue.startGated(m2!.id, rate(1, 5_000));
+      expect(booked.decision).toBe('deferred');
+      expect(booked.runAt).toBeGreaterThanOrEqual(before + 5_000 - 50);
+      expect(booked.runAt).toBeLessThanOrEqual(Date.now() + 5_000 + 50);
+      expect((await queue.startGated(m3!.id, conc(1, 'other'))).decision).toBe('started');
+      const [m4] = await writeRead(queue, ['m4']);
+      const parked = await queue.startGated(m4!.id, conc(1, 'other'));
+      expect(parked).toEqual({ decision: 'deferred' });
+    });
+
+    it('a booking that comes due into a full window (the start before it ran late) is rebooked at the earliest start, ahead of later bookings', async () => {
+      const queue = await one();
+      const per = 300;
+      const [m1, m2, m3, m4] = await writeRead(queue, ['m1', 'm2', 'm3', 'm4']);
+      const t0 = Date.now();
+      expect((await queue.startGated(m1!.id, rate(1, per))).decision).toBe('started');
+      const b2 = await queue.startGated(m2!.id, rate(1, per));
+      const b3 = await queue.startGated(m3!.id, rate(1, per));
+      const b4 = await queue.startGated(m4!.id, rate(1, per));
+      expect([b2.runAt! < b3.runAt!, b3.runAt! < b4.runAt!]).toEqual([true, true]);
+      await sleep(t0 + per + 150 - Date.now()); // m2 runs 150 ms late: its start moves into m3's window
+      await queue.promoteDue();
+      const [late] = await queue.readBatch(10);
+      expect(late!.data).toBe('m2');
+      expect((await queue.startGated(late!.id, rate(1, per))).decision).toBe('started');
+      await sleep(b3.runAt! + 20 - Date.now());
+      await queue.promoteDue();
+      const [due] = await queue.readBatch(10);
+      expect(due!.data).toBe('m3');
+      const rebooked = await queue.startGated(due!.id, rate(1, per));
+      expect(rebooked.decision).toBe('deferred');
+      expect(rebooked.runAt).toBeLessThan(b4.runAt!);
     });
 
     it('keys are independent', async () => {
       const queue = await one();
       const [x, y] = await writeRead(queue, ['x', 'y']);
-      expect(await queue.startGated(x!.id, rate(1, 60_000, 'x'))).toBe('started');
-      expect(await queue.startGated(y!.id, rate(1, 60_000, 'y'))).toBe('started');
+      expect((await queue.startGated(x!.id, rate(1, 60_000, 'x'))).decision).toBe('started');
+      expect((await queue.startGated(y!.id, rate(1, 60_000, 'y'))).decision).toBe('started');
     });
 
     it('both gates: a parked message uses no rate start, a rate-deferred one holds no slot', async () => {
       const queue = await one();
       const both = (limit: number): StartGates => ({ ...conc(1), ...rate(limit, 60_000) });
       const [m1, m2, m3] = await writeRead(queue, ['m1', 'm2', 'm3']);
-      expect(await queue.startGated(m1!.id, both(2))).toBe('started');
-      expect(await queue.startGated(m2!.id, both(2))).toBe('deferred'); // parked: the slot is taken
+      expect((await queue.startGated(m1!.id, both(2))).decision).toBe('started');
+      expect((await queue.startGated(m2!.id, both(2))).decision).toBe('deferred'); // parked: the slot is taken
       await queue.ackBatch([m1!.id]);
       const [woken] = await queue.readBatch(10);
       expect(woken!.data).toBe('m2');
-      expect(await queue.startGated(woken!.id, both(2))).toBe('started'); // the second start of the window
+      expect((await queue.startGated(woken!.id, both(2))).decision).toBe('started'); // the second start of the window
       await queue.ackBatch([woken!.id]);
-      expect(await queue.startGated(m3!.id, both(2))).toBe('deferred'); // over the rate, delayed
+      expect((await queue.startGated(m3!.id, both(2))).decision).toBe('deferred'); // over the rate, delayed
       const [m4] = await writeRead(queue, ['m4']);
-      expect(await queue.startGated(m4!.id, conc(1))).toBe('started'); // m3 holds no slot
+      expect((await queue.startGated(m4!.id, conc(1))).decision).toBe('started'); // m3 holds no slot
     });
   });
 
@@ -226,9 +265,9 @@ export function describeGates(harness: ContractHarness): void {
     it('is "lost" for a message this owner does not hold, and changes nothing', async () => {
       const [a, b] = await instances(2);
       const [m] = await writeRead(a!, ['m']);
-      expect(await b!.startGated(m!.id, conc(1))).toBe('lost');
-      expect(await b!.startGated(UNKNOWN_ID, rate(1, 1000))).toBe('lost');
-      expect(await a!.startGated(m!.id, conc(1))).toBe('started');
+      expect((await b!.startGated(m!.id, conc(1))).decision).toBe('lost');
+      expect((await b!.startGated(UNKNOWN_ID, rate(1, 1000))).decision).toBe('lost');
+      expect((await a!.startGated(m!.id, conc(1))).decision).toBe('started');
     });
 
     it('refuses a bad limit, window or key, naming it', async () => {
@@ -245,7 +284,7 @@ export function describeGates(harness: ContractHarness): void {
         await expect(queue.startGated(m!.id, gates as StartGates)).rejects.toThrow(ConfigError);
         await expect(queue.startGated(m!.id, gates as StartGates)).rejects.toThrow(message);
       }
-      expect(await queue.startGated(m!.id, conc(1))).toBe('started');
+      expect((await queue.startGated(m!.id, conc(1))).decision).toBe('started');
     });
   });
 }

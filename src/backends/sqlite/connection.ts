@@ -1,0 +1,220 @@
+/**
+ * The connection of one SqliteQueue: it opens the file, brings its schema up
+ * to date, and prepares every statement and transaction once. Each method is
+ * one statement or one BEGIN IMMEDIATE transaction; sqlite/queue.ts checks
+ * the input and turns results and driver errors into promises.
+ */
+import type Database from 'better-sqlite3';
+import { betterSqlite3 } from '../drivers.js';
+import { ConfigError } from '../../shared/errors.js';
+import { SQL, migrate, type Statements } from './schema.js';
+import { prepareGates, type EndedLease, type SqliteGates } from './gates.js';
+import type { QueueMessage, WriteOnceResult } from '../base.js';
+
+/** Data as stored: TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed. */
+export type Stored = string | Buffer;
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+export function encode(data: unknown): Stored {
+  if (typeof data !== 'string') throw new ConfigError(`message data must be a string, got ${typeof data}`);
+  return LONE_SURROGATE.test(data) ? Buffer.from(data, 'utf16le') : data;
+}
+
+export function decode(stored: Stored): string {
+  return typeof stored === 'string' ? stored : stored.toString('utf16le');
+}
+
+/** Message ids as JSON for json_each; ids that cannot be ours are left out (they are refused). */
+export function idList(ids: readonly string[]): string {
+  const numbers: number[] = [];
+  for (const id of ids) {
+    if (typeof id === 'string' && /^[1-9][0-9]{0,15}$/.test(id)) {
+      const n = Number(id);
+      if (Number.isSafeInteger(n)) numbers.push(n);
+    }
+  }
+  return JSON.stringify(numbers);
+}
+
+/** Read order of a claim's rows: highest priority, then oldest. */
+function claimOrder(a: { id: number; priority: number }, b: { id: number; priority: number }): number {
+  return b.priority - a.priority || a.id - b.id;
+}
+
+/** The stored run_at: NULL (ready) unless `runAt` is after `now`; whole ms, never early. */
+export function storedRunAt(runAt: number | undefined, now: number): number | null {
+  return runAt !== undefined && runAt > now ? Math.ceil(runAt) : null;
+}
+
+export interface StoredResultRecord {
+  jobId: Stored;
+  record: Stored;
+  ttlMs: number;
+}
+
+export interface Connection {
+  db: Database.Database;
+  s: Statements;
+  insertOne(data: Stored, runAt: number | undefined, priority: number): string;
+  insertMany(datas: Stored[], runAt: number | undefined, priority: number): string[];
+  insertUnique(key: string, data: Stored, ttlMs: number): string | null;
+  insertOnce(key: string, data: Stored, runAt: number | undefined, priority: number, keyTtlMs: number | undefined): WriteOnceResult;
+  claim(max: number): QueueMessage[];
+  /** Runs a fenced statement (this owner, lease not expired) on `ids`; the rows it touched. */
+  fenced(which: 'ack' | 'extend', ids: readonly string[]): Array<{ id: number }>;
+  /** Acks `ids`, of which `holders` were started with a concurrency gate: their slots are freed at once. */
+  ackHolders(ids: readonly string[], holders: readonly string[]): Array<{ id: number }>;
+  release(ids: readonly string[]): void;
+  fail(id: number, error: string): boolean;
+  retry(id: number, data: Stored, runAt: number): boolean;
+  remove(id: number): boolean;
+  reclaim(): number;
+  gates: SqliteGates;
+  requeue(ids: string | null): number;
+  setResults(records: StoredResultRecord[]): void;
+  flush(): void;
+}
+
+/** Opens the file, creates the schema on first use, and prepares every statement and transaction once. */
+export function openConnection(path: string, busyTimeoutMs: number, queue: string, owner: string, leaseMs: number): Connection {
+  const db = new (betterSqlite3())(path, { timeout: busyTimeoutMs });
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.transaction(() => migrate(db, path)).immediate();
+    const prepared: Record<string, Database.Statement> = {};
+    for (const [key, sql] of Object.entries(SQL)) prepared[key] = db.prepare(sql);
+    const s = prepared as Statements;
+    const gates = prepareGates(db, s, queue, owner);
+
+    const insert = (data: Stored, now: number, runAt: number | null, priority: number) =>
+      String(s.insert.run({ queue, data, now, runAt, priority }).lastInsertRowid);
+    const insertMany = db.transaction((datas: Stored[], runAt: number | undefined, priority: number) => {
+      const now = Date.now();
+      const stored = storedRunAt(runAt, now);
+      return datas.map((data) => insert(data, now, stored, priority));
+    });
+    const insertUnique = db.transaction((key: string, data: Stored, ttlMs: number) => {
+      const now = Date.now();
+      // The expiry index makes this a cheap seek when nothing has expired.
+      s.purgeSlots.run({ queue, now });
+      if (s.claimSlot.run({ queue, key, until: now + ttlMs }).changes === 0) return null;
+      return insert(data, now, null, 0);
+    });
+    const insertOnce = db.transaction((key: string, data: Stored, runAt: number | undefined, priority: number, keyTtlMs: number | undefined) => {
+      const now = Date.now();
+      const held = s.uniqueHolder.get({ queue, key }) as { id: number; data: Stored; unique_until: number | null } | undefined;
+      if (held) {
+        if (held.unique_until === null || held.unique_until > now) return { id: String(held.id), duplicate: true as const, data: decode(held.data) };
+        s.dropLapsedKey.run({ id: held.id });
+      }
+      const until = keyTtlMs === undefined ? null : now + keyTtlMs;
+      const id = s.insertKeyed.run({ queue, data, now, runAt: storedRunAt(runAt, now), priority, key, until }).lastInsertRowid;
+      return { id: String(id), duplicate: false as const };
+    });
+    const fencedParams = (ids: readonly string[]) => {
+      const now = Date.now();
+      return { queue, owner, now, until: now + leaseMs, ids: idList(ids) };
+    };
+    const claim = db.transaction((max: number) => {
+      const now = Date.now();
+      const rows = s.claim.all({ queue, owner, now, until: now + leaseMs, max }) as Array<{ id: number; data: Stored; attempt: number; priority: number }>;
+      // A lapsed slot holder claimed again gives its slot back. Only a redelivery can be one
+      // (a holder was delivered before), so a first delivery costs nothing more.
+      if (rows.some((row) => row.attempt > 1)) gates.claimedAgain(rows.filter((row) => row.attempt > 1).map((row) => row.id));
+      return rows;
+    });
+    const ackHolders = db.transaction((ids: readonly string[], holders: readonly string[]) => {
+      const held = new Set(holders);
+      const plain = ids.filter((id) => !held.has(id));
+      const acked = plain.length === 0 ? [] : (s.ack.all(fencedParams(plain)) as EndedLease[]);
+      const freed = s.ackHolders.all(fencedParams(holders)) as EndedLease[];
+      gates.leasesEnded(freed);
+      return [...acked, ...freed];
+    });
+    const release = db.transaction((ids: readonly string[]) => gates.leasesEnded(s.release.all(fencedParams(ids)) as EndedLease[]));
+    const fail = db.transaction((id: number, error: string) => {
+      const now = Date.now();
+      const taken = s.takeForFail.get({ queue, owner, now, id }) as (EndedLease & { data: Stored; attempt: number; priority: number }) | undefined;
+      if (!taken) return false;
+      s.insertFailed.run({ id, queue, data: taken.data, attempt: taken.attempt, error, now, priority: taken.priority });
+      gates.leasesEnded([{ id, slot_key: taken.slot_key }]);
+      return true;
+    });
+    const retry = db.transaction((id: number, data: Stored, runAt: number) => {
+      const now = Date.now();
+      const retried = s.retry.get({ queue, owner, now, id, data, runAt: storedRunAt(runAt, now) }) as EndedLease | undefined;
+      if (!retried) return false;
+      gates.leasesEnded([{ id, slot_key: retried.slot_key }]);
+      return true;
+    });
+    const remove = db.transaction((id: number) => {
+      const removed = s.remove.get({ queue, id, now: Date.now() }) as EndedLease | undefined;
+      if (!removed) return false;
+      gates.leasesEnded([{ id, slot_key: removed.slot_key }]); // a lapsed holder's slot
+      return true;
+    });
+    const reclaim = db.transaction(() => {
+      const now = Date.now();
+      const lapsed = s.lapsedHolders.all({ queue, now }) as EndedLease[];
+      const count = s.reclaim.run({ queue, now }).changes;
+      gates.leasesEnded(lapsed);
+      return count;
+    });
+    const requeue = db.transaction((ids: string | null) => {
+      if (ids === null) {
+        s.requeueAll.run({ queue });
+        return s.purgeAll.run({ queue }).changes;
+      }
+      s.requeueSome.run({ queue, ids });
+      return s.purgeSome.run({ queue, ids }).changes;
+    });
+    const setResults = db.transaction((records: StoredResultRecord[]) => {
+      const now = Date.now();
+      s.purgeResults.run({ now, limit: 256 + 2 * records.length });
+      for (const { jobId, record, ttlMs } of records) s.setResult.run({ queue, jobId, record, expiresAt: now + ttlMs });
+    });
+    const flush = db.transaction(() => {
+      s.flushMessages.run({ queue });
+      s.flushFailed.run({ queue });
+      s.flushSlots.run({ queue });
+      s.flushResults.run({ queue });
+      s.flushRates.run({ queue });
+    });
+
+    return {
+      db,
+      s,
+      insertOne(data, runAt, priority) {
+        const now = Date.now();
+        return insert(data, now, storedRunAt(runAt, now), priority);
+      },
+      insertMany: (datas, runAt, priority) => (datas.length === 0 ? [] : insertMany.immediate(datas, runAt, priority)),
+      insertUnique: (key, data, ttlMs) => insertUnique.immediate(key, data, ttlMs),
+      insertOnce: (key, data, runAt, priority, keyTtlMs) => insertOnce.immediate(key, data, runAt, priority, keyTtlMs),
+      claim(max) {
+        const rows = claim.immediate(max);
+        // RETURNING gives no order guarantee.
+        rows.sort(claimOrder);
+        return rows.map((row) => ({ id: String(row.id), data: decode(row.data), attempt: row.attempt }));
+      },
+      fenced: (which, ids) => s[which].all(fencedParams(ids)) as Array<{ id: number }>,
+      ackHolders: (ids, holders) => ackHolders.immediate(ids, holders),
+      release: (ids) => release.immediate(ids),
+      fail: (id, error) => fail.immediate(id, error),
+      retry: (id, data, runAt) => retry.immediate(id, data, runAt),
+      remove: (id) => remove.immediate(id),
+      reclaim: () => reclaim.immediate(),
+      gates,
+      requeue: (ids) => requeue.immediate(ids),
+      setResults: (records) => {
+        if (records.length > 0) setResults.immediate(records);
+      },
+      flush: () => flush.immediate(),
+    };
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
