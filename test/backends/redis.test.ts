@@ -342,18 +342,18 @@ describe.skipIf(!hasRedis)('redis backends', () => {
 
     async function readStart(q: RedisQueue, gates: Parameters<RedisQueue['startGated']>[1]): Promise<string> {
       const [m] = await q.readBatch(1);
-      return q.startGated(m!.id, gates);
+      return (await q.startGated(m!.id, gates)).decision;
     }
 
     it('keeps rate logs under the hash tag, lets an idle one expire, and flush deletes every gate key', async () => {
       const q = queue();
       await q.writeBatch(['a', 'b', 'c']);
       const [a, b, c] = await q.readBatch(3);
-      expect(await q.startGated(a!.id, { rate: { key: 'r{x}', limit: 5, perMs: 60_000 } })).toBe('started');
-      expect(await q.startGated(b!.id, { rate: { key: '日本', limit: 5, perMs: 60_000 } })).toBe('started');
-      expect(await q.startGated(c!.id, conc(1))).toBe('started');
+      expect((await q.startGated(a!.id, { rate: { key: 'r{x}', limit: 5, perMs: 60_000 } })).decision).toBe('started');
+      expect((await q.startGated(b!.id, { rate: { key: '日本', limit: 5, perMs: 60_000 } })).decision).toBe('started');
+      expect((await q.startGated(c!.id, conc(1))).decision).toBe('started');
       const [parked] = await (await q.write('p'), q.readBatch(1));
-      expect(await q.startGated(parked!.id, conc(1))).toBe('deferred');
+      expect((await q.startGated(parked!.id, conc(1))).decision).toBe('deferred');
       const log = `${PREFIX}:{${q.name}}:rate:r{x}`;
       expect(await raw.zcard(log)).toBe(1);
       const ttl = await raw.pttl(log);
@@ -365,7 +365,7 @@ describe.skipIf(!hasRedis)('redis backends', () => {
 
       const short = queue();
       const [m] = await (await short.write('m'), short.readBatch(1));
-      expect(await short.startGated(m!.id, { rate: { key: 'r', limit: 1, perMs: 100 } })).toBe('started');
+      expect((await short.startGated(m!.id, { rate: { key: 'r', limit: 1, perMs: 100 } })).decision).toBe('started');
       await sleep(250);
       expect(await raw.exists(`${PREFIX}:{${short.name}}:rate:r`)).toBe(0);
     });
@@ -377,7 +377,7 @@ describe.skipIf(!hasRedis)('redis backends', () => {
       expect(await readStart(a, conc(1))).toBe('started');
       await b.writeBatch(['p1', 'p2']);
       const parked = await b.readBatch(2);
-      expect(await Promise.all(parked.map((m) => b.startGated(m.id, conc(1))))).toEqual(['deferred', 'deferred']);
+      expect((await Promise.all(parked.map((m) => b.startGated(m.id, conc(1))))).map((o) => o.decision)).toEqual(['deferred', 'deferred']);
       await sleep(300);
       expect(await b.reclaim()).toBe(1);
       expect(await b.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 1 });
@@ -406,19 +406,19 @@ describe.skipIf(!hasRedis)('redis backends', () => {
       for (const key of ['k\u0001x', 'k0', 'k']) {
         await q.write(key);
         const [m] = await q.readBatch(1);
-        expect(await q.startGated(m!.id, conc(1, key))).toBe('started');
+        expect((await q.startGated(m!.id, conc(1, key))).decision).toBe('started');
         holder = m!.id;
       }
       await q.write('low', { priority: -1000 });
       await q.write('mid');
       await q.write('high', { priority: 1000 });
-      for (const m of await q.readBatch(3)) expect(await q.startGated(m.id, conc(1))).toBe('deferred');
+      for (const m of await q.readBatch(3)) expect((await q.startGated(m.id, conc(1))).decision).toBe('deferred');
       const order: string[] = [];
       for (let i = 0; i < 3; i++) {
         await q.ackBatch([holder]);
         const [next] = await q.readBatch(10);
         order.push(next!.data);
-        expect(await q.startGated(next!.id, conc(1))).toBe('started');
+        expect((await q.startGated(next!.id, conc(1))).decision).toBe('started');
         holder = next!.id;
       }
       expect(order).toEqual(['high', 'mid', 'low']);

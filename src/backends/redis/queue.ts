@@ -34,6 +34,7 @@ import {
   type QueueStats,
   type ResultRecord,
   type StartDecision,
+  type StartOutcome,
   type StartGates,
   type WriteOptions,
 } from '../base.js';
@@ -248,14 +249,17 @@ export class RedisQueue extends BaseQueue {
   }
 
   /** One tmStartGated call: the decision and everything it changes are one script (see gates.ts for what stays here). */
-  override async startGated(id: string, gates: StartGates): Promise<StartDecision> {
+  override async startGated(id: string, gates: StartGates): Promise<StartOutcome> {
     const checked = checkStartGates(gates);
     checkIds([id]);
     const { logs, args } = startGatedCall(this.prefix, this.name, id, checked);
-    const decision = replyText(await this.scriptWithKeys('startGated', 'tmStartGated', logs, [this.owner, ...args])) as StartDecision;
+    const reply = replyText(await this.scriptWithKeys('startGated', 'tmStartGated', logs, [this.owner, ...args]));
+    // 'deferred:<ms>': deferred by the rate gate, booked for that time.
+    const booked = reply.startsWith('deferred:') ? Number(reply.slice('deferred:'.length)) : undefined;
+    const decision = (booked === undefined ? reply : 'deferred') as StartDecision;
     if (decision !== 'started') this.#slots.forget([id]);
     else if (checked.concurrency) this.#slots.add(id);
-    return decision;
+    return booked === undefined ? { decision } : { decision, runAt: booked };
   }
 
   /** Moves due delayed messages to ready in script calls of ≤ PROMOTE_PER_CALL each, so Redis is never held long. */

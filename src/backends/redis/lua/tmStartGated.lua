@@ -1,5 +1,5 @@
 -- ARGV: owner, id, rate limit (0: no rate gate), rate window ms, concurrency key, concurrency limit (0: none)
---   → 'started' | 'deferred' | 'lost'
+--   → 'started' | 'deferred' | 'deferred:<booked ms>' (a rate deferral) | 'lost'
 -- KEYS after the queue's: the rate key's log, when there is a rate gate.
 -- The whole decision is this one script, so it is atomic across every
 -- consumer of the queue (BaseQueue.startGated states the rules).
@@ -59,12 +59,13 @@ local function holders()
   return n
 end
 
+local rebooking = false
 -- Takings-away come first (see "Full server" in scripts.ts): starts that have
 -- left the window, this message's own reservation (it must not count against
 -- itself), a few names of logs that have expired, lapsed holders.
 if rate then
   redis.call('ZREMRANGEBYSCORE', LOG, '-inf', now - per)
-  redis.call('ZREM', LOG, 'r:' .. id)
+  rebooking = redis.call('ZREM', LOG, 'r:' .. id) == 1
   local stale = redis.call('ZCOUNT', RATELOGS, '-inf', '(' .. now)
   if stale > 0 then redis.call('ZREMRANGEBYRANK', RATELOGS, 0, math.min(stale, 100) - 1) end
 end
@@ -85,21 +86,29 @@ end
 
 if rate then
   if redis.call('ZCOUNT', LOG, '-inf', now) >= rate_limit then
-    -- Booked for the time reserveAt (base.ts) gives: behind every other entry
-    -- (FIFO), and where the window ending at it holds fewer than the limit.
-    -- The log is sorted by time, so its entries by rank are reserveAt's list.
-    local n = redis.call('ZCARD', LOG)
-    local last = tonumber(redis.call('ZRANGE', LOG, -1, -1, 'WITHSCORES')[2])
-    local kth = tonumber(redis.call('ZRANGE', LOG, n - rate_limit, n - rate_limit, 'WITHSCORES')[2])
-    local at = math.max(now, last)
-    if kth + per > at then at = kth + per end
+    -- Booked for the time reserveAt (base.ts) gives. A message whose own
+    -- booking came due into a full window: the earliest time the due entries
+    -- allow. Else behind every other entry (FIFO), and where the window ending
+    -- at it holds fewer than the limit. The log is sorted by time, so its
+    -- entries by rank are reserveAt's list.
+    local at
+    if rebooking then
+      local kth = redis.call('ZREVRANGEBYSCORE', LOG, now, '-inf', 'WITHSCORES', 'LIMIT', rate_limit - 1, 1)
+      at = math.max(now, tonumber(kth[2]) + per)
+    else
+      local n = redis.call('ZCARD', LOG)
+      local last = tonumber(redis.call('ZRANGE', LOG, -1, -1, 'WITHSCORES')[2])
+      local kth = tonumber(redis.call('ZRANGE', LOG, n - rate_limit, n - rate_limit, 'WITHSCORES')[2])
+      at = math.max(now, last)
+      if kth + per > at then at = kth + per end
+    end
     at = string.format('%d', at)
     give_back(id)
     redis.call('ZADD', LOG, at, 'r:' .. id)
     -- Delayed like a write with a runAt: promoteDue makes it ready when due.
     redis.call('ZADD', DELAYED, at, id)
     touch_log()
-    return 'deferred'
+    return 'deferred:' .. at
   end
   redis.call('ZADD', LOG, now, string.format('s:%d', redis.call('INCR', RATESEQ)))
   touch_log()
