@@ -184,7 +184,7 @@ export function checkStartGates(gates: unknown): StartGates {
  *   so their recorded times moved into its window) is rebooked at the earliest time the starts
  *   already made allow — a few ms later — instead of behind the whole backlog.
  *
- * Every backend applies the same rule (Lua and SQL spell it out again). @internal
+ * Every backend applies the same rule (Lua and SQL spell it out again).
  */
 export function reserveAt(log: readonly number[], limit: number, perMs: number, now: number, rebooking = false): number {
   if (rebooking) {

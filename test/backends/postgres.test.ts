@@ -559,28 +559,29 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
 
     it('reclaim() requeues a lapsed holder and wakes one job parked on its key', async () => {
       const name = uniqueName();
-      const [short, long] = [queue({ name, leaseMs: 150 }), queue({ name })];
+      const [short, long] = [queue({ name, leaseMs: 600 }), queue({ name })];
       await short.write('held');
       const [held] = await short.readBatch(1);
       expect((await short.startGated(held!.id, conc(1))).decision).toBe('started');
       await long.writeBatch(['parked 1', 'parked 2']);
       const parked = await long.readBatch(2);
       for (const m of parked) expect((await long.startGated(m.id, conc(1))).decision).toBe('deferred');
-      await sleep(300);
+      await sleep(800);
       expect(await long.reclaim()).toBe(1);
       expect((await long.readBatch(10)).map((m) => m.data)).toEqual(['held', 'parked 1']);
     });
 
     it('a lapsed holder leased again and acked without a start still wakes a job parked on its key', async () => {
       const name = uniqueName();
-      const [short, long] = [queue({ name, leaseMs: 150 }), queue({ name })];
+      // A lease long enough that a loaded machine does not let it lapse before the park below.
+      const [short, long] = [queue({ name, leaseMs: 1_000 }), queue({ name })];
       await short.write('held');
       const [held] = await short.readBatch(1);
       expect((await short.startGated(held!.id, conc(1))).decision).toBe('started');
       await long.write('parked');
       const [parked] = await long.readBatch(1);
       expect((await long.startGated(parked!.id, conc(1))).decision).toBe('deferred');
-      await sleep(300);
+      await sleep(1_200);
       const [again] = await long.readBatch(10);
       expect(again).toEqual({ id: held!.id, data: 'held', attempt: 2 });
       expect(await long.ackBatch([again!.id])).toEqual([]);

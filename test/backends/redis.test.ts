@@ -371,14 +371,14 @@ describe.skipIf(!hasRedis)('redis backends', () => {
     });
 
     it('a read or reclaim that requeues a lapsed holder wakes one parked message at once', async () => {
-      const a = queue({ leaseMs: 150 });
+      const a = queue({ leaseMs: 600 });
       const b = queue({ name: a.name });
       await a.write('held');
       expect(await readStart(a, conc(1))).toBe('started');
       await b.writeBatch(['p1', 'p2']);
       const parked = await b.readBatch(2);
       expect((await Promise.all(parked.map((m) => b.startGated(m.id, conc(1))))).map((o) => o.decision)).toEqual(['deferred', 'deferred']);
-      await sleep(300);
+      await sleep(800);
       expect(await b.reclaim()).toBe(1);
       expect(await b.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 1 });
       expect((await b.readBatch(10)).map((m) => [m.data, m.attempt])).toEqual([
@@ -388,13 +388,13 @@ describe.skipIf(!hasRedis)('redis backends', () => {
     });
 
     it('revoking a lapsed holder frees its slot and wakes a parked message', async () => {
-      const a = queue({ leaseMs: 150 });
+      const a = queue({ leaseMs: 600 });
       const b = queue({ name: a.name });
       const id = await a.write('held');
       expect(await readStart(a, conc(1))).toBe('started');
       await b.write('parked');
       expect(await readStart(b, conc(1))).toBe('deferred');
-      await sleep(300);
+      await sleep(800);
       expect(await b.remove(id)).toBe(true);
       expect((await b.readBatch(10)).map((m) => m.data)).toEqual(['parked']);
     });

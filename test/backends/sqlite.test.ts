@@ -241,14 +241,14 @@ describe('SqliteQueue', () => {
 
     /** A holder on a short lease, started, and two messages parked behind it on a long one. */
     async function lapsingHolder(file: string) {
-      const short = new SqliteQueue(file, { leaseMs: 150 });
+      const short = new SqliteQueue(file, { leaseMs: 600 });
       const long = new SqliteQueue(file);
       const holder = await short.write('holder');
       await short.read();
       expect((await short.startGated(holder, one)).decision).toBe('started');
       await long.writeBatch(['p1', 'p2']);
       for (const m of await long.readBatch(2)) expect((await long.startGated(m.id, one)).decision).toBe('deferred');
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 800));
       return { short, long, holder };
     }
 

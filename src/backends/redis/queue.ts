@@ -69,13 +69,16 @@ import {
 
 type ScriptFn = (...args: Arg[]) => Promise<unknown>;
 
-export { REDIS_DEFAULTS, type RedisQueueOptions } from './options.js';
+/** @internal */
+export { REDIS_DEFAULTS } from './options.js';
+export type { RedisQueueOptions } from './options.js';
 
 export class RedisQueue extends BaseQueue {
   readonly prefix: string;
   protected readonly blockTimeoutMs: number;
   /** All keys of this queue, in KEY_ROLES order. */
   protected readonly keys: readonly string[];
+  /** @internal (its type is ioredis's: kept out of the published declarations, so an app type-checks without ioredis's own dev types) */
   protected readonly connection: RedisConnection;
   readonly #target: RedisTarget;
   /** Ids this instance started under a concurrency gate: only their ack frees a slot (tmAckGated). */
@@ -110,11 +113,12 @@ export class RedisQueue extends BaseQueue {
     return this.connection.closed;
   }
 
-  /** Runs `fn` on a ready connection; any failure becomes a QueueConnectionError with a redacted message. */
+  /** Runs `fn` on a ready connection; any failure becomes a QueueConnectionError with a redacted message. @internal */
   protected run<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
     return this.connection.run(what, fn);
   }
 
+  /** @internal */
   protected script(what: string, name: ScriptName, args: Arg[], buffers = false): Promise<unknown> {
     return this.run(what, (client) => {
       const fn = (client as unknown as Record<string, ScriptFn>)[buffers ? `${name}Buffer` : name]!;
@@ -122,7 +126,7 @@ export class RedisQueue extends BaseQueue {
     });
   }
 
-  /** A script of EXTRA_KEY_SCRIPTS (scripts.ts): the key count, the queue's keys, then `extraKeys` (rate logs), then `args`. */
+  /** A script of EXTRA_KEY_SCRIPTS (scripts.ts): the key count, the queue's keys, then `extraKeys` (rate logs), then `args`. @internal */
   protected scriptWithKeys(what: string, name: ScriptName, extraKeys: readonly string[], args: Arg[]): Promise<unknown> {
     return this.run(what, (client) => {
       const fn = (client as unknown as Record<string, ScriptFn>)[name]!;
