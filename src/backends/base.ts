@@ -209,6 +209,12 @@ export interface WriteOnceOptions extends WriteOptions {
   keyTtlMs?: number;
 }
 
+/** Options of a write inside the application's own transaction: a write's, and a unique key when it has one. */
+export interface TransactionWriteOptions extends WriteOnceOptions {
+  /** Write it once under this key (writeOnce's rule); absent: a plain write. */
+  uniqueKey?: string;
+}
+
 /** Unique keys are stored as given; this bounds them. */
 export const MAX_UNIQUE_KEY_LENGTH = 512;
 
@@ -325,6 +331,19 @@ export abstract class BaseQueue {
    */
   writeOnce(_key: string, _data: string, _options?: WriteOnceOptions): Promise<WriteOnceResult> {
     return Promise.reject(new ConfigError(`${this.constructor.name} does not support unique jobs (writeOnce)`));
+  }
+
+  /**
+   * Writes `data` through `tx`, the application's own transaction on this queue's database (a
+   * `pg` Client or PoolClient inside BEGIN … COMMIT; a better-sqlite3 Database on this queue's
+   * file inside `db.transaction()`): the message exists if and only if that transaction
+   * commits, and consumers are woken on the commit only. With `uniqueKey` it is writeOnce's
+   * write (a key taken by a transaction that rolls back is free again). A `tx` of another kind,
+   * one outside a transaction, or one on another file is a ConfigError, and nothing is written.
+   * Backends without transactions refuse it.
+   */
+  writeInTransaction(_tx: unknown, _data: string, _options?: TransactionWriteOptions): Promise<WriteOnceResult> {
+    return Promise.reject(new ConfigError(`${this.constructor.name} has no transactions to join: schedule({ tx }) needs a PostgreSQL or SQLite queue`));
   }
 
   /** Leases one message; null when none is ready. Never throws on empty. */

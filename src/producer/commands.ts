@@ -118,6 +118,13 @@ export interface ScheduleWhen {
   priority?: number;
   /** Enqueue this job uniquely under this key (overrides the command's `unique` key). */
   uniqueKey?: string;
+  /**
+   * Write the job in your own transaction: a `pg` Client or PoolClient inside BEGIN … COMMIT
+   * (PostgreSQL queue), or your better-sqlite3 Database on the queue's file inside
+   * `db.transaction()` (SQLite queue). The job exists if and only if that transaction commits.
+   * See docs/transactions.md.
+   */
+  tx?: unknown;
 }
 
 export interface QueuedCommand<A extends unknown[], R> {
@@ -229,13 +236,13 @@ function commandName(explicit: string | undefined, fn: Function, what: string): 
   return parseOption(commandNameField, name, what, 'name');
 }
 
-const SCHEDULE_KEYS = new Set(['delay', 'eta', 'priority', 'uniqueKey']);
+const SCHEDULE_KEYS = new Set(['delay', 'eta', 'priority', 'uniqueKey', 'tx']);
 
 /** The write options of one `schedule()` call; a ConfigError naming the option when one is wrong. */
 function scheduleOptionsOf(options: ScheduleWhen, commandPriority: number | undefined): WriteOptions {
-  if (!options || typeof options !== 'object') throw new ConfigError('schedule() takes { delay?, eta?, priority?, uniqueKey? } as its first argument');
+  if (!options || typeof options !== 'object') throw new ConfigError('schedule() takes { delay?, eta?, priority?, uniqueKey?, tx? } as its first argument');
   for (const key of Object.keys(options)) {
-    if (!SCHEDULE_KEYS.has(key)) throw new ConfigError(`schedule(): unknown option ${JSON.stringify(key)} (options: delay, eta, priority, uniqueKey)`);
+    if (!SCHEDULE_KEYS.has(key)) throw new ConfigError(`schedule(): unknown option ${JSON.stringify(key)} (options: delay, eta, priority, uniqueKey, tx)`);
   }
   const write: WriteOptions = {};
   if (options.delay !== undefined && options.eta !== undefined) throw new ConfigError('schedule(): give delay or eta, not both');
@@ -324,10 +331,21 @@ export function queueCommand<A extends unknown[], R>(
     if (typeof key !== 'string' || key === '') throw invalidOption(name, 'unique.key()', key, 'must return a non-empty string');
     return `${name}:${key}`;
   };
-  /** Writes one encoded job, once under its key when it has one. */
-  const writeOne = async (queue: BaseQueue, id: string, data: string, writeOptions: WriteOptions | undefined, key: string | null): Promise<Job<Awaited<R>>> => {
-    if (key !== null) {
-      const written = await queue.writeOnce(key, data, keyTtlMs === undefined ? writeOptions : { ...writeOptions, keyTtlMs });
+  /** Writes one encoded job, once under its key when it has one, in the caller's transaction when given one. */
+  const writeOne = async (
+    queue: BaseQueue,
+    id: string,
+    data: string,
+    writeOptions: WriteOptions | undefined,
+    key: string | null,
+    tx?: unknown,
+  ): Promise<Job<Awaited<R>>> => {
+    if (key !== null || tx !== undefined) {
+      // No await before the backend call: a SQLite transaction is synchronous, so the write must be made within this call.
+      const once = keyTtlMs === undefined ? writeOptions : { ...writeOptions, keyTtlMs };
+      const written = await (tx === undefined
+        ? queue.writeOnce(key!, data, once)
+        : queue.writeInTransaction(tx, data, { ...once, ...(key !== null ? { uniqueKey: key } : {}) }));
       if (written.duplicate) return new Job<Awaited<R>>(decodeMessage(written.data).id, name, written.id, queue, null, true);
       if (jobEvents.has('enqueued')) jobEvents.emit('enqueued', { jobId: id, command: name, messageId: written.id, runAt: writeOptions?.runAt });
       return new Job<Awaited<R>>(id, name, written.id, queue);
@@ -336,11 +354,11 @@ export function queueCommand<A extends unknown[], R>(
     if (jobEvents.has('enqueued')) jobEvents.emit('enqueued', { jobId: id, command: name, messageId, runAt: writeOptions?.runAt });
     return new Job<Awaited<R>>(id, name, messageId, queue);
   };
-  const write = async (writeOptions: WriteOptions | undefined, args: A, explicitKey?: string): Promise<Job<Awaited<R>>> => {
+  const write = async (writeOptions: WriteOptions | undefined, args: A, explicitKey?: string, tx?: unknown): Promise<Job<Awaited<R>>> => {
     const key = uniqueKeyOf(args, explicitKey);
     const { id, data } = encode(args, Date.now());
     if (settings.immediate) return runImmediately(id, data);
-    return writeOne(resolveQueue(options.queue), id, data, writeOptions, key);
+    return writeOne(resolveQueue(options.queue), id, data, writeOptions, key, tx);
   };
   const enqueue = (...args: A) => write(defaultWrite, args);
   const schedule = async (when: ScheduleWhen, ...args: A) => {
@@ -348,7 +366,8 @@ export function queueCommand<A extends unknown[], R>(
     const explicit = when.uniqueKey;
     if (explicit !== undefined && (typeof explicit !== 'string' || explicit === ''))
       throw invalidOption('schedule', 'uniqueKey', explicit, 'must be a non-empty string');
-    return write(writeOptions, args, explicit);
+    if (when.tx === null) throw invalidOption('schedule', 'tx', when.tx, 'must be the client (PostgreSQL) or Database (SQLite) of your transaction');
+    return write(writeOptions, args, explicit, when.tx);
   };
   const map = async (argsList: Iterable<A>): Promise<Job<Awaited<R>>[]> => {
     if (argsList === null || typeof argsList !== 'object' || typeof (argsList as Partial<Iterable<A>>)[Symbol.iterator] !== 'function') {

@@ -25,6 +25,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, sym
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+
+/** Packages a docs block may import besides taskmill: the drivers whose clients an app hands over. */
+const DOC_PACKAGES = ['pg', 'better-sqlite3'];
 import { ROOT, tempDir } from '../helpers/processes.js';
 
 const run = promisify(execFile);
@@ -196,6 +199,9 @@ describe('the manual (README.md, docs/)', () => {
     mkdirSync(path.join(dir, 'node_modules', '@types'), { recursive: true });
     symlinkSync(ROOT, path.join(dir, 'node_modules', 'taskmill'), 'dir');
     symlinkSync(path.join(ROOT, 'node_modules', '@types', 'node'), path.join(dir, 'node_modules', '@types', 'node'), 'dir');
+    // The drivers a page may show next to taskmill (docs/transactions.md hands their clients over).
+    for (const pkg of [...DOC_PACKAGES, '@types/pg', '@types/better-sqlite3'])
+      symlinkSync(path.join(ROOT, 'node_modules', pkg), path.join(dir, 'node_modules', pkg), 'dir');
     writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'docs-blocks', private: true, type: 'module' }));
     writeFileSync(
       path.join(dir, 'tsconfig.json'),
@@ -240,8 +246,10 @@ describe('the manual (README.md, docs/)', () => {
         for (const m of fence.body.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)['"]([^'"]+)['"]/g)) {
           const sibling = /^\.\/([\w.-]+)\.(m?c?js)$/.exec(m[1]!);
           const siblingTs = sibling ? `${sibling[1]}.${sibling[2]!.replace('js', 'ts')}` : null;
-          if (m[1] === 'taskmill' || (siblingTs && named.has(siblingTs))) continue;
-          problems.push(`${page}: block at line ${fence.line} imports '${m[1]}': blocks may import only from 'taskmill' (or a named block of the same page)`);
+          if (m[1] === 'taskmill' || DOC_PACKAGES.includes(m[1]!.split('/')[0]!) || (siblingTs && named.has(siblingTs))) continue;
+          problems.push(
+            `${page}: block at line ${fence.line} imports '${m[1]}': blocks may import only from 'taskmill', ${DOC_PACKAGES.join(', ')} (or a named block of the same page)`,
+          );
         }
       }
     }

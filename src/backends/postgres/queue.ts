@@ -45,6 +45,7 @@ import {
   type StartDecision,
   type StartGates,
   type StartOutcome,
+  type TransactionWriteOptions,
   type WriteOptions,
 } from '../base.js';
 import { migrate, statements, type Statements } from './schema.js';
@@ -64,8 +65,12 @@ import {
 import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOptions } from './config.js';
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
+import { transactionClient } from './transaction.js';
 
 export type { PostgresQueueOptions, DatabaseQueueOptions } from './config.js';
+
+/** Runs one statement: on this queue's pool, or on the application's transaction client. */
+type Query = <R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 export { DEFAULT_SCHEMA, SCHEMA_VERSION } from './schema.js';
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
@@ -204,16 +209,43 @@ export class PostgresQueue extends BaseQueue {
 
   /** A `runAt` still ahead by the database clock stores the message delayed. */
   override async write(data: string, options?: WriteOptions): Promise<string> {
+    return this.#writeWith((what, text, values) => this.#query(what, text, values), data, options);
+  }
+
+  async #writeWith(query: Query, data: string, options: WriteOptions | undefined): Promise<string> {
     const [text, bytes] = encodeData(data);
     const runAt = writeOptionsRunAt(options, this, 'write');
     const priority = checkPriority(options?.priority);
-    const result = await this.#query<{ id: string }>('write', this.#sql.write, [this.name, text, bytes, this.#channel, runAt, priority]);
+    const result = await query<{ id: string }>('write', this.#sql.write, [this.name, text, bytes, this.#channel, runAt, priority]);
     return result.rows[0]!.id;
   }
 
-  /** Writes several messages in one statement (all delayed until `options.runAt` if given); resolves with their ids in input order. */
+  /**
+   * The write (or writeOnce) goes through the application's client, so it commits or rolls back
+   * with its transaction; its NOTIFY, being transactional, wakes consumers on the commit only.
+   * The schema is made sure of first, on this queue's own pool, outside that transaction.
+   */
+  override async writeInTransaction(tx: unknown, data: string, options: TransactionWriteOptions = {}): Promise<WriteOnceResult> {
+    const client = transactionClient(tx, this.name);
+    const { uniqueKey, ...write } = options;
+    await this.open();
+    const query: Query = async (what, text, values) => {
+      try {
+        return (await client.query(text, values)) as pg.QueryResult<never>;
+      } catch (error) {
+        throw this.#wrap(`${what} in your transaction`, error);
+      }
+    };
+    if (uniqueKey === undefined) return { id: await this.#writeWith(query, data, write), duplicate: false };
+    return this.#writeOnceWith(query, uniqueKey, data, write);
+  }
+
   /** Insert-or-find under the unique index; a lapsed hold is let go and the insert tried again. */
   override async writeOnce(key: string, data: string, options?: WriteOnceOptions): Promise<WriteOnceResult> {
+    return this.#writeOnceWith((what, text, values) => this.#query(what, text, values), key, data, options);
+  }
+
+  async #writeOnceWith(query: Query, key: string, data: string, options: WriteOnceOptions | undefined): Promise<WriteOnceResult> {
     checkText(checkUniqueKey(key), 'unique key');
     const [text, bytes] = encodeData(data);
     const runAt = writeOptionsRunAt(options, this, 'writeOnce');
@@ -222,20 +254,20 @@ export class PostgresQueue extends BaseQueue {
     // Each turn either writes, finds a live holder, or sees the holder go (done, or lapsed and let go):
     // a few turns settle any race, since the unique index admits one holder at a time.
     for (let turn = 0; ; turn++) {
-      const written = await this.#query<{ id: string }>('writeOnce', this.#sql.writeOnce, [this.name, key, text, bytes, runAt, priority, ttl, this.#channel]);
+      const written = await query<{ id: string }>('writeOnce', this.#sql.writeOnce, [this.name, key, text, bytes, runAt, priority, ttl, this.#channel]);
       if (written.rows[0]) return { id: written.rows[0].id, duplicate: false };
-      const held = await this.#query<{ id: string; data: string | null; data_utf16: Buffer | null; lapsed: boolean | null }>(
-        'writeOnce',
-        this.#sql.writeOnceHolder,
-        [this.name, key],
-      );
+      const held = await query<{ id: string; data: string | null; data_utf16: Buffer | null; lapsed: boolean | null }>('writeOnce', this.#sql.writeOnceHolder, [
+        this.name,
+        key,
+      ]);
       const holder = held.rows[0];
       if (holder && !holder.lapsed) return { id: holder.id, duplicate: true, data: decodeData(holder) };
-      if (holder) await this.#query('writeOnce', this.#sql.dropLapsedKey, [this.name, holder.id]);
+      if (holder) await query('writeOnce', this.#sql.dropLapsedKey, [this.name, holder.id]);
       if (turn >= 10) throw new QueueConnectionError(`writeOnce: the key of queue "${this.name}" kept changing hands; try again`);
     }
   }
 
+  /** Writes several messages in one statement (all delayed until `options.runAt` if given); resolves with their ids in input order. */
   override async writeBatch(datas: readonly string[], options?: WriteOptions): Promise<string[]> {
     if (!Array.isArray(datas)) throw new ConfigError('writeBatch expects an array of strings');
     const encoded = datas.map(encodeData);

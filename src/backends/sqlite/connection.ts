@@ -9,6 +9,7 @@ import { betterSqlite3 } from '../drivers.js';
 import { ConfigError } from '../../shared/errors.js';
 import { SQL, migrate, type Statements } from './schema.js';
 import { prepareGates, type EndedLease, type SqliteGates } from './gates.js';
+import { writesOf } from './writes.js';
 import type { QueueMessage, WriteOnceResult } from '../base.js';
 
 /** Data as stored: TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed. */
@@ -102,17 +103,8 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
       if (s.claimSlot.run({ queue, key, until: now + ttlMs }).changes === 0) return null;
       return insert(data, now, null, 0);
     });
-    const insertOnce = db.transaction((key: string, data: Stored, runAt: number | undefined, priority: number, keyTtlMs: number | undefined) => {
-      const now = Date.now();
-      const held = s.uniqueHolder.get({ queue, key }) as { id: number; data: Stored; unique_until: number | null } | undefined;
-      if (held) {
-        if (held.unique_until === null || held.unique_until > now) return { id: String(held.id), duplicate: true as const, data: decode(held.data) };
-        s.dropLapsedKey.run({ id: held.id });
-      }
-      const until = keyTtlMs === undefined ? null : now + keyTtlMs;
-      const id = s.insertKeyed.run({ queue, data, now, runAt: storedRunAt(runAt, now), priority, key, until }).lastInsertRowid;
-      return { id: String(id), duplicate: false as const };
-    });
+    const writes = writesOf(s, queue);
+    const insertOnce = db.transaction(writes.insertOnce);
     const fencedParams = (ids: readonly string[]) => {
       const now = Date.now();
       return { queue, owner, now, until: now + leaseMs, ids: idList(ids) };
@@ -186,10 +178,7 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
     return {
       db,
       s,
-      insertOne(data, runAt, priority) {
-        const now = Date.now();
-        return insert(data, now, storedRunAt(runAt, now), priority);
-      },
+      insertOne: writes.insertOne,
       insertMany: (datas, runAt, priority) => (datas.length === 0 ? [] : insertMany.immediate(datas, runAt, priority)),
       insertUnique: (key, data, ttlMs) => insertUnique.immediate(key, data, ttlMs),
       insertOnce: (key, data, runAt, priority, keyTtlMs) => insertOnce.immediate(key, data, runAt, priority, keyTtlMs),

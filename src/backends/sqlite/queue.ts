@@ -20,6 +20,7 @@ import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/e
 import { integer, parseOptions, type DeclaresEvery } from '../../shared/options.js';
 import { isPermanentSqliteError } from '../permanent-errors.js';
 import { decode, encode, idList, openConnection, type Connection, type Stored, type StoredResultRecord } from './connection.js';
+import { transactionWrites } from './transaction.js';
 import {
   BaseQueue,
   checkStartGates,
@@ -39,6 +40,7 @@ import {
   type QueueStats,
   type ResultRecord,
   type StartOutcome,
+  type TransactionWriteOptions,
   type StartGates,
   type WriteOptions,
 } from '../base.js';
@@ -106,8 +108,12 @@ export class SqliteQueue extends BaseQueue {
 
   /** Runs `work` on the open connection; input errors reject as they are, driver errors as QueueConnectionError. */
   private run<T>(what: string, work: (c: Connection) => T): Promise<T> {
+    return this.settle(what, () => work(this.connection()));
+  }
+
+  private settle<T>(what: string, work: () => T): Promise<T> {
     try {
-      return Promise.resolve(work(this.connection()));
+      return Promise.resolve(work());
     } catch (error) {
       if (error instanceof TaskmillError) return Promise.reject(error);
       const reason = describeSqliteError(error, this.busyTimeoutMs);
@@ -138,6 +144,23 @@ export class SqliteQueue extends BaseQueue {
   /** Appends several messages in one transaction (all delayed until `options.runAt` if it is in the future); resolves with their ids in order. */
   override writeBatch(datas: readonly string[], options: WriteOptions = {}): Promise<string[]> {
     return this.run('writeBatch', (c) => c.insertMany(datas.map(encode), checkWriteRunAt(options.runAt, this, 'writeBatch'), checkPriority(options.priority)));
+  }
+
+  /**
+   * Synchronous within the call (the promise is settled already): better-sqlite3 transactions
+   * are synchronous, so the write must land before `db.transaction()`'s function returns. It
+   * does not open this queue's own connection (that would wait on the app's write lock): the
+   * schema, when the file has none yet, is created in the app's transaction (transaction.ts).
+   */
+  override writeInTransaction(tx: unknown, data: string, options: TransactionWriteOptions = {}): Promise<WriteOnceResult> {
+    return this.settle('writeInTransaction', () => {
+      const writes = transactionWrites(tx, this.path, this.name);
+      const stored = encode(data);
+      const runAt = checkWriteRunAt(options.runAt, this, 'writeInTransaction');
+      const priority = checkPriority(options.priority);
+      if (options.uniqueKey === undefined) return { id: writes.insertOne(stored, runAt, priority), duplicate: false as const };
+      return writes.insertOnce(checkUniqueKey(options.uniqueKey), stored, runAt, priority, checkKeyTtl(options.keyTtlMs));
+    });
   }
 
   readBatch(max: number): Promise<QueueMessage[]> {
