@@ -21,6 +21,7 @@ import { createRunCommand, DEFAULT_MAX_DELIVERIES } from '../actors/run-command.
 import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '../machines/supervisor.js';
 import { workerMachine } from '../machines/worker.js';
 import { schedulerMachine } from '../machines/scheduler.js';
+import { isIntervalSchedule } from '../schedule/crontab.js';
 import { WorkerCommandError } from '../machines/protocol.js';
 import { encodeMessage } from '../codec/message.js';
 import { DEFAULT_RESULT_TTL_MS } from '../producer/results.js';
@@ -199,9 +200,9 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
         else logger.debug({ slot: key }, 'periodic slot already claimed by another consumer');
       },
       logSlotFailed: (_, { key, error }) => {
-        logger.warn({ slot: key, err: toError(error) }, 'periodic slot could not be claimed; retrying within the minute');
+        logger.warn({ slot: key, err: toError(error) }, 'periodic slot could not be claimed; retrying within its minute (or interval slot)');
       },
-      logSlotGivenUp: (_, { key }) => logger.error({ slot: key }, 'periodic slot missed: its minute passed while the queue was failing'),
+      logSlotGivenUp: (_, { key }) => logger.error({ slot: key }, 'periodic slot missed: its minute (or interval slot) passed while the queue was failing'),
     },
   });
   const machine = supervisorMachine.provide({
@@ -237,7 +238,9 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const input: SupervisorInput = {
     workers,
     periodic,
-    periodicCommands: commands.periodic().map((c) => ({ name: c.name, schedule: c.schedule! })),
+    periodicCommands: commands
+      .periodic()
+      .map((c) => ({ name: c.name, schedule: c.schedule!, every: isIntervalSchedule(c.schedule!) ? c.schedule.every : undefined })),
     reader: {
       prefetch,
       delayMs: pollDelayMs,

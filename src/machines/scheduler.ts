@@ -5,6 +5,12 @@
  * step. The claim makes it exactly-once across ALL consumers running a
  * scheduler, so there is no "run only one scheduler" rule.
  *
+ * An interval command (`every` ms) has a slot per `every` ms of epoch time
+ * instead of per minute: the scheduler also wakes at each of its slot
+ * boundaries, and claims `(command, slot start)` the same way, with the same
+ * rules (no drift, no double fire, only the current slot after downtime,
+ * retries within the slot).
+ *
  * - No drift: each wait is computed afresh from `now()` to the next boundary.
  * - No double fire: a minute ≤ the last one fired is skipped (the clock
  *   jumped back, or a timer woke early).
@@ -24,8 +30,10 @@ import { queueActor, type QueueAdapterEvent, type QueueReplyEvent } from './prot
 
 export interface PeriodicEntry {
   readonly name: string;
-  /** Does the minute starting at this Date match? */
+  /** Does the minute starting at this Date match? (Not asked for an interval entry.) */
   readonly schedule: (date: Date) => boolean;
+  /** An interval entry: a slot every this many ms of epoch time, instead of cron minutes. */
+  readonly every?: number | undefined;
 }
 
 /**
@@ -51,7 +59,11 @@ export interface SchedulerInput {
 export interface PendingSlot {
   readonly key: string;
   readonly name: string;
+  /** The epoch minute of a cron slot; for an interval slot, the minute its slot starts in. */
   readonly minute: number;
+  /** When the slot begins and ends (ms): a failed claim is retried while the clock is within them. */
+  readonly start: number;
+  readonly until: number;
   /** The message written with the claim (retries write the same one). */
   readonly data: string;
 }
@@ -65,6 +77,8 @@ export interface SchedulerContext {
   promoteMs: number;
   /** Epoch minute last fired (floor(ms / 60 000)); null before the first. */
   lastMinute: number | null;
+  /** Per interval entry: the slot index last fired (floor(ms / every)). */
+  lastSlots: Readonly<Record<string, number>>;
   /**
    * Claims sent (WRITE_UNIQUE) and not answered yet, one entry per write,
    * oldest first: a SLOT_FAILED is retried from its entry.
@@ -84,6 +98,11 @@ export function slotKey(name: string, minute: number): string {
   return `${name}@${new Date(minute * MINUTE).toISOString().slice(0, 16)}Z`;
 }
 
+/** The slot key of an interval command's slot starting at `start` ms: to the ms, so it never equals a minute's key. */
+export function intervalSlotKey(name: string, start: number): string {
+  return `${name}@${new Date(start).toISOString()}`;
+}
+
 function writeSlot(slot: PendingSlot, ttlMs: number): QueueAdapterEvent {
   return { type: 'WRITE_UNIQUE', key: slot.key, data: slot.data, ttlMs };
 }
@@ -95,20 +114,46 @@ export const schedulerMachine = setup({
     input: {} as SchedulerInput,
   },
   actions: {
-    /** Enqueues (claim + write) every command due in the current minute, once. */
+    /** Enqueues (claim + write) every command due in the current minute, and every interval slot begun, once. */
     fireDueCommands: enqueueActions(({ context, enqueue }) => {
+      if (context.paused) return;
       const now = context.now();
       const minute = Math.floor(now / MINUTE);
-      if (context.paused || (context.lastMinute !== null && minute <= context.lastMinute)) return;
-      enqueue.assign({ lastMinute: minute });
-      const at = new Date(minute * MINUTE);
       const fired: PendingSlot[] = [];
+      const cronDue = context.lastMinute === null || minute > context.lastMinute;
+      if (cronDue) enqueue.assign({ lastMinute: minute });
+      let lastSlots: Record<string, number> | null = null;
+      const at = new Date(minute * MINUTE);
       for (const entry of context.periodic) {
-        if (!entry.schedule(at)) continue;
-        const slot: PendingSlot = { key: slotKey(entry.name, minute), name: entry.name, minute, data: context.newMessage(entry.name, now) };
+        let slot: PendingSlot;
+        if (entry.every === undefined) {
+          if (!cronDue || !entry.schedule(at)) continue;
+          slot = {
+            key: slotKey(entry.name, minute),
+            name: entry.name,
+            minute,
+            start: minute * MINUTE,
+            until: (minute + 1) * MINUTE,
+            data: context.newMessage(entry.name, now),
+          };
+        } else {
+          const index = Math.floor(now / entry.every);
+          if (index <= (context.lastSlots[entry.name] ?? Number.NEGATIVE_INFINITY)) continue;
+          (lastSlots ??= { ...context.lastSlots })[entry.name] = index;
+          const start = index * entry.every;
+          slot = {
+            key: intervalSlotKey(entry.name, start),
+            name: entry.name,
+            minute,
+            start,
+            until: start + entry.every,
+            data: context.newMessage(entry.name, now),
+          };
+        }
         fired.push(slot);
         enqueue.sendTo(queueActor, writeSlot(slot, context.slotTtlMs));
       }
+      if (lastSlots) enqueue.assign({ lastSlots });
       if (fired.length > 0) enqueue.assign({ writing: [...context.writing, ...fired] });
     }),
     keepForRetry: assign(({ context, event }) => {
@@ -127,12 +172,13 @@ export const schedulerMachine = setup({
       const writing = index === -1 ? context.writing : context.writing.toSpliced(index, 1);
       return context.pending.some((p) => p.key === key) ? { writing, pending: context.pending.filter((p) => p.key !== key) } : { writing };
     }),
-    /** Retries failed slots still in their minute; older ones are given up (logged by logSlotGivenUp). */
+    /** Retries failed slots still in their minute (or interval slot); older ones are given up (logged by logSlotGivenUp). */
     retryPending: enqueueActions(({ context, enqueue }) => {
-      const minute = Math.floor(context.now() / MINUTE);
-      const retried = context.pending.filter((s) => s.minute === minute);
+      const now = context.now();
+      const current = (s: PendingSlot) => s.start <= now && now < s.until;
+      const retried = context.pending.filter(current);
       for (const slot of context.pending) {
-        if (slot.minute === minute) enqueue.sendTo(queueActor, writeSlot(slot, context.slotTtlMs));
+        if (current(slot)) enqueue.sendTo(queueActor, writeSlot(slot, context.slotTtlMs));
         else enqueue({ type: 'logSlotGivenUp', params: { key: slot.key } });
       }
       enqueue.assign({ pending: retried, writing: retried.length > 0 ? [...context.writing, ...retried] : context.writing });
@@ -151,7 +197,13 @@ export const schedulerMachine = setup({
     hasPending: ({ context }) => context.pending.length > 0,
   },
   delays: {
-    untilNextMinute: ({ context }) => MINUTE - (context.now() % MINUTE),
+    /** To the next minute boundary, or an interval entry's next slot boundary when that comes first. */
+    untilNextSlot: ({ context }) => {
+      const now = context.now();
+      let wait = MINUTE - (now % MINUTE);
+      for (const entry of context.periodic) if (entry.every !== undefined) wait = Math.min(wait, entry.every - (now % entry.every));
+      return wait;
+    },
     retryDelay: ({ context }) => context.retryMs,
     promoteInterval: ({ context }) => context.promoteMs,
   },
@@ -165,6 +217,7 @@ export const schedulerMachine = setup({
     retryMs: input.retryMs ?? 5_000,
     promoteMs: input.promoteMs ?? 1_000,
     lastMinute: null,
+    lastSlots: {},
     writing: [],
     pending: [],
     paused: false,
@@ -187,7 +240,7 @@ export const schedulerMachine = setup({
               always: 'waiting',
             },
             waiting: {
-              after: { untilNextMinute: 'firing' },
+              after: { untilNextSlot: 'firing' },
               on: {
                 SLOT_WRITTEN: {
                   actions: ['forgetSlot', { type: 'logSlotWritten', params: ({ event }) => event }],

@@ -28,7 +28,7 @@ import {
 } from '../shared/options.js';
 import { decodeMessage, encodeMessage } from '../codec/message.js';
 import { serializeArgs } from '../codec/tagged-json.js';
-import { toSchedule, type Schedule } from '../schedule/crontab.js';
+import { toSchedule, type EverySchedule, type Schedule } from '../schedule/crontab.js';
 import { concurrencyField, gateKeysOf, rateLimitField, startGatesOf, type ConcurrencyOptions, type GateKeys, type RateLimitOptions } from './gates.js';
 import { jobEvents } from './hooks.js';
 import { Job } from './job.js';
@@ -410,9 +410,14 @@ export function queueCommand<A extends unknown[], R>(
   }) as QueuedCommand<A, R>;
 }
 
-export function periodicCommand<R>(schedule: Schedule | string, fn: () => R): PeriodicCommand<R>;
-export function periodicCommand<R>(schedule: Schedule | string, name: string, fn: () => R): PeriodicCommand<R>;
-export function periodicCommand<R>(schedule: Schedule | string, second: string | (() => R), third?: () => R): PeriodicCommand<R> {
+/**
+ * A command run on a schedule: a crontab()/cronSchedule() Schedule, a cron string, or
+ * `{ every: ms }` (an interval, at least 1,000 ms). Each slot is enqueued once across every
+ * consumer running a scheduler.
+ */
+export function periodicCommand<R>(schedule: Schedule | string | EverySchedule, fn: () => R): PeriodicCommand<R>;
+export function periodicCommand<R>(schedule: Schedule | string | EverySchedule, name: string, fn: () => R): PeriodicCommand<R>;
+export function periodicCommand<R>(schedule: Schedule | string | EverySchedule, second: string | (() => R), third?: () => R): PeriodicCommand<R> {
   const fn = typeof second === 'function' ? second : third;
   if (typeof fn !== 'function') throw new ConfigError('periodicCommand takes (schedule, fn) or (schedule, name, fn)');
   const name = commandName(typeof second === 'string' ? second : undefined, fn, 'periodicCommand');

@@ -16,14 +16,25 @@
 import { cronSchedule } from './cron-string.js';
 import { checkOptions, isSchedule, type Schedule, type ScheduleOptions } from './engine.js';
 import { describe, resolveZone } from './wall-clock.js';
+import { intervalSchedule } from './interval.js';
 
 export { crontab, type CrontabFields } from './crontab-fields.js';
 export { cronSchedule } from './cron-string.js';
 export { isSchedule, type Schedule, type ScheduleOptions } from './engine.js';
+export { intervalSchedule, isIntervalSchedule, MIN_INTERVAL_MS, type IntervalSchedule } from './interval.js';
 
-/** A cron string becomes cronSchedule(input, options); a Schedule is returned as it is. */
-export function toSchedule(input: Schedule | string, options?: ScheduleOptions): Schedule {
+/** An interval schedule: a slot every `every` ms (an integer ≥ 1,000). */
+export interface EverySchedule {
+  every: number;
+}
+
+/** A cron string becomes cronSchedule(input, options); `{ every }` an interval schedule; a Schedule is returned as it is. */
+export function toSchedule(input: Schedule | string | EverySchedule, options?: ScheduleOptions): Schedule {
   if (typeof input === 'string') return cronSchedule(input, options);
+  if (typeof input === 'object' && input !== null && 'every' in input && !isSchedule(input)) {
+    if (options?.tz !== undefined) throw new TypeError('toSchedule: an { every } schedule has no time zone (its slots are UTC epoch ms)');
+    return intervalSchedule(input.every);
+  }
   if (isSchedule(input)) {
     const tz = checkOptions(options, 'toSchedule');
     if (tz !== undefined && resolveZone(tz, 'toSchedule').name !== input.tz) {

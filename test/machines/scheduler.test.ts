@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock, type InspectionEvent } from 'xstate';
 import { decodeMessage, encodeMessage } from '../../src/codec/message.js';
-import { schedulerMachine, slotKey, type PeriodicEntry, type SchedulerInput } from '../../src/machines/scheduler.js';
+import { intervalSlotKey, schedulerMachine, slotKey, type PeriodicEntry, type SchedulerInput } from '../../src/machines/scheduler.js';
 import { advance, Coverage, describeCoverage, coveringWalks, createHarness, inspectAll, pendingTimers, same, type Harness } from './helpers.js';
 
 const MINUTE = 60_000;
@@ -465,6 +465,68 @@ describe('scheduler: clock jumps and drift', () => {
     const lateness = checks.slice(1).map((c) => c.at - (BASE + c.minute * MINUTE));
     expect(Math.min(...lateness)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...lateness)).toBeLessThanOrEqual(7);
+  });
+});
+
+describe('scheduler: interval slots', () => {
+  const tenSeconds: PeriodicEntry = { name: 'ten', schedule: () => false, every: 10_000 };
+  const ninety: PeriodicEntry = { name: 'ninety', schedule: () => false, every: 90_000 };
+  const slot = (name: string, ms: number) => intervalSlotKey(name, BASE + ms);
+  const startsOf = (writes: string[], name: string) => writes.filter((k) => k.startsWith(`${name}@`)).map((k) => Date.parse(k.slice(name.length + 1)) - BASE);
+
+  it('fires the current slot at start, then exactly at each slot boundary, besides the cron minutes', () => {
+    const rig = startScheduler(BASE + 42_000, { periodic: [tenSeconds, every, ninety] });
+    expect(rig.writes()).toEqual([slot('ten', 40_000), key('every', 0), slot('ninety', 0)]);
+    advance(rig.clock, 8_000 - 1);
+    expect(rig.writes()).toHaveLength(3);
+    advance(rig.clock, 1); // 00:00:50
+    expect(rig.writes().at(-1)).toBe(slot('ten', 50_000));
+    advance(rig.clock, 130_000); // to 00:03:00
+    expect(startsOf(rig.writes(), 'ten')).toEqual(Array.from({ length: 15 }, (_, i) => 40_000 + i * 10_000));
+    expect(startsOf(rig.writes(), 'ninety')).toEqual([0, 90_000, 180_000]);
+    expect(minutesOf(rig.writes(), 'every')).toEqual([0, 1, 2, 3]);
+    // an interval slot key is to the ms, a minute's is not: they never collide
+    expect(slot('ten', 60_000)).toBe('ten@2025-01-01T00:01:00.000Z');
+    expect(new Set(rig.writes()).size).toBe(rig.writes().length);
+  });
+
+  it('clock reversal fires no slot twice; downtime fires only the current slot', () => {
+    const rig = startScheduler(BASE, { periodic: [tenSeconds] });
+    advance(rig.clock, 30_000);
+    expect(startsOf(rig.writes(), 'ten')).toEqual([0, 10_000, 20_000, 30_000]);
+    rig.jumpWall(-25_000); // 00:00:30 → 00:00:05
+    advance(rig.clock, 25_000 + 9_999); // wall 00:00:39.999
+    expect(startsOf(rig.writes(), 'ten')).toEqual([0, 10_000, 20_000, 30_000]);
+    advance(rig.clock, 1);
+    expect(startsOf(rig.writes(), 'ten')).toEqual([0, 10_000, 20_000, 30_000, 40_000]);
+    rig.jumpWall(60 * MINUTE);
+    advance(rig.clock, 10_000);
+    expect(startsOf(rig.writes(), 'ten')).toEqual([0, 10_000, 20_000, 30_000, 40_000, 60 * MINUTE + 50_000]);
+  });
+
+  it('retries a failed slot claim while its slot lasts, then gives it up', () => {
+    const rig = startScheduler(BASE + 1_000, { periodic: [{ ...tenSeconds, every: 12_000 }], retryMs: 5_000 });
+    const first = slot('ten', 0);
+    rig.reply({ type: 'SLOT_FAILED', key: first, error: new Error('down') });
+    advance(rig.clock, 5_000); // 00:00:06: still in the slot [0, 12 s)
+    expect(rig.writes()).toEqual([first, first]);
+    rig.reply({ type: 'SLOT_FAILED', key: first, error: new Error('down') });
+    advance(rig.clock, 5_000); // 00:00:11
+    expect(rig.writes()).toEqual([first, first, first]);
+    rig.reply({ type: 'SLOT_FAILED', key: first, error: new Error('down') });
+    advance(rig.clock, 6_000); // the next slot fired at 12 s (restarting the retry wait): at 17 s the first is given up
+    expect(rig.writes()).toEqual([first, first, first, slot('ten', 12_000)]);
+    expect(rig.givenUp).toEqual([first]);
+  });
+
+  it('PAUSE skips interval slots; RESUME fires again from the next boundary', () => {
+    const rig = startScheduler(BASE, { periodic: [tenSeconds] });
+    rig.h.sut.send({ type: 'PAUSE' });
+    advance(rig.clock, 30_000);
+    expect(startsOf(rig.writes(), 'ten')).toEqual([0]);
+    rig.h.sut.send({ type: 'RESUME' });
+    advance(rig.clock, 10_000);
+    expect(startsOf(rig.writes(), 'ten')).toEqual([0, 40_000]);
   });
 });
 

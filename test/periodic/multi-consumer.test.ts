@@ -30,7 +30,9 @@ import {
   registry,
   type Consumer,
   type JobContext,
+  type RegisteredCommand,
 } from '../../src/index.js';
+import { intervalSchedule } from '../../src/schedule/crontab.js';
 import { decodeMessage } from '../../src/codec/message.js';
 import { slotKey } from '../../src/machines/scheduler.js';
 import { tempDir } from '../helpers/processes.js';
@@ -134,9 +136,9 @@ class World {
     this.members.get(label)!.offsetMs += byMs;
   }
 
-  async start(label: string, offsetMs = 0): Promise<RecordingQueue> {
+  async start(label: string, offsetMs = 0, periodic: readonly RegisteredCommand[] = registry.periodic()): Promise<RecordingQueue> {
     const commands = new CommandRegistry();
-    for (const command of registry.periodic()) {
+    for (const command of periodic) {
       const runs = this.runs;
       commands.register({
         ...command,
@@ -402,8 +404,37 @@ describe('periodic commands across three (and five) consumers sharing one SQLite
     const failedTries = w.attempts.filter((a) => a.key === minuteKey('everyMinute', '2030-01-01T04:01Z'));
     expect(failedTries.length).toBeGreaterThan(5);
     expect(failedTries.every((a) => a.outcome === 'error' && a.wall < at('2030-01-01T04:02Z'))).toBe(true);
-    const missed = w.logs.filter((l) => l.msg === 'periodic slot missed: its minute passed while the queue was failing');
+    const missed = w.logs.filter((l) => l.msg === 'periodic slot missed: its minute (or interval slot) passed while the queue was failing');
     expect(missed.map((l) => l.slot).sort()).toEqual(dueKeys(at('2030-01-01T04:01Z'), at('2030-01-01T04:01Z')));
     expect(w.logs.filter((l) => l.msg === 'actor failed')).toEqual([]);
+  });
+});
+
+describe('interval commands across three consumers sharing one SQLite file (simulated clock)', { timeout: 120_000 }, () => {
+  // Not registered globally (the cron tests above count every periodic command they see).
+  const tenSeconds: RegisteredCommand = { name: 'everyTen', fn: () => {}, options: { name: 'everyTen' }, schedule: intervalSchedule(10_000), module: 'test' };
+  const slotsOf = (keys: string[]) => keys.filter((k) => k.startsWith('everyTen@'));
+
+  it('enqueues and runs each 10-second slot exactly once over 3 minutes, with skewed clocks and a clock jumping back', async () => {
+    const w = (world = new World(at('2030-01-01T00:00:03Z')));
+    await w.start('A', 0, [tenSeconds]);
+    await w.advance(4_000);
+    await w.start('B', +2_500, [tenSeconds]);
+    await w.start('C', -1_500, [tenSeconds]);
+    await w.advance(60_000);
+    w.jumpClock('C', -25_000); // C has fired slots its wall clock now reads as the future
+    await w.advanceTo('2030-01-01T00:03:04Z');
+
+    const expected = Array.from({ length: 19 }, (_, i) => `everyTen@${new Date(at('2030-01-01T00:00:00Z') + i * 10_000).toISOString()}`);
+    expect(slotsOf(w.writtenKeys())).toEqual(expected); // 00:00:00 … 00:03:00, each once
+    for (const label of ['A', 'B', 'C']) {
+      const keys = slotsOf(w.attemptsBy(label).map((a) => a.key));
+      expect(new Set(keys).size, `${label} attempted a slot twice`).toBe(keys.length);
+    }
+    await w.advance(1_000);
+    const runs = w.runs.filter((r) => r.command === 'everyTen');
+    expect(new Set(runs.map((r) => r.jobId)).size).toBe(runs.length);
+    expect(runs.length).toBe(expected.length);
+    expect(w.errors()).toEqual([]);
   });
 });
