@@ -128,18 +128,7 @@ export const MAX_GATE_KEY_LENGTH = 512;
 
 /** A rate or concurrency key: the same rule as a unique key. */
 export function checkGateKey(key: unknown, what: string): string {
-  if (
-    typeof key !== 'string' ||
-    key === '' ||
-    key.length > MAX_GATE_KEY_LENGTH ||
-    key.includes('\u0000') ||
-    !(key as string & { isWellFormed(): boolean }).isWellFormed()
-  ) {
-    throw new ConfigError(
-      `invalid ${what} key ${describeValue(key)}: must be a non-empty string of at most ${MAX_GATE_KEY_LENGTH} characters, without NUL or lone surrogates`,
-    );
-  }
-  return key;
+  return checkStoredKey(key, `${what} key`, MAX_GATE_KEY_LENGTH);
 }
 
 /** A gate's limit: an integer ≥ 1 (at most 1e6, so counts stay small everywhere). */
@@ -220,16 +209,13 @@ export const MAX_UNIQUE_KEY_LENGTH = 512;
 
 /** A unique key: a non-empty string of at most {@link MAX_UNIQUE_KEY_LENGTH} characters, well-formed, no NUL. */
 export function checkUniqueKey(key: unknown): string {
-  if (
-    typeof key !== 'string' ||
-    key === '' ||
-    key.length > MAX_UNIQUE_KEY_LENGTH ||
-    key.includes('\u0000') ||
-    !(key as string & { isWellFormed(): boolean }).isWellFormed()
-  ) {
-    throw new ConfigError(
-      `invalid unique key ${describeValue(key)}: must be a non-empty string of at most ${MAX_UNIQUE_KEY_LENGTH} characters, without NUL or lone surrogates`,
-    );
+  return checkStoredKey(key, 'unique key', MAX_UNIQUE_KEY_LENGTH);
+}
+
+/** A key every backend stores as it is: a non-empty well-formed string without NUL (PostgreSQL text holds neither), bounded. */
+function checkStoredKey(key: unknown, what: string, max: number): string {
+  if (typeof key !== 'string' || key === '' || key.length > max || key.includes('\u0000') || !(key as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new ConfigError(`invalid ${what} ${describeValue(key)}: must be a non-empty string of at most ${max} characters, without NUL or lone surrogates`);
   }
   return key;
 }
