@@ -13,6 +13,8 @@
  *   (./lease-heartbeat.ts);
  * - opens the queue, retrying a backend that is not up yet
  *   (./open-with-retry.ts);
+ * - stores the progress running jobs report, coalesced: one write in flight,
+ *   the latest value of each job in it (./progress-writer.ts);
  * - asks the queue whether a gated job may start and answers its runner; when
  *   a rate limit books a start for later, promotes at that time and nudges a
  *   polling reader, so the consumer sleeps until then instead of polling;
@@ -28,6 +30,7 @@ import { SYSTEM_IDS, systemActor, type QueueAdapterEvent, type QueueReplyEvent }
 import { AckBatcher } from './ack-batcher.js';
 import { LeaseHeartbeat } from './lease-heartbeat.js';
 import { OpenWithRetry } from './open-with-retry.js';
+import { ProgressWriter } from './progress-writer.js';
 
 export interface QueueAdapterDeps {
   queue: BaseQueue;
@@ -90,6 +93,15 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       onRefused: (ids) => log.warn({ ids }, 'lease lost while running; the job may run twice'),
       onError: (error) => noteOutage('extend', error),
     });
+    // Progress is best effort: a failed write is retried later, and a lost one is overwritten by the next report.
+    const progress = new ProgressWriter({
+      queue,
+      track,
+      onFailed: (error, count, isClosed) => {
+        noteOutage('progress', error);
+        if (isClosed) log.warn({ count, err: toError(error) }, 'job progress could not be stored before close');
+      },
+    });
     const opener = new OpenWithRetry({
       queue,
       timeoutMs: openTimeoutMs,
@@ -142,6 +154,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
       closed = true;
       clearTimeout(promoteTimer);
       acks.close();
+      progress.close();
       opener.cancel();
       leases.stop();
       waitAbort?.abort();
@@ -230,6 +243,9 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
         case 'DEFERRED':
           leases.settle(event.id);
           break;
+        case 'PROGRESS':
+          progress.write(event.id, event.progress);
+          break;
         case 'RELEASE':
           for (const id of event.ids) leases.settle(id);
           if (event.ids.length > 0) {
@@ -246,6 +262,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           stop();
           void (async () => {
             acks.flush();
+            progress.flush();
             while (inflight.size > 0) await Promise.allSettled([...inflight]);
             if (event.release && leases.size > 0) {
               const ids = leases.takeAll();

@@ -14,6 +14,10 @@
  * another attempt (the command's `retries`, or a thrown `Retry`) with a
  * delay and backoff, or the failed store; the worker carries that plan to
  * the supervisor. `this` for a command is ./running-job.ts.
+ *
+ * Progress a job reports goes to the queue adapter (PROGRESS), which
+ * coalesces and stores it; a report after the attempt ended (a timeout, a
+ * stray callback) is dropped, so it cannot outlive the attempt's outcome.
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
@@ -22,10 +26,11 @@ import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, WorkerLos
 import { decodeMessage, serializeValue, type Envelope } from '../codec/message.js';
 import { jobEvents, type JobEvents } from '../producer/hooks.js';
 import { DEFAULT_RESULT_TTL_MS, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
+import { progressKey } from '../producer/progress.js';
 import { queueActor, type GateDecision, type JobResult, type LeasedMessage, type RetryPlan, type RunnerInEvent } from '../machines/protocol.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
 import { decideRetry } from './retry-decision.js';
-import { RunningJob } from './running-job.js';
+import { RunningJob, type ProgressSink } from './running-job.js';
 
 export interface CommandLookup {
   get(name: string): RegisteredCommand | undefined;
@@ -68,6 +73,9 @@ export function createRunCommand({
     const debug = log.isLevelEnabled('debug');
     const info = log.isLevelEnabled('info');
     let current: RunningJob | null = null;
+    /** The message and command of `current`, for its progress reports. */
+    let currentMessageId = '';
+    let currentCommand: RegisteredCommand | null = null;
     let timer: NodeJS.Timeout | undefined;
     /** The job waiting for its gates' answer (a command with a rateLimit or concurrency). */
     let gated: { message: LeasedMessage; envelope: Envelope; command: RegisteredCommand } | null = null;
@@ -75,9 +83,19 @@ export function createRunCommand({
     const record = (command: RegisteredCommand, jobId: string, data: ResultRecordData): JobResult | undefined =>
       command.options.results === false ? undefined : { jobId, record: resultRecord(data), ttlMs: command.options.resultTtl ?? resultTtlMs };
 
+    // One per actor: a job's `this.progress()` reaches the adapter through it, with no closure per job.
+    const sink: ProgressSink = {
+      progress: (job, text) => {
+        if (job !== current || !currentCommand) return; // the attempt is over: its outcome is the last word
+        const ttlMs = currentCommand.options.resultTtl ?? resultTtlMs; // kept as long as the result
+        queueActor({ system }).send({ type: 'PROGRESS', id: currentMessageId, progress: { jobId: progressKey(job.jobId), record: text, ttlMs } });
+      },
+    };
+
     const finish = (job: RunningJob): boolean => {
       if (current !== job) return false; // late settle after a timeout: ignored
       current = null;
+      currentCommand = null;
       if (timer) {
         clearTimeout(timer);
         timer = undefined;
@@ -196,8 +214,10 @@ export function createRunCommand({
       }
       const cmd = command;
       const env = envelope;
-      const job = new RunningJob(env.id, env.command, env.attempt);
+      const job = new RunningJob(env.id, env.command, env.attempt, sink);
       current = job;
+      currentMessageId = message.id;
+      currentCommand = cmd;
       const started = performance.now();
       if (debug) log.debug({ command: env.command, job: env.id, attempt: env.attempt }, 'job started');
       if (hooks.has('started')) hooks.emit('started', { jobId: env.id, command: env.command, attempt: env.attempt, workerId });
@@ -237,6 +257,7 @@ export function createRunCommand({
       if (timer) clearTimeout(timer);
       current?.abort(new Error('worker stopped'));
       current = null;
+      currentCommand = null;
       gated = null;
     };
   });

@@ -88,6 +88,11 @@ export type QueueAdapterEvent =
   | { type: 'START_GATED'; id: string; gates: JobGates; replyTo: AnyActorRef }
   /** The job went back to the queue unstarted (deferred by its gates): stop keeping its lease. */
   | { type: 'DEFERRED'; id: string }
+  /**
+   * A running job reported progress (`this.progress(value)`): store `progress` (its jobId the job's progress key)
+   * for the job of message `id`. Latest wins: the adapter may skip a value a newer one replaced before it was written.
+   */
+  | { type: 'PROGRESS'; id: string; progress: JobResult }
   | { type: 'CLOSE'; release: boolean };
 
 // ── from the queue adapter ─────────────────────────────────────────────────

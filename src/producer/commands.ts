@@ -32,6 +32,7 @@ import { toSchedule, type EverySchedule, type Schedule } from '../schedule/cront
 import { concurrencyField, gateKeysOf, rateLimitField, startGatesOf, type ConcurrencyOptions, type GateKeys, type RateLimitOptions } from './gates.js';
 import { jobEvents } from './hooks.js';
 import { Job } from './job.js';
+import { runLocally } from './local-run.js';
 import { registry } from './registry.js';
 import { resolveQueue, settings } from './settings.js';
 
@@ -44,6 +45,12 @@ export interface JobContext {
   readonly attempt: number;
   /** Aborted when the command times out or the consumer is forced to stop. */
   readonly signal: AbortSignal;
+  /**
+   * Reports how far the job is: a number from 0 to 100, or a JSON value (`{ stage: 'upload' }`);
+   * `job.progress()` reads the latest. Throws a TypeError naming a value it cannot store.
+   * See docs/job-lifecycle.md#progress.
+   */
+  progress(value: unknown): void;
 }
 
 export interface CommandOptions {
@@ -216,18 +223,6 @@ function callerModule(): string | undefined {
   return undefined;
 }
 
-// ── running a command locally ──────────────────────────────────────────────
-
-const neverAborted = new AbortController().signal;
-
-function localContext(jobId: string, command: string): JobContext {
-  return { jobId, command, attempt: 1, signal: neverAborted };
-}
-
-async function runLocally(command: RegisteredCommand, jobId: string, args: unknown[]): Promise<unknown> {
-  return await command.fn.apply(localContext(jobId, command.name), args);
-}
-
 // ── queueCommand / periodicCommand ─────────────────────────────────────────
 
 function commandName(explicit: string | undefined, fn: Function, what: string): string {
@@ -312,8 +307,8 @@ export function queueCommand<A extends unknown[], R>(
   };
   const runImmediately = async (id: string, data: string) => {
     // Run what a consumer would run: the decoded copy, so tests catch args that do not survive the trip.
-    const value = await runLocally(registered, id, decodeMessage(data).args);
-    return new Job<Awaited<R>>(id, name, null, null, { ok: true, value });
+    const { value, progress } = await runLocally(registered, id, decodeMessage(data).args);
+    return new Job<Awaited<R>>(id, name, null, null, { ok: true, value, progress });
   };
   const unique = options.unique === true ? {} : options.unique || null;
   const keyTtlMs = unique?.ttl;
@@ -404,7 +399,7 @@ export function queueCommand<A extends unknown[], R>(
   return Object.assign(enqueue, {
     schedule,
     map,
-    local: async (...args: A) => (await runLocally(registered, 'local', args)) as Awaited<R>,
+    local: async (...args: A) => (await runLocally(registered, 'local', args)).value as Awaited<R>,
     commandName: name,
     options: registered.options,
   }) as QueuedCommand<A, R>;
@@ -430,6 +425,6 @@ export function periodicCommand<R>(schedule: Schedule | string | EverySchedule, 
     module: callerModule(),
   };
   registry.register(registered);
-  const run = async () => (await runLocally(registered, 'local', [])) as Awaited<R>;
+  const run = async () => (await runLocally(registered, 'local', [])).value as Awaited<R>;
   return Object.assign(run, { commandName: name, schedule: resolved }) as PeriodicCommand<R>;
 }

@@ -1,14 +1,16 @@
 /**
- * The handle `cmd(...)` returns: the job's ids, and its status and result
- * once a consumer ran it (read from the queue's result store). A job run in
- * immediate mode carries its outcome with it instead.
+ * The handle `cmd(...)` returns: the job's ids, and its status, progress and
+ * result once a consumer runs it (read from the queue's result store). A job
+ * run in immediate mode carries its outcome and last progress with it instead.
  */
 import type { BaseQueue } from '../backends/base.js';
 import { jobEvents } from './hooks.js';
+import { progressKey, progressValue } from './progress.js';
 import { JobResultTimeoutError, parseResultRecord, resultRecord, settle, type JobStatus } from './results.js';
 import { settings } from './settings.js';
 
-export type LocalOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+/** What an immediate-mode run left: its outcome and the record of the latest progress it reported. */
+export type LocalOutcome = ({ ok: true; value: unknown } | { ok: false; error: unknown }) & { progress?: string | undefined };
 
 /** A handle on an enqueued job: its ids, and its status and result once a consumer ran it. */
 export class Job<R = unknown> {
@@ -35,6 +37,16 @@ export class Job<R = unknown> {
     if (this.#local) return this.#local.ok ? 'completed' : 'failed';
     const text = await this.#queue!.getResult(this.id);
     return text === null ? 'pending' : parseResultRecord(text).status;
+  }
+
+  /**
+   * The latest progress the command reported with `this.progress(value)` (a number from 0 to 100 or
+   * a JSON value), or undefined when it reported none (yet) or the record expired. Kept as long as
+   * the job's result; a retry's reports replace the earlier attempt's.
+   */
+  async progress(): Promise<unknown> {
+    const text = this.#local ? this.#local.progress : ((await this.#queue!.getResult(progressKey(this.id))) ?? undefined);
+    return text === undefined ? undefined : progressValue(text);
   }
 
   /**

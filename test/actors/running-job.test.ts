@@ -1,10 +1,11 @@
 /**
  * `this` for a running command: its AbortController exists only once the
  * signal is read, an abort before that is replayed onto it, and the first
- * reason wins.
+ * reason wins; `progress()` checks a value and hands its record to the sink.
  */
 import { describe, expect, it } from 'vitest';
-import { RunningJob } from '../../src/actors/running-job.js';
+import { RunningJob, type ProgressSink } from '../../src/actors/running-job.js';
+import { progressValue } from '../../src/producer/progress.js';
 
 describe('RunningJob', () => {
   it('carries the job id, command and attempt', () => {
@@ -51,6 +52,20 @@ describe('RunningJob', () => {
     late.abort(first);
     late.abort(new Error('second'));
     expect(signal.reason).toBe(first);
+  });
+
+  it('progress() hands each checked record to its sink, with the job; a bad value throws and reaches no sink', () => {
+    const seen: [RunningJob, string][] = [];
+    const sink: ProgressSink = { progress: (job, record) => void seen.push([job, record]) };
+    const job = new RunningJob('job-1', 'send', 2, sink);
+    job.progress(10);
+    job.progress({ stage: 'upload' });
+    expect(seen.map(([j]) => j)).toEqual([job, job]);
+    expect(seen.map(([, record]) => progressValue(record))).toEqual([10, { stage: 'upload' }]);
+    expect(JSON.parse(seen[0]![1])).toMatchObject({ attempt: 2 });
+    expect(() => job.progress(101)).toThrow(TypeError);
+    expect(seen).toHaveLength(2);
+    expect(() => new RunningJob('job-2', 'send', 1).progress(5)).not.toThrow(); // no sink: checked, kept nowhere
   });
 });
 

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createActor, createMachine, type InspectionEvent } from 'xstate';
 import { encodeMessage } from '../../src/codec/message.js';
 import { WorkerCommandError } from '../../src/machines/protocol.js';
+import { progressRecord } from '../../src/producer/progress.js';
 import { sanitizeEvent, sanitizeInspectionEvent, sanitizeSnapshot, sanitizeValue } from '../../src/inspect/index.js';
 
 const SECRET = 'top-secret-argument-é';
@@ -51,6 +52,17 @@ describe('sanitizeEvent', () => {
       command: 'tick',
     });
     for (const event of [retry, sanitizeEvent({ type: 'ACK', result })]) expect(JSON.stringify(event)).not.toContain(SECRET);
+  });
+
+  it("PROGRESS: the reported value, a command's data like its result, becomes a size", () => {
+    const progress = { jobId: 'job-1#progress', record: progressRecord({ secret: SECRET }, 1), ttlMs: 1000 };
+    const event = sanitizeEvent({ type: 'PROGRESS', id: 'm-1', progress });
+    expect(event).toEqual({
+      type: 'PROGRESS',
+      id: 'm-1',
+      progress: { jobId: 'job-1#progress', ttlMs: 1000, record: `[result: ${Buffer.byteLength(progress.record)} bytes]` },
+    });
+    expect(JSON.stringify(event)).not.toContain(SECRET);
   });
 
   it('a worker failure keeps name, message, stack and ids; the job, its retry plan and result record are gone', () => {
