@@ -42,7 +42,8 @@ async function scenario(
   transact: (n: number, outcome: 'commit' | 'rollback', whileOpen: () => Promise<void>) => Promise<void>,
 ): Promise<void> {
   const recordFile = path.join(dir, `${label}-records.txt`);
-  const consumer = spawnCli(['consume', '-q', url, '-t', '2', '-d', '0.02', '-m', '0.2', COMMANDS], { env: { RECORD_FILE: recordFile } });
+  // -n: no scheduler; the fixture's every-minute `tick` would otherwise land in the queue at a minute boundary.
+  const consumer = spawnCli(['consume', '-q', url, '-n', '-t', '2', '-d', '0.02', '-m', '0.2', COMMANDS], { env: { RECORD_FILE: recordFile } });
   children.push(consumer);
   await waitFor('consumer running', () => consumer.stdout().includes('consumer running'), 30_000);
   configure({ queue: url });
@@ -96,8 +97,9 @@ describe('schedule({ tx }) with a real consumer: SQLite', () => {
     db.pragma('journal_mode = WAL');
     try {
       await scenario(url, 'sqlite', async (n, outcome, whileOpen) => {
-        // better-sqlite3 transactions are synchronous: BEGIN / COMMIT by hand around the await.
-        db.exec('BEGIN');
+        // better-sqlite3 transactions are synchronous: BEGIN / COMMIT by hand around the await. IMMEDIATE:
+        // a deferred one that reads first cannot write once the consumer has committed since (WAL).
+        db.exec('BEGIN IMMEDIATE');
         await record.schedule({ tx: db }, n);
         await whileOpen();
         db.exec(outcome === 'commit' ? 'COMMIT' : 'ROLLBACK');

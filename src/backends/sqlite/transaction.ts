@@ -51,8 +51,9 @@ export function transactionWrites(tx: unknown, file: string, queue: string): Wri
   if (!samePath(db.name, file)) throw new ConfigError(`${where}: tx is open on another file than the queue's (${file}); nothing was written`);
   if (!db.inTransaction) throw new ConfigError(`${where}: tx is not inside db.transaction(); nothing was written`);
   const database = db as Database.Database;
-  // The schema is made sure of in the app's transaction itself (this queue's own connection
-  // would wait on the write lock the app may hold): it commits, or rolls back, with the job.
+  // The schema is made sure of in the app's transaction itself, on every call (one read of a
+  // one-row table): this queue's own connection would wait on the write lock the app may hold,
+  // and a schema created in a transaction that rolled back is gone again.
   if (schemaVersion(database) !== SCHEMA_VERSION) migrate(database, file);
   let byQueue = prepared.get(database);
   if (!byQueue) prepared.set(database, (byQueue = new Map<string, Writes>()));
