@@ -145,6 +145,10 @@ describe.skipIf(!hasPostgres)('schedule({ tx }) on PostgreSQL', () => {
       await client.query('BEGIN');
       await client.query('SELECT 1/0').catch(() => {});
       await expect(welcome.schedule({ tx: client }, 1)).rejects.toThrow(/transaction has failed/);
+      // pg may not yet have read the ReadyForQuery that says 'E' when the caught error settles;
+      // the server's own refusal (25P02) then gives the same message.
+      const stale = { query: client.query.bind(client), getTransactionStatus: () => 'T' };
+      await expect(welcome.schedule({ tx: stale }, 1)).rejects.toThrow(/tx's transaction has failed \(a statement in it raised an error\); roll it back/);
       await client.query('ROLLBACK');
     } finally {
       client.release();

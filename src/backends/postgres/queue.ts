@@ -65,7 +65,7 @@ import {
 import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOptions } from './config.js';
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
-import { transactionClient } from './transaction.js';
+import { failedTransaction, isFailedTransaction, transactionClient } from './transaction.js';
 
 export type { PostgresQueueOptions, DatabaseQueueOptions } from './config.js';
 
@@ -233,6 +233,7 @@ export class PostgresQueue extends BaseQueue {
       try {
         return (await client.query(text, values)) as pg.QueryResult<never>;
       } catch (error) {
+        if (isFailedTransaction(error)) throw failedTransaction(this.name);
         throw this.#wrap(`${what} in your transaction`, error);
       }
     };

@@ -18,6 +18,20 @@ export interface TransactionClient {
   getTransactionStatus(): string | null;
 }
 
+/**
+ * pg settles a failed query on the server's ErrorResponse, before the ReadyForQuery that
+ * moves getTransactionStatus() to 'E' has been read, so a write right after a caught error
+ * may still see 'T'. The server then refuses it (SQLSTATE 25P02); both paths say the same.
+ */
+export function failedTransaction(queue: string): ConfigError {
+  return new ConfigError(`schedule({ tx }) on PostgreSQL queue "${queue}": tx's transaction has failed (a statement in it raised an error); roll it back`);
+}
+
+/** True for the server's "current transaction is aborted" refusal. */
+export function isFailedTransaction(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '25P02';
+}
+
 /** `tx` as a client inside a transaction; a ConfigError naming what it is otherwise. */
 export function transactionClient(tx: unknown, queue: string): TransactionClient {
   const where = `schedule({ tx }) on PostgreSQL queue "${queue}"`;
@@ -30,7 +44,7 @@ export function transactionClient(tx: unknown, queue: string): TransactionClient
     throw new ConfigError(`${where}: tx is ${what}; pass the client you ran BEGIN on (const client = await pool.connect())`);
   }
   const status = candidate.getTransactionStatus();
-  if (status === 'E') throw new ConfigError(`${where}: tx's transaction has failed (a statement in it raised an error); roll it back`);
+  if (status === 'E') throw failedTransaction(queue);
   if (status !== 'T') throw new ConfigError(`${where}: tx is not inside a transaction (run BEGIN on it first); nothing was written`);
   return candidate as TransactionClient;
 }
