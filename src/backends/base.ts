@@ -24,6 +24,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, LeaseLostError, describeValue } from '../shared/errors.js';
+import type { CancelOutcome, EventPage, QueueControl } from './control.js';
 import {
   EXPECTED,
   callback,
@@ -450,6 +451,41 @@ export abstract class BaseQueue {
   /** The result record stored for a job id; null when there is none or it expired. */
   abstract getResult(jobId: string): Promise<string | null>;
 
+  // ── job control and queue events (./control.ts says how they fit) ────
+
+  /**
+   * Cancels message `id` of job `jobId`: deletes it when it has not started ('revoked'), marks it
+   * when a consumer holds it ('signalled'), false when it is gone. A backend without marks only
+   * revokes: this default.
+   */
+  async cancel(id: string, _jobId: string): Promise<CancelOutcome> {
+    return (await this.remove(id)) ? 'revoked' : false;
+  }
+
+  /** Cancel marks on this owner's leases, and whether any events listener is registered. */
+  async control(): Promise<QueueControl> {
+    return NO_CONTROL;
+  }
+
+  /** Registers (or refreshes) events listener `listenerId` for LISTENER_TTL_MS; resolves with the log's last sequence number. */
+  registerListener(_listenerId: string): Promise<number> {
+    return Promise.reject(new ConfigError(`${this.constructor.name} does not support queue events (registerListener)`));
+  }
+
+  /** Removes events listener `listenerId`. */
+  async unregisterListener(_listenerId: string): Promise<void> {}
+
+  /**
+   * Appends events to the queue's log (each gets the next sequence number), keeping the last
+   * MAX_EVENTS. `messageIds` routes each event as setResults' does.
+   */
+  async publishEvents(_events: readonly string[], _messageIds?: readonly string[]): Promise<void> {}
+
+  /** Up to `max` (≤ MAX_EVENTS_PER_READ) events with a sequence number above `after`. */
+  readEvents(_after: number, _max: number): Promise<EventPage> {
+    return Promise.reject(new ConfigError(`${this.constructor.name} does not support queue events (readEvents)`));
+  }
+
   /**
    * Blocking backends: resolves when a message may be ready, after at most
    * `timeoutMs`, or at once when `signal` aborts. Polling backends do not
@@ -459,6 +495,8 @@ export abstract class BaseQueue {
     return Promise.resolve();
   }
 }
+
+const NO_CONTROL: QueueControl = Object.freeze({ cancels: Object.freeze([]) as never, listening: false });
 
 // ── arguments checked on every call ──────────────────────────────────────
 // By hand with the shared predicates, not a zod parse: a write runs them each

@@ -13,6 +13,7 @@
  */
 import { afterAll, describe } from 'vitest';
 import { describeStatsLengthFlush, describeWriteReadAck } from './contract/basics.js';
+import { describeControl } from './contract/control.js';
 import { describeGates } from './contract/gates.js';
 import { describeFailedStore } from './contract/failed-store.js';
 import { describeJobLifecycle } from './contract/job-lifecycle.js';
@@ -44,5 +45,6 @@ export function runContractSuite(label: string, target: ContractTarget): void {
     describePriorities(harness);
     describeUnique(harness);
     describeGates(harness);
+    describeControl(harness);
   });
 }

@@ -38,6 +38,7 @@ import {
   type WriteOptions,
 } from '../base.js';
 import { newEntry, stateFor, type QueueState } from './state.js';
+import { LISTENER_TTL_MS, checkCancel, checkEventRead, checkListenerId, type CancelOutcome, type EventPage, type QueueControl } from '../control.js';
 
 export { resetMemoryStores } from './state.js';
 
@@ -288,6 +289,40 @@ export class MemoryQueue extends BaseQueue {
 
   override async remove(id: string): Promise<boolean> {
     return this.live().remove(id, Date.now());
+  }
+
+  override async cancel(id: string, jobId: string): Promise<CancelOutcome> {
+    const state = this.live();
+    checkCancel(id, jobId, this.name);
+    const now = Date.now();
+    if (state.remove(id, now)) return 'revoked';
+    return state.control.mark(id, jobId, now) ? 'signalled' : false;
+  }
+
+  override async control(): Promise<QueueControl> {
+    const state = this.live();
+    const now = Date.now();
+    return { cancels: state.control.cancelsFor(this.owner, now), listening: state.control.listening(now) };
+  }
+
+  override async registerListener(listenerId: string): Promise<number> {
+    const state = this.live();
+    checkListenerId(listenerId, this.name);
+    return state.control.listen(listenerId, Date.now() + LISTENER_TTL_MS);
+  }
+
+  override async unregisterListener(listenerId: string): Promise<void> {
+    this.live().control.unlisten(listenerId);
+  }
+
+  override async publishEvents(events: readonly string[]): Promise<void> {
+    this.live().control.publish(events);
+  }
+
+  override async readEvents(after: number, max: number): Promise<EventPage> {
+    const state = this.live();
+    checkEventRead(after, max, this.name);
+    return state.control.read(after, max);
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

@@ -4,6 +4,7 @@
  * the same store and queue name share it.
  */
 import type { FailedMessage } from '../base.js';
+import { MemoryControl } from './control.js';
 import { MemoryGates } from './gates.js';
 import { MinHeap } from './min-heap.js';
 
@@ -88,6 +89,7 @@ export class QueueState {
   readonly waiters = new Set<() => void>();
   /** Unique key → the live message holding it, and when the hold lapses (Infinity: until it is done). */
   readonly uniques = new Map<string, { entry: Entry; expiresAt: number }>();
+  readonly control = new MemoryControl(this.live);
   readonly gates: MemoryGates = new MemoryGates({
     unlease: (entry) => this.unlease(entry),
     delay: (entry, runAt) => this.delay(entry, runAt),
@@ -286,6 +288,7 @@ export class QueueState {
 
   flush(): void {
     this.live.clear();
+    this.control.clearMarks();
     this.uniques.clear();
     this.gates.clear();
     this.fresh = [];

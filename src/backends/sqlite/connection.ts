@@ -10,6 +10,7 @@ import { ConfigError } from '../../shared/errors.js';
 import { SQL, migrate, type Statements } from './schema.js';
 import { prepareGates, type EndedLease, type SqliteGates } from './gates.js';
 import { writesOf } from './writes.js';
+import { prepareControl, type SqliteControl } from './control.js';
 import type { QueueMessage, WriteOnceResult } from '../base.js';
 
 /** Data as stored: TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed. */
@@ -72,6 +73,7 @@ export interface Connection {
   remove(id: number): boolean;
   reclaim(): number;
   gates: SqliteGates;
+  control: SqliteControl;
   requeue(ids: string | null): number;
   setResults(records: StoredResultRecord[]): void;
   flush(): void;
@@ -147,6 +149,7 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
       gates.leasesEnded([{ id, slot_key: removed.slot_key }]); // a lapsed holder's slot
       return true;
     });
+    const control = prepareControl(db, queue, owner, decode, (id) => remove(id));
     const reclaim = db.transaction(() => {
       const now = Date.now();
       const lapsed = s.lapsedHolders.all({ queue, now }) as EndedLease[];
@@ -173,6 +176,7 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
       s.flushSlots.run({ queue });
       s.flushResults.run({ queue });
       s.flushRates.run({ queue });
+      s.flushCancels.run({ queue });
     });
 
     return {
@@ -196,6 +200,7 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
       remove: (id) => remove.immediate(id),
       reclaim: () => reclaim.immediate(),
       gates,
+      control,
       requeue: (ids) => requeue.immediate(ids),
       setResults: (records) => {
         if (records.length > 0) setResults.immediate(records);

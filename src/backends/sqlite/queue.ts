@@ -21,6 +21,7 @@ import { integer, parseOptions, type DeclaresEvery } from '../../shared/options.
 import { isPermanentSqliteError } from '../permanent-errors.js';
 import { decode, encode, idList, openConnection, type Connection, type Stored, type StoredResultRecord } from './connection.js';
 import { transactionWrites } from './transaction.js';
+import { LISTENER_TTL_MS, checkCancel, checkEventRead, checkListenerId, type CancelOutcome, type EventPage, type QueueControl } from '../control.js';
 import {
   BaseQueue,
   checkStartGates,
@@ -276,6 +277,43 @@ export class SqliteQueue extends BaseQueue {
     return this.run('remove', (c) => {
       const numeric = numericId(id);
       return numeric === undefined ? false : c.remove(numeric);
+    });
+  }
+
+  override cancel(id: string, jobId: string): Promise<CancelOutcome> {
+    return this.run('cancel', (c) => {
+      checkCancel(id, jobId, this.name);
+      const numeric = numericId(id);
+      return numeric === undefined ? false : c.control.cancel(numeric, encode(jobId));
+    });
+  }
+
+  override control(): Promise<QueueControl> {
+    return this.run('control', (c) => {
+      const now = Date.now();
+      return { cancels: c.control.cancelsFor(now), listening: c.control.listening(now) };
+    });
+  }
+
+  override registerListener(listenerId: string): Promise<number> {
+    return this.run('registerListener', (c) => {
+      checkListenerId(listenerId, this.name);
+      return c.control.listen(listenerId, Date.now() + LISTENER_TTL_MS);
+    });
+  }
+
+  override unregisterListener(listenerId: string): Promise<void> {
+    return this.run('unregisterListener', (c) => c.control.unlisten(String(listenerId)));
+  }
+
+  override publishEvents(events: readonly string[]): Promise<void> {
+    return this.run('publishEvents', (c) => c.control.publish(events));
+  }
+
+  override readEvents(after: number, max: number): Promise<EventPage> {
+    return this.run('readEvents', (c) => {
+      checkEventRead(after, max, this.name);
+      return c.control.read(after, max);
     });
   }
 

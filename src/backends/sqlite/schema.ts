@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { ConfigError } from '../../shared/errors.js';
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 // `data`, `record` and `job_id` have no declared type on purpose: they hold
 // TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed
@@ -39,6 +39,34 @@ CREATE TABLE taskmill_rates (
 );
 CREATE INDEX taskmill_rates_window ON taskmill_rates (queue, key, at);
 CREATE INDEX taskmill_rates_reserved ON taskmill_rates (reserved_for) WHERE reserved_for IS NOT NULL;
+`;
+
+/**
+ * Job control and queue events (sqlite/control.ts): cancel marks by message id, the registered
+ * events listeners, and each queue's events log with its own contiguous sequence.
+ */
+const CONTROL_SCHEMA = `
+CREATE TABLE taskmill_cancels (
+  id INTEGER PRIMARY KEY,
+  queue TEXT NOT NULL,
+  job_id NOT NULL
+);
+CREATE TABLE taskmill_listeners (
+  queue TEXT NOT NULL,
+  id TEXT NOT NULL,
+  until INTEGER NOT NULL,
+  PRIMARY KEY (queue, id)
+);
+CREATE TABLE taskmill_event_seqs (
+  queue TEXT PRIMARY KEY,
+  last INTEGER NOT NULL
+);
+CREATE TABLE taskmill_events (
+  queue TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  data NOT NULL,
+  PRIMARY KEY (queue, seq)
+) WITHOUT ROWID;
 `;
 
 /** What version 2 added to version 1; a fresh file gets it right after the version-1 tables. */
@@ -95,7 +123,8 @@ CREATE TABLE IF NOT EXISTS taskmill_slots (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS taskmill_slots_expiry ON taskmill_slots (queue, expires_at);
 ${LIFECYCLE_SCHEMA}
-${RATES_SCHEMA}`;
+${RATES_SCHEMA}
+${CONTROL_SCHEMA}`;
 
 /** UPGRADES[v] takes a file from version v to v + 1; each step is additive. */
 const UPGRADES: Readonly<Record<number, string>> = {
@@ -123,6 +152,8 @@ ALTER TABLE taskmill_messages ADD COLUMN parked_key TEXT;
 ${SLOT_INDEX}
 ${PARKED_INDEX}
 ${RATES_SCHEMA}`,
+  // Job control and queue events: tables of their own, nothing on messages changes.
+  5: CONTROL_SCHEMA,
 };
 
 // The unary + keeps the planner on the primary key for fenced calls: without it,
@@ -187,6 +218,7 @@ export const SQL = {
   flushSlots: 'DELETE FROM taskmill_slots WHERE queue = @queue',
   flushResults: 'DELETE FROM taskmill_results WHERE queue = @queue',
   flushRates: 'DELETE FROM taskmill_rates WHERE queue = @queue',
+  flushCancels: 'DELETE FROM taskmill_cancels WHERE queue = @queue',
   // @runAt is NULL when the retry is due at once.
   retry: `UPDATE taskmill_messages SET data = @data, attempt = 0, owner = NULL, lease_until = NULL, run_at = @runAt
     WHERE ${FENCE} AND id = @id RETURNING slot_key`,

@@ -1,0 +1,92 @@
+/**
+ * Job control and queue events on the backend side: the types of
+ * BaseQueue.cancel / control / listen / publishEvents / readEvents, and the
+ * limits every backend keeps the same.
+ *
+ * Cancel. A message that has not started (ready, delayed, parked, a lapsed
+ * lease) is deleted. One a consumer holds gets a mark, keyed by its message
+ * id and naming its job id; the consumer that holds it sees the mark on its
+ * next control() poll and aborts the run. The mark stays on the message, so
+ * a consumer that dies before acting on it leaves it for the next holder.
+ *
+ * Queue events. Each queue keeps a log of its last MAX_EVENTS events, each
+ * with a sequence number one above the last: a listener reading from
+ * sequence n sees whether anything between n and what it got was trimmed,
+ * so it can say how much it missed. Consumers publish only while a listener
+ * is registered (registerListener(), refreshed before LISTENER_TTL_MS runs out), which
+ * control() tells them, so a queue without listeners pays nothing per job.
+ */
+import { ConfigError, describeValue } from '../shared/errors.js';
+
+/** What cancel() did. */
+export type CancelOutcome =
+  /** It had not started: it is deleted. */
+  | 'revoked'
+  /** A consumer holds it: marked, so that consumer aborts it. */
+  | 'signalled'
+  /** No such message (finished, failed, or never there). */
+  | false;
+
+/** A cancel mark on a message this owner holds. */
+export interface CancelRequest {
+  /** The message id. */
+  id: string;
+  /** The job the mark is for: a consumer aborts the run only when its envelope has this id. */
+  jobId: string;
+}
+
+/** control()'s answer: what the consumer polls for, twice a second. */
+export interface QueueControl {
+  /** Cancel marks on messages leased by this owner. */
+  cancels: CancelRequest[];
+  /** Whether a queueEvents listener is registered on the queue (publish events while true). */
+  listening: boolean;
+}
+
+/** One event of the queue's log. */
+export interface LoggedEvent {
+  seq: number;
+  data: string;
+}
+
+/** readEvents()'s answer. */
+export interface EventPage {
+  /** Events after the cursor, oldest first (a gap in `seq` is what the log trimmed). */
+  events: LoggedEvent[];
+  /** The highest sequence number the log has handed out (0 before the first event). */
+  last: number;
+}
+
+/** Events a queue's log keeps; older ones are trimmed. */
+export const MAX_EVENTS = 10_000;
+/** A listener not refreshed within this long is gone (consumers stop publishing for it). */
+export const LISTENER_TTL_MS = 15_000;
+/** Most events one readEvents() call returns. */
+export const MAX_EVENTS_PER_READ = 1_000;
+
+/** readEvents()'s arguments: a cursor ≥ 0 and a page size from 1 to MAX_EVENTS_PER_READ. @internal */
+export function checkEventRead(after: unknown, max: unknown, queue: string): void {
+  if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
+    throw new ConfigError(`readEvents on queue "${queue}": invalid after ${describeValue(after)}: must be an integer ≥ 0 (a sequence number)`);
+  }
+  if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > MAX_EVENTS_PER_READ) {
+    throw new ConfigError(`readEvents on queue "${queue}": invalid max ${describeValue(max)}: must be an integer from 1 to ${MAX_EVENTS_PER_READ}`);
+  }
+}
+
+/** cancel()'s arguments: a message id and a job id, non-empty strings. @internal */
+export function checkCancel(id: unknown, jobId: unknown, queue: string): void {
+  for (const [name, value] of [
+    ['id', id],
+    ['jobId', jobId],
+  ] as const) {
+    if (typeof value !== 'string' || value === '') throw new ConfigError(`cancel on queue "${queue}": invalid ${name} ${describeValue(value)}: must be a non-empty string`);
+  }
+}
+
+/** A listener id: a non-empty string of at most 200 characters. @internal */
+export function checkListenerId(listenerId: unknown, queue: string): void {
+  if (typeof listenerId !== 'string' || listenerId === '' || listenerId.length > 200) {
+    throw new ConfigError(`registerListener on queue "${queue}": invalid listener id ${describeValue(listenerId)}: must be a non-empty string of at most 200 characters`);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Cancel marks, events listeners and the events log of one memory queue
+ * (./control.ts in backends/ states the rules). Everything runs inside one
+ * synchronous call, so each step is atomic for every instance sharing it.
+ */
+import { MAX_EVENTS, type CancelRequest, type EventPage, type LoggedEvent } from '../control.js';
+import type { Entry } from './state.js';
+
+export class MemoryControl {
+  /** Message id → the job id its cancel mark is for. */
+  private readonly marks = new Map<string, string>();
+  /** Listener id → when its registration lapses. */
+  private readonly listeners = new Map<string, number>();
+  /** The log: contiguous sequence numbers, oldest first. */
+  private events: LoggedEvent[] = [];
+  private lastSeq = 0;
+
+  constructor(private readonly live: ReadonlyMap<string, Entry>) {}
+
+  /** A mark on a message a consumer holds (the caller removed it already if it had not started). */
+  mark(id: string, jobId: string, now: number): boolean {
+    const entry = this.live.get(id);
+    if (!entry || entry.owner === null || entry.deadline < now) return false;
+    this.marks.set(id, jobId);
+    return true;
+  }
+
+  /** The marks on `owner`'s live leases; marks whose message is gone are dropped. */
+  cancelsFor(owner: string, now: number): CancelRequest[] {
+    const found: CancelRequest[] = [];
+    for (const [id, jobId] of this.marks) {
+      const entry = this.live.get(id);
+      if (!entry) this.marks.delete(id);
+      else if (entry.owner === owner && entry.deadline >= now) found.push({ id, jobId });
+    }
+    return found;
+  }
+
+  listen(listenerId: string, until: number): number {
+    this.listeners.set(listenerId, until);
+    return this.lastSeq;
+  }
+
+  unlisten(listenerId: string): void {
+    this.listeners.delete(listenerId);
+  }
+
+  listening(now: number): boolean {
+    for (const [id, until] of this.listeners) {
+      if (until > now) return true;
+      this.listeners.delete(id);
+    }
+    return false;
+  }
+
+  publish(datas: readonly string[]): void {
+    for (const data of datas) this.events.push({ seq: ++this.lastSeq, data });
+    // Trimmed in steps of a tenth, so a steady stream does not copy the log on every publish.
+    if (this.events.length > MAX_EVENTS + MAX_EVENTS / 10) this.events = this.events.slice(this.events.length - MAX_EVENTS);
+  }
+
+  read(after: number, max: number): EventPage {
+    const first = this.events[0]?.seq ?? this.lastSeq + 1;
+    const from = Math.max(0, Math.floor(after) + 1 - first);
+    return { events: this.events.slice(from, from + max), last: this.lastSeq };
+  }
+
+  clearMarks(): void {
+    this.marks.clear();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Contract: job control and queue events (backends/control.ts states the
+ * rules). cancel() deletes what has not started and marks what a consumer
+ * holds; control() shows a holder its marks and whether anyone listens; the
+ * events log hands out contiguous sequence numbers, keeps the last
+ * MAX_EVENTS, and shows a reader what it trimmed.
+ */
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../shared/errors.js';
+import { MAX_EVENTS } from '../../backends/control.js';
+import { type ContractHarness, far, PAST_SHORT_LEASE, sleep, UNKNOWN_ID } from './kit.js';
+
+export function describeControl(harness: ContractHarness): void {
+  const { instances, one, shortAndLong } = harness;
+  describe('job control: cancel marks', () => {
+    it('cancel deletes a ready or delayed message (revoked) and answers false for an unknown one', async () => {
+      const queue = await one();
+      const ready = await queue.write('ready');
+      const delayed = await queue.write('delayed', far());
+      expect(await queue.cancel(ready, 'job-1')).toBe('revoked');
+      expect(await queue.cancel(delayed, 'job-2')).toBe('revoked');
+      expect(await queue.cancel(ready, 'job-1')).toBe(false);
+      expect(await queue.cancel(UNKNOWN_ID, 'job-3')).toBe(false);
+      expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+    });
+
+    it('a leased message is marked, not deleted: only its holder sees the mark, with the job id, until it is acked', async () => {
+      const [a, b] = await instances(2);
+      await a!.write('x');
+      await a!.write('y');
+      const [x, y] = await a!.readBatch(2);
+      expect(await b!.cancel(x!.id, 'job-x')).toBe('signalled');
+      expect(await a!.stats()).toMatchObject({ leased: 2 });
+      expect((await a!.control()).cancels).toEqual([{ id: x!.id, jobId: 'job-x' }]);
+      expect((await b!.control()).cancels).toEqual([]);
+      expect(await a!.ackBatch([x!.id, y!.id])).toEqual([]);
+      expect((await a!.control()).cancels).toEqual([]);
+      expect(await b!.cancel(x!.id, 'job-x')).toBe(false);
+    });
+
+    it('a mark outlives its lease: the next holder of the message sees it', async () => {
+      const [short, long] = await shortAndLong();
+      const id = await short.write('slow');
+      await short.readBatch(1);
+      expect(await long.cancel(id, 'job-slow')).toBe('signalled');
+      await sleep(PAST_SHORT_LEASE);
+      // The holder died (its lease lapsed); whoever takes the message next sees the mark.
+      const [again] = await long.readBatch(1);
+      expect(again!.id).toBe(id);
+      expect((await long.control()).cancels).toEqual([{ id, jobId: 'job-slow' }]);
+    });
+
+    it('a message whose lease lapsed unread is revoked, not marked', async () => {
+      const [short, long] = await shortAndLong();
+      const id = await short.write('late');
+      await short.readBatch(1);
+      await sleep(PAST_SHORT_LEASE);
+      expect(await long.cancel(id, 'job-late')).toBe('revoked');
+      expect(await long.readBatch(1)).toEqual([]);
+    });
+
+    it('refuses an empty id or job id, naming it', async () => {
+      const queue = await one();
+      await expect(queue.cancel('', 'job')).rejects.toThrow(ConfigError);
+      await expect(queue.cancel('1', '')).rejects.toThrow(/invalid jobId ""/);
+    });
+  });
+
+  describe('queue events: listeners and the log', () => {
+    it('control() says whether a listener is registered; unregistering ends it', async () => {
+      const [consumer, listener] = await instances(2);
+      expect((await consumer!.control()).listening).toBe(false);
+      await listener!.registerListener('l1');
+      expect((await consumer!.control()).listening).toBe(true);
+      await listener!.unregisterListener('l1');
+      expect((await consumer!.control()).listening).toBe(false);
+      await expect(listener!.registerListener('')).rejects.toThrow(ConfigError);
+    });
+
+    it('events get contiguous sequence numbers across instances, read in order from any cursor', async () => {
+      const [a, b] = await instances(2);
+      const start = await b!.registerListener('l');
+      await a!.publishEvents(['e1', 'e2']);
+      await b!.publishEvents(['e3']);
+      const page = await b!.readEvents(start, 10);
+      expect(page.events.map((e) => e.data)).toEqual(['e1', 'e2', 'e3']);
+      expect(page.events.map((e) => e.seq)).toEqual([start + 1, start + 2, start + 3]);
+      expect(page.last).toBe(start + 3);
+      expect((await a!.readEvents(start + 1, 1)).events.map((e) => e.data)).toEqual(['e2']);
+      expect(await a!.readEvents(start + 3, 10)).toEqual({ events: [], last: start + 3 });
+      expect(await a!.registerListener('m')).toBe(start + 3);
+      // Awkward text survives.
+      await a!.publishEvents(['{"a":"\\u0000 é 😀"}']);
+      expect((await b!.readEvents(start + 3, 10)).events[0]!.data).toBe('{"a":"\\u0000 é 😀"}');
+    });
+
+    it(`keeps the last ${MAX_EVENTS} events: a reader behind that sees the gap in the sequence numbers`, async () => {
+      const queue = await one();
+      const start = await queue.registerListener('l');
+      const batch = Array.from({ length: 1_000 }, (_, i) => `e${i}`);
+      for (let i = 0; i < MAX_EVENTS / 1_000 + 2; i++) await queue.publishEvents(batch);
+      const total = MAX_EVENTS + 2_000;
+      const page = await queue.readEvents(start, 10);
+      expect(page.last).toBe(start + total);
+      const first = page.events[0]!.seq;
+      // At least the newest MAX_EVENTS are kept, and what is gone shows as a gap.
+      expect(first).toBeGreaterThan(start + 1);
+      expect(first).toBeLessThanOrEqual(start + total - MAX_EVENTS + 1);
+      expect(page.events.map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => first + i));
+    });
+
+    it('refuses a bad cursor or page size, naming it', async () => {
+      const queue = await one();
+      await expect(queue.readEvents(-1, 10)).rejects.toThrow(/invalid after -1/);
+      await expect(queue.readEvents(0, 0)).rejects.toThrow(/invalid max 0/);
+      await expect(queue.readEvents(0, 5_000)).rejects.toThrow(ConfigError);
+    });
+  });
+}
