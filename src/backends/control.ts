@@ -80,7 +80,9 @@ export function checkCancel(id: unknown, jobId: unknown, queue: string): void {
     ['id', id],
     ['jobId', jobId],
   ] as const) {
-    if (typeof value !== 'string' || value === '') throw new ConfigError(`cancel on queue "${queue}": invalid ${name} ${describeValue(value)}: must be a non-empty string`);
+    if (typeof value !== 'string' || value === '' || value.length > 200 || value.includes('\u0000') || !(value as string & { isWellFormed(): boolean }).isWellFormed()) {
+      throw new ConfigError(`cancel on queue "${queue}": invalid ${name} ${describeValue(value)}: must be a non-empty string of at most 200 characters, without NUL`);
+    }
   }
 }
 

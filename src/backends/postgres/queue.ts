@@ -65,6 +65,8 @@ import {
 import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOptions } from './config.js';
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
+import { PostgresControl } from './control.js';
+import { LISTENER_TTL_MS, checkCancel, checkEventRead, checkListenerId, type CancelOutcome, type EventPage, type QueueControl } from '../control.js';
 import { failedTransaction, isFailedTransaction, transactionClient } from './transaction.js';
 
 export type { PostgresQueueOptions, DatabaseQueueOptions } from './config.js';
@@ -100,6 +102,7 @@ export class PostgresQueue extends BaseQueue {
   readonly #notify: NotifyListener;
   /** Leased ids whose rows hold a concurrency slot: their ack frees it. */
   readonly #holders = new SlotHolders();
+  readonly #control: PostgresControl;
 
   constructor(connectionString: string, options: PostgresQueueOptions = {}) {
     super(options);
@@ -120,6 +123,7 @@ export class PostgresQueue extends BaseQueue {
       this.warn(`taskmill: PostgreSQL connection lost (${this.#redact(error)}); reconnecting on next use`);
     });
     this.#sql = statements(this.schema);
+    this.#control = new PostgresControl(this.schema, this.name, this.owner, (what, text, values) => this.#query(what, text, values), (id) => this.remove(id));
     // Channel names are identifiers (max 63 bytes); a truncated collision only causes a spare wake-up.
     this.#channel = `taskmill_${this.schema}`.slice(0, 63);
     this.#notify = new NotifyListener({
@@ -445,6 +449,33 @@ export class PostgresQueue extends BaseQueue {
     if (!isRowId(id)) return false;
     const result = await this.#query<{ count: number }>('remove', this.#sql.remove, [this.name, id, this.#channel]);
     return (result.rows[0]?.count ?? 0) > 0;
+  }
+
+  override async cancel(id: string, jobId: string): Promise<CancelOutcome> {
+    checkCancel(id, jobId, this.name);
+    return isRowId(id) ? this.#control.cancel(id, jobId) : false;
+  }
+
+  override control(): Promise<QueueControl> {
+    return this.#control.control();
+  }
+
+  override async registerListener(listenerId: string): Promise<number> {
+    checkListenerId(listenerId, this.name);
+    return this.#control.listen(listenerId, LISTENER_TTL_MS);
+  }
+
+  override unregisterListener(listenerId: string): Promise<void> {
+    return this.#control.unlisten(String(listenerId));
+  }
+
+  override publishEvents(events: readonly string[]): Promise<void> {
+    return this.#control.publish(events);
+  }
+
+  override async readEvents(after: number, max: number): Promise<EventPage> {
+    checkEventRead(after, max, this.name);
+    return this.#control.read(after, max);
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

@@ -14,6 +14,7 @@ import { pg as loadPg } from '../drivers.js';
 import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.js';
 import { freeSlotsOf, gatesMigration, gateStatements } from './gates.js';
+import { controlMigration } from './control.js';
 
 export const DEFAULT_SCHEMA = 'taskmill';
 export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -109,6 +110,8 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
   ],
   // 5: rate limits and concurrency keys (gates.ts): slot and parked columns, the rate log, start_gated().
   gatesMigration,
+  // 6: job control and queue events (control.ts): cancel marks, listeners, the events log.
+  controlMigration,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -311,7 +314,8 @@ export function statements(schema: string) {
                  f AS (DELETE FROM ${s}.failed WHERE queue = $1),
                  k AS (DELETE FROM ${s}.slots WHERE queue = $1),
                  r AS (DELETE FROM ${s}.results WHERE queue = $1),
-                 g AS (DELETE FROM ${s}.rate_log WHERE queue = $1)
+                 g AS (DELETE FROM ${s}.rate_log WHERE queue = $1),
+                 c AS (DELETE FROM ${s}.cancels WHERE queue = $1)
             SELECT 1`,
     /**
      * $2 key, $3 text, $4 bytea, $5 ttl ms, $6 channel. One statement: take
