@@ -46,10 +46,13 @@ import {
   defineScripts,
   keyOf,
   queueKeys,
+  controlKeys,
   type ScriptName,
 } from './scripts.js';
 import { RedisConnection } from './connection.js';
 import { SlotHolders, startGatedCall } from './gates.js';
+import { decodeControl, decodeEventPage } from './control.js';
+import { LISTENER_TTL_MS, MAX_EVENTS, checkCancel, checkEventRead, checkListenerId, type CancelOutcome, type EventPage, type QueueControl } from '../control.js';
 import { redisOptionsSchema, type RedisQueueOptions } from './options.js';
 import {
   argChunks,
@@ -83,6 +86,7 @@ export class RedisQueue extends BaseQueue {
   readonly #target: RedisTarget;
   /** Ids this instance started under a concurrency gate: only their ack frees a slot (tmAckGated). */
   readonly #slots = new SlotHolders();
+  readonly #control: ReturnType<typeof controlKeys>;
 
   constructor(url: string, options: RedisQueueOptions = {}) {
     super(options);
@@ -91,6 +95,7 @@ export class RedisQueue extends BaseQueue {
     this.prefix = own.prefix;
     this.blockTimeoutMs = Math.ceil(own.blockTimeoutMs);
     this.keys = queueKeys(this.prefix, this.name);
+    this.#control = controlKeys(this.prefix, this.name);
     this.connection = new RedisConnection({
       target: this.#target,
       label: this.describe(),
@@ -231,7 +236,8 @@ export class RedisQueue extends BaseQueue {
     const listed = keyOf(this.keys, 'ratelogs');
     for (;;) {
       const logs = await this.run('flush', (client) => client.zrange(listed, 0, String(FLUSH_LOGS_PER_CALL - 1)));
-      if (Number(await this.scriptWithKeys('flush', 'tmFlush', logs, [])) === 1) break;
+      // The cancel marks go with the messages; the events log and listeners stay.
+      if (Number(await this.scriptWithKeys('flush', 'tmFlush', [this.#control.cancels, ...logs], [])) === 1) break;
     }
     this.#slots.clear();
   }
@@ -279,6 +285,47 @@ export class RedisQueue extends BaseQueue {
   override async remove(id: string): Promise<boolean> {
     checkIds([id]);
     return (await this.script('remove', 'tmRemove', [id])) === 1;
+  }
+
+  // ── job control and queue events (control.ts) ─────────────────────────
+
+  override async cancel(id: string, jobId: string): Promise<CancelOutcome> {
+    checkCancel(id, jobId, this.name);
+    checkIds([id]);
+    // Revoke or mark; a lease lapsing (or a read) between the two scripts is seen and tried again.
+    for (let turn = 0; turn < 5; turn++) {
+      if (await this.remove(id)) return 'revoked';
+      const marked = replyText(await this.scriptWithKeys('cancel', 'tmMark', [this.#control.cancels], [id, jobId]));
+      if (marked !== 'present') return marked === 'marked' ? 'signalled' : false;
+    }
+    return false;
+  }
+
+  override async control(): Promise<QueueControl> {
+    const { cancels, listeners } = this.#control;
+    return decodeControl(await this.scriptWithKeys('control', 'tmControl', [cancels, listeners], [this.owner]));
+  }
+
+  override async registerListener(listenerId: string): Promise<number> {
+    checkListenerId(listenerId, this.name);
+    const { listeners, evseq } = this.#control;
+    return Number(await this.scriptWithKeys('registerListener', 'tmListen', [listeners, evseq], [listenerId, LISTENER_TTL_MS]));
+  }
+
+  override async unregisterListener(listenerId: string): Promise<void> {
+    await this.run('unregisterListener', (client) => client.zrem(this.#control.listeners, String(listenerId)));
+  }
+
+  override async publishEvents(events: readonly string[]): Promise<void> {
+    if (events.length === 0) return;
+    const { evseq, events: log } = this.#control;
+    for (const chunk of argChunks(events.map((e) => [e]))) await this.scriptWithKeys('publishEvents', 'tmPublish', [evseq, log], [MAX_EVENTS, ...chunk]);
+  }
+
+  override async readEvents(after: number, max: number): Promise<EventPage> {
+    checkEventRead(after, max, this.name);
+    const { evseq, events } = this.#control;
+    return decodeEventPage(await this.scriptWithKeys('readEvents', 'tmReadEvents', [evseq, events], [after, max]));
   }
 
   override async writeOnce(key: string, data: string, options?: WriteOnceOptions): Promise<WriteOnceResult> {

@@ -126,6 +126,11 @@ const SCRIPT_NAMES = [
   'tmAckGated',
   'tmStartGated',
   'tmFlush',
+  'tmMark',
+  'tmControl',
+  'tmListen',
+  'tmPublish',
+  'tmReadEvents',
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
@@ -134,7 +139,21 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number];
  * Scripts that take keys beyond the queue's fixed ones (rate logs, after the KEY_ROLES keys): their
  * callers pass the key count first, as EVALSHA does.
  */
-export const EXTRA_KEY_SCRIPTS: ReadonlySet<ScriptName> = new Set<ScriptName>(['tmStartGated', 'tmFlush']);
+export const EXTRA_KEY_SCRIPTS: ReadonlySet<ScriptName> = new Set<ScriptName>(['tmStartGated', 'tmFlush', 'tmMark', 'tmControl', 'tmListen', 'tmPublish', 'tmReadEvents']);
+
+/**
+ * Job control and queue events (control.ts): keys of their own, passed to their scripts after the
+ * fixed roles, since no per-job script needs them.
+ */
+export function controlKeys(prefix: string, name: string) {
+  const key = (role: string) => `${prefix}:{${name}}:${role}`;
+  return {
+    cancels: key('cancels'), //    hash message id → the job id of its cancel mark
+    listeners: key('listeners'), // zset listener id → when its registration lapses (server ms)
+    evseq: key('evseq'), //        string: the events log's last sequence number
+    events: key('events'), //      stream: the events log, entry ids "<seq>-1"
+  };
+}
 
 /**
  * `lua/<file>.lua`, found beside this module: src/ under tsx and vitest,
