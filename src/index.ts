@@ -17,10 +17,11 @@ export {
 } from './producer/commands.js';
 export type { RateLimitOptions, ConcurrencyOptions } from './producer/gates.js';
 export { Job } from './producer/job.js';
+export { queueEvents, QueueEvents, type QueueEvent, type QueueEventsMap, type QueueEventsOptions, type MissedEvents } from './producer/queue-events.js';
 export { registry, CommandRegistry } from './producer/registry.js';
 export { configure, closeQueues, type TaskmillSettings } from './producer/settings.js';
 export { autodiscover } from './producer/autodiscover.js';
-export { Retry, JobFailedError, JobRevokedError, JobExpiredError, JobResultTimeoutError, type JobStatus, type RemoteError } from './producer/results.js';
+export { Retry, JobFailedError, JobRevokedError, JobExpiredError, JobCancelledError, JobResultTimeoutError, type JobStatus, type RemoteError } from './producer/results.js';
 export { retryFailed } from './producer/admin.js';
 export { startInspector, createInspectLog, DEFAULT_INSPECT_PORT, type InspectorOptions, type InspectorRelay, type InspectLog } from './inspect/index.js';
 export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './producer/hooks.js';

@@ -18,6 +18,9 @@
  * - asks the queue whether a gated job may start and answers its runner; when
  *   a rate limit books a start for later, promotes at that time and nudges a
  *   polling reader, so the consumer sleeps until then instead of polling;
+ * - polls the queue twice a second for cancels of jobs it holds (to the
+ *   supervisor as CANCEL_REQUESTED) and for events listeners, and publishes
+ *   the runners' queue events while there are some (./event-feed.ts);
  * - turns connection loss into READ_FAILED events (the reader backs off) and
  *   logs an outage once, not once per retry;
  * - on CLOSE flushes pending ACKs and releases unsettled leases.
@@ -31,6 +34,8 @@ import { AckBatcher } from './ack-batcher.js';
 import { LeaseHeartbeat } from './lease-heartbeat.js';
 import { OpenWithRetry } from './open-with-retry.js';
 import { ProgressWriter } from './progress-writer.js';
+import { EventFeed } from './event-feed.js';
+import { DEFAULT_CONTROL_POLL_MS } from '../backends/control.js';
 
 export interface QueueAdapterDeps {
   queue: BaseQueue;
@@ -39,14 +44,26 @@ export interface QueueAdapterDeps {
   maxAckBatch?: number;
   /** How long to keep retrying queue.open() before QUEUE_FAILED. Default 30 000 ms. */
   openTimeoutMs?: number;
+  /** Where the runners' queue events wait to be published (shared with them). Default: a feed of its own. */
+  events?: EventFeed;
+  /** How often to ask the queue for cancels and listeners (queue.control()). Default 500 ms. */
+  controlPollMs?: number;
 }
+
 
 export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
 
 /** The most booked start times the adapter keeps timers for. */
 const MAX_BOOKED = 10_000;
 
-export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeoutMs = 30_000 }: QueueAdapterDeps): QueueAdapterLogic {
+export function createQueueAdapter({
+  queue,
+  logger,
+  maxAckBatch = 500,
+  openTimeoutMs = 30_000,
+  events = new EventFeed(),
+  controlPollMs = DEFAULT_CONTROL_POLL_MS,
+}: QueueAdapterDeps): QueueAdapterLogic {
   return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
     const log = logger.child({ queue: queue.name });
     const inflight = new Set<Promise<unknown>>();
@@ -102,13 +119,40 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
         if (isClosed) log.warn({ count, err: toError(error) }, 'job progress could not be stored before close');
       },
     });
+    events.attach({
+      publish: (texts, ids) => queue.publishEvents(texts, ids),
+      track,
+      warn: (message, count, error) => log.warn({ count, ...(error === undefined ? {} : { err: toError(error) }) }, message),
+    });
+    // Cancels asked for in other processes, and whether anyone listens for events: one call, twice a second.
+    let controlTimer: NodeJS.Timeout | undefined;
+    let polling = false;
+    const pollControl = (): void => {
+      if (polling || closed) return;
+      polling = true;
+      track(queue.control()).then(
+        ({ cancels, listening }) => {
+          polling = false;
+          events.listening = listening && !closed;
+          if (cancels.length > 0 && !closed) sendBack({ type: 'CANCEL_REQUESTED', cancels });
+        },
+        (error) => {
+          polling = false;
+          noteOutage('control', error);
+        },
+      );
+    };
     const opener = new OpenWithRetry({
       queue,
       timeoutMs: openTimeoutMs,
       track,
       onOpen: () => {
         noteHealthy();
-        if (!closed) sendBack({ type: 'QUEUE_READY' });
+        if (closed) return;
+        sendBack({ type: 'QUEUE_READY' });
+        pollControl();
+        controlTimer = setInterval(pollControl, controlPollMs);
+        controlTimer.unref();
       },
       onFailed: (error) => sendBack({ type: 'QUEUE_FAILED', error: toError(error) }),
       onRetry: (error) => noteOutage('open', error),
@@ -152,6 +196,8 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
     };
     const stop = (): void => {
       closed = true;
+      clearInterval(controlTimer);
+      events.detach();
       clearTimeout(promoteTimer);
       acks.close();
       progress.close();
@@ -263,6 +309,7 @@ export function createQueueAdapter({ queue, logger, maxAckBatch = 500, openTimeo
           void (async () => {
             acks.flush();
             progress.flush();
+            events.flush();
             while (inflight.size > 0) await Promise.allSettled([...inflight]);
             if (event.release && leases.size > 0) {
               const ids = leases.takeAll();

@@ -25,9 +25,10 @@ import type { RegisteredCommand } from '../producer/commands.js';
 import { CommandTimeoutError, MessageDecodeError, UnknownCommandError, WorkerLostError, toError } from '../shared/errors.js';
 import { decodeMessage, serializeValue, type Envelope } from '../codec/message.js';
 import { jobEvents, type JobEvents } from '../producer/hooks.js';
-import { DEFAULT_RESULT_TTL_MS, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
-import { progressKey } from '../producer/progress.js';
-import { queueActor, type GateDecision, type JobResult, type LeasedMessage, type RetryPlan, type RunnerInEvent } from '../machines/protocol.js';
+import { DEFAULT_RESULT_TTL_MS, JobCancelledError, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
+import { progressKey, progressRecordValue } from '../producer/progress.js';
+import { queueActor, type GateDecision, type JobCancel, type JobResult, type LeasedMessage, type RetryPlan, type RunnerInEvent } from '../machines/protocol.js';
+import { EventFeed, type QueueEventData, type QueueEventType } from './event-feed.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
 import { decideRetry } from './retry-decision.js';
 import { RunningJob, type ProgressSink } from './running-job.js';
@@ -45,6 +46,8 @@ export interface RunCommandDeps {
   hooks?: JobEvents;
   /** Deliveries without an outcome before a job is failed as "worker lost" (a command's `maxDeliveries` wins). Default 3. */
   maxDeliveries?: number;
+  /** Where queue events go while a listener is registered (the queue adapter's feed). Default: one nobody listens to. */
+  events?: EventFeed;
 }
 
 export const DEFAULT_MAX_DELIVERIES = 3;
@@ -66,6 +69,7 @@ export function createRunCommand({
   resultTtlMs = DEFAULT_RESULT_TTL_MS,
   hooks = jobEvents,
   maxDeliveries = DEFAULT_MAX_DELIVERIES,
+  events = new EventFeed(),
 }: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, system, self, sendBack, receive }) => {
     const { workerId } = input;
@@ -73,9 +77,13 @@ export function createRunCommand({
     const debug = log.isLevelEnabled('debug');
     const info = log.isLevelEnabled('info');
     let current: RunningJob | null = null;
-    /** The message and command of `current`, for its progress reports. */
+    /** The message, envelope and command of `current`, for its progress reports and a cancel. */
+    let currentMessage: LeasedMessage | null = null;
     let currentMessageId = '';
+    let currentEnvelope: Envelope | null = null;
     let currentCommand: RegisteredCommand | null = null;
+    /** Cancels of messages the worker holds but this runner has not started: message id → job id. */
+    const cancelled = new Map<string, string>();
     let timer: NodeJS.Timeout | undefined;
     /** The job waiting for its gates' answer (a command with a rateLimit or concurrency). */
     let gated: { message: LeasedMessage; envelope: Envelope; command: RegisteredCommand } | null = null;
@@ -89,13 +97,20 @@ export function createRunCommand({
         if (job !== current || !currentCommand) return; // the attempt is over: its outcome is the last word
         const ttlMs = currentCommand.options.resultTtl ?? resultTtlMs; // kept as long as the result
         queueActor({ system }).send({ type: 'PROGRESS', id: currentMessageId, progress: { jobId: progressKey(job.jobId), record: text, ttlMs } });
+        if (events.listening) publish(currentMessageId, 'progress', job.jobId, job.command, job.attempt, { progress: progressRecordValue(text) });
       },
     };
+
+    /** A queue event for listeners; callers check `events.listening` first, so nobody listening costs nothing. */
+    const publish = (messageId: string, type: QueueEventType, jobId: string, command: string, attempt: number, extra?: Partial<QueueEventData>): void =>
+      events.push(messageId, { type, jobId, command, attempt, at: Date.now(), ...extra });
 
     const finish = (job: RunningJob): boolean => {
       if (current !== job) return false; // late settle after a timeout: ignored
       current = null;
       currentCommand = null;
+      currentMessage = null;
+      currentEnvelope = null;
       if (timer) {
         clearTimeout(timer);
         timer = undefined;
@@ -118,6 +133,8 @@ export function createRunCommand({
       if (info) log.info({ command: envelope.command, job: envelope.id, attempt: envelope.attempt, ms: Math.round(ms) }, 'job finished');
       if (hooks.has('completed'))
         hooks.emit('completed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, durationMs: ms });
+      if (events.listening)
+        publish(message.id, 'completed', envelope.id, envelope.command, envelope.attempt, serialized === undefined ? undefined : { value: serialized });
       sendBack({
         type: 'COMMAND_DONE',
         id: message.id,
@@ -145,6 +162,7 @@ export function createRunCommand({
       } else {
         data = { status: 'failed', attempt: envelope.attempt, at: now, error: remoteError(error) };
         if (hooks.has('failed')) hooks.emit('failed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error });
+        if (events.listening) publish(message.id, 'failed', envelope.id, envelope.command, envelope.attempt, { error: data.error! });
       }
       sendBack({ type: 'COMMAND_FAILED', error, command: envelope.command, jobId: envelope.id, retry, result: record(command, envelope.id, data) });
     };
@@ -212,15 +230,26 @@ export function createRunCommand({
         fail(null, command, message, envelope, new WorkerLostError(envelope.command, message.attempt - 1), true);
         return;
       }
+      if (cancelled.size > 0 && cancelled.has(message.id)) {
+        const jobId = cancelled.get(message.id);
+        cancelled.delete(message.id);
+        if (jobId === envelope.id) {
+          settleCancelled(message, envelope, command, false);
+          return;
+        }
+      }
       const cmd = command;
       const env = envelope;
       const job = new RunningJob(env.id, env.command, env.attempt, sink);
       current = job;
+      currentMessage = message;
       currentMessageId = message.id;
+      currentEnvelope = env;
       currentCommand = cmd;
       const started = performance.now();
       if (debug) log.debug({ command: env.command, job: env.id, attempt: env.attempt }, 'job started');
       if (hooks.has('started')) hooks.emit('started', { jobId: env.id, command: env.command, attempt: env.attempt, workerId });
+      if (events.listening) publish(message.id, 'started', env.id, env.command, env.attempt);
 
       const timeout = cmd.options.timeout;
       if (timeout !== undefined) {
@@ -247,9 +276,32 @@ export function createRunCommand({
       }
     };
 
+    /** Ends a cancelled job: acked, not retried, recorded as cancelled (`ran`: it had started, its signal aborted). */
+    const settleCancelled = (message: LeasedMessage, envelope: Envelope, command: RegisteredCommand, ran: boolean): void => {
+      log.info({ command: envelope.command, job: envelope.id, attempt: envelope.attempt }, ran ? 'job cancelled while running' : 'job cancelled before it started');
+      if (events.listening) publish(message.id, 'cancelled', envelope.id, envelope.command, envelope.attempt);
+      sendBack({ type: 'COMMAND_CANCELLED', result: record(command, envelope.id, { status: 'cancelled', attempt: envelope.attempt, at: Date.now() }) });
+    };
+
+    const cancel = (cancels: readonly JobCancel[]): void => {
+      for (const { id, jobId } of cancels) {
+        if (current && id === currentMessageId && jobId === current.jobId) {
+          const job = current;
+          const [message, envelope, command] = [currentMessage!, currentEnvelope!, currentCommand!];
+          job.abort(new JobCancelledError(jobId));
+          finish(job);
+          settleCancelled(message, envelope, command, true);
+        } else if (id !== currentMessageId) {
+          // A queued message (or the one waiting for its gates): it is cancelled when it comes up.
+          cancelled.set(id, jobId);
+        }
+      }
+    };
+
     receive((event) => {
       if (event.type === 'RUN') run(event.message);
       else if (event.type === 'GATE_DECIDED') gateDecided(event.id, event.decision, event.error);
+      else if (event.type === 'CANCEL') cancel(event.cancels);
       else if (event.type === 'ABORT') current?.abort(new Error(event.reason));
     });
 

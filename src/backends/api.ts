@@ -8,5 +8,6 @@ export { BaseQueue, type FailedMessage, type QueueMessage, type QueueOptions, ty
 export { checkPriority, MAX_PRIORITY, MIN_PRIORITY, validateQueueName } from './base.js';
 export { checkStartGates, reserveAt, type ConcurrencyGate, type RateGate, type StartDecision, type StartGates, type StartOutcome } from './base.js';
 export { checkKeyTtl, checkUniqueKey, type WriteOnceOptions, type WriteOnceResult } from './base.js';
+export { MAX_EVENTS, type CancelOutcome, type CancelRequest, type EventPage, type LoggedEvent, type QueueControl } from './control.js';
 export { redactUrl, redactText } from '../shared/config.js';
 export { ConfigError, LeaseLostError, QueueConnectionError, TaskmillError } from '../shared/errors.js';

@@ -61,6 +61,8 @@ export interface EventPage {
 export const MAX_EVENTS = 10_000;
 /** A listener not refreshed within this long is gone (consumers stop publishing for it). */
 export const LISTENER_TTL_MS = 15_000;
+/** How often a consumer calls control() by default: a cancel takes effect, and a new listener is seen, within about this. */
+export const DEFAULT_CONTROL_POLL_MS = 500;
 /** Most events one readEvents() call returns. */
 export const MAX_EVENTS_PER_READ = 1_000;
 

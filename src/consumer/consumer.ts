@@ -18,6 +18,7 @@ import { EXPECTED, boolean, callback, factor, integer, millis, nonEmptyString, o
 import { OrderedQueues } from './ordered-queues.js';
 import { createQueueAdapter } from '../actors/queue-adapter.js';
 import { createRunCommand, DEFAULT_MAX_DELIVERIES } from '../actors/run-command.js';
+import { EventFeed } from '../actors/event-feed.js';
 import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '../machines/supervisor.js';
 import { workerMachine } from '../machines/worker.js';
 import { schedulerMachine } from '../machines/scheduler.js';
@@ -190,8 +191,10 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     queue = configured instanceof BaseQueue ? configured : open(configured);
   }
 
+  // The runners' queue events, published by the queue adapter while a listener is registered.
+  const events = new EventFeed();
   const worker = workerMachine.provide({
-    actors: { runCommand: createRunCommand({ commands, logger, maxDeliveries, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) },
+    actors: { runCommand: createRunCommand({ commands, logger, maxDeliveries, events, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) },
   });
   const scheduler = schedulerMachine.provide({
     actions: {
@@ -207,7 +210,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   });
   const machine = supervisorMachine.provide({
     actors: {
-      queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs }),
+      queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs, events }),
       worker,
       scheduler,
     },

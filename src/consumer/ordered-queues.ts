@@ -27,6 +27,7 @@ import {
   type WriteOptions,
 } from '../backends/base.js';
 import { ConfigError } from '../shared/errors.js';
+import type { CancelOutcome, CancelRequest, QueueControl } from '../backends/control.js';
 
 export class OrderedQueues extends BaseQueue {
   override readonly blocking: boolean;
@@ -152,6 +153,29 @@ export class OrderedQueues extends BaseQueue {
       perMember[target?.index ?? 0]!.push(record);
     });
     await Promise.all(perMember.map((own, i) => (own.length > 0 ? this.members[i]!.setResults(own) : Promise.resolve())));
+  }
+
+  override async cancel(id: string, jobId: string): Promise<CancelOutcome> {
+    const target = this.#one(id);
+    return target ? target.member.cancel(target.id, jobId) : false;
+  }
+
+  /** Every member's marks (ids prefixed), and listening when any member has a listener. */
+  override async control(): Promise<QueueControl> {
+    const replies = await Promise.all(this.members.map((m) => m.control()));
+    const cancels: CancelRequest[] = [];
+    replies.forEach((reply, i) => {
+      for (const c of reply.cancels) cancels.push({ id: `${i}:${c.id}`, jobId: c.jobId });
+    });
+    return { cancels, listening: replies.some((r) => r.listening) };
+  }
+
+  /** Each event goes to the log of the queue its message came from, as result records do. */
+  override async publishEvents(events: readonly string[], messageIds?: readonly string[]): Promise<void> {
+    if (!messageIds) return this.members[0]!.publishEvents(events);
+    const perMember: string[][] = this.members.map(() => []);
+    events.forEach((event, i) => perMember[this.#one(messageIds[i] ?? '')?.index ?? 0]!.push(event));
+    await Promise.all(perMember.map((own, i) => (own.length > 0 ? this.members[i]!.publishEvents(own) : Promise.resolve())));
   }
 
   /** The first member that has a record for `jobId`. */

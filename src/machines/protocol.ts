@@ -95,9 +95,17 @@ export type QueueAdapterEvent =
   | { type: 'PROGRESS'; id: string; progress: JobResult }
   | { type: 'CLOSE'; release: boolean };
 
+/** A cancel asked for from another process: the job `jobId` of message `id` (structural twin of the backends' CancelRequest). */
+export interface JobCancel {
+  readonly id: string;
+  readonly jobId: string;
+}
+
 // ── from the queue adapter ─────────────────────────────────────────────────
 export type QueueReplyEvent =
   | { type: 'QUEUE_READY' }
+  /** Jobs of messages this consumer holds were cancelled (`job.cancel()`): the supervisor tells its workers. */
+  | { type: 'CANCEL_REQUESTED'; cancels: readonly JobCancel[] }
   | { type: 'QUEUE_FAILED'; error: unknown }
   | { type: 'QUEUE_CLOSED' }
   | { type: 'MESSAGES'; messages: readonly LeasedMessage[] }
@@ -119,7 +127,11 @@ export type JobEvent = { type: 'JOB'; message: LeasedMessage; more?: readonly Le
 
 // ── worker ⇄ its run-command actor ─────────────────────────────────────────
 export type RunnerInEvent =
-  { type: 'RUN'; message: LeasedMessage } | { type: 'ABORT'; reason: string } | { type: 'GATE_DECIDED'; id: string; decision: GateDecision; error?: unknown };
+  | { type: 'RUN'; message: LeasedMessage }
+  | { type: 'ABORT'; reason: string }
+  | { type: 'GATE_DECIDED'; id: string; decision: GateDecision; error?: unknown }
+  /** Cancels of the worker's current or queued messages: a running one is aborted, a queued one never starts. */
+  | { type: 'CANCEL'; cancels: readonly JobCancel[] };
 export type RunnerOutEvent =
   | { type: 'COMMAND_DONE'; id: string; result?: JobResult | undefined }
   | {
@@ -136,7 +148,9 @@ export type RunnerOutEvent =
   /** The job's `expires` passed before it started: acked without running, recorded as expired. */
   | { type: 'MESSAGE_EXPIRED'; result?: JobResult | undefined }
   /** Its rate limit or concurrency key held it back: the queue has it again, unstarted. */
-  | { type: 'MESSAGE_DEFERRED' };
+  | { type: 'MESSAGE_DEFERRED' }
+  /** Cancelled (`job.cancel()`): its signal aborted, acked without a retry, recorded as cancelled. */
+  | { type: 'COMMAND_CANCELLED'; result?: JobResult | undefined };
 
 /**
  * What a failed worker throws, so its supervisor learns which job killed it.

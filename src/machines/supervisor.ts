@@ -84,7 +84,7 @@ export type SupervisorEvent =
   | { type: 'PAUSE_PERIODIC' }
   | { type: 'RESUME_PERIODIC' }
   | { type: 'READER_DRAINED' }
-  | Extract<QueueReplyEvent, { type: 'QUEUE_READY' | 'QUEUE_FAILED' | 'QUEUE_CLOSED' }>
+  | Extract<QueueReplyEvent, { type: 'QUEUE_READY' | 'QUEUE_FAILED' | 'QUEUE_CLOSED' | 'CANCEL_REQUESTED' }>
   | { type: `xstate.error.actor.${string}`; error: unknown; actorId?: string }
   | { type: `xstate.done.actor.${string}`; actorId?: string };
 
@@ -268,6 +268,11 @@ export const supervisorMachine = setup({
     drainWorkers: enqueueActions(({ self, enqueue }) => {
       for (const ref of liveWorkers(self.getSnapshot().children)) enqueue.sendTo(ref, { type: 'DRAIN' });
     }),
+    /** Every worker hears of the cancels; each acts on the ones for its own messages. */
+    forwardCancels: enqueueActions(({ self, event, enqueue }) => {
+      assertEvent(event, 'CANCEL_REQUESTED');
+      for (const ref of liveWorkers(self.getSnapshot().children)) enqueue.sendTo(ref, { type: 'CANCEL', cancels: event.cancels });
+    }),
     abortWorkers: enqueueActions(({ self, enqueue }) => {
       for (const ref of liveWorkers(self.getSnapshot().children)) enqueue.sendTo(ref, { type: 'ABORT', reason: 'consumer forced to stop' });
     }),
@@ -348,6 +353,8 @@ export const supervisorMachine = setup({
     onError: { target: '.failed', actions: 'keepError' },
   },
   on: {
+    // Running or draining alike: a cancelled job stops whichever state the consumer is in.
+    CANCEL_REQUESTED: { actions: 'forwardCancels' },
     // A worker retired by SCALE reached its final state: let it go.
     'xstate.done.actor.*': { guard: 'isWorker', actions: 'stopEndedChild' },
     // Outside `running` a failed child is logged and its job recorded, not replaced.

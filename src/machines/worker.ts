@@ -19,6 +19,7 @@ import {
   queueActor,
   readerActor,
   WorkerCommandError,
+  type JobCancel,
   type JobEvent,
   type LeasedMessage,
   type QueueAdapterEvent,
@@ -57,7 +58,9 @@ export type WorkerEvent =
   /** The reader took this worker off its idle list: no job is on its way. */
   | { type: 'RETIRE_CONFIRMED' }
   /** The consumer drains: finish the current job, give the unstarted ones back. */
-  | { type: 'DRAIN' };
+  | { type: 'DRAIN' }
+  /** Jobs cancelled from another process (from the supervisor, to every worker). */
+  | { type: 'CANCEL'; cancels: readonly JobCancel[] };
 
 type ReaderRetireEvent = Extract<ReaderEvent, { type: 'WORKER_RETIRING' | 'WORKER_LOST' }>;
 
@@ -71,6 +74,11 @@ export type RunCommandLogic = CallbackActorLogic<RunnerInEvent, RunCommandInput>
 const unconfiguredRunCommand: RunCommandLogic = fromCallback(() => {
   throw new Error('workerMachine: provide({ actors: { runCommand } }) before starting a worker');
 });
+
+/** The cancels for the job it runs or one of its queued messages. */
+function ownCancels(context: WorkerContext, cancels: readonly JobCancel[]): JobCancel[] {
+  return cancels.filter((c) => c.id === context.job?.id || context.queued.some((m) => m.id === c.id));
+}
 
 /** Keeps a transition list's literal types when it is defined outside the machine config. */
 function transitionList<const T>(list: T): T {
@@ -119,6 +127,7 @@ export const workerMachine = setup({
     settleJob: sendTo(queueActor, ({ context, event }): QueueAdapterEvent => {
       switch (event.type) {
         case 'COMMAND_DONE':
+        case 'COMMAND_CANCELLED':
         case 'MESSAGE_EXPIRED':
           return { type: 'ACK', id: context.job!.id, result: event.result };
         case 'MESSAGE_REJECTED':
@@ -142,6 +151,11 @@ export const workerMachine = setup({
         return failure;
       },
     }),
+    /** Only the cancels of its own messages reach the runner, which keeps those of queued ones until it gets to them. */
+    forwardCancels: sendTo('runner', ({ context, event }): RunnerInEvent => {
+      assertEvent(event, 'CANCEL');
+      return { type: 'CANCEL', cancels: ownCancels(context, event.cancels) };
+    }),
     forwardAbort: sendTo('runner', ({ event }): RunnerInEvent => {
       assertEvent(event, 'ABORT');
       return { type: 'ABORT', reason: event.reason };
@@ -158,6 +172,10 @@ export const workerMachine = setup({
   guards: {
     isRetiring: ({ context }) => context.retiring,
     hasQueued: ({ context }) => context.queued.length > 0,
+    holdsCancelled: ({ context, event }) => {
+      assertEvent(event, 'CANCEL');
+      return ownCancels(context, event.cancels).length > 0;
+    },
   },
 }).createMachine({
   id: 'worker',
@@ -188,6 +206,8 @@ export const workerMachine = setup({
         MESSAGE_EXPIRED: jobSettled,
         MESSAGE_REJECTED: jobSettled,
         MESSAGE_DEFERRED: jobSettled,
+        COMMAND_CANCELLED: jobSettled,
+        CANCEL: { guard: 'holdsCancelled', actions: 'forwardCancels' },
         COMMAND_FAILED: { target: 'failed', actions: 'recordFailure' },
         RETIRE: { actions: 'markRetiring' },
         DRAIN: { actions: 'releaseQueued' },

@@ -32,7 +32,7 @@ export class Job<R = unknown> {
     this.#local = local;
   }
 
-  /** 'pending' until a consumer records an outcome: 'completed', 'failed', 'retrying', 'revoked' or 'expired'. */
+  /** 'pending' until a consumer records an outcome: 'completed', 'failed', 'retrying', 'revoked', 'expired' or 'cancelled'. */
   async status(): Promise<JobStatus> {
     if (this.#local) return this.#local.ok ? 'completed' : 'failed';
     const text = await this.#queue!.getResult(this.id);
@@ -52,7 +52,7 @@ export class Job<R = unknown> {
   /**
    * Waits for the command's return value (default up to 30 s). Throws
    * JobFailedError (with the remote error's name, message and stack) when it
-   * failed for good, JobRevokedError / JobExpiredError, or
+   * failed for good, JobRevokedError / JobExpiredError / JobCancelledError, or
    * JobResultTimeoutError when `timeout` passes first.
    */
   async result({ timeout = 30_000, interval = 25 }: { timeout?: number; interval?: number } = {}): Promise<R> {
@@ -75,12 +75,31 @@ export class Job<R = unknown> {
     }
   }
 
+  /**
+   * Cancels the job from any process. Not started yet (waiting, delayed): removed and recorded as
+   * 'revoked'. Running: its consumer aborts `this.signal` within about a second and ends the attempt
+   * with JobCancelledError, not retried, recorded as 'cancelled'. False when it has finished, or
+   * no queue knows it.
+   */
+  async cancel({ ttl = settings.resultTtlMs }: { ttl?: number } = {}): Promise<'revoked' | 'cancelled' | false> {
+    if (!this.#queue || this.messageId === null) return false;
+    const outcome = await this.#queue.cancel(this.messageId, this.id);
+    if (outcome === 'signalled') return 'cancelled';
+    if (outcome === false) return false;
+    await this.#recordRevoked(ttl);
+    return 'revoked';
+  }
+
+  async #recordRevoked(ttl: number): Promise<void> {
+    await this.#queue!.setResults([{ jobId: this.id, record: resultRecord({ status: 'revoked', attempt: 0, at: Date.now() }), ttlMs: ttl }]);
+    if (jobEvents.has('revoked')) jobEvents.emit('revoked', { jobId: this.id, command: this.command, messageId: this.messageId! });
+  }
+
   /** Removes the job if it has not started; true when revoked (recorded as 'revoked'), false when too late. */
   async revoke({ ttl = settings.resultTtlMs }: { ttl?: number } = {}): Promise<boolean> {
     if (!this.#queue || this.messageId === null) return false;
     if (!(await this.#queue.remove(this.messageId))) return false;
-    await this.#queue.setResults([{ jobId: this.id, record: resultRecord({ status: 'revoked', attempt: 0, at: Date.now() }), ttlMs: ttl }]);
-    if (jobEvents.has('revoked')) jobEvents.emit('revoked', { jobId: this.id, command: this.command, messageId: this.messageId });
+    await this.#recordRevoked(ttl);
     return true;
   }
 }

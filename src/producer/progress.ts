@@ -59,3 +59,8 @@ export function progressValue(text: string): unknown {
   }
   return deserializeValue(parsed.value);
 }
+
+/** The tagged value text inside a stored progress record (what a queue event carries). */
+export function progressRecordValue(text: string): string {
+  return (JSON.parse(text) as ProgressRecordData).value;
+}

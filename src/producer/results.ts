@@ -7,7 +7,7 @@
 import { TaskmillError, toError } from '../shared/errors.js';
 import { deserializeValue } from '../codec/message.js';
 
-export type JobStatus = 'pending' | 'completed' | 'failed' | 'retrying' | 'revoked' | 'expired';
+export type JobStatus = 'pending' | 'completed' | 'failed' | 'retrying' | 'revoked' | 'expired' | 'cancelled';
 
 export interface RemoteError {
   name: string;
@@ -69,6 +69,16 @@ export class JobRevokedError extends TaskmillError {
   }
 }
 
+/**
+ * The job was cancelled while it ran (`job.cancel()`): its `this.signal` aborted with this error,
+ * the attempt ended, and it was not retried. `job.result()` throws it.
+ */
+export class JobCancelledError extends TaskmillError {
+  constructor(readonly jobId: string) {
+    super('ERR_TASKMILL_JOB_CANCELLED', `job ${jobId} was cancelled while it ran`);
+  }
+}
+
 /** The job did not start before its `expires` time and was skipped. */
 export class JobExpiredError extends TaskmillError {
   constructor(readonly jobId: string) {
@@ -97,6 +107,8 @@ export function settle(jobId: string, record: ResultRecordData): unknown {
       throw new JobRevokedError(jobId);
     case 'expired':
       throw new JobExpiredError(jobId);
+    case 'cancelled':
+      throw new JobCancelledError(jobId);
     default:
       throw new TaskmillError('ERR_TASKMILL_RESULT', `job ${jobId} is not finished (${record.status})`);
   }

@@ -7,15 +7,13 @@
  * Redis (polling and blocking) on real servers. The coalescing itself is
  * unit-tested in test/actors/progress-writer.test.ts.
  */
-import { rmSync } from 'node:fs';
-import path from 'node:path';
 import pino from 'pino';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { configure, createConsumer, createQueue, queueCommand, registry, type BaseQueue, type Consumer, type JobContext } from '../../src/index.js';
 import type { ResultRecord } from '../../src/backends/base.js';
 import { progressKey } from '../../src/producer/progress.js';
-import { tempDir } from '../helpers/processes.js';
-import { POSTGRES_URL, REDIS_URL, dropPostgresSchema, hasPostgres, hasRedis, uniqueName } from '../helpers/services.js';
+import { uniqueName } from '../helpers/services.js';
+import { backendServers } from '../helpers/servers.js';
 import { freshMemoryQueue } from '../fixtures/cli-consumer-kit.js';
 
 const silent = pino({ level: 'silent' });
@@ -207,49 +205,7 @@ describe('job progress under configure({ immediate: true })', () => {
 
 // ── real servers ───────────────────────────────────────────────────────────
 
-interface Server {
-  kind: string;
-  available: boolean;
-  url(): string;
-  dispose(url: string): Promise<void>;
-}
-
-const sqliteDirs: string[] = [];
-const SERVERS: Server[] = [
-  {
-    kind: 'SQLite',
-    available: true,
-    url: () => {
-      const dir = tempDir('taskmill-progress-');
-      sqliteDirs.push(dir);
-      return `sqlite:${path.join(dir, 'queue.sqlite')}`;
-    },
-    dispose: async () => {},
-  },
-  {
-    kind: 'PostgreSQL',
-    available: hasPostgres,
-    url: () => `${POSTGRES_URL}?schema=${uniqueName('progress').replace(/-/g, '_')}`,
-    dispose: dropPostgresSchema,
-  },
-  ...[false, true].map((blocking): Server => ({
-    kind: blocking ? 'Redis (blocking)' : 'Redis (polling)',
-    available: hasRedis,
-    url: () => `${REDIS_URL}?prefix=${uniqueName('progress')}${blocking ? '&blocking=true' : ''}`,
-    dispose: async (url) => {
-      const queue = createQueue(url, { onWarning: () => {} });
-      try {
-        await queue.flush();
-      } finally {
-        await queue.close();
-      }
-    },
-  })),
-];
-
-afterAll(() => {
-  for (const dir of sqliteDirs) rmSync(dir, { recursive: true, force: true });
-});
+const SERVERS = backendServers('progress').filter((server) => server.kind !== 'memory');
 
 describe.each(SERVERS)('job progress on $kind', (server) => {
   it.skipIf(!server.available)('a consumer stores each report, the producer reads the latest back through its own queue', async () => {
