@@ -27,7 +27,7 @@ import {
   type WriteOptions,
 } from '../backends/base.js';
 import { ConfigError } from '../shared/errors.js';
-import type { CancelOutcome, CancelRequest, QueueControl } from '../backends/control.js';
+import { checkCancel, type CancelOutcome, type CancelRequest, type EventPage, type QueueControl } from '../backends/control.js';
 
 export class OrderedQueues extends BaseQueue {
   override readonly blocking: boolean;
@@ -156,6 +156,7 @@ export class OrderedQueues extends BaseQueue {
   }
 
   override async cancel(id: string, jobId: string): Promise<CancelOutcome> {
+    checkCancel(id, jobId, this.names);
     const target = this.#one(id);
     return target ? target.member.cancel(target.id, jobId) : false;
   }
@@ -176,6 +177,19 @@ export class OrderedQueues extends BaseQueue {
     const perMember: string[][] = this.members.map(() => []);
     events.forEach((event, i) => perMember[this.#one(messageIds[i] ?? '')?.index ?? 0]!.push(event));
     await Promise.all(perMember.map((own, i) => (own.length > 0 ? this.members[i]!.publishEvents(own) : Promise.resolve())));
+  }
+
+  /** A listener through this object listens on the first queue, where its writes go. */
+  override registerListener(listenerId: string): Promise<number> {
+    return this.members[0]!.registerListener(listenerId);
+  }
+
+  override unregisterListener(listenerId: string): Promise<void> {
+    return this.members[0]!.unregisterListener(listenerId);
+  }
+
+  override readEvents(after: number, max: number): Promise<EventPage> {
+    return this.members[0]!.readEvents(after, max);
   }
 
   /** The first member that has a record for `jobId`. */

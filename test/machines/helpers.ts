@@ -22,7 +22,7 @@ import {
 } from 'xstate';
 import { isDeepStrictEqual, inspect as show } from 'node:util';
 import { getAdjacencyMap, getShortestPaths, getStateNodes } from 'xstate/graph';
-import type { JobResult, LeasedMessage, RetryPlan, QueueAdapterEvent, QueueReplyEvent, RunnerInEvent, RunnerOutEvent } from '../../src/machines/protocol.js';
+import type { JobCancel, JobResult, LeasedMessage, RetryPlan, QueueAdapterEvent, QueueReplyEvent, RunnerInEvent, RunnerOutEvent } from '../../src/machines/protocol.js';
 import type { RunCommandInput } from '../../src/machines/worker.js';
 
 // ── time ───────────────────────────────────────────────────────────────────
@@ -380,6 +380,8 @@ export function createFakeQueue(): FakeQueue {
 interface RunnerRecord {
   runs: LeasedMessage[];
   aborts: string[];
+  /** The cancels the worker forwarded, each CANCEL's list. */
+  cancels: (readonly JobCancel[])[];
   current: LeasedMessage | null;
   sendBack: (event: RunnerOutEvent) => void;
   stopped: boolean;
@@ -402,6 +404,8 @@ export interface FakeRunner {
   expire(workerId: string, result?: JobResult): void;
   /** Its gates held it back: the queue has it again, unstarted. */
   defer(workerId: string): void;
+  /** The runner cancelled its job (a CANCEL for it arrived): COMMAND_CANCELLED. */
+  cancelled(workerId: string, result?: JobResult): void;
 }
 
 export function createFakeRunner(): FakeRunner {
@@ -409,7 +413,7 @@ export function createFakeRunner(): FakeRunner {
   let started = 0;
   const logic = fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive }) => {
     started++;
-    const record: RunnerRecord = { runs: [], aborts: [], current: null, sendBack: sendBack, stopped: false };
+    const record: RunnerRecord = { runs: [], aborts: [], cancels: [], current: null, sendBack: sendBack, stopped: false };
     byWorker.set(input.workerId, record);
     receive((event) => {
       if (event.type === 'RUN') {
@@ -417,6 +421,8 @@ export function createFakeRunner(): FakeRunner {
         record.current = event.message;
       } else if (event.type === 'ABORT') {
         record.aborts.push(event.reason);
+      } else if (event.type === 'CANCEL') {
+        record.cancels.push(event.cancels);
       }
     });
     return () => {
@@ -454,6 +460,7 @@ export function createFakeRunner(): FakeRunner {
     reject: (workerId, reason = 'unknown command "nope"') => settle(workerId, { type: 'MESSAGE_REJECTED', reason }),
     expire: (workerId, result) => settle(workerId, { type: 'MESSAGE_EXPIRED', result }),
     defer: (workerId) => settle(workerId, { type: 'MESSAGE_DEFERRED' }),
+    cancelled: (workerId, result) => settle(workerId, { type: 'COMMAND_CANCELLED', result }),
   };
 }
 

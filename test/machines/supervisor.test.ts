@@ -141,6 +141,8 @@ type SupervisorStimulus =
   | { type: 'RESUME' }
   | { type: 'PAUSE_PERIODIC' }
   | { type: 'RESUME_PERIODIC' }
+  /** The adapter saw a cancel mark on a job a worker runs. */
+  | { type: 'CANCEL_REQUESTED' }
   | { type: 'STOP' }
   | { type: 'FORCE' };
 
@@ -228,8 +230,9 @@ function reduceSupervisor(state: SupervisorModel, e: SupervisorStimulus): Superv
     case 'RESUME':
       s.paused = e.type === 'PAUSE';
       break;
-    // SCALE_INVALID (logged, nothing else) and PAUSE_PERIODIC / RESUME_PERIODIC (forwarded to the
-    // scheduler, see its tests) change nothing the supervisor's observer sees: the driver counts them.
+    // SCALE_INVALID (logged, nothing else), PAUSE_PERIODIC / RESUME_PERIODIC (forwarded to the
+    // scheduler, see its tests) and CANCEL_REQUESTED (forwarded to the workers, see theirs) change
+    // nothing the supervisor's observer sees: the driver counts them.
     case 'STOP':
       if (s.value === 'starting') enter('closing');
       else if (s.value === 'running') enter('draining');
@@ -275,6 +278,8 @@ function enabledSupervisor(s: SupervisorModel, view: SupervisorView): Supervisor
       if (s.paused && !s.readOut) events.push({ type: 'RESUME' });
       events.push({ type: 'SCALE_INVALID' }, { type: 'PAUSE_PERIODIC' }, { type: 'RESUME_PERIODIC' });
     }
+    // Running or draining: a cancel reaches the worker that runs the job either way.
+    if ((s.value === 'running' || s.value === 'draining') && s.busy > 0 && s.retiring === 0) events.push({ type: 'CANCEL_REQUESTED' });
     return events;
   }
   events.push({ type: 'FORCE' });
@@ -335,6 +340,7 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
   let started = false;
   let added = 0;
   let invalidScales = 0;
+  const cancelsTo = new Map<string, number>();
   const failureKinds: string[] = [];
   const trail: string[] = [];
   const inPool = (id: string) => actor.getSnapshot().context.workerIds.includes(id);
@@ -417,6 +423,14 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
           if (event.type === 'SCALE_UP') added++;
           actor.send({ type: 'SCALE', workers: before.pool + (event.type === 'SCALE_UP' ? 1 : -1) });
           break;
+        case 'CANCEL_REQUESTED': {
+          const workerId = runner.busy().find(inPool)!;
+          const id = runner.get(workerId).current!.id;
+          cancelsTo.set(workerId, (cancelsTo.get(workerId) ?? 0) + 1);
+          queue.toParent({ type: 'CANCEL_REQUESTED', cancels: [{ id, jobId: `job-${id}` }] });
+          same('cancel forwarded', runner.get(workerId).cancels.at(-1), [{ id, jobId: `job-${id}` }]);
+          break;
+        }
         case 'SCALE_INVALID':
           invalidScales++;
           actor.send({ type: 'SCALE', workers: [0, 1.5, 1001][invalidScales % 3]! });
@@ -469,6 +483,8 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
       same('scheduler', s.children[model.schedulerRestarts === 0 ? 'scheduler' : `scheduler-r${model.schedulerRestarts}`] !== undefined, true);
       // ABORT reaches every worker still alive once forcing/failing
       for (const id of rig.liveWorkers()) same(`ABORTs to ${id}`, runner.get(id).aborts.length, model.aborted ? 1 : 0);
+      // a cancel reaches the runner of the worker whose job it names, and no other
+      for (const id of rig.liveWorkers()) same(`CANCELs to ${id}`, runner.get(id).cancels.length, cancelsTo.get(id) ?? 0);
       same('messages released', queue.of('RELEASE').flatMap((r) => r.ids).length, lateDeliveries);
       same('drain logged', rig.logs.draining, path.states.slice(0, i + 1).some((m) => m.value === 'draining') ? 1 : 0);
       same('forcing logged', rig.logs.forcing, path.states.slice(0, i + 1).some((m) => m.value === 'forcing') ? 1 : 0);

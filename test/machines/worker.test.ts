@@ -52,6 +52,8 @@ interface WorkerModel {
   queued: number;
   /** Unstarted messages given back (drain, retire). */
   released: number;
+  /** CANCELs the worker passed to its runner (those naming its current job). */
+  cancels: number;
 }
 type WorkerStimulus =
   | { type: 'JOB' }
@@ -63,12 +65,19 @@ type WorkerStimulus =
   | { type: 'MESSAGE_REJECTED' }
   | { type: 'MESSAGE_DEFERRED' }
   | { type: 'COMMAND_FAILED' }
+  /** The runner ended its job as cancelled: acked like a done one. */
+  | { type: 'COMMAND_CANCELLED' }
+  /** A cancel naming the current job: forwarded to the runner. */
+  | { type: 'CANCEL' }
+  /** A cancel for messages another worker holds: ignored. */
+  | { type: 'CANCEL_OTHER' }
   | { type: 'ABORT' }
   | { type: 'RETIRE' }
   | { type: 'RETIRE_CONFIRMED' };
 
 const MAX_JOBS = 3;
 const MAX_ABORTS = 1;
+const MAX_CANCELS = 1;
 
 function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
   const finish = (counts: Partial<WorkerModel>): WorkerModel => {
@@ -85,7 +94,12 @@ function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
       return s.value === 'busy' ? { ...s, queued: 0, released: s.released + s.queued } : s;
     case 'COMMAND_DONE':
     case 'MESSAGE_EXPIRED':
+    case 'COMMAND_CANCELLED':
       return finish({ acked: s.acked + 1 });
+    case 'CANCEL':
+      return { ...s, cancels: s.cancels + 1 };
+    case 'CANCEL_OTHER':
+      return s;
     case 'MESSAGE_REJECTED':
       return finish({ rejected: s.rejected + 1 });
     case 'MESSAGE_DEFERRED':
@@ -112,6 +126,8 @@ function enabledWorker(s: WorkerModel): WorkerStimulus[] {
   if (s.value === 'retiring') events.push({ type: 'RETIRE_CONFIRMED' });
   if (s.value === 'busy')
     events.push({ type: 'COMMAND_DONE' }, { type: 'MESSAGE_EXPIRED' }, { type: 'MESSAGE_REJECTED' }, { type: 'MESSAGE_DEFERRED' }, { type: 'COMMAND_FAILED' });
+  if (s.value === 'busy') events.push({ type: 'COMMAND_CANCELLED' });
+  if (s.value === 'busy' && s.cancels < MAX_CANCELS) events.push({ type: 'CANCEL' }, { type: 'CANCEL_OTHER' });
   if (!s.retire && (s.value === 'idle' || s.value === 'busy')) events.push({ type: 'RETIRE' });
   if (s.aborts < MAX_ABORTS) events.push({ type: 'ABORT' });
   return events;
@@ -119,7 +135,7 @@ function enabledWorker(s: WorkerModel): WorkerStimulus[] {
 
 describe('worker: model-based', () => {
   const paths = transitionCoveringPaths<WorkerModel, WorkerStimulus>(
-    { value: 'idle', acked: 0, rejected: 0, deferred: 0, aborts: 0, retire: false, queued: 0, released: 0 },
+    { value: 'idle', acked: 0, rejected: 0, deferred: 0, aborts: 0, retire: false, queued: 0, released: 0, cancels: 0 },
     reduceWorker,
     enabledWorker,
   );
@@ -168,6 +184,15 @@ describe('worker: model-based', () => {
           case 'COMMAND_FAILED':
             runner.fail(WORKER_ID, 'boom', 'sendMail');
             break;
+          case 'COMMAND_CANCELLED':
+            runner.cancelled(WORKER_ID, resultOf(jobs.at(-1)!, 'cancelled'));
+            break;
+          case 'CANCEL':
+            h.sut.send({ type: 'CANCEL', cancels: [{ id: 'elsewhere', jobId: 'j0' }, { id: jobs.at(-1)!.id, jobId: 'j1' }] });
+            break;
+          case 'CANCEL_OTHER':
+            h.sut.send({ type: 'CANCEL', cancels: [{ id: 'elsewhere', jobId: 'j0' }] });
+            break;
           case 'ABORT':
             h.sut.send({ type: 'ABORT', reason: 'consumer forced to stop' });
             break;
@@ -206,6 +231,9 @@ function assertWorkerMatches(
   expect(runner.started).toBe(1);
   expect(record.runs.map((r) => r.id)).toEqual(jobs.map((j) => j.id));
   expect(record.aborts).toHaveLength(m.aborts);
+  // only the cancels of its own messages reach the runner, and only when there is one
+  expect(record.cancels).toHaveLength(m.cancels);
+  for (const cancels of record.cancels) expect(cancels.map((c) => c.jobId)).toEqual(['j1']);
   const finished = m.acked + m.rejected + m.deferred;
   const acks = h.queue.of('ACK');
   expect(acks).toHaveLength(m.acked);
@@ -341,6 +369,24 @@ describe('worker: scenarios', () => {
     const error = h.sut.getSnapshot().error as WorkerCommandError;
     expect(error.cause).toBeInstanceOf(Error);
     expect((error.cause as Error).message).toBe('undefined');
+  });
+
+  it('CANCEL: the cancels of its current job and of its queued share go to the runner; COMMAND_CANCELLED acks and runs the next', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    const [first, second, third] = messages(3);
+    h.sut.send({ type: 'JOB', message: first!, more: [second!, third!] });
+    h.sut.send({ type: 'CANCEL', cancels: [{ id: third!.id, jobId: 'j3' }, { id: 'other', jobId: 'x' }, { id: first!.id, jobId: 'j1' }] });
+    expect(runner.get(WORKER_ID).cancels).toEqual([
+      [
+        { id: third!.id, jobId: 'j3' },
+        { id: first!.id, jobId: 'j1' },
+      ],
+    ]);
+    runner.cancelled(WORKER_ID, resultOf(first!, 'cancelled'));
+    expect(h.queue.of('ACK')).toEqual([{ type: 'ACK', id: first!.id, result: resultOf(first!, 'cancelled') }]);
+    expect(runner.get(WORKER_ID).current).toEqual(second);
+    h.stop();
   });
 
   it('ABORT is forwarded to the runner, idle or busy, without changing state', () => {
