@@ -21,7 +21,16 @@ export { queueEvents, QueueEvents, type QueueEvent, type QueueEventsMap, type Qu
 export { registry, CommandRegistry } from './producer/registry.js';
 export { configure, closeQueues, type TaskmillSettings } from './producer/settings.js';
 export { autodiscover } from './producer/autodiscover.js';
-export { Retry, JobFailedError, JobRevokedError, JobExpiredError, JobCancelledError, JobResultTimeoutError, type JobStatus, type RemoteError } from './producer/results.js';
+export {
+  Retry,
+  JobFailedError,
+  JobRevokedError,
+  JobExpiredError,
+  JobCancelledError,
+  JobResultTimeoutError,
+  type JobStatus,
+  type RemoteError,
+} from './producer/results.js';
 export { retryFailed } from './producer/admin.js';
 export { startInspector, createInspectLog, DEFAULT_INSPECT_PORT, type InspectorOptions, type InspectorRelay, type InspectLog } from './inspect/index.js';
 export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './producer/hooks.js';

@@ -50,7 +50,6 @@ export interface QueueAdapterDeps {
   controlPollMs?: number;
 }
 
-
 export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
 
 /** The most booked start times the adapter keeps timers for. */

@@ -278,7 +278,10 @@ export function createRunCommand({
 
     /** Ends a cancelled job: acked, not retried, recorded as cancelled (`ran`: it had started, its signal aborted). */
     const settleCancelled = (message: LeasedMessage, envelope: Envelope, command: RegisteredCommand, ran: boolean): void => {
-      log.info({ command: envelope.command, job: envelope.id, attempt: envelope.attempt }, ran ? 'job cancelled while running' : 'job cancelled before it started');
+      log.info(
+        { command: envelope.command, job: envelope.id, attempt: envelope.attempt },
+        ran ? 'job cancelled while running' : 'job cancelled before it started',
+      );
       if (events.listening) publish(message.id, 'cancelled', envelope.id, envelope.command, envelope.attempt);
       sendBack({ type: 'COMMAND_CANCELLED', result: record(command, envelope.id, { status: 'cancelled', attempt: envelope.attempt, at: Date.now() }) });
     };

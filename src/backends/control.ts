@@ -82,8 +82,16 @@ export function checkCancel(id: unknown, jobId: unknown, queue: string): void {
     ['id', id],
     ['jobId', jobId],
   ] as const) {
-    if (typeof value !== 'string' || value === '' || value.length > 200 || value.includes('\u0000') || !(value as string & { isWellFormed(): boolean }).isWellFormed()) {
-      throw new ConfigError(`cancel on queue "${queue}": invalid ${name} ${describeValue(value)}: must be a non-empty string of at most 200 characters, without NUL`);
+    if (
+      typeof value !== 'string' ||
+      value === '' ||
+      value.length > 200 ||
+      value.includes('\u0000') ||
+      !(value as string & { isWellFormed(): boolean }).isWellFormed()
+    ) {
+      throw new ConfigError(
+        `cancel on queue "${queue}": invalid ${name} ${describeValue(value)}: must be a non-empty string of at most 200 characters, without NUL`,
+      );
     }
   }
 }
@@ -91,6 +99,8 @@ export function checkCancel(id: unknown, jobId: unknown, queue: string): void {
 /** A listener id: a non-empty string of at most 200 characters. @internal */
 export function checkListenerId(listenerId: unknown, queue: string): void {
   if (typeof listenerId !== 'string' || listenerId === '' || listenerId.length > 200) {
-    throw new ConfigError(`registerListener on queue "${queue}": invalid listener id ${describeValue(listenerId)}: must be a non-empty string of at most 200 characters`);
+    throw new ConfigError(
+      `registerListener on queue "${queue}": invalid listener id ${describeValue(listenerId)}: must be a non-empty string of at most 200 characters`,
+    );
   }
 }

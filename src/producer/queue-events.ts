@@ -138,7 +138,10 @@ export class QueueEvents {
       await this.#queue.registerListener(this.#id);
       const now = Date.now();
       if (now - this.#registeredAt > LISTENER_TTL_MS) {
-        this.#emit('missed', { count: null, reason: `this listener was not registered from ${new Date(this.#registeredAt + LISTENER_TTL_MS).toISOString()}: consumers may not have published events since` });
+        this.#emit('missed', {
+          count: null,
+          reason: `this listener was not registered from ${new Date(this.#registeredAt + LISTENER_TTL_MS).toISOString()}: consumers may not have published events since`,
+        });
       }
       this.#registeredAt = now;
     } catch (error) {
@@ -159,7 +162,8 @@ export class QueueEvents {
       const page = await this.#queue.readEvents(this.#cursor, MAX_EVENTS_PER_READ);
       this.#failures = 0;
       for (const { seq, data } of page.events) {
-        if (seq > this.#cursor + 1) this.#emit('missed', { count: seq - this.#cursor - 1, reason: 'trimmed from the queue events log before this listener read them' });
+        if (seq > this.#cursor + 1)
+          this.#emit('missed', { count: seq - this.#cursor - 1, reason: 'trimmed from the queue events log before this listener read them' });
         this.#cursor = seq;
         this.#deliver(data);
       }

@@ -72,7 +72,18 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       extraSchemas.push(own);
       await queue({ schema: own }).open();
       const tables = await sql<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, [own]);
-      expect(tables.map((t) => t.table_name)).toEqual(['cancels', 'event_seqs', 'events', 'failed', 'jobs', 'listeners', 'migrations', 'rate_log', 'results', 'slots']);
+      expect(tables.map((t) => t.table_name)).toEqual([
+        'cancels',
+        'event_seqs',
+        'events',
+        'failed',
+        'jobs',
+        'listeners',
+        'migrations',
+        'rate_log',
+        'results',
+        'slots',
+      ]);
       const versions = await sql<{ version: number }>(`SELECT version FROM ${pg.escapeIdentifier(own)}.migrations ORDER BY version`);
       expect(versions.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
     });

@@ -52,13 +52,11 @@ export function backendServers(label: string): BackendServer[] {
       url: () => `${POSTGRES_URL}?schema=${uniqueName(label).replace(/-/g, '_')}`,
       dispose: dropPostgresSchema,
     },
-    ...[false, true].map(
-      (blocking): BackendServer => ({
-        kind: blocking ? 'Redis (blocking)' : 'Redis (polling)',
-        available: hasRedis,
-        url: () => `${REDIS_URL}?prefix=${uniqueName(label)}${blocking ? '&blocking=true' : ''}`,
-        dispose: flushRedis,
-      }),
-    ),
+    ...[false, true].map((blocking): BackendServer => ({
+      kind: blocking ? 'Redis (blocking)' : 'Redis (polling)',
+      available: hasRedis,
+      url: () => `${REDIS_URL}?prefix=${uniqueName(label)}${blocking ? '&blocking=true' : ''}`,
+      dispose: flushRedis,
+    })),
   ];
 }

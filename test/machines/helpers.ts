@@ -22,7 +22,16 @@ import {
 } from 'xstate';
 import { isDeepStrictEqual, inspect as show } from 'node:util';
 import { getAdjacencyMap, getShortestPaths, getStateNodes } from 'xstate/graph';
-import type { JobCancel, JobResult, LeasedMessage, RetryPlan, QueueAdapterEvent, QueueReplyEvent, RunnerInEvent, RunnerOutEvent } from '../../src/machines/protocol.js';
+import type {
+  JobCancel,
+  JobResult,
+  LeasedMessage,
+  RetryPlan,
+  QueueAdapterEvent,
+  QueueReplyEvent,
+  RunnerInEvent,
+  RunnerOutEvent,
+} from '../../src/machines/protocol.js';
 import type { RunCommandInput } from '../../src/machines/worker.js';
 
 // ── time ───────────────────────────────────────────────────────────────────

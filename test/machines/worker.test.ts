@@ -188,7 +188,13 @@ describe('worker: model-based', () => {
             runner.cancelled(WORKER_ID, resultOf(jobs.at(-1)!, 'cancelled'));
             break;
           case 'CANCEL':
-            h.sut.send({ type: 'CANCEL', cancels: [{ id: 'elsewhere', jobId: 'j0' }, { id: jobs.at(-1)!.id, jobId: 'j1' }] });
+            h.sut.send({
+              type: 'CANCEL',
+              cancels: [
+                { id: 'elsewhere', jobId: 'j0' },
+                { id: jobs.at(-1)!.id, jobId: 'j1' },
+              ],
+            });
             break;
           case 'CANCEL_OTHER':
             h.sut.send({ type: 'CANCEL', cancels: [{ id: 'elsewhere', jobId: 'j0' }] });
@@ -376,7 +382,14 @@ describe('worker: scenarios', () => {
     const h = startWorker(runner);
     const [first, second, third] = messages(3);
     h.sut.send({ type: 'JOB', message: first!, more: [second!, third!] });
-    h.sut.send({ type: 'CANCEL', cancels: [{ id: third!.id, jobId: 'j3' }, { id: 'other', jobId: 'x' }, { id: first!.id, jobId: 'j1' }] });
+    h.sut.send({
+      type: 'CANCEL',
+      cancels: [
+        { id: third!.id, jobId: 'j3' },
+        { id: 'other', jobId: 'x' },
+        { id: first!.id, jobId: 'j1' },
+      ],
+    });
     expect(runner.get(WORKER_ID).cancels).toEqual([
       [
         { id: third!.id, jobId: 'j3' },

@@ -105,28 +105,32 @@ describe.each(SERVERS)('queueEvents() on $kind', (server) => {
     }
   });
 
-  it.skipIf(!server.available)(`a listener that falls more than ${MAX_EVENTS} events behind is told how many it missed`, async () => {
-    const url = server.url();
-    const queue = createQueue(url);
-    try {
-      // A slow reader: the log is filled past what it keeps before the listener's first read.
-      const events = queueEvents(url, { queue: queue.name, pollMs: 4_000 });
-      const { seen, missed } = record(events);
-      const started = JSON.stringify({ type: 'started', jobId: 'j', command: 'c', attempt: 1, at: 0 });
-      const total = MAX_EVENTS + 2_500;
-      await events.ready;
-      for (let i = 0; i < total / 500; i++) await queue.publishEvents(Array.from({ length: 500 }, () => started));
-      await expect.poll(() => seen.length + (missed[0]?.count ?? 0), { timeout: 20_000, interval: 50 }).toBe(total);
-      expect(missed).toHaveLength(1);
-      expect(missed[0]!.count).toBeGreaterThanOrEqual(total - 2 * MAX_EVENTS);
-      expect(missed[0]!.reason).toMatch(/trimmed/);
-      expect(seen.length).toBeGreaterThanOrEqual(MAX_EVENTS);
-      await events.close();
-    } finally {
-      await queue.close();
-      await server.dispose(url);
-    }
-  }, 30_000);
+  it.skipIf(!server.available)(
+    `a listener that falls more than ${MAX_EVENTS} events behind is told how many it missed`,
+    async () => {
+      const url = server.url();
+      const queue = createQueue(url);
+      try {
+        // A slow reader: the log is filled past what it keeps before the listener's first read.
+        const events = queueEvents(url, { queue: queue.name, pollMs: 4_000 });
+        const { seen, missed } = record(events);
+        const started = JSON.stringify({ type: 'started', jobId: 'j', command: 'c', attempt: 1, at: 0 });
+        const total = MAX_EVENTS + 2_500;
+        await events.ready;
+        for (let i = 0; i < total / 500; i++) await queue.publishEvents(Array.from({ length: 500 }, () => started));
+        await expect.poll(() => seen.length + (missed[0]?.count ?? 0), { timeout: 20_000, interval: 50 }).toBe(total);
+        expect(missed).toHaveLength(1);
+        expect(missed[0]!.count).toBeGreaterThanOrEqual(total - 2 * MAX_EVENTS);
+        expect(missed[0]!.reason).toMatch(/trimmed/);
+        expect(seen.length).toBeGreaterThanOrEqual(MAX_EVENTS);
+        await events.close();
+      } finally {
+        await queue.close();
+        await server.dispose(url);
+      }
+    },
+    30_000,
+  );
 });
 
 describe('queueEvents() arguments', () => {

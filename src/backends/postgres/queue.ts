@@ -123,7 +123,13 @@ export class PostgresQueue extends BaseQueue {
       this.warn(`taskmill: PostgreSQL connection lost (${this.#redact(error)}); reconnecting on next use`);
     });
     this.#sql = statements(this.schema);
-    this.#control = new PostgresControl(this.schema, this.name, this.owner, (what, text, values) => this.#query(what, text, values), (id) => this.remove(id));
+    this.#control = new PostgresControl(
+      this.schema,
+      this.name,
+      this.owner,
+      (what, text, values) => this.#query(what, text, values),
+      (id) => this.remove(id),
+    );
     // Channel names are identifiers (max 63 bytes); a truncated collision only causes a spare wake-up.
     this.#channel = `taskmill_${this.schema}`.slice(0, 63);
     this.#notify = new NotifyListener({

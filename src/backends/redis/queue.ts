@@ -52,7 +52,16 @@ import {
 import { RedisConnection } from './connection.js';
 import { SlotHolders, startGatedCall } from './gates.js';
 import { decodeControl, decodeEventPage } from './control.js';
-import { LISTENER_TTL_MS, MAX_EVENTS, checkCancel, checkEventRead, checkListenerId, type CancelOutcome, type EventPage, type QueueControl } from '../control.js';
+import {
+  LISTENER_TTL_MS,
+  MAX_EVENTS,
+  checkCancel,
+  checkEventRead,
+  checkListenerId,
+  type CancelOutcome,
+  type EventPage,
+  type QueueControl,
+} from '../control.js';
 import { redisOptionsSchema, type RedisQueueOptions } from './options.js';
 import {
   argChunks,

@@ -139,7 +139,15 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number];
  * Scripts that take keys beyond the queue's fixed ones (rate logs, after the KEY_ROLES keys): their
  * callers pass the key count first, as EVALSHA does.
  */
-export const EXTRA_KEY_SCRIPTS: ReadonlySet<ScriptName> = new Set<ScriptName>(['tmStartGated', 'tmFlush', 'tmMark', 'tmControl', 'tmListen', 'tmPublish', 'tmReadEvents']);
+export const EXTRA_KEY_SCRIPTS: ReadonlySet<ScriptName> = new Set<ScriptName>([
+  'tmStartGated',
+  'tmFlush',
+  'tmMark',
+  'tmControl',
+  'tmListen',
+  'tmPublish',
+  'tmReadEvents',
+]);
 
 /**
  * Job control and queue events (control.ts): keys of their own, passed to their scripts after the
