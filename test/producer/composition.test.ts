@@ -72,7 +72,9 @@ describe('composition refuses bad input before anything is written', () => {
     await expect(pipeline(add as never)).rejects.toThrow(/^pipeline\(\): step 1 is not a step \(cmd\.with\(\.\.\.\)\), got a function/);
     await expect(pipeline(add.with(1, 2), { command: add, args: [] } as never)).rejects.toThrow(/step 2 is not a step/); // a look-alike is not a step
     await expect(pipeline(add.with(1, 2), elsewhere.with())).rejects.toThrow(
-      new RegExp(`^pipeline\\(\\): step 2 \\(${elsewhere.commandName}\\) is on queue "${other.name}" \\(MemoryQueue\\), step 1 .* every step must be on one queue$`),
+      new RegExp(
+        `^pipeline\\(\\): step 2 \\(${elsewhere.commandName}\\) is on queue "${other.name}" \\(MemoryQueue\\), step 1 .* every step must be on one queue$`,
+      ),
     );
     expect(await queue.stats()).toEqual(nothingWritten);
     expect(await other.stats()).toEqual(nothingWritten);
@@ -86,7 +88,9 @@ describe('composition refuses bad input before anything is written', () => {
     expect(() => group([])).toThrow(new ConfigError('group() needs at least one member (cmd.with(...))'));
     expect(() => group('x' as never)).toThrow(/^group\(\) takes an array of steps \(cmd\.with\(\.\.\.\)\), got "x"$/);
     expect(() => group([one.with(1), null as never])).toThrow(new TypeError('group(): member 2 is not a step (cmd.with(...)), got null'));
-    await expect(group([one.with(1)]).then('done' as never)).rejects.toThrow(new TypeError('group().then(): the callback is not a step (cmd.with(...)), got "done"'));
+    await expect(group([one.with(1)]).then('done' as never)).rejects.toThrow(
+      new TypeError('group().then(): the callback is not a step (cmd.with(...)), got "done"'),
+    );
     await expect(group([one.with(1)]).then(elsewhere.with())).rejects.toThrow(/^group\(\): the callback .* every step must be on one queue$/);
     expect(await queue.stats()).toEqual(nothingWritten);
     expect(await other.stats()).toEqual(nothingWritten);
@@ -161,21 +165,19 @@ const SERVERS: Server[] = [
     url: () => `${POSTGRES_URL}?schema=${uniqueName('compose').replace(/-/g, '_')}`,
     dispose: dropPostgresSchema,
   },
-  ...[false, true].map(
-    (blocking): Server => ({
-      kind: blocking ? 'Redis (blocking)' : 'Redis (polling)',
-      available: hasRedis,
-      url: () => `${REDIS_URL}?prefix=${uniqueName('compose')}${blocking ? '&blocking=true' : ''}`,
-      dispose: async (url) => {
-        const queue = createQueue(url, { onWarning: () => {} });
-        try {
-          await queue.flush();
-        } finally {
-          await queue.close();
-        }
-      },
-    }),
-  ),
+  ...[false, true].map((blocking): Server => ({
+    kind: blocking ? 'Redis (blocking)' : 'Redis (polling)',
+    available: hasRedis,
+    url: () => `${REDIS_URL}?prefix=${uniqueName('compose')}${blocking ? '&blocking=true' : ''}`,
+    dispose: async (url) => {
+      const queue = createQueue(url, { onWarning: () => {} });
+      try {
+        await queue.flush();
+      } finally {
+        await queue.close();
+      }
+    },
+  })),
 ];
 
 afterAll(() => {
@@ -206,7 +208,10 @@ describe.each(SERVERS)('composition on $kind', (server) => {
       const runs: string[] = [];
       const add = define({ queue }, (a: number, b: number) => (runs.push(`add ${a} ${b}`), a + b));
       const double = define({ queue, results: false }, (n: number) => (runs.push(`double ${n}`), { n: n * 2, at: new Date(0) }));
-      const label = define({ queue }, (value: { n: number; at: Date }, prefix: string) => (runs.push(`label ${value.n}`), `${prefix}:${value.n}:${value.at.getTime()}`));
+      const label = define(
+        { queue },
+        (value: { n: number; at: Date }, prefix: string) => (runs.push(`label ${value.n}`), `${prefix}:${value.n}:${value.at.getTime()}`),
+      );
       const job = await pipeline(add.with(1, 2), double.with(), label.with('x'));
       expect(job.command).toBe(label.commandName);
       expect(await job.result(wait)).toBe('x:6:0');
