@@ -159,7 +159,7 @@ export interface QueuedCommand<A extends unknown[], R> {
   with(...args: A | DropFirst<A>): Step<Awaited<R>>;
   readonly commandName: string;
   readonly options: Readonly<CommandOptions>;
-  /** @internal */
+  /** What pipeline() and group() use (not public). */
   readonly [COMPOSE]: Composable;
 }
 

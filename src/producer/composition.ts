@@ -17,10 +17,10 @@ import { Job } from './job.js';
 import { JobFailedError, JobResultTimeoutError, parseResultRecord, remoteError } from './results.js';
 import { settings } from './settings.js';
 
-/** How composition reaches into a command (set by queueCommand). @internal */
+/** How composition reaches into a command (set by queueCommand); not part of the public surface. */
 export const COMPOSE: unique symbol = Symbol('taskmill.compose');
 
-/** What composition needs of a command: its queue, its encoder (with the job's id and flow), a local run. @internal */
+/** What composition needs of a command: its queue, its encoder (with the job's id and flow), a local run. Not public. */
 export interface Composable {
   queue(): BaseQueue;
   encode(args: readonly unknown[], id: string, flow: EnvelopeFlow | undefined): { data: string; writeOptions: WriteOptions | undefined };
