@@ -13,7 +13,9 @@ import pino from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   ConfigError,
+  JobExpiredError,
   JobFailedError,
+  closeQueues,
   configure,
   createConsumer,
   createQueue,
@@ -36,7 +38,10 @@ const silent = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 const defined: string[] = [];
-function define<A extends unknown[], R>(options: { name?: string; queue?: BaseQueue | string; retries?: number; results?: boolean }, fn: (...args: A) => R) {
+function define<A extends unknown[], R>(
+  options: { name?: string; queue?: BaseQueue | string; retries?: number; results?: boolean; expires?: number },
+  fn: (...args: A) => R,
+) {
   const cmd = queueCommand({ ...options, name: uniqueName(options.name ?? 'step') }, fn);
   defined.push(cmd.commandName);
   return cmd;
@@ -276,6 +281,47 @@ describe.each(SERVERS)('composition on $kind', (server) => {
       expect(awaited).toBeInstanceOf(GroupJob);
       expect(await awaited.result(wait)).toEqual([16]);
     });
+  });
+});
+
+describe('composition: expiry, and a consumer of several named queues', () => {
+  it('a step that expires stops the pipeline: result() rejects with JobExpiredError naming the step', async () => {
+    const queue = freshMemoryQueue();
+    const runs: string[] = [];
+    const stale = define({ queue, expires: 50 }, (n: number) => (runs.push('stale'), n));
+    const after = define({ queue }, (n: number) => (runs.push('after'), n));
+    const job = await pipeline(stale.with(1), after.with());
+    await sleep(120);
+    await startConsumer(queue);
+    const error = (await job.result(wait).catch((e: unknown) => e)) as JobExpiredError;
+    expect(error).toBeInstanceOf(JobExpiredError);
+    expect(error.jobId).not.toBe(job.id);
+    await sleep(200);
+    expect(runs).toEqual([]);
+  });
+
+  it('the next step goes to the queue its job was read from (queues: [high, low]), where result() reads it', async () => {
+    const dir = tempDir('taskmill-compose-named-');
+    sqliteDirs.push(dir);
+    const url = `sqlite:${path.join(dir, 'queue.sqlite')}`;
+    configure({ queue: url });
+    const add = define({ queue: 'low' }, (a: number, b: number) => a + b);
+    const double = define({ queue: 'low' }, (n: number) => n * 2);
+    const members = define({ queue: 'low' }, (n: number) => n + 100);
+    const sum = define({ queue: 'low' }, (results: number[]) => results.reduce((a, b) => a + b, 0));
+    consumer = createConsumer({ queue: url, queues: ['high', 'low'], workers: 2, periodic: false, logger: silent, pollDelayMs: 10, maxPollDelayMs: 50 });
+    await consumer.start();
+    try {
+      // Written to `high` (the first queue) instead, the last step's record would land there, and these would time out.
+      const job = await pipeline(add.with(1, 2), double.with(), double.with());
+      expect(await job.result(wait)).toBe(12);
+      const g = await group([members.with(1), members.with(2)]).then(sum.with());
+      expect(await g.callback!.result(wait)).toBe(203);
+    } finally {
+      await consumer.stop();
+      consumer = undefined;
+      await closeQueues();
+    }
   });
 });
 
