@@ -15,6 +15,7 @@ import {
   ConfigError,
   JobExpiredError,
   JobFailedError,
+  JobRevokedError,
   closeQueues,
   configure,
   createConsumer,
@@ -298,6 +299,16 @@ describe('composition: expiry, and a consumer of several named queues', () => {
     expect(error.jobId).not.toBe(job.id);
     await sleep(200);
     expect(runs).toEqual([]);
+  });
+
+  it('revoke() on a pipeline removes its first step before it starts; result() rejects with JobRevokedError', async () => {
+    const queue = freshMemoryQueue();
+    const add = define({ queue }, (a: number, b: number) => a + b);
+    const job = await pipeline(add.with(1, 2), add.with(10));
+    expect((await queue.stats()).ready).toBe(1); // the first step only
+    expect(await job.revoke()).toBe(true);
+    await expect(job.result()).rejects.toThrow(JobRevokedError);
+    expect(await queue.stats()).toEqual(nothingWritten);
   });
 
   it('the next step goes to the queue its job was read from (queues: [high, low]), where result() reads it', async () => {
