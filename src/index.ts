@@ -14,10 +14,12 @@ export {
   type RegisteredCommand,
   type ScheduleWhen,
   type UniqueOptions,
+  type DropFirst,
 } from './producer/commands.js';
 export type { RateLimitOptions, ConcurrencyOptions } from './producer/gates.js';
 export { Job } from './producer/job.js';
 export { queueEvents, QueueEvents, type QueueEvent, type QueueEventsMap, type QueueEventsOptions, type MissedEvents } from './producer/queue-events.js';
+export { pipeline, group, GroupJob, type Step, type GroupBuilder, type GroupResults } from './producer/composition.js';
 export { registry, CommandRegistry } from './producer/registry.js';
 export { configure, closeQueues, type TaskmillSettings } from './producer/settings.js';
 export { autodiscover } from './producer/autodiscover.js';

@@ -23,14 +23,17 @@
  *   the runners' queue events while there are some (./event-feed.ts);
  * - turns connection loss into READ_FAILED events (the reader backs off) and
  *   logs an outage once, not once per retry;
+ * - writes what follows a composed job (a pipeline's next step, a group's
+ *   callback) before its ack or fail (./continuations.ts);
  * - on CLOSE flushes pending ACKs and releases unsettled leases.
  */
 import { fromCallback, type CallbackActorLogic } from 'xstate';
 import type { Logger } from 'pino';
 import type { BaseQueue } from '../backends/base.js';
 import { toError } from '../shared/errors.js';
-import { SYSTEM_IDS, systemActor, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
+import { SYSTEM_IDS, systemActor, type JobResult, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
 import { AckBatcher } from './ack-batcher.js';
+import { settleComposed } from './continuations.js';
 import { LeaseHeartbeat } from './lease-heartbeat.js';
 import { OpenWithRetry } from './open-with-retry.js';
 import { ProgressWriter } from './progress-writer.js';
@@ -193,6 +196,12 @@ export function createQueueAdapter({
       if (booked.length > MAX_BOOKED) booked.pop();
       if (i === 0) armPromote();
     };
+    /** A composed job's record and continuation are written, then `settle` acks or fails it; on an error it stays leased and runs again. */
+    const composedThen = (id: string, result: JobResult, settle: () => unknown): void => {
+      track(settleComposed(queue, id, result).then(settle)).catch((error: unknown) =>
+        log.error({ messageId: id, err: toError(error) }, 'could not write what follows a composed job; it will run again when its lease expires'),
+      );
+    };
     const stop = (): void => {
       closed = true;
       clearInterval(controlTimer);
@@ -238,11 +247,16 @@ export function createQueueAdapter({
         }
         case 'ACK':
           leases.settle(event.id);
-          acks.add(event.id, event.result);
+          if (event.result?.continuation) composedThen(event.id, event.result, () => (acks.add(event.id, undefined), acks.flush()));
+          else acks.add(event.id, event.result);
           break;
         case 'FAIL': {
           const { message, result } = event;
           leases.settle(message.id);
+          if (result?.continuation) {
+            composedThen(message.id, result, () => track(queue.fail(message.id, event.error)));
+            break;
+          }
           track(queue.fail(message.id, event.error).then(async (ok) => (ok && result ? (await queue.setResults([result], [message.id]), ok) : ok))).then(
             (ok) => {
               if (!ok) log.warn({ messageId: message.id }, 'could not record failure: lease lost, the job may run again');

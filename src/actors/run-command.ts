@@ -30,6 +30,7 @@ import { progressKey, progressRecordValue } from '../producer/progress.js';
 import { queueActor, type GateDecision, type JobCancel, type JobResult, type LeasedMessage, type RetryPlan, type RunnerInEvent } from '../machines/protocol.js';
 import { EventFeed, type QueueEventData, type QueueEventType } from './event-feed.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
+import { composedResult } from './continuations.js';
 import { decideRetry } from './retry-decision.js';
 import { RunningJob, type ProgressSink } from './running-job.js';
 
@@ -87,9 +88,15 @@ export function createRunCommand({
     let timer: NodeJS.Timeout | undefined;
     /** The job waiting for its gates' answer (a command with a rateLimit or concurrency). */
     let gated: { message: LeasedMessage; envelope: Envelope; command: RegisteredCommand } | null = null;
+    /** The job being handled when it is composed (its envelope has a flow): its records carry what follows it. */
+    let composed: Envelope | null = null;
 
     const record = (command: RegisteredCommand, jobId: string, data: ResultRecordData): JobResult | undefined =>
-      command.options.results === false ? undefined : { jobId, record: resultRecord(data), ttlMs: command.options.resultTtl ?? resultTtlMs };
+      composed !== null && composed.id === jobId
+        ? composedResult(composed, data, command.options.resultTtl ?? resultTtlMs)
+        : command.options.results === false
+          ? undefined
+          : { jobId, record: resultRecord(data), ttlMs: command.options.resultTtl ?? resultTtlMs };
 
     // One per actor: a job's `this.progress()` reaches the adapter through it, with no closure per job.
     const sink: ProgressSink = {
@@ -120,7 +127,7 @@ export function createRunCommand({
 
     const succeed = (job: RunningJob, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, started: number, value: unknown): void => {
       let serialized: string | undefined;
-      if (command.options.results !== false && value !== undefined) {
+      if ((command.options.results !== false || composed === envelope) && value !== undefined) {
         try {
           serialized = serializeValue(value, 'result');
         } catch (error) {
@@ -174,6 +181,7 @@ export function createRunCommand({
         envelope = decodeMessage(message.data);
         command = commands.get(envelope.command);
         if (!command) throw new UnknownCommandError(envelope.command);
+        composed = envelope.flow === undefined ? null : envelope;
       } catch (error) {
         const reason =
           error instanceof MessageDecodeError || error instanceof UnknownCommandError ? error.message : `invalid message: ${toError(error).message}`;

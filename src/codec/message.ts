@@ -3,8 +3,12 @@
  *
  * Wire format: one JSON object
  *   {"v":1,"id":"…","command":"…","args":[…],"enqueuedAt":<ms epoch>,"attempt":1}
- * with "expiresAt", "rateKey" and "concurrencyKey" after them when a job has them.
- * Unknown extra fields are kept on decode (forward compatibility).
+ * with "expiresAt", "rateKey", "concurrencyKey" and "flow" after them when a job has them.
+ * Unknown extra fields are kept on decode (forward compatibility). "flow" is
+ * composition (docs/composition.md): what a consumer writes once the job has
+ * a final outcome. A consumer that predates it ignores it: it runs the job as
+ * a plain one, and the pipeline's next step or the group's callback is never
+ * written.
  *
  * The args are tagged JSON (tagged-json.ts describes the format and what is
  * refused; tagged-json-decode.ts decodes it); serializeValue/deserializeValue
@@ -53,6 +57,23 @@ export interface Envelope {
   rateKey?: string;
   /** The value of its command's concurrency.key function. */
   concurrencyKey?: string;
+  /** Composition: the pipeline steps after this one, or the group it belongs to (docs/composition.md). */
+  flow?: EnvelopeFlow;
+}
+
+/** A step of a pipeline or a group's callback, not written yet: its command, its arguments (tagged JSON text) and its job id. */
+export interface FlowStep {
+  command: string;
+  args: string;
+  id: string;
+}
+
+/** What is written once a composed job has a final outcome. */
+export interface EnvelopeFlow {
+  /** A pipeline step: the steps after this one, in order (the last one's id is the pipeline's job id). */
+  next?: FlowStep[];
+  /** A group member: the group's id, every member's job id in order, and the callback written once all are final. */
+  group?: { id: string; members: string[]; callback?: FlowStep };
 }
 
 export interface EncodeOptions {
@@ -69,6 +90,8 @@ export interface EncodeOptions {
   /** Gate keys (computed by the command from the arguments); default none */
   rateKey?: string;
   concurrencyKey?: string;
+  /** Composition: see Envelope.flow; default none */
+  flow?: EnvelopeFlow;
 }
 
 function checkCommandName(command: unknown): asserts command is string {
@@ -85,6 +108,12 @@ function checkCommandName(command: unknown): asserts command is string {
 export function encodeMessage(command: string, args: readonly unknown[], options: EncodeOptions = {}): { id: string; data: string } {
   checkCommandName(command);
   if (!Array.isArray(args)) throw new TypeError(`args for command "${command}" must be an array`);
+  return encodeMessageText(command, serializeArgs(args), options);
+}
+
+/** encodeMessage with the args already serialized (tagged JSON text of an array): a consumer writing a composed job's next step. */
+export function encodeMessageText(command: string, argsText: string, options: EncodeOptions = {}): { id: string; data: string } {
+  checkCommandName(command);
   const id = options.id ?? randomUUID();
   const now = options.now ?? Date.now();
   const attempt = options.attempt ?? 1;
@@ -100,10 +129,11 @@ export function encodeMessage(command: string, args: readonly unknown[], options
 
   const data =
     `{"v":${MESSAGE_VERSION},"id":${JSON.stringify(id)},"command":${JSON.stringify(command)},` +
-    `"args":${serializeArgs(args)},"enqueuedAt":${now},"attempt":${attempt}` +
+    `"args":${argsText},"enqueuedAt":${now},"attempt":${attempt}` +
     (expiresAt === undefined ? '' : `,"expiresAt":${expiresAt}`) +
     (options.rateKey === undefined ? '' : `,"rateKey":${JSON.stringify(options.rateKey)}`) +
-    (options.concurrencyKey === undefined ? '}' : `,"concurrencyKey":${JSON.stringify(options.concurrencyKey)}}`);
+    (options.concurrencyKey === undefined ? '' : `,"concurrencyKey":${JSON.stringify(options.concurrencyKey)}`) +
+    (options.flow === undefined ? '}' : `,"flow":${JSON.stringify(options.flow)}}`);
   // JSON.stringify escapes lone surrogates, so `data` is well-formed and its UTF-8 size exact.
   const bytes = Buffer.byteLength(data, 'utf8');
   if (bytes > maxBytes) throw new PayloadTooLargeError(command, bytes, maxBytes);
@@ -111,6 +141,12 @@ export function encodeMessage(command: string, args: readonly unknown[], options
 }
 
 // ---------------------------------------------------------------- decode
+
+const FlowStepSchema = z.looseObject({ command: z.string().min(1), args: z.string().startsWith('['), id: z.string().refine(isJobId) });
+const FlowSchema = z.looseObject({
+  next: z.array(FlowStepSchema).optional(),
+  group: z.looseObject({ id: z.string().refine(isJobId), members: z.array(z.string().refine(isJobId)).min(1), callback: FlowStepSchema.optional() }).optional(),
+});
 
 const EnvelopeSchema = z.looseObject({
   v: z.number().int(),
@@ -122,6 +158,7 @@ const EnvelopeSchema = z.looseObject({
   expiresAt: z.number().min(-MAX_TIME_MS).max(MAX_TIME_MS).optional(),
   rateKey: z.string().min(1).optional(),
   concurrencyKey: z.string().min(1).optional(),
+  flow: FlowSchema.optional(),
 });
 
 const FIELD_EXPECTATIONS: Record<string, string> = {
@@ -134,6 +171,7 @@ const FIELD_EXPECTATIONS: Record<string, string> = {
   expiresAt: 'a time a Date can hold (ms since the epoch, within ±8.64e15)',
   rateKey: 'a non-empty string',
   concurrencyKey: 'a non-empty string',
+  flow: 'an object { next?: [{ command, args, id }, …], group?: { id, members, callback? } }',
 };
 
 /** Parses and validates one message read from a queue. Throws MessageDecodeError (never quoting the payload). */

@@ -76,6 +76,11 @@ export class OrderedQueues extends BaseQueue {
     return index === -1 ? undefined : { member: this.members[index]!, id: own, index };
   }
 
+  /** The member queue a message (by its prefixed id) came from; the first one for an id that is nobody's. */
+  queueOf(id: string): BaseQueue {
+    return this.#one(id)?.member ?? this.members[0]!;
+  }
+
   /** Runs `call` on every member with ids, in parallel; the prefixed ids it gave back. */
   async #perMember(ids: readonly string[], call: (member: BaseQueue, ids: string[]) => Promise<string[] | void>): Promise<string[]> {
     const { perMember, unknown } = this.#route(ids);

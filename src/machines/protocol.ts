@@ -7,6 +7,7 @@
  * the backends' QueueMessage.
  */
 import type { ActorSystem, AnyActorRef, EventObject } from 'xstate';
+import type { Continuation } from '../actors/continuations.js';
 
 /**
  * Narrows an action's or guard's event to the type its transition is for, or
@@ -58,6 +59,8 @@ export interface JobResult {
   readonly jobId: string;
   readonly record: string;
   readonly ttlMs: number;
+  /** A composed job's final record: what to write before its ack or fail (../actors/continuations.ts). */
+  readonly continuation?: Continuation | undefined;
 }
 
 /** How a failed job is tried again: its next envelope and when it may start. */

@@ -26,10 +26,11 @@ import {
   positiveMillis,
   type DeclaresEvery,
 } from '../shared/options.js';
-import { decodeMessage, encodeMessage } from '../codec/message.js';
+import { decodeMessage, encodeMessage, type EnvelopeFlow } from '../codec/message.js';
 import { serializeArgs } from '../codec/tagged-json.js';
 import { toSchedule, type EverySchedule, type Schedule } from '../schedule/crontab.js';
 import { concurrencyField, gateKeysOf, rateLimitField, startGatesOf, type ConcurrencyOptions, type GateKeys, type RateLimitOptions } from './gates.js';
+import { COMPOSE, makeStep, type Composable, type Step } from './composition.js';
 import { jobEvents } from './hooks.js';
 import { Job } from './job.js';
 import { runLocally } from './local-run.js';
@@ -150,9 +151,20 @@ export interface QueuedCommand<A extends unknown[], R> {
   map(argsList: Iterable<A>): Promise<Job<Awaited<R>>[]>;
   /** Runs the command in this process now, bypassing the queue. */
   local(...args: A): Promise<Awaited<R>>;
+  /**
+   * A step for `pipeline()` / `group()`: this command with these arguments, not enqueued. In a
+   * pipeline a later step gets the previous result in front of them, so it takes the arguments
+   * after the first. The arguments are serialized now: one that cannot be sent throws here.
+   */
+  with(...args: A | DropFirst<A>): Step<Awaited<R>>;
   readonly commandName: string;
   readonly options: Readonly<CommandOptions>;
+  /** What pipeline() and group() use (not public). */
+  readonly [COMPOSE]: Composable;
 }
+
+/** A parameter list without its first parameter (what a later step of a pipeline is given besides the previous result). */
+export type DropFirst<A extends unknown[]> = A extends [unknown, ...infer T] ? T : A extends [unknown?, ...infer T] ? T : never;
 
 export interface PeriodicCommand<R> {
   (): Promise<Awaited<R>>;
@@ -295,12 +307,13 @@ export function queueCommand<A extends unknown[], R>(
   // Built once: most enqueues pass these very options.
   const defaultWrite: WriteOptions | undefined = options.priority ? { priority: options.priority } : undefined;
   const gateKeys = gateKeysOf(name, options.rateLimit, options.concurrency);
-  const encode = (args: A, now: number) => {
+  const encode = (args: A, now: number, composed?: { id: string; flow: EnvelopeFlow | undefined }) => {
     const expires = options.expires;
     const expiresAt = expires === undefined ? undefined : expires instanceof Date ? expires.getTime() : now + expires;
     return encodeMessage(name, args, {
       maxBytes: settings.maxPayloadBytes,
       now,
+      ...(composed ? { id: composed.id, ...(composed.flow ? { flow: composed.flow } : {}) } : {}),
       ...(expiresAt !== undefined ? { expiresAt } : {}),
       ...(gateKeys ? gateKeys(args) : {}),
     });
@@ -396,13 +409,21 @@ export function queueCommand<A extends unknown[], R>(
     });
   };
 
-  return Object.assign(enqueue, {
+  const composable: Composable = {
+    queue: () => resolveQueue(options.queue),
+    encode: (args, id, flow) => ({ data: encode(args as A, Date.now(), { id, flow }).data, writeOptions: defaultWrite }),
+    run: async (id, args) => (await runLocally(registered, id, args)).value,
+  };
+  const command = Object.assign(enqueue, {
     schedule,
     map,
     local: async (...args: A) => (await runLocally(registered, 'local', args)).value as Awaited<R>,
+    with: (...args: unknown[]) => makeStep<Awaited<R>>(command, args),
     commandName: name,
     options: registered.options,
+    [COMPOSE]: composable,
   }) as QueuedCommand<A, R>;
+  return command;
 }
 
 /**

@@ -27,6 +27,8 @@ export interface ResultRecordData {
   error?: RemoteError;
   /** retrying: when the next attempt may start. */
   runAt?: number;
+  /** A pipeline's record that is another step's outcome (the step that stopped it): that step's job id. */
+  job?: string;
 }
 
 export const DEFAULT_RESULT_TTL_MS = 24 * 60 * 60 * 1000;
@@ -97,7 +99,8 @@ export class JobResultTimeoutError extends TaskmillError {
 }
 
 /** Turns a final record into the value it stands for, or throws what it stands for. */
-export function settle(jobId: string, record: ResultRecordData): unknown {
+export function settle(handleId: string, record: ResultRecordData): unknown {
+  const jobId = typeof record.job === 'string' ? record.job : handleId;
   switch (record.status) {
     case 'completed':
       return record.value === undefined ? undefined : deserializeValue(record.value);
