@@ -64,6 +64,11 @@ function nextAttemptData(data: string, attempt: number): string {
   return JSON.stringify(envelope);
 }
 
+/** A cancel for `jobId` is this job's: its own id, or (a pipeline's first step) the pipeline's id, its last step's. */
+function cancelsJob(jobId: string, envelope: Envelope): boolean {
+  return jobId === envelope.id || (envelope.flow?.next !== undefined && envelope.flow.next.at(-1)?.id === jobId);
+}
+
 export function createRunCommand({
   commands,
   logger,
@@ -241,7 +246,7 @@ export function createRunCommand({
       if (cancelled.size > 0 && cancelled.has(message.id)) {
         const jobId = cancelled.get(message.id);
         cancelled.delete(message.id);
-        if (jobId === envelope.id) {
+        if (jobId !== undefined && cancelsJob(jobId, envelope)) {
           settleCancelled(message, envelope, command, false);
           return;
         }
@@ -296,7 +301,7 @@ export function createRunCommand({
 
     const cancel = (cancels: readonly JobCancel[]): void => {
       for (const { id, jobId } of cancels) {
-        if (current && id === currentMessageId && jobId === current.jobId) {
+        if (current && id === currentMessageId && cancelsJob(jobId, currentEnvelope!)) {
           const job = current;
           const [message, envelope, command] = [currentMessage!, currentEnvelope!, currentCommand!];
           job.abort(new JobCancelledError(jobId));

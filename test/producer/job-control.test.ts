@@ -15,6 +15,7 @@ import {
   JobRevokedError,
   createConsumer,
   createQueue,
+  pipeline,
   queueCommand,
   registry,
   type BaseQueue,
@@ -155,6 +156,25 @@ describe('job.cancel() of a prefetched job (memory)', () => {
     await expect(jobs[2]!.result({ timeout: 10_000 })).resolves.toBeUndefined();
     await expect(jobs[1]!.result({ timeout: 1_000 })).rejects.toThrow(JobCancelledError);
     expect(ran).toEqual([1, 3]);
+    await producer.close();
+  });
+});
+
+describe('job.cancel() of a pipeline (memory)', () => {
+  it('cancelling the pipeline while its first step runs ends it: result() rejects with JobCancelledError, later steps never run', async () => {
+    const url = `memory://${uniqueName('pipeline')}`;
+    const producer = createQueue(url);
+    const { cmd: first, started } = waiter(producer, true);
+    let later = 0;
+    const second = define({ name: uniqueName('second'), queue: producer }, () => void later++);
+    const job = await pipeline(first.with(), second.with());
+    await startConsumer(url);
+    await expect.poll(started, poll).toBe(1);
+    expect(await job.cancel()).toBe('cancelled');
+    await expect(job.result({ timeout: 10_000 })).rejects.toThrow(JobCancelledError);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(later).toBe(0);
+    expect(await producer.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
     await producer.close();
   });
 });
