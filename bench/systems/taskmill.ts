@@ -12,6 +12,10 @@
  * cost); `rateLimit` and `concurrency` give the command a limit far above
  * the load (1,000,000), so no job waits and what is measured is the ask
  * before each start and, for concurrency, the slot freed with the ack.
+ * `events` registers a queueEvents listener on the queue (from a connection
+ * of its own, refreshed, never reading: a listener lives in another
+ * process), so the consumer publishes each job's started and completed
+ * events: what is measured is the consumer's cost of publishing them.
  */
 import path from 'node:path';
 import pino from 'pino';
@@ -35,7 +39,7 @@ import { schemaName } from './names.js';
 import type { BenchJob, BenchSystem, RunningConsumer, SystemContext } from './types.js';
 
 export type TaskmillBackend = 'memory' | 'sqlite' | 'redis' | 'redis-blocking' | 'postgres';
-export type FlowOption = 'priority' | 'unique' | 'rateLimit' | 'concurrency';
+export type FlowOption = 'priority' | 'unique' | 'rateLimit' | 'concurrency' | 'events';
 
 const HIGH_LIMIT = 1_000_000;
 
@@ -80,6 +84,21 @@ function makeQueue(kind: TaskmillBackend, context: SystemContext): BaseQueue {
   }
 }
 
+/** A listener registered on `queue` (kept fresh) that reads nothing: what makes consumers publish. */
+async function registerListener(queue: BaseQueue): Promise<{ close(): Promise<void> }> {
+  await queue.open();
+  const id = `bench-${process.pid}`;
+  await queue.registerListener(id);
+  const refresh = setInterval(() => void queue.registerListener(id).catch(() => {}), 5_000);
+  return {
+    close: async () => {
+      clearInterval(refresh);
+      await queue.unregisterListener(id);
+      await queue.close();
+    },
+  };
+}
+
 export function taskmillSystem(kind: TaskmillBackend, results: boolean, option?: FlowOption) {
   return (context: SystemContext): BenchSystem => {
     let queue: BaseQueue | null = null;
@@ -118,6 +137,7 @@ export function taskmillSystem(kind: TaskmillBackend, results: boolean, option?:
           module: 'bench',
           startGates: startGatesOf(COMMAND, optionsFor(option).rateLimit, optionsFor(option).concurrency),
         });
+        const listener = option === 'events' ? await registerListener(makeQueue(kind, context)) : null;
         const consumer = createConsumer({
           queue: theQueue(),
           workers: concurrency,
@@ -127,7 +147,12 @@ export function taskmillSystem(kind: TaskmillBackend, results: boolean, option?:
           periodic: false,
         });
         await consumer.start();
-        return { stop: async () => void (await consumer.stop()) };
+        return {
+          stop: async () => {
+            await consumer.stop();
+            await listener?.close();
+          },
+        };
       },
 
       async pending() {

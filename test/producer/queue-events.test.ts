@@ -7,9 +7,10 @@
  * publishes nothing (the log stays empty): the cost guarantee.
  */
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ConfigError,
+  MemoryQueue,
   createConsumer,
   createQueue,
   queueCommand,
@@ -21,7 +22,7 @@ import {
   type MissedEvents,
   type QueueEvent,
 } from '../../src/index.js';
-import { MAX_EVENTS } from '../../src/backends/control.js';
+import { LISTENER_TTL_MS, MAX_EVENTS } from '../../src/backends/control.js';
 import { uniqueName } from '../helpers/services.js';
 import { backendServers } from '../helpers/servers.js';
 
@@ -139,5 +140,39 @@ describe('queueEvents() arguments', () => {
     expect(() => queueEvents(queue, { pollMs: 0 })).toThrow(/invalid pollMs 0/);
     expect(() => queueEvents(queue, { queue: 'other' })).toThrow(ConfigError);
     expect(() => queueEvents(42 as never)).toThrow(/expected a BaseQueue or a queue URL, got 42/);
+  });
+});
+
+describe('queueEvents() when its registration lapses', () => {
+  it('says it may have missed events (count unknown) once it is registered again, and reports the failures meanwhile', async () => {
+    vi.useFakeTimers();
+    try {
+      let down = false;
+      class Flaky extends MemoryQueue {
+        override async registerListener(listenerId: string): Promise<number> {
+          if (down) throw new Error('server unreachable');
+          return super.registerListener(listenerId);
+        }
+      }
+      const queue = new Flaky(uniqueName('lapse'));
+      const events = queueEvents(queue);
+      const { missed } = record(events);
+      const errors: Error[] = [];
+      events.on('error', (error) => errors.push(error));
+      await vi.advanceTimersByTimeAsync(1_200);
+      await events.ready;
+      down = true;
+      await vi.advanceTimersByTimeAsync(LISTENER_TTL_MS + 5_000);
+      expect(errors.length).toBeGreaterThanOrEqual(3);
+      expect(errors[0]!.message).toBe('server unreachable');
+      expect(missed).toEqual([]);
+      down = false;
+      await vi.advanceTimersByTimeAsync(LISTENER_TTL_MS / 3);
+      expect(missed).toHaveLength(1);
+      expect(missed[0]).toMatchObject({ count: null, reason: expect.stringMatching(/not registered from .*consumers may not have published/) as string });
+      await events.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
