@@ -94,7 +94,7 @@ describe.each(SERVERS)('job.cancel() on $kind', (server) => {
         await expect(running.result({ timeout: 10_000 })).rejects.toThrow(JobCancelledError);
         expect(runs).toHaveLength(1);
         expect(runs[0]!.reason).toBeInstanceOf(JobCancelledError);
-        expect(runs[0]!.at - asked).toBeLessThan(3_000); // the poll is 500 ms; generous for a loaded box
+        expect(runs[0]!.at - asked).toBeLessThan(5_000); // the poll is 500 ms; generous for a loaded box
         expect(await running.status()).toBe('cancelled');
         // Not retried, though the command has retries left and rejected.
         expect(await producer.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
