@@ -23,6 +23,7 @@ import { retryFailed } from './producer/admin.js';
 import { createCliLogger } from './cli/logging.js';
 import { FLAGS, argParser } from './cli/flags.js';
 import { createInspectLog, startInspector, type InspectLog, type InspectorRelay } from './inspect/index.js';
+import { serveMetrics, type MetricsServer } from './observability/metrics-server.js';
 import { TaskmillError } from './shared/errors.js';
 import { EXPECTED, invalidOption } from './shared/options.js';
 
@@ -96,16 +97,20 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
     openTimeoutMs: (opts.connectTimeout as number) * 1000,
     leaseMs: (opts.lease as number) * 1000,
     maxDeliveries: opts.maxDeliveries as number,
+    metrics: opts.metrics !== undefined,
   });
   let relay: InspectorRelay | null = null;
+  let metricsServer: MetricsServer | null = null;
   let inspectLog: InspectLog | null = null;
   const closeInspection = async () => {
     await relay?.close();
+    await metricsServer?.close();
     await inspectLog?.close().catch((error: unknown) => logger.warn({ err: error }, 'inspect log incomplete'));
   };
   try {
     if (opts.inspectLog) inspectLog = createInspectLog(opts.inspectLog as string);
     if (opts.inspect !== undefined) relay = await startInspector({ port: opts.inspect as number });
+    if (opts.metrics !== undefined) metricsServer = await serveMetrics(consumer.metrics!, opts.metrics as number);
   } catch (error) {
     await closeInspection();
     throw new CliError(error instanceof Error ? error.message : String(error));
@@ -114,6 +119,7 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
   relay?.attach(consumer.actor);
   // On stderr, not in the logs: the URL carries the relay's access token.
   if (relay) process.stderr.write(`taskmill: watch this consumer in the Stately inspector: open ${relay.url}\n`);
+  if (metricsServer) logger.info({ url: metricsServer.url }, 'serving Prometheus metrics');
   logger.info({ queue: redactUrl(url), modules: loaded, commands: registry.names() }, 'starting consumer');
   if (registry.names().length === 0) logger.warn('no commands registered: pass command modules or add a commands.{ts,js,mjs,cjs,mts,cts} file');
 
@@ -230,6 +236,7 @@ export function buildProgram(): Command {
         .preset(String(FLAGS.inspect.default))
         .argParser(argParser(FLAGS.inspect)),
     )
+    .option('--metrics <port>', 'serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port)', argParser(FLAGS.metrics))
     .option('--inspect-log <file>', 'append the sanitised inspection stream to FILE as JSON lines')
     .option(
       '--connect-timeout <seconds>',

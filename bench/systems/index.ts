@@ -115,7 +115,7 @@ export const SYSTEMS: SystemSpec[] = [
 
 /** What each flow-control option (and a registered queueEvents listener) costs a job on Redis and PostgreSQL (bench/systems/taskmill.ts says how each is set up). */
 for (const backend of ['redis', 'postgres'] as const) {
-  for (const option of ['priority', 'unique', 'rateLimit', 'concurrency', 'events'] as const) {
+  for (const option of ['priority', 'unique', 'rateLimit', 'concurrency', 'events', 'metrics'] as const) {
     SYSTEMS.push({
       key: `taskmill-${backend}-${option}`,
       label: `taskmill ${backend === 'redis' ? 'Redis' : 'PostgreSQL'}, ${option}`,

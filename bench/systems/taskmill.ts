@@ -16,6 +16,7 @@
  * of its own, refreshed, never reading: a listener lives in another
  * process), so the consumer publishes each job's started and completed
  * events: what is measured is the consumer's cost of publishing them.
+ * `metrics` runs the consumer with `metrics: true` (nobody scrapes).
  */
 import path from 'node:path';
 import pino from 'pino';
@@ -39,7 +40,7 @@ import { schemaName } from './names.js';
 import type { BenchJob, BenchSystem, RunningConsumer, SystemContext } from './types.js';
 
 export type TaskmillBackend = 'memory' | 'sqlite' | 'redis' | 'redis-blocking' | 'postgres';
-export type FlowOption = 'priority' | 'unique' | 'rateLimit' | 'concurrency' | 'events';
+export type FlowOption = 'priority' | 'unique' | 'rateLimit' | 'concurrency' | 'events' | 'metrics';
 
 const HIGH_LIMIT = 1_000_000;
 
@@ -145,6 +146,7 @@ export function taskmillSystem(kind: TaskmillBackend, results: boolean, option?:
           registry,
           logger: pino({ level: 'silent' }),
           periodic: false,
+          metrics: option === 'metrics',
         });
         await consumer.start();
         return {

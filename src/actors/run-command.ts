@@ -29,6 +29,7 @@ import { DEFAULT_RESULT_TTL_MS, JobCancelledError, remoteError, resultRecord, ty
 import { progressKey, progressRecordValue } from '../producer/progress.js';
 import { queueActor, type GateDecision, type JobCancel, type JobResult, type LeasedMessage, type RetryPlan, type RunnerInEvent } from '../machines/protocol.js';
 import { EventFeed, type QueueEventData, type QueueEventType } from './event-feed.js';
+import type { JobMetrics } from '../observability/metrics.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
 import { composedResult } from './continuations.js';
 import { decideRetry } from './retry-decision.js';
@@ -49,6 +50,8 @@ export interface RunCommandDeps {
   maxDeliveries?: number;
   /** Where queue events go while a listener is registered (the queue adapter's feed). Default: one nobody listens to. */
   events?: EventFeed;
+  /** The consumer's Prometheus metrics, when it has them (createConsumer({ metrics: true })). */
+  metrics?: JobMetrics | undefined;
 }
 
 export const DEFAULT_MAX_DELIVERIES = 3;
@@ -76,6 +79,7 @@ export function createRunCommand({
   hooks = jobEvents,
   maxDeliveries = DEFAULT_MAX_DELIVERIES,
   events = new EventFeed(),
+  metrics,
 }: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, system, self, sendBack, receive }) => {
     const { workerId } = input;
@@ -88,6 +92,8 @@ export function createRunCommand({
     let currentMessageId = '';
     let currentEnvelope: Envelope | null = null;
     let currentCommand: RegisteredCommand | null = null;
+    /** When `current` started (performance.now()), for its run time. */
+    let currentStarted = 0;
     /** Cancels of messages the worker holds but this runner has not started: message id → job id. */
     const cancelled = new Map<string, string>();
     let timer: NodeJS.Timeout | undefined;
@@ -142,6 +148,7 @@ export function createRunCommand({
       }
       if (!finish(job)) return;
       const ms = performance.now() - started;
+      if (metrics) metrics.jobEnded(message.id, envelope.command, 'completed', ms / 1000);
       if (info) log.info({ command: envelope.command, job: envelope.id, attempt: envelope.attempt, ms: Math.round(ms) }, 'job finished');
       if (hooks.has('completed'))
         hooks.emit('completed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, durationMs: ms });
@@ -161,6 +168,7 @@ export function createRunCommand({
 
     const fail = (job: RunningJob | null, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, thrown: unknown, lost = false): void => {
       if (job && !finish(job)) return;
+      const ranFor = job && metrics ? (performance.now() - currentStarted) / 1000 : undefined;
       const error = toError(thrown);
       const now = Date.now();
       const next = decideRetry(command.options, envelope.attempt, thrown, lost, now);
@@ -176,6 +184,7 @@ export function createRunCommand({
         if (hooks.has('failed')) hooks.emit('failed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, error });
         if (events.listening) publish(message.id, 'failed', envelope.id, envelope.command, envelope.attempt, { error: data.error! });
       }
+      if (metrics) metrics.jobEnded(message.id, envelope.command, next ? 'retrying' : 'failed', ranFor);
       sendBack({ type: 'COMMAND_FAILED', error, command: envelope.command, jobId: envelope.id, retry, result: record(command, envelope.id, data) });
     };
 
@@ -191,6 +200,7 @@ export function createRunCommand({
         const reason =
           error instanceof MessageDecodeError || error instanceof UnknownCommandError ? error.message : `invalid message: ${toError(error).message}`;
         log.warn({ messageId: message.id, reason }, 'message rejected');
+        if (metrics) metrics.jobEnded(message.id, 'unknown', 'rejected');
         sendBack({ type: 'MESSAGE_REJECTED', reason });
         return;
       }
@@ -224,6 +234,7 @@ export function createRunCommand({
           decision === 'deferred' ? 'job deferred by its rate limit or concurrency' : 'lease lost before the job started',
         );
       }
+      if (metrics) metrics.jobEnded(message.id, envelope.command, 'deferred');
       sendBack({ type: 'MESSAGE_DEFERRED' });
     };
 
@@ -235,6 +246,7 @@ export function createRunCommand({
         );
         if (hooks.has('expired'))
           hooks.emit('expired', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, expiresAt: envelope.expiresAt });
+        if (metrics) metrics.jobEnded(message.id, envelope.command, 'expired');
         sendBack({ type: 'MESSAGE_EXPIRED', result: record(command, envelope.id, { status: 'expired', attempt: envelope.attempt, at: Date.now() }) });
         return;
       }
@@ -260,6 +272,7 @@ export function createRunCommand({
       currentEnvelope = env;
       currentCommand = cmd;
       const started = performance.now();
+      currentStarted = started;
       if (debug) log.debug({ command: env.command, job: env.id, attempt: env.attempt }, 'job started');
       if (hooks.has('started')) hooks.emit('started', { jobId: env.id, command: env.command, attempt: env.attempt, workerId });
       if (events.listening) publish(message.id, 'started', env.id, env.command, env.attempt);
@@ -296,6 +309,7 @@ export function createRunCommand({
         ran ? 'job cancelled while running' : 'job cancelled before it started',
       );
       if (events.listening) publish(message.id, 'cancelled', envelope.id, envelope.command, envelope.attempt);
+      if (metrics) metrics.jobEnded(message.id, envelope.command, 'cancelled', ran ? (performance.now() - currentStarted) / 1000 : undefined);
       sendBack({ type: 'COMMAND_CANCELLED', result: record(command, envelope.id, { status: 'cancelled', attempt: envelope.attempt, at: Date.now() }) });
     };
 

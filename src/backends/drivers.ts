@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import type * as Ioredis from 'ioredis';
 import type Pg from 'pg';
+import type * as PromClient from 'prom-client';
 
 const require = createRequire(import.meta.url);
 
@@ -20,3 +21,5 @@ function lazy<T>(id: string): () => T {
 export const ioredis: () => typeof Ioredis = lazy('ioredis');
 export const pg: () => typeof Pg = lazy('pg');
 export const betterSqlite3: () => typeof BetterSqlite3 = lazy('better-sqlite3');
+/** Not a driver, but loaded the same way: only a consumer that asks for metrics pays for it. */
+export const promClient: () => typeof PromClient = lazy('prom-client');

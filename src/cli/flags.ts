@@ -37,6 +37,8 @@ export const FLAGS = {
   maxDeliveries: flag('--max-deliveries', integer(1, 1000), CONSUMER_DEFAULTS.maxDeliveries),
   /** Off by default; `--inspect` alone means this port. */
   inspect: flag('--inspect', integer(0, 65_535), DEFAULT_INSPECT_PORT),
+  /** Off unless given. */
+  metrics: flag('--metrics', integer(0, 65_535)),
   connectTimeout: flag('--connect-timeout', seconds(0), CONSUMER_DEFAULTS.openTimeoutMs / 1000),
   // schedule, failed
   count: flag('--count', integer(1, 1000), 3),

@@ -19,6 +19,8 @@ import { OrderedQueues } from './ordered-queues.js';
 import { createQueueAdapter } from '../actors/queue-adapter.js';
 import { createRunCommand, DEFAULT_MAX_DELIVERIES } from '../actors/run-command.js';
 import { EventFeed } from '../actors/event-feed.js';
+import { metricsFor } from '../observability/metrics.js';
+import type { Registry } from 'prom-client';
 import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '../machines/supervisor.js';
 import { workerMachine } from '../machines/worker.js';
 import { schedulerMachine } from '../machines/scheduler.js';
@@ -74,6 +76,8 @@ export interface ConsumerOptions {
   leaseMs?: number;
   /** xstate clock for timers (tests pass a SimulatedClock) and the matching `now`. */
   clock?: Clock & { now?: () => number };
+  /** Keep Prometheus metrics (`consumer.metrics`; docs/observability.md). Default false: nothing is counted. */
+  metrics?: boolean;
 }
 
 export interface StopResult {
@@ -96,6 +100,8 @@ export interface Consumer {
    */
   send(event: ControlEvent): void;
   readonly queue: BaseQueue;
+  /** The consumer's Prometheus registry (`await consumer.metrics.metrics()` is the text to serve), or null without `metrics: true`. */
+  readonly metrics: Registry | null;
 }
 
 /**
@@ -116,6 +122,7 @@ export const CONSUMER_DEFAULTS = {
   maxDeliveries: DEFAULT_MAX_DELIVERIES,
   openTimeoutMs: 30_000,
   leaseMs: QUEUE_DEFAULTS.leaseMs,
+  metrics: false,
 } as const;
 
 const consumerOptionsSchema = z
@@ -142,6 +149,7 @@ const consumerOptionsSchema = z
     maxRestarts: integer(1).optional(),
     openTimeoutMs: millis(0).default(CONSUMER_DEFAULTS.openTimeoutMs),
     leaseMs: leaseMsField.optional(),
+    metrics: z.boolean({ error: 'must be true or false' }).default(CONSUMER_DEFAULTS.metrics),
     clock: object<Clock & { now?: () => number }>('must be an xstate clock (setTimeout, clearTimeout)', (clock) => {
       const c = clock as Partial<Clock>;
       return typeof c.setTimeout === 'function' && typeof c.clearTimeout === 'function';
@@ -168,6 +176,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     maxRestarts,
     openTimeoutMs,
     leaseMs,
+    metrics: withMetrics,
     ...given
   } = parseOptions(consumerOptionsSchema, options, 'createConsumer');
   const logger = given.logger ?? pino({ name: 'taskmill' });
@@ -193,8 +202,12 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
 
   // The runners' queue events, published by the queue adapter while a listener is registered.
   const events = new EventFeed();
+  // The supervisor's actor is made below; the metrics read it only when scraped.
+  const metrics = withMetrics ? metricsFor(queue, () => actor) : undefined;
   const worker = workerMachine.provide({
-    actors: { runCommand: createRunCommand({ commands, logger, maxDeliveries, events, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }) },
+    actors: {
+      runCommand: createRunCommand({ commands, logger, maxDeliveries, events, metrics, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }),
+    },
   });
   const scheduler = schedulerMachine.provide({
     actions: {
@@ -297,6 +310,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   return {
     actor,
     queue,
+    metrics: metrics?.registry ?? null,
     done,
     send: (event) => actor.send(event),
     start() {

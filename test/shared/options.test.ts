@@ -383,6 +383,7 @@ function defaultsTable(page: string): Map<string, string> {
 
 /** Whether a default cell states `value`: a code span (quotes dropped) or a number in it equals it. */
 function states(cell: string, value: unknown): boolean {
+  if (value === undefined) return /^(off|none)\b/.test(cell); // a flag that is off unless given
   const spans = [...cell.matchAll(/`([^`]*)`/g)].map((m) => m[1]!.replace(/^'(.*)'$/, '$1'));
   const numbers = [...cell.matchAll(/\d[\d ]*(?:\.\d+)?/g)].map((m) => Number(m[0].replace(/ /g, '')));
   if (typeof value === 'number') return numbers.includes(value) || spans.some((span) => Number(span.replace(/[ _]/g, '')) === value);
