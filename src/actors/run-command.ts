@@ -30,6 +30,7 @@ import { progressKey, progressRecordValue } from '../producer/progress.js';
 import { queueActor, type GateDecision, type JobCancel, type JobResult, type LeasedMessage, type RetryPlan, type RunnerInEvent } from '../machines/protocol.js';
 import { EventFeed, type QueueEventData, type QueueEventType } from './event-feed.js';
 import type { JobMetrics } from '../observability/metrics.js';
+import { runSpan, type SpanEnd } from '../observability/tracing.js';
 import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
 import { composedResult } from './continuations.js';
 import { decideRetry } from './retry-decision.js';
@@ -52,6 +53,8 @@ export interface RunCommandDeps {
   events?: EventFeed;
   /** The consumer's Prometheus metrics, when it has them (createConsumer({ metrics: true })). */
   metrics?: JobMetrics | undefined;
+  /** The queue a leased message came from, for trace spans. Default: 'default'. */
+  queueName?: (messageId: string) => string;
 }
 
 export const DEFAULT_MAX_DELIVERIES = 3;
@@ -80,6 +83,7 @@ export function createRunCommand({
   maxDeliveries = DEFAULT_MAX_DELIVERIES,
   events = new EventFeed(),
   metrics,
+  queueName = () => 'default',
 }: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, system, self, sendBack, receive }) => {
     const { workerId } = input;
@@ -94,6 +98,8 @@ export function createRunCommand({
     let currentCommand: RegisteredCommand | null = null;
     /** When `current` started (performance.now()), for its run time. */
     let currentStarted = 0;
+    /** Its trace span, when the application traces (observability/tracing.ts). */
+    let currentSpan: SpanEnd | null = null;
     /** Cancels of messages the worker holds but this runner has not started: message id → job id. */
     const cancelled = new Map<string, string>();
     let timer: NodeJS.Timeout | undefined;
@@ -123,6 +129,13 @@ export function createRunCommand({
     const publish = (messageId: string, type: QueueEventType, jobId: string, command: string, attempt: number, extra?: Partial<QueueEventData>): void =>
       events.push(messageId, { type, jobId, command, attempt, at: Date.now(), ...extra });
 
+    const endSpan = (error?: unknown): void => {
+      if (!currentSpan) return;
+      const span = currentSpan;
+      currentSpan = null;
+      span.end(error);
+    };
+
     const finish = (job: RunningJob): boolean => {
       if (current !== job) return false; // late settle after a timeout: ignored
       current = null;
@@ -149,6 +162,7 @@ export function createRunCommand({
       if (!finish(job)) return;
       const ms = performance.now() - started;
       if (metrics) metrics.jobEnded(message.id, envelope.command, 'completed', ms / 1000);
+      endSpan();
       if (info) log.info({ command: envelope.command, job: envelope.id, attempt: envelope.attempt, ms: Math.round(ms) }, 'job finished');
       if (hooks.has('completed'))
         hooks.emit('completed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, durationMs: ms });
@@ -169,6 +183,7 @@ export function createRunCommand({
     const fail = (job: RunningJob | null, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, thrown: unknown, lost = false): void => {
       if (job && !finish(job)) return;
       const ranFor = job && metrics ? (performance.now() - currentStarted) / 1000 : undefined;
+      endSpan(thrown);
       const error = toError(thrown);
       const now = Date.now();
       const next = decideRetry(command.options, envelope.attempt, thrown, lost, now);
@@ -273,6 +288,7 @@ export function createRunCommand({
       currentCommand = cmd;
       const started = performance.now();
       currentStarted = started;
+      currentSpan = runSpan(env.command, queueName(message.id), env.id, env.attempt, env.trace);
       if (debug) log.debug({ command: env.command, job: env.id, attempt: env.attempt }, 'job started');
       if (hooks.has('started')) hooks.emit('started', { jobId: env.id, command: env.command, attempt: env.attempt, workerId });
       if (events.listening) publish(message.id, 'started', env.id, env.command, env.attempt);
@@ -310,6 +326,7 @@ export function createRunCommand({
       );
       if (events.listening) publish(message.id, 'cancelled', envelope.id, envelope.command, envelope.attempt);
       if (metrics) metrics.jobEnded(message.id, envelope.command, 'cancelled', ran ? (performance.now() - currentStarted) / 1000 : undefined);
+      if (ran) endSpan(new JobCancelledError(envelope.id));
       sendBack({ type: 'COMMAND_CANCELLED', result: record(command, envelope.id, { status: 'cancelled', attempt: envelope.attempt, at: Date.now() }) });
     };
 
@@ -338,6 +355,7 @@ export function createRunCommand({
     return () => {
       if (timer) clearTimeout(timer);
       current?.abort(new Error('worker stopped'));
+      endSpan(new Error('worker stopped'));
       current = null;
       currentCommand = null;
       gated = null;

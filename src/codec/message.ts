@@ -3,7 +3,7 @@
  *
  * Wire format: one JSON object
  *   {"v":1,"id":"…","command":"…","args":[…],"enqueuedAt":<ms epoch>,"attempt":1}
- * with "expiresAt", "rateKey", "concurrencyKey" and "flow" after them when a job has them.
+ * with "expiresAt", "rateKey", "concurrencyKey", "flow" and "trace" after them when a job has them.
  * Unknown extra fields are kept on decode (forward compatibility). "flow" is
  * composition (docs/composition.md): what a consumer writes once the job has
  * a final outcome. A consumer that predates it ignores it: it runs the job as
@@ -59,6 +59,8 @@ export interface Envelope {
   concurrencyKey?: string;
   /** Composition: the pipeline steps after this one, or the group it belongs to (docs/composition.md). */
   flow?: EnvelopeFlow;
+  /** The W3C traceparent of the enqueue's span, when the producer traced it (docs/observability.md). */
+  trace?: string;
 }
 
 /** A step of a pipeline or a group's callback, not written yet: its command, its arguments (tagged JSON text) and its job id. */
@@ -92,6 +94,8 @@ export interface EncodeOptions {
   concurrencyKey?: string;
   /** Composition: see Envelope.flow; default none */
   flow?: EnvelopeFlow;
+  /** Envelope.trace; default none */
+  trace?: string;
 }
 
 function checkCommandName(command: unknown): asserts command is string {
@@ -133,7 +137,8 @@ export function encodeMessageText(command: string, argsText: string, options: En
     (expiresAt === undefined ? '' : `,"expiresAt":${expiresAt}`) +
     (options.rateKey === undefined ? '' : `,"rateKey":${JSON.stringify(options.rateKey)}`) +
     (options.concurrencyKey === undefined ? '' : `,"concurrencyKey":${JSON.stringify(options.concurrencyKey)}`) +
-    (options.flow === undefined ? '}' : `,"flow":${JSON.stringify(options.flow)}}`);
+    (options.flow === undefined ? '' : `,"flow":${JSON.stringify(options.flow)}`) +
+    (options.trace === undefined ? '}' : `,"trace":${JSON.stringify(options.trace)}}`);
   // JSON.stringify escapes lone surrogates, so `data` is well-formed and its UTF-8 size exact.
   const bytes = Buffer.byteLength(data, 'utf8');
   if (bytes > maxBytes) throw new PayloadTooLargeError(command, bytes, maxBytes);
@@ -159,6 +164,7 @@ const EnvelopeSchema = z.looseObject({
   rateKey: z.string().min(1).optional(),
   concurrencyKey: z.string().min(1).optional(),
   flow: FlowSchema.optional(),
+  trace: z.string().max(200).optional(),
 });
 
 const FIELD_EXPECTATIONS: Record<string, string> = {
@@ -172,6 +178,7 @@ const FIELD_EXPECTATIONS: Record<string, string> = {
   rateKey: 'a non-empty string',
   concurrencyKey: 'a non-empty string',
   flow: 'an object { next?: [{ command, args, id }, …], group?: { id, members, callback? } }',
+  trace: 'a W3C traceparent string',
 };
 
 /** Parses and validates one message read from a queue. Throws MessageDecodeError (never quoting the payload). */

@@ -19,7 +19,7 @@ import { OrderedQueues } from './ordered-queues.js';
 import { createQueueAdapter } from '../actors/queue-adapter.js';
 import { createRunCommand, DEFAULT_MAX_DELIVERIES } from '../actors/run-command.js';
 import { EventFeed } from '../actors/event-feed.js';
-import { metricsFor } from '../observability/metrics.js';
+import { metricsFor, queueNameOf } from '../observability/metrics.js';
 import type { Registry } from 'prom-client';
 import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '../machines/supervisor.js';
 import { workerMachine } from '../machines/worker.js';
@@ -206,7 +206,15 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const metrics = withMetrics ? metricsFor(queue, () => actor) : undefined;
   const worker = workerMachine.provide({
     actors: {
-      runCommand: createRunCommand({ commands, logger, maxDeliveries, events, metrics, resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS }),
+      runCommand: createRunCommand({
+        commands,
+        logger,
+        maxDeliveries,
+        events,
+        metrics,
+        queueName: queueNameOf(queue),
+        resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS,
+      }),
     },
   });
   const scheduler = schedulerMachine.provide({

@@ -97,11 +97,16 @@ export class ConsumerMetrics implements JobMetrics {
   }
 }
 
+/** The queue name of a message a consumer of `queue` leased (a consumer of several queues: its member's). */
+export function queueNameOf(queue: BaseQueue): (messageId: string) => string {
+  return queue instanceof OrderedQueues ? (id) => queue.queueOf(id).name : () => queue.name;
+}
+
 /** The metrics of a consumer reading `queue` (several when it is an OrderedQueues), whose supervisor `supervisor()` returns. */
 export function metricsFor(queue: BaseQueue, supervisor: () => AnyActorRef): ConsumerMetrics {
   const members = queue instanceof OrderedQueues ? queue.members : [queue];
   return new ConsumerMetrics({
-    queueOf: queue instanceof OrderedQueues ? (id) => queue.queueOf(id).name : () => queue.name,
+    queueOf: queueNameOf(queue),
     queueStats: () => Promise.all(members.map(async (member) => ({ queue: member.name, stats: await member.stats() }))),
     workerStates: () => {
       const states: string[] = [];

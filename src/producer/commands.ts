@@ -32,6 +32,7 @@ import { toSchedule, type EverySchedule, type Schedule } from '../schedule/cront
 import { concurrencyField, gateKeysOf, rateLimitField, startGatesOf, type ConcurrencyOptions, type GateKeys, type RateLimitOptions } from './gates.js';
 import { COMPOSE, makeStep, type Composable, type Step } from './composition.js';
 import { jobEvents } from './hooks.js';
+import { enqueueSpan, type SpanEnd } from '../observability/tracing.js';
 import { Job } from './job.js';
 import { runLocally } from './local-run.js';
 import { registry } from './registry.js';
@@ -307,7 +308,7 @@ export function queueCommand<A extends unknown[], R>(
   // Built once: most enqueues pass these very options.
   const defaultWrite: WriteOptions | undefined = options.priority ? { priority: options.priority } : undefined;
   const gateKeys = gateKeysOf(name, options.rateLimit, options.concurrency);
-  const encode = (args: A, now: number, composed?: { id: string; flow: EnvelopeFlow | undefined }) => {
+  const encode = (args: A, now: number, composed?: { id: string; flow: EnvelopeFlow | undefined }, trace?: string) => {
     const expires = options.expires;
     const expiresAt = expires === undefined ? undefined : expires instanceof Date ? expires.getTime() : now + expires;
     return encodeMessage(name, args, {
@@ -316,6 +317,7 @@ export function queueCommand<A extends unknown[], R>(
       ...(composed ? { id: composed.id, ...(composed.flow ? { flow: composed.flow } : {}) } : {}),
       ...(expiresAt !== undefined ? { expiresAt } : {}),
       ...(gateKeys ? gateKeys(args) : {}),
+      ...(trace !== undefined ? { trace } : {}),
     });
   };
   const runImmediately = async (id: string, data: string) => {
@@ -364,9 +366,15 @@ export function queueCommand<A extends unknown[], R>(
   };
   const write = async (writeOptions: WriteOptions | undefined, args: A, explicitKey?: string, tx?: unknown): Promise<Job<Awaited<R>>> => {
     const key = uniqueKeyOf(args, explicitKey);
-    const { id, data } = encode(args, Date.now());
-    if (settings.immediate) return runImmediately(id, data);
-    return writeOne(resolveQueue(options.queue), id, data, writeOptions, key, tx);
+    if (settings.immediate) {
+      const { id, data } = encode(args, Date.now());
+      return runImmediately(id, data);
+    }
+    const queue = resolveQueue(options.queue);
+    const span = enqueueSpan(name, queue.name);
+    const { id, data } = encode(args, Date.now(), undefined, span?.traceparent);
+    if (!span) return writeOne(queue, id, data, writeOptions, key, tx);
+    return traced(span, () => writeOne(queue, id, data, writeOptions, key, tx), { 'messaging.message.id': id });
   };
   const enqueue = (...args: A) => write(defaultWrite, args);
   const schedule = async (when: ScheduleWhen, ...args: A) => {
@@ -388,7 +396,13 @@ export function queueCommand<A extends unknown[], R>(
     // Every message is encoded (and its key computed) before anything is written: a bad entry writes nothing.
     const now = Date.now();
     const keys = lists.map((args) => uniqueKeyOf(args, undefined));
-    const encoded = lists.map((args) => encode(args, now));
+    // One span for the call: its jobs' runs are each a child of it.
+    const span = settings.immediate || lists.length === 0 ? null : enqueueSpan(name, resolveQueue(options.queue).name);
+    const encoded = lists.map((args) => encode(args, now, undefined, span?.traceparent));
+    if (span) return traced(span, () => writeMany(encoded, keys), { 'messaging.batch.message_count': encoded.length });
+    return writeMany(encoded, keys);
+  };
+  const writeMany = async (encoded: { id: string; data: string }[], keys: (string | null)[]): Promise<Job<Awaited<R>>[]> => {
     if (settings.immediate) {
       const jobs: Job<Awaited<R>>[] = [];
       for (const { id, data } of encoded) jobs.push(await runImmediately(id, data));
@@ -424,6 +438,18 @@ export function queueCommand<A extends unknown[], R>(
     [COMPOSE]: composable,
   }) as QueuedCommand<A, R>;
   return command;
+}
+
+/** Runs a write inside its enqueue span (called at once: a SQLite transaction write must stay synchronous). */
+async function traced<T>(span: SpanEnd, write: () => Promise<T>, attributes: Record<string, string | number>): Promise<T> {
+  try {
+    const result = await write();
+    span.end(undefined, attributes);
+    return result;
+  } catch (error) {
+    span.end(error);
+    throw error;
+  }
 }
 
 /**
