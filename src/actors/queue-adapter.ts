@@ -38,7 +38,7 @@ import { LeaseHeartbeat } from './lease-heartbeat.js';
 import { OpenWithRetry } from './open-with-retry.js';
 import { ProgressWriter } from './progress-writer.js';
 import { EventFeed } from './event-feed.js';
-import { DEFAULT_CONTROL_POLL_MS } from '../backends/control.js';
+import { CONSUMER_HEARTBEAT_MS, DEFAULT_CONTROL_POLL_MS } from '../backends/control.js';
 
 export interface QueueAdapterDeps {
   queue: BaseQueue;
@@ -51,9 +51,14 @@ export interface QueueAdapterDeps {
   events?: EventFeed;
   /** How often to ask the queue for cancels and listeners (queue.control()). Default 500 ms. */
   controlPollMs?: number;
+  /** This consumer in the queue's consumer registry: its id and its state now (JSON text), beaten every CONSUMER_HEARTBEAT_MS. */
+  heartbeat?: { id: string; state: () => string };
 }
 
 export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
+
+/** How long a closing adapter waits to leave the consumer registry. */
+const FORGET_TIMEOUT_MS = 1_000;
 
 /** The most booked start times the adapter keeps timers for. */
 const MAX_BOOKED = 10_000;
@@ -65,6 +70,7 @@ export function createQueueAdapter({
   openTimeoutMs = 30_000,
   events = new EventFeed(),
   controlPollMs = DEFAULT_CONTROL_POLL_MS,
+  heartbeat,
 }: QueueAdapterDeps): QueueAdapterLogic {
   return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
     const log = logger.child({ queue: queue.name });
@@ -144,6 +150,14 @@ export function createQueueAdapter({
         },
       );
     };
+    // The registry a dashboard reads: who is consuming, and what each worker is doing.
+    let beatTimer: NodeJS.Timeout | undefined;
+    let beaten = false;
+    const beat = (): void => {
+      if (!heartbeat || closed) return;
+      beaten = true;
+      track(queue.heartbeat(heartbeat.id, heartbeat.state())).catch((error: unknown) => noteOutage('heartbeat', error));
+    };
     const opener = new OpenWithRetry({
       queue,
       timeoutMs: openTimeoutMs,
@@ -155,6 +169,11 @@ export function createQueueAdapter({
         pollControl();
         controlTimer = setInterval(pollControl, controlPollMs);
         controlTimer.unref();
+        if (heartbeat) {
+          beat();
+          beatTimer = setInterval(beat, CONSUMER_HEARTBEAT_MS);
+          beatTimer.unref();
+        }
       },
       onFailed: (error) => sendBack({ type: 'QUEUE_FAILED', error: toError(error) }),
       onRetry: (error) => noteOutage('open', error),
@@ -205,6 +224,7 @@ export function createQueueAdapter({
     const stop = (): void => {
       closed = true;
       clearInterval(controlTimer);
+      clearInterval(beatTimer);
       events.detach();
       clearTimeout(promoteTimer);
       acks.close();
@@ -331,6 +351,15 @@ export function createQueueAdapter({
               } catch (error) {
                 log.warn({ err: toError(error), count: ids.length }, 'could not release leases on close; they will expire');
               }
+            }
+            if (heartbeat && beaten) {
+              // Bounded: an unreachable backend must not hold the stop; the entry lapses by itself.
+              const left = queue.forgetConsumer(heartbeat.id).then(
+                () => true,
+                () => false,
+              );
+              const ok = await Promise.race([left, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), FORGET_TIMEOUT_MS).unref())]);
+              if (!ok) log.warn('could not leave the consumer registry; the entry lapses in 15 s');
             }
             sendBack({ type: 'QUEUE_CLOSED' });
           })();

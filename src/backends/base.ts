@@ -24,7 +24,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, LeaseLostError, describeValue } from '../shared/errors.js';
-import type { CancelOutcome, EventPage, QueueControl } from './control.js';
+import type { CancelOutcome, ConsumerRecord, EventPage, QueueControl } from './control.js';
 import {
   EXPECTED,
   callback,
@@ -484,6 +484,19 @@ export abstract class BaseQueue {
   /** Up to `max` (≤ MAX_EVENTS_PER_READ) events with a sequence number above `after`. */
   readEvents(_after: number, _max: number): Promise<EventPage> {
     return Promise.reject(new ConfigError(`${this.constructor.name} does not support queue events (readEvents)`));
+  }
+
+  // ── the consumer registry (what a dashboard shows) ──────────────────
+
+  /** Records consumer `consumerId`'s state (JSON text) as of now; it counts as live for CONSUMER_TTL_MS. */
+  async heartbeat(_consumerId: string, _state: string): Promise<void> {}
+
+  /** Removes consumer `consumerId` (it stopped). */
+  async forgetConsumer(_consumerId: string): Promise<void> {}
+
+  /** The live consumers of this queue (heartbeat within CONSUMER_TTL_MS), oldest id first. */
+  async consumers(): Promise<ConsumerRecord[]> {
+    return [];
   }
 
   /**

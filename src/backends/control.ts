@@ -57,6 +57,17 @@ export interface EventPage {
   last: number;
 }
 
+/** A live consumer's last heartbeat (BaseQueue.heartbeat): its id, its state as JSON text, when it was seen (backend clock, ms). */
+export interface ConsumerRecord {
+  id: string;
+  state: string;
+  seenAt: number;
+}
+
+/** A consumer whose heartbeat is older than this is gone (consumers beat every CONSUMER_HEARTBEAT_MS). */
+export const CONSUMER_TTL_MS = 15_000;
+export const CONSUMER_HEARTBEAT_MS = 5_000;
+
 /** Events a queue's log keeps; older ones are trimmed. */
 export const MAX_EVENTS = 10_000;
 /** A listener not refreshed within this long is gone (consumers stop publishing for it). */
@@ -102,5 +113,18 @@ export function checkListenerId(listenerId: unknown, queue: string): void {
     throw new ConfigError(
       `registerListener on queue "${queue}": invalid listener id ${describeValue(listenerId)}: must be a non-empty string of at most 200 characters`,
     );
+  }
+}
+
+/** heartbeat()'s arguments: a consumer id like a listener id, a state of JSON text up to 64 KiB. @internal */
+export function checkHeartbeat(consumerId: unknown, state: unknown, queue: string): void {
+  const wellFormed = (v: string) => !v.includes('\u0000') && (v as string & { isWellFormed(): boolean }).isWellFormed();
+  if (typeof consumerId !== 'string' || consumerId === '' || consumerId.length > 200 || !wellFormed(consumerId)) {
+    throw new ConfigError(
+      `heartbeat on queue "${queue}": invalid consumer id ${describeValue(consumerId)}: must be a non-empty string of at most 200 characters`,
+    );
+  }
+  if (typeof state !== 'string' || state === '' || state.length > 65_536 || !wellFormed(state)) {
+    throw new ConfigError(`heartbeat on queue "${queue}": invalid state ${describeValue(state)}: must be JSON text of at most 65536 characters`);
   }
 }

@@ -20,6 +20,7 @@ import { createQueueAdapter } from '../actors/queue-adapter.js';
 import { createRunCommand, DEFAULT_MAX_DELIVERIES } from '../actors/run-command.js';
 import { EventFeed } from '../actors/event-feed.js';
 import { metricsFor, queueNameOf } from '../observability/metrics.js';
+import { consumerState } from '../observability/registry.js';
 import type { Registry } from 'prom-client';
 import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '../machines/supervisor.js';
 import { workerMachine } from '../machines/worker.js';
@@ -231,7 +232,13 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   });
   const machine = supervisorMachine.provide({
     actors: {
-      queueAdapter: createQueueAdapter({ queue, logger, openTimeoutMs, events }),
+      queueAdapter: createQueueAdapter({
+        queue,
+        logger,
+        openTimeoutMs,
+        events,
+        heartbeat: { id: queue.owner, state: consumerState(queue, () => actor, Date.now()) },
+      }),
       worker,
       scheduler,
     },

@@ -27,7 +27,7 @@ import {
   type WriteOptions,
 } from '../backends/base.js';
 import { ConfigError } from '../shared/errors.js';
-import { checkCancel, type CancelOutcome, type CancelRequest, type EventPage, type QueueControl } from '../backends/control.js';
+import { checkCancel, type CancelOutcome, type CancelRequest, type ConsumerRecord, type EventPage, type QueueControl } from '../backends/control.js';
 
 export class OrderedQueues extends BaseQueue {
   override readonly blocking: boolean;
@@ -182,6 +182,19 @@ export class OrderedQueues extends BaseQueue {
     const perMember: string[][] = this.members.map(() => []);
     events.forEach((event, i) => perMember[this.#one(messageIds[i] ?? '')?.index ?? 0]!.push(event));
     await Promise.all(perMember.map((own, i) => (own.length > 0 ? this.members[i]!.publishEvents(own) : Promise.resolve())));
+  }
+
+  /** A consumer of several queues beats on each, so each queue's dashboard shows it. */
+  override async heartbeat(consumerId: string, state: string): Promise<void> {
+    await Promise.all(this.members.map((m) => m.heartbeat(consumerId, state)));
+  }
+
+  override async forgetConsumer(consumerId: string): Promise<void> {
+    await Promise.all(this.members.map((m) => m.forgetConsumer(consumerId)));
+  }
+
+  override consumers(): Promise<ConsumerRecord[]> {
+    return this.members[0]!.consumers();
   }
 
   /** A listener through this object listens on the first queue, where its writes go. */

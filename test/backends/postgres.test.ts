@@ -74,6 +74,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       const tables = await sql<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, [own]);
       expect(tables.map((t) => t.table_name)).toEqual([
         'cancels',
+        'consumers',
         'event_seqs',
         'events',
         'failed',

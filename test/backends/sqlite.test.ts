@@ -79,6 +79,7 @@ describe('SqliteQueue', () => {
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'taskmill_%' ORDER BY name").all();
     expect(tables.map((t) => (t as { name: string }).name)).toEqual([
       'taskmill_cancels',
+      'taskmill_consumers',
       'taskmill_event_seqs',
       'taskmill_events',
       'taskmill_failed',

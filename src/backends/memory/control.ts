@@ -3,7 +3,7 @@
  * (./control.ts in backends/ states the rules). Everything runs inside one
  * synchronous call, so each step is atomic for every instance sharing it.
  */
-import { MAX_EVENTS, type CancelRequest, type EventPage, type LoggedEvent } from '../control.js';
+import { CONSUMER_TTL_MS, MAX_EVENTS, type CancelRequest, type ConsumerRecord, type EventPage, type LoggedEvent } from '../control.js';
 import type { Entry } from './state.js';
 
 export class MemoryControl {
@@ -14,6 +14,8 @@ export class MemoryControl {
   /** The log: contiguous sequence numbers, oldest first. */
   private events: LoggedEvent[] = [];
   private lastSeq = 0;
+  /** Consumer id → its last heartbeat. */
+  private readonly beats = new Map<string, { state: string; seenAt: number }>();
 
   constructor(private readonly live: ReadonlyMap<string, Entry>) {}
 
@@ -63,6 +65,23 @@ export class MemoryControl {
     const first = this.events[0]?.seq ?? this.lastSeq + 1;
     const from = Math.max(0, Math.floor(after) + 1 - first);
     return { events: this.events.slice(from, from + max), last: this.lastSeq };
+  }
+
+  heartbeat(id: string, state: string, now: number): void {
+    this.beats.set(id, { state, seenAt: now });
+  }
+
+  forgetConsumer(id: string): void {
+    this.beats.delete(id);
+  }
+
+  consumers(now: number): ConsumerRecord[] {
+    const live: ConsumerRecord[] = [];
+    for (const [id, beat] of this.beats) {
+      if (beat.seenAt + CONSUMER_TTL_MS <= now) this.beats.delete(id);
+      else live.push({ id, state: beat.state, seenAt: beat.seenAt });
+    }
+    return live.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   clearMarks(): void {

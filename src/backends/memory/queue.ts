@@ -38,7 +38,17 @@ import {
   type WriteOptions,
 } from '../base.js';
 import { newEntry, stateFor, type QueueState } from './state.js';
-import { LISTENER_TTL_MS, checkCancel, checkEventRead, checkListenerId, type CancelOutcome, type EventPage, type QueueControl } from '../control.js';
+import {
+  LISTENER_TTL_MS,
+  checkCancel,
+  checkEventRead,
+  checkHeartbeat,
+  checkListenerId,
+  type CancelOutcome,
+  type ConsumerRecord,
+  type EventPage,
+  type QueueControl,
+} from '../control.js';
 
 export { resetMemoryStores } from './state.js';
 
@@ -323,6 +333,20 @@ export class MemoryQueue extends BaseQueue {
     const state = this.live();
     checkEventRead(after, max, this.name);
     return state.control.read(after, max);
+  }
+
+  override async heartbeat(consumerId: string, state: string): Promise<void> {
+    const live = this.live();
+    checkHeartbeat(consumerId, state, this.name);
+    live.control.heartbeat(consumerId, state, Date.now());
+  }
+
+  override async forgetConsumer(consumerId: string): Promise<void> {
+    this.live().control.forgetConsumer(consumerId);
+  }
+
+  override async consumers(): Promise<ConsumerRecord[]> {
+    return this.live().control.consumers(Date.now());
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

@@ -11,7 +11,7 @@
  * before seq n exists (a gap it sees is a trim, never a publish in flight).
  */
 import type pg from 'pg';
-import { MAX_EVENTS, type CancelOutcome, type CancelRequest, type EventPage, type QueueControl } from '../control.js';
+import { CONSUMER_TTL_MS, MAX_EVENTS, type CancelOutcome, type CancelRequest, type ConsumerRecord, type EventPage, type QueueControl } from '../control.js';
 
 type Query = <R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 
@@ -24,6 +24,7 @@ export function controlMigration(s: string): string[] {
     `CREATE TABLE ${s}.listeners (queue text NOT NULL, id text NOT NULL, until timestamptz NOT NULL, PRIMARY KEY (queue, id))`,
     `CREATE TABLE ${s}.event_seqs (queue text PRIMARY KEY, last bigint NOT NULL)`,
     `CREATE TABLE ${s}.events (queue text NOT NULL, seq bigint NOT NULL, data text NOT NULL, PRIMARY KEY (queue, seq))`,
+    `CREATE TABLE ${s}.consumers (queue text NOT NULL, id text NOT NULL, state text NOT NULL, seen_at timestamptz NOT NULL, PRIMARY KEY (queue, id))`,
   ];
 }
 
@@ -63,6 +64,14 @@ function controlStatements(s: string) {
            FROM (SELECT coalesce((SELECT last FROM ${s}.event_seqs WHERE queue = $1), 0) AS last) x
            LEFT JOIN LATERAL (SELECT seq, data FROM ${s}.events WHERE queue = $1 AND seq > $2 ORDER BY seq LIMIT $3) e ON true
            ORDER BY e.seq`,
+    /** $2 consumer id, $3 state (JSON text). */
+    beat: `INSERT INTO ${s}.consumers (queue, id, state, seen_at) VALUES ($1, $2, $3, now())
+           ON CONFLICT (queue, id) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at`,
+    forget: `DELETE FROM ${s}.consumers WHERE queue = $1 AND id = $2`,
+    /** $2 ttl ms. Drops the ones gone, answers the live ones. */
+    consumers: `WITH gone AS (DELETE FROM ${s}.consumers WHERE queue = $1 AND seen_at <= now() - $2::double precision * interval '1 millisecond')
+                SELECT id, state, (extract(epoch FROM seen_at) * 1000)::float8 AS seen_at FROM ${s}.consumers
+                WHERE queue = $1 AND seen_at > now() - $2::double precision * interval '1 millisecond' ORDER BY id`,
   };
 }
 
@@ -119,6 +128,19 @@ export class PostgresControl {
 
   async publish(events: readonly string[]): Promise<void> {
     if (events.length > 0) await this.query('publishEvents', this.#sql.publish, [this.queue, events]);
+  }
+
+  async heartbeat(id: string, state: string): Promise<void> {
+    await this.query('heartbeat', this.#sql.beat, [this.queue, id, state]);
+  }
+
+  async forgetConsumer(id: string): Promise<void> {
+    await this.query('forgetConsumer', this.#sql.forget, [this.queue, id]);
+  }
+
+  async consumers(): Promise<ConsumerRecord[]> {
+    const { rows } = await this.query<{ id: string; state: string; seen_at: number }>('consumers', this.#sql.consumers, [this.queue, CONSUMER_TTL_MS]);
+    return rows.map((r) => ({ id: r.id, state: r.state, seenAt: Math.round(r.seen_at) }));
   }
 
   async read(after: number, max: number): Promise<EventPage> {

@@ -66,7 +66,17 @@ import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOpt
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
 import { PostgresControl } from './control.js';
-import { LISTENER_TTL_MS, checkCancel, checkEventRead, checkListenerId, type CancelOutcome, type EventPage, type QueueControl } from '../control.js';
+import {
+  LISTENER_TTL_MS,
+  checkCancel,
+  checkEventRead,
+  checkHeartbeat,
+  checkListenerId,
+  type CancelOutcome,
+  type ConsumerRecord,
+  type EventPage,
+  type QueueControl,
+} from '../control.js';
 import { failedTransaction, isFailedTransaction, transactionClient } from './transaction.js';
 
 export type { PostgresQueueOptions, DatabaseQueueOptions } from './config.js';
@@ -482,6 +492,19 @@ export class PostgresQueue extends BaseQueue {
   override async readEvents(after: number, max: number): Promise<EventPage> {
     checkEventRead(after, max, this.name);
     return this.#control.read(after, max);
+  }
+
+  override async heartbeat(consumerId: string, state: string): Promise<void> {
+    checkHeartbeat(consumerId, state, this.name);
+    return this.#control.heartbeat(consumerId, state);
+  }
+
+  override forgetConsumer(consumerId: string): Promise<void> {
+    return this.#control.forgetConsumer(String(consumerId));
+  }
+
+  override consumers(): Promise<ConsumerRecord[]> {
+    return this.#control.consumers();
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

@@ -51,14 +51,17 @@ import {
 } from './scripts.js';
 import { RedisConnection } from './connection.js';
 import { SlotHolders, startGatedCall } from './gates.js';
-import { decodeControl, decodeEventPage } from './control.js';
+import { decodeConsumers, decodeControl, decodeEventPage } from './control.js';
 import {
+  CONSUMER_TTL_MS,
   LISTENER_TTL_MS,
   MAX_EVENTS,
   checkCancel,
   checkEventRead,
+  checkHeartbeat,
   checkListenerId,
   type CancelOutcome,
+  type ConsumerRecord,
   type EventPage,
   type QueueControl,
 } from '../control.js';
@@ -335,6 +338,23 @@ export class RedisQueue extends BaseQueue {
     checkEventRead(after, max, this.name);
     const { evseq, events } = this.#control;
     return decodeEventPage(await this.scriptWithKeys('readEvents', 'tmReadEvents', [evseq, events], [after, max]));
+  }
+
+  override async heartbeat(consumerId: string, state: string): Promise<void> {
+    checkHeartbeat(consumerId, state, this.name);
+    const { consumers, consumerSeen } = this.#control;
+    await this.scriptWithKeys('heartbeat', 'tmHeartbeat', [consumers, consumerSeen], [consumerId, state]);
+  }
+
+  override async forgetConsumer(consumerId: string): Promise<void> {
+    const { consumers, consumerSeen } = this.#control;
+    const id = String(consumerId);
+    await this.run('forgetConsumer', (client) => client.multi().zrem(consumerSeen, id).hdel(consumers, id).exec());
+  }
+
+  override async consumers(): Promise<ConsumerRecord[]> {
+    const { consumers, consumerSeen } = this.#control;
+    return decodeConsumers(await this.scriptWithKeys('consumers', 'tmConsumers', [consumers, consumerSeen], [CONSUMER_TTL_MS]));
   }
 
   override async writeOnce(key: string, data: string, options?: WriteOnceOptions): Promise<WriteOnceResult> {

@@ -131,6 +131,8 @@ const SCRIPT_NAMES = [
   'tmListen',
   'tmPublish',
   'tmReadEvents',
+  'tmHeartbeat',
+  'tmConsumers',
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
@@ -147,6 +149,8 @@ export const EXTRA_KEY_SCRIPTS: ReadonlySet<ScriptName> = new Set<ScriptName>([
   'tmListen',
   'tmPublish',
   'tmReadEvents',
+  'tmHeartbeat',
+  'tmConsumers',
 ]);
 
 /**
@@ -160,6 +164,8 @@ export function controlKeys(prefix: string, name: string) {
     listeners: key('listeners'), // zset listener id → when its registration lapses (server ms)
     evseq: key('evseq'), //        string: the events log's last sequence number
     events: key('events'), //      stream: the events log, entry ids "<seq>-1"
+    consumers: key('consumers'), // hash consumer id → its last state (JSON text)
+    consumerSeen: key('consumerseen'), // zset consumer id → when its last heartbeat landed (server ms)
   };
 }
 

@@ -7,7 +7,7 @@
  * per-job path.
  */
 import type Database from 'better-sqlite3';
-import { MAX_EVENTS, type CancelOutcome, type CancelRequest, type EventPage } from '../control.js';
+import { CONSUMER_TTL_MS, MAX_EVENTS, type CancelOutcome, type CancelRequest, type ConsumerRecord, type EventPage } from '../control.js';
 import type { Stored } from './connection.js';
 
 const SQL = {
@@ -30,6 +30,11 @@ const SQL = {
   event: 'INSERT INTO taskmill_events (queue, seq, data) VALUES (@queue, @seq, @data)',
   trim: 'DELETE FROM taskmill_events WHERE queue = @queue AND seq <= @upTo',
   events: 'SELECT seq, data FROM taskmill_events WHERE queue = @queue AND seq > @after ORDER BY seq LIMIT @max',
+  beat: `INSERT INTO taskmill_consumers (queue, id, state, seen_at) VALUES (@queue, @id, @state, @now)
+    ON CONFLICT (queue, id) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at`,
+  forget: 'DELETE FROM taskmill_consumers WHERE queue = @queue AND id = @id',
+  dropGone: 'DELETE FROM taskmill_consumers WHERE queue = @queue AND seen_at <= @before',
+  consumers: 'SELECT id, state, seen_at AS seenAt FROM taskmill_consumers WHERE queue = @queue AND seen_at > @before ORDER BY id',
 } as const;
 
 export interface SqliteControl {
@@ -41,6 +46,9 @@ export interface SqliteControl {
   unlisten(listenerId: string): void;
   publish(datas: readonly string[]): void;
   read(after: number, max: number): EventPage;
+  heartbeat(id: string, state: string, now: number): void;
+  forgetConsumer(id: string): void;
+  consumers(now: number): ConsumerRecord[];
 }
 
 /** Prepares the control statements on `db`; `remove` is the connection's revoke transaction (nested here as a savepoint). */
@@ -100,5 +108,16 @@ export function prepareControl(
       if (datas.length > 0) publish.immediate(datas);
     },
     read: (after, max) => read(after, max),
+    heartbeat(id, state, now) {
+      s.beat.run({ queue, id, state, now });
+    },
+    forgetConsumer(id) {
+      s.forget.run({ queue, id });
+    },
+    consumers(now) {
+      const before = now - CONSUMER_TTL_MS;
+      s.dropGone.run({ queue, before });
+      return s.consumers.all({ queue, before }) as ConsumerRecord[];
+    },
   };
 }

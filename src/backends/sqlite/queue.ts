@@ -21,7 +21,17 @@ import { integer, parseOptions, type DeclaresEvery } from '../../shared/options.
 import { isPermanentSqliteError } from '../permanent-errors.js';
 import { decode, encode, idList, openConnection, type Connection, type Stored, type StoredResultRecord } from './connection.js';
 import { transactionWrites } from './transaction.js';
-import { LISTENER_TTL_MS, checkCancel, checkEventRead, checkListenerId, type CancelOutcome, type EventPage, type QueueControl } from '../control.js';
+import {
+  LISTENER_TTL_MS,
+  checkCancel,
+  checkEventRead,
+  checkHeartbeat,
+  checkListenerId,
+  type CancelOutcome,
+  type ConsumerRecord,
+  type EventPage,
+  type QueueControl,
+} from '../control.js';
 import {
   BaseQueue,
   checkStartGates,
@@ -315,6 +325,21 @@ export class SqliteQueue extends BaseQueue {
       checkEventRead(after, max, this.name);
       return c.control.read(after, max);
     });
+  }
+
+  override heartbeat(consumerId: string, state: string): Promise<void> {
+    return this.run('heartbeat', (c) => {
+      checkHeartbeat(consumerId, state, this.name);
+      c.control.heartbeat(consumerId, state, Date.now());
+    });
+  }
+
+  override forgetConsumer(consumerId: string): Promise<void> {
+    return this.run('forgetConsumer', (c) => c.control.forgetConsumer(String(consumerId)));
+  }
+
+  override consumers(): Promise<ConsumerRecord[]> {
+    return this.run('consumers', (c) => c.control.consumers(Date.now()));
   }
 
   override startGated(id: string, gates: StartGates): Promise<StartOutcome> {

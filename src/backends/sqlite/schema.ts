@@ -43,7 +43,8 @@ CREATE INDEX taskmill_rates_reserved ON taskmill_rates (reserved_for) WHERE rese
 
 /**
  * Job control and queue events (sqlite/control.ts): cancel marks by message id, the registered
- * events listeners, and each queue's events log with its own contiguous sequence.
+ * events listeners, each queue's events log with its own contiguous sequence, and the live
+ * consumers' heartbeats.
  */
 const CONTROL_SCHEMA = `
 CREATE TABLE taskmill_cancels (
@@ -67,6 +68,13 @@ CREATE TABLE taskmill_events (
   data NOT NULL,
   PRIMARY KEY (queue, seq)
 ) WITHOUT ROWID;
+CREATE TABLE taskmill_consumers (
+  queue TEXT NOT NULL,
+  id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  seen_at INTEGER NOT NULL,
+  PRIMARY KEY (queue, id)
+);
 `;
 
 /** What version 2 added to version 1; a fresh file gets it right after the version-1 tables. */

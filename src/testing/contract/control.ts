@@ -116,4 +116,29 @@ export function describeControl(harness: ContractHarness): void {
       await expect(queue.readEvents(0, 5_000)).rejects.toThrow(ConfigError);
     });
   });
+
+  describe('the consumer registry: heartbeats', () => {
+    it('lists the consumers that beat, with their latest state, by id; a forgotten one is gone', async () => {
+      const [a, b] = await instances(2);
+      const before = Date.now();
+      await a!.heartbeat('consumer-b', '{"workers":1}');
+      await b!.heartbeat('consumer-a', '{"workers":2}');
+      await b!.heartbeat('consumer-a', '{"workers":3}');
+      const seen = await a!.consumers();
+      expect(seen.map((c) => [c.id, c.state])).toEqual([
+        ['consumer-a', '{"workers":3}'],
+        ['consumer-b', '{"workers":1}'],
+      ]);
+      for (const c of seen) expect(Math.abs(c.seenAt - before)).toBeLessThan(5_000); // the backend's clock
+      await a!.forgetConsumer('consumer-a');
+      expect((await b!.consumers()).map((c) => c.id)).toEqual(['consumer-b']);
+    });
+
+    it('refuses an empty id or a state that is not text, naming it', async () => {
+      const queue = await one();
+      await expect(queue.heartbeat('', '{}')).rejects.toThrow(/invalid consumer id ""/);
+      await expect(queue.heartbeat('c', 42 as never)).rejects.toThrow(/invalid state 42/);
+      expect(await queue.consumers()).toEqual([]);
+    });
+  });
 }

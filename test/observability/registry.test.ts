@@ -1,0 +1,80 @@
+/**
+ * The consumer registry: a running consumer is listed by its queue (every
+ * backend stores the heartbeat; the contract tests cover that), with its pid,
+ * queues, supervisor state and each worker's state, and it leaves the list
+ * when it stops.
+ */
+import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import { createConsumer, createQueue, MemoryQueue } from '../../src/index.js';
+import { CONSUMER_TTL_MS } from '../../src/backends/control.js';
+import { POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
+import { backendServers } from '../helpers/servers.js';
+import type { ConsumerState } from '../../src/observability/registry.js';
+import { uniqueName } from '../helpers/services.js';
+
+describe('the consumer registry', () => {
+  it('a running consumer is listed with its workers; it leaves the list when it stops', async () => {
+    const queue = new MemoryQueue(uniqueName('registry'), { name: 'reg' });
+    const watcher = new MemoryQueue(queue.store, { name: 'reg' });
+    const consumer = createConsumer({ queue, workers: 3, periodic: false, logger: pino({ level: 'silent' }) });
+    await consumer.start();
+    await expect.poll(async () => (await watcher.consumers()).length, { timeout: 5_000 }).toBe(1);
+    const [entry] = await watcher.consumers();
+    expect(entry!.id).toBe(queue.owner);
+    const state = JSON.parse(entry!.state) as ConsumerState;
+    expect(state).toMatchObject({ pid: process.pid, queues: ['reg'], supervisor: 'running', restarts: 0, failures: 0 });
+    expect(state.workers.map((w) => [w.id, w.state, w.job])).toEqual([
+      ['worker-1', 'idle', null],
+      ['worker-2', 'idle', null],
+      ['worker-3', 'idle', null],
+    ]);
+    await consumer.stop();
+    expect(await watcher.consumers()).toEqual([]);
+  });
+});
+
+/** Moves consumer `id`'s last heartbeat 20 s into the past, behind the backend's back. */
+async function age(kind: string, url: string, id: string): Promise<void> {
+  if (kind === 'SQLite') {
+    const db = new Database(url.slice('sqlite:'.length));
+    db.prepare('UPDATE taskmill_consumers SET seen_at = seen_at - 20000 WHERE id = ?').run(id);
+    db.close();
+  } else if (kind === 'PostgreSQL') {
+    const schema = new URL(url).searchParams.get('schema')!;
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    await client.query(`UPDATE ${schema}.consumers SET seen_at = seen_at - interval '20 seconds' WHERE id = $1`, [id]);
+    await client.end();
+  } else {
+    const prefix = new URL(url).searchParams.get('prefix')!;
+    const redis = new Redis(REDIS_URL);
+    await redis.zincrby(`${prefix}:{default}:consumerseen`, -20_000, id);
+    redis.disconnect();
+  }
+}
+
+const SERVERS = backendServers('registry');
+
+describe.each(SERVERS)('the consumer registry on $kind', (server) => {
+  it.skipIf(!server.available)(`a consumer not seen for ${CONSUMER_TTL_MS / 1000} s is no longer listed`, async () => {
+    const url = server.url();
+    const queue = createQueue(url);
+    try {
+      if (server.kind === 'memory') vi.useFakeTimers({ toFake: ['Date'] });
+      await queue.heartbeat('stale', '{}');
+      await queue.heartbeat('fresh', '{}');
+      if (server.kind === 'memory') vi.setSystemTime(Date.now() + CONSUMER_TTL_MS + 1);
+      else await age(server.kind, url, 'stale');
+      if (server.kind === 'memory') await queue.heartbeat('fresh', '{}');
+      expect((await queue.consumers()).map((c) => c.id)).toEqual(['fresh']);
+    } finally {
+      vi.useRealTimers();
+      await queue.close();
+      await server.dispose(url);
+    }
+  });
+});
