@@ -37,6 +37,7 @@ export { retryFailed } from './producer/admin.js';
 export { startInspector, createInspectLog, DEFAULT_INSPECT_PORT, type InspectorOptions, type InspectorRelay, type InspectLog } from './inspect/index.js';
 export { jobEvents, JobEvents, type JobEventMap, type JobEventName } from './producer/hooks.js';
 export { crontab, cronSchedule, type Schedule, type CrontabFields, type ScheduleOptions } from './schedule/crontab.js';
+export { createDashboard, type Dashboard, type DashboardOptions } from './dashboard/api.js';
 export { createConsumer, type Consumer, type ConsumerOptions, type ControlEvent, type StopResult } from './consumer/consumer.js';
 export {
   createQueue,

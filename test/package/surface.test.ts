@@ -48,6 +48,7 @@ describe('the public surface', () => {
         'closeQueues',
         'configure',
         'createConsumer',
+        'createDashboard',
         'createInspectLog',
         'createQueue',
         'cronSchedule',

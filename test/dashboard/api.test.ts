@@ -1,0 +1,89 @@
+/**
+ * The dashboard's JSON API over a real node:http server: the token (401
+ * without, 403 wrong; actions only from the header, never from another
+ * site), queue stats, the live consumers, failed jobs with sanitised
+ * arguments, retry that makes a failed job run again, a job's record,
+ * 404 for an unknown job, and /metrics.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createConsumer, createDashboard, MemoryQueue, queueCommand, registry, type Consumer, type Dashboard } from '../../src/index.js';
+import { uniqueName } from '../helpers/services.js';
+
+let server: Server | undefined;
+let consumer: Consumer | undefined;
+let dashboard: Dashboard | undefined;
+const defined: string[] = [];
+afterEach(async () => {
+  await consumer?.stop();
+  await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+  await dashboard?.close();
+  for (const name of defined.splice(0)) registry.unregister(name);
+  consumer = undefined;
+  server = undefined;
+});
+
+async function serve(d: Dashboard): Promise<string> {
+  server = createServer(d.handler);
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('createDashboard: the JSON API', () => {
+  it('needs its token; shows queues, consumers, failed jobs and a job; retry runs a failed job again', async () => {
+    const queue = new MemoryQueue(uniqueName('dash'), { name: 'dash' });
+    let attempts = 0;
+    const flaky = queueCommand({ name: uniqueName('flaky'), queue, retries: 0 }, (user: { name: string; password: string }) => {
+      if (attempts++ === 0) throw new Error(`no luck for ${user.name}`);
+      return 'ok';
+    });
+    defined.push(flaky.commandName);
+    const job = await flaky({ name: 'ada', password: 'hunter2' });
+    consumer = createConsumer({ queue, workers: 2, periodic: false, logger: pino({ level: 'silent' }), pollDelayMs: 10, maxPollDelayMs: 20 });
+    await consumer.start();
+    await expect(job.result({ timeout: 10_000 })).rejects.toThrow(/no luck for ada/);
+
+    dashboard = createDashboard({ queue });
+    const base = await serve(dashboard);
+    const auth = { authorization: `Bearer ${dashboard.token}` };
+    const get = (path: string) => fetch(`${base}${path}`, { headers: auth });
+
+    expect((await fetch(`${base}/api/queues`)).status).toBe(401);
+    expect((await fetch(`${base}/api/queues`, { headers: { authorization: 'Bearer wrong-token-of-some-length' } })).status).toBe(403);
+    expect((await fetch(`${base}/api/queues?token=${dashboard.token}`)).status).toBe(200);
+
+    expect(await (await get('/api/queues')).json()).toEqual([{ name: 'dash', ready: 0, leased: 0, failed: 1, delayed: 0 }]);
+    const consumers = (await (await get('/api/consumers')).json()) as Array<{ id: string; supervisor: string; workers: unknown[] }>;
+    expect(consumers.map((c) => [c.id, c.supervisor, c.workers.length])).toEqual([[queue.owner, 'running', 2]]);
+
+    const failed = (await (await get('/api/failed')).json()) as Array<{ id: string; command: string; jobId: string; args: unknown; error: string }>;
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ command: flaky.commandName, jobId: job.id });
+    expect(failed[0]!.error).toMatch(/no luck for ada/);
+    expect(JSON.stringify(failed[0]!.args)).not.toContain('hunter2'); // sanitised as the inspector does
+
+    // Actions: only with the token in the header, never from another site.
+    const retry = (init: RequestInit) => fetch(`${base}/api/failed/retry`, { method: 'POST', ...init });
+    expect((await fetch(`${base}/api/failed/retry?token=${dashboard.token}`, { method: 'POST' })).status).toBe(403);
+    expect((await retry({ headers: { ...auth, origin: 'https://evil.example' }, body: '{}' })).status).toBe(403);
+    expect((await retry({ headers: auth, body: '{"ids": 5}' })).status).toBe(400);
+    expect(await (await get('/api/queues')).json()).toEqual([{ name: 'dash', ready: 0, leased: 0, failed: 1, delayed: 0 }]); // nothing changed
+    expect(await (await retry({ headers: auth, body: JSON.stringify({ ids: [failed[0]!.id] }) })).json()).toEqual({ requeued: 1 });
+    await expect.poll(() => attempts, { timeout: 10_000 }).toBe(2);
+    await expect.poll(async () => ((await (await get(`/api/jobs/${job.id}`)).json()) as { status: string }).status, { timeout: 10_000 }).toBe('completed');
+
+    const unknown = await get('/api/jobs/no-such-job');
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: string }).error).toMatch(/no job no-such-job in queue dash/);
+    expect((await get('/api/nothing')).status).toBe(404);
+    const metrics = await (await get('/metrics')).text();
+    expect(metrics).toContain('taskmill_queue_jobs{queue="dash",state="failed"} 0');
+  });
+
+  it('refuses a short token and a queue that is neither a BaseQueue nor a URL, naming them', () => {
+    expect(() => createDashboard({ queue: new MemoryQueue(uniqueName('d')), token: 'short' })).toThrow(/invalid token "short"/);
+    expect(() => createDashboard({ queue: 42 as never })).toThrow(/queue must be a BaseQueue or a queue URL, got 42/);
+  });
+});
