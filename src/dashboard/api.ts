@@ -124,7 +124,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       const ids = body.ids;
       if (ids !== undefined && !(Array.isArray(ids) && ids.every((id) => typeof id === 'string')))
         throw new HttpError(400, 'ids must be a list of failed message ids');
-      const list = ids as string[] | undefined;
+      const list = ids;
       const count = path.endsWith('retry') ? await target.requeueFailed(list) : await target.purgeFailed(list);
       return { body: path.endsWith('retry') ? { requeued: count } : { purged: count } };
     }
