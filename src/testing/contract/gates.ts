@@ -142,18 +142,21 @@ export function describeGates(harness: ContractHarness): void {
       const fromB = await writeRead(b!, ['4', '5', '6', '7']);
       const t0 = Date.now();
       expect(await decide(a!, fromA, rate(2, per))).toEqual(['started', 'started', 'deferred']);
+      let lastStarts = Date.now(); // the two starts were stamped before this
       expect(await decide(b!, fromB, rate(2, per))).toEqual(['deferred', 'deferred', 'deferred', 'deferred']);
       expect(await b!.stats()).toEqual({ ready: 0, leased: 2, failed: 0, delayed: 5 });
       // Two were booked for the next window, two for the one after, one for the third. Each
-      // check comes 100 ms later into its window than the one before, so the starts of the one
-      // before (restamped when they ran) have left the window by then.
+      // check comes 100 ms later into its window than the one before, and a window after the
+      // previous window's starts (restamped when they ran), so those have left the window by
+      // then however slow the box is.
       const byWindow: string[][] = [];
       for (let w = 1; w <= 3; w++) {
-        await sleep(t0 + w * per + 50 + (w - 1) * 100 - Date.now());
+        await sleep(Math.max(t0 + w * per + 50 + (w - 1) * 100, lastStarts + per + 20) - Date.now());
         await a!.promoteDue();
         const due = await a!.readBatch(10);
         expect(due.every((m) => m.attempt === 1)).toBe(true);
         expect(await decide(a!, due, rate(2, per))).toEqual(due.map(() => 'started'));
+        lastStarts = Date.now();
         byWindow.push(due.map((m) => m.data));
       }
       expect(byWindow).toEqual([['3', '4'], ['5', '6'], ['7']]);
