@@ -24,6 +24,7 @@ import { createCliLogger } from './cli/logging.js';
 import { FLAGS, argParser } from './cli/flags.js';
 import { createInspectLog, startInspector, type InspectLog, type InspectorRelay } from './inspect/index.js';
 import { serveMetrics, type MetricsServer } from './observability/metrics-server.js';
+import { runDashboard } from './cli/dashboard.js';
 import { TaskmillError } from './shared/errors.js';
 import { EXPECTED, invalidOption } from './shared/options.js';
 
@@ -293,6 +294,25 @@ export function buildProgram(): Command {
       if (opts.json) print(JSON.stringify({ queue: redactUrl(url), name, ...stats }));
       else
         print(`${redactUrl(url)} (queue ${name})\n  ready   ${stats.ready}\n  leased  ${stats.leased}\n  delayed ${stats.delayed}\n  failed  ${stats.failed}`);
+    });
+
+  program
+    .command('dashboard')
+    .description('serve the dashboard (queues, consumers, failed jobs) and print its URL with its token')
+    .addOption(queueOption())
+    .option('-Q, --queues <names>', 'queues on that server to show (default: default)', (value: string) =>
+      value.split(',').map((name) => queueName('-Q')(name.trim())),
+    )
+    .option('--port <port>', 'port to listen on (0: any free port)', argParser(FLAGS.dashboardPort), FLAGS.dashboardPort.default)
+    .option('--host <host>', 'address to listen on; other than loopback only with --allow-remote', '127.0.0.1')
+    .option('--allow-remote', 'allow a --host other than loopback (prints a warning)')
+    .action(async (opts: { queue?: string; queues?: string[]; port: number; host: string; allowRemote?: boolean }) => {
+      const flags = { url: queueUrlOf(opts.queue), queues: opts.queues, port: opts.port, host: opts.host, allowRemote: opts.allowRemote === true };
+      try {
+        process.exitCode = await runDashboard(flags, print, (line) => process.stderr.write(`${line}\n`));
+      } catch (error) {
+        throw new CliError(`cannot start the dashboard: ${error instanceof Error ? error.message : String(error)}`);
+      }
     });
 
   program

@@ -40,6 +40,8 @@ export const FLAGS = {
   /** Off unless given. */
   metrics: flag('--metrics', integer(0, 65_535)),
   connectTimeout: flag('--connect-timeout', seconds(0), CONSUMER_DEFAULTS.openTimeoutMs / 1000),
+  // dashboard
+  dashboardPort: flag('--port', integer(0, 65_535), 7770),
   // schedule, failed
   count: flag('--count', integer(1, 1000), 3),
   limit: flag('--limit', integer(1, 100_000), 50),

@@ -20,6 +20,7 @@ import { sanitizeValue } from '../inspect/sanitize.js';
 import { progressKey, progressValue } from '../producer/progress.js';
 import { parseResultRecord } from '../producer/results.js';
 import { promClient } from '../backends/drivers.js';
+import { dashboardPage } from './page.js';
 
 export interface DashboardOptions {
   /** The queue (a BaseQueue, or a URL opened here and closed with the dashboard). */
@@ -31,8 +32,8 @@ export interface DashboardOptions {
 }
 
 export interface Dashboard {
-  /** Handles one request; mount it in node:http (`createServer(d.handler)`) or express (`app.use(d.handler)`). */
-  handler(req: IncomingMessage, res: ServerResponse): void;
+  /** Handles one request; mount it in node:http (`createServer(d.handler)`) or express (`app.use(d.handler)`). Unbound: pass it as is. */
+  handler(this: void, req: IncomingMessage, res: ServerResponse): void;
   readonly token: string;
   /** Closes the queues it opened. */
   close(): Promise<void>;
@@ -90,8 +91,14 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     return got.length === expected.length && timingSafeEqual(got, expected);
   };
 
-  const routes = async (req: IncomingMessage, url: URL): Promise<{ status?: number; body: unknown; text?: string; type?: string }> => {
+  const routes = async (req: IncomingMessage, url: URL): Promise<{ status?: number; body: unknown; text?: string; type?: string; csp?: string }> => {
     const method = req.method ?? 'GET';
+    // The page holds no data (it asks the API, with the token), so it is served to anyone who asks.
+    if (method === 'GET' && (url.pathname === '/' || url.pathname === '/index.html')) {
+      const nonce = randomBytes(16).toString('base64');
+      return { body: null, text: dashboardPage(nonce), type: 'text/html; charset=utf-8', csp: pageCsp(nonce) };
+    }
+    if (method === 'GET' && url.pathname === '/favicon.ico') return { status: 204, body: null, text: '' };
     const header = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const given = header ?? url.searchParams.get('token');
     if (!given) throw new HttpError(401, 'a token is needed: Authorization: Bearer TOKEN (or ?token= on GET)');
@@ -155,8 +162,13 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     handler(req, res) {
       const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
       routes(req, url).then(
-        ({ status = 200, body, text, type }) => {
-          res.writeHead(status, { 'content-type': type ?? 'application/json', 'cache-control': 'no-store' });
+        ({ status = 200, body, text, type, csp }) => {
+          res.writeHead(status, {
+            'content-type': type ?? 'application/json',
+            'cache-control': 'no-store',
+            'x-content-type-options': 'nosniff',
+            ...(csp ? { 'content-security-policy': csp, 'referrer-policy': 'no-referrer' } : {}),
+          });
           res.end(text ?? JSON.stringify(body));
         },
         (error: unknown) => {
@@ -197,6 +209,11 @@ function redactSecrets(value: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : redactSecrets(v);
   return out;
+}
+
+/** The page may run its own script and talk to this server, nothing else: no CDN, no request leaves. */
+function pageCsp(nonce: string): string {
+  return `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
 }
 
 /** The host of an Origin header; null for 'null' or anything unparsable (refused). */

@@ -1,0 +1,121 @@
+/**
+ * The dashboard's page: one HTML document with its CSS and script inline, so
+ * it works offline and loads nothing from anywhere (its Content-Security-
+ * Policy says so to the browser too). The JSON API (./api.ts) is its only
+ * source. It takes the token from `?token=` once, keeps it in the tab's
+ * sessionStorage, drops it from the address bar, and sends it as a header.
+ */
+
+/** The page, with `nonce` on its one script (the CSP allows only that script). */
+export function dashboardPage(nonce: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>taskmill dashboard</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1b1f24; background: #f6f8fa; }
+  header { background: #24292f; color: #fff; padding: 10px 20px; display: flex; gap: 16px; align-items: baseline; }
+  header h1 { font-size: 18px; margin: 0; }
+  main { padding: 16px 20px; display: grid; gap: 20px; }
+  section { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: 12px 16px; }
+  h2 { font-size: 15px; margin: 0 0 8px; }
+  table { border-collapse: collapse; width: 100%; }
+  th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaeef2; vertical-align: top; }
+  td.n { text-align: right; font-variant-numeric: tabular-nums; }
+  .state { display: inline-block; padding: 0 6px; border-radius: 10px; font-size: 12px; background: #eaeef2; margin: 0 4px 2px 0; }
+  .state.busy { background: #ddf4ff; } .state.idle { background: #dafbe1; } .state.retiring { background: #fff8c5; }
+  .error { color: #cf222e; white-space: pre-wrap; }
+  #status { margin-left: auto; font-size: 12px; opacity: .8; }
+  button { font: inherit; cursor: pointer; }
+  pre { background: #f6f8fa; padding: 8px; overflow: auto; }
+</style>
+</head>
+<body>
+<header><h1>taskmill</h1><span id="queues-names"></span><span id="status">loading…</span></header>
+<main>
+  <section><h2>Queues</h2>
+    <table id="queues"><thead><tr><th>queue</th><th>ready</th><th>running</th><th>delayed</th><th>failed</th><th>done / s</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section><h2>Consumers</h2>
+    <table id="consumers"><thead><tr><th>consumer</th><th>host, pid</th><th>queues</th><th>supervisor</th><th>workers</th><th>seen</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section><h2>Failed jobs <button id="retry-all" type="button">retry all</button></h2>
+    <table id="failed"><thead><tr><th>command</th><th>job</th><th>error</th><th>attempts</th><th>failed at</th><th></th></tr></thead><tbody></tbody></table>
+  </section>
+  <section><h2>A job</h2>
+    <form id="job-form"><input id="job-id" placeholder="job id" size="40"> <button type="submit">show</button></form>
+    <pre id="job"></pre>
+  </section>
+</main>
+<script nonce="${nonce}">
+(() => {
+  const params = new URLSearchParams(location.search);
+  if (params.has('token')) {
+    sessionStorage.setItem('taskmill-token', params.get('token'));
+    params.delete('token');
+    history.replaceState(null, '', location.pathname + (params.size ? '?' + params : ''));
+  }
+  const token = sessionStorage.getItem('taskmill-token') || '';
+  const base = location.pathname.replace(/\\/[^/]*$/, '');
+  const api = async (path, init = {}) => {
+    const res = await fetch(base + path, { ...init, headers: { ...(init.headers || {}), authorization: 'Bearer ' + token, 'content-type': 'application/json' } });
+    if (res.status === 401 || res.status === 403) throw new Error('the token is missing or wrong: open the URL taskmill dashboard printed');
+    if (!res.ok) throw new Error((await res.json()).error || res.statusText);
+    return res.json();
+  };
+  const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); if (cls) e.className = cls; return e; };
+  const row = (cells) => { const tr = el('tr'); for (const c of cells) tr.append(c instanceof Node ? c : el('td', c)); return tr; };
+  const num = (n) => el('td', n, 'n');
+  const fill = (id, rows) => document.querySelector('#' + id + ' tbody').replaceChildren(...rows);
+  let last = null;
+  async function refresh() {
+    const [queues, consumers, failed] = await Promise.all([api('/api/queues'), api('/api/consumers'), api('/api/failed')]);
+    const now = Date.now();
+    document.getElementById('queues-names').textContent = queues.map((q) => q.name).join(', ');
+    fill('queues', queues.map((q) => {
+      const prev = last && last.queues.find((p) => p.name === q.name);
+      const gone = prev ? (prev.ready + prev.leased + prev.delayed) - (q.ready + q.leased + q.delayed) : 0;
+      const rate = prev && gone > 0 ? (gone / ((now - last.at) / 1000)).toFixed(1) : '–';
+      return row([q.name, num(q.ready), num(q.leased), num(q.delayed), num(q.failed), num(rate)]);
+    }));
+    last = { at: now, queues };
+    fill('consumers', consumers.map((c) => {
+      const workers = el('td');
+      for (const w of c.workers) workers.append(el('span', w.id + ': ' + w.state, 'state ' + w.state));
+      return row([c.id, c.hostname + ', ' + c.pid, c.queues.join(', '), el('td', c.supervisor), workers, Math.round((now - c.seenAt) / 1000) + ' s ago']);
+    }));
+    fill('failed', failed.map((f) => {
+      const actions = el('td');
+      const retry = el('button', 'retry'); retry.type = 'button'; retry.dataset.retry = f.id;
+      retry.onclick = () => act('/api/failed/retry', { queue: f.queue, ids: [f.id] });
+      const purge = el('button', 'purge'); purge.type = 'button';
+      purge.onclick = () => act('/api/failed/purge', { queue: f.queue, ids: [f.id] });
+      actions.append(retry, ' ', purge);
+      // The first line here; the whole error (its stack) on hover and on the job's page.
+      const error = el('td', f.error.split('\\n')[0], 'error');
+      error.title = f.error;
+      return row([f.command ?? '(not a taskmill job)', f.jobId ?? f.id, error, num(f.attempt), new Date(f.failedAt).toLocaleString(), actions]);
+    }));
+    document.getElementById('status').textContent = 'updated ' + new Date(now).toLocaleTimeString();
+  }
+  async function act(path, body) {
+    try { await api(path, { method: 'POST', body: JSON.stringify(body) }); await refresh(); }
+    catch (e) { document.getElementById('status').textContent = e.message; }
+  }
+  document.getElementById('retry-all').onclick = () => act('/api/failed/retry', {});
+  document.getElementById('job-form').onsubmit = async (event) => {
+    event.preventDefault();
+    const id = document.getElementById('job-id').value.trim();
+    try { document.getElementById('job').textContent = JSON.stringify(await api('/api/jobs/' + encodeURIComponent(id)), null, 2); }
+    catch (e) { document.getElementById('job').textContent = e.message; }
+  };
+  const loop = () => refresh().catch((e) => { document.getElementById('status').textContent = e.message; }).finally(() => setTimeout(loop, 2000));
+  loop();
+})();
+</script>
+</body>
+</html>
+`;
+}
