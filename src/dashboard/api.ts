@@ -21,6 +21,7 @@ import { progressKey, progressValue } from '../producer/progress.js';
 import { parseResultRecord } from '../producer/results.js';
 import { promClient } from '../backends/drivers.js';
 import { dashboardPage } from './page.js';
+import { MACHINE_GRAPHS } from './machines.js';
 
 export interface DashboardOptions {
   /** The queue (a BaseQueue, or a URL opened here and closed with the dashboard). */
@@ -110,6 +111,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     }
     const path = url.pathname;
     if (method === 'GET' && path === '/metrics') return { body: null, text: await registry.metrics(), type: registry.contentType };
+    if (method === 'GET' && path === '/api/machines') return { body: MACHINE_GRAPHS };
     if (method === 'GET' && path === '/api/queues') {
       return { body: await Promise.all(members.map(async (m) => ({ name: m.name, ...(await m.stats()) }))) };
     }

@@ -30,6 +30,11 @@ export function dashboardPage(nonce: string): string {
   #status { margin-left: auto; font-size: 12px; opacity: .8; }
   button { font: inherit; cursor: pointer; }
   pre { background: #f6f8fa; padding: 8px; overflow: auto; }
+  #machines { display: flex; flex-wrap: wrap; gap: 16px; }
+  svg text { font: 12px system-ui, sans-serif; }
+  svg .node rect { fill: #fff; stroke: #57606a; }
+  svg .node.live rect { fill: #ddf4ff; stroke: #0969da; stroke-width: 2; }
+  svg .edge { stroke: #8c959f; fill: none; marker-end: url(#arrow); }
 </style>
 </head>
 <body>
@@ -40,6 +45,9 @@ export function dashboardPage(nonce: string): string {
   </section>
   <section><h2>Consumers</h2>
     <table id="consumers"><thead><tr><th>consumer</th><th>host, pid</th><th>queues</th><th>supervisor</th><th>workers</th><th>seen</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section><h2>Machines <small>(the number in a state: how many live actors are in it now)</small></h2>
+    <div id="machines"></div>
   </section>
   <section><h2>Failed jobs <button id="retry-all" type="button">retry all</button></h2>
     <table id="failed"><thead><tr><th>command</th><th>job</th><th>error</th><th>attempts</th><th>failed at</th><th></th></tr></thead><tbody></tbody></table>
@@ -69,6 +77,38 @@ export function dashboardPage(nonce: string): string {
   const row = (cells) => { const tr = el('tr'); for (const c of cells) tr.append(c instanceof Node ? c : el('td', c)); return tr; };
   const num = (n) => el('td', n, 'n');
   const fill = (id, rows) => document.querySelector('#' + id + ' tbody').replaceChildren(...rows);
+  const NS = 'http://www.w3.org/2000/svg';
+  const svgEl = (tag, attrs, text) => { const e = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v)); if (text !== undefined) e.textContent = String(text); return e; };
+  let graphs = null;
+  /** Each machine's states on a circle, its transitions as arrows; a state with live actors is marked with their number. */
+  function drawMachines(live) {
+    const box = document.getElementById('machines');
+    box.replaceChildren(...graphs.map((g) => {
+      const W = 460, H = 360, R = 130, cx = W / 2, cy = H / 2;
+      const at = new Map(g.states.map((s, i) => [s.id, { x: cx + R * Math.cos((2 * Math.PI * i) / g.states.length - Math.PI / 2), y: cy + R * Math.sin((2 * Math.PI * i) / g.states.length - Math.PI / 2) }]));
+      const svg = svgEl('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, 'data-machine': g.name, role: 'img', 'aria-label': g.name + ' machine' });
+      const defs = svgEl('defs', {});
+      const marker = svgEl('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 6, markerHeight: 6, orient: 'auto-start-reverse' });
+      marker.append(svgEl('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#8c959f' }));
+      defs.append(marker);
+      svg.append(defs, svgEl('text', { x: 8, y: 16, 'font-weight': 'bold' }, g.name));
+      for (const e of g.edges) {
+        const a = at.get(e.from), b = at.get(e.to);
+        const dx = b.x - a.x, dy = b.y - a.y, len = Math.hypot(dx, dy) || 1, k = 34 / len;
+        const line = svgEl('line', { class: 'edge', x1: a.x + dx * k, y1: a.y + dy * k, x2: b.x - dx * k, y2: b.y - dy * k });
+        line.append(svgEl('title', {}, e.from + ' → ' + e.to + ': ' + e.events.join(', ')));
+        svg.append(line);
+      }
+      for (const s of g.states) {
+        const p = at.get(s.id), n = live[g.name][s.id] || 0;
+        const group = svgEl('g', { class: 'node' + (n > 0 ? ' live' : ''), 'data-state': s.id, 'data-live': n });
+        group.append(svgEl('rect', { x: p.x - 42, y: p.y - 14, width: 84, height: 28, rx: s.final ? 2 : 14 }));
+        group.append(svgEl('text', { x: p.x, y: p.y + 4, 'text-anchor': 'middle' }, n > 0 ? s.id + ' ×' + n : s.id));
+        svg.append(group);
+      }
+      return svg;
+    }));
+  }
   let last = null;
   async function refresh() {
     const [queues, consumers, failed] = await Promise.all([api('/api/queues'), api('/api/consumers'), api('/api/failed')]);
@@ -98,6 +138,13 @@ export function dashboardPage(nonce: string): string {
       error.title = f.error;
       return row([f.command ?? '(not a taskmill job)', f.jobId ?? f.id, error, num(f.attempt), new Date(f.failedAt).toLocaleString(), actions]);
     }));
+    graphs ??= await api('/api/machines');
+    const live = { supervisor: {}, worker: {} };
+    for (const c of consumers) {
+      live.supervisor[c.supervisor] = (live.supervisor[c.supervisor] || 0) + 1;
+      for (const w of c.workers) live.worker[w.state] = (live.worker[w.state] || 0) + 1;
+    }
+    drawMachines(live);
     document.getElementById('status').textContent = 'updated ' + new Date(now).toLocaleTimeString();
   }
   async function act(path, body) {

@@ -71,6 +71,13 @@ describe('the dashboard page in headless Chromium', () => {
       expect(new URL(page.url()).search).toBe(''); // the token left the address bar
       await page.locator('#consumers tbody tr').filter({ hasText: 'running' }).waitFor();
       expect(await page.locator('#consumers .state').allTextContents()).toEqual(['worker-1: idle', 'worker-2: idle']);
+      // The machines, drawn from their definitions, each live actor's state marked.
+      const worker = page.locator('svg[data-machine="worker"]');
+      await worker.waitFor();
+      expect(await worker.locator('[data-state="idle"]').getAttribute('data-live')).toBe('2');
+      expect(await worker.locator('[data-state="busy"]').getAttribute('data-live')).toBe('0');
+      expect(await page.locator('svg[data-machine="supervisor"] [data-state="running"]').getAttribute('data-live')).toBe('1');
+      expect(await worker.locator('line.edge').count()).toBeGreaterThan(3);
       const failedRow = page.locator('#failed tbody tr').filter({ hasText: 'image server said 503' });
       await failedRow.waitFor();
       expect(await failedRow.textContent()).toContain(flaky.commandName);
