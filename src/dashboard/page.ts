@@ -41,7 +41,7 @@ export function dashboardPage(nonce: string): string {
 <header><h1>taskmill</h1><span id="queues-names"></span><span id="status">loading…</span></header>
 <main>
   <section><h2>Queues</h2>
-    <table id="queues"><thead><tr><th>queue</th><th>ready</th><th>running</th><th>delayed</th><th>failed</th><th>done / s</th></tr></thead><tbody></tbody></table>
+    <table id="queues"><thead><tr><th>queue</th><th>ready</th><th>running</th><th>delayed</th><th>failed</th><th>done / s</th><th>the last 2 minutes</th></tr></thead><tbody></tbody></table>
   </section>
   <section><h2>Consumers</h2>
     <table id="consumers"><thead><tr><th>consumer</th><th>host, pid</th><th>queues</th><th>supervisor</th><th>workers</th><th>seen</th></tr></thead><tbody></tbody></table>
@@ -109,6 +109,16 @@ export function dashboardPage(nonce: string): string {
       return svg;
     }));
   }
+  /** Per queue: the rates of the last 60 refreshes (2 minutes), drawn as a line. */
+  const rates = new Map();
+  function sparkline(values) {
+    const W = 160, H = 28, max = Math.max(1, ...values);
+    const svg = svgEl('svg', { width: W, height: H, class: 'spark' });
+    const points = values.map((v, i) => (i * W) / 59 + ',' + (H - 2 - ((H - 4) * v) / max)).join(' ');
+    svg.append(svgEl('polyline', { points, fill: 'none', stroke: '#0969da', 'stroke-width': 1.5 }));
+    svg.append(svgEl('title', {}, 'peak ' + max.toFixed(1) + ' jobs/s'));
+    const td = el('td'); td.append(svg); return td;
+  }
   let last = null;
   async function refresh() {
     const [queues, consumers, failed] = await Promise.all([api('/api/queues'), api('/api/consumers'), api('/api/failed')]);
@@ -117,8 +127,13 @@ export function dashboardPage(nonce: string): string {
     fill('queues', queues.map((q) => {
       const prev = last && last.queues.find((p) => p.name === q.name);
       const gone = prev ? (prev.ready + prev.leased + prev.delayed) - (q.ready + q.leased + q.delayed) : 0;
-      const rate = prev && gone > 0 ? (gone / ((now - last.at) / 1000)).toFixed(1) : '–';
-      return row([q.name, num(q.ready), num(q.leased), num(q.delayed), num(q.failed), num(rate)]);
+      const perSecond = prev && gone > 0 ? gone / ((now - last.at) / 1000) : 0;
+      const rate = prev && gone > 0 ? perSecond.toFixed(1) : '–';
+      const series = rates.get(q.name) || [];
+      series.push(perSecond);
+      if (series.length > 60) series.shift();
+      rates.set(q.name, series);
+      return row([q.name, num(q.ready), num(q.leased), num(q.delayed), num(q.failed), num(rate), sparkline(series)]);
     }));
     last = { at: now, queues };
     fill('consumers', consumers.map((c) => {

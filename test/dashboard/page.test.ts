@@ -69,6 +69,7 @@ describe('the dashboard page in headless Chromium', () => {
 
       await page.locator('#queues tbody tr').filter({ hasText: 'web' }).waitFor();
       expect(new URL(page.url()).search).toBe(''); // the token left the address bar
+      await page.locator('#queues svg.spark polyline').waitFor({ state: 'attached' }); // the rate over time
       await page.locator('#consumers tbody tr').filter({ hasText: 'running' }).waitFor();
       expect(await page.locator('#consumers .state').allTextContents()).toEqual(['worker-1: idle', 'worker-2: idle']);
       // The machines, drawn from their definitions, each live actor's state marked.
