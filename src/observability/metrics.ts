@@ -17,7 +17,7 @@
  * histogram) — and nothing at all in a consumer without metrics, whose
  * runners see no `metrics` dep.
  */
-import type { Counter, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { AnyActorRef } from 'xstate';
 import type { BaseQueue, QueueStats } from '../backends/base.js';
 import { OrderedQueues } from '../consumer/ordered-queues.js';
@@ -41,11 +41,38 @@ export interface ConsumerMetricsSources {
 
 /** Seconds: 1 ms to 5 minutes. */
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300];
+const OUTCOMES: readonly JobOutcome[] = ['completed', 'failed', 'retrying', 'cancelled', 'expired', 'rejected', 'deferred'];
+const OUTCOME_INDEX: Readonly<Record<JobOutcome, number>> = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<JobOutcome, number>;
 
+/** One (queue, command)'s counts: by outcome, and the run-time histogram's buckets (not cumulative), sum and count. */
+interface Series {
+  queue: string;
+  command: string;
+  outcomes: Float64Array;
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** A metric prom-client's Registry prints from what `values()` returns when scraped. */
+function scrapedMetric(
+  name: string,
+  help: string,
+  type: 'counter' | 'histogram',
+  values: () => Array<{ labels: Record<string, string>; value: number; metricName?: string }>,
+) {
+  return { name, help, type, aggregator: 'sum', get: () => Promise.resolve({ name, help, type, aggregator: 'sum', values: values() }), reset: () => {} };
+}
+
+/**
+ * Why the job counter and the histogram are counted here and not with prom-client's Counter and
+ * Histogram: those hash their label object on every call, which cost a no-op job on Redis 17 % of
+ * its throughput in the bench. Here a job is two Map lookups and a few increments; the series are
+ * turned into Prometheus samples only when scraped.
+ */
 export class ConsumerMetrics implements JobMetrics {
   readonly registry: Registry;
-  readonly #jobs: Counter<'queue' | 'command' | 'outcome'>;
-  readonly #duration: Histogram<'queue' | 'command'>;
+  readonly #series = new Map<string, Map<string, Series>>();
   readonly #sources: ConsumerMetricsSources;
 
   constructor(sources: ConsumerMetricsSources) {
@@ -53,19 +80,37 @@ export class ConsumerMetrics implements JobMetrics {
     this.#sources = sources;
     this.registry = new prom.Registry();
     const registers = [this.registry];
-    this.#jobs = new prom.Counter({
-      name: 'taskmill_jobs_total',
-      help: 'Jobs that ended an attempt in this consumer, by outcome',
-      labelNames: ['queue', 'command', 'outcome'],
-      registers,
-    });
-    this.#duration = new prom.Histogram({
-      name: 'taskmill_job_duration_seconds',
-      help: 'How long a command ran (completed and failed attempts)',
-      labelNames: ['queue', 'command'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
+    const all = () => [...this.#series.values()].flatMap((byCommand) => [...byCommand.values()]);
+    this.registry.registerMetric(
+      scrapedMetric('taskmill_jobs_total', 'Jobs that ended an attempt in this consumer, by outcome', 'counter', () =>
+        all().flatMap((s) =>
+          OUTCOMES.flatMap((outcome, i) => (s.outcomes[i]! > 0 ? [{ labels: { queue: s.queue, command: s.command, outcome }, value: s.outcomes[i]! }] : [])),
+        ),
+      ) as never,
+    );
+    this.registry.registerMetric(
+      scrapedMetric('taskmill_job_duration_seconds', 'How long a command ran (completed and failed attempts)', 'histogram', () =>
+        all()
+          .filter((s) => s.count > 0)
+          .flatMap((s) => {
+            const labels = { queue: s.queue, command: s.command };
+            let cumulative = 0;
+            const buckets = [...DURATION_BUCKETS, Number.POSITIVE_INFINITY].map((le, i) => {
+              cumulative += s.buckets[i]!;
+              return {
+                metricName: 'taskmill_job_duration_seconds_bucket',
+                labels: { le: le === Number.POSITIVE_INFINITY ? '+Inf' : String(le), ...labels },
+                value: cumulative,
+              };
+            });
+            return [
+              ...buckets,
+              { metricName: 'taskmill_job_duration_seconds_sum', labels, value: s.sum },
+              { metricName: 'taskmill_job_duration_seconds_count', labels, value: s.count },
+            ];
+          }),
+      ) as never,
+    );
     new prom.Gauge({
       name: 'taskmill_queue_jobs',
       help: 'Jobs in the queue by state, asked of the backend when scraped',
@@ -92,8 +137,21 @@ export class ConsumerMetrics implements JobMetrics {
 
   jobEnded(messageId: string, command: string, outcome: JobOutcome, seconds?: number): void {
     const queue = this.#sources.queueOf(messageId);
-    this.#jobs.inc({ queue, command, outcome });
-    if (seconds !== undefined) this.#duration.observe({ queue, command }, seconds);
+    let byCommand = this.#series.get(queue);
+    if (!byCommand) this.#series.set(queue, (byCommand = new Map()));
+    let series = byCommand.get(command);
+    if (!series) {
+      series = { queue, command, outcomes: new Float64Array(OUTCOMES.length), buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, count: 0 };
+      byCommand.set(command, series);
+    }
+    series.outcomes[OUTCOME_INDEX[outcome]]!++;
+    if (seconds !== undefined) {
+      let i = 0;
+      while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+      series.buckets[i]!++;
+      series.sum += seconds;
+      series.count++;
+    }
   }
 }
 
