@@ -138,7 +138,7 @@ export class ConsumerMetrics implements JobMetrics {
   jobEnded(messageId: string, command: string, outcome: JobOutcome, seconds?: number): void {
     const queue = this.#sources.queueOf(messageId);
     let byCommand = this.#series.get(queue);
-    if (!byCommand) this.#series.set(queue, (byCommand = new Map()));
+    if (!byCommand) this.#series.set(queue, (byCommand = new Map<string, Series>()));
     let series = byCommand.get(command);
     if (!series) {
       series = { queue, command, outcomes: new Float64Array(OUTCOMES.length), buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, count: 0 };
