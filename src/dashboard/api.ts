@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BaseQueue } from '../backends/base.js';
 import { createQueue } from '../backends/index.js';
 import { ConfigError, describeValue, toError } from '../shared/errors.js';
-import { decodeMessage } from '../codec/message.js';
+import { decodeMessage, deserializeValue } from '../codec/message.js';
 import { sanitizeValue } from '../inspect/sanitize.js';
 import { progressKey, progressValue } from '../producer/progress.js';
 import { parseResultRecord } from '../producer/results.js';
@@ -152,6 +152,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
           attempt: result?.attempt ?? null,
           at: result?.at ?? null,
           error: result?.error ?? null,
+          result: result?.value === undefined ? null : redactSecrets(sanitizeValue(deserializeValue(result.value))),
           progress: progress === null ? null : sanitizeValue(progressValue(progress)),
         },
       };

@@ -73,6 +73,14 @@ describe('createDashboard: the JSON API', () => {
     expect(await (await retry({ headers: auth, body: JSON.stringify({ ids: [failed[0]!.id] }) })).json()).toEqual({ requeued: 1 });
     await expect.poll(() => attempts, { timeout: 10_000 }).toBe(2);
     await expect.poll(async () => ((await (await get(`/api/jobs/${job.id}`)).json()) as { status: string }).status, { timeout: 10_000 }).toBe('completed');
+    expect(await (await get(`/api/jobs/${job.id}`)).json()).toMatchObject({
+      id: job.id,
+      queue: 'dash',
+      status: 'completed',
+      attempt: 1,
+      result: 'ok',
+      error: null,
+    });
 
     const unknown = await get('/api/jobs/no-such-job');
     expect(unknown.status).toBe(404);
