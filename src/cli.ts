@@ -21,10 +21,11 @@ import { defaultQueueUrl, redactText, redactUrl } from './shared/config.js';
 import { encodeMessage } from './codec/message.js';
 import { retryFailed } from './producer/admin.js';
 import { createCliLogger } from './cli/logging.js';
-import { FLAGS, argParser } from './cli/flags.js';
+import { FLAGS, argParser, parsePool } from './cli/flags.js';
 import { createInspectLog, startInspector, type InspectLog, type InspectorRelay } from './inspect/index.js';
 import { TaskmillError } from './shared/errors.js';
 import { EXPECTED, invalidOption } from './shared/options.js';
+import type { Pool } from './pool/kinds.js';
 
 const EXIT = { ok: 0, startup: 1, forced: 2, failed: 3 } as const;
 
@@ -96,6 +97,10 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
     openTimeoutMs: (opts.connectTimeout as number) * 1000,
     leaseMs: (opts.lease as number) * 1000,
     maxDeliveries: opts.maxDeliveries as number,
+    pool: opts.pool as Pool,
+    // A pool's threads and processes import what this process imported.
+    modules: loaded,
+    ...(opts.poolMemory !== undefined ? { poolMemoryMb: opts.poolMemory as number } : {}),
   });
   let relay: InspectorRelay | null = null;
   let inspectLog: InspectLog | null = null;
@@ -205,6 +210,13 @@ export function buildProgram(): Command {
       },
     )
     .option('-t, --threads <n>', 'worker actors', argParser(FLAGS.threads), FLAGS.threads.default)
+    .option(
+      '--pool <kind>',
+      'where commands run: inline (this event loop), threads (a worker thread per worker), processes (a child process per worker)',
+      parsePool,
+      'inline',
+    )
+    .option('--pool-memory <MB>', 'heap limit of each pool thread or process (a command that needs more fails as "worker lost")', argParser(FLAGS.poolMemory))
     .option('-n, --no-periodic', 'do not run the periodic scheduler')
     .option('-l, --logfile <file>', 'also write JSON logs to FILE')
     .option('-v, --verbosity <n>', 'log level: 0 warn, 1 info, 2 debug', argParser(FLAGS.verbosity), FLAGS.verbosity.default)
