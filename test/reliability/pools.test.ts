@@ -177,6 +177,21 @@ describe.each(['threads', 'processes'] as const)('--pool %s', (pool) => {
     },
   );
 
+  it(
+    'a command that blocks its loop for 2.5× the lease runs once: the consumer keeps extending the lease meanwhile (inline it runs again)',
+    { timeout: 60_000 },
+    async () => {
+      const { consumer, queue, recordFile, logs } = await consume(pool, 'blocks', [['blocks', [2500]]], ['-t', '1', '--lease', '1']);
+      await waitFor('the blocking job to be acked', async () => names(recordFile).includes('blocks') && isDrained(await queue.stats()), 30_000, 100);
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // a second delivery would show by now
+      expect(names(recordFile)).toEqual(['blocks']);
+      expect((await queue.stats()).failed).toBe(0);
+      expect(logs().filter((l) => String(l.msg).startsWith('ack refused'))).toEqual([]);
+      consumer.child.kill('SIGTERM');
+      expect(await consumer.exited, consumer.stderr()).toBe(0);
+    },
+  );
+
   it('a module that cannot be imported in the pool fails start, naming it and why', { timeout: 60_000 }, async () => {
     const dir = tempDir('taskmill-pool-broken-');
     const run = spawnCli(['consume', '-q', `sqlite:${path.join(dir, 'q.sqlite')}`, '-n', '--pool', pool, BROKEN], { cwd: dir });
