@@ -116,4 +116,7 @@ if (port) {
   });
   // The consumer went away: nothing is left to run for.
   process.on('disconnect', () => process.exit(0));
+  // A terminal's Ctrl-C (or hangup) reaches the whole process group: the consumer drains and ends this
+  // process itself; dying here would lose the job it runs as "worker lost".
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
 }

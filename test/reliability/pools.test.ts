@@ -12,13 +12,16 @@
  *   be sent is refused at enqueue, nothing written; an `inline` command
  *   stays in the consumer;
  * - a module that cannot be imported in a thread or process fails start,
- *   naming the module and why; a bad --pool is refused naming the value.
+ *   naming the module and why; a bad --pool is refused naming the value;
+ * - a Ctrl-C to the consumer's process group still drains: a child process
+ *   ignores the signal and finishes its job.
  */
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobFailedError, SerializationError, configure, createQueue, type BaseQueue, type Job } from '../../src/index.js';
 import { encodeMessage } from '../../src/codec/message.js';
-import { ROOT, jsonLines, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
+import { CLI, ROOT, TSX_LOADER, jsonLines, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 import { records } from '../fixtures/cli-helpers.js';
 import { isDrained } from './kit.js';
 import { echo, returnsFunction, stages, stayInline, waits } from '../fixtures/pool-commands.js';
@@ -204,6 +207,34 @@ describe.each(['threads', 'processes'] as const)('--pool %s', (pool) => {
     );
   });
 });
+
+it(
+  "--pool processes: a Ctrl-C to the consumer's process group drains; the job running in a child process finishes (the child ignores the signal)",
+  { timeout: 60_000 },
+  async () => {
+    const dir = tempDir('taskmill-pool-sigint-');
+    const url = `sqlite:${path.join(dir, 'queue.sqlite')}`;
+    const recordFile = path.join(dir, 'records');
+    const queue = createQueue(url);
+    queues.push(queue);
+    await queue.open();
+    await queue.write(encodeMessage('slow', [1, 2000]).data);
+    // Its own process group, as a shell gives a foreground job: the signal reaches the children too.
+    const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI, 'consume', '-q', url, '-n', '-d', '0.02', '--pool', 'processes', COMMANDS], {
+      cwd: dir,
+      detached: true,
+      env: { ...process.env, RECORD_FILE: recordFile },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    spawned.push({ child, stdout: () => '', stderr: () => '', exited: Promise.resolve(0) });
+    const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+    await waitFor('the job to start in its child process', () => names(recordFile).includes('slow-start-1'), 30_000);
+    process.kill(-child.pid!, 'SIGINT');
+    expect(await exited).toBe(0);
+    expect(names(recordFile)).toEqual(['slow-start-1', 'slow-end-1']);
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+  },
+);
 
 it('--pool with an unknown value is refused, naming it', { timeout: 30_000 }, async () => {
   const run = spawnCli(['consume', '--pool', 'fibers', COMMANDS], { cwd: tempDir() });
