@@ -24,7 +24,7 @@ import { encodeMessage } from '../../src/codec/message.js';
 import { CLI, ROOT, TSX_LOADER, jsonLines, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 import { records } from '../fixtures/cli-helpers.js';
 import { isDrained } from './kit.js';
-import { echo, returnsFunction, stages, stayInline, waits } from '../fixtures/pool-commands.js';
+import { echo, inThread, returnsFunction, stages, stayInline, waits } from '../fixtures/pool-commands.js';
 
 const COMMANDS = path.join(ROOT, 'test', 'fixtures', 'pool-commands.ts');
 const BROKEN = path.join(ROOT, 'test', 'fixtures', 'pool-broken.ts');
@@ -45,7 +45,7 @@ interface Running {
   logs(): Record<string, unknown>[];
 }
 
-async function consume(pool: 'threads' | 'processes', label: string, jobs: [string, unknown[]][], args: string[] = []): Promise<Running> {
+async function consume(pool: 'inline' | 'threads' | 'processes', label: string, jobs: [string, unknown[]][], args: string[] = []): Promise<Running> {
   const dir = tempDir(`taskmill-pool-${label}-`);
   const url = `sqlite:${path.join(dir, 'queue.sqlite')}`;
   const recordFile = path.join(dir, 'records');
@@ -206,6 +206,18 @@ describe.each(['threads', 'processes'] as const)('--pool %s', (pool) => {
       ),
     );
   });
+});
+
+it("a command's own pool wins: in an inline consumer, pool: 'threads' runs in a thread and the rest inline", { timeout: 60_000 }, async () => {
+  const { consumer, url } = await consume('inline', 'own-pool', []);
+  configure({ queue: url });
+  const threaded = await (await inThread()).result({ timeout: 20_000 });
+  expect(threaded.pid).toBe(consumer.child.pid);
+  expect(threaded.threadId).not.toBe(0);
+  const echoed = (await (await echo()).result({ timeout: 20_000 })) as { threadId: number; pid: number };
+  expect(echoed).toMatchObject({ pid: consumer.child.pid, threadId: 0 });
+  consumer.child.kill('SIGTERM');
+  expect(await consumer.exited, consumer.stderr()).toBe(0);
 });
 
 it(
