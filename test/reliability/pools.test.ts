@@ -69,7 +69,7 @@ const names = (file: string) => records(file).map((line) => line.split(' ')[0]!)
 
 describe.each(['threads', 'processes'] as const)('--pool %s', (pool) => {
   it(
-    'a crash (error in a timer, process.exit(1), out of memory, a busy loop past its timeout) fails its own job only; neighbours are not delivered again; the consumer stays up',
+    'a crash (error in a timer, process.exit(1), out of memory, a busy loop past its timeout; processes: process.abort()) fails its own job only; neighbours are not delivered again; the consumer stays up',
     { timeout: 120_000 },
     async () => {
       const jobs: [string, unknown[]][] = [
@@ -82,13 +82,22 @@ describe.each(['threads', 'processes'] as const)('--pool %s', (pool) => {
         ['slow', [4, 1500]],
         ['spins', []],
         ['slow', [5, 1500]],
+        // A native crash takes a thread's whole process: only processes are tried with it.
+        ...(pool === 'processes'
+          ? ([
+              ['aborts', []],
+              ['slow', [6, 1500]],
+            ] as [string, unknown[]][])
+          : []),
       ];
+      const slowCount = pool === 'processes' ? 6 : 5;
+      const crashes = pool === 'processes' ? 5 : 4;
       const { consumer, queue, recordFile, logs } = await consume(pool, 'crash', jobs, ['-t', '2', '--pool-memory', '64']);
       await waitFor(
         'every job failed or done',
         async () => {
           const stats = await queue.stats();
-          return stats.failed === 4 && isDrained(stats) && names(recordFile).filter((n) => n.startsWith('slow-end-')).length === 5;
+          return stats.failed === crashes && isDrained(stats) && names(recordFile).filter((n) => n.startsWith('slow-end-')).length === slowCount;
         },
         90_000,
         100,
@@ -103,11 +112,19 @@ describe.each(['threads', 'processes'] as const)('--pool %s', (pool) => {
         new RegExp(`${lost.replace('%s', 'eats-memory')}${pool === 'threads' ? 'ran out of memory' : '(was killed by SIGABRT|exited with code 134)'}`),
       );
       expect(errorOf('spins')).toMatch(/^CommandTimeoutError: command "spins" timed out after 300 ms/);
+      if (pool === 'processes') expect(errorOf('aborts')).toMatch(new RegExp(`${lost.replace('%s', 'aborts')}was killed by SIGABRT`));
       expect(failed.every((f) => f.attempt === 1)).toBe(true);
 
       // Each ran once: no neighbour lost a delivery, no crash ran again.
       expect(names(recordFile).sort()).toEqual(
-        ['eats-memory', 'exits', 'spins-1', 'throws-later', ...[1, 2, 3, 4, 5].flatMap((n) => [`slow-start-${n}`, `slow-end-${n}`])].sort(),
+        [
+          'eats-memory',
+          'exits',
+          'spins-1',
+          'throws-later',
+          ...(pool === 'processes' ? ['aborts'] : []),
+          ...Array.from({ length: slowCount }, (_, i) => [`slow-start-${i + 1}`, `slow-end-${i + 1}`]).flat(),
+        ].sort(),
       );
       // The spinning child ignored its aborted signal: it was terminated after the grace period.
       await waitFor('the spinning child to be terminated', () => logs().some((l) => String(l.msg).includes("ignored its job's aborted signal")), 10_000);
