@@ -27,9 +27,13 @@ export interface PoolCommands {
 }
 
 /**
- * What each kind's children import and must then have registered: the given
- * `modules` (the CLI's), else the defining module of every command that runs
- * in that kind. A command no thread could import is a ConfigError naming it.
+ * What each kind's children import and must then have registered: of the
+ * given `modules` (the CLI's), those that define a command of that kind — or
+ * all of them when a command's defining module is not among them (it was
+ * registered through a helper elsewhere); without `modules`, the defining
+ * module of every command of that kind. A module whose commands all stay
+ * inline is not imported in a child. A command no child could import is a
+ * ConfigError naming it.
  */
 export function planPools(
   commands: PoolCommands,
@@ -37,6 +41,9 @@ export function planPools(
   modules: readonly string[] | undefined,
 ): Map<PoolKind, { modules: string[]; commands: string[] }> {
   const plan = new Map<PoolKind, { modules: string[]; commands: string[] }>();
+  /** With `modules`: per kind, the given modules that define its commands, and the kinds with a command defined elsewhere. */
+  const defining = new Map<PoolKind, Set<string>>();
+  const uncovered = new Set<PoolKind>();
   for (const name of commands.names()) {
     const command = commands.get(name)!;
     const kind = command.options.pool ?? pool;
@@ -44,7 +51,12 @@ export function planPools(
     let entry = plan.get(kind);
     if (!entry) plan.set(kind, (entry = { modules: modules ? [...modules] : [], commands: [] }));
     entry.commands.push(name);
-    if (modules) continue;
+    if (modules) {
+      const file = command.moduleFile;
+      if (file !== undefined && modules.includes(file)) (defining.get(kind) ?? defining.set(kind, new Set()).get(kind)!).add(file);
+      else uncovered.add(kind);
+      continue;
+    }
     const file = command.moduleFile;
     const where = `runs in pool '${kind}', so a ${CHILD_NOUN[kind]} must import the module that defines it`;
     if (file === undefined) {
@@ -58,6 +70,12 @@ export function planPools(
       );
     }
     if (!entry.modules.includes(file)) entry.modules.push(file);
+  }
+  if (modules) {
+    for (const [kind, entry] of plan) {
+      const files = defining.get(kind);
+      if (!uncovered.has(kind) && files) entry.modules = modules.filter((file) => files.has(file));
+    }
   }
   return plan;
 }

@@ -48,6 +48,17 @@ describe('pool options', () => {
     expect(planPools(commands, 'threads', ['/app/commands.js'])).toEqual(new Map([['threads', { modules: ['/app/commands.js'], commands: ['from-repl'] }]]));
   });
 
+  it("given modules (the CLI's), children import those that define pooled commands — all of them when one is defined elsewhere", () => {
+    const commands = new CommandRegistry();
+    const command = (name: string, moduleFile: string | undefined, pool?: 'inline' | 'threads') =>
+      commands.register({ name, fn: () => 1, options: { name, ...(pool ? { pool } : {}) }, schedule: null, module: moduleFile, moduleFile });
+    command('a', '/app/a.js');
+    command('b', '/app/b.js', 'inline');
+    expect(planPools(commands, 'threads', ['/app/a.js', '/app/b.js'])).toEqual(new Map([['threads', { modules: ['/app/a.js'], commands: ['a'] }]]));
+    command('c', '/app/lib/helper.js');
+    expect(planPools(commands, 'threads', ['/app/a.js', '/app/b.js']).get('threads')!.modules).toEqual(['/app/a.js', '/app/b.js']);
+  });
+
   it('the module read off the stack is the defining file (ESM under vitest)', () => {
     const cmd = queueCommand({ name: 'where-defined', pool: 'threads' }, () => 1);
     defined.push(cmd.commandName);

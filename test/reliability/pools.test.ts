@@ -237,6 +237,14 @@ it("a command's own pool wins: in an inline consumer, pool: 'threads' runs in a 
   expect(await consumer.exited, consumer.stderr()).toBe(0);
 });
 
+it('a module whose commands all stay inline is not imported in the pool (it may need the main thread)', { timeout: 60_000 }, async () => {
+  const run = await consume('threads', 'main-only', [['main-only', []]], [path.join(ROOT, 'test', 'fixtures', 'pool-main-only.ts')]);
+  await waitFor('the inline job to be done', async () => isDrained(await run.queue.stats()), 20_000);
+  expect((await run.queue.stats()).failed).toBe(0);
+  run.consumer.child.kill('SIGTERM');
+  expect(await run.consumer.exited, run.consumer.stderr()).toBe(0);
+});
+
 it(
   "--pool processes: a Ctrl-C to the consumer's process group drains; the job running in a child process finishes (the child ignores the signal)",
   { timeout: 60_000 },
