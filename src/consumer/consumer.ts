@@ -353,6 +353,15 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     send: (event) => actor.send(event),
     start() {
       if (started) return started;
+      /** start() failed before the actors ran: `done` rejects with the same error. */
+      const failStart = async (error: unknown): Promise<never> => {
+        if (!stopping) {
+          stopping = true;
+          actor.stop();
+          await finish('error', error);
+        }
+        throw error;
+      };
       let pooled: boolean;
       try {
         pooled = pools.plan(
@@ -361,26 +370,16 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
           given.modules?.map((file) => path.resolve(file)),
         );
       } catch (error) {
-        return (started = Promise.reject(toError(error)));
+        return (started = failStart(toError(error)));
       }
       // With commands in a pool, one child of each kind starts first: a module it cannot import fails start().
       const ready = pooled ? pools.prepare() : null;
       started = ready
-        ? ready.then(
-            () => {
-              if (stopping) throw new Error('consumer stopped before it started');
-              preparing = false;
-              return run();
-            },
-            async (error: unknown) => {
-              if (!stopping) {
-                stopping = true;
-                actor.stop();
-                await finish('error', error);
-              }
-              throw error;
-            },
-          )
+        ? ready.then(() => {
+            if (stopping) throw new Error('consumer stopped before it started');
+            preparing = false;
+            return run();
+          }, failStart)
         : run();
       if (ready) preparing = true;
       return started;

@@ -35,6 +35,8 @@ describe('pool options', () => {
     await expect(consumer.start()).rejects.toThrow(
       /^createConsumer: command "in-test-body" runs in pool 'threads', so a worker thread must import the module that defines it, but it is defined in a test file \(test\/pool\/options\.test\.ts\)/,
     );
+    // done says the same: a start that failed is not a consumer left hanging.
+    await expect(consumer.done).rejects.toThrow(/defined in a test file/);
   });
 
   it('a command defined outside any module (a REPL): a ConfigError naming it; inline commands need no module', () => {
