@@ -17,6 +17,8 @@ import { CHILD_NOUN, type Pool, type PoolKind } from './kinds.js';
 
 /** How long a child whose job was given up on may take to settle it before it is terminated. */
 export const ABORT_GRACE_MS = 1000;
+/** How long a runner waits for a child settling an abandoned job before it starts a new one (a start costs far more). */
+const SPARE_WAIT_MS = 100;
 /** Idle children kept per kind for the next runner; more are ended. */
 const MAX_SPARES = 8;
 const TEST_FILE = /\.(?:test|spec)\.[cm]?[jt]sx?$/;
@@ -86,6 +88,10 @@ export class Pools {
   #specs = new Map<PoolKind, ChildSpec>();
   readonly #spares: Record<PoolKind, PoolChild[]> = { threads: [], processes: [] };
   readonly #live = new Set<PoolChild>();
+  /** Children given back while still running a job given up on: spares again once they settle it. */
+  readonly #retiring: Record<PoolKind, Set<PoolChild>> = { threads: new Set(), processes: new Set() };
+  /** Runners waiting for one of those, per kind. */
+  readonly #waiting: Record<PoolKind, (() => void)[]> = { threads: [], processes: [] };
   #closed = false;
 
   constructor(options: { logger: Logger; memoryMb?: number | undefined }) {
@@ -122,9 +128,25 @@ export class Pools {
     );
   }
 
-  /** A child of this kind for a runner: a spare, else a new one. */
+  /**
+   * A child of this kind for a runner: a spare, else one about to settle an abandoned job (a
+   * worker replaced after a timeout: its child is a spare again moments later), else a new one.
+   */
   async acquire(kind: PoolKind): Promise<PoolChild> {
     const spares = this.#spares[kind];
+    if (spares.length === 0 && this.#retiring[kind].size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(wake, SPARE_WAIT_MS);
+        const waiting = this.#waiting[kind];
+        function wake() {
+          clearTimeout(timer);
+          const at = waiting.indexOf(wake);
+          if (at >= 0) waiting.splice(at, 1);
+          resolve();
+        }
+        waiting.push(wake);
+      });
+    }
     while (spares.length > 0) {
       const child = spares.pop()!;
       if (child.gone === null) return child;
@@ -137,7 +159,9 @@ export class Pools {
     if (child.gone !== null) return;
     if (this.#closed) return child.terminate();
     if (child.busy !== 0) {
+      this.#retiring[child.kind].add(child);
       const timer = setTimeout(() => {
+        this.#retiring[child.kind].delete(child);
         if (child.busy === 0 || child.gone !== null) return;
         this.#logger.warn(
           { pool: child.kind, child: child.id },
@@ -149,6 +173,7 @@ export class Pools {
       child.onIdle = () => {
         clearTimeout(timer);
         child.onIdle = null;
+        this.#retiring[child.kind].delete(child);
         this.release(child);
       };
       return;
@@ -156,6 +181,7 @@ export class Pools {
     const spares = this.#spares[child.kind];
     if (spares.length >= MAX_SPARES) return child.terminate();
     spares.push(child);
+    this.#waiting[child.kind].shift()?.();
   }
 
   /** Ends every child (the consumer stopped). */
@@ -177,6 +203,7 @@ export class Pools {
       const spares = this.#spares[kind];
       const at = spares.indexOf(child);
       if (at >= 0) spares.splice(at, 1);
+      this.#retiring[kind].delete(child);
       if (!this.#closed && how !== 'was terminated') this.#logger.warn({ pool: kind, child: child.id, how }, `a ${CHILD_NOUN[kind]} ended: ${how}`);
     };
     this.#logger.debug({ pool: kind, child: child.id, ms: Math.round(performance.now() - started) }, `${CHILD_NOUN[kind]} started`);

@@ -7,8 +7,8 @@
  */
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MemoryQueue, configure, createConsumer, type Consumer } from '../../src/index.js';
-import { echo, exits, fails, honoursTimeout } from '../fixtures/pool-commands.js';
+import { MemoryQueue, configure, createConsumer, pipeline, type Consumer } from '../../src/index.js';
+import { echo, exits, fails, honoursTimeout, slow } from '../fixtures/pool-commands.js';
 
 const queue = new MemoryQueue(`pool-spares-${process.pid}`);
 configure({ queue });
@@ -39,5 +39,12 @@ describe('pool threads in an embedded consumer', () => {
     expect(after).not.toBe(first);
     expect(after).not.toBe(0);
     expect(consumer.actor.getSnapshot().context.restarts).toBe(3);
+  });
+
+  it("a pipeline runs step after step in threads: each result, serialized in its thread, is the next step's first argument", { timeout: 30_000 }, async () => {
+    const job = await pipeline(slow.with(7, 10), echo.with('x'));
+    const last = (await job.result({ timeout: 20_000 })) as { args: unknown[]; threadId: number };
+    expect(last.args).toEqual([7, 'x']);
+    expect(last.threadId).not.toBe(0);
   });
 });
