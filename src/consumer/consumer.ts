@@ -311,7 +311,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
 
   const finish = async (status: 'done' | 'error', error?: unknown): Promise<void> => {
     const snapshot = actor.getSnapshot();
-    pools.close();
+    await pools.close();
     if (ownsQueue) {
       await queue.close().catch((e) => logger.warn({ err: toError(e) }, 'closing the queue failed'));
     }

@@ -19,6 +19,8 @@ import { CHILD_NOUN, type Pool, type PoolKind } from './kinds.js';
 export const ABORT_GRACE_MS = 1000;
 /** How long a runner waits for a child settling an abandoned job before it starts a new one (a start costs far more). */
 const SPARE_WAIT_MS = 100;
+/** How long a stopping consumer lets a child settle the job whose signal it just aborted. */
+const CLOSE_GRACE_MS = 500;
 /** Idle children kept per kind for the next runner; more are ended. */
 const MAX_SPARES = 8;
 const TEST_FILE = /\.(?:test|spec)\.[cm]?[jt]sx?$/;
@@ -184,12 +186,21 @@ export class Pools {
     this.#waiting[child.kind].shift()?.();
   }
 
-  /** Ends every child (the consumer stopped). */
-  close(): void {
+  /**
+   * Ends every child (the consumer stopped). One still running a job (a forced stop aborted its
+   * signal a moment ago) gets up to CLOSE_GRACE_MS to see the abort and settle, so its command's
+   * abort handling runs as it would inline; the idle ones end at once.
+   */
+  async close(): Promise<void> {
     this.#closed = true;
-    for (const child of this.#live) child.terminate();
     this.#spares.threads = [];
     this.#spares.processes = [];
+    for (const child of this.#live) if (child.busy === 0) child.terminate();
+    const deadline = performance.now() + CLOSE_GRACE_MS;
+    while ([...this.#live].some((child) => child.busy !== 0 && child.gone === null) && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    for (const child of this.#live) child.terminate();
   }
 
   async #spawn(kind: PoolKind): Promise<PoolChild> {

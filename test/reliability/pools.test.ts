@@ -212,6 +212,14 @@ describe.each(['threads', 'processes'] as const)('--pool %s', (pool) => {
     },
   );
 
+  it('a forced stop (the grace ran out) aborts the signal of the job running in the child', { timeout: 60_000 }, async () => {
+    const { consumer, recordFile } = await consume(pool, 'forced', [['waits', []]], ['-t', '1', '-g', '0.5']);
+    await waitFor('the job to start', () => names(recordFile).includes('waits'), 20_000);
+    consumer.child.kill('SIGTERM');
+    expect(await consumer.exited, consumer.stderr()).toBe(2); // forced
+    expect(names(recordFile)).toEqual(['waits', 'waits-aborted-Error']);
+  });
+
   it('a module that cannot be imported in the pool fails start, naming it and why', { timeout: 60_000 }, async () => {
     const dir = tempDir('taskmill-pool-broken-');
     const run = spawnCli(['consume', '-q', `sqlite:${path.join(dir, 'q.sqlite')}`, '-n', '--pool', pool, BROKEN], { cwd: dir });
