@@ -13,7 +13,7 @@
  * exist before the clock starts; start() (one child per pool imports the
  * modules) is reported on its own.
  *
- *   npm run bench:pools                                   # 40 × 200 ms on -t 2; 2,000 no-ops (about 40 s here)
+ *   npm run bench:pools                                   # 40 × 200 ms on -t 2; 2,000 no-ops (about 21 s here)
  *   npm run bench:pools -- --cpu-jobs 80 --cpu-ms 100 --workers 4 --noop-jobs 5000
  */
 import { parseArgs } from 'node:util';
