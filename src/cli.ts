@@ -21,12 +21,13 @@ import { defaultQueueUrl, redactText, redactUrl } from './shared/config.js';
 import { encodeMessage } from './codec/message.js';
 import { retryFailed } from './producer/admin.js';
 import { createCliLogger } from './cli/logging.js';
-import { FLAGS, argParser } from './cli/flags.js';
+import { FLAGS, argParser, parsePool } from './cli/flags.js';
 import { createInspectLog, startInspector, type InspectLog, type InspectorRelay } from './inspect/index.js';
 import { serveMetrics, type MetricsServer } from './observability/metrics-server.js';
 import { runDashboard } from './cli/dashboard.js';
 import { TaskmillError } from './shared/errors.js';
 import { EXPECTED, invalidOption } from './shared/options.js';
+import type { Pool } from './pool/kinds.js';
 
 const EXIT = { ok: 0, startup: 1, forced: 2, failed: 3 } as const;
 
@@ -99,6 +100,10 @@ async function consume(modules: string[], opts: Record<string, unknown>): Promis
     leaseMs: (opts.lease as number) * 1000,
     maxDeliveries: opts.maxDeliveries as number,
     metrics: opts.metrics !== undefined,
+    pool: opts.pool as Pool,
+    // A pool's threads and processes import what this process imported.
+    modules: loaded,
+    ...(opts.poolMemory !== undefined ? { poolMemoryMb: opts.poolMemory as number } : {}),
   });
   let relay: InspectorRelay | null = null;
   let metricsServer: MetricsServer | null = null;
@@ -212,6 +217,13 @@ export function buildProgram(): Command {
       },
     )
     .option('-t, --threads <n>', 'worker actors', argParser(FLAGS.threads), FLAGS.threads.default)
+    .option(
+      '--pool <kind>',
+      'where commands run: inline (this event loop), threads (a worker thread per worker), processes (a child process per worker)',
+      parsePool,
+      'inline',
+    )
+    .option('--pool-memory <MB>', 'heap limit of each pool thread or process (a command that needs more fails as "worker lost")', argParser(FLAGS.poolMemory))
     .option('-n, --no-periodic', 'do not run the periodic scheduler')
     .option('-l, --logfile <file>', 'also write JSON logs to FILE')
     .option('-v, --verbosity <n>', 'log level: 0 warn, 1 info, 2 debug', argParser(FLAGS.verbosity), FLAGS.verbosity.default)

@@ -17,6 +17,7 @@ export {
   type DropFirst,
 } from './producer/commands.js';
 export type { RateLimitOptions, ConcurrencyOptions } from './producer/gates.js';
+export type { Pool } from './pool/kinds.js';
 export { Job } from './producer/job.js';
 export { queueEvents, QueueEvents, type QueueEvent, type QueueEventsMap, type QueueEventsOptions, type MissedEvents } from './producer/queue-events.js';
 export { pipeline, group, GroupJob, type Step, type GroupBuilder, type GroupResults } from './producer/composition.js';

@@ -18,6 +18,10 @@
  * Progress a job reports goes to the queue adapter (PROGRESS), which
  * coalesces and stores it; a report after the attempt ended (a timeout, a
  * stray callback) is dropped, so it cannot outlive the attempt's outcome.
+ *
+ * A command whose pool is not inline has only its function's call moved to
+ * this runner's own thread or process (./thread-runner.ts); all the above
+ * stays here. An inline job pays one field check for it.
  */
 import { fromCallback } from 'xstate';
 import type { Logger } from 'pino';
@@ -35,6 +39,9 @@ import type { RunCommandInput, RunCommandLogic } from '../machines/worker.js';
 import { composedResult } from './continuations.js';
 import { decideRetry } from './retry-decision.js';
 import { RunningJob, type ProgressSink } from './running-job.js';
+import { PoolLanes } from './thread-runner.js';
+import type { Pools } from '../pool/pools.js';
+import type { Pool } from '../pool/kinds.js';
 
 export interface CommandLookup {
   get(name: string): RegisteredCommand | undefined;
@@ -55,6 +62,10 @@ export interface RunCommandDeps {
   metrics?: JobMetrics | undefined;
   /** The queue a leased message came from, for trace spans. Default: 'default'. */
   queueName?: (messageId: string) => string;
+  /** The consumer's pool children; without them every command runs inline. */
+  pools?: Pools | null;
+  /** Where a command without its own `pool` runs. Default 'inline'. */
+  pool?: Pool;
 }
 
 export const DEFAULT_MAX_DELIVERIES = 3;
@@ -84,6 +95,8 @@ export function createRunCommand({
   events = new EventFeed(),
   metrics,
   queueName = () => 'default',
+  pools = null,
+  pool = 'inline',
 }: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, system, self, sendBack, receive }) => {
     const { workerId } = input;
@@ -107,6 +120,8 @@ export function createRunCommand({
     let gated: { message: LeasedMessage; envelope: Envelope; command: RegisteredCommand } | null = null;
     /** The job being handled when it is composed (its envelope has a flow): its records carry what follows it. */
     let composed: Envelope | null = null;
+    /** This runner's threads / processes (./thread-runner.ts), started when a job needs one. */
+    const lanes = pools === null ? null : new PoolLanes(pools, pool);
 
     const record = (command: RegisteredCommand, jobId: string, data: ResultRecordData): JobResult | undefined =>
       composed !== null && composed.id === jobId
@@ -159,6 +174,18 @@ export function createRunCommand({
           return;
         }
       }
+      completed(job, command, message, envelope, started, serialized);
+    };
+
+    /** A run that ended well, its result already serialized (here, or in a pool's child). */
+    const completed = (
+      job: RunningJob,
+      command: RegisteredCommand,
+      message: LeasedMessage,
+      envelope: Envelope,
+      started: number,
+      serialized: string | undefined,
+    ): void => {
       if (!finish(job)) return;
       const ms = performance.now() - started;
       if (metrics) metrics.jobEnded(message.id, envelope.command, 'completed', ms / 1000);
@@ -301,6 +328,14 @@ export function createRunCommand({
           fail(job, cmd, message, env, error);
         }, timeout);
       }
+      const where = lanes === null ? 'inline' : (cmd.options.pool ?? lanes.pool);
+      if (where !== 'inline') {
+        lanes!.run(where, job, message.data, cmd.options.results !== false || composed === env, message.attempt).then(
+          (serialized) => completed(job, cmd, message, env, started, serialized),
+          (error) => fail(job, cmd, message, env, error, error instanceof WorkerLostError),
+        );
+        return;
+      }
       let result: unknown;
       try {
         result = cmd.fn.apply(job, env.args);
@@ -359,6 +394,7 @@ export function createRunCommand({
       current = null;
       currentCommand = null;
       gated = null;
+      lanes?.close();
     };
   });
 }

@@ -42,6 +42,11 @@ export class RunningJob implements JobContext {
     this.#sink?.progress(this, record);
   }
 
+  /** Passes on a record already checked elsewhere (a pool's thread or process ran the command). */
+  report(record: string): void {
+    this.#sink?.progress(this, record);
+  }
+
   /** The first reason wins; later calls do nothing. */
   abort(reason: unknown): void {
     if (this.#abortReason !== undefined) return;

@@ -13,6 +13,7 @@ import { QUEUE_DEFAULTS } from '../backends/base.js';
 import { DEFAULT_INSPECT_PORT } from '../inspect/relay.js';
 import { ConfigError } from '../shared/errors.js';
 import { factor, integer, parseOption, seconds } from '../shared/options.js';
+import { poolField, type Pool } from '../pool/kinds.js';
 
 export interface NumericFlag {
   /** The long flag, as messages name it. */
@@ -42,6 +43,8 @@ export const FLAGS = {
   connectTimeout: flag('--connect-timeout', seconds(0), CONSUMER_DEFAULTS.openTimeoutMs / 1000),
   // dashboard
   dashboardPort: flag('--port', integer(0, 65_535), 7770),
+  /** Off (Node's own heap limit) unless given. */
+  poolMemory: flag('--pool-memory', integer(16, 1_000_000)),
   // schedule, failed
   count: flag('--count', integer(1, 1000), 3),
   limit: flag('--limit', integer(1, 100_000), 50),
@@ -65,6 +68,16 @@ function valueOf(raw: string): number | string {
 export function parseFlag(spec: NumericFlag, raw: string): number {
   try {
     return parseOption(spec.field, valueOf(raw), '', spec.flag);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new InvalidArgumentError(error.message);
+    throw error;
+  }
+}
+
+/** `--pool KIND`, checked by createConsumer's own field: `invalid --pool "fibers": must be one of inline, threads, processes`. */
+export function parsePool(raw: string): Pool {
+  try {
+    return parseOption(poolField, raw, '', '--pool');
   } catch (error) {
     if (error instanceof ConfigError) throw new InvalidArgumentError(error.message);
     throw error;

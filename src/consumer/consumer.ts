@@ -5,6 +5,7 @@
  * promises. No process.exit, no signal handlers: the host (or the CLI) owns
  * those.
  */
+import path from 'node:path';
 import { createActor, type Actor, type ActorOptions, type InspectionEvent, type Observer } from 'xstate';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
@@ -29,6 +30,9 @@ import { isIntervalSchedule } from '../schedule/crontab.js';
 import { WorkerCommandError } from '../machines/protocol.js';
 import { encodeMessage } from '../codec/message.js';
 import { DEFAULT_RESULT_TTL_MS } from '../producer/results.js';
+import { poolField, type Pool } from '../pool/kinds.js';
+import { Pools } from '../pool/pools.js';
+import { poolRole } from '../pool/role.js';
 
 export type ControlEvent = Extract<SupervisorEvent, { type: 'SCALE' | 'PAUSE' | 'RESUME' | 'PAUSE_PERIODIC' | 'RESUME_PERIODIC' | 'STOP' | 'FORCE' }>;
 
@@ -75,6 +79,22 @@ export interface ConsumerOptions {
   openTimeoutMs?: number;
   /** Lease length for messages this consumer reads, when it opens the queue from a URL. Default 30 000 ms. */
   leaseMs?: number;
+  /**
+   * Where commands run: `'inline'` on this process's event loop, `'threads'` in a worker thread
+   * per worker, `'processes'` in a child process per worker. A command's own `pool` wins.
+   * Default 'inline'. See docs/isolation.md.
+   */
+  pool?: Pool;
+  /**
+   * The command modules a pool's thread or process imports (the CLI passes the ones it loaded).
+   * Default: the module that defined each command that runs in a pool.
+   */
+  modules?: readonly string[];
+  /**
+   * Heap limit of each pool thread or process, MB (threads: `resourceLimits.maxOldGenerationSizeMb`;
+   * processes: `--max-old-space-size`): a command that needs more fails as "worker lost". Default: Node's.
+   */
+  poolMemoryMb?: number;
   /** xstate clock for timers (tests pass a SimulatedClock) and the matching `now`. */
   clock?: Clock & { now?: () => number };
   /** Keep Prometheus metrics (`consumer.metrics`; docs/observability.md). Default false: nothing is counted. */
@@ -124,6 +144,7 @@ export const CONSUMER_DEFAULTS = {
   openTimeoutMs: 30_000,
   leaseMs: QUEUE_DEFAULTS.leaseMs,
   metrics: false,
+  pool: 'inline',
 } as const;
 
 const consumerOptionsSchema = z
@@ -151,6 +172,9 @@ const consumerOptionsSchema = z
     openTimeoutMs: millis(0).default(CONSUMER_DEFAULTS.openTimeoutMs),
     leaseMs: leaseMsField.optional(),
     metrics: z.boolean({ error: 'must be true or false' }).default(CONSUMER_DEFAULTS.metrics),
+    pool: poolField.default(CONSUMER_DEFAULTS.pool),
+    modules: z.array(nonEmptyString(), { error: 'must be a list of module paths' }).readonly().optional(),
+    poolMemoryMb: integer(16).optional(),
     clock: object<Clock & { now?: () => number }>('must be an xstate clock (setTimeout, clearTimeout)', (clock) => {
       const c = clock as Partial<Clock>;
       return typeof c.setTimeout === 'function' && typeof c.clearTimeout === 'function';
@@ -178,8 +202,15 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     openTimeoutMs,
     leaseMs,
     metrics: withMetrics,
+    pool,
+    poolMemoryMb,
     ...given
   } = parseOptions(consumerOptionsSchema, options, 'createConsumer');
+  if (poolRole.child) {
+    throw new ConfigError(
+      'createConsumer: called in a pool thread or process while it imported command modules: keep createConsumer() out of the modules that define commands',
+    );
+  }
   const logger = given.logger ?? pino({ name: 'taskmill' });
   const commands = given.registry ?? globalRegistry;
 
@@ -205,6 +236,8 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const events = new EventFeed();
   // The supervisor's actor is made below; the metrics read it only when scraped.
   const metrics = withMetrics ? metricsFor(queue, () => actor) : undefined;
+  // Threads and processes for commands that run in a pool: none is started unless one does.
+  const pools = new Pools({ logger, memoryMb: poolMemoryMb });
   const worker = workerMachine.provide({
     actors: {
       runCommand: createRunCommand({
@@ -214,6 +247,8 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
         events,
         metrics,
         queueName: queueNameOf(queue),
+        pools,
+        pool,
         resultTtlMs: getSettings().resultTtlMs ?? DEFAULT_RESULT_TTL_MS,
       }),
     },
@@ -304,6 +339,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
 
   const finish = async (status: 'done' | 'error', error?: unknown): Promise<void> => {
     const snapshot = actor.getSnapshot();
+    await pools.close();
     if (ownsQueue) {
       await queue.close().catch((e) => logger.warn({ err: toError(e) }, 'closing the queue failed'));
     }
@@ -312,6 +348,22 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     logger.info({ forced: snapshot.context.forced }, 'consumer stopped');
     resolveDone({ forced: snapshot.context.forced });
   };
+
+  let preparing = false;
+  /** Starts the actors; resolves once the supervisor is running. */
+  const run = () =>
+    new Promise<void>((resolve, reject) => {
+      const sub = actor.subscribe({
+        next: (snapshot) => {
+          if (snapshot.value === 'starting') return;
+          sub.unsubscribe();
+          if (snapshot.value === 'running') resolve();
+          else done.then(() => reject(new Error('consumer stopped before it started')), reject);
+        },
+        error: reject,
+      });
+      actor.start();
+    });
 
   actor.subscribe({
     complete: () => void finish('done'),
@@ -329,18 +381,36 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
     done,
     send: (event) => actor.send(event),
     start() {
-      started ??= new Promise<void>((resolve, reject) => {
-        const sub = actor.subscribe({
-          next: (snapshot) => {
-            if (snapshot.value === 'starting') return;
-            sub.unsubscribe();
-            if (snapshot.value === 'running') resolve();
-            else done.then(() => reject(new Error('consumer stopped before it started')), reject);
-          },
-          error: reject,
-        });
-        actor.start();
-      });
+      if (started) return started;
+      /** start() failed before the actors ran: `done` rejects with the same error. */
+      const failStart = async (error: unknown): Promise<never> => {
+        if (!stopping) {
+          stopping = true;
+          actor.stop();
+          await finish('error', error);
+        }
+        throw error;
+      };
+      let pooled: boolean;
+      try {
+        pooled = pools.plan(
+          commands,
+          pool,
+          given.modules?.map((file) => path.resolve(file)),
+        );
+      } catch (error) {
+        return (started = failStart(toError(error)));
+      }
+      // With commands in a pool, one child of each kind starts first: a module it cannot import fails start().
+      const ready = pooled ? pools.prepare() : null;
+      started = ready
+        ? ready.then(() => {
+            if (stopping) throw new Error('consumer stopped before it started');
+            preparing = false;
+            return run();
+          }, failStart)
+        : run();
+      if (ready) preparing = true;
       return started;
     },
     async stop({ timeout } = {}) {
@@ -348,7 +418,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
       // Idempotent: a second stop() waits for the first (force explicitly with send({ type: 'FORCE' })).
       if (snapshot.status === 'active' && !stopping) {
         stopping = true;
-        if (!started) {
+        if (!started || preparing) {
           actor.stop();
           await finish('done');
           return done;

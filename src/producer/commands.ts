@@ -37,6 +37,7 @@ import { Job } from './job.js';
 import { runLocally } from './local-run.js';
 import { registry } from './registry.js';
 import { resolveQueue, settings } from './settings.js';
+import { poolField, type Pool } from '../pool/kinds.js';
 
 /** What a command sees as `this` while it runs (use a `function`, not an arrow, to read it). */
 export interface JobContext {
@@ -108,6 +109,12 @@ export interface CommandOptions {
    * a slot gives it back when its lease lapses. See docs/flow-control.md.
    */
   concurrency?: ConcurrencyOptions;
+  /**
+   * Where a consumer runs it: `'inline'` on its own event loop, `'threads'` in a worker thread,
+   * `'processes'` in a child process (each worker owns one). Wins over the consumer's `pool`.
+   * Default: the consumer's (`'inline'`). See docs/isolation.md.
+   */
+  pool?: Pool;
 }
 
 export interface UniqueOptions {
@@ -179,8 +186,10 @@ export interface RegisteredCommand {
   readonly options: Readonly<CommandOptions>;
   /** Set for periodic commands. */
   readonly schedule: Schedule | null;
-  /** The module that registered it, for duplicate-name errors. */
+  /** The module that registered it (relative to the working directory), for messages. */
   readonly module: string | undefined;
+  /** That module's absolute path: what a pool's thread or process imports to find it. @internal */
+  readonly moduleFile?: string | undefined;
   /** The gates a consumer passes before it starts a job of it (from the job's keys); null when it has none. @internal */
   readonly startGates?: ((keys: GateKeys) => StartGates) | null;
 }
@@ -218,22 +227,27 @@ const commandOptionsSchema = z.strictObject({
   ).optional(),
   rateLimit: rateLimitField.optional(),
   concurrency: concurrencyField.optional(),
+  pool: poolField.optional(),
 });
 const _declared: DeclaresEvery<z.input<typeof commandOptionsSchema>, CommandOptions> = true;
 
 const THIS_MODULE = fileURLToPath(import.meta.url).replace(/\.[cm]?[jt]s$/, '');
 const STACK_FILE = /\(?((?:file:\/\/)?\/[^():]+|[A-Za-z]:\\[^():]+):\d+:\d+\)?$/;
 
-/** The module file that called into this one, read off the stack (for error messages only). */
-function callerModule(): string | undefined {
+/**
+ * The module file that called into this one, read off the stack: for messages, and for a pool's
+ * threads and processes, which import it to find the command. ESM (`file://` frames), CommonJS
+ * and tsx (source-mapped to the .ts file) all name the file; a REPL or eval names none.
+ */
+function callerModule(): { module: string | undefined; moduleFile: string | undefined } {
   for (const line of (new Error().stack ?? '').split('\n').slice(1)) {
     const match = STACK_FILE.exec(line.trim());
     if (!match) continue;
     const file = match[1]!.startsWith('file://') ? fileURLToPath(match[1]!) : match[1]!;
     if (file.replace(/\.[cm]?[jt]s$/, '') === THIS_MODULE) continue;
-    return path.relative(process.cwd(), file) || file;
+    return { module: path.relative(process.cwd(), file) || file, moduleFile: file };
   }
-  return undefined;
+  return { module: undefined, moduleFile: undefined };
 }
 
 // ── queueCommand / periodicCommand ─────────────────────────────────────────
@@ -300,7 +314,7 @@ export function queueCommand<A extends unknown[], R>(
     fn: fn as RegisteredCommand['fn'],
     options: Object.freeze({ ...options, name }),
     schedule: null,
-    module: callerModule(),
+    ...callerModule(),
     startGates: startGatesOf(name, options.rateLimit, options.concurrency),
   };
   registry.register(registered);
@@ -469,7 +483,7 @@ export function periodicCommand<R>(schedule: Schedule | string | EverySchedule, 
     fn: fn,
     options: Object.freeze({ name }),
     schedule: resolved,
-    module: callerModule(),
+    ...callerModule(),
   };
   registry.register(registered);
   const run = async () => (await runLocally(registered, 'local', [])).value as Awaited<R>;

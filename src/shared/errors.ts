@@ -67,10 +67,13 @@ export class UnknownCommandError extends TaskmillError {
 export class WorkerLostError extends TaskmillError {
   readonly command: string;
   readonly deliveries: number;
-  constructor(command: string, deliveries: number) {
+  /** `how`: what ended the run when it is known (a pool's thread or process died under it). */
+  constructor(command: string, deliveries: number, how?: string) {
     super(
       'ERR_TASKMILL_WORKER_LOST',
-      `worker lost: command "${command}" was delivered ${deliveries} times without an outcome (the consumer running it exited, crashed or lost its lease); not run again`,
+      how === undefined
+        ? `worker lost: command "${command}" was delivered ${deliveries} times without an outcome (the consumer running it exited, crashed or lost its lease); not run again`
+        : `worker lost: command "${command}" ${how} (delivery ${deliveries}); not run again`,
     );
     this.command = command;
     this.deliveries = deliveries;

@@ -109,6 +109,12 @@ export function object<T>(expected: string, test: (value: object) => boolean = (
   return z.custom<T>((value) => typeof value === 'object' && value !== null && test(value), { error: expected });
 }
 
+/** One of a few strings (`pool: 'threads'`, `--pool threads`): the message lists them. */
+export function choice<const T extends readonly [string, ...string[]]>(values: T) {
+  const error = `must be one of ${values.join(', ')}`;
+  return z.enum(values, { error });
+}
+
 /** One of several fields; `expected` says which in words, since zod's union issue only says "Invalid input". */
 export function oneOf<const T extends readonly z.core.SomeType[]>(options: T, expected: string): z.ZodUnion<T> {
   return z.union(options, { error: expected });

@@ -146,13 +146,18 @@ describe('the packed tarball', () => {
       expect(result.stdout).toBe('');
     }, 60_000);
 
-    it.runIf(hasRedis)(
-      `runs a job from commands.ts in a ${kind === 'esm' ? '"type": "module"' : '"type": "commonjs"'} app`,
-      async () => {
+    // In each pool: a thread or process of the built package imports the same commands.ts through tsx.
+    it.runIf(hasRedis).each(['inline', 'threads', 'processes'])(
+      `runs a job from commands.ts in a ${kind === 'esm' ? '"type": "module"' : '"type": "commonjs"'} app (--pool %s)`,
+      async (pool) => {
         const dir = path.join(root, kind);
         const env = { ...process.env, TASKMILL_QUEUE: `${REDIS_URL}?prefix=${uniqueName('pack')}` };
         // No modules named: the consumer autodiscovers commands.ts.
-        const consumer = spawn(path.join(root, 'node_modules', '.bin', 'taskmill'), ['consume', '-n'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+        const consumer = spawn(path.join(root, 'node_modules', '.bin', 'taskmill'), ['consume', '-n', '--pool', pool], {
+          cwd: dir,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let log = '';
         consumer.stdout.on('data', (d: Buffer) => (log += d.toString()));
         consumer.stderr.on('data', (d: Buffer) => (log += d.toString()));

@@ -408,7 +408,9 @@ describe('the manual states the declared defaults', () => {
   it('docs/backends/redis.md', () => expectDocumented('docs/backends/redis.md', { ...QUEUE_DEFAULTS, ...REDIS_DEFAULTS }));
   it('docs/cli.md: the flags of consume', () => {
     const { count: _count, limit: _limit, ...consume } = FLAGS;
-    expectDocumented('docs/cli.md', Object.fromEntries(Object.values(consume).map((spec) => [spec.flag, spec.default])));
+    // A flag that is off unless given (no default) has nothing to hold its row to.
+    const defaulted = Object.values(consume).filter((spec) => spec.default !== undefined);
+    expectDocumented('docs/cli.md', Object.fromEntries(defaulted.map((spec) => [spec.flag, spec.default])));
   });
 
   it('the scanner reads a table it is shown (and would notice a wrong default)', () => {
