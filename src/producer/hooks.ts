@@ -6,6 +6,8 @@
  * building a payload, so an unobserved event costs one array-length read.
  */
 
+import { Listeners } from '../shared/listeners.js';
+
 export interface JobEventBase {
   jobId: string;
   command: string;
@@ -22,42 +24,9 @@ export interface JobEventMap {
 }
 
 export type JobEventName = keyof JobEventMap;
-type Listener<K extends JobEventName> = (event: JobEventMap[K]) => void;
 
-export class JobEvents {
-  readonly #listeners: { [K in JobEventName]?: Listener<K>[] } = {};
-
-  /** Subscribes; returns the unsubscribe function. A throwing listener is reported, never breaks a job. */
-  on<K extends JobEventName>(name: K, listener: Listener<K>): () => void {
-    const list = (this.#listeners[name] ??= []) as Listener<K>[];
-    list.push(listener);
-    return () => {
-      const i = list.indexOf(listener);
-      if (i !== -1) list.splice(i, 1);
-    };
-  }
-
-  has(name: JobEventName): boolean {
-    return (this.#listeners[name]?.length ?? 0) > 0;
-  }
-
-  emit<K extends JobEventName>(name: K, event: JobEventMap[K]): void {
-    const list = this.#listeners[name];
-    if (!list) return;
-    for (const listener of [...list]) {
-      try {
-        listener(event);
-      } catch (error) {
-        process.emitWarning(`taskmill: a "${name}" listener threw: ${error instanceof Error ? error.message : String(error)}`, 'TaskmillWarning');
-      }
-    }
-  }
-
-  /** Removes every listener (tests). */
-  clear(): void {
-    for (const key of Object.keys(this.#listeners) as JobEventName[]) delete this.#listeners[key];
-  }
-}
+/** Subscribe with `on(name, listener)` (returns the unsubscribe function); `has(name)` is what emitters check first. */
+export class JobEvents extends Listeners<JobEventMap> {}
 
 /** The process-wide job event hub. */
 export const jobEvents = new JobEvents();

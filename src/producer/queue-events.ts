@@ -28,6 +28,7 @@ import { ConfigError, describeValue, toError } from '../shared/errors.js';
 import { deserializeValue } from '../codec/message.js';
 import type { QueueEventData, QueueEventType } from '../actors/event-feed.js';
 import type { RemoteError } from './results.js';
+import { Listeners } from '../shared/listeners.js';
 
 /** One job event as a listener sees it. */
 export interface QueueEvent {
@@ -67,8 +68,6 @@ export interface QueueEventsOptions {
   pollMs?: number;
 }
 
-type Listener<K extends keyof QueueEventsMap> = (event: QueueEventsMap[K]) => void;
-
 const EVENT_TYPES: ReadonlySet<string> = new Set<QueueEventType>(['started', 'completed', 'failed', 'progress', 'cancelled']);
 const REFRESH_MS = Math.floor(LISTENER_TTL_MS / 3);
 const MAX_BACKOFF_MS = 5_000;
@@ -80,7 +79,7 @@ export class QueueEvents {
   readonly #owned: boolean;
   readonly #pollMs: number;
   readonly #id = randomUUID();
-  readonly #listeners: { [K in keyof QueueEventsMap]?: Listener<K>[] } = {};
+  readonly #listeners = new Listeners<QueueEventsMap>('queueEvents ');
   #cursor = 0;
   #registeredAt = 0;
   #closed = false;
@@ -98,13 +97,8 @@ export class QueueEvents {
   }
 
   /** Subscribes; returns the unsubscribe function. A throwing listener is reported as a warning, never stops the others. */
-  on<K extends keyof QueueEventsMap>(name: K, listener: Listener<K>): () => void {
-    const list = (this.#listeners[name] ??= []) as Listener<K>[];
-    list.push(listener);
-    return () => {
-      const i = list.indexOf(listener);
-      if (i !== -1) list.splice(i, 1);
-    };
+  on<K extends keyof QueueEventsMap>(name: K, listener: (event: QueueEventsMap[K]) => void): () => void {
+    return this.#listeners.on(name, listener);
   }
 
   /** Stops reading and unregisters; closes the queue when it was opened from a URL. */
@@ -197,15 +191,7 @@ export class QueueEvents {
   }
 
   #emit<K extends keyof QueueEventsMap>(name: K, event: QueueEventsMap[K]): void {
-    const list = this.#listeners[name];
-    if (!list) return;
-    for (const listener of [...list]) {
-      try {
-        listener(event);
-      } catch (error) {
-        process.emitWarning(`taskmill: a queueEvents "${name}" listener threw: ${toError(error).message}`, 'TaskmillWarning');
-      }
-    }
+    this.#listeners.emit(name, event);
   }
 }
 

@@ -103,6 +103,9 @@ const REQUEUE_PER_READ = 1000;
 /** What a `{{NAME}}` placeholder in a script file stands for. */
 const PLACEHOLDERS: Readonly<Record<string, number>> = { REQUEUE_PER_READ, KEY_ROLE_COUNT: KEY_ROLES.length };
 
+/** Job control, queue events and the consumer registry (control.ts): each takes its own keys after the fixed ones. */
+const CONTROL_SCRIPT_NAMES = ['tmMark', 'tmControl', 'tmListen', 'tmPublish', 'tmReadEvents', 'tmHeartbeat', 'tmConsumers'] as const;
+
 /** The scripts, each in `lua/<name>.lua`, which begins with its ARGV and its reply; the names are the ioredis commands `defineCommand` adds. */
 const SCRIPT_NAMES = [
   'tmWrite',
@@ -126,13 +129,7 @@ const SCRIPT_NAMES = [
   'tmAckGated',
   'tmStartGated',
   'tmFlush',
-  'tmMark',
-  'tmControl',
-  'tmListen',
-  'tmPublish',
-  'tmReadEvents',
-  'tmHeartbeat',
-  'tmConsumers',
+  ...CONTROL_SCRIPT_NAMES,
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
@@ -141,17 +138,7 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number];
  * Scripts that take keys beyond the queue's fixed ones (rate logs, after the KEY_ROLES keys): their
  * callers pass the key count first, as EVALSHA does.
  */
-export const EXTRA_KEY_SCRIPTS: ReadonlySet<ScriptName> = new Set<ScriptName>([
-  'tmStartGated',
-  'tmFlush',
-  'tmMark',
-  'tmControl',
-  'tmListen',
-  'tmPublish',
-  'tmReadEvents',
-  'tmHeartbeat',
-  'tmConsumers',
-]);
+export const EXTRA_KEY_SCRIPTS: ReadonlySet<ScriptName> = new Set<ScriptName>(['tmStartGated', 'tmFlush', ...CONTROL_SCRIPT_NAMES]);
 
 /**
  * Job control and queue events (control.ts): keys of their own, passed to their scripts after the
