@@ -321,21 +321,24 @@ export function createRunCommand({
       if (events.listening) publish(message.id, 'started', env.id, env.command, env.attempt);
 
       const timeout = cmd.options.timeout;
-      if (timeout !== undefined) {
+      // A timeout counts the command's own run: a pooled job's starts once its thread or process is up.
+      const armTimeout = (): void => {
+        if (timeout === undefined || current !== job) return;
         timer = setTimeout(() => {
           const error = new CommandTimeoutError(env.command, timeout);
           job.abort(error);
           fail(job, cmd, message, env, error);
         }, timeout);
-      }
+      };
       const where = lanes === null ? 'inline' : (cmd.options.pool ?? lanes.pool);
       if (where !== 'inline') {
-        lanes!.run(where, job, message.data, cmd.options.results !== false || composed === env, message.attempt).then(
+        lanes!.run(where, job, message.data, cmd.options.results !== false || composed === env, message.attempt, armTimeout).then(
           (serialized) => completed(job, cmd, message, env, started, serialized),
           (error) => fail(job, cmd, message, env, error, error instanceof WorkerLostError),
         );
         return;
       }
+      armTimeout();
       let result: unknown;
       try {
         result = cmd.fn.apply(job, env.args);

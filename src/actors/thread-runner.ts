@@ -49,9 +49,10 @@ export class PoolLanes {
    * Runs a job in this runner's child of `kind`: its serialized result, its
    * error, or a WorkerLostError (`lost`) when the child died under it.
    */
-  async run(kind: PoolKind, job: RunningJob, data: string, result: boolean, deliveries: number): Promise<string | undefined> {
+  async run(kind: PoolKind, job: RunningJob, data: string, result: boolean, deliveries: number, onStart?: () => void): Promise<string | undefined> {
     const child = await this.#child(kind);
-    if (job.signal.aborted) throw job.signal.reason; // timed out or cancelled while its child started
+    if (job.signal.aborted) throw job.signal.reason; // cancelled (or the consumer forced) while its child started
+    onStart?.();
     try {
       return await child.run(job, data, result);
     } catch (error) {

@@ -55,7 +55,11 @@ describe('src/ never turns data into code', () => {
         .filter((line) => /\bimport\(/.test(line) && !/\bimport\(\s*['"][^'"]+['"]\s*\)/.test(line))
         .map((line) => `${path.relative(ROOT, file)}: ${line.trim()}`),
     );
-    // The resolved path of a module given on the command line or found by autodiscovery.
-    expect(computed).toEqual([`${path.join('src', 'producer', 'autodiscover.ts')}: await import(pathToFileURL(absolute).href);`]);
+    // The pool's thread bootstrap imports fixed modules only (tsx's API, resolved at load, and the
+    // child entry beside it); autodiscovery the resolved path of a module given on the command line or found.
+    expect(computed).toEqual([
+      `${path.join('src', 'pool', 'child-handle.ts')}: const code = \`(async () => { \${TSX_API ? \`(await import(\${JSON.stringify(TSX_API)})).register();\` : ''} await import(\${JSON.stringify(ENTRY.href)}); })();\`;`,
+      `${path.join('src', 'producer', 'autodiscover.ts')}: await import(pathToFileURL(absolute).href);`,
+    ]);
   });
 });
