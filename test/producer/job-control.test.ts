@@ -16,30 +16,22 @@ import {
   createConsumer,
   createQueue,
   pipeline,
-  queueCommand,
-  registry,
   type BaseQueue,
   type Consumer,
   type JobContext,
 } from '../../src/index.js';
 import { uniqueName } from '../helpers/services.js';
+import { define, forgetCommands } from '../helpers/commands.js';
 import { backendServers } from '../helpers/servers.js';
 
 const silent = pino({ level: 'silent' });
 const poll = { timeout: 10_000, interval: 20 };
 
-const defined: string[] = [];
-function define<A extends unknown[]>(options: Parameters<typeof queueCommand>[0] & object, fn: (this: JobContext, ...args: A) => unknown) {
-  const cmd = queueCommand(options as never, fn as never) as unknown as ReturnType<typeof queueCommand<A, unknown>>;
-  defined.push(cmd.commandName);
-  return cmd;
-}
-
 let consumer: Consumer | undefined;
 afterEach(async () => {
   await consumer?.stop();
   consumer = undefined;
-  for (const name of defined.splice(0)) registry.unregister(name);
+  forgetCommands();
 });
 
 async function startConsumer(url: string, workers = 2): Promise<Consumer> {

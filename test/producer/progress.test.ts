@@ -9,10 +9,11 @@
  */
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { configure, createConsumer, createQueue, queueCommand, registry, type BaseQueue, type Consumer, type JobContext } from '../../src/index.js';
+import { configure, createConsumer, createQueue, type BaseQueue, type Consumer, type JobContext } from '../../src/index.js';
 import type { ResultRecord } from '../../src/backends/base.js';
 import { progressKey } from '../../src/producer/progress.js';
 import { uniqueName } from '../helpers/services.js';
+import { define, forgetCommands } from '../helpers/commands.js';
 import { backendServers } from '../helpers/servers.js';
 import { freshMemoryQueue } from '../fixtures/cli-consumer-kit.js';
 
@@ -27,18 +28,11 @@ function gate() {
   return { opened, open };
 }
 
-const defined: string[] = [];
-function define<A extends unknown[]>(options: Parameters<typeof queueCommand>[0] & object, fn: (this: JobContext, ...args: A) => unknown) {
-  const cmd = queueCommand(options as never, fn as never) as unknown as ReturnType<typeof queueCommand<A, unknown>>;
-  defined.push(cmd.commandName);
-  return cmd;
-}
-
 let consumer: Consumer | undefined;
 afterEach(async () => {
   await consumer?.stop();
   consumer = undefined;
-  for (const name of defined.splice(0)) registry.unregister(name);
+  forgetCommands();
   configure({ immediate: false });
   vi.restoreAllMocks();
 });
