@@ -1,9 +1,9 @@
 /**
  * Turns the collected runs into markdown: the tables (median and spread of
- * the runs), taskmill ÷ peer ratios on the same backend, the targets of
- * issues 6 and 21 marked met or not, and the versions and command that
- * produced them. The "## Profile findings" section of an existing report is
- * kept.
+ * the runs), the scale-out tables (bench/scaleout.ts), taskmill ÷ peer
+ * ratios on the same backend, the targets of issues 6 and 21 marked met or
+ * not, and the versions and command that produced them. The "## Profile
+ * findings" section of an existing report is kept.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { writeScaleoutSection } from './scaleout.js';
 import type { SystemSpec, Workload } from './systems/types.js';
 
 export interface RunSettings {
@@ -18,6 +19,8 @@ export interface RunSettings {
   processJobs: number;
   enqueueJobs: number;
   latencyJobs: number;
+  scaleoutJobs: number;
+  scaleoutProcesses: number[];
   latencyWarmup: number;
   latencyRate: number;
   runs: number;
@@ -85,7 +88,7 @@ export async function writeReport(
   };
   const has = (spec: SystemSpec, w: Workload) => spec.workloads.includes(w) && collected[w][spec.key] !== undefined;
 
-  // A slice of the workloads (say, --workloads process10) prints only the tables it has figures for.
+  // A slice of the workloads (say, --workloads scaleout) prints only the tables it has figures for.
   const ran = (...ws: Workload[]) => systems.some((s) => ws.some((w) => has(s, w)));
   if (ran('process1', 'process10')) {
     lines.push(`### Process: ${settings.processJobs.toLocaleString('en-US')} pre-loaded no-op jobs, one consumer process`, '');
@@ -156,6 +159,17 @@ export async function writeReport(
         ]),
     );
   }
+
+  writeScaleoutSection({
+    systems,
+    processes: settings.scaleoutProcesses,
+    jobs: settings.scaleoutJobs,
+    has: (w, key) => collected[w][key] !== undefined,
+    med,
+    cell,
+    table,
+    lines,
+  });
 
   // ── ratios ──────────────────────────────────────────────────────────────
   const present = (key: string) => systems.some((s) => s.key === key);
@@ -310,7 +324,7 @@ export async function writeReport(
     '',
     `- date: ${settings.startedAt.toISOString()}`,
     `- command: \`${settings.command}\``,
-    `- jobs: process ${settings.processJobs.toLocaleString('en-US')}, enqueue ${settings.enqueueJobs.toLocaleString('en-US')}, latency ${settings.latencyJobs.toLocaleString('en-US')} at ${settings.latencyRate}/s; ${settings.runs} runs each`,
+    `- jobs: process ${settings.processJobs.toLocaleString('en-US')}, enqueue ${settings.enqueueJobs.toLocaleString('en-US')}, latency ${settings.latencyJobs.toLocaleString('en-US')} at ${settings.latencyRate}/s, scale-out ${settings.scaleoutJobs.toLocaleString('en-US')} over ${settings.scaleoutProcesses.join(', ')} processes; ${settings.runs} runs each`,
     `- machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}; load average (1/5/15 min) ${settings.loadBefore.map((x) => x.toFixed(2)).join(' / ')} at the start, ${settings.loadAfter.map((x) => x.toFixed(2)).join(' / ')} at the end (shared machine: figures are comparable within this run, not across machines)`,
     `- ${versionLine}`,
     '',

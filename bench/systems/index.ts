@@ -29,7 +29,7 @@ export const SYSTEMS: SystemSpec[] = [
     label: 'taskmill Redis',
     backend: 'redis',
     family: 'taskmill',
-    workloads: ALL,
+    workloads: [...ALL, 'scaleout'],
     load: async () => (await import('./taskmill.js')).taskmillSystem('redis', false),
   },
   {
@@ -45,7 +45,7 @@ export const SYSTEMS: SystemSpec[] = [
     label: 'taskmill PostgreSQL',
     backend: 'postgres',
     family: 'taskmill',
-    workloads: ALL,
+    workloads: [...ALL, 'scaleout'],
     load: async () => (await import('./taskmill.js')).taskmillSystem('postgres', false),
   },
   {
