@@ -4,8 +4,8 @@
  * PostgreSQL. Each consumer (and each enqueue workload) runs in a child
  * process of its own, so its RSS and CPU are its own.
  *
- *   npm run bench                      # quick: 1,500 / 1,000 / 300 jobs, 3 runs (about 2.5 min here)
- *   npm run bench -- --full            # 20,000 / 20,000 / 2,000 jobs, 3 runs → bench/RESULTS.md
+ *   npm run bench                      # quick: 1,500 / 1,000 / 300 jobs (scale-out 6,000), 3 runs
+ *   npm run bench -- --full            # 20,000 / 20,000 / 2,000 jobs (scale-out 20,000), 3 runs → bench/RESULTS.md
  *   npm run bench -- --systems taskmill-redis,bullmq --workloads process10 --runs 5
  *   npm run bench -- --profile .tmp/prof --systems taskmill-redis --workloads process10
  *   npm run bench -- --systems taskmill-redis-blocking --workloads process10 --process-jobs 100000 --runs 1
