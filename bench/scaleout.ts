@@ -63,24 +63,41 @@ function processTicks(pid: number): { ppid: number; ticks: number } | null {
   }
 }
 
+/** CPU ms used so far, per server process (one entry for Redis). */
+type ServerSample = Map<number, number>;
+
 interface Sample {
   machine: ReturnType<typeof machineTicks>;
-  server: number | null;
+  server: ServerSample | null;
 }
 
 interface ServerCpu {
-  /** The server's CPU time so far, ms; null when it cannot be read. */
-  sample(): Promise<number | null>;
+  /** The server's CPU time so far; null when it cannot be read. */
+  sample(): Promise<ServerSample | null>;
   close(): Promise<void>;
+}
+
+/**
+ * CPU ms the server used between two samples, process by process: a backend
+ * that exits between them (another client of a shared server disconnecting)
+ * must not subtract its whole life from the sum. One that started between
+ * them counts from zero; one that exited takes its last share with it.
+ */
+function serverMsBetween(before: ServerSample, after: ServerSample): number {
+  let ms = 0;
+  for (const [pid, used] of after) {
+    const earlier = before.get(pid);
+    ms += earlier !== undefined && used >= earlier ? used - earlier : used;
+  }
+  return ms;
 }
 
 /**
  * The CPU the server at the bench's URL has used. Redis says so itself
  * (INFO cpu). PostgreSQL runs a process per connection: the postmaster
  * (the parent of our own backend) and its children are summed from /proc,
- * so it is known only for a server on this machine. A backend that exits
- * within the window takes its share with it; the consumers' connections
- * live through it.
+ * so it is known only for a server on this machine. Either way it is the
+ * whole server's: on a shared server, other clients' work counts too.
  */
 async function serverCpu(backend: Backend, deps: ScaleoutDeps): Promise<ServerCpu> {
   if (backend === 'redis') {
@@ -92,7 +109,7 @@ async function serverCpu(backend: Backend, deps: ScaleoutDeps): Promise<ServerCp
         const info = await redis.info('cpu');
         const seconds = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
         const ms = (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000;
-        return Number.isFinite(ms) ? ms : null;
+        return Number.isFinite(ms) ? new Map([[0, ms]]) : null;
       },
       close: async () => void redis.disconnect(),
     };
@@ -106,13 +123,14 @@ async function serverCpu(backend: Backend, deps: ScaleoutDeps): Promise<ServerCp
     return {
       async sample() {
         if (postmaster === null) return null;
-        let ticks = processTicks(postmaster)?.ticks ?? 0;
+        const used: ServerSample = new Map();
         for (const entry of readdirSync('/proc')) {
           if (!/^\d+$/.test(entry)) continue;
-          const p = processTicks(Number(entry));
-          if (p?.ppid === postmaster) ticks += p.ticks;
+          const pid = Number(entry);
+          const p = processTicks(pid);
+          if (p && (pid === postmaster || p.ppid === postmaster)) used.set(pid, (p.ticks / TICKS_PER_SECOND) * 1000);
         }
-        return (ticks / TICKS_PER_SECOND) * 1000;
+        return used;
       },
       close: () => client.end(),
     };
@@ -194,7 +212,7 @@ export async function measureScaleout(deps: ScaleoutDeps, spec: SystemSpec, proc
       elapsedMs,
       cpuMsPer1000: per1000(sum('cpuMs')),
       sysCpuMsPer1000: per1000(sum('sysCpuMs')),
-      serverCpuMsPer1000: b?.server != null && a?.server != null ? per1000(a.server - b.server) : null,
+      serverCpuMsPer1000: b?.server && a?.server ? per1000(serverMsBetween(b.server, a.server)) : null,
       machineBusyCores,
       /** The busiest process's share of the jobs (1 / processes when even). */
       busiestShare: Math.max(...results.map((r) => Number(r.jobs))) / deps.jobs,
