@@ -8,14 +8,17 @@
  * Prints JSON lines on stdout: {"type":"loaded"} once its system's libraries
  * are loaded (then waits for "go" on stdin: the orchestrator prepares the
  * queue meanwhile), {"type":"ready"} once a latency consumer runs, then one
- * {"type":"result",…} (or {"type":"error","message"}), and exits.
+ * {"type":"result",…} (or {"type":"error","message"}), and exits. A
+ * scale-out consumer, one of several on the same backlog, also prints
+ * {"type":"progress","started"} every 10 ms while its count of started jobs
+ * grows, and runs until "stop" arrives on stdin.
  */
 import { readFileSync } from 'node:fs';
 import { systemByKey } from './systems/index.js';
 import { monotonicMs } from './systems/names.js';
 import type { BenchJob, BenchSystem, SystemContext } from './systems/types.js';
 
-export type ChildMode = 'enqueue' | 'process' | 'latency' | 'baseline';
+export type ChildMode = 'enqueue' | 'process' | 'latency' | 'scaleout' | 'baseline';
 
 export interface ChildTask {
   system: string;
@@ -33,6 +36,18 @@ export interface ChildTask {
   batch: number;
   /** The child gives up after this long. */
   deadlineMs: number;
+}
+
+/** What the orchestrator does around one child (bench/run.ts runChild). */
+export interface ChildHooks {
+  /** Runs while the child loads its libraries; the child starts its workload once this resolves. */
+  prepare?: () => Promise<void>;
+  /** Runs when a latency consumer reports {"type":"ready"}. */
+  onReady?: () => Promise<void>;
+  /** A scale-out consumer's count of started jobs, as it grows. */
+  onProgress?: (started: number) => void;
+  /** A scale-out consumer runs until this resolves (it is then sent "stop"). */
+  stop?: Promise<void>;
 }
 
 export interface EnqueueResult {
@@ -63,6 +78,18 @@ export interface LatencyResult {
   cpuMsPer1000: number;
   peakRssMiB: number;
   duplicates: number;
+}
+
+export interface ScaleoutResult {
+  type: 'result';
+  /** Jobs this consumer started (a job started twice counts twice). */
+  jobs: number;
+  /** monotonicMs() of its first job's start; null if it got none. */
+  firstStartAt: number | null;
+  /** User + kernel CPU from its first job's start (or its consumer's start, if sooner) to "stop". */
+  cpuMs: number;
+  sysCpuMs: number;
+  peakRssMiB: number;
 }
 
 export interface BaselineResult {
@@ -243,19 +270,71 @@ async function runLatency(system: BenchSystem, task: ChildTask): Promise<Latency
   return result;
 }
 
-function waitForGo(): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let input = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (chunk: string) => {
-      input += chunk;
-      if (input.includes('go\n')) {
-        process.stdin.pause();
-        resolve();
-      }
-    });
-    process.stdin.on('end', () => reject(new Error('the orchestrator closed stdin without saying go')));
+/**
+ * Runs consumers from several processes on one backlog: each counts the jobs
+ * it starts and reports the count, since none of them sees the whole; the
+ * orchestrator says stop once the backlog is empty.
+ */
+async function runScaleout(system: BenchSystem, task: ChildTask, stopped: Promise<void>): Promise<ScaleoutResult> {
+  let jobs = 0;
+  let firstStartAt: number | null = null;
+  let cpu0: NodeJS.CpuUsage | null = null;
+  const consumer = await system.startConsumer(task.concurrency, () => {
+    if (firstStartAt === null) {
+      firstStartAt = monotonicMs();
+      cpu0 ??= process.cpuUsage();
+    }
+    jobs++;
   });
+  // A consumer that got no job yet still costs CPU while it asks for one.
+  cpu0 ??= process.cpuUsage();
+  let reported = 0;
+  const progress = setInterval(() => {
+    if (jobs === reported) return;
+    reported = jobs;
+    void emit({ type: 'progress', started: jobs });
+  }, 10);
+  await stopped;
+  clearInterval(progress);
+  const result: ScaleoutResult = {
+    type: 'result',
+    jobs,
+    firstStartAt,
+    cpuMs: cpuMs(cpu0),
+    sysCpuMs: systemCpuMs(cpu0),
+    peakRssMiB: peakRssMiB(),
+  };
+  await consumer.stop();
+  return result;
+}
+
+/** Lines the orchestrator sends on stdin ("go", then "stop" for a scale-out consumer). */
+function stdinLines(): (line: string) => Promise<void> {
+  const seen = new Set<string>();
+  const waiting = new Map<string, { resolve: () => void; reject: (error: Error) => void }>();
+  let ended = false;
+  let input = '';
+  const missing = (line: string) => new Error(`the orchestrator closed stdin without saying ${line}`);
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk: string) => {
+    input += chunk;
+    let newline;
+    while ((newline = input.indexOf('\n')) >= 0) {
+      const line = input.slice(0, newline).trim();
+      input = input.slice(newline + 1);
+      seen.add(line);
+      waiting.get(line)?.resolve();
+    }
+  });
+  process.stdin.on('end', () => {
+    ended = true;
+    for (const [line, waiter] of waiting) if (!seen.has(line)) waiter.reject(missing(line));
+  });
+  return (line) => {
+    if (seen.has(line)) return Promise.resolve();
+    if (ended) return Promise.reject(missing(line));
+    return new Promise((resolve, reject) => waiting.set(line, { resolve, reject }));
+  };
 }
 
 async function main(): Promise<void> {
@@ -271,8 +350,11 @@ async function main(): Promise<void> {
   const spec = systemByKey(task.system);
   const system = (await spec.load())(task.context);
   // The orchestrator sets up and preloads the queue while this process loads; it says go when done.
+  const said = stdinLines();
+  // Several consumers start on one backlog together: connected first, so the first to start gets no head start from the others' connecting.
+  if (task.mode === 'scaleout') await system.setup();
   await emit({ type: 'loaded' });
-  await waitForGo();
+  await said('go');
   let result: object;
   switch (task.mode) {
     case 'enqueue':
@@ -285,6 +367,12 @@ async function main(): Promise<void> {
     case 'latency':
       result = await runLatency(system, task);
       break;
+    case 'scaleout': {
+      const stopped = said('stop');
+      stopped.catch(() => {}); // awaited once the consumer runs; a closed stdin must not crash it before
+      result = await runScaleout(system, task, stopped);
+      break;
+    }
   }
   await emit(result);
 }

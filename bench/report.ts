@@ -1,8 +1,9 @@
 /**
  * Turns the collected runs into markdown: the tables (median and spread of
- * the runs), taskmill ÷ peer ratios on the same backend, the targets of
- * issue 6 marked met or not, and the versions and command that produced
- * them. The "## Profile findings" section of an existing report is kept.
+ * the runs), the scale-out tables (bench/scaleout.ts), taskmill ÷ peer
+ * ratios on the same backend, the targets of issues 6 and 21 marked met or
+ * not, and the versions and command that produced them. The "## Profile
+ * findings" section of an existing report is kept.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { writeScaleoutSection } from './scaleout.js';
 import type { SystemSpec, Workload } from './systems/types.js';
 
 export interface RunSettings {
@@ -17,6 +19,8 @@ export interface RunSettings {
   processJobs: number;
   enqueueJobs: number;
   latencyJobs: number;
+  scaleoutJobs: number;
+  scaleoutProcesses: number[];
   latencyWarmup: number;
   latencyRate: number;
   runs: number;
@@ -84,69 +88,88 @@ export async function writeReport(
   };
   const has = (spec: SystemSpec, w: Workload) => spec.workloads.includes(w) && collected[w][spec.key] !== undefined;
 
-  lines.push(`### Process: ${settings.processJobs.toLocaleString('en-US')} pre-loaded no-op jobs, one consumer process`, '');
-  lines.push(
-    'jobs/s from the first job’s start to the last job’s completion in the backend; CPU = user + kernel time of the consumer process per 1,000 jobs (the kernel part is mostly socket I/O: round trips cost CPU, not only time); RSS = its peak over its life.',
-    '',
-  );
-  table(
-    ['system', 'c=1 jobs/s', 'c=1 CPU ms/1k jobs', 'c=10 jobs/s', 'c=10 CPU ms/1k jobs', 'c=10 of which kernel', 'c=10 peak RSS MiB'],
-    systems
-      .filter((s) => has(s, 'process1') || has(s, 'process10'))
-      .map((s) => [
-        s.label,
-        cell('process1', s.key, 'jobsPerSec'),
-        cell('process1', s.key, 'cpuMsPer1000', 1),
-        cell('process10', s.key, 'jobsPerSec'),
-        cell('process10', s.key, 'cpuMsPer1000', 1),
-        cell('process10', s.key, 'sysCpuMsPer1000', 1),
-        cell('process10', s.key, 'peakRssMiB', 1),
-      ]),
-  );
+  // A slice of the workloads (say, --workloads scaleout) prints only the tables it has figures for.
+  const ran = (...ws: Workload[]) => systems.some((s) => ws.some((w) => has(s, w)));
+  if (ran('process1', 'process10')) {
+    lines.push(`### Process: ${settings.processJobs.toLocaleString('en-US')} pre-loaded no-op jobs, one consumer process`, '');
+    lines.push(
+      'jobs/s from the first job’s start to the last job’s completion in the backend; CPU = user + kernel time of the consumer process per 1,000 jobs (the kernel part is mostly socket I/O: round trips cost CPU, not only time); RSS = its peak over its life.',
+      '',
+    );
+    table(
+      ['system', 'c=1 jobs/s', 'c=1 CPU ms/1k jobs', 'c=10 jobs/s', 'c=10 CPU ms/1k jobs', 'c=10 of which kernel', 'c=10 peak RSS MiB'],
+      systems
+        .filter((s) => has(s, 'process1') || has(s, 'process10'))
+        .map((s) => [
+          s.label,
+          cell('process1', s.key, 'jobsPerSec'),
+          cell('process1', s.key, 'cpuMsPer1000', 1),
+          cell('process10', s.key, 'jobsPerSec'),
+          cell('process10', s.key, 'cpuMsPer1000', 1),
+          cell('process10', s.key, 'sysCpuMsPer1000', 1),
+          cell('process10', s.key, 'peakRssMiB', 1),
+        ]),
+    );
+  }
 
-  lines.push(`### Enqueue: ${settings.enqueueJobs.toLocaleString('en-US')} jobs`, '');
-  lines.push(
-    `One call at a time with up to ${settings.inFlight} in flight, and bulk (${settings.batch.toLocaleString('en-US')} jobs per call), from a producer process of its own.`,
-    '',
-  );
-  table(
-    ['system', 'one by one jobs/s', 'producer CPU ms/1k', 'bulk jobs/s', 'bulk CPU ms/1k'],
-    systems
-      .filter((s) => has(s, 'enqueue'))
-      .map((s) => [
-        s.label,
-        cell('enqueue', s.key, 'oneJobsPerSec'),
-        cell('enqueue', s.key, 'oneCpuMsPer1000', 1),
-        cell('enqueue', s.key, 'bulkJobsPerSec'),
-        cell('enqueue', s.key, 'bulkCpuMsPer1000', 1),
-      ]),
-  );
+  if (ran('enqueue')) {
+    lines.push(`### Enqueue: ${settings.enqueueJobs.toLocaleString('en-US')} jobs`, '');
+    lines.push(
+      `One call at a time with up to ${settings.inFlight} in flight, and bulk (${settings.batch.toLocaleString('en-US')} jobs per call), from a producer process of its own.`,
+      '',
+    );
+    table(
+      ['system', 'one by one jobs/s', 'producer CPU ms/1k', 'bulk jobs/s', 'bulk CPU ms/1k'],
+      systems
+        .filter((s) => has(s, 'enqueue'))
+        .map((s) => [
+          s.label,
+          cell('enqueue', s.key, 'oneJobsPerSec'),
+          cell('enqueue', s.key, 'oneCpuMsPer1000', 1),
+          cell('enqueue', s.key, 'bulkJobsPerSec'),
+          cell('enqueue', s.key, 'bulkCpuMsPer1000', 1),
+        ]),
+    );
+  }
 
-  lines.push(
-    `### Latency: ${settings.latencyJobs.toLocaleString('en-US')} jobs at a steady ${settings.latencyRate}/s into a running consumer, concurrency 10`,
-    '',
-  );
-  lines.push(
-    `Enqueue call → command start, ms (after ${settings.latencyWarmup} warm-up jobs at the same rate, not counted). sent/s: the rate the producer achieved. ` +
-      `† the producer could not enqueue ${settings.latencyRate}/s one call at a time (at most ${settings.inFlight} in flight) on this machine: its own queueing is part of these latencies. ` +
-      'A consumer slower than the arrival rate builds a backlog, and its latency grows with it.',
-    '',
-  );
-  table(
-    ['system', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU ms/1k jobs', 'peak RSS MiB', 'sent/s'],
-    systems
-      .filter((s) => has(s, 'latency'))
-      .map((s) => [
-        (med('latency', s.key, 'sentPerSec') ?? settings.latencyRate) < 0.95 * settings.latencyRate ? `${s.label} †` : s.label,
-        cell('latency', s.key, 'p50', 2),
-        cell('latency', s.key, 'p95', 2),
-        cell('latency', s.key, 'p99', 2),
-        cell('latency', s.key, 'max', 1),
-        cell('latency', s.key, 'cpuMsPer1000', 1),
-        cell('latency', s.key, 'peakRssMiB', 1),
-        cell('latency', s.key, 'sentPerSec'),
-      ]),
-  );
+  if (ran('latency')) {
+    lines.push(
+      `### Latency: ${settings.latencyJobs.toLocaleString('en-US')} jobs at a steady ${settings.latencyRate}/s into a running consumer, concurrency 10`,
+      '',
+    );
+    lines.push(
+      `Enqueue call → command start, ms (after ${settings.latencyWarmup} warm-up jobs at the same rate, not counted). sent/s: the rate the producer achieved. ` +
+        `† the producer could not enqueue ${settings.latencyRate}/s one call at a time (at most ${settings.inFlight} in flight) on this machine: its own queueing is part of these latencies. ` +
+        'A consumer slower than the arrival rate builds a backlog, and its latency grows with it.',
+      '',
+    );
+    table(
+      ['system', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU ms/1k jobs', 'peak RSS MiB', 'sent/s'],
+      systems
+        .filter((s) => has(s, 'latency'))
+        .map((s) => [
+          (med('latency', s.key, 'sentPerSec') ?? settings.latencyRate) < 0.95 * settings.latencyRate ? `${s.label} †` : s.label,
+          cell('latency', s.key, 'p50', 2),
+          cell('latency', s.key, 'p95', 2),
+          cell('latency', s.key, 'p99', 2),
+          cell('latency', s.key, 'max', 1),
+          cell('latency', s.key, 'cpuMsPer1000', 1),
+          cell('latency', s.key, 'peakRssMiB', 1),
+          cell('latency', s.key, 'sentPerSec'),
+        ]),
+    );
+  }
+
+  writeScaleoutSection({
+    systems,
+    processes: settings.scaleoutProcesses,
+    jobs: settings.scaleoutJobs,
+    has: (w, key) => collected[w][key] !== undefined,
+    med,
+    cell,
+    table,
+    lines,
+  });
 
   // ── ratios ──────────────────────────────────────────────────────────────
   const present = (key: string) => systems.some((s) => s.key === key);
@@ -172,31 +195,34 @@ export async function writeReport(
           ['taskmill-postgres-results', gwFaster],
         ] as [string, string][])
       : []),
+    ['taskmill-postgres', 'bullmq-postgres'],
+    ['taskmill-postgres-results', 'bullmq-postgres-keep'],
     ['taskmill-postgres', 'pg-boss'],
     ['taskmill-postgres-results', 'pg-boss'],
   ];
-  lines.push('### taskmill ÷ peer, same backend (medians)', '');
-  lines.push(
-    `Throughput: above 1× is taskmill faster. Latency, CPU, RSS: below 1× is taskmill better. graphile-worker is compared in its faster configuration (${gwFasterLabel || '–'}).`,
-    '',
-  );
   const label = (key: string) => systems.find((s) => s.key === key)?.label ?? key;
-  table(
-    ['taskmill', 'peer', 'process c=1', 'process c=10', 'enqueue one by one', 'enqueue bulk', 'latency p99', 'CPU/1k c=10', 'RSS c=10'],
-    pairs
-      .filter(([a, b]) => present(a) && present(b))
-      .map(([a, b]) => [
-        label(a),
-        label(b),
-        r(ratio('process1', 'jobsPerSec', a, b)),
-        r(ratio('process10', 'jobsPerSec', a, b)),
-        r(ratio('enqueue', 'oneJobsPerSec', a, b)),
-        r(ratio('enqueue', 'bulkJobsPerSec', a, b)),
-        r(ratio('latency', 'p99', a, b)),
-        r(ratio('process10', 'cpuMsPer1000', a, b)),
-        r(ratio('process10', 'peakRssMiB', a, b)),
-      ]),
-  );
+  const ratioRows = pairs
+    .filter(([a, b]) => present(a) && present(b))
+    .map(([a, b]) => [
+      label(a),
+      label(b),
+      r(ratio('process1', 'jobsPerSec', a, b)),
+      r(ratio('process10', 'jobsPerSec', a, b)),
+      r(ratio('enqueue', 'oneJobsPerSec', a, b)),
+      r(ratio('enqueue', 'bulkJobsPerSec', a, b)),
+      r(ratio('latency', 'p99', a, b)),
+      r(ratio('process10', 'cpuMsPer1000', a, b)),
+      r(ratio('process10', 'peakRssMiB', a, b)),
+    ])
+    .filter((row) => row.slice(2).some((v) => v !== '–'));
+  if (ratioRows.length > 0) {
+    lines.push('### taskmill ÷ peer, same backend (medians)', '');
+    lines.push(
+      `Throughput: above 1× is taskmill faster. Latency, CPU, RSS: below 1× is taskmill better. graphile-worker is compared in its faster configuration (${gwFasterLabel || '–'}).`,
+      '',
+    );
+    table(['taskmill', 'peer', 'process c=1', 'process c=10', 'enqueue one by one', 'enqueue bulk', 'latency p99', 'CPU/1k c=10', 'RSS c=10'], ratioRows);
+  }
 
   // ── targets (issue 6, item 2) ───────────────────────────────────────────
   const targets: [string, string, boolean | null][] = [];
@@ -216,6 +242,14 @@ export async function writeReport(
     targets.push([
       `PostgreSQL, process c=10: taskmill ≥ 2× ${gwFasterLabel}`,
       `${n0(med('process10', 'taskmill-postgres', 'jobsPerSec'))} vs ${n0(med('process10', gwFaster, 'jobsPerSec'))} jobs/s = ${r(v)}`,
+      judge(v, (x) => x >= 2),
+    ]);
+  }
+  if (present('bullmq-postgres')) {
+    const v = ratio('process10', 'jobsPerSec', 'taskmill-postgres', 'bullmq-postgres');
+    targets.push([
+      'PostgreSQL, process c=10: taskmill ≥ 2× BullMQ on PostgreSQL (issue 21)',
+      `${n0(med('process10', 'taskmill-postgres', 'jobsPerSec'))} vs ${n0(med('process10', 'bullmq-postgres', 'jobsPerSec'))} jobs/s = ${r(v)}`,
       judge(v, (x) => x >= 2),
     ]);
   }
@@ -241,7 +275,7 @@ export async function writeReport(
   };
   for (const [tms, peers] of [
     [['taskmill-redis', 'taskmill-redis-blocking'], ['bullmq']],
-    [['taskmill-postgres'], ['graphile-worker', 'graphile-worker-batched', 'pg-boss']],
+    [['taskmill-postgres'], ['graphile-worker', 'graphile-worker-batched', 'pg-boss', 'bullmq-postgres']],
   ] as const) {
     const best = bestP99([...peers]);
     for (const tm of tms) {
@@ -268,8 +302,9 @@ export async function writeReport(
     targets.push([`${s.label}, process c=10: ≤ 30 CPU ms / 1,000 jobs`, `${n2(cpu)} ms`, judge(cpu, (x) => x <= 30)]);
   }
   const tablesMarkdown = lines.join('\n');
-  const targetLines = ['## Targets (issue 6, item 2)', '', '| target | figure (medians) | met? |', '| --- | --- | --- |'];
-  for (const [what, figure, met] of targets) targetLines.push(`| ${what} | ${figure} | ${met === null ? 'no data' : met ? 'met' : '**not met**'} |`);
+  const targetLines = ['## Targets (issue 6, item 2; issue 21)', '', '| target | figure (medians) | met? |', '| --- | --- | --- |'];
+  if (targets.every(([, , met]) => met === null)) targetLines.splice(2, 2, '_No target’s workloads ran in this run._');
+  else for (const [what, figure, met] of targets) targetLines.push(`| ${what} | ${figure} | ${met === null ? 'no data' : met ? 'met' : '**not met**'} |`);
   targetLines.push('');
 
   const notes = [
@@ -289,7 +324,7 @@ export async function writeReport(
     '',
     `- date: ${settings.startedAt.toISOString()}`,
     `- command: \`${settings.command}\``,
-    `- jobs: process ${settings.processJobs.toLocaleString('en-US')}, enqueue ${settings.enqueueJobs.toLocaleString('en-US')}, latency ${settings.latencyJobs.toLocaleString('en-US')} at ${settings.latencyRate}/s; ${settings.runs} runs each`,
+    `- jobs: process ${settings.processJobs.toLocaleString('en-US')}, enqueue ${settings.enqueueJobs.toLocaleString('en-US')}, latency ${settings.latencyJobs.toLocaleString('en-US')} at ${settings.latencyRate}/s, scale-out ${settings.scaleoutJobs.toLocaleString('en-US')} over ${settings.scaleoutProcesses.join(', ')} processes; ${settings.runs} runs each`,
     `- machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}; load average (1/5/15 min) ${settings.loadBefore.map((x) => x.toFixed(2)).join(' / ')} at the start, ${settings.loadAfter.map((x) => x.toFixed(2)).join(' / ')} at the end (shared machine: figures are comparable within this run, not across machines)`,
     `- ${versionLine}`,
     '',

@@ -4,13 +4,16 @@
  * PostgreSQL. Each consumer (and each enqueue workload) runs in a child
  * process of its own, so its RSS and CPU are its own.
  *
- *   npm run bench                      # quick: 1,500 / 1,000 / 300 jobs, 3 runs (about 2.5 min here)
- *   npm run bench -- --full            # 20,000 / 20,000 / 2,000 jobs, 3 runs → bench/RESULTS.md
+ *   npm run bench                      # quick: 1,500 / 1,000 / 300 jobs (scale-out 6,000), 3 runs
+ *   npm run bench -- --full            # 20,000 / 20,000 / 2,000 jobs (scale-out 20,000), 3 runs → bench/RESULTS.md
  *   npm run bench -- --systems taskmill-redis,bullmq --workloads process10 --runs 5
  *   npm run bench -- --profile .tmp/prof --systems taskmill-redis --workloads process10
  *   npm run bench -- --systems taskmill-redis-blocking --workloads process10 --process-jobs 100000 --runs 1
  *   npm run bench -- --systems taskmill-postgres,taskmill-postgres-unique,taskmill-postgres-rateLimit
  *                                      # what a flow-control option costs (variants run only when named)
+ *   npm run bench -- --systems taskmill-postgres,graphile-worker-batched,bullmq-postgres --workloads process10
+ *   npm run bench -- --workloads scaleout                      # 1, 2, 4 consumer processes on one backlog
+ *   npm run bench -- --workloads scaleout --scaleout 1,2,3,4 --scaleout-jobs 40000
  *
  * Quick runs write .tmp/bench-quick.md, full runs bench/RESULTS.md (or --out FILE).
  *
@@ -18,8 +21,11 @@
  * per call), process1 / process10 (pre-loaded no-op jobs, timed from the
  * first job's start to the last job's completion in the backend), latency
  * (a steady 500 jobs/s into a running consumer at concurrency 10, enqueue
- * call → command start). Runs are interleaved across systems (run 1 of every
- * system, then run 2, …) so a change in the machine's load hits all alike.
+ * call → command start), scaleout (1, 2, 4 consumer processes of
+ * concurrency 10 draining one pre-loaded backlog: bench/scaleout.ts). Runs
+ * are interleaved across systems (run 1 of every system, then run 2, …) so a
+ * change in the machine's load hits all alike; a scale-out run also starts
+ * its process counts at a different place each run.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -28,15 +34,16 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { ChildMode, ChildTask } from './child.js';
+import type { ChildHooks, ChildMode, ChildTask } from './child.js';
 import { compileForChildren } from './compile.js';
 import { versions, writeReport, type Collected, type RunSettings } from './report.js';
+import { measureScaleout, rotate, scaleoutKey } from './scaleout.js';
 import { SYSTEMS } from './systems/index.js';
 import { monotonicMs } from './systems/names.js';
 import type { BenchSystem, SystemContext, SystemSpec, Workload } from './systems/types.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const WORKLOADS: readonly Workload[] = ['enqueue', 'process1', 'process10', 'latency'];
+const WORKLOADS: readonly Workload[] = ['enqueue', 'process1', 'process10', 'latency', 'scaleout'];
 
 const { values } = parseArgs({
   options: {
@@ -49,6 +56,8 @@ const { values } = parseArgs({
     'process-jobs': { type: 'string' },
     'enqueue-jobs': { type: 'string' },
     'latency-jobs': { type: 'string' },
+    'scaleout-jobs': { type: 'string' },
+    scaleout: { type: 'string', default: '1,2,4' },
     redis: { type: 'string', default: 'redis://127.0.0.1:6379/0' },
     postgres: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
   },
@@ -71,11 +80,22 @@ function count(option: string, value: string | undefined, fallback: number): num
   return n;
 }
 
+function processCounts(value: string): number[] {
+  const counts = value.split(',').map((s) => Number(s.trim()));
+  if (counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 16) || new Set(counts).size !== counts.length) {
+    throw new Error(`--scaleout must list distinct process counts from 1 to 16, e.g. 1,2,4; got ${value}`);
+  }
+  return counts;
+}
+
 const settings: RunSettings = {
   mode: values.full ? 'full' : 'quick',
   processJobs: count('process-jobs', values['process-jobs'], values.full ? 20_000 : 1_500),
   enqueueJobs: count('enqueue-jobs', values['enqueue-jobs'], values.full ? 20_000 : 1_000),
   latencyJobs: count('latency-jobs', values['latency-jobs'], values.full ? 2_000 : 300),
+  // More than process: a quick run's 1,500 jobs would take 4 consumers about as long as their start.
+  scaleoutJobs: count('scaleout-jobs', values['scaleout-jobs'], values.full ? 20_000 : 6_000),
+  scaleoutProcesses: processCounts(values.scaleout),
   latencyWarmup: 100,
   latencyRate: 500,
   runs: Number(values.runs ?? 3),
@@ -116,18 +136,13 @@ function contextFor(): SystemContext {
   return { namespace, queue: `q${++queueSeq}`, dir: scratch, redisUrl: settings.redisUrl, postgresUrl: settings.postgresUrl };
 }
 
-interface ChildHooks {
-  /** Runs while the child loads its libraries; the child starts its workload once this resolves. */
-  prepare?: () => Promise<void>;
-  /** Runs when a latency consumer reports {"type":"ready"}. */
-  onReady?: () => Promise<void>;
-}
+let childSeq = 0;
 
 /** Runs one child process; resolves with its result line. */
 function runChild(task: ChildTask, hooks: ChildHooks = {}): Promise<Record<string, unknown>> {
   const args = [
     ...(profileDir
-      ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${task.system}-${task.mode}-c${task.concurrency}-${queueSeq}.cpuprofile`]
+      ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${task.system}-${task.mode}-c${task.concurrency}-${queueSeq}.${++childSeq}.cpuprofile`]
       : []),
     childScript,
     JSON.stringify(task),
@@ -143,6 +158,7 @@ function runChild(task: ChildTask, hooks: ChildHooks = {}): Promise<Record<strin
   };
   const killer = setTimeout(() => child.kill('SIGKILL'), task.deadlineMs + 15_000);
   child.stdin.on('error', () => {}); // the child may exit before reading
+  void hooks.stop?.then(() => child.stdin.end('stop\n'));
   child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   return new Promise((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
@@ -158,9 +174,11 @@ function runChild(task: ChildTask, hooks: ChildHooks = {}): Promise<Record<strin
           continue; // a library printing to stdout
         }
         if (message.type === 'loaded') {
-          (hooks.prepare ?? (async () => {}))().then(() => child.stdin.end('go\n'), fail('setup'));
+          (hooks.prepare ?? (async () => {}))().then(() => (hooks.stop ? child.stdin.write('go\n') : child.stdin.end('go\n')), fail('setup'));
         } else if (message.type === 'ready') {
           hooks.onReady?.().catch(fail('producer'));
+        } else if (message.type === 'progress') {
+          hooks.onProgress?.(Number(message.started));
         } else if (message.type === 'result') result = message;
         else if (message.type === 'error') failure ??= String(message.message);
       }
@@ -238,7 +256,11 @@ async function produceSteadily(system: BenchSystem): Promise<number> {
   return (total / elapsed) * 1000;
 }
 
-async function measure(spec: SystemSpec, workload: Workload): Promise<Record<string, unknown>> {
+async function measure(spec: SystemSpec, workload: Workload, processes: number): Promise<Record<string, unknown>> {
+  if (workload === 'scaleout') {
+    const deps = { jobs: settings.scaleoutJobs, redisUrl: settings.redisUrl, postgresUrl: settings.postgresUrl, contextFor, preload, task, runChild };
+    return measureScaleout(deps, spec, processes);
+  }
   const context = contextFor();
   const concurrency = workload === 'process1' ? 1 : 10;
   if (workload !== 'enqueue' && workload !== 'latency' && spec.inProcess) {
@@ -281,22 +303,26 @@ async function main(): Promise<void> {
   log(
     `bench (${settings.mode}): ${systems.length} systems × ${workloads.join(', ')} × ${settings.runs} runs; compiled ${compiledFiles} files for the children`,
   );
-  const collected: Collected = { enqueue: {}, process1: {}, process10: {}, latency: {}, baselineRssMiB: null };
+  const collected: Collected = { enqueue: {}, process1: {}, process10: {}, latency: {}, scaleout: {}, baselineRssMiB: null };
   try {
     collected.baselineRssMiB = Number((await runChild({ ...task(SYSTEMS[0]!, contextFor(), 'baseline', 0, 1) })).peakRssMiB);
     for (let run = 1; run <= settings.runs; run++) {
       for (const spec of systems) {
         for (const workload of workloads) {
           if (!spec.workloads.includes(workload)) continue;
-          const cell = (collected[workload][spec.key] ??= { runs: [], errors: [] });
-          const t0 = performance.now();
-          try {
-            cell.runs.push(await measure(spec, workload));
-            log(`run ${run}/${settings.runs} ${spec.key} ${workload}: ${JSON.stringify(cell.runs.at(-1))} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-          } catch (error) {
-            const message = error instanceof Error ? error.message : String(error);
-            cell.errors.push(message);
-            log(`run ${run}/${settings.runs} ${spec.key} ${workload}: FAILED ${message}`);
+          const variants = workload === 'scaleout' ? rotate(settings.scaleoutProcesses, run - 1) : [0];
+          for (const processes of variants) {
+            const key = workload === 'scaleout' ? scaleoutKey(spec.key, processes) : spec.key;
+            const cell = (collected[workload][key] ??= { runs: [], errors: [] });
+            const t0 = performance.now();
+            try {
+              cell.runs.push(await measure(spec, workload, processes));
+              log(`run ${run}/${settings.runs} ${key} ${workload}: ${JSON.stringify(cell.runs.at(-1))} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+            } catch (error) {
+              const message = error instanceof Error ? error.message : String(error);
+              cell.errors.push(message);
+              log(`run ${run}/${settings.runs} ${key} ${workload}: FAILED ${message}`);
+            }
           }
         }
       }

@@ -29,7 +29,7 @@ export const SYSTEMS: SystemSpec[] = [
     label: 'taskmill Redis',
     backend: 'redis',
     family: 'taskmill',
-    workloads: ALL,
+    workloads: [...ALL, 'scaleout'],
     load: async () => (await import('./taskmill.js')).taskmillSystem('redis', false),
   },
   {
@@ -45,7 +45,7 @@ export const SYSTEMS: SystemSpec[] = [
     label: 'taskmill PostgreSQL',
     backend: 'postgres',
     family: 'taskmill',
-    workloads: ALL,
+    workloads: [...ALL, 'scaleout'],
     load: async () => (await import('./taskmill.js')).taskmillSystem('postgres', false),
   },
   {
@@ -82,6 +82,24 @@ export const SYSTEMS: SystemSpec[] = [
     workloads: ['process10'],
     note: "BullMQ's default: every completed job and its return value stay in Redis (compare with taskmill results on)",
     load: async () => (await import('./bullmq.js')).bullmqSystem(true),
+  },
+  {
+    key: 'bullmq-postgres',
+    label: 'BullMQ on PostgreSQL',
+    backend: 'postgres',
+    family: 'bullmq',
+    workloads: ALL,
+    note: "its PostgreSQL backend as its guide sets it up: `{ connectionString, schema }`, the pool it builds (node-postgres' default 10) and its LISTEN connection, migrations run once with `runMigrations`; `removeOnComplete: true`; Worker defaults otherwise",
+    load: async () => (await import('./bullmq-postgres.js')).bullmqPostgresSystem(false),
+  },
+  {
+    key: 'bullmq-postgres-keep',
+    label: 'BullMQ on PostgreSQL, keeps completed',
+    backend: 'postgres',
+    family: 'bullmq',
+    workloads: ['process10'],
+    note: 'the same, keeping every completed job and its return value (compare with taskmill PostgreSQL results on)',
+    load: async () => (await import('./bullmq-postgres.js')).bullmqPostgresSystem(true),
   },
   {
     key: 'graphile-worker',

@@ -52,7 +52,7 @@ export interface BenchSystem {
 }
 
 export type Backend = 'memory' | 'sqlite' | 'redis' | 'postgres';
-export type Workload = 'enqueue' | 'process1' | 'process10' | 'latency';
+export type Workload = 'enqueue' | 'process1' | 'process10' | 'latency' | 'scaleout';
 
 export interface SystemSpec {
   /** Stable key used on the command line (`--systems`). */
