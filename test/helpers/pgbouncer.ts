@@ -50,7 +50,7 @@ export const hasPgbouncer = checkAvailable();
 
 export interface Pgbouncer {
   readonly port: number;
-  /** POSTGRES_URL with host and port swapped for the pooler's. */
+  /** POSTGRES_URL's user and database on the pooler's port (no password: the pooler trusts its clients). */
   readonly url: string;
   /** SIGTERM (immediate shutdown), waits for the exit and removes the temp dir. Idempotent. */
   stop(): Promise<void>;
@@ -82,12 +82,14 @@ export interface PgbouncerOptions {
 export async function startPgbouncer(options: PgbouncerOptions = {}): Promise<Pgbouncer> {
   const upstream = new URL(POSTGRES_URL);
   const user = decodeURIComponent(upstream.username || 'postgres');
+  // The pooler logs in to the server with the auth_file's password (clients are trusted).
+  const password = decodeURIComponent(upstream.password).replace(/"/g, '""');
   const database = decodeURIComponent(upstream.pathname.slice(1) || user);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'taskmill-pgbouncer-'));
   const port = await freePort();
   const ini = path.join(dir, 'pgbouncer.ini');
   const logFile = path.join(dir, 'pgbouncer.log');
-  writeFileSync(path.join(dir, 'users.txt'), `"${user}" ""\n`);
+  writeFileSync(path.join(dir, 'users.txt'), `"${user}" "${password}"\n`, { mode: 0o600 });
   writeFileSync(
     ini,
     [
@@ -144,5 +146,6 @@ export async function startPgbouncer(options: PgbouncerOptions = {}): Promise<Pg
   const url = new URL(POSTGRES_URL);
   url.hostname = '127.0.0.1';
   url.port = String(port);
+  url.password = '';
   return { port, url: url.href, stop };
 }

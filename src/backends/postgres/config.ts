@@ -174,8 +174,8 @@ export function connectionSettings(connectionString: string, options: PostgresQu
         entryPoint,
       );
     } catch (error) {
-      if (error instanceof ConfigError) throw new ConfigError(redactText(error.message, secrets));
-      throw error;
+      const redacted = error instanceof ConfigError ? redactText(error.message, secrets) : undefined;
+      throw redacted === undefined || redacted === (error as Error).message ? error : new ConfigError(redacted);
     }
   })();
   const { schema, pooler, pollIntervalMs, poolSize, connectTimeoutMs } = parsed;
