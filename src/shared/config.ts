@@ -15,6 +15,8 @@ export function defaultQueueUrl(env: NodeJS.ProcessEnv = process.env): string {
 
 // Up to the LAST '@' of the authority, as URL parsers read it: a password with an unencoded '@' (p@ss) is hidden whole.
 const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
+// A URL-valued parameter (PostgreSQL's `?listenUrl=`), percent-encoded or not: shown decoded, its own password hidden.
+const URL_PARAM = /([?&;][^=&;#]+=)([a-z][a-z0-9+.-]*(?::|%3A)(?:\/\/|%2F%2F)[^&;#]*)/gi;
 const SECRET_PARAM = /([?&;](?:password|pass|pwd|secret|token|sslpassword)=)[^&;#]*/gi;
 
 /** Replaces a URL's password (userinfo and `password=`-style params) with `***`. Never throws. */
@@ -26,6 +28,15 @@ export function redactUrl(url: string): string {
       if (colon === -1) return `${scheme}${userinfo ? '***' : ''}@`;
       const user = userinfo.slice(0, colon);
       return `${scheme}${user}:***@`;
+    })
+    .replace(URL_PARAM, (_m, key: string, value: string) => {
+      let decoded = value;
+      try {
+        decoded = decodeURIComponent(value.replace(/\+/g, ' '));
+      } catch {
+        // shown as given, its password hidden all the same
+      }
+      return `${key}${redactUrl(decoded)}`;
     })
     .replace(SECRET_PARAM, '$1***');
 }

@@ -1,7 +1,8 @@
 /**
  * Reliability scenario 7: a password in every URL form taskmill takes —
  * Redis `:pw@`, `user:pw@`, the old password-only `pw@`, `rediss://`,
- * `?blocking=true`; PostgreSQL `user:pw@`, `postgresql://`, `?password=`;
+ * `?blocking=true`; PostgreSQL `user:pw@`, `postgresql://`, `?password=`,
+ * `?listenUrl=` (a URL with a password of its own, inside the query);
  * percent-encoded, and with an unencoded `@` (which URL parsers accept: the
  * last `@` ends the userinfo) — never appears in util.inspect / JSON of the
  * queue or of a consumer, in connection errors (message, stack, cause),
@@ -37,6 +38,15 @@ const FORMS = (port: number): [string, string][] => [
   ['postgres ?user=&password=', `postgres://127.0.0.1:${port}/db?user=app&password=${SECRET}`],
   ['postgres percent-encoded @', `postgres://app:${encodeURIComponent(AT_SECRET)}@127.0.0.1:${port}/db`],
   ['postgres unencoded @', `postgres://app:${AT_SECRET}@127.0.0.1:${port}/db`],
+  // The LISTEN URL's password sits in the queue URL's query, percent-encoded once more.
+  [
+    'postgres ?listenUrl= (percent-encoded)',
+    `postgres://app@127.0.0.1:${port}/db?pooler=transaction&listenUrl=${encodeURIComponent(`postgres://listener:${SECRET}@127.0.0.1:${port}/db`)}`,
+  ],
+  [
+    'postgres ?listenUrl=, unencoded @',
+    `postgres://app@127.0.0.1:${port}/db?listenUrl=${encodeURIComponent(`postgres://listener:${AT_SECRET}@127.0.0.1:${port}/db`)}`,
+  ],
 ];
 
 /** Anything that would betray the password: the raw one, the '@' one's tail, the encoded form. */

@@ -7,10 +7,16 @@
  *   consumer's leases simply expire and are claimed again (at-least-once).
  * - Every write sends `pg_notify(channel, queue)` inside its own statement,
  *   so the wake-up is delivered on commit, never before the row is visible.
- * - With `listen` on, one dedicated client LISTENs (postgres-listener.ts);
- *   `waitForMessages` never waits longer than `pollIntervalMs`, so a lost
- *   NOTIFY costs latency, never a job. With `listen` off (transaction-mode
- *   poolers) nothing LISTENs and the reader polls.
+ * - With `listen` on, one dedicated client LISTENs (listener.ts), on
+ *   `listenUrl` when given; `waitForMessages` never waits longer than
+ *   `pollIntervalMs`, so a lost NOTIFY costs latency, never a job. With
+ *   `listen` off nothing LISTENs and the reader polls.
+ * - Every operation is one statement on whichever pool connection is free,
+ *   or one explicit transaction on one checked-out client (migrations): no
+ *   session state (no SET, no temporary table, no session advisory lock), no
+ *   named prepared statement. So it works through a transaction-mode pooler;
+ *   `pooler: 'transaction'` says the URL is one (config.ts), and keeps
+ *   anything that would need a session (LISTEN) off that URL.
  * - Delayed messages are rows with `run_at` set; the claim index holds no such
  *   row, so a million of them cost a claim nothing. Whether a `runAt` is still
  *   ahead is decided by the database's now(), like lease deadlines.
@@ -62,7 +68,7 @@ import {
   writeOptionsRunAt,
   type JobRow,
 } from './values.js';
-import { connectionSettings, redactError, wrapDriverError, type PostgresQueueOptions } from './config.js';
+import { connectionSettings, redactError, wrapDriverError, type PoolerMode, type PostgresQueueOptions } from './config.js';
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
 import { PostgresControl } from './control.js';
@@ -79,7 +85,7 @@ import {
 } from '../control.js';
 import { failedTransaction, isFailedTransaction, transactionClient } from './transaction.js';
 
-export type { PostgresQueueOptions, DatabaseQueueOptions } from './config.js';
+export type { PostgresQueueOptions, DatabaseQueueOptions, PoolerMode } from './config.js';
 
 /** Runs one statement: on this queue's pool, or on the application's transaction client. */
 type Query = <R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
@@ -97,10 +103,14 @@ export class PostgresQueue extends BaseQueue {
   override readonly blocking: boolean;
   readonly schema: string;
   readonly listen: boolean;
+  /** `'transaction'`: the URL goes through a transaction-mode pooler (no session state, no named statements, LISTEN only on listenUrl). */
+  readonly pooler: PoolerMode;
   readonly pollIntervalMs: number;
   readonly poolSize: number;
   /** The connection URL with its password replaced by `***`. */
   readonly redactedUrl: string;
+  /** `listenUrl` with its password replaced by `***`, when one was given. */
+  readonly redactedListenUrl: string | undefined;
 
   readonly #secrets: string[];
   readonly #pool: pg.Pool;
@@ -121,6 +131,8 @@ export class PostgresQueue extends BaseQueue {
     this.redactedUrl = settings.redactedUrl;
     this.schema = settings.schema;
     this.listen = settings.listen;
+    this.pooler = settings.pooler;
+    this.redactedListenUrl = settings.redactedListenUrl;
     this.blocking = this.listen;
     this.pollIntervalMs = settings.pollIntervalMs;
     this.poolSize = settings.poolSize;
@@ -143,7 +155,7 @@ export class PostgresQueue extends BaseQueue {
     // Channel names are identifiers (max 63 bytes); a truncated collision only causes a spare wake-up.
     this.#channel = `taskmill_${this.schema}`.slice(0, 63);
     this.#notify = new NotifyListener({
-      clientConfig: settings.clientConfig,
+      clientConfig: settings.listenClientConfig,
       channel: this.#channel,
       payload: this.name,
       pollIntervalMs: this.pollIntervalMs,
@@ -207,11 +219,22 @@ export class PostgresQueue extends BaseQueue {
   }
 
   [inspect.custom](): string {
-    return `DatabaseQueue { name: ${JSON.stringify(this.name)}, url: ${JSON.stringify(this.redactedUrl)}, schema: ${JSON.stringify(this.schema)}, listen: ${this.listen} }`;
+    const pooled = this.pooler === 'none' ? '' : `, pooler: ${JSON.stringify(this.pooler)}`;
+    const listenUrl = this.redactedListenUrl === undefined ? '' : `, listenUrl: ${JSON.stringify(this.redactedListenUrl)}`;
+    return `DatabaseQueue { name: ${JSON.stringify(this.name)}, url: ${JSON.stringify(this.redactedUrl)}, schema: ${JSON.stringify(this.schema)}, listen: ${this.listen}${pooled}${listenUrl} }`;
   }
 
   toJSON(): Record<string, unknown> {
-    return { type: 'DatabaseQueue', name: this.name, url: this.redactedUrl, schema: this.schema, listen: this.listen, owner: this.owner };
+    return {
+      type: 'DatabaseQueue',
+      name: this.name,
+      url: this.redactedUrl,
+      schema: this.schema,
+      listen: this.listen,
+      pooler: this.pooler,
+      ...(this.redactedListenUrl === undefined ? {} : { listenUrl: this.redactedListenUrl }),
+      owner: this.owner,
+    };
   }
 
   // ── LISTEN / NOTIFY ──────────────────────────────────────────────────
