@@ -389,7 +389,15 @@ export class RedisQueue extends BaseQueue {
   // ── no secret in inspect / JSON ───────────────────────────────────────
 
   toJSON(): Record<string, unknown> {
-    return { type: this.constructor.name, name: this.name, url: this.#target.shown, prefix: this.prefix, cluster: this.cluster, blocking: this.blocking, owner: this.owner };
+    return {
+      type: this.constructor.name,
+      name: this.name,
+      url: this.#target.shown,
+      prefix: this.prefix,
+      cluster: this.cluster,
+      blocking: this.blocking,
+      owner: this.owner,
+    };
   }
 
   [inspect.custom](): string {

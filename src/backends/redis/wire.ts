@@ -166,7 +166,9 @@ export function redisTarget(url: string): RedisTarget {
   const u = new URL(first);
   const unknown = [...u.searchParams.keys()].filter((key) => !KNOWN_PARAMS.includes(key));
   if (unknown.length > 0) {
-    throw new ConfigError(`queue URL "${shown}": unsupported parameter(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${KNOWN_PARAMS.join(', ')})`);
+    throw new ConfigError(
+      `queue URL "${shown}": unsupported parameter(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${KNOWN_PARAMS.join(', ')})`,
+    );
   }
   const prefix = u.searchParams.get('prefix') ?? undefined;
   const clusterParam = u.searchParams.get('cluster');
@@ -199,7 +201,9 @@ export function redisTarget(url: string): RedisTarget {
 export function checkClusterTarget(target: RedisTarget, cluster: boolean | undefined): boolean {
   const on = cluster ?? target.cluster ?? false;
   if (!on && target.nodes.length > 1) {
-    throw new ConfigError(`queue URL "${target.shown}" names ${target.nodes.length} nodes: add ?cluster=true for a Redis Cluster (several nodes are only for a cluster)`);
+    throw new ConfigError(
+      `queue URL "${target.shown}" names ${target.nodes.length} nodes: add ?cluster=true for a Redis Cluster (several nodes are only for a cluster)`,
+    );
   }
   if (on && target.options.db !== 0) {
     throw new ConfigError(`queue URL "${target.shown}": a Redis Cluster has database 0 only (use redis://host:port/?cluster=true or …/0?cluster=true)`);
