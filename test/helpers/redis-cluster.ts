@@ -71,13 +71,18 @@ export class RedisCluster {
     return `redis://${this.nodes.map((node) => `127.0.0.1:${node.port}`).join(',')}/?cluster=true`;
   }
 
-  /** Resolves once every running node reports cluster_state:ok and knows three masters that answer. */
+  /**
+   * Resolves once every running node reports cluster_state:ok and every running replica has
+   * synced with its master (a replica that never synced does not take over: its data is too old).
+   */
   async waitHealthy(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const running = this.nodes.filter((node) => node.running);
       const infos = await Promise.all(running.map((node) => ask(node.port, 'CLUSTER', 'INFO')));
-      if (infos.every((info) => info?.includes('cluster_state:ok'))) return;
+      const replication = await Promise.all(running.map((node) => ask(node.port, 'INFO', 'replication')));
+      const synced = replication.every((info) => info !== null && (info.includes('role:master') || info.includes('master_link_status:up')));
+      if (synced && infos.every((info) => info?.includes('cluster_state:ok'))) return;
       if (Date.now() > deadline) throw new Error(`Redis Cluster not healthy after ${timeoutMs} ms: ${infos.map((i) => i?.split('\r\n')[0]).join(', ')}`);
       await sleep(100);
     }

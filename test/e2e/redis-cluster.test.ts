@@ -1,0 +1,142 @@
+/**
+ * A real `taskmill consume` process on a private Redis Cluster (three
+ * masters, three replicas; test/helpers/redis-cluster.ts), in polling and
+ * blocking mode: jobs run through it while the master that owns the queue's
+ * slot is SIGKILLed and its replica takes over, and every job still
+ * completes. With TASKMILL_SLOW_TESTS=1 (.ci/run sets it) the whole e2e
+ * suite of the other backends (test/fixtures/backends-e2e.ts) runs on a
+ * cluster too.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeMessage } from '../../src/codec/message.js';
+import { RedisQueue } from '../../src/backends/redis/queue.js';
+import { defineBackendTests } from '../fixtures/backends-e2e.js';
+import { RedisCluster, hasRedisServer } from '../helpers/redis-cluster.js';
+import { ROOT, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
+import { uniqueName } from '../helpers/services.js';
+
+const COMMANDS = path.join(ROOT, 'test', 'fixtures', 'backends-commands.ts');
+const SLOW = Boolean(process.env.TASKMILL_SLOW_TESTS);
+
+function runs(file: string): number[] {
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => Number(line.split(' ')[0]))
+    : [];
+}
+
+/** The QueueStats of `queue`, or null while the cluster cannot answer (mid-failover). */
+async function statsOrNull(queue: RedisQueue) {
+  return queue.stats().catch(() => null);
+}
+
+describe.skipIf(!hasRedisServer)('taskmill consume on a Redis Cluster, real processes', () => {
+  for (const blocking of [false, true]) {
+    describe(blocking ? 'blocking' : 'polling', () => {
+      let cluster: RedisCluster;
+      let dir: string;
+      const children: Spawned[] = [];
+      beforeAll(async () => {
+        cluster = await RedisCluster.start();
+        dir = tempDir('taskmill-cluster-');
+      }, 90_000);
+      afterAll(async () => {
+        for (const c of children) c.child.kill('SIGKILL');
+        await Promise.all(children.map((c) => c.exited));
+        await cluster?.dispose();
+      }, 30_000);
+
+      it(
+        "the master of the queue's slot is SIGKILLed mid-run and its replica takes over: every job completes, duplicates ≤ what was leased at the kill + one read",
+        { timeout: 120_000 },
+        async () => {
+          const total = 3000;
+          const threads = 4;
+          const name = uniqueName('failover');
+          const url = `${cluster.url}&prefix=tm${blocking ? '&blocking=true' : ''}`;
+          const recordFile = path.join(dir, `${name}.txt`);
+          const queue = new RedisQueue(url, { name, onWarning: () => {} });
+          try {
+            for (let first = 1; first <= total; first += 500) {
+              const datas = Array.from({ length: Math.min(500, total - first + 1) }, (_, i) => encodeMessage('record', [first + i, 2]).data);
+              await queue.writeBatch(datas);
+            }
+            const master = await cluster.masterOf(`tm:{${name}}:ready`);
+            // A 3 s lease: a lease the outage outlives comes back within seconds, and the consumer
+            // extends its leases every second, so a loaded machine does not let a live one lapse.
+            const consumer = spawnCli(['consume', '-Q', name, '-t', String(threads), '--lease', '3', '-d', '0.02', '-m', '0.2', '-n', COMMANDS], {
+              env: { TASKMILL_QUEUE: url, RECORD_FILE: recordFile },
+            });
+            children.push(consumer);
+            await waitFor('a fifth of the jobs done', () => runs(recordFile).length >= total / 5, 60_000, 5);
+
+            // What the consumer holds now: any of it may run twice (its acks may die with the master).
+            const leasedAtKill = (await queue.stats()).leased;
+            const doneAtKill = runs(recordFile).length;
+            await master.stop('SIGKILL');
+            const killedAt = Date.now();
+
+            await waitFor(
+              'every job done and an empty queue after the failover',
+              async () => {
+                if (new Set(runs(recordFile)).size < total) return false;
+                const stats = await statsOrNull(queue);
+                return stats !== null && stats.ready === 0 && stats.leased === 0 && stats.delayed === 0;
+              },
+              90_000,
+              100,
+            );
+            const recoveredMs = Date.now() - killedAt;
+
+            // It was a real failover: the slot has a new master, one of the former replicas.
+            const promoted = await cluster.masterOf(`tm:{${name}}:ready`);
+            expect(promoted.port).not.toBe(master.port);
+            expect(await cluster.isMaster(promoted)).toBe(true);
+            expect(consumer.child.exitCode, consumer.stderr()).toBe(null);
+            expect((await queue.stats()).failed).toBe(0);
+
+            const done = runs(recordFile);
+            const counts = new Map<number, number>();
+            for (const n of done) counts.set(n, (counts.get(n) ?? 0) + 1);
+            expect([...counts.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+            const twice = [...counts].filter(([, count]) => count > 1).map(([n]) => n);
+            // A job runs twice only when its lease or ack died with the master: it was leased at the
+            // kill, or read in the moment between the count above and the kill (one read: ≤ threads).
+            expect(twice.length).toBeLessThanOrEqual(leasedAtKill + threads);
+            // …and none of them had finished long before the kill (no old ack was lost).
+            for (const n of twice) expect(done.indexOf(n)).toBeGreaterThanOrEqual(doneAtKill - leasedAtKill - threads);
+            console.info(
+              `[e2e] cluster failover (${blocking ? 'blocking' : 'polling'}): ${doneAtKill} of ${total} done at the kill, ${leasedAtKill} leased; ` +
+                `all done ${(recoveredMs / 1000).toFixed(1)} s after it, ${twice.length} ran twice`,
+            );
+            consumer.child.kill('SIGTERM');
+            expect(await consumer.exited, consumer.stderr()).toBe(0);
+          } finally {
+            await queue.close();
+          }
+        },
+      );
+    });
+  }
+
+  describe.skipIf(!SLOW)('the whole backends e2e suite on a cluster (TASKMILL_SLOW_TESTS=1)', () => {
+    let cluster: RedisCluster;
+    beforeAll(async () => {
+      cluster = await RedisCluster.start();
+    }, 90_000);
+    afterAll(async () => {
+      await cluster?.dispose();
+    });
+    defineBackendTests({
+      jobs: 3000,
+      backlog: 30_000,
+      freshUrl: () => `${cluster.url}&prefix=${uniqueName('e2e')}`,
+      // The cluster is this file's own and goes with it.
+      dispose: async () => {},
+    });
+  });
+});
