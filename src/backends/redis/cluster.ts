@@ -32,3 +32,15 @@ export function createCluster(target: RedisTarget, options: RedisOptions): Clust
   };
   return new (ioredis().Cluster)(target.nodes, clusterOptions);
 }
+
+/**
+ * Errors of a cluster command that mean "its master is unreachable" rather than "the command
+ * was refused": ioredis's Cluster client stays ready through a failover, so the queue learns
+ * of the outage (and reports it once) from these.
+ */
+const OUTAGE =
+  /Too many Cluster redirections|CLUSTERDOWN|Connection is closed|Failed to refresh slots cache|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/;
+
+export function isClusterOutage(error: unknown): boolean {
+  return error instanceof Error && OUTAGE.test(error.message);
+}

@@ -4,7 +4,7 @@ import { redactText } from '../../shared/config.js';
 import { QueueConnectionError, TaskmillError } from '../../shared/errors.js';
 import { replyText, type RedisTarget } from './wire.js';
 import { isPermanentRedisError } from '../permanent-errors.js';
-import { createCluster, type RedisClient } from './cluster.js';
+import { createCluster, isClusterOutage, type RedisClient } from './cluster.js';
 
 /**
  * The command connection of one Redis queue: connected lazily, failing fast
@@ -160,8 +160,12 @@ export class RedisConnection {
   /** Runs `fn` on a ready connection; any failure becomes a QueueConnectionError with a redacted message. */
   async run<T>(what: string, fn: (client: RedisClient) => Promise<T>): Promise<T> {
     try {
-      return await fn(await this.#ready());
+      const result = await fn(await this.#ready());
+      if (this.#outage && this.#options.cluster) this.#noteReady();
+      return result;
     } catch (error) {
+      // A Cluster client stays 'ready' while one master is away: its commands' errors tell of the outage (cluster.ts).
+      if (this.#options.cluster && isClusterOutage(error)) this.#noteError(error as Error);
       throw this.error(what, error);
     }
   }
