@@ -142,11 +142,11 @@ export interface RedisTarget {
 
 const KNOWN_PARAMS = ['blocking', 'cluster', 'prefix'];
 
-/** One `host[:port]` of a URL's host list; `shown` names the URL in errors. */
-function hostPort(text: string, shown: string): { host: string; port: number } {
+/** One `host[:port]` of a URL's host list (only a lone one may be empty: 127.0.0.1); `shown` names the URL in errors. */
+function hostPort(text: string, hostsCount: number, shown: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]*)(?::(\d*))?$/.exec(text);
   const port = m?.[2] === undefined || m[2] === '' ? 6379 : Number(m[2]);
-  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
+  if (!m || (hostsCount > 1 && text === '') || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new ConfigError(`queue URL "${shown}": invalid host:port "${text}" (each node is host:port, e.g. redis://10.0.0.1:7000,10.0.0.2:7000/?cluster=true)`);
   }
   return { host: m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', port };
@@ -173,7 +173,7 @@ export function redisTarget(url: string): RedisTarget {
   const prefix = u.searchParams.get('prefix') ?? undefined;
   const clusterParam = u.searchParams.get('cluster');
   const cluster = clusterParam === null ? undefined : clusterParam === 'true';
-  const nodes = hosts.map((text) => hostPort(text, shown));
+  const nodes = hosts.map((text) => hostPort(text, hosts.length, shown));
   const { host, port } = nodes[0]!;
   const dbText = u.pathname.replace(/^\//, '');
   if (dbText !== '' && !/^\d{1,5}$/.test(dbText)) {
