@@ -12,13 +12,13 @@ import { createQueue } from '../../src/backends/index.js';
 import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from '../../src/backends/redis/queue.js';
 import { ConfigError, QueueConnectionError } from '../../src/shared/errors.js';
 import { runContractSuite } from '../../src/testing/index.js';
-import { RedisCluster, hasRedisServer } from '../helpers/redis-cluster.js';
+import { RedisCluster, hasRedisCluster } from '../helpers/redis-cluster.js';
 import { uniqueName } from '../helpers/services.js';
 
 const SECRET = 's3cr3t-Pa55word';
 const PREFIX = uniqueName('tmcluster');
 
-describe.skipIf(!hasRedisServer)('Redis Cluster (3 masters, 3 replicas, private servers)', () => {
+describe.skipIf(!hasRedisCluster)('Redis Cluster (3 masters, 3 replicas, private servers)', () => {
   let cluster: RedisCluster;
   const made: RedisQueue[] = [];
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessage } from '../../src/codec/message.js';
 import { RedisQueue } from '../../src/backends/redis/queue.js';
 import { defineBackendTests } from '../fixtures/backends-e2e.js';
-import { RedisCluster, hasRedisServer } from '../helpers/redis-cluster.js';
+import { RedisCluster, hasRedisCluster } from '../helpers/redis-cluster.js';
 import { ROOT, spawnCli, tempDir, waitFor, type Spawned } from '../helpers/processes.js';
 import { uniqueName } from '../helpers/services.js';
 
@@ -39,7 +39,7 @@ async function statsOrNull(queue: RedisQueue) {
   return queue.stats().catch(() => null);
 }
 
-describe.skipIf(!hasRedisServer)('taskmill consume on a Redis Cluster, real processes', () => {
+describe.skipIf(!hasRedisCluster)('taskmill consume on a Redis Cluster, real processes', () => {
   for (const blocking of [false, true]) {
     describe(blocking ? 'blocking' : 'polling', () => {
       let cluster: RedisCluster;

@@ -6,11 +6,21 @@
  * master's death, so a failover test stays short. Every process is killed
  * when the test process exits, even after a failed test.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { RedisServer, hasRedisServer } from './redis-server.js';
 
-export { hasRedisServer };
+const CLI = process.env.TASKMILL_TEST_REDIS_CLI ?? 'redis-cli';
+
+/** Whether a cluster can be made here (redis-server and redis-cli); under CI their absence is a failure, not a skip. */
+export const hasRedisCluster: boolean = (() => {
+  if (!hasRedisServer) return false;
+  if (spawnSync(CLI, ['--version'], { encoding: 'utf8' }).status === 0) return true;
+  const message = `${CLI} is not installed (set TASKMILL_TEST_REDIS_CLI to its path)`;
+  if (process.env.CI) throw new Error(`${message} — under CI a missing tool is a failure, not a skip`);
+  console.warn(`\n!!! SKIPPING Redis Cluster tests: ${message}. !!!\n`);
+  return false;
+})();
 
 /** How long a master may be unreachable before its replica is elected (cluster-node-timeout). */
 export const NODE_TIMEOUT_MS = 2000;
@@ -57,7 +67,7 @@ export class RedisCluster {
       for (let i = 0; i < 6; i++) nodes.push(await RedisServer.start({ args }));
       const cluster = new RedisCluster(nodes);
       const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
-      await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], 60_000);
+      await run(CLI, ['--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], 60_000);
       await cluster.waitHealthy();
       return cluster;
     } catch (error) {
