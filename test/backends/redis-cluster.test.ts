@@ -74,6 +74,28 @@ describe.skipIf(!hasRedisCluster)('Redis Cluster (3 masters, 3 replicas, private
     });
   });
 
+  describe('maxmemory-policy', () => {
+    it('warns once on open when any master may evict keys, not only the one a command reached', async () => {
+      const masters = await masterClients();
+      const quiet: string[] = [];
+      await queue({ onWarning: (m) => quiet.push(m) }).open();
+      expect(quiet).toEqual([]);
+      // The last master only: a check of one random node would miss it two times in three.
+      const evicting = masters[masters.length - 1]!;
+      await evicting.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      try {
+        const warnings: string[] = [];
+        const q = queue({ onWarning: (m) => warnings.push(m) });
+        await q.open();
+        await q.write('x');
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toContain('"allkeys-lru"');
+      } finally {
+        await evicting.config('SET', 'maxmemory-policy', 'noeviction');
+      }
+    });
+  });
+
   describe('URLs and options', () => {
     it('takes the cluster from createQueue(url, { cluster: true }) with a single seed node', async () => {
       const seed = `redis://127.0.0.1:${cluster.nodes[0]!.port}/0`;
@@ -158,11 +180,15 @@ describe.skipIf(!hasRedisCluster)('Redis Cluster (3 masters, 3 replicas, private
   }
   afterAll(() => raw?.disconnect());
 
+  async function masterClients() {
+    await clusterClient().cluster('INFO'); // connected: its node list is known
+    return clusterClient().nodes('master');
+  }
+
   /** SCAN on every master: a cluster's keyspace is the union of theirs. */
   async function scanAll(pattern: string): Promise<string[]> {
     const found: string[] = [];
-    await clusterClient().cluster('INFO'); // connected: its node list is known
-    for (const node of clusterClient().nodes('master')) {
+    for (const node of await masterClients()) {
       let cursor = '0';
       do {
         const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);

@@ -11,7 +11,7 @@
  */
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { ioredis } from '../drivers.js';
-import type { RedisTarget } from './wire.js';
+import { replyText, type RedisTarget } from './wire.js';
 
 /** A connection of a queue: one server, or a cluster. Both take the same commands and scripts. */
 export type RedisClient = Redis | Cluster;
@@ -43,4 +43,14 @@ const OUTAGE =
 
 export function isClusterOutage(error: unknown): boolean {
   return error instanceof Error && OUTAGE.test(error.message);
+}
+
+/**
+ * `CONFIG GET maxmemory-policy` of the server, or of every master of a cluster: one master
+ * that evicts is enough to lose the queues whose slots it holds.
+ */
+export async function evictionPolicies(client: RedisClient): Promise<string[]> {
+  const servers: Redis[] = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis];
+  const replies = (await Promise.all(servers.map((server) => server.call('CONFIG', 'GET', 'maxmemory-policy')))) as unknown[][];
+  return replies.flatMap((reply) => (reply?.[1] === undefined ? [] : [replyText(reply[1])]));
 }

@@ -2,9 +2,9 @@ import type { RedisOptions } from 'ioredis';
 import { ioredis } from '../drivers.js';
 import { redactText } from '../../shared/config.js';
 import { QueueConnectionError, TaskmillError } from '../../shared/errors.js';
-import { replyText, type RedisTarget } from './wire.js';
+import type { RedisTarget } from './wire.js';
 import { isPermanentRedisError } from '../permanent-errors.js';
-import { createCluster, isClusterOutage, type RedisClient } from './cluster.js';
+import { createCluster, evictionPolicies, isClusterOutage, type RedisClient } from './cluster.js';
 
 /**
  * The command connection of one Redis queue: connected lazily, failing fast
@@ -145,9 +145,8 @@ export class RedisConnection {
   /** Warns once when the server may evict keys: an evicted lease or message is a lost job. */
   async #checkEvictionPolicy(client: RedisClient): Promise<void> {
     try {
-      const reply = (await client.call('CONFIG', 'GET', 'maxmemory-policy')) as unknown[];
-      const policy = reply?.[1] === undefined ? undefined : replyText(reply[1]);
-      if (policy !== undefined && policy !== 'noeviction') {
+      const policy = (await evictionPolicies(client)).find((p) => p !== 'noeviction');
+      if (policy !== undefined) {
         this.#options.warn(
           `${this.#options.label}: maxmemory-policy is "${policy}"; Redis may evict queue keys and lose jobs when memory runs out — set it to "noeviction"`,
         );
