@@ -53,6 +53,20 @@ export function redactText(text: string, secrets: readonly string[] = []): strin
 export type QueueUrl =
   { kind: 'memory'; store: string } | { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string } | { kind: 'redis'; url: string; blocking: boolean };
 
+/**
+ * A Redis Cluster URL names several seed nodes, `redis://h1:p1,h2:p2/?cluster=true`, which
+ * WHATWG URL parsing refuses: `url` is the same URL with the first of them only (for the
+ * userinfo, path and query) and `hosts` is every `host[:port]` of the list, in order.
+ */
+export function firstRedisHost(raw: string): { url: string; hosts: string[] } {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(raw);
+  if (!m) return { url: raw, hosts: [] };
+  const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
+  const at = authority.lastIndexOf('@');
+  const hosts = authority.slice(at + 1).split(',');
+  return { url: `${scheme}${authority.slice(0, at + 1)}${hosts[0]}${rest}`, hosts };
+}
+
 const HOST_PORT_DB = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5}):(\d{1,2})$/;
 
 /** Parses a queue URL (or the seed's `host:port:db`). Errors name the redacted URL and what is wrong. */
@@ -84,13 +98,17 @@ export function parseQueueUrl(url: string): QueueUrl {
     case 'rediss': {
       let parsed: URL;
       try {
-        parsed = new URL(raw);
+        parsed = new URL(firstRedisHost(raw).url);
       } catch {
         throw new ConfigError(`queue URL "${redactUrl(raw)}" is not a valid redis URL: use redis://host:port/db`);
       }
       const blocking = parsed.searchParams.get('blocking');
       if (blocking !== null && blocking !== 'true' && blocking !== 'false') {
         throw new ConfigError(`queue URL "${redactUrl(raw)}": blocking must be true or false`);
+      }
+      const cluster = parsed.searchParams.get('cluster');
+      if (cluster !== null && cluster !== 'true' && cluster !== 'false') {
+        throw new ConfigError(`queue URL "${redactUrl(raw)}": cluster must be true or false`);
       }
       return { kind: 'redis', url: raw, blocking: blocking === 'true' };
     }

@@ -1,7 +1,7 @@
 /**
  * Reliability scenario 7: a password in every URL form taskmill takes —
  * Redis `:pw@`, `user:pw@`, the old password-only `pw@`, `rediss://`,
- * `?blocking=true`; PostgreSQL `user:pw@`, `postgresql://`, `?password=`,
+ * `?blocking=true`, a cluster's several nodes; PostgreSQL `user:pw@`, `postgresql://`, `?password=`,
  * `?listenUrl=` (a URL with a password of its own, inside the query);
  * percent-encoded, and with an unencoded `@` (which URL parsers accept: the
  * last `@` ends the userinfo) — never appears in util.inspect / JSON of the
@@ -32,6 +32,8 @@ const FORMS = (port: number): [string, string][] => [
   ['redis blocking', `redis://app:${SECRET}@127.0.0.1:${port}/0?blocking=true&prefix=p`],
   ['redis percent-encoded @', `redis://:${encodeURIComponent(AT_SECRET)}@127.0.0.1:${port}/0`],
   ['redis unencoded @', `redis://:${AT_SECRET}@127.0.0.1:${port}/0`],
+  ['redis cluster, several nodes', `redis://app:${SECRET}@127.0.0.1:${port},127.0.0.1:${port}/?cluster=true&blocking=true`],
+  ['redis cluster, unencoded @', `redis://:${AT_SECRET}@127.0.0.1:${port},localhost:${port}/?cluster=true`],
   ['postgres user:pw@', `postgres://app:${SECRET}@127.0.0.1:${port}/db`],
   ['postgresql user:pw@', `postgresql://app:${SECRET}@127.0.0.1:${port}/db?sslmode=disable`],
   ['postgres ?password=', `postgres://app@127.0.0.1:${port}/db?password=${SECRET}&schema=jobs`],

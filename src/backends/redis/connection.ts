@@ -1,9 +1,10 @@
-import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { ioredis } from '../drivers.js';
 import { redactText } from '../../shared/config.js';
 import { QueueConnectionError, TaskmillError } from '../../shared/errors.js';
-import { replyText, type RedisTarget } from './wire.js';
+import type { RedisTarget } from './wire.js';
 import { isPermanentRedisError } from '../permanent-errors.js';
+import { createCluster, evictionPolicies, isClusterOutage, type RedisClient } from './cluster.js';
 
 /**
  * The command connection of one Redis queue: connected lazily, failing fast
@@ -17,13 +18,15 @@ export interface RedisConnectionOptions {
   target: RedisTarget;
   /** `redis queue "name" at redis://user:***@host:port/db` — safe for logs and errors. */
   label: string;
+  /** A Redis Cluster (cluster.ts): the connections made here are Cluster clients. */
+  cluster: boolean;
   /** CLIENT SETNAME of connections made here. */
   connectionName: string;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
   warn: (message: string) => void;
   /** Called once on the command client before first use (defineCommand). */
-  setup: (client: Redis) => void;
+  setup: (client: RedisClient) => void;
 }
 
 /** How long a command waits for a dropped connection to come back before it fails. */
@@ -31,7 +34,7 @@ const OUTAGE_WAIT_MS = 1000;
 
 export class RedisConnection {
   readonly #options: RedisConnectionOptions;
-  #client: Redis | null = null;
+  #client: RedisClient | null = null;
   #readyWait: Promise<void> | null = null;
   #policyCheck: Promise<void> | null = null;
   #closed = false;
@@ -52,20 +55,21 @@ export class RedisConnection {
   }
 
   /** A new connection with this queue's target; `overrides` tune it (the blocking connection). */
-  create(overrides: RedisOptions, onError: (error: Error) => void): Redis {
-    const client = new (ioredis().Redis)({
+  create(overrides: RedisOptions, onError: (error: Error) => void): RedisClient {
+    const options: RedisOptions = {
       ...this.#options.target.options,
       lazyConnect: true,
       connectTimeout: this.#options.connectTimeoutMs,
       connectionName: this.#options.connectionName,
       ...overrides,
-    });
+    };
+    const client = this.#options.cluster ? createCluster(this.#options.target, options) : new (ioredis().Redis)(options);
     // Without a listener ioredis prints every connection error to the console.
     client.on('error', onError);
     return client;
   }
 
-  #connection(): Redis {
+  #connection(): RedisClient {
     if (this.#client) return this.#client;
     const client = this.create(
       {
@@ -97,7 +101,7 @@ export class RedisConnection {
   }
 
   /** The connection once ready; waits for a connect or one reconnect attempt, then fails fast. */
-  async #ready(): Promise<Redis> {
+  async #ready(): Promise<RedisClient> {
     if (this.#closed) throw new QueueConnectionError(`${this.#options.label} is closed`);
     const client = this.#connection();
     if (client.status !== 'ready') {
@@ -112,7 +116,7 @@ export class RedisConnection {
   }
 
   /** Resolves on 'ready'; rejects on the next connection error, on close, or after a short wait. */
-  #waitReady(client: Redis): Promise<void> {
+  #waitReady(client: RedisClient): Promise<void> {
     const { connectTimeoutMs } = this.#options;
     const limitMs = this.#everReady ? Math.min(OUTAGE_WAIT_MS, connectTimeoutMs) : connectTimeoutMs;
     return new Promise<void>((resolve, reject) => {
@@ -139,11 +143,10 @@ export class RedisConnection {
   }
 
   /** Warns once when the server may evict keys: an evicted lease or message is a lost job. */
-  async #checkEvictionPolicy(client: Redis): Promise<void> {
+  async #checkEvictionPolicy(client: RedisClient): Promise<void> {
     try {
-      const reply = (await client.call('CONFIG', 'GET', 'maxmemory-policy')) as unknown[];
-      const policy = reply?.[1] === undefined ? undefined : replyText(reply[1]);
-      if (policy !== undefined && policy !== 'noeviction') {
+      const policy = (await evictionPolicies(client)).find((p) => p !== 'noeviction');
+      if (policy !== undefined) {
         this.#options.warn(
           `${this.#options.label}: maxmemory-policy is "${policy}"; Redis may evict queue keys and lose jobs when memory runs out — set it to "noeviction"`,
         );
@@ -154,10 +157,14 @@ export class RedisConnection {
   }
 
   /** Runs `fn` on a ready connection; any failure becomes a QueueConnectionError with a redacted message. */
-  async run<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+  async run<T>(what: string, fn: (client: RedisClient) => Promise<T>): Promise<T> {
     try {
-      return await fn(await this.#ready());
+      const result = await fn(await this.#ready());
+      if (this.#outage && this.#options.cluster) this.#noteReady();
+      return result;
     } catch (error) {
+      // A Cluster client stays 'ready' while one master is away: its commands' errors tell of the outage (cluster.ts).
+      if (this.#options.cluster && isClusterOutage(error)) this.#noteError(error as Error);
       throw this.error(what, error);
     }
   }

@@ -3,12 +3,17 @@
  * constructor (the shared ones are BaseQueue's).
  */
 import { z } from 'zod';
-import { millis, type DeclaresEvery } from '../../shared/options.js';
+import { boolean, millis, type DeclaresEvery } from '../../shared/options.js';
 import { queueNameField, type QueueOptions } from '../base.js';
 
 export interface RedisQueueOptions extends QueueOptions {
   /** First part of every key (`PREFIX:{name}:…`). Default: the URL's `?prefix=`, else 'taskmill'; same rules as a queue name. */
   prefix?: string;
+  /**
+   * A Redis Cluster (ioredis's Cluster client; every key of the queue shares one hash slot).
+   * Default: the URL's `?cluster=`, else false. A URL naming several nodes needs it.
+   */
+  cluster?: boolean;
   /** RedisBlockingQueue: longest single blocking wait on the server. Default 5000 ms. */
   blockTimeoutMs?: number;
   /** Longest wait for a TCP connection (and for the first connection on open()). Default 5000 ms. */
@@ -24,6 +29,8 @@ export const REDIS_DEFAULTS = { prefix: 'taskmill', blockTimeoutMs: 5000, connec
 export const redisOptionsSchema = z.object({
   /** The options' prefix, else the URL's `?prefix=`. */
   prefix: queueNameField.default(REDIS_DEFAULTS.prefix),
+  /** The options' cluster, else the URL's `?cluster=`. */
+  cluster: boolean().optional(),
   blockTimeoutMs: millis(1).default(REDIS_DEFAULTS.blockTimeoutMs),
   connectTimeoutMs: millis(1).default(REDIS_DEFAULTS.connectTimeoutMs),
   commandTimeoutMs: millis(1).default(REDIS_DEFAULTS.commandTimeoutMs),

@@ -15,7 +15,6 @@
  * warning or util.inspect.
  */
 import { inspect } from 'node:util';
-import type { Redis } from 'ioredis';
 import { ConfigError } from '../../shared/errors.js';
 import { parseOptions } from '../../shared/options.js';
 import {
@@ -50,6 +49,7 @@ import {
   type ScriptName,
 } from './scripts.js';
 import { RedisConnection } from './connection.js';
+import type { RedisClient } from './cluster.js';
 import { SlotHolders, startGatedCall } from './gates.js';
 import { decodeConsumers, decodeControl, decodeEventPage } from './control.js';
 import {
@@ -68,6 +68,7 @@ import {
 import { redisOptionsSchema, type RedisQueueOptions } from './options.js';
 import {
   argChunks,
+  checkClusterTarget,
   checkCount,
   checkData,
   checkIds,
@@ -90,6 +91,8 @@ export type { RedisQueueOptions } from './options.js';
 
 export class RedisQueue extends BaseQueue {
   readonly prefix: string;
+  /** On a Redis Cluster (cluster.ts). */
+  readonly cluster: boolean;
   protected readonly blockTimeoutMs: number;
   /** All keys of this queue, in KEY_ROLES order. */
   protected readonly keys: readonly string[];
@@ -108,8 +111,10 @@ export class RedisQueue extends BaseQueue {
     this.blockTimeoutMs = Math.ceil(own.blockTimeoutMs);
     this.keys = queueKeys(this.prefix, this.name);
     this.#control = controlKeys(this.prefix, this.name);
+    this.cluster = checkClusterTarget(this.#target, own.cluster);
     this.connection = new RedisConnection({
       target: this.#target,
+      cluster: this.cluster,
       label: this.describe(),
       connectionName: `taskmill:${this.prefix}:${this.name}`,
       connectTimeoutMs: Math.ceil(own.connectTimeoutMs),
@@ -131,7 +136,7 @@ export class RedisQueue extends BaseQueue {
   }
 
   /** Runs `fn` on a ready connection; any failure becomes a QueueConnectionError with a redacted message. @internal */
-  protected run<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+  protected run<T>(what: string, fn: (client: RedisClient) => Promise<T>): Promise<T> {
     return this.connection.run(what, fn);
   }
 
@@ -384,7 +389,15 @@ export class RedisQueue extends BaseQueue {
   // ── no secret in inspect / JSON ───────────────────────────────────────
 
   toJSON(): Record<string, unknown> {
-    return { type: this.constructor.name, name: this.name, url: this.#target.shown, prefix: this.prefix, blocking: this.blocking, owner: this.owner };
+    return {
+      type: this.constructor.name,
+      name: this.name,
+      url: this.#target.shown,
+      prefix: this.prefix,
+      cluster: this.cluster,
+      blocking: this.blocking,
+      owner: this.owner,
+    };
   }
 
   [inspect.custom](): string {
@@ -407,7 +420,7 @@ function watchdogMargin(waitMs: number): number {
  */
 export class RedisBlockingQueue extends RedisQueue {
   override readonly blocking: boolean = true;
-  #blocker: Redis | null = null;
+  #blocker: RedisClient | null = null;
   #failures = 0;
   #hangReported = false;
 
@@ -484,7 +497,7 @@ export class RedisBlockingQueue extends RedisQueue {
     }
   }
 
-  #dropBlocker(which: Redis | null = this.#blocker): void {
+  #dropBlocker(which: RedisClient | null = this.#blocker): void {
     if (!which) return;
     if (this.#blocker === which) this.#blocker = null;
     which.disconnect();

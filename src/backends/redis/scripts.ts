@@ -50,7 +50,7 @@
  * once they have begun they run to the end, and they are never cut in half.
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './cluster.js';
 
 export const KEY_ROLES = [
   'ready', //    zset id → id: waiting messages
@@ -189,7 +189,7 @@ export const SCRIPT_KEY_COUNT = KEY_ROLES.length;
  * Adds every script to `client` as a command (EVALSHA, EVAL on NOSCRIPT). A script of
  * EXTRA_KEY_SCRIPTS gets no fixed key count: its caller passes the count first.
  */
-export function defineScripts(client: Redis): void {
+export function defineScripts(client: RedisClient): void {
   for (const name of SCRIPT_NAMES) {
     const lua = SCRIPTS[name];
     client.defineCommand(name, EXTRA_KEY_SCRIPTS.has(name) ? { lua } : { numberOfKeys: SCRIPT_KEY_COUNT, lua });

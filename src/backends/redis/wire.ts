@@ -1,5 +1,5 @@
 import type { RedisOptions } from 'ioredis';
-import { parseQueueUrl, redactUrl } from '../../shared/config.js';
+import { firstRedisHost, parseQueueUrl, redactUrl } from '../../shared/config.js';
 import { ConfigError } from '../../shared/errors.js';
 import { checkResultList, checkResultRecord, type BaseQueue, type FailedMessage, type QueueMessage, type ResultRecord } from '../base.js';
 
@@ -126,7 +126,12 @@ export function checkIds(ids: readonly string[]): string[] {
 // ── URL → connection options ──────────────────────────────────────────────
 
 export interface RedisTarget {
+  /** Connection options of one node (host and port: the first seed of a cluster). */
   options: RedisOptions;
+  /** `?cluster=true`: a Redis Cluster, reached through `nodes` (options.cluster wins). */
+  cluster: boolean | undefined;
+  /** Every `host:port` of the URL, in order: the seeds of a cluster. */
+  nodes: { host: string; port: number }[];
   /** The URL with its password replaced by ***. */
   shown: string;
   /** Strings to scrub from any driver text. */
@@ -135,22 +140,41 @@ export interface RedisTarget {
   prefix: string | undefined;
 }
 
-/** Turns `redis://[user][:password@]host[:port][/db][?prefix=…]` (or rediss://, or `host:port:db`) into ioredis options. */
+const KNOWN_PARAMS = ['blocking', 'cluster', 'prefix'];
+
+/** One `host[:port]` of a URL's host list (only a lone one may be empty: 127.0.0.1); `shown` names the URL in errors. */
+function hostPort(text: string, hostsCount: number, shown: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]*)(?::(\d*))?$/.exec(text);
+  const port = m?.[2] === undefined || m[2] === '' ? 6379 : Number(m[2]);
+  if (!m || (hostsCount > 1 && text === '') || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError(`queue URL "${shown}": invalid host:port "${text}" (each node is host:port, e.g. redis://10.0.0.1:7000,10.0.0.2:7000/?cluster=true)`);
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', port };
+}
+
+/**
+ * Turns `redis://[user][:password@]host[:port][,host[:port]…][/db][?prefix=…&cluster=true]`
+ * (or rediss://, or `host:port:db`) into ioredis options.
+ */
 export function redisTarget(url: string): RedisTarget {
   const parsed = parseQueueUrl(url);
   if (parsed.kind !== 'redis') {
     throw new ConfigError(`queue URL "${redactUrl(url)}" is not a Redis URL: use redis://host:port/db, rediss://… or host:port:db`);
   }
   const shown = redactUrl(parsed.url);
-  const u = new URL(parsed.url);
-  const unknown = [...u.searchParams.keys()].filter((key) => key !== 'blocking' && key !== 'prefix');
+  const { url: first, hosts } = firstRedisHost(parsed.url);
+  const u = new URL(first);
+  const unknown = [...u.searchParams.keys()].filter((key) => !KNOWN_PARAMS.includes(key));
   if (unknown.length > 0) {
-    throw new ConfigError(`queue URL "${shown}": unsupported parameter(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: blocking, prefix)`);
+    throw new ConfigError(
+      `queue URL "${shown}": unsupported parameter(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${KNOWN_PARAMS.join(', ')})`,
+    );
   }
   const prefix = u.searchParams.get('prefix') ?? undefined;
-  const host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
-  const port = u.port === '' ? 6379 : Number(u.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`queue URL "${shown}": invalid port`);
+  const clusterParam = u.searchParams.get('cluster');
+  const cluster = clusterParam === null ? undefined : clusterParam === 'true';
+  const nodes = hosts.map((text) => hostPort(text, hosts.length, shown));
+  const { host, port } = nodes[0]!;
   const dbText = u.pathname.replace(/^\//, '');
   if (dbText !== '' && !/^\d{1,5}$/.test(dbText)) {
     throw new ConfigError(`queue URL "${shown}": the path must be a database number (redis://host:port/0)`);
@@ -167,5 +191,22 @@ export function redisTarget(url: string): RedisTarget {
   }
   if (u.protocol === 'rediss:') options.tls = {};
   const secrets = [password, u.password, password ? '' : username, password ? '' : u.username].filter((s) => s.length > 0);
-  return { options, shown, secrets, prefix };
+  return { options, cluster, nodes, shown, secrets, prefix };
+}
+
+/**
+ * Whether `target` is a cluster once the options have spoken (`cluster` wins over the URL's
+ * `?cluster=`); a URL with several nodes must be one, and a cluster has database 0 only.
+ */
+export function checkClusterTarget(target: RedisTarget, cluster: boolean | undefined): boolean {
+  const on = cluster ?? target.cluster ?? false;
+  if (!on && target.nodes.length > 1) {
+    throw new ConfigError(
+      `queue URL "${target.shown}" names ${target.nodes.length} nodes: add ?cluster=true for a Redis Cluster (several nodes are only for a cluster)`,
+    );
+  }
+  if (on && target.options.db !== 0) {
+    throw new ConfigError(`queue URL "${target.shown}": a Redis Cluster has database 0 only (use redis://host:port/?cluster=true or …/0?cluster=true)`);
+  }
+  return on;
 }
