@@ -71,6 +71,7 @@ import {
 import { connectionSettings, redactError, wrapDriverError, type PoolerMode, type PostgresQueueOptions } from './config.js';
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
+import { IdleClients, isQueryTimeout } from './deadline.js';
 import { PostgresControl } from './control.js';
 import {
   LISTENER_TTL_MS,
@@ -90,6 +91,9 @@ export type { PostgresQueueOptions, DatabaseQueueOptions, PoolerMode } from './c
 /** Runs one statement: on this queue's pool, or on the application's transaction client. */
 type Query = <R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 export { DEFAULT_SCHEMA, SCHEMA_VERSION } from './schema.js';
+
+/** The LISTEN connection is pinged every queryTimeoutMs, but never more often than this. */
+const LISTEN_PING_MIN_MS = 250;
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
 const PROMOTE_BATCH = 5000;
@@ -114,6 +118,8 @@ export class PostgresQueue extends BaseQueue {
 
   readonly #secrets: string[];
   readonly #pool: pg.Pool;
+  readonly #idle: IdleClients;
+  readonly #queryTimeoutMs: number;
   readonly #sql: Statements;
   readonly #channel: string;
   #opening: Promise<void> | undefined;
@@ -137,6 +143,8 @@ export class PostgresQueue extends BaseQueue {
     this.pollIntervalMs = settings.pollIntervalMs;
     this.poolSize = settings.poolSize;
     this.#pool = new (loadPg().Pool)({ ...settings.clientConfig, max: this.poolSize, idleTimeoutMillis: 30_000 });
+    this.#idle = new IdleClients(this.#pool);
+    this.#queryTimeoutMs = settings.queryTimeoutMs;
     this.#pool.on('error', (error) => {
       // An idle connection died (server restart, network). The pool drops it; the next query reconnects.
       // One warning per outage: the flag is cleared by the next query that succeeds.
@@ -159,6 +167,7 @@ export class PostgresQueue extends BaseQueue {
       channel: this.#channel,
       payload: this.name,
       pollIntervalMs: this.pollIntervalMs,
+      pingEveryMs: Math.max(LISTEN_PING_MIN_MS, settings.queryTimeoutMs),
       warn: (message) => this.warn(message),
       redact: (error) => this.#redact(error),
     });
@@ -214,6 +223,9 @@ export class PostgresQueue extends BaseQueue {
       this.#poolWarned = false;
       return result;
     } catch (error) {
+      // The pool has replaced the client this query timed out on; its idle ones went out over the same path.
+      if (isQueryTimeout(error) && !this.#closed)
+        this.#idle.destroyAll(new Error(`a query got no reply within ${this.#queryTimeoutMs} ms; replacing the pool's idle connections`));
       throw this.#closed ? this.#closedError() : this.#wrap(what, error);
     }
   }
