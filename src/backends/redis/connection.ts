@@ -95,6 +95,10 @@ export class RedisConnection {
         commandTimeout: this.#options.commandTimeoutMs,
         // Nothing received for this long while a command waits: ioredis destroys the socket and reconnects.
         socketTimeout: this.#options.commandTimeoutMs,
+        // A command in flight on a lost connection fails; it is not sent again. Sent again, a read whose caller
+        // already had its timeout would lease messages nobody receives (they wait out the lease), and a write
+        // whose first copy did arrive would be written twice. Every caller here retries what it needs.
+        autoResendUnfulfilledCommands: false,
       },
       (error) => this.#noteError(error),
     );
@@ -195,8 +199,8 @@ export class RedisConnection {
 
   /**
    * A command missed its deadline: the socket is destroyed (not ended — a FIN on a silent path
-   * waits for ever) and ioredis reconnects. Commands still waiting on it are sent again on the new
-   * connection or rejected, as on any dropped connection.
+   * waits for ever) and ioredis reconnects. Commands still waiting on it fail, as on any dropped
+   * connection.
    */
   #replace(client: RedisClient, stream: Redis['stream'] | undefined): void {
     // Only the socket the command went out on: a newer one (already reconnected) has its own deadlines.
