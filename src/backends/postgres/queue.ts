@@ -28,6 +28,9 @@
  * - Rate limits and concurrency keys (startGated) are decided by one plpgsql
  *   function call (gates.ts); leases that hold a slot free it, and wake a
  *   parked job, in the statement that ends them.
+ * - Every query has a deadline (queryTimeoutMs): one that misses it costs its
+ *   connection and the pool's idle ones (deadline.ts), so a silent network
+ *   path is left within one deadline; the LISTEN connection is pinged.
  * - Errors from the driver become QueueConnectionError with every URL and the
  *   password redacted (postgres-config.ts, which also parses the URL and
  *   options); the pool and the LISTEN client have error listeners, so a
