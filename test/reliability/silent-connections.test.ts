@@ -245,3 +245,26 @@ describe.each(BACKENDS)('$name', (backend) => {
     });
   });
 });
+
+describe.skipIf(!hasPostgres)('PostgreSQL pool', () => {
+  it("a query that misses its deadline takes the pool's idle connections with it: the next call runs on new ones", async () => {
+    const url = `${POSTGRES_URL}?schema=${uniqueName('silent').replace(/-/g, '_')}`;
+    const proxy = await FaultProxy.start(new URL(url).hostname, Number(new URL(url).port));
+    cleanups.push(() => proxy.stop());
+    cleanups.push(() => dropPostgresSchema(url));
+    const queue = new PostgresQueue(proxy.url(url), { queryTimeoutMs: DEADLINE_MS, listen: false, poolSize: 4, onWarning: () => {} });
+    cleanups.push(() => queue.close());
+    await queue.open();
+    await Promise.all(Array.from({ length: 12 }, () => queue.stats())); // opens several pool connections
+    const pooled = proxy.live();
+    expect(pooled.length).toBeGreaterThan(1);
+    const at = Date.now();
+    proxy.set({ kind: 'silence' });
+    await expect(queue.stats()).rejects.toThrow(/Query read timeout/);
+    // Only one of them carried the query; the idle ones are closed with it, not one deadline each (nor at the 30 s idle timeout).
+    await waitFor('every pooled connection closed', () => pooled.every((c) => c.closedByClientAt !== undefined), DEADLINE_MS + SLACK_MS);
+    for (const c of pooled) expect(c.closedByClientAt! - at).toBeLessThanOrEqual(DEADLINE_MS + SLACK_MS);
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+    expect(proxy.openedAfter(at).length).toBeGreaterThan(0);
+  });
+});
