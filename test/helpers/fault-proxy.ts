@@ -96,6 +96,11 @@ export class FaultProxy {
     return hit;
   }
 
+  /** Applies `mode` to connections opened from now on only. */
+  setNew(mode: FaultMode): void {
+    this.#newMode = mode;
+  }
+
   /** Every live connection closed with an RST both ways; returns them. */
   reset(): ProxiedConnection[] {
     const hit: ProxiedConnection[] = [];

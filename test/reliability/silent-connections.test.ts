@@ -29,6 +29,8 @@ const BLOCK_MS = 1000;
 /** PostgreSQL: the longest wait without a notification (the reader's poll while idle). */
 const POLL_MS = 500;
 const LEASE_MS = 8000;
+/** connectTimeoutMs: how long a connection attempt into a silent path may hang. */
+const CONNECT_MS = 2000;
 /** A loaded 2-core box: timers late, servers slow. Added to every stated bound. */
 const SLACK_MS = 3000;
 const JOBS = 150;
@@ -48,8 +50,20 @@ interface Backend {
 
 const redisUrl = () => `${REDIS_URL}?prefix=${uniqueName('silent')}`;
 type Warn = (message: string) => void;
-const redisOptions = (deadlineMs: number, onWarning: Warn) => ({ leaseMs: LEASE_MS, commandTimeoutMs: deadlineMs, blockTimeoutMs: BLOCK_MS, onWarning });
-const postgresOptions = (deadlineMs: number, onWarning: Warn) => ({ leaseMs: LEASE_MS, queryTimeoutMs: deadlineMs, pollIntervalMs: POLL_MS, onWarning });
+const redisOptions = (deadlineMs: number, onWarning: Warn) => ({
+  leaseMs: LEASE_MS,
+  connectTimeoutMs: CONNECT_MS,
+  commandTimeoutMs: deadlineMs,
+  blockTimeoutMs: BLOCK_MS,
+  onWarning,
+});
+const postgresOptions = (deadlineMs: number, onWarning: Warn) => ({
+  leaseMs: LEASE_MS,
+  connectTimeoutMs: CONNECT_MS,
+  queryTimeoutMs: deadlineMs,
+  pollIntervalMs: POLL_MS,
+  onWarning,
+});
 
 const BACKENDS: Backend[] = [
   {
@@ -207,6 +221,25 @@ describe.each(BACKENDS)('$name', (backend) => {
       expect(doneAt - at).toBeLessThanOrEqual(backend.boundMs + DEADLINE_MS + SLACK_MS);
       expect(s.duplicates()).toBe(0);
       if (s.queue instanceof PostgresQueue) await waitFor('LISTENing again', () => (s.queue as PostgresQueue).listening, 5000);
+    });
+
+    it('a black hole for 3 s (new connections silent too), then a working path: the consumer resumes and every job completes; duplicates ≤ leased at the fault', async () => {
+      const s = await setUp(backend);
+      const { at, leased } = await faultMidRun(s, () => s.proxy.set({ kind: 'silence' }, { newConnections: true }));
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      const restoredAt = Date.now();
+      const tried = s.proxy.openedAfter(at).length;
+      // Connections opened into the black hole stay there (a forgotten connection stays forgotten); new ones pass.
+      s.proxy.setNew({ kind: 'pass' });
+      const doneAt = await allDone(s, JOBS);
+      console.log(
+        `${backend.name}: black hole 3 s: ${tried} connections tried into it; done ${doneAt - restoredAt} ms after it cleared; leased ${leased}, duplicates ${s.duplicates()}`,
+      );
+      expect(tried).toBeGreaterThan(0); // it kept trying, and its attempts did not hang for good
+      expect(s.proxy.openedAfter(restoredAt).length).toBeGreaterThan(0);
+      // An attempt under way as the path cleared gives up after connectTimeoutMs at most; the next one works.
+      expect(doneAt - restoredAt).toBeLessThanOrEqual(CONNECT_MS + DEADLINE_MS + SLACK_MS);
+      expect(s.duplicates()).toBeLessThanOrEqual(leased);
     });
 
     it('reset mid-run (RST both ways): reconnects and every job completes; duplicates ≤ leased at the fault', async () => {
