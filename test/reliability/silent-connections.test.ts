@@ -301,3 +301,22 @@ describe.skipIf(!hasPostgres)('PostgreSQL pool', () => {
     expect(proxy.openedAfter(at).length).toBeGreaterThan(0);
   });
 });
+
+describe.skipIf(!hasPostgres)('PostgreSQL calls whose work grows with the data', () => {
+  it('flush, purgeFailed, requeueFailed and writeBatch get the long deadline; the others queryTimeoutMs', async () => {
+    const url = `${POSTGRES_URL}?schema=${uniqueName('silent').replace(/-/g, '_')}`;
+    const proxy = await FaultProxy.start(new URL(url).hostname, Number(new URL(url).port));
+    cleanups.push(() => proxy.stop());
+    cleanups.push(() => dropPostgresSchema(url));
+    const queue = new PostgresQueue(proxy.url(url), { queryTimeoutMs: 500, listen: false, onWarning: () => {} });
+    cleanups.push(() => queue.close());
+    await queue.open();
+    // 300 ms each way: every round trip takes longer than the 500 ms deadline.
+    proxy.set({ kind: 'latency', ms: 300 }, { newConnections: true });
+    await expect(queue.stats()).rejects.toThrow(/Query read timeout/);
+    await expect(queue.writeBatch(['a', 'b'])).resolves.toHaveLength(2);
+    await expect(queue.requeueFailed()).resolves.toBe(0);
+    await expect(queue.purgeFailed()).resolves.toBe(0);
+    await expect(queue.flush()).resolves.toBeUndefined();
+  });
+});

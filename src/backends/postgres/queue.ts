@@ -57,7 +57,7 @@ import {
   type TransactionWriteOptions,
   type WriteOptions,
 } from '../base.js';
-import { migrate, statements, type Statements } from './schema.js';
+import { MIGRATION_QUERY_TIMEOUT_MS, migrate, statements, type Statements } from './schema.js';
 import {
   checkText,
   checkTtl,
@@ -94,6 +94,12 @@ export type { PostgresQueueOptions, DatabaseQueueOptions, PoolerMode } from './c
 /** Runs one statement: on this queue's pool, or on the application's transaction client. */
 type Query = <R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 export { DEFAULT_SCHEMA, SCHEMA_VERSION } from './schema.js';
+
+/**
+ * Calls whose work grows with the data (a whole queue, a whole failed store, a producer's batch):
+ * they get the migrations' deadline instead of queryTimeoutMs, which is sized for a consumer's calls.
+ */
+const LONG_CALLS: ReadonlySet<string> = new Set(['flush', 'purgeFailed', 'requeueFailed', 'writeBatch']);
 
 /** The LISTEN connection is pinged every queryTimeoutMs, but never more often than this. */
 const LISTEN_PING_MIN_MS = 250;
@@ -222,7 +228,9 @@ export class PostgresQueue extends BaseQueue {
   async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     await this.open();
     try {
-      const result = await this.#pool.query<R>(text, values);
+      const result = LONG_CALLS.has(what)
+        ? await this.#pool.query<R>({ text, values, query_timeout: MIGRATION_QUERY_TIMEOUT_MS } as pg.QueryConfig)
+        : await this.#pool.query<R>(text, values);
       this.#poolWarned = false;
       return result;
     } catch (error) {
