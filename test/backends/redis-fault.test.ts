@@ -143,7 +143,8 @@ describe.skipIf(!hasRedisServer)('Redis faults (own redis-server)', () => {
 
   it('a frozen server (SIGSTOP for 3× the block timeout): the watchdog ends the wait, reads work after SIGCONT', async () => {
     const name = uniqueName('frozen');
-    const consumer = track(new RedisBlockingQueue(server.url, options({ name, blockTimeoutMs: 500 })));
+    // The watchdog ends a wait commandTimeoutMs after its reply was due: 800 ms here.
+    const consumer = track(new RedisBlockingQueue(server.url, options({ name, blockTimeoutMs: 500, commandTimeoutMs: 300 })));
     const producer = track(new RedisQueue(server.url, options({ name })));
     await consumer.open();
     await producer.open();

@@ -12,8 +12,9 @@ import './commands.js';
 
 const [url, workers, leaseMs] = process.argv.slice(2);
 if (!url || !workers || !leaseMs) throw new Error('usage: consumer.ts URL WORKERS LEASE_MS');
-// COMMAND_TIMEOUT_MS: Redis's per-command timeout (default 10 s), for tests that move 50 MB in one command.
-const commandTimeoutMs = process.env.COMMAND_TIMEOUT_MS ? { commandTimeoutMs: Number(process.env.COMMAND_TIMEOUT_MS) } : {};
+// COMMAND_TIMEOUT_MS: every call's deadline (Redis commandTimeoutMs, PostgreSQL queryTimeoutMs; default 5 s), for tests that move 50 MB in one call.
+const timeoutMs = Number(process.env.COMMAND_TIMEOUT_MS);
+const commandTimeoutMs = process.env.COMMAND_TIMEOUT_MS ? { commandTimeoutMs: timeoutMs, queryTimeoutMs: timeoutMs } : {};
 const queue = createQueue(url, { leaseMs: Number(leaseMs), ...commandTimeoutMs });
 const consumer = createConsumer({ queue, workers: Number(workers), periodic: false, pollDelayMs: 20, maxPollDelayMs: 200 });
 process.once('SIGTERM', () => void consumer.stop());

@@ -70,9 +70,10 @@ function enqueueOn<T>(queue: BaseQueue, maxPayloadBytes: number, enqueue: () => 
 }
 
 /**
- * Redis's per-command timeout (default 10 s) for the queues here: four 50 MB
- * round trips at once, two of them through one Redis server, on a loaded box,
- * can take longer than that — this file tests the payload path, not the box.
+ * Every call's deadline (Redis commandTimeoutMs, PostgreSQL queryTimeoutMs;
+ * default 5 s) for the queues here: four 50 MB round trips at once, two of
+ * them through one Redis server, on a loaded box, can take longer than that —
+ * this file tests the payload path, not the box.
  */
 const BIG_COMMAND_TIMEOUT_MS = 60_000;
 
@@ -93,7 +94,7 @@ describeEachBackend(
     beforeAll(async () => {
       url = suite.freshUrl();
       recordFile = path.join(suite.dir, 'payload-records.jsonl');
-      queue = suite.openQueue(url, { commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS });
+      queue = suite.openQueue(url, { commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS, queryTimeoutMs: BIG_COMMAND_TIMEOUT_MS });
       // One worker: jobs run in the order written, so a probe enqueued last sees what every earlier job left behind.
       consumer = await suite.startConsumer(url, { recordFile, workers: 1, commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS });
     });

@@ -258,6 +258,8 @@ describe('every entry point: a bad value is a ConfigError naming the option and 
       ['pollIntervalMs', 0],
       ['poolSize', 1.5],
       ['connectTimeoutMs', -1],
+      ['queryTimeoutMs', 0],
+      ['queryTimeoutMs', Infinity],
     ] as const) {
       expect(refusal(() => new PostgresQueue(PG, { [option]: value })).message).toMatch(invalid('PostgresQueue', option, value));
     }
@@ -269,6 +271,7 @@ describe('every entry point: a bad value is a ConfigError naming the option and 
         ['blockTimeoutMs', 0],
         ['connectTimeoutMs', 'soon'],
         ['commandTimeoutMs', -1],
+        ['commandTimeoutMs', Infinity],
       ] as const) {
         expect(refusal(() => make({ [option]: value })).message).toMatch(
           new RegExp(`^Redis(Blocking)?Queue: invalid ${option} ${escape(describeValue(value))}: must be `),

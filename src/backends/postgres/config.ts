@@ -48,6 +48,12 @@ export interface PostgresQueueOptions extends QueueOptions {
   poolSize?: number;
   /** How long acquiring a connection may take before the call fails. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * A query without its reply after this long fails and its connection is replaced (a silent
+   * server or network path); also the LISTEN connection's ping deadline. Default 5000 ms; keep
+   * it under a third of the lease. Schema migrations get longer (MIGRATION_QUERY_TIMEOUT_MS).
+   */
+  queryTimeoutMs?: number;
 }
 
 /** How the URL reaches PostgreSQL: directly (or through a session-mode pooler), or through a transaction-mode pooler. */
@@ -55,7 +61,15 @@ export const POOLER_MODES = ['none', 'transaction'] as const;
 export type PoolerMode = (typeof POOLER_MODES)[number];
 
 /** PostgresQueue's own options (the shared ones are BaseQueue's). @internal */
-export const POSTGRES_DEFAULTS = { schema: DEFAULT_SCHEMA, listen: true, pooler: 'none', pollIntervalMs: 2000, poolSize: 4, connectTimeoutMs: 5000 } as const;
+export const POSTGRES_DEFAULTS = {
+  schema: DEFAULT_SCHEMA,
+  listen: true,
+  pooler: 'none',
+  pollIntervalMs: 2000,
+  poolSize: 4,
+  connectTimeoutMs: 5000,
+  queryTimeoutMs: 5000,
+} as const;
 
 const POSTGRES_URL_PATTERN = /^\s*postgres(ql)?:\/\//i;
 
@@ -69,6 +83,7 @@ const postgresOptionsSchema = z.object({
   pollIntervalMs: positiveMillis().default(POSTGRES_DEFAULTS.pollIntervalMs),
   poolSize: integer(1).default(POSTGRES_DEFAULTS.poolSize),
   connectTimeoutMs: positiveMillis().default(POSTGRES_DEFAULTS.connectTimeoutMs),
+  queryTimeoutMs: positiveMillis().default(POSTGRES_DEFAULTS.queryTimeoutMs),
 });
 const _declared: DeclaresEvery<z.input<typeof postgresOptionsSchema>, Omit<PostgresQueueOptions, keyof QueueOptions>> = true;
 
@@ -123,6 +138,7 @@ export interface ConnectionSettings {
   redactedListenUrl: string | undefined;
   pollIntervalMs: number;
   poolSize: number;
+  queryTimeoutMs: number;
   /** For the pool. */
   clientConfig: pg.ClientConfig;
   /** For the LISTEN client: clientConfig, or the same settings on `listenUrl`. */
@@ -178,7 +194,7 @@ export function connectionSettings(connectionString: string, options: PostgresQu
       throw redacted === undefined || redacted === (error as Error).message ? error : new ConfigError(redacted);
     }
   })();
-  const { schema, pooler, pollIntervalMs, poolSize, connectTimeoutMs } = parsed;
+  const { schema, pooler, pollIntervalMs, poolSize, connectTimeoutMs, queryTimeoutMs } = parsed;
   const listenUrl = parsed.listenUrl?.trim();
   const behindTransactionPooler = pooler === 'transaction' && listenUrl === undefined;
   if (parsed.listen === true && behindTransactionPooler) {
@@ -192,6 +208,9 @@ export function connectionSettings(connectionString: string, options: PostgresQu
   const connection = (connectionString: string): pg.ClientConfig => ({
     connectionString,
     connectionTimeoutMillis: connectTimeoutMs,
+    // pg's client-side deadline (statement_timeout is the server's, and a silent path never delivers it).
+    query_timeout: Math.ceil(queryTimeoutMs),
+    // A backstop for idle connections; the deadlines catch busy ones, and the LISTEN connection pings.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     application_name: 'taskmill',
@@ -208,7 +227,19 @@ export function connectionSettings(connectionString: string, options: PostgresQu
     }
     listenClientConfig = connection(listenSplit.pgUrl);
   }
-  return { redactedUrl, secrets, schema, listen, pooler, redactedListenUrl, pollIntervalMs, poolSize, clientConfig, listenClientConfig };
+  return {
+    redactedUrl,
+    secrets,
+    schema,
+    listen,
+    pooler,
+    redactedListenUrl,
+    pollIntervalMs,
+    poolSize,
+    queryTimeoutMs: Math.ceil(queryTimeoutMs),
+    clientConfig,
+    listenClientConfig,
+  };
 }
 
 /** A driver error's message with every URL and the password redacted. */

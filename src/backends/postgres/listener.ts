@@ -6,9 +6,15 @@
  * while it was down). `wait` never waits longer than `pollIntervalMs`, so a
  * lost NOTIFY costs latency, never a job. The client has error listeners, so a
  * server restart never kills the process.
+ *
+ * An idle LISTEN connection hears nothing when its path goes silent (a NAT or
+ * firewall that forgot it: no FIN, no RST), so it is pinged: a `SELECT 1`
+ * every `pingEveryMs`, with the queue's query deadline. A ping that misses it
+ * costs the connection, and the listener reconnects as after any loss.
  */
 import type pg from 'pg';
 import { pg as loadPg } from '../drivers.js';
+import { destroySocket } from './deadline.js';
 
 const LISTEN_RETRY_MIN_MS = 100;
 const LISTEN_RETRY_MAX_MS = 5000;
@@ -20,6 +26,8 @@ export interface NotifyListenerOptions {
   /** The queue name: notifications on the channel with another payload are for other queues. */
   payload: string;
   pollIntervalMs: number;
+  /** How often the LISTEN connection is pinged (each ping has the clientConfig's query_timeout). */
+  pingEveryMs: number;
   warn: (message: string) => void;
   /** A driver error's message, redacted. */
   redact: (error: unknown) => string;
@@ -73,9 +81,11 @@ export class NotifyListener {
     const { clientConfig, channel, payload, pollIntervalMs } = this.#options;
     const client = new (loadPg().Client)(clientConfig);
     let lost = false;
+    let ping: NodeJS.Timeout | undefined = undefined; // set once LISTEN holds; onLost (defined first) clears it
     const onLost = (error?: Error) => {
       if (lost) return;
       lost = true;
+      clearInterval(ping);
       if (this.#listener === client) this.#listener = null;
       client.end().catch(() => {});
       if (this.#closed) return;
@@ -103,10 +113,32 @@ export class NotifyListener {
       return;
     }
     this.#listener = client;
+    ping = this.#pingEvery(client, onLost);
     this.#listenRetryMs = LISTEN_RETRY_MIN_MS;
     this.#listenWarned = false;
     // Anything written while nobody listened sent its NOTIFY into the void: read once.
     this.#wake();
+  }
+
+  /** One ping at a time; one that fails or misses its deadline destroys the socket (end() would wait on a silent path) and reports the loss. */
+  #pingEvery(client: pg.Client, onLost: (error: Error) => void): NodeJS.Timeout {
+    let pinging = false;
+    const timer = setInterval(() => {
+      if (pinging) return;
+      pinging = true;
+      client.query('SELECT 1').then(
+        () => {
+          pinging = false;
+        },
+        (error: unknown) => {
+          const reason = new Error(`LISTEN connection ping failed: ${error instanceof Error ? error.message : String(error)}`);
+          destroySocket(client, reason);
+          onLost(reason);
+        },
+      );
+    }, this.#options.pingEveryMs);
+    timer.unref();
+    return timer;
   }
 
   #scheduleListenRetry(): void {

@@ -28,6 +28,9 @@
  * - Rate limits and concurrency keys (startGated) are decided by one plpgsql
  *   function call (gates.ts); leases that hold a slot free it, and wake a
  *   parked job, in the statement that ends them.
+ * - Every query has a deadline (queryTimeoutMs): one that misses it costs its
+ *   connection and the pool's idle ones (deadline.ts), so a silent network
+ *   path is left within one deadline; the LISTEN connection is pinged.
  * - Errors from the driver become QueueConnectionError with every URL and the
  *   password redacted (postgres-config.ts, which also parses the URL and
  *   options); the pool and the LISTEN client have error listeners, so a
@@ -54,7 +57,7 @@ import {
   type TransactionWriteOptions,
   type WriteOptions,
 } from '../base.js';
-import { migrate, statements, type Statements } from './schema.js';
+import { MIGRATION_QUERY_TIMEOUT_MS, migrate, statements, type Statements } from './schema.js';
 import {
   checkText,
   checkTtl,
@@ -71,6 +74,7 @@ import {
 import { connectionSettings, redactError, wrapDriverError, type PoolerMode, type PostgresQueueOptions } from './config.js';
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
+import { IdleClients, isQueryTimeout } from './deadline.js';
 import { PostgresControl } from './control.js';
 import {
   LISTENER_TTL_MS,
@@ -90,6 +94,15 @@ export type { PostgresQueueOptions, DatabaseQueueOptions, PoolerMode } from './c
 /** Runs one statement: on this queue's pool, or on the application's transaction client. */
 type Query = <R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 export { DEFAULT_SCHEMA, SCHEMA_VERSION } from './schema.js';
+
+/**
+ * Calls whose work grows with the data (a whole queue, a whole failed store, a producer's batch):
+ * they get the migrations' deadline instead of queryTimeoutMs, which is sized for a consumer's calls.
+ */
+const LONG_CALLS: ReadonlySet<string> = new Set(['flush', 'purgeFailed', 'requeueFailed', 'writeBatch']);
+
+/** The LISTEN connection is pinged every queryTimeoutMs, but never more often than this. */
+const LISTEN_PING_MIN_MS = 250;
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
 const PROMOTE_BATCH = 5000;
@@ -114,6 +127,8 @@ export class PostgresQueue extends BaseQueue {
 
   readonly #secrets: string[];
   readonly #pool: pg.Pool;
+  readonly #idle: IdleClients;
+  readonly #queryTimeoutMs: number;
   readonly #sql: Statements;
   readonly #channel: string;
   #opening: Promise<void> | undefined;
@@ -137,6 +152,8 @@ export class PostgresQueue extends BaseQueue {
     this.pollIntervalMs = settings.pollIntervalMs;
     this.poolSize = settings.poolSize;
     this.#pool = new (loadPg().Pool)({ ...settings.clientConfig, max: this.poolSize, idleTimeoutMillis: 30_000 });
+    this.#idle = new IdleClients(this.#pool);
+    this.#queryTimeoutMs = settings.queryTimeoutMs;
     this.#pool.on('error', (error) => {
       // An idle connection died (server restart, network). The pool drops it; the next query reconnects.
       // One warning per outage: the flag is cleared by the next query that succeeds.
@@ -159,6 +176,7 @@ export class PostgresQueue extends BaseQueue {
       channel: this.#channel,
       payload: this.name,
       pollIntervalMs: this.pollIntervalMs,
+      pingEveryMs: Math.max(LISTEN_PING_MIN_MS, settings.queryTimeoutMs),
       warn: (message) => this.warn(message),
       redact: (error) => this.#redact(error),
     });
@@ -210,10 +228,15 @@ export class PostgresQueue extends BaseQueue {
   async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     await this.open();
     try {
-      const result = await this.#pool.query<R>(text, values);
+      const result = LONG_CALLS.has(what)
+        ? await this.#pool.query<R>({ text, values, query_timeout: MIGRATION_QUERY_TIMEOUT_MS } as pg.QueryConfig)
+        : await this.#pool.query<R>(text, values);
       this.#poolWarned = false;
       return result;
     } catch (error) {
+      // The pool has replaced the client this query timed out on; its idle ones went out over the same path.
+      if (isQueryTimeout(error) && !this.#closed)
+        this.#idle.destroyAll(new Error(`a query got no reply within ${this.#queryTimeoutMs} ms; replacing the pool's idle connections`));
       throw this.#closed ? this.#closedError() : this.#wrap(what, error);
     }
   }

@@ -116,6 +116,9 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** The deadline of each statement of a schema migration (the queue's queryTimeoutMs is for its calls). */
+export const MIGRATION_QUERY_TIMEOUT_MS = 300_000;
+
 /**
  * Brings `schema` up to `target` (default SCHEMA_VERSION; lower only to build an
  * old schema in an upgrade test). Cheap (one query) when it already is.
@@ -137,19 +140,22 @@ export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VER
   const onError = () => {};
   client.on('error', onError);
   let broken: Error | undefined;
+  // The queue's queryTimeoutMs is for its calls: a migration may wait for another one's lock, or build an index.
+  const sql = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) =>
+    client.query<R>({ text, values, query_timeout: MIGRATION_QUERY_TIMEOUT_MS } as pg.QueryConfig);
   try {
-    await client.query('BEGIN');
-    await client.query(`SELECT pg_advisory_xact_lock(hashtext('taskmill'), hashtext($1))`, [schema]);
+    await sql('BEGIN');
+    await sql(`SELECT pg_advisory_xact_lock(hashtext('taskmill'), hashtext($1))`, [schema]);
     // CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database; a schema made by a DBA must just work.
-    const exists = await client.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema]);
-    if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${s}`);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const applied = await client.query<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
+    const exists = await sql(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema]);
+    if (exists.rowCount === 0) await sql(`CREATE SCHEMA ${s}`);
+    await sql(`CREATE TABLE IF NOT EXISTS ${s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const applied = await sql<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
     for (let version = (applied.rows[0]?.version ?? 0) + 1; version <= target; version++) {
-      for (const statement of MIGRATIONS[version - 1]!(s)) await client.query(statement);
-      await client.query(`INSERT INTO ${s}.migrations (version) VALUES ($1)`, [version]);
+      for (const statement of MIGRATIONS[version - 1]!(s)) await sql(statement);
+      await sql(`INSERT INTO ${s}.migrations (version) VALUES ($1)`, [version]);
     }
-    await client.query('COMMIT');
+    await sql('COMMIT');
   } catch (error) {
     broken = error instanceof Error ? error : new Error(String(error));
     await client.query('ROLLBACK').catch(() => {});

@@ -1,4 +1,4 @@
-import type { RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { ioredis } from '../drivers.js';
 import { redactText } from '../../shared/config.js';
 import { QueueConnectionError, TaskmillError } from '../../shared/errors.js';
@@ -12,6 +12,15 @@ import { createCluster, evictionPolicies, isClusterOutage, type RedisClient } fr
  * ~1 s, then rejects with QueueConnectionError), reporting an outage once
  * when it starts and once when it ends, and checking maxmemory-policy once.
  * No password reaches a message or a warning.
+ *
+ * Every command has a deadline (commandTimeoutMs), and missing it costs the
+ * connection, not only the command: a path that went silent (no reply, no
+ * FIN, no RST — a NAT or firewall that forgot us) would otherwise swallow
+ * every later command too, since ioredis keeps writing to the same socket.
+ * ioredis's own socketTimeout destroys the socket when nothing at all came
+ * back for that long; a reply that trickles in too slowly to make the
+ * deadline is caught by commandTimeout, and the socket destroyed here. Either
+ * way ioredis reconnects at once and work goes on on a new connection.
  */
 
 export interface RedisConnectionOptions {
@@ -31,6 +40,12 @@ export interface RedisConnectionOptions {
 
 /** How long a command waits for a dropped connection to come back before it fails. */
 const OUTAGE_WAIT_MS = 1000;
+
+/** TCP keepalive's first probe after this much idle time: a backstop for idle connections (the deadlines catch busy ones). */
+export const KEEPALIVE_MS = 10_000;
+
+/** ioredis's rejection of a command past its commandTimeout. */
+const COMMAND_TIMED_OUT = 'Command timed out';
 
 export class RedisConnection {
   readonly #options: RedisConnectionOptions;
@@ -60,6 +75,7 @@ export class RedisConnection {
       ...this.#options.target.options,
       lazyConnect: true,
       connectTimeout: this.#options.connectTimeoutMs,
+      keepAlive: KEEPALIVE_MS,
       connectionName: this.#options.connectionName,
       ...overrides,
     };
@@ -77,6 +93,12 @@ export class RedisConnection {
         maxRetriesPerRequest: 1,
         retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000) + Math.floor(Math.random() * 100),
         commandTimeout: this.#options.commandTimeoutMs,
+        // Nothing received for this long while a command waits: ioredis destroys the socket and reconnects.
+        socketTimeout: this.#options.commandTimeoutMs,
+        // A command in flight on a lost connection fails; it is not sent again. Sent again, a read whose caller
+        // already had its timeout would lease messages nobody receives (they wait out the lease), and a write
+        // whose first copy did arrive would be written twice. Every caller here retries what it needs.
+        autoResendUnfulfilledCommands: false,
       },
       (error) => this.#noteError(error),
     );
@@ -158,15 +180,32 @@ export class RedisConnection {
 
   /** Runs `fn` on a ready connection; any failure becomes a QueueConnectionError with a redacted message. */
   async run<T>(what: string, fn: (client: RedisClient) => Promise<T>): Promise<T> {
+    let client: RedisClient | undefined;
+    let stream: Redis['stream'] | undefined;
     try {
-      const result = await fn(await this.#ready());
+      client = await this.#ready();
+      // A Cluster client has a socket per node; its nodes' socketTimeout is what replaces a silent one.
+      stream = this.#options.cluster ? undefined : (client as Redis).stream;
+      const result = await fn(client);
       if (this.#outage && this.#options.cluster) this.#noteReady();
       return result;
     } catch (error) {
       // A Cluster client stays 'ready' while one master is away: its commands' errors tell of the outage (cluster.ts).
       if (this.#options.cluster && isClusterOutage(error)) this.#noteError(error as Error);
+      if (client && error instanceof Error && error.message === COMMAND_TIMED_OUT) this.#replace(client, stream);
       throw this.error(what, error);
     }
+  }
+
+  /**
+   * A command missed its deadline: the socket is destroyed (not ended — a FIN on a silent path
+   * waits for ever) and ioredis reconnects. Commands still waiting on it fail, as on any dropped
+   * connection.
+   */
+  #replace(client: RedisClient, stream: Redis['stream'] | undefined): void {
+    // Only the socket the command went out on: a newer one (already reconnected) has its own deadlines.
+    if (this.#closed || client !== this.#client || !stream || (client as Redis).stream !== stream) return;
+    stream.destroy(new Error(`no reply within ${this.#options.commandTimeoutMs} ms; replacing the connection`));
   }
 
   error(what: string, error: unknown): TaskmillError {

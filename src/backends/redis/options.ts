@@ -18,12 +18,15 @@ export interface RedisQueueOptions extends QueueOptions {
   blockTimeoutMs?: number;
   /** Longest wait for a TCP connection (and for the first connection on open()). Default 5000 ms. */
   connectTimeoutMs?: number;
-  /** A command without a reply after this long rejects (a hung server or network). Default 10 000 ms. */
+  /**
+   * A command without a reply after this long rejects and its connection is replaced (a silent
+   * server or network path). Default 5000 ms; keep it under a third of the lease.
+   */
   commandTimeoutMs?: number;
 }
 
 /** RedisQueue's and RedisBlockingQueue's own options (the shared ones are BaseQueue's). @internal */
-export const REDIS_DEFAULTS = { prefix: 'taskmill', blockTimeoutMs: 5000, connectTimeoutMs: 5000, commandTimeoutMs: 10_000 } as const;
+export const REDIS_DEFAULTS = { prefix: 'taskmill', blockTimeoutMs: 5000, connectTimeoutMs: 5000, commandTimeoutMs: 5000 } as const;
 
 /** @internal */
 export const redisOptionsSchema = z.object({

@@ -94,6 +94,8 @@ export class RedisQueue extends BaseQueue {
   /** On a Redis Cluster (cluster.ts). */
   readonly cluster: boolean;
   protected readonly blockTimeoutMs: number;
+  /** Every call's deadline: past it, its connection is replaced. */
+  protected readonly commandTimeoutMs: number;
   /** All keys of this queue, in KEY_ROLES order. */
   protected readonly keys: readonly string[];
   /** @internal (its type is ioredis's: kept out of the published declarations, so an app type-checks without ioredis's own dev types) */
@@ -109,6 +111,7 @@ export class RedisQueue extends BaseQueue {
     const own = parseOptions(redisOptionsSchema, { ...options, prefix: options.prefix ?? this.#target.prefix }, new.target.name);
     this.prefix = own.prefix;
     this.blockTimeoutMs = Math.ceil(own.blockTimeoutMs);
+    this.commandTimeoutMs = Math.ceil(own.commandTimeoutMs);
     this.keys = queueKeys(this.prefix, this.name);
     this.#control = controlKeys(this.prefix, this.name);
     this.cluster = checkClusterTarget(this.#target, own.cluster);
@@ -118,7 +121,7 @@ export class RedisQueue extends BaseQueue {
       label: this.describe(),
       connectionName: `taskmill:${this.prefix}:${this.name}`,
       connectTimeoutMs: Math.ceil(own.connectTimeoutMs),
-      commandTimeoutMs: Math.ceil(own.commandTimeoutMs),
+      commandTimeoutMs: this.commandTimeoutMs,
       warn: (message) => this.warn(message),
       setup: defineScripts,
     });
@@ -405,18 +408,15 @@ export class RedisQueue extends BaseQueue {
   }
 }
 
-/** How long past the server-side block timeout a blocking call may take before its socket counts as hung. */
-function watchdogMargin(waitMs: number): number {
-  return Math.min(1000, Math.max(250, waitMs / 2));
-}
-
 /**
  * Blocks on the server instead of polling. A dedicated connection waits on
  * the queue's wake-up key (BLPOP, finite timeout), never on the payload: the
  * wake-up is only a hint, and the reader then claims messages with a lease as
  * usual. A watchdog replaces the blocking connection when its call outlives
- * the timeout (a hung socket, a SIGSTOPped server); an abort drops it so a
- * shutdown never waits for the server.
+ * the wait by commandTimeoutMs (a silent path, a SIGSTOPped server): its reply
+ * is as late as any command's would be then, and a slow link under that
+ * deadline costs nothing. An abort drops it so a shutdown never waits for the
+ * server.
  */
 export class RedisBlockingQueue extends RedisQueue {
   override readonly blocking: boolean = true;
@@ -442,17 +442,14 @@ export class RedisBlockingQueue extends RedisQueue {
         this.#dropBlocker();
         finish();
       };
-      const watchdog = setTimeout(
-        () => {
-          this.#dropBlocker();
-          if (!this.#hangReported && !this.closed) {
-            this.#hangReported = true;
-            this.warn(`${this.describe()}: a blocking wait of ${waitMs} ms got no reply in time; reconnecting its connection`);
-          }
-          finish();
-        },
-        waitMs + watchdogMargin(waitMs),
-      );
+      const watchdog = setTimeout(() => {
+        this.#dropBlocker();
+        if (!this.#hangReported && !this.closed) {
+          this.#hangReported = true;
+          this.warn(`${this.describe()}: a blocking wait of ${waitMs} ms got no reply in time; reconnecting its connection`);
+        }
+        finish();
+      }, waitMs + this.commandTimeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
       const startedAt = Date.now();
       this.#blockOnce(waitMs).then(
