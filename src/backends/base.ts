@@ -24,7 +24,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, LeaseLostError, describeValue } from '../shared/errors.js';
-import type { CancelOutcome, ConsumerRecord, EventPage, QueueControl } from './control.js';
+import type { CancelOutcome, ConsumerRecord, EventPage, QueueControl, ThroughputBucket, ThroughputCount } from './control.js';
 import {
   EXPECTED,
   callback,
@@ -488,14 +488,22 @@ export abstract class BaseQueue {
 
   // ── the consumer registry (what a dashboard shows) ──────────────────
 
-  /** Records consumer `consumerId`'s state (JSON text) as of now; it counts as live for CONSUMER_TTL_MS. */
-  async heartbeat(_consumerId: string, _state: string): Promise<void> {}
+  /**
+   * Records consumer `consumerId`'s state (JSON text) as of now; it counts as live for CONSUMER_TTL_MS.
+   * `counts` (each for this queue) are added to the queue's throughput history, in the same write.
+   */
+  async heartbeat(_consumerId: string, _state: string, _counts: readonly ThroughputCount[] = []): Promise<void> {}
 
   /** Removes consumer `consumerId` (it stopped). */
   async forgetConsumer(_consumerId: string): Promise<void> {}
 
   /** The live consumers of this queue (heartbeat within CONSUMER_TTL_MS), oldest id first. */
   async consumers(): Promise<ConsumerRecord[]> {
+    return [];
+  }
+
+  /** The throughput the consumers reported, per minute, of the last THROUGHPUT_WINDOW_MS, oldest first; minutes with nothing reported are absent. */
+  async throughput(): Promise<ThroughputBucket[]> {
     return [];
   }
 

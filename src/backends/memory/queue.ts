@@ -46,6 +46,8 @@ import {
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type ThroughputBucket,
+  type ThroughputCount,
   type EventPage,
   type QueueControl,
 } from '../control.js';
@@ -335,10 +337,10 @@ export class MemoryQueue extends BaseQueue {
     return state.control.read(after, max);
   }
 
-  override async heartbeat(consumerId: string, state: string): Promise<void> {
+  override async heartbeat(consumerId: string, state: string, counts: readonly ThroughputCount[] = []): Promise<void> {
     const live = this.live();
-    checkHeartbeat(consumerId, state, this.name);
-    live.control.heartbeat(consumerId, state, Date.now());
+    checkHeartbeat(consumerId, state, counts, this.name);
+    live.control.heartbeat(consumerId, state, counts, Date.now());
   }
 
   override async forgetConsumer(consumerId: string): Promise<void> {
@@ -347,6 +349,10 @@ export class MemoryQueue extends BaseQueue {
 
   override async consumers(): Promise<ConsumerRecord[]> {
     return this.live().control.consumers(Date.now());
+  }
+
+  override async throughput(): Promise<ThroughputBucket[]> {
+    return this.live().control.throughput(Date.now());
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

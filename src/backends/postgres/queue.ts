@@ -84,6 +84,8 @@ import {
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type ThroughputBucket,
+  type ThroughputCount,
   type EventPage,
   type QueueControl,
 } from '../control.js';
@@ -540,9 +542,9 @@ export class PostgresQueue extends BaseQueue {
     return this.#control.read(after, max);
   }
 
-  override async heartbeat(consumerId: string, state: string): Promise<void> {
-    checkHeartbeat(consumerId, state, this.name);
-    return this.#control.heartbeat(consumerId, state);
+  override async heartbeat(consumerId: string, state: string, counts: readonly ThroughputCount[] = []): Promise<void> {
+    checkHeartbeat(consumerId, state, counts, this.name);
+    return this.#control.heartbeat(consumerId, state, counts);
   }
 
   override forgetConsumer(consumerId: string): Promise<void> {
@@ -551,6 +553,10 @@ export class PostgresQueue extends BaseQueue {
 
   override consumers(): Promise<ConsumerRecord[]> {
     return this.#control.consumers();
+  }
+
+  override throughput(): Promise<ThroughputBucket[]> {
+    return this.#control.throughput();
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

@@ -7,7 +7,17 @@
  * per-job path.
  */
 import type Database from 'better-sqlite3';
-import { CONSUMER_TTL_MS, MAX_EVENTS, type CancelOutcome, type CancelRequest, type ConsumerRecord, type EventPage } from '../control.js';
+import {
+  CONSUMER_TTL_MS,
+  MAX_EVENTS,
+  throughputSince,
+  type CancelOutcome,
+  type CancelRequest,
+  type ConsumerRecord,
+  type EventPage,
+  type ThroughputBucket,
+  type ThroughputCount,
+} from '../control.js';
 import type { Stored } from './connection.js';
 
 const SQL = {
@@ -35,6 +45,10 @@ const SQL = {
   forget: 'DELETE FROM taskmill_consumers WHERE queue = @queue AND id = @id',
   dropGone: 'DELETE FROM taskmill_consumers WHERE queue = @queue AND seen_at <= @before',
   consumers: 'SELECT id, state, seen_at AS seenAt FROM taskmill_consumers WHERE queue = @queue AND seen_at > @before ORDER BY id',
+  settled: `INSERT INTO taskmill_throughput (queue, minute, completed, failed) VALUES (@queue, @minute, @completed, @failed)
+    ON CONFLICT (queue, minute) DO UPDATE SET completed = completed + excluded.completed, failed = failed + excluded.failed`,
+  trimSettled: 'DELETE FROM taskmill_throughput WHERE queue = @queue AND minute < @oldest',
+  throughput: 'SELECT minute, completed, failed FROM taskmill_throughput WHERE queue = @queue AND minute >= @oldest ORDER BY minute',
 } as const;
 
 export interface SqliteControl {
@@ -46,9 +60,10 @@ export interface SqliteControl {
   unlisten(listenerId: string): void;
   publish(datas: readonly string[]): void;
   read(after: number, max: number): EventPage;
-  heartbeat(id: string, state: string, now: number): void;
+  heartbeat(id: string, state: string, counts: readonly ThroughputCount[], now: number): void;
   forgetConsumer(id: string): void;
   consumers(now: number): ConsumerRecord[];
+  throughput(now: number): ThroughputBucket[];
 }
 
 /** Prepares the control statements on `db`; `remove` is the connection's revoke transaction (nested here as a savepoint). */
@@ -81,6 +96,13 @@ export function prepareControl(
     s.setSeq.run({ queue, last });
     s.trim.run({ queue, upTo: last - MAX_EVENTS });
   });
+  // The state and the counts in one transaction: one write per heartbeat, as on every backend.
+  const beat = db.transaction((id: string, state: string, counts: readonly ThroughputCount[], now: number) => {
+    s.beat.run({ queue, id, state, now });
+    if (counts.length === 0) return;
+    for (const { minute, completed, failed } of counts) s.settled.run({ queue, minute, completed, failed });
+    s.trimSettled.run({ queue, oldest: throughputSince(now) });
+  });
   return {
     cancel: (id, jobId) => cancel.immediate(id, jobId),
     cancelsFor(now) {
@@ -108,8 +130,8 @@ export function prepareControl(
       if (datas.length > 0) publish.immediate(datas);
     },
     read: (after, max) => read(after, max),
-    heartbeat(id, state, now) {
-      s.beat.run({ queue, id, state, now });
+    heartbeat(id, state, counts, now) {
+      beat.immediate(id, state, counts, now);
     },
     forgetConsumer(id) {
       s.forget.run({ queue, id });
@@ -118,6 +140,9 @@ export function prepareControl(
       const before = now - CONSUMER_TTL_MS;
       s.dropGone.run({ queue, before });
       return s.consumers.all({ queue, before }) as ConsumerRecord[];
+    },
+    throughput(now) {
+      return s.throughput.all({ queue, oldest: throughputSince(now) }) as ThroughputBucket[];
     },
   };
 }

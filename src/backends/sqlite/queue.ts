@@ -29,6 +29,8 @@ import {
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type ThroughputBucket,
+  type ThroughputCount,
   type EventPage,
   type QueueControl,
 } from '../control.js';
@@ -327,10 +329,10 @@ export class SqliteQueue extends BaseQueue {
     });
   }
 
-  override heartbeat(consumerId: string, state: string): Promise<void> {
+  override heartbeat(consumerId: string, state: string, counts: readonly ThroughputCount[] = []): Promise<void> {
     return this.run('heartbeat', (c) => {
-      checkHeartbeat(consumerId, state, this.name);
-      c.control.heartbeat(consumerId, state, Date.now());
+      checkHeartbeat(consumerId, state, counts, this.name);
+      c.control.heartbeat(consumerId, state, counts, Date.now());
     });
   }
 
@@ -340,6 +342,10 @@ export class SqliteQueue extends BaseQueue {
 
   override consumers(): Promise<ConsumerRecord[]> {
     return this.run('consumers', (c) => c.control.consumers(Date.now()));
+  }
+
+  override throughput(): Promise<ThroughputBucket[]> {
+    return this.run('throughput', (c) => c.control.throughput(Date.now()));
   }
 
   override startGated(id: string, gates: StartGates): Promise<StartOutcome> {
