@@ -209,7 +209,7 @@ export class OrderedQueues extends BaseQueue {
         m.heartbeat(
           consumerId,
           state,
-          counts.filter((c) => c.queue === m.name),
+          (counts as readonly ThroughputCount[]).filter((c) => c.queue === m.name),
         ),
       ),
     );
