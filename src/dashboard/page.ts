@@ -18,7 +18,7 @@ export function dashboardPage(nonce: string): string {
   body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1b1f24; background: #f6f8fa; }
   header { background: #24292f; color: #fff; padding: 10px 20px; display: flex; gap: 16px; align-items: baseline; }
   header h1 { font-size: 18px; margin: 0; }
-  main { padding: 16px 20px; display: grid; gap: 20px; }
+  main { padding: 16px 20px; display: grid; grid-template-columns: minmax(0, 1fr); gap: 20px; }
   section { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: 12px 16px; }
   h2 { font-size: 15px; margin: 0 0 8px; }
   table { border-collapse: collapse; width: 100%; }
@@ -31,7 +31,9 @@ export function dashboardPage(nonce: string): string {
   .spark-total { font-size: 12px; opacity: .8; margin-left: 6px; }
   #status { margin-left: auto; font-size: 12px; opacity: .8; }
   button { font: inherit; cursor: pointer; }
-  pre { background: #f6f8fa; padding: 8px; overflow: auto; }
+  pre { background: #f6f8fa; padding: 8px; overflow: auto; margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; }
+  #job dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 4px 16px; margin: 8px 0 0; }
+  #job dt { font-weight: 600; } #job dd { margin: 0; }
   #machines { display: flex; flex-wrap: wrap; gap: 16px; }
   svg text { font: 12px system-ui, sans-serif; }
   svg .node rect { fill: #fff; stroke: #57606a; }
@@ -56,7 +58,7 @@ export function dashboardPage(nonce: string): string {
   </section>
   <section><h2>A job</h2>
     <form id="job-form"><input id="job-id" placeholder="job id" size="40"> <button type="submit">show</button></form>
-    <pre id="job"></pre>
+    <div id="job"></div>
   </section>
 </main>
 <script nonce="${nonce}">
@@ -116,19 +118,19 @@ export function dashboardPage(nonce: string): string {
    * reported them to the backend (so a page opened now shows the past too): completed in
    * blue, failed stacked on it in red. Asked for every 10 s (the counts land every 5 s).
    */
-  let history = null, historyAt = 0;
+  let hourly = null, hourlyAt = 0;
   function sparkline(name) {
     const W = 180, H = 28, td = el('td');
-    if (!history) return td;
-    const q = history.queues.find((h) => h.name === name);
-    const minutes = Math.round((history.to - history.from) / history.bucketMs) + 1;
+    if (!hourly) return td;
+    const q = hourly.queues.find((h) => h.name === name);
+    const minutes = Math.round((hourly.to - hourly.from) / hourly.bucketMs) + 1;
     const byMinute = new Map((q ? q.buckets : []).map((b) => [b.minute, b]));
     let max = 1, done = 0, failed = 0;
     for (const b of byMinute.values()) { max = Math.max(max, b.completed + b.failed); done += b.completed; failed += b.failed; }
     const svg = svgEl('svg', { width: W, height: H, class: 'spark', 'data-completed': done, 'data-failed': failed });
     const w = W / minutes;
     for (let i = 0; i < minutes; i++) {
-      const minute = history.from + i * history.bucketMs, b = byMinute.get(minute);
+      const minute = hourly.from + i * hourly.bucketMs, b = byMinute.get(minute);
       if (!b) continue;
       const hc = ((H - 2) * b.completed) / max, hf = ((H - 2) * b.failed) / max;
       const bar = svgEl('g', { 'data-minute': minute });
@@ -143,15 +145,38 @@ export function dashboardPage(nonce: string): string {
   }
   const showJob = async (id) => {
     document.getElementById('job-id').value = id;
-    try { document.getElementById('job').textContent = JSON.stringify(await api('/api/jobs/' + encodeURIComponent(id)), null, 2); }
-    catch (e) { document.getElementById('job').textContent = e.message; }
+    const box = document.getElementById('job');
+    try { box.replaceChildren(jobView(await api('/api/jobs/' + encodeURIComponent(id)))); }
+    catch (e) { box.replaceChildren(el('p', e.message, 'error')); }
   };
+  /** A job's page: its record, and its arguments while the backend holds its message (the API says where they came from). */
+  function jobView(j) {
+    const dl = el('dl');
+    const item = (name, value) => { const dd = el('dd'); dd.append(value instanceof Node ? value : String(value)); dl.append(el('dt', name), dd); };
+    const json = (v) => el('pre', JSON.stringify(v, null, 2));
+    item('job', j.id + ' (queue ' + j.queue + ')');
+    item('status', j.status);
+    if (j.command) item('command', j.command);
+    item('arguments', j.argsFrom ? json(j.args) : el('span', 'not shown: they leave the backend with the message (once the job is acked), and a waiting job is not found by its id'));
+    if (j.argsFrom) item('arguments from', j.argsFrom === 'running' ? 'the heartbeat of ' + j.worker.consumer + ', ' + j.worker.id : 'the failed store');
+    if (j.attempt !== null) item('attempt', j.attempt);
+    if (j.at) item('at', new Date(j.at).toLocaleString());
+    if (j.error) {
+      const e = typeof j.error === 'string' ? { message: j.error } : j.error;
+      const text = typeof j.error === 'string' ? j.error : (e.name ? e.name + ': ' : '') + e.message;
+      const details = el('details'); details.append(el('summary', text.split('\\n')[0], 'error'), el('pre', e.stack || text));
+      item('error', details);
+    }
+    if (j.result !== null) item('result', json(j.result));
+    if (j.progress !== null) item('progress', json(j.progress));
+    return dl;
+  }
   const jobLink = (id, text) => { const b = el('button', text ?? id, 'link'); b.type = 'button'; b.dataset.job = id; b.onclick = () => showJob(id); return b; };
   let last = null;
   async function refresh() {
     const [queues, consumers, failed] = await Promise.all([api('/api/queues'), api('/api/consumers'), api('/api/failed')]);
     const now = Date.now();
-    if (now - historyAt >= 10000) { history = await api('/api/throughput'); historyAt = now; }
+    if (now - hourlyAt >= 10000) { hourly = await api('/api/throughput'); hourlyAt = now; }
     document.getElementById('queues-names').textContent = queues.map((q) => q.name).join(', ');
     fill('queues', queues.map((q) => {
       const prev = last && last.queues.find((p) => p.name === q.name);
