@@ -38,15 +38,15 @@ export class ThroughputTally {
 
   /** The counts not yet sent, each (queue, minute) once; the tally starts from zero. */
   take(): ThroughputCount[] {
-    const out = merge(this.#pending, Date.now());
+    const all = this.#pending;
     this.#pending = [];
     for (const count of this.#current) {
       if (count.completed + count.failed === 0) continue;
-      out.push({ ...count });
+      all.push({ ...count });
       count.completed = 0;
       count.failed = 0;
     }
-    return out;
+    return all.length === 0 ? all : merge(all, Date.now());
   }
 
   /** Counts a heartbeat could not deliver: sent again with the next one. */
