@@ -2,14 +2,15 @@
  * The consumer registry: a running consumer is listed by its queue (every
  * backend stores the heartbeat; the contract tests cover that), with its pid,
  * queues, supervisor state and each worker's state, and it leaves the list
- * when it stops.
+ * when it stops; on every backend, its reader's and scheduler's states, and
+ * the jobs it settled reach the backend's throughput history.
  */
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import { createConsumer, createQueue, MemoryQueue } from '../../src/index.js';
+import { createConsumer, createQueue, MemoryQueue, queueCommand, registry } from '../../src/index.js';
 import { CONSUMER_TTL_MS } from '../../src/backends/control.js';
 import { POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
 import { backendServers } from '../helpers/servers.js';
@@ -77,4 +78,39 @@ describe.each(SERVERS)('the consumer registry on $kind', (server) => {
       await server.dispose(url);
     }
   });
+
+  it.skipIf(!server.available)(
+    'a consumer reports its reader and scheduler states and, when it stops, the jobs it settled per minute',
+    { timeout: 30_000 },
+    async () => {
+      const url = server.url();
+      const queue = createQueue(url);
+      const watcher = createQueue(url);
+      const name = uniqueName('settled');
+      const cmd = queueCommand({ name, queue, retries: 0 }, (n: number) => {
+        if (n === 0) throw new Error('zero');
+        return n;
+      });
+      const consumer = createConsumer({ queue, workers: 2, periodic: false, logger: pino({ level: 'silent' }), pollDelayMs: 10, maxPollDelayMs: 50 });
+      try {
+        await consumer.start();
+        const jobs = await Promise.all([0, 1, 2, 3, 4].map((n) => cmd(n)));
+        await Promise.allSettled(jobs.map((j) => j.result({ timeout: 15_000 })));
+        await expect.poll(async () => (await watcher.consumers()).length, { timeout: 10_000 }).toBe(1);
+        const state = JSON.parse((await watcher.consumers())[0]!.state) as ConsumerState;
+        expect(state.reader).toMatch(/^(waiting|reading|empty|blocked|backingOff)$/);
+        expect(state.scheduler).toMatch(/^(firing|waiting)$/);
+        await consumer.stop();
+        const buckets = await watcher.throughput();
+        expect(buckets.reduce((n, b) => n + b.completed, 0)).toBe(4);
+        expect(buckets.reduce((n, b) => n + b.failed, 0)).toBe(1);
+      } finally {
+        await consumer.stop();
+        registry.unregister(name);
+        await watcher.close();
+        await queue.close();
+        await server.dispose(url);
+      }
+    },
+  );
 });
