@@ -175,6 +175,33 @@ export function checkHeartbeat(consumerId: unknown, state: unknown, counts: unkn
   }
 }
 
+/** A waiting or delayed message found by its job id (BaseQueue.findJob). */
+export interface FoundMessage {
+  id: string;
+  data: string;
+  state: 'waiting' | 'delayed';
+}
+
+/** How far into a message findJob looks for the job id (the envelope's head: `{"v":…,"id":…,"command":…`). */
+export const JOB_HEAD_CHARS = 600;
+/** Most messages findJob may look through, of each kind. */
+export const MAX_FIND_LIMIT = 10_000;
+
+/** What findJob looks for in a message's head: the envelope's job id field, followed by its command. @internal */
+export function jobNeedle(jobId: string): string {
+  return `,"id":${JSON.stringify(jobId)},"command":`;
+}
+
+/** findJob()'s arguments: a job id like cancel's, a limit from 1 to MAX_FIND_LIMIT. @internal */
+export function checkFindJob(jobId: unknown, limit: unknown, queue: string): void {
+  if (typeof jobId !== 'string' || jobId === '' || jobId.length > 200) {
+    throw new ConfigError(`findJob on queue "${queue}": invalid job id ${describeValue(jobId)}: must be a non-empty string of at most 200 characters`);
+  }
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_FIND_LIMIT) {
+    throw new ConfigError(`findJob on queue "${queue}": invalid limit ${describeValue(limit)}: must be an integer from 1 to ${MAX_FIND_LIMIT}`);
+  }
+}
+
 /** Adds `counts` to `buckets` (minute → counts), then drops the minutes before `now` - THROUGHPUT_WINDOW_MS. @internal */
 export function addThroughput(buckets: Map<number, ThroughputBucket>, counts: readonly ThroughputCount[], now: number): void {
   for (const { minute, completed, failed } of counts) {

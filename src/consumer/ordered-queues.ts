@@ -33,6 +33,7 @@ import {
   type CancelRequest,
   type ConsumerRecord,
   type EventPage,
+  type FoundMessage,
   type QueueControl,
   type ThroughputBucket,
   type ThroughputCount,
@@ -221,6 +222,15 @@ export class OrderedQueues extends BaseQueue {
 
   override consumers(): Promise<ConsumerRecord[]> {
     return this.members[0]!.consumers();
+  }
+
+  /** Each queue in read order; the id carries its queue's prefix. */
+  override async findJob(jobId: string, limit: number): Promise<FoundMessage | null> {
+    for (const [index, member] of this.members.entries()) {
+      const found = await member.findJob(jobId, limit);
+      if (found) return { ...found, id: `${index}:${found.id}` };
+    }
+    return null;
   }
 
   override throughput(): Promise<ThroughputBucket[]> {

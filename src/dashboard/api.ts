@@ -17,7 +17,7 @@ import { createQueue } from '../backends/index.js';
 import { ConfigError, describeValue, toError } from '../shared/errors.js';
 import { decodeMessage, deserializeValue } from '../codec/message.js';
 import { sanitizeValue } from '../inspect/sanitize.js';
-import { redactSecrets, showArgs, type ConsumerState } from '../observability/registry.js';
+import { describeMessage, redactSecrets, showArgs, type ConsumerState } from '../observability/registry.js';
 import { THROUGHPUT_BUCKET_MS, THROUGHPUT_WINDOW_MS } from '../backends/control.js';
 import { progressKey, progressValue } from '../producer/progress.js';
 import { parseResultRecord } from '../producer/results.js';
@@ -156,26 +156,31 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     if (method === 'GET' && job) {
       const target = pick(url.searchParams.get('queue'));
       const id = decodeURIComponent(job[1]!);
-      const [record, progress, running, failed] = await Promise.all([
+      const [record, progress, running, failed, queued] = await Promise.all([
         target.getResult(id),
         target.getResult(progressKey(id)),
         findRunning(target, id),
         findFailed(target, id),
+        target.findJob(id, LOOKUP_LIMIT),
       ]);
-      if (record === null && progress === null && running === null && failed === null) {
-        throw new HttpError(404, `no job ${id} in queue ${target.name} (unknown, waiting or delayed, or its record expired)`);
+      if (record === null && progress === null && running === null && failed === null && queued === null) {
+        throw new HttpError(
+          404,
+          `no job ${id} in queue ${target.name} (unknown, not among the first ${LOOKUP_LIMIT} waiting or delayed, or its record expired)`,
+        );
       }
       const result = record === null ? null : parseResultRecord(record);
-      // The arguments travel with the message: shown while a worker runs it, or the failed store keeps it.
-      const source = running ?? failed;
+      // The arguments travel with the message: shown while it waits, while a worker runs it, or while the failed store keeps it.
+      const waiting = queued ? describeMessage(queued.id, queued.data) : null;
+      const source = running ?? failed ?? waiting;
       return {
         body: {
           id,
           queue: target.name,
-          status: running ? 'running' : failed ? 'failed' : (result?.status ?? 'pending'),
+          status: running ? 'running' : failed ? 'failed' : (queued?.state ?? result?.status ?? 'pending'),
           command: source?.command ?? null,
           args: source ? source.args : null,
-          argsFrom: running ? 'running' : failed ? 'failed store' : null,
+          argsFrom: running ? 'running' : failed ? 'failed store' : (queued?.state ?? null),
           worker: running ? { consumer: running.consumer, id: running.worker } : null,
           attempt: result?.attempt ?? failed?.attempt ?? null,
           at: result?.at ?? null,
@@ -215,8 +220,12 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   };
 }
 
-/** How many failed messages (oldest first, as failed() lists them) a job's page looks through for its id: the store has no index by job id. */
-const FAILED_LOOKUP = 1_000;
+/**
+ * How many messages a job's page looks through for its id, of the failed store (oldest first, as
+ * failed() lists them), of the waiting ones (in claim order) and of the delayed ones (soonest
+ * first): no backend has an index by job id.
+ */
+const LOOKUP_LIMIT = 1_000;
 
 /** Job `id` as a live consumer's worker reports it running (heartbeat state), or null. */
 async function findRunning(queue: BaseQueue, id: string) {
@@ -232,9 +241,9 @@ async function findRunning(queue: BaseQueue, id: string) {
   return null;
 }
 
-/** Job `id` among the first FAILED_LOOKUP failed messages, or null. */
+/** Job `id` among the first LOOKUP_LIMIT failed messages, or null. */
 async function findFailed(queue: BaseQueue, id: string) {
-  for (const f of await queue.failed(FAILED_LOOKUP)) {
+  for (const f of await queue.failed(LOOKUP_LIMIT)) {
     if (!f.data.includes(id)) continue; // most are not it: skip decoding them
     const shown = describeFailed(f);
     if (shown.jobId === id) return shown;

@@ -157,8 +157,9 @@ export function dashboardPage(nonce: string): string {
     item('job', j.id + ' (queue ' + j.queue + ')');
     item('status', j.status);
     if (j.command) item('command', j.command);
-    item('arguments', j.argsFrom ? json(j.args) : el('span', 'not shown: they leave the backend with the message (once the job is acked), and a waiting job is not found by its id'));
-    if (j.argsFrom) item('arguments from', j.argsFrom === 'running' ? 'the heartbeat of ' + j.worker.consumer + ', ' + j.worker.id : 'the failed store');
+    item('arguments', j.argsFrom ? json(j.args) : el('span', 'not shown: they leave the backend with the message (once the job is acked)'));
+    const from = { running: () => 'the heartbeat of ' + j.worker.consumer + ', ' + j.worker.id, 'failed store': () => 'the failed store', waiting: () => 'the waiting message', delayed: () => 'the delayed message' };
+    if (j.argsFrom) item('arguments from', from[j.argsFrom]());
     if (j.attempt !== null) item('attempt', j.attempt);
     if (j.at) item('at', new Date(j.at).toLocaleString());
     if (j.error) {

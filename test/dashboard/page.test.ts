@@ -3,7 +3,8 @@
  * playwright-core): it shows the queue with the throughput history the
  * backend held before the page opened, the live consumer and its workers,
  * the four machines with their live states, and the failed job, whose page
- * shows its arguments with the secret redacted; clicking retry makes the job run again and leaves the
+ * shows its arguments with the secret redacted (and a delayed job's, by its
+ * id); clicking retry makes the job run again and leaves the
  * failed list; the token leaves the address bar; no request goes anywhere
  * but the dashboard's own server. With TASKMILL_SCREENSHOTS=1 it also
  * refreshes docs/dashboard.png.
@@ -115,6 +116,14 @@ describe('the dashboard page in headless Chromium', () => {
       expect(shown).not.toContain('s3cret-token');
       // TASKMILL_SCREENSHOTS=1 refreshes the picture in docs/ (not on every run: it would dirty the tree).
       if (process.env.TASKMILL_SCREENSHOTS) await page.screenshot({ path: path.join(ROOT, 'docs', 'dashboard.png'), fullPage: true });
+
+      // A delayed job, by its id in the form: its arguments from the message the backend holds.
+      const later = await flaky.schedule({ delay: 3_600_000 }, { path: 'dog.png', token: 's3cret-token' });
+      await page.locator('#job-id').fill(later.id);
+      await page.getByRole('button', { name: 'show' }).click();
+      await expect.poll(() => page.locator('#job').textContent(), { timeout: 10_000 }).toContain('dog.png');
+      expect(await page.locator('#job').textContent()).toContain('the delayed message');
+      expect(await page.locator('#job').textContent()).not.toContain('s3cret-token');
 
       await failedRow.getByRole('button', { name: 'retry' }).click();
       await expect.poll(() => attempts, { timeout: 10_000 }).toBe(2);

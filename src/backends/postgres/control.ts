@@ -20,6 +20,8 @@ import {
   type ConsumerRecord,
   type EventPage,
   type QueueControl,
+  JOB_HEAD_CHARS,
+  type FoundMessage,
   type ThroughputBucket,
   type ThroughputCount,
 } from '../control.js';
@@ -95,6 +97,13 @@ function controlStatements(s: string) {
     /** $2 the oldest minute shown. */
     throughput: `SELECT minute::float8 AS minute, completed::float8 AS completed, failed::float8 AS failed FROM ${s}.throughput
                  WHERE queue = $1 AND minute >= $2 ORDER BY minute`,
+    /** $2 needle, $3 limit, $4 head chars. The head of the queue in claim order (jobs_ready), then the soonest delayed (jobs_delayed). */
+    findJob: `SELECT id::text AS id, data, state FROM (
+                (SELECT id, data, 'waiting' AS state, 0 AS part FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL AND run_at IS NULL
+                 ORDER BY priority DESC, (id + 0) LIMIT $3)
+                UNION ALL
+                (SELECT id, data, 'delayed', 1 FROM ${s}.jobs WHERE queue = $1 AND run_at IS NOT NULL ORDER BY run_at LIMIT $3)) AS head
+              WHERE strpos(left(data, $4), $2) > 0 ORDER BY part LIMIT 1`,
     forget: `DELETE FROM ${s}.consumers WHERE queue = $1 AND id = $2`,
     /** $2 ttl ms. Drops the ones gone, answers the live ones. */
     consumers: `WITH gone AS (DELETE FROM ${s}.consumers WHERE queue = $1 AND seen_at <= now() - $2::double precision * interval '1 millisecond')
@@ -167,6 +176,11 @@ export class PostgresControl {
     const completed = counts.map((c) => c.completed);
     const failed = counts.map((c) => c.failed);
     await this.query('heartbeat', this.#sql.beatCounting, [this.queue, id, state, minutes, completed, failed, throughputSince(Date.now())]);
+  }
+
+  async findJob(needle: string, limit: number): Promise<FoundMessage | null> {
+    const { rows } = await this.query<FoundMessage>('findJob', this.#sql.findJob, [this.queue, needle, limit, JOB_HEAD_CHARS]);
+    return rows[0] ?? null;
   }
 
   async throughput(): Promise<ThroughputBucket[]> {

@@ -81,9 +81,12 @@ import {
   checkCancel,
   checkEventRead,
   checkHeartbeat,
+  checkFindJob,
+  jobNeedle,
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type FoundMessage,
   type ThroughputBucket,
   type ThroughputCount,
   type EventPage,
@@ -553,6 +556,11 @@ export class PostgresQueue extends BaseQueue {
 
   override consumers(): Promise<ConsumerRecord[]> {
     return this.#control.consumers();
+  }
+
+  override async findJob(jobId: string, limit: number): Promise<FoundMessage | null> {
+    checkFindJob(jobId, limit, this.name);
+    return this.#control.findJob(jobNeedle(jobId), limit);
   }
 
   override throughput(): Promise<ThroughputBucket[]> {

@@ -59,10 +59,14 @@ import {
   checkCancel,
   checkEventRead,
   checkHeartbeat,
+  checkFindJob,
+  jobNeedle,
+  JOB_HEAD_CHARS,
   throughputSince,
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type FoundMessage,
   type ThroughputBucket,
   type ThroughputCount,
   type EventPage,
@@ -357,6 +361,13 @@ export class RedisQueue extends BaseQueue {
     const args: Arg[] = [consumerId, state, throughputSince(Date.now())];
     for (const c of counts) args.push(c.minute, c.completed, c.failed);
     await this.scriptWithKeys('heartbeat', 'tmHeartbeat', [consumers, consumerSeen, throughput, throughputMinutes], args);
+  }
+
+  override async findJob(jobId: string, limit: number): Promise<FoundMessage | null> {
+    checkFindJob(jobId, limit, this.name);
+    const reply = (await this.script('findJob', 'tmFindJob', [jobNeedle(jobId), limit, JOB_HEAD_CHARS])) as unknown[];
+    if (reply.length < 3) return null;
+    return { id: String(reply[0]), data: String(reply[1]), state: reply[2] === 'delayed' ? 'delayed' : 'waiting' };
   }
 
   override async throughput(): Promise<ThroughputBucket[]> {

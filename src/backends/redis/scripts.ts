@@ -129,6 +129,7 @@ const SCRIPT_NAMES = [
   'tmAckGated',
   'tmStartGated',
   'tmFlush',
+  'tmFindJob',
   ...CONTROL_SCRIPT_NAMES,
 ] as const;
 

@@ -15,6 +15,8 @@ import {
   type CancelRequest,
   type ConsumerRecord,
   type EventPage,
+  JOB_HEAD_CHARS,
+  type FoundMessage,
   type ThroughputBucket,
   type ThroughputCount,
 } from '../control.js';
@@ -49,6 +51,11 @@ const SQL = {
     ON CONFLICT (queue, minute) DO UPDATE SET completed = completed + excluded.completed, failed = failed + excluded.failed`,
   trimSettled: 'DELETE FROM taskmill_throughput WHERE queue = @queue AND minute < @oldest',
   throughput: 'SELECT minute, completed, failed FROM taskmill_throughput WHERE queue = @queue AND minute >= @oldest ORDER BY minute',
+  // The head of the queue in claim order (the ready index), then the soonest delayed (the delayed index).
+  findWaiting: `SELECT id, data FROM (SELECT id, data FROM taskmill_messages WHERE queue = @queue AND lease_until IS NULL AND run_at IS NULL
+    ORDER BY priority DESC, id LIMIT @limit) WHERE instr(substr(data, 1, @head), @needle) > 0 LIMIT 1`,
+  findDelayed: `SELECT id, data FROM (SELECT id, data FROM taskmill_messages WHERE queue = @queue AND run_at IS NOT NULL
+    ORDER BY run_at, id LIMIT @limit) WHERE instr(substr(data, 1, @head), @needle) > 0 LIMIT 1`,
 } as const;
 
 export interface SqliteControl {
@@ -64,6 +71,7 @@ export interface SqliteControl {
   forgetConsumer(id: string): void;
   consumers(now: number): ConsumerRecord[];
   throughput(now: number): ThroughputBucket[];
+  findJob(needle: string, limit: number): FoundMessage | null;
 }
 
 /** Prepares the control statements on `db`; `remove` is the connection's revoke transaction (nested here as a savepoint). */
@@ -143,6 +151,14 @@ export function prepareControl(
     },
     throughput(now) {
       return s.throughput.all({ queue, oldest: throughputSince(now) }) as ThroughputBucket[];
+    },
+    findJob(needle, limit) {
+      for (const state of ['waiting', 'delayed'] as const) {
+        const row = (state === 'waiting' ? s.findWaiting : s.findDelayed).get({ queue, limit, needle, head: JOB_HEAD_CHARS }) as
+          { id: number; data: Stored } | undefined;
+        if (row) return { id: String(row.id), data: decode(row.data), state };
+      }
+      return null;
     },
   };
 }

@@ -26,9 +26,12 @@ import {
   checkCancel,
   checkEventRead,
   checkHeartbeat,
+  checkFindJob,
+  jobNeedle,
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type FoundMessage,
   type ThroughputBucket,
   type ThroughputCount,
   type EventPage,
@@ -342,6 +345,13 @@ export class SqliteQueue extends BaseQueue {
 
   override consumers(): Promise<ConsumerRecord[]> {
     return this.run('consumers', (c) => c.control.consumers(Date.now()));
+  }
+
+  override findJob(jobId: string, limit: number): Promise<FoundMessage | null> {
+    return this.run('findJob', (c) => {
+      checkFindJob(jobId, limit, this.name);
+      return c.control.findJob(jobNeedle(jobId), limit);
+    });
   }
 
   override throughput(): Promise<ThroughputBucket[]> {

@@ -8,7 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.js';
 import { MAX_EVENTS, THROUGHPUT_BUCKET_MS, THROUGHPUT_WINDOW_MS } from '../../backends/control.js';
-import { type ContractHarness, far, PAST_SHORT_LEASE, sleep, UNKNOWN_ID } from './kit.js';
+import { encodeMessage } from '../../codec/message.js';
+import { type ContractHarness, far, FAR_AHEAD, PAST_SHORT_LEASE, sleep, UNKNOWN_ID } from './kit.js';
 
 export function describeControl(harness: ContractHarness): void {
   const { instances, one, shortAndLong } = harness;
@@ -139,6 +140,31 @@ export function describeControl(harness: ContractHarness): void {
       await expect(queue.heartbeat('', '{}')).rejects.toThrow(/invalid consumer id ""/);
       await expect(queue.heartbeat('c', 42 as never)).rejects.toThrow(/invalid state 42/);
       expect(await queue.consumers()).toEqual([]);
+    });
+  });
+
+  describe('findJob: a waiting or delayed message by its job id', () => {
+    const envelope = (id: string) => encodeMessage('cmd', [{ id }], { id, now: 1 }).data;
+    it('finds a waiting and a delayed message by job id among the first `limit` of each; not a leased one, nor past the limit', async () => {
+      const queue = await one();
+      const ids = ['job-a', 'job-b', 'job-c'];
+      const written = [];
+      for (const id of ids) written.push(await queue.write(envelope(id)));
+      const later = await queue.write(envelope('job-later'), { runAt: Date.now() + FAR_AHEAD });
+      expect(await queue.findJob('job-b', 10)).toEqual({ id: written[1], data: envelope('job-b'), state: 'waiting' });
+      expect(await queue.findJob('job-later', 10)).toEqual({ id: later, data: envelope('job-later'), state: 'delayed' });
+      expect(await queue.findJob('job-c', 2)).toBeNull(); // third in claim order: past a limit of 2
+      expect(await queue.findJob('job', 10)).toBeNull(); // the whole id, not a part of it
+      expect(await queue.findJob('no-such-job', 10)).toBeNull();
+      const [leased] = await queue.readBatch(1);
+      expect(leased!.id).toBe(written[0]);
+      expect(await queue.findJob('job-a', 10)).toBeNull();
+    });
+
+    it('refuses an empty job id or a bad limit, naming it', async () => {
+      const queue = await one();
+      await expect(queue.findJob('', 10)).rejects.toThrow(/invalid job id ""/);
+      await expect(queue.findJob('j', 0)).rejects.toThrow(/invalid limit 0/);
     });
   });
 
