@@ -3,7 +3,8 @@
  * queue and minute until a heartbeat takes them; a minute that ends is kept
  * apart; counts a failed heartbeat gives back go with the next one, merged;
  * minutes older than the backend's window are dropped, not sent. And end to
- * end: a heartbeat that fails loses no count.
+ * end: a heartbeat that fails loses no count; a consumer of several queues
+ * counts each job under its own queue.
  */
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -77,6 +78,38 @@ describe('the heartbeat carries the counts', () => {
     } finally {
       await consumer.stop();
       registry.unregister(cmd.commandName);
+    }
+  });
+});
+
+describe('a consumer of several queues', () => {
+  it('counts each job under the queue it came from', { timeout: 30_000 }, async () => {
+    const store = uniqueName('ordered-tally');
+    const critical = new MemoryQueue(store, { name: 'critical' });
+    const normal = new MemoryQueue(store, { name: 'default' });
+    const urgent = queueCommand({ name: uniqueName('urgent'), queue: critical }, () => 'ok');
+    const later = queueCommand({ name: uniqueName('later'), queue: normal, retries: 0 }, (fail: boolean) => {
+      if (fail) throw new Error('no');
+    });
+    const consumer = createConsumer({
+      queue: `memory://${store}`,
+      queues: ['critical', 'default'],
+      workers: 2,
+      periodic: false,
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      const jobs = [await urgent(), await urgent(), await later(false), await later(true)];
+      await consumer.start();
+      await Promise.allSettled(jobs.map((j) => j.result({ timeout: 10_000 })));
+      await consumer.stop(); // the last counts go with one beat
+      const total = (buckets: Array<{ completed: number; failed: number }>) => buckets.reduce((t, b) => [t[0]! + b.completed, t[1]! + b.failed], [0, 0]);
+      expect(total(await critical.throughput())).toEqual([2, 0]);
+      expect(total(await normal.throughput())).toEqual([1, 1]);
+    } finally {
+      await consumer.stop();
+      registry.unregister(urgent.commandName);
+      registry.unregister(later.commandName);
     }
   });
 });
