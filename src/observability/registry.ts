@@ -14,7 +14,7 @@ import type { AnyActorRef } from 'xstate';
 import type { BaseQueue } from '../backends/base.js';
 import { decodeMessage } from '../codec/message.js';
 import { OrderedQueues } from '../consumer/ordered-queues.js';
-import { sanitizeValue } from '../inspect/sanitize.js';
+import { ENVELOPE_HEAD, sanitizeValue } from '../inspect/sanitize.js';
 import { redactText } from '../shared/config.js';
 import type { LeasedMessage } from '../machines/protocol.js';
 
@@ -36,7 +36,7 @@ export interface ConsumerState {
   startedAt: number;
   queues: string[];
   supervisor: unknown;
-  /** The reader's and the scheduler's top-level states; null when the actor is not running. */
+  /** The reader's and the scheduler's states as the dashboard draws them (stateAt); null when the actor is not running. */
   reader: string | null;
   scheduler: string | null;
   restarts: number;
@@ -71,7 +71,12 @@ export function showArgs(args: readonly unknown[]): unknown[] {
 
 /** A message's job id, command and shown arguments; nulls for what is not a taskmill envelope. */
 export function describeMessage(message: string, data: string): RunningJob {
-  if (data.length > MAX_DECODED) return { message, id: null, command: null, args: `[arguments: ${data.length} characters, not shown]` };
+  if (data.length > MAX_DECODED) {
+    // Too big to decode at every new job a beat sees: its id and command from the head only.
+    const head = ENVELOPE_HEAD.exec(data.slice(0, 600));
+    const [id, command] = head ? [JSON.parse(head[1]!) as string, JSON.parse(head[2]!) as string] : [null, null];
+    return { message, id, command, args: `[arguments: ${data.length} characters, not shown]` };
+  }
   try {
     const envelope = decodeMessage(data);
     const args = showArgs(envelope.args);

@@ -14,7 +14,8 @@ import { createConsumer, createQueue, MemoryQueue, queueCommand, registry } from
 import { CONSUMER_TTL_MS } from '../../src/backends/control.js';
 import { POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
 import { backendServers } from '../helpers/servers.js';
-import type { ConsumerState } from '../../src/observability/registry.js';
+import { describeMessage, type ConsumerState } from '../../src/observability/registry.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { uniqueName } from '../helpers/services.js';
 
 describe('the consumer registry', () => {
@@ -35,6 +36,28 @@ describe('the consumer registry', () => {
     ]);
     await consumer.stop();
     expect(await watcher.consumers()).toEqual([]);
+  });
+});
+
+describe('a running job as the registry shows it (describeMessage)', () => {
+  it('sanitises the arguments and redacts secrets; a message over 64 KiB shows its id and command only', () => {
+    const small = encodeMessage('resize', [{ password: 'pw', url: 'redis://u:pw@h/0', data: 'abc', size: 3 }], { id: 'job-small' });
+    expect(describeMessage('7', small.data)).toEqual({
+      message: '7',
+      id: 'job-small',
+      command: 'resize',
+      args: [{ password: '[redacted]', url: 'redis://u:***@h/0', data: '[payload: 3 bytes]', size: 3 }],
+    });
+    const big = encodeMessage('resize', ['x'.repeat(70_000)], { id: 'job-big' });
+    expect(describeMessage('8', big.data)).toEqual({
+      message: '8',
+      id: 'job-big',
+      command: 'resize',
+      args: `[arguments: ${big.data.length} characters, not shown]`,
+    });
+    const wide = encodeMessage('resize', ['y'.repeat(3_000)], { id: 'job-wide' });
+    expect(describeMessage('9', wide.data).args).toMatch(/^\[arguments: \d+ characters, not shown\]$/);
+    expect(describeMessage('10', 'not an envelope')).toEqual({ message: '10', id: null, command: null, args: null });
   });
 });
 
