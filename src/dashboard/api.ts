@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BaseQueue } from '../backends/base.js';
 import { createQueue } from '../backends/index.js';
 import { ConfigError, describeValue, toError } from '../shared/errors.js';
-import { decodeMessage, deserializeValue } from '../codec/message.js';
+import { decodeMessage, deserializeValue, MAX_JOB_ID_LENGTH } from '../codec/message.js';
 import { sanitizeValue } from '../inspect/sanitize.js';
 import { describeMessage, redactSecrets, showArgs, type ConsumerState } from '../observability/registry.js';
 import { THROUGHPUT_BUCKET_MS, THROUGHPUT_WINDOW_MS } from '../backends/control.js';
@@ -155,7 +155,10 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     const job = /^\/api\/jobs\/([^/]+)$/.exec(path);
     if (method === 'GET' && job) {
       const target = pick(url.searchParams.get('queue'));
-      const id = decodeURIComponent(job[1]!);
+      const id = decodePathPart(job[1]!);
+      // No job has a longer id (the codec refuses one), and findJob would refuse it.
+      if (id.length > MAX_JOB_ID_LENGTH)
+        throw new HttpError(404, `no job ${JSON.stringify(id.slice(0, 40))}… in queue ${target.name}: ids have at most ${MAX_JOB_ID_LENGTH} characters`);
       const [record, progress, running, failed, queued] = await Promise.all([
         target.getResult(id),
         target.getResult(progressKey(id)),
@@ -265,6 +268,14 @@ function describeFailed(f: { id: string; data: string; attempt: number; error: s
     // Not a taskmill envelope (hostile or foreign input): its error says why it failed.
   }
   return { id: f.id, command, jobId, args, attempt: f.attempt, error: f.error, failedAt: f.failedAt.toISOString() };
+}
+
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(400, `malformed percent-encoding in ${JSON.stringify(part.slice(0, 80))}`);
+  }
 }
 
 /** The page may run its own script and talk to this server, nothing else: no CDN, no request leaves. */

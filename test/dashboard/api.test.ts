@@ -96,6 +96,8 @@ describe('createDashboard: the JSON API', () => {
     const unknown = await get('/api/jobs/no-such-job');
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: string }).error).toMatch(/no job no-such-job in queue dash/);
+    expect((await get(`/api/jobs/${'x'.repeat(201)}`)).status).toBe(404); // longer than any job id
+    expect((await get('/api/jobs/%E0%A4%A')).status).toBe(400); // malformed percent-encoding
     expect((await get('/api/nothing')).status).toBe(404);
     const metrics = await (await get('/metrics')).text();
     expect(metrics).toContain('taskmill_queue_jobs{queue="dash",state="failed"} 0');
