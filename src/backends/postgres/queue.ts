@@ -101,10 +101,11 @@ type Query = <R extends pg.QueryResultRow>(what: string, text: string, values: u
 export { DEFAULT_SCHEMA, SCHEMA_VERSION } from './schema.js';
 
 /**
- * Calls whose work grows with the data (a whole queue, a whole failed store, a producer's batch):
- * they get the migrations' deadline instead of queryTimeoutMs, which is sized for a consumer's calls.
+ * Calls whose work grows with the data (a whole queue, a whole failed store, a producer's batch,
+ * the heads of up to 2,000 messages for findJob): they get the migrations' deadline instead of
+ * queryTimeoutMs, which is sized for a consumer's calls.
  */
-const LONG_CALLS: ReadonlySet<string> = new Set(['flush', 'purgeFailed', 'requeueFailed', 'writeBatch']);
+const LONG_CALLS: ReadonlySet<string> = new Set(['findJob', 'flush', 'purgeFailed', 'requeueFailed', 'writeBatch']);
 
 /** The LISTEN connection is pinged every queryTimeoutMs, but never more often than this. */
 const LISTEN_PING_MIN_MS = 250;
