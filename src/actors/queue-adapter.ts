@@ -38,6 +38,8 @@ import { LeaseHeartbeat } from './lease-heartbeat.js';
 import { OpenWithRetry } from './open-with-retry.js';
 import { ProgressWriter } from './progress-writer.js';
 import { EventFeed } from './event-feed.js';
+import { ThroughputTally } from './throughput-tally.js';
+import { OrderedQueues } from '../consumer/ordered-queues.js';
 import { CONSUMER_HEARTBEAT_MS, DEFAULT_CONTROL_POLL_MS } from '../backends/control.js';
 
 export interface QueueAdapterDeps {
@@ -151,12 +153,28 @@ export function createQueueAdapter({
       );
     };
     // The registry a dashboard reads: who is consuming, and what each worker is doing.
+    // It carries the jobs settled since the last beat (the throughput history), so no job writes for it.
     let beatTimer: NodeJS.Timeout | undefined;
     let beaten = false;
+    const tally = heartbeat
+      ? queue instanceof OrderedQueues
+        ? new ThroughputTally(
+            queue.members.map((m) => m.name),
+            (id) => queue.memberIndex(id),
+          )
+        : new ThroughputTally([queue.name])
+      : undefined;
+    const sendBeat = (id: string, state: string): Promise<void> => {
+      const counts = tally!.take();
+      return queue.heartbeat(id, state, counts).catch((error: unknown) => {
+        tally!.giveBack(counts);
+        throw error;
+      });
+    };
     const beat = (): void => {
       if (!heartbeat || closed) return;
       beaten = true;
-      track(queue.heartbeat(heartbeat.id, heartbeat.state())).catch((error: unknown) => noteOutage('heartbeat', error));
+      track(sendBeat(heartbeat.id, heartbeat.state())).catch((error: unknown) => noteOutage('heartbeat', error));
     };
     const opener = new OpenWithRetry({
       queue,
@@ -267,12 +285,14 @@ export function createQueueAdapter({
         }
         case 'ACK':
           leases.settle(event.id);
+          tally?.settled(event.id, false);
           if (event.result?.continuation) composedThen(event.id, event.result, () => (acks.add(event.id, undefined), acks.flush()));
           else acks.add(event.id, event.result);
           break;
         case 'FAIL': {
           const { message, result } = event;
           leases.settle(message.id);
+          tally?.settled(message.id, true);
           if (result?.continuation) {
             composedThen(message.id, result, () => track(queue.fail(message.id, event.error)));
             break;
@@ -354,10 +374,14 @@ export function createQueueAdapter({
             }
             if (heartbeat && beaten) {
               // Bounded: an unreachable backend must not hold the stop; the entry lapses by itself.
-              const left = queue.forgetConsumer(heartbeat.id).then(
-                () => true,
-                () => false,
-              );
+              // The last seconds' counts go first (a beat), then the entry.
+              const last = tally!.empty ? Promise.resolve() : sendBeat(heartbeat.id, heartbeat.state());
+              const left = last
+                .then(() => queue.forgetConsumer(heartbeat.id))
+                .then(
+                  () => true,
+                  () => false,
+                );
               const ok = await Promise.race([left, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), FORGET_TIMEOUT_MS).unref())]);
               if (!ok) log.warn('could not leave the consumer registry; the entry lapses in 15 s');
             }

@@ -24,7 +24,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, LeaseLostError, describeValue } from '../shared/errors.js';
-import type { CancelOutcome, ConsumerRecord, EventPage, QueueControl } from './control.js';
+import type { CancelOutcome, ConsumerRecord, EventPage, FoundMessage, QueueControl, ThroughputBucket, ThroughputCount } from './control.js';
 import {
   EXPECTED,
   callback,
@@ -488,14 +488,32 @@ export abstract class BaseQueue {
 
   // ── the consumer registry (what a dashboard shows) ──────────────────
 
-  /** Records consumer `consumerId`'s state (JSON text) as of now; it counts as live for CONSUMER_TTL_MS. */
-  async heartbeat(_consumerId: string, _state: string): Promise<void> {}
+  /**
+   * Records consumer `consumerId`'s state (JSON text) as of now; it counts as live for CONSUMER_TTL_MS.
+   * `counts` (each for this queue) are added to the queue's throughput history, in the same write.
+   */
+  async heartbeat(_consumerId: string, _state: string, _counts: readonly ThroughputCount[] = []): Promise<void> {}
 
   /** Removes consumer `consumerId` (it stopped). */
   async forgetConsumer(_consumerId: string): Promise<void> {}
 
   /** The live consumers of this queue (heartbeat within CONSUMER_TTL_MS), oldest id first. */
   async consumers(): Promise<ConsumerRecord[]> {
+    return [];
+  }
+
+  /**
+   * Job `jobId`'s message, if it is among the first `limit` waiting messages (in claim order) or the
+   * first `limit` delayed ones (soonest first; memory: in write order); null otherwise. It looks at
+   * each message's head for the job id (no index by job id: that would be a write per job), so it is
+   * for a dashboard, not for the job path. Leased and failed messages are not looked at.
+   */
+  async findJob(_jobId: string, _limit: number): Promise<FoundMessage | null> {
+    return null;
+  }
+
+  /** The throughput the consumers reported, per minute, of the last THROUGHPUT_WINDOW_MS, oldest first; minutes with nothing reported are absent. */
+  async throughput(): Promise<ThroughputBucket[]> {
     return [];
   }
 

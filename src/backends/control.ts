@@ -68,6 +68,30 @@ export interface ConsumerRecord {
 export const CONSUMER_TTL_MS = 15_000;
 export const CONSUMER_HEARTBEAT_MS = 5_000;
 
+/**
+ * Jobs a consumer settled in one minute of one queue, sent with its heartbeat (never per job).
+ * `minute` is the minute's start, ms since the epoch, by the consumer's clock.
+ */
+export interface ThroughputCount {
+  queue: string;
+  minute: number;
+  completed: number;
+  failed: number;
+}
+
+/** A minute of a queue's throughput, all consumers added up (BaseQueue.throughput). */
+export interface ThroughputBucket {
+  minute: number;
+  completed: number;
+  failed: number;
+}
+
+export const THROUGHPUT_BUCKET_MS = 60_000;
+/** The backend keeps this much throughput history; older minutes are trimmed when a heartbeat adds counts. */
+export const THROUGHPUT_WINDOW_MS = 60 * THROUGHPUT_BUCKET_MS;
+/** Most counts one heartbeat carries (a consumer cut off for an hour holds at most one per minute). */
+export const MAX_THROUGHPUT_COUNTS = 120;
+
 /** Events a queue's log keeps; older ones are trimmed. */
 export const MAX_EVENTS = 10_000;
 /** A listener not refreshed within this long is gone (consumers stop publishing for it). */
@@ -117,7 +141,7 @@ export function checkListenerId(listenerId: unknown, queue: string): void {
 }
 
 /** heartbeat()'s arguments: a consumer id like a listener id, a state of JSON text up to 64 KiB. @internal */
-export function checkHeartbeat(consumerId: unknown, state: unknown, queue: string): void {
+export function checkHeartbeat(consumerId: unknown, state: unknown, counts: unknown, queue: string): void {
   const wellFormed = (v: string) => !v.includes('\u0000') && (v as string & { isWellFormed(): boolean }).isWellFormed();
   if (typeof consumerId !== 'string' || consumerId === '' || consumerId.length > 200 || !wellFormed(consumerId)) {
     throw new ConfigError(
@@ -127,4 +151,71 @@ export function checkHeartbeat(consumerId: unknown, state: unknown, queue: strin
   if (typeof state !== 'string' || state === '' || state.length > 65_536 || !wellFormed(state)) {
     throw new ConfigError(`heartbeat on queue "${queue}": invalid state ${describeValue(state)}: must be JSON text of at most 65536 characters`);
   }
+  if (!Array.isArray(counts) || counts.length > MAX_THROUGHPUT_COUNTS) {
+    throw new ConfigError(
+      `heartbeat on queue "${queue}": invalid counts ${describeValue(counts)}: must be a list of at most ${MAX_THROUGHPUT_COUNTS} throughput counts`,
+    );
+  }
+  for (const [i, c] of (counts as unknown[]).entries()) {
+    const count = c as Partial<ThroughputCount> | null;
+    const whole = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    if (
+      typeof count !== 'object' ||
+      count === null ||
+      count.queue !== queue ||
+      !whole(count.minute) ||
+      count.minute! % THROUGHPUT_BUCKET_MS !== 0 ||
+      !whole(count.completed) ||
+      !whole(count.failed)
+    ) {
+      throw new ConfigError(
+        `heartbeat on queue "${queue}": invalid counts[${i}] ${describeValue(c)}: must be { queue: "${queue}", minute (a minute's start, ms), completed, failed } with whole numbers ≥ 0`,
+      );
+    }
+  }
+}
+
+/** A waiting or delayed message found by its job id (BaseQueue.findJob). */
+export interface FoundMessage {
+  id: string;
+  data: string;
+  state: 'waiting' | 'delayed';
+}
+
+/** How far into a message findJob looks for the job id (the envelope's head: `{"v":…,"id":…,"command":…`). */
+export const JOB_HEAD_CHARS = 600;
+/** Most messages findJob may look through, of each kind. */
+export const MAX_FIND_LIMIT = 10_000;
+
+/** What findJob looks for in a message's head: the envelope's job id field, followed by its command. @internal */
+export function jobNeedle(jobId: string): string {
+  return `,"id":${JSON.stringify(jobId)},"command":`;
+}
+
+/** findJob()'s arguments: a job id like cancel's, a limit from 1 to MAX_FIND_LIMIT. @internal */
+export function checkFindJob(jobId: unknown, limit: unknown, queue: string): void {
+  if (typeof jobId !== 'string' || jobId === '' || jobId.length > 200) {
+    throw new ConfigError(`findJob on queue "${queue}": invalid job id ${describeValue(jobId)}: must be a non-empty string of at most 200 characters`);
+  }
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_FIND_LIMIT) {
+    throw new ConfigError(`findJob on queue "${queue}": invalid limit ${describeValue(limit)}: must be an integer from 1 to ${MAX_FIND_LIMIT}`);
+  }
+}
+
+/** Adds `counts` to `buckets` (minute → counts), then drops the minutes before `now` - THROUGHPUT_WINDOW_MS. @internal */
+export function addThroughput(buckets: Map<number, ThroughputBucket>, counts: readonly ThroughputCount[], now: number): void {
+  for (const { minute, completed, failed } of counts) {
+    const bucket = buckets.get(minute);
+    if (bucket) {
+      bucket.completed += completed;
+      bucket.failed += failed;
+    } else buckets.set(minute, { minute, completed, failed });
+  }
+  const oldest = throughputSince(now);
+  for (const minute of buckets.keys()) if (minute < oldest) buckets.delete(minute);
+}
+
+/** The first minute the throughput window holds at `now`. @internal */
+export function throughputSince(now: number): number {
+  return Math.floor((now - THROUGHPUT_WINDOW_MS) / THROUGHPUT_BUCKET_MS) * THROUGHPUT_BUCKET_MS + THROUGHPUT_BUCKET_MS;
 }

@@ -26,8 +26,18 @@ import {
   type WriteOnceResult,
   type WriteOptions,
 } from '../backends/base.js';
-import { ConfigError } from '../shared/errors.js';
-import { checkCancel, type CancelOutcome, type CancelRequest, type ConsumerRecord, type EventPage, type QueueControl } from '../backends/control.js';
+import { ConfigError, describeValue } from '../shared/errors.js';
+import {
+  checkCancel,
+  type CancelOutcome,
+  type CancelRequest,
+  type ConsumerRecord,
+  type EventPage,
+  type FoundMessage,
+  type QueueControl,
+  type ThroughputBucket,
+  type ThroughputCount,
+} from '../backends/control.js';
 
 export class OrderedQueues extends BaseQueue {
   override readonly blocking: boolean;
@@ -184,9 +194,26 @@ export class OrderedQueues extends BaseQueue {
     await Promise.all(perMember.map((own, i) => (own.length > 0 ? this.members[i]!.publishEvents(own) : Promise.resolve())));
   }
 
-  /** A consumer of several queues beats on each, so each queue's dashboard shows it. */
-  override async heartbeat(consumerId: string, state: string): Promise<void> {
-    await Promise.all(this.members.map((m) => m.heartbeat(consumerId, state)));
+  /** A consumer of several queues beats on each, so each queue's dashboard shows it; each gets its own counts. */
+  override async heartbeat(consumerId: string, state: string, counts: readonly ThroughputCount[] = []): Promise<void> {
+    if (!Array.isArray(counts) || counts.length === 0) {
+      await Promise.all(this.members.map((m) => m.heartbeat(consumerId, state, counts)));
+      return;
+    }
+    for (const [i, count] of counts.entries()) {
+      if (!this.members.some((m) => m.name === (count as Partial<ThroughputCount> | null)?.queue)) {
+        throw new ConfigError(`heartbeat on queues ${this.names}: invalid counts[${i}] ${describeValue(count)}: its queue is none of them`);
+      }
+    }
+    await Promise.all(
+      this.members.map((m) =>
+        m.heartbeat(
+          consumerId,
+          state,
+          (counts as readonly ThroughputCount[]).filter((c) => c.queue === m.name),
+        ),
+      ),
+    );
   }
 
   override async forgetConsumer(consumerId: string): Promise<void> {
@@ -195,6 +222,31 @@ export class OrderedQueues extends BaseQueue {
 
   override consumers(): Promise<ConsumerRecord[]> {
     return this.members[0]!.consumers();
+  }
+
+  /** Each queue in read order; the id carries its queue's prefix. */
+  override async findJob(jobId: string, limit: number): Promise<FoundMessage | null> {
+    for (const [index, member] of this.members.entries()) {
+      const found = await member.findJob(jobId, limit);
+      if (found) return { ...found, id: `${index}:${found.id}` };
+    }
+    return null;
+  }
+
+  override throughput(): Promise<ThroughputBucket[]> {
+    return this.members[0]!.throughput();
+  }
+
+  /** The index of the member a prefixed id (`1:42`) came from, read without slicing it (it runs per settled job); -1 when it is nobody's. */
+  memberIndex(id: string): number {
+    let index = 0;
+    for (let i = 0; i < id.length; i++) {
+      const code = id.charCodeAt(i);
+      if (code === 58) return i > 0 && index < this.members.length ? index : -1;
+      if (code < 48 || code > 57) return -1;
+      index = index * 10 + code - 48;
+    }
+    return -1;
   }
 
   /** A listener through this object listens on the first queue, where its writes go. */

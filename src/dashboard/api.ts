@@ -15,8 +15,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BaseQueue } from '../backends/base.js';
 import { createQueue } from '../backends/index.js';
 import { ConfigError, describeValue, toError } from '../shared/errors.js';
-import { decodeMessage, deserializeValue } from '../codec/message.js';
+import { decodeMessage, deserializeValue, MAX_JOB_ID_LENGTH } from '../codec/message.js';
 import { sanitizeValue } from '../inspect/sanitize.js';
+import { describeMessage, redactSecrets, showArgs, type ConsumerState } from '../observability/registry.js';
+import { THROUGHPUT_BUCKET_MS, THROUGHPUT_WINDOW_MS } from '../backends/control.js';
 import { progressKey, progressValue } from '../producer/progress.js';
 import { parseResultRecord } from '../producer/results.js';
 import { promClient } from '../backends/drivers.js';
@@ -115,6 +117,19 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     if (method === 'GET' && path === '/api/queues') {
       return { body: await Promise.all(members.map(async (m) => ({ name: m.name, ...(await m.stats()) }))) };
     }
+    if (method === 'GET' && path === '/api/throughput') {
+      const now = Date.now();
+      const minutes = THROUGHPUT_WINDOW_MS / THROUGHPUT_BUCKET_MS;
+      const to = now - (now % THROUGHPUT_BUCKET_MS);
+      return {
+        body: {
+          bucketMs: THROUGHPUT_BUCKET_MS,
+          from: to - (minutes - 1) * THROUGHPUT_BUCKET_MS,
+          to,
+          queues: await Promise.all(members.map(async (m) => ({ name: m.name, buckets: await m.throughput() }))),
+        },
+      };
+    }
     if (method === 'GET' && path === '/api/consumers') {
       const seen = new Map<string, unknown>();
       for (const m of members) {
@@ -140,18 +155,39 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     const job = /^\/api\/jobs\/([^/]+)$/.exec(path);
     if (method === 'GET' && job) {
       const target = pick(url.searchParams.get('queue'));
-      const id = decodeURIComponent(job[1]!);
-      const [record, progress] = await Promise.all([target.getResult(id), target.getResult(progressKey(id))]);
-      if (record === null && progress === null) throw new HttpError(404, `no job ${id} in queue ${target.name} (unknown, not run yet, or its record expired)`);
+      const id = decodePathPart(job[1]!);
+      // No job has a longer id (the codec refuses one), and findJob would refuse it.
+      if (id.length > MAX_JOB_ID_LENGTH)
+        throw new HttpError(404, `no job ${JSON.stringify(id.slice(0, 40))}… in queue ${target.name}: ids have at most ${MAX_JOB_ID_LENGTH} characters`);
+      const [record, progress, running, failed, queued] = await Promise.all([
+        target.getResult(id),
+        target.getResult(progressKey(id)),
+        findRunning(target, id),
+        findFailed(target, id),
+        target.findJob(id, LOOKUP_LIMIT),
+      ]);
+      if (record === null && progress === null && running === null && failed === null && queued === null) {
+        throw new HttpError(
+          404,
+          `no job ${id} in queue ${target.name} (unknown, not among the first ${LOOKUP_LIMIT} waiting or delayed, or its record expired)`,
+        );
+      }
       const result = record === null ? null : parseResultRecord(record);
+      // The arguments travel with the message: shown while it waits, while a worker runs it, or while the failed store keeps it.
+      const waiting = queued ? describeMessage(queued.id, queued.data) : null;
+      const source = running ?? failed ?? waiting;
       return {
         body: {
           id,
           queue: target.name,
-          status: result?.status ?? 'pending',
-          attempt: result?.attempt ?? null,
+          status: running ? 'running' : failed ? 'failed' : (queued?.state ?? result?.status ?? 'pending'),
+          command: source?.command ?? null,
+          args: source ? source.args : null,
+          argsFrom: running ? 'running' : failed ? 'failed store' : (queued?.state ?? null),
+          worker: running ? { consumer: running.consumer, id: running.worker } : null,
+          attempt: result?.attempt ?? failed?.attempt ?? null,
           at: result?.at ?? null,
-          error: result?.error ?? null,
+          error: result?.error ?? failed?.error ?? null,
           result: result?.value === undefined ? null : redactSecrets(sanitizeValue(deserializeValue(result.value))),
           progress: progress === null ? null : sanitizeValue(progressValue(progress)),
         },
@@ -187,6 +223,37 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   };
 }
 
+/**
+ * How many messages a job's page looks through for its id, of the failed store (oldest first, as
+ * failed() lists them), of the waiting ones (in claim order) and of the delayed ones (soonest
+ * first): no backend has an index by job id.
+ */
+const LOOKUP_LIMIT = 1_000;
+
+/** Job `id` as a live consumer's worker reports it running (heartbeat state), or null. */
+async function findRunning(queue: BaseQueue, id: string) {
+  for (const c of await queue.consumers()) {
+    let state: Partial<ConsumerState>;
+    try {
+      state = JSON.parse(c.state) as Partial<ConsumerState>;
+    } catch {
+      continue;
+    }
+    for (const w of state.workers ?? []) if (w.running?.id === id) return { consumer: c.id, worker: w.id, command: w.running.command, args: w.running.args };
+  }
+  return null;
+}
+
+/** Job `id` among the first LOOKUP_LIMIT failed messages, or null. */
+async function findFailed(queue: BaseQueue, id: string) {
+  for (const f of await queue.failed(LOOKUP_LIMIT)) {
+    if (!f.data.includes(id)) continue; // most are not it: skip decoding them
+    const shown = describeFailed(f);
+    if (shown.jobId === id) return shown;
+  }
+  return null;
+}
+
 /** A failed message as the API shows it: its command, job id and arguments (sanitised, secrets redacted), never the raw payload. */
 function describeFailed(f: { id: string; data: string; attempt: number; error: string; failedAt: Date }) {
   let command: string | null = null;
@@ -196,22 +263,19 @@ function describeFailed(f: { id: string; data: string; attempt: number; error: s
     const envelope = decodeMessage(f.data);
     command = envelope.command;
     jobId = envelope.id;
-    args = redactSecrets(sanitizeValue(envelope.args));
+    args = showArgs(envelope.args);
   } catch {
     // Not a taskmill envelope (hostile or foreign input): its error says why it failed.
   }
   return { id: f.id, command, jobId, args, attempt: f.attempt, error: f.error, failedAt: f.failedAt.toISOString() };
 }
 
-const SECRET_KEY = /pass(word|wd)?|secret|token|api[-_]?key|authorization|credential/i;
-
-/** Values under keys that name a secret are shown as '[redacted]' (sanitizeValue already strips URL passwords). */
-function redactSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redactSecrets);
-  if (typeof value !== 'object' || value === null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : redactSecrets(v);
-  return out;
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(400, `malformed percent-encoding in ${JSON.stringify(part.slice(0, 80))}`);
+  }
 }
 
 /** The page may run its own script and talk to this server, nothing else: no CDN, no request leaves. */

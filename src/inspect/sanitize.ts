@@ -15,7 +15,7 @@ const PAYLOAD_KEYS = new Set(['data', 'args', 'payload']);
 const TEXT_KEYS = new Set(['error', 'message', 'stack', 'reason']);
 const ERROR_FIELDS = ['code', 'workerId', 'command', 'jobId'] as const;
 /** The head encodeMessage writes: command and job id are metadata, readable without touching the arguments. */
-const ENVELOPE_HEAD = /^\{"v":\d+,"id":("(?:[^"\\]|\\.){1,200}"),"command":("(?:[^"\\]|\\.){1,300}")/;
+export const ENVELOPE_HEAD = /^\{"v":\d+,"id":("(?:[^"\\]|\\.){1,200}"),"command":("(?:[^"\\]|\\.){1,300}")/;
 
 /** The parts of an actor ref inspection reads (several are xstate internals typed loosely). */
 export interface InspectedRef {

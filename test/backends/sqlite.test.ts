@@ -75,7 +75,7 @@ describe('SqliteQueue', () => {
     await queue.close();
     const db = new Database(file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 6 });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 7 });
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'taskmill_%' ORDER BY name").all();
     expect(tables.map((t) => (t as { name: string }).name)).toEqual([
       'taskmill_cancels',
@@ -89,6 +89,7 @@ describe('SqliteQueue', () => {
       'taskmill_results',
       'taskmill_schema',
       'taskmill_slots',
+      'taskmill_throughput',
     ]);
     db.close();
   });
@@ -226,11 +227,14 @@ describe('SqliteQueue', () => {
     await queue.ack(readyId);
     expect(await queue.read()).toEqual({ id: leasedId, data: 'retried', attempt: 1 });
     expect(await queue.remove(delayed)).toBe(true);
-    // Job control and events on the upgraded file (version 6's tables).
+    // Job control and events (version 6's tables) and throughput (version 7's) on the upgraded file.
     expect(await queue.cancel(leasedId, 'job-l')).toBe('signalled');
     expect((await queue.control()).cancels).toEqual([{ id: leasedId, jobId: 'job-l' }]);
     await queue.publishEvents(['e1']);
     expect(await queue.readEvents(0, 10)).toEqual({ events: [{ seq: 1, data: 'e1' }], last: 1 });
+    const minute = Date.now() - (Date.now() % 60_000);
+    await queue.heartbeat('c', '{}', [{ queue: 'jobs', minute, completed: 1, failed: 0 }]);
+    expect(await queue.throughput()).toEqual([{ minute, completed: 1, failed: 0 }]);
     await queue.close();
     await oldOwner.close();
 
@@ -239,7 +243,7 @@ describe('SqliteQueue', () => {
     expect(await again.getResult('j')).toBe('result');
     await again.close();
     const db = new Database(file, { readonly: true });
-    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 6 });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 7 });
     const readyIndex = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'taskmill_messages_ready'").get() as { sql: string };
     expect(readyIndex.sql).toContain('run_at IS NULL');
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');

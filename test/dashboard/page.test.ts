@@ -1,7 +1,10 @@
 /**
  * The dashboard page in a real headless Chromium (Debian's, driven by
- * playwright-core): it shows the queue, the live consumer and its workers
- * and the failed job; clicking retry makes the job run again and leaves the
+ * playwright-core): it shows the queue with the throughput history the
+ * backend held before the page opened, the live consumer and its workers,
+ * the four machines with their live states, and the failed job, whose page
+ * shows its arguments with the secret redacted (and a delayed job's, by its
+ * id); clicking retry makes the job run again and leaves the
  * failed list; the token leaves the address bar; no request goes anywhere
  * but the dashboard's own server. With TASKMILL_SCREENSHOTS=1 it also
  * refreshes docs/dashboard.png.
@@ -45,12 +48,24 @@ describe('the dashboard page in headless Chromium', () => {
   it.skipIf(!hasChromium)('shows queue, consumer and failed job; retry runs the job again; nothing leaves localhost', { timeout: 60_000 }, async () => {
     const queue = new MemoryQueue(uniqueName('page'), { name: 'web' });
     let attempts = 0;
-    const flaky = queueCommand({ name: uniqueName('thumbnail'), queue, retries: 0 }, () => {
+    const flaky = queueCommand({ name: uniqueName('thumbnail'), queue, retries: 0 }, (_image: { path: string; token: string }) => {
       if (attempts++ === 0) throw new Error('image server said 503');
     });
     const consumer = createConsumer({ queue, workers: 2, periodic: false, logger: pino({ level: 'silent' }), pollDelayMs: 10, maxPollDelayMs: 20 });
     try {
-      const job = await flaky();
+      // The last 45 minutes, as an earlier consumer's heartbeats left them in the backend before the page opened.
+      const now = Date.now();
+      const minute = now - (now % 60_000);
+      const earlier = Array.from({ length: 45 }, (_, i) => ({
+        queue: 'web',
+        minute: minute - (45 - i) * 60_000,
+        completed: Math.round(40 + 30 * Math.sin(i / 5)),
+        failed: i % 9 === 0 ? 3 : 0,
+      }));
+      await queue.heartbeat('an-earlier-consumer', '{}', earlier);
+      await queue.forgetConsumer('an-earlier-consumer');
+      const earlierDone = earlier.reduce((n, c) => n + c.completed, 0);
+      const job = await flaky({ path: 'cat.png', token: 's3cret-token' });
       await consumer.start();
       await expect(job.result({ timeout: 10_000 })).rejects.toThrow(/503/);
       const dashboard = createDashboard({ queue });
@@ -59,7 +74,7 @@ describe('the dashboard page in headless Chromium', () => {
       const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
       browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-      const page = await browser.newPage();
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const requests: string[] = [];
       page.on('request', (request) => requests.push(request.url()));
       const problems: string[] = [];
@@ -69,7 +84,11 @@ describe('the dashboard page in headless Chromium', () => {
 
       await page.locator('#queues tbody tr').filter({ hasText: 'web' }).waitFor();
       expect(new URL(page.url()).search).toBe(''); // the token left the address bar
-      await page.locator('#queues svg.spark polyline').waitFor({ state: 'attached' }); // the rate over time
+      // Throughput over time: the history the backend held before the page opened.
+      const spark = page.locator('#queues svg.spark');
+      await spark.waitFor({ state: 'attached' });
+      expect(Number(await spark.getAttribute('data-completed'))).toBeGreaterThanOrEqual(earlierDone);
+      expect(await spark.locator(`g[data-minute="${earlier[0]!.minute}"] rect`).count()).toBeGreaterThan(0);
       await page.locator('#consumers tbody tr').filter({ hasText: 'running' }).waitFor();
       expect(await page.locator('#consumers .state').allTextContents()).toEqual(['worker-1: idle', 'worker-2: idle']);
       // The machines, drawn from their definitions, each live actor's state marked.
@@ -79,11 +98,32 @@ describe('the dashboard page in headless Chromium', () => {
       expect(await worker.locator('[data-state="busy"]').getAttribute('data-live')).toBe('0');
       expect(await page.locator('svg[data-machine="supervisor"] [data-state="running"]').getAttribute('data-live')).toBe('1');
       expect(await worker.locator('line.edge').count()).toBeGreaterThan(3);
+      // The reader and the scheduler, each in one live state.
+      for (const name of ['reader', 'scheduler']) {
+        const machine = page.locator(`svg[data-machine="${name}"]`);
+        await machine.waitFor();
+        expect(await machine.locator('g.node.live').count(), name).toBe(1);
+        expect(await machine.locator('g.node.live').getAttribute('data-live'), name).toBe('1');
+      }
       const failedRow = page.locator('#failed tbody tr').filter({ hasText: 'image server said 503' });
       await failedRow.waitFor();
       expect(await failedRow.textContent()).toContain(flaky.commandName);
+      // Its page, from the failed row: the arguments the failed store keeps, the token redacted.
+      await failedRow.getByRole('button', { name: job.id }).click();
+      await expect.poll(() => page.locator('#job').textContent(), { timeout: 10_000 }).toContain('cat.png');
+      const shown = (await page.locator('#job').textContent())!;
+      expect(shown).toContain('[redacted]');
+      expect(shown).not.toContain('s3cret-token');
       // TASKMILL_SCREENSHOTS=1 refreshes the picture in docs/ (not on every run: it would dirty the tree).
       if (process.env.TASKMILL_SCREENSHOTS) await page.screenshot({ path: path.join(ROOT, 'docs', 'dashboard.png'), fullPage: true });
+
+      // A delayed job, by its id in the form: its arguments from the message the backend holds.
+      const later = await flaky.schedule({ delay: 3_600_000 }, { path: 'dog.png', token: 's3cret-token' });
+      await page.locator('#job-id').fill(later.id);
+      await page.getByRole('button', { name: 'show' }).click();
+      await expect.poll(() => page.locator('#job').textContent(), { timeout: 10_000 }).toContain('dog.png');
+      expect(await page.locator('#job').textContent()).toContain('the delayed message');
+      expect(await page.locator('#job').textContent()).not.toContain('s3cret-token');
 
       await failedRow.getByRole('button', { name: 'retry' }).click();
       await expect.poll(() => attempts, { timeout: 10_000 }).toBe(2);

@@ -2,18 +2,20 @@
  * The consumer registry: a running consumer is listed by its queue (every
  * backend stores the heartbeat; the contract tests cover that), with its pid,
  * queues, supervisor state and each worker's state, and it leaves the list
- * when it stops.
+ * when it stops; on every backend, its reader's and scheduler's states, and
+ * the jobs it settled reach the backend's throughput history.
  */
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import { createConsumer, createQueue, MemoryQueue } from '../../src/index.js';
+import { createConsumer, createQueue, MemoryQueue, queueCommand, registry } from '../../src/index.js';
 import { CONSUMER_TTL_MS } from '../../src/backends/control.js';
 import { POSTGRES_URL, REDIS_URL } from '../helpers/services.js';
 import { backendServers } from '../helpers/servers.js';
-import type { ConsumerState } from '../../src/observability/registry.js';
+import { describeMessage, type ConsumerState } from '../../src/observability/registry.js';
+import { encodeMessage } from '../../src/codec/message.js';
 import { uniqueName } from '../helpers/services.js';
 
 describe('the consumer registry', () => {
@@ -34,6 +36,28 @@ describe('the consumer registry', () => {
     ]);
     await consumer.stop();
     expect(await watcher.consumers()).toEqual([]);
+  });
+});
+
+describe('a running job as the registry shows it (describeMessage)', () => {
+  it('sanitises the arguments and redacts secrets; a message over 64 KiB shows its id and command only', () => {
+    const small = encodeMessage('resize', [{ password: 'pw', url: 'redis://u:pw@h/0', data: 'abc', size: 3 }], { id: 'job-small' });
+    expect(describeMessage('7', small.data)).toEqual({
+      message: '7',
+      id: 'job-small',
+      command: 'resize',
+      args: [{ password: '[redacted]', url: 'redis://u:***@h/0', data: '[payload: 3 bytes]', size: 3 }],
+    });
+    const big = encodeMessage('resize', ['x'.repeat(70_000)], { id: 'job-big' });
+    expect(describeMessage('8', big.data)).toEqual({
+      message: '8',
+      id: 'job-big',
+      command: 'resize',
+      args: `[arguments: ${big.data.length} characters, not shown]`,
+    });
+    const wide = encodeMessage('resize', ['y'.repeat(3_000)], { id: 'job-wide' });
+    expect(describeMessage('9', wide.data).args).toMatch(/^\[arguments: \d+ characters, not shown\]$/);
+    expect(describeMessage('10', 'not an envelope')).toEqual({ message: '10', id: null, command: null, args: null });
   });
 });
 
@@ -77,4 +101,39 @@ describe.each(SERVERS)('the consumer registry on $kind', (server) => {
       await server.dispose(url);
     }
   });
+
+  it.skipIf(!server.available)(
+    'a consumer reports its reader and scheduler states and, when it stops, the jobs it settled per minute',
+    { timeout: 30_000 },
+    async () => {
+      const url = server.url();
+      const queue = createQueue(url);
+      const watcher = createQueue(url);
+      const name = uniqueName('settled');
+      const cmd = queueCommand({ name, queue, retries: 0 }, (n: number) => {
+        if (n === 0) throw new Error('zero');
+        return n;
+      });
+      const consumer = createConsumer({ queue, workers: 2, periodic: false, logger: pino({ level: 'silent' }), pollDelayMs: 10, maxPollDelayMs: 50 });
+      try {
+        await consumer.start();
+        const jobs = await Promise.all([0, 1, 2, 3, 4].map((n) => cmd(n)));
+        await Promise.allSettled(jobs.map((j) => j.result({ timeout: 15_000 })));
+        await expect.poll(async () => (await watcher.consumers()).length, { timeout: 10_000 }).toBe(1);
+        const state = JSON.parse((await watcher.consumers())[0]!.state) as ConsumerState;
+        expect(state.reader).toMatch(/^(waiting|reading|empty|blocked|backingOff)$/);
+        expect(state.scheduler).toMatch(/^(firing|waiting)$/);
+        await consumer.stop();
+        const buckets = await watcher.throughput();
+        expect(buckets.reduce((n, b) => n + b.completed, 0)).toBe(4);
+        expect(buckets.reduce((n, b) => n + b.failed, 0)).toBe(1);
+      } finally {
+        await consumer.stop();
+        registry.unregister(name);
+        await watcher.close();
+        await queue.close();
+        await server.dispose(url);
+      }
+    },
+  );
 });

@@ -3,7 +3,18 @@
  * (./control.ts in backends/ states the rules). Everything runs inside one
  * synchronous call, so each step is atomic for every instance sharing it.
  */
-import { CONSUMER_TTL_MS, MAX_EVENTS, type CancelRequest, type ConsumerRecord, type EventPage, type LoggedEvent } from '../control.js';
+import {
+  addThroughput,
+  CONSUMER_TTL_MS,
+  MAX_EVENTS,
+  throughputSince,
+  type CancelRequest,
+  type ConsumerRecord,
+  type EventPage,
+  type LoggedEvent,
+  type ThroughputBucket,
+  type ThroughputCount,
+} from '../control.js';
 import type { Entry } from './state.js';
 
 export class MemoryControl {
@@ -16,6 +27,8 @@ export class MemoryControl {
   private lastSeq = 0;
   /** Consumer id → its last heartbeat. */
   private readonly beats = new Map<string, { state: string; seenAt: number }>();
+  /** Minute → the jobs settled in it, as the heartbeats reported them. */
+  private readonly settled = new Map<number, ThroughputBucket>();
 
   constructor(private readonly live: ReadonlyMap<string, Entry>) {}
 
@@ -67,8 +80,17 @@ export class MemoryControl {
     return { events: this.events.slice(from, from + max), last: this.lastSeq };
   }
 
-  heartbeat(id: string, state: string, now: number): void {
+  heartbeat(id: string, state: string, counts: readonly ThroughputCount[], now: number): void {
     this.beats.set(id, { state, seenAt: now });
+    if (counts.length > 0) addThroughput(this.settled, counts, now);
+  }
+
+  throughput(now: number): ThroughputBucket[] {
+    const oldest = throughputSince(now);
+    return [...this.settled.values()]
+      .filter((b) => b.minute >= oldest)
+      .map((b) => ({ ...b }))
+      .sort((a, b) => a.minute - b.minute);
   }
 
   forgetConsumer(id: string): void {

@@ -43,9 +43,15 @@ import {
   checkCancel,
   checkEventRead,
   checkHeartbeat,
+  checkFindJob,
+  jobNeedle,
+  JOB_HEAD_CHARS,
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type FoundMessage,
+  type ThroughputBucket,
+  type ThroughputCount,
   type EventPage,
   type QueueControl,
 } from '../control.js';
@@ -335,10 +341,10 @@ export class MemoryQueue extends BaseQueue {
     return state.control.read(after, max);
   }
 
-  override async heartbeat(consumerId: string, state: string): Promise<void> {
+  override async heartbeat(consumerId: string, state: string, counts: readonly ThroughputCount[] = []): Promise<void> {
     const live = this.live();
-    checkHeartbeat(consumerId, state, this.name);
-    live.control.heartbeat(consumerId, state, Date.now());
+    checkHeartbeat(consumerId, state, counts, this.name);
+    live.control.heartbeat(consumerId, state, counts, Date.now());
   }
 
   override async forgetConsumer(consumerId: string): Promise<void> {
@@ -347,6 +353,25 @@ export class MemoryQueue extends BaseQueue {
 
   override async consumers(): Promise<ConsumerRecord[]> {
     return this.live().control.consumers(Date.now());
+  }
+
+  override async findJob(jobId: string, limit: number): Promise<FoundMessage | null> {
+    const state = this.live();
+    checkFindJob(jobId, limit, this.name);
+    const needle = jobNeedle(jobId);
+    let waiting = 0;
+    let delayed = 0;
+    for (const entry of state.live.values()) {
+      if (entry.owner !== null) continue;
+      const isDelayed = state.delayed.has(entry.id) || entry.parkedKey !== null;
+      if (isDelayed ? ++delayed > limit : ++waiting > limit) continue;
+      if (entry.data.slice(0, JOB_HEAD_CHARS).includes(needle)) return { id: entry.id, data: entry.data, state: isDelayed ? 'delayed' : 'waiting' };
+    }
+    return null;
+  }
+
+  override async throughput(): Promise<ThroughputBucket[]> {
+    return this.live().control.throughput(Date.now());
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

@@ -11,7 +11,20 @@
  * before seq n exists (a gap it sees is a trim, never a publish in flight).
  */
 import type pg from 'pg';
-import { CONSUMER_TTL_MS, MAX_EVENTS, type CancelOutcome, type CancelRequest, type ConsumerRecord, type EventPage, type QueueControl } from '../control.js';
+import {
+  CONSUMER_TTL_MS,
+  MAX_EVENTS,
+  throughputSince,
+  type CancelOutcome,
+  type CancelRequest,
+  type ConsumerRecord,
+  type EventPage,
+  type QueueControl,
+  JOB_HEAD_CHARS,
+  type FoundMessage,
+  type ThroughputBucket,
+  type ThroughputCount,
+} from '../control.js';
 
 type Query = <R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 
@@ -25,6 +38,13 @@ export function controlMigration(s: string): string[] {
     `CREATE TABLE ${s}.event_seqs (queue text PRIMARY KEY, last bigint NOT NULL)`,
     `CREATE TABLE ${s}.events (queue text NOT NULL, seq bigint NOT NULL, data text NOT NULL, PRIMARY KEY (queue, seq))`,
     `CREATE TABLE ${s}.consumers (queue text NOT NULL, id text NOT NULL, state text NOT NULL, seen_at timestamptz NOT NULL, PRIMARY KEY (queue, id))`,
+  ];
+}
+
+/** Migration 7: the throughput the consumers' heartbeats report, per queue and minute (ms since the epoch). */
+export function throughputMigration(s: string): string[] {
+  return [
+    `CREATE TABLE ${s}.throughput (queue text NOT NULL, minute bigint NOT NULL, completed bigint NOT NULL, failed bigint NOT NULL, PRIMARY KEY (queue, minute))`,
   ];
 }
 
@@ -67,6 +87,23 @@ function controlStatements(s: string) {
     /** $2 consumer id, $3 state (JSON text). */
     beat: `INSERT INTO ${s}.consumers (queue, id, state, seen_at) VALUES ($1, $2, $3, now())
            ON CONFLICT (queue, id) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at`,
+    /** $2 consumer id, $3 state, $4/$5/$6 minutes/completed/failed, $7 the oldest minute kept. The beat and its counts in one statement. */
+    beatCounting: `WITH beat AS (INSERT INTO ${s}.consumers (queue, id, state, seen_at) VALUES ($1, $2, $3, now())
+                     ON CONFLICT (queue, id) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at),
+                   added AS (INSERT INTO ${s}.throughput AS t (queue, minute, completed, failed)
+                     SELECT $1, m, sum(c), sum(f) FROM unnest($4::bigint[], $5::bigint[], $6::bigint[]) AS u(m, c, f) GROUP BY m
+                     ON CONFLICT (queue, minute) DO UPDATE SET completed = t.completed + excluded.completed, failed = t.failed + excluded.failed)
+                   DELETE FROM ${s}.throughput WHERE queue = $1 AND minute < $7`,
+    /** $2 the oldest minute shown. */
+    throughput: `SELECT minute::float8 AS minute, completed::float8 AS completed, failed::float8 AS failed FROM ${s}.throughput
+                 WHERE queue = $1 AND minute >= $2 ORDER BY minute`,
+    /** $2 needle, $3 limit, $4 head chars. The head of the queue in claim order (jobs_ready), then the soonest delayed (jobs_delayed). */
+    findJob: `SELECT id::text AS id, data, state FROM (
+                (SELECT id, data, 'waiting' AS state, 0 AS part FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL AND run_at IS NULL
+                 ORDER BY priority DESC, (id + 0) LIMIT $3)
+                UNION ALL
+                (SELECT id, data, 'delayed', 1 FROM ${s}.jobs WHERE queue = $1 AND run_at IS NOT NULL ORDER BY run_at LIMIT $3)) AS head
+              WHERE strpos(left(data, $4), $2) > 0 ORDER BY part LIMIT 1`,
     forget: `DELETE FROM ${s}.consumers WHERE queue = $1 AND id = $2`,
     /** $2 ttl ms. Drops the ones gone, answers the live ones. */
     consumers: `WITH gone AS (DELETE FROM ${s}.consumers WHERE queue = $1 AND seen_at <= now() - $2::double precision * interval '1 millisecond')
@@ -130,8 +167,25 @@ export class PostgresControl {
     if (events.length > 0) await this.query('publishEvents', this.#sql.publish, [this.queue, events]);
   }
 
-  async heartbeat(id: string, state: string): Promise<void> {
-    await this.query('heartbeat', this.#sql.beat, [this.queue, id, state]);
+  async heartbeat(id: string, state: string, counts: readonly ThroughputCount[]): Promise<void> {
+    if (counts.length === 0) {
+      await this.query('heartbeat', this.#sql.beat, [this.queue, id, state]);
+      return;
+    }
+    const minutes = counts.map((c) => c.minute);
+    const completed = counts.map((c) => c.completed);
+    const failed = counts.map((c) => c.failed);
+    await this.query('heartbeat', this.#sql.beatCounting, [this.queue, id, state, minutes, completed, failed, throughputSince(Date.now())]);
+  }
+
+  async findJob(needle: string, limit: number): Promise<FoundMessage | null> {
+    const { rows } = await this.query<FoundMessage>('findJob', this.#sql.findJob, [this.queue, needle, limit, JOB_HEAD_CHARS]);
+    return rows[0] ?? null;
+  }
+
+  async throughput(): Promise<ThroughputBucket[]> {
+    const { rows } = await this.query<ThroughputBucket>('throughput', this.#sql.throughput, [this.queue, throughputSince(Date.now())]);
+    return rows;
   }
 
   async forgetConsumer(id: string): Promise<void> {

@@ -81,9 +81,14 @@ import {
   checkCancel,
   checkEventRead,
   checkHeartbeat,
+  checkFindJob,
+  jobNeedle,
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type FoundMessage,
+  type ThroughputBucket,
+  type ThroughputCount,
   type EventPage,
   type QueueControl,
 } from '../control.js';
@@ -96,10 +101,11 @@ type Query = <R extends pg.QueryResultRow>(what: string, text: string, values: u
 export { DEFAULT_SCHEMA, SCHEMA_VERSION } from './schema.js';
 
 /**
- * Calls whose work grows with the data (a whole queue, a whole failed store, a producer's batch):
- * they get the migrations' deadline instead of queryTimeoutMs, which is sized for a consumer's calls.
+ * Calls whose work grows with the data (a whole queue, a whole failed store, a producer's batch,
+ * the heads of up to 2,000 messages for findJob): they get the migrations' deadline instead of
+ * queryTimeoutMs, which is sized for a consumer's calls.
  */
-const LONG_CALLS: ReadonlySet<string> = new Set(['flush', 'purgeFailed', 'requeueFailed', 'writeBatch']);
+const LONG_CALLS: ReadonlySet<string> = new Set(['findJob', 'flush', 'purgeFailed', 'requeueFailed', 'writeBatch']);
 
 /** The LISTEN connection is pinged every queryTimeoutMs, but never more often than this. */
 const LISTEN_PING_MIN_MS = 250;
@@ -540,9 +546,9 @@ export class PostgresQueue extends BaseQueue {
     return this.#control.read(after, max);
   }
 
-  override async heartbeat(consumerId: string, state: string): Promise<void> {
-    checkHeartbeat(consumerId, state, this.name);
-    return this.#control.heartbeat(consumerId, state);
+  override async heartbeat(consumerId: string, state: string, counts: readonly ThroughputCount[] = []): Promise<void> {
+    checkHeartbeat(consumerId, state, counts, this.name);
+    return this.#control.heartbeat(consumerId, state, counts);
   }
 
   override forgetConsumer(consumerId: string): Promise<void> {
@@ -551,6 +557,15 @@ export class PostgresQueue extends BaseQueue {
 
   override consumers(): Promise<ConsumerRecord[]> {
     return this.#control.consumers();
+  }
+
+  override async findJob(jobId: string, limit: number): Promise<FoundMessage | null> {
+    checkFindJob(jobId, limit, this.name);
+    return this.#control.findJob(jobNeedle(jobId), limit);
+  }
+
+  override throughput(): Promise<ThroughputBucket[]> {
+    return this.#control.throughput();
   }
 
   override async setResults(records: readonly ResultRecord[]): Promise<void> {

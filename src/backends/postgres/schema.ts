@@ -14,7 +14,7 @@ import { pg as loadPg } from '../drivers.js';
 import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.js';
 import { freeSlotsOf, gatesMigration, gateStatements } from './gates.js';
-import { controlMigration } from './control.js';
+import { controlMigration, throughputMigration } from './control.js';
 
 export const DEFAULT_SCHEMA = 'taskmill';
 export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -112,6 +112,8 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
   gatesMigration,
   // 6: job control and queue events (control.ts): cancel marks, listeners, the events log.
   controlMigration,
+  // 7: the dashboard's throughput history, reported by the consumers' heartbeats.
+  throughputMigration,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

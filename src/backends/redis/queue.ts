@@ -59,9 +59,16 @@ import {
   checkCancel,
   checkEventRead,
   checkHeartbeat,
+  checkFindJob,
+  jobNeedle,
+  JOB_HEAD_CHARS,
+  throughputSince,
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type FoundMessage,
+  type ThroughputBucket,
+  type ThroughputCount,
   type EventPage,
   type QueueControl,
 } from '../control.js';
@@ -348,10 +355,27 @@ export class RedisQueue extends BaseQueue {
     return decodeEventPage(await this.scriptWithKeys('readEvents', 'tmReadEvents', [evseq, events], [after, max]));
   }
 
-  override async heartbeat(consumerId: string, state: string): Promise<void> {
-    checkHeartbeat(consumerId, state, this.name);
-    const { consumers, consumerSeen } = this.#control;
-    await this.scriptWithKeys('heartbeat', 'tmHeartbeat', [consumers, consumerSeen], [consumerId, state]);
+  override async heartbeat(consumerId: string, state: string, counts: readonly ThroughputCount[] = []): Promise<void> {
+    checkHeartbeat(consumerId, state, counts, this.name);
+    const { consumers, consumerSeen, throughput, throughputMinutes } = this.#control;
+    const args: Arg[] = [consumerId, state, throughputSince(Date.now())];
+    for (const c of counts) args.push(c.minute, c.completed, c.failed);
+    await this.scriptWithKeys('heartbeat', 'tmHeartbeat', [consumers, consumerSeen, throughput, throughputMinutes], args);
+  }
+
+  override async findJob(jobId: string, limit: number): Promise<FoundMessage | null> {
+    checkFindJob(jobId, limit, this.name);
+    const reply = (await this.script('findJob', 'tmFindJob', [jobNeedle(jobId), limit, JOB_HEAD_CHARS])) as unknown[];
+    if (reply.length < 3) return null;
+    return { id: String(reply[0]), data: String(reply[1]), state: reply[2] === 'delayed' ? 'delayed' : 'waiting' };
+  }
+
+  override async throughput(): Promise<ThroughputBucket[]> {
+    const { throughput, throughputMinutes } = this.#control;
+    const reply = (await this.scriptWithKeys('throughput', 'tmThroughput', [throughput, throughputMinutes], [throughputSince(Date.now())])) as unknown[];
+    const buckets: ThroughputBucket[] = [];
+    for (let i = 0; i + 2 < reply.length; i += 3) buckets.push({ minute: Number(reply[i]), completed: Number(reply[i + 1]), failed: Number(reply[i + 2]) });
+    return buckets;
   }
 
   override async forgetConsumer(consumerId: string): Promise<void> {

@@ -104,7 +104,7 @@ const REQUEUE_PER_READ = 1000;
 const PLACEHOLDERS: Readonly<Record<string, number>> = { REQUEUE_PER_READ, KEY_ROLE_COUNT: KEY_ROLES.length };
 
 /** Job control, queue events and the consumer registry (control.ts): each takes its own keys after the fixed ones. */
-const CONTROL_SCRIPT_NAMES = ['tmMark', 'tmControl', 'tmListen', 'tmPublish', 'tmReadEvents', 'tmHeartbeat', 'tmConsumers'] as const;
+const CONTROL_SCRIPT_NAMES = ['tmMark', 'tmControl', 'tmListen', 'tmPublish', 'tmReadEvents', 'tmHeartbeat', 'tmConsumers', 'tmThroughput'] as const;
 
 /** The scripts, each in `lua/<name>.lua`, which begins with its ARGV and its reply; the names are the ioredis commands `defineCommand` adds. */
 const SCRIPT_NAMES = [
@@ -129,6 +129,7 @@ const SCRIPT_NAMES = [
   'tmAckGated',
   'tmStartGated',
   'tmFlush',
+  'tmFindJob',
   ...CONTROL_SCRIPT_NAMES,
 ] as const;
 
@@ -153,6 +154,8 @@ export function controlKeys(prefix: string, name: string) {
     events: key('events'), //      stream: the events log, entry ids "<seq>-1"
     consumers: key('consumers'), // hash consumer id → its last state (JSON text)
     consumerSeen: key('consumerseen'), // zset consumer id → when its last heartbeat landed (server ms)
+    throughput: key('throughput'), // hash "<minute>:c" / "<minute>:f" → jobs completed / failed in that minute
+    throughputMinutes: key('throughputminutes'), // zset minute → minute (ms since the epoch): what to trim
   };
 }
 

@@ -7,7 +7,19 @@
  * per-job path.
  */
 import type Database from 'better-sqlite3';
-import { CONSUMER_TTL_MS, MAX_EVENTS, type CancelOutcome, type CancelRequest, type ConsumerRecord, type EventPage } from '../control.js';
+import {
+  CONSUMER_TTL_MS,
+  MAX_EVENTS,
+  throughputSince,
+  type CancelOutcome,
+  type CancelRequest,
+  type ConsumerRecord,
+  type EventPage,
+  JOB_HEAD_CHARS,
+  type FoundMessage,
+  type ThroughputBucket,
+  type ThroughputCount,
+} from '../control.js';
 import type { Stored } from './connection.js';
 
 const SQL = {
@@ -35,6 +47,15 @@ const SQL = {
   forget: 'DELETE FROM taskmill_consumers WHERE queue = @queue AND id = @id',
   dropGone: 'DELETE FROM taskmill_consumers WHERE queue = @queue AND seen_at <= @before',
   consumers: 'SELECT id, state, seen_at AS seenAt FROM taskmill_consumers WHERE queue = @queue AND seen_at > @before ORDER BY id',
+  settled: `INSERT INTO taskmill_throughput (queue, minute, completed, failed) VALUES (@queue, @minute, @completed, @failed)
+    ON CONFLICT (queue, minute) DO UPDATE SET completed = completed + excluded.completed, failed = failed + excluded.failed`,
+  trimSettled: 'DELETE FROM taskmill_throughput WHERE queue = @queue AND minute < @oldest',
+  throughput: 'SELECT minute, completed, failed FROM taskmill_throughput WHERE queue = @queue AND minute >= @oldest ORDER BY minute',
+  // The head of the queue in claim order (the ready index), then the soonest delayed (the delayed index).
+  findWaiting: `SELECT id, data FROM (SELECT id, data FROM taskmill_messages WHERE queue = @queue AND lease_until IS NULL AND run_at IS NULL
+    ORDER BY priority DESC, id LIMIT @limit) WHERE instr(substr(data, 1, @head), @needle) > 0 LIMIT 1`,
+  findDelayed: `SELECT id, data FROM (SELECT id, data FROM taskmill_messages WHERE queue = @queue AND run_at IS NOT NULL
+    ORDER BY run_at, id LIMIT @limit) WHERE instr(substr(data, 1, @head), @needle) > 0 LIMIT 1`,
 } as const;
 
 export interface SqliteControl {
@@ -46,9 +67,11 @@ export interface SqliteControl {
   unlisten(listenerId: string): void;
   publish(datas: readonly string[]): void;
   read(after: number, max: number): EventPage;
-  heartbeat(id: string, state: string, now: number): void;
+  heartbeat(id: string, state: string, counts: readonly ThroughputCount[], now: number): void;
   forgetConsumer(id: string): void;
   consumers(now: number): ConsumerRecord[];
+  throughput(now: number): ThroughputBucket[];
+  findJob(needle: string, limit: number): FoundMessage | null;
 }
 
 /** Prepares the control statements on `db`; `remove` is the connection's revoke transaction (nested here as a savepoint). */
@@ -81,6 +104,13 @@ export function prepareControl(
     s.setSeq.run({ queue, last });
     s.trim.run({ queue, upTo: last - MAX_EVENTS });
   });
+  // The state and the counts in one transaction: one write per heartbeat, as on every backend.
+  const beat = db.transaction((id: string, state: string, counts: readonly ThroughputCount[], now: number) => {
+    s.beat.run({ queue, id, state, now });
+    if (counts.length === 0) return;
+    for (const { minute, completed, failed } of counts) s.settled.run({ queue, minute, completed, failed });
+    s.trimSettled.run({ queue, oldest: throughputSince(now) });
+  });
   return {
     cancel: (id, jobId) => cancel.immediate(id, jobId),
     cancelsFor(now) {
@@ -108,8 +138,8 @@ export function prepareControl(
       if (datas.length > 0) publish.immediate(datas);
     },
     read: (after, max) => read(after, max),
-    heartbeat(id, state, now) {
-      s.beat.run({ queue, id, state, now });
+    heartbeat(id, state, counts, now) {
+      beat.immediate(id, state, counts, now);
     },
     forgetConsumer(id) {
       s.forget.run({ queue, id });
@@ -118,6 +148,17 @@ export function prepareControl(
       const before = now - CONSUMER_TTL_MS;
       s.dropGone.run({ queue, before });
       return s.consumers.all({ queue, before }) as ConsumerRecord[];
+    },
+    throughput(now) {
+      return s.throughput.all({ queue, oldest: throughputSince(now) }) as ThroughputBucket[];
+    },
+    findJob(needle, limit) {
+      for (const state of ['waiting', 'delayed'] as const) {
+        const row = (state === 'waiting' ? s.findWaiting : s.findDelayed).get({ queue, limit, needle, head: JOB_HEAD_CHARS }) as
+          { id: number; data: Stored } | undefined;
+        if (row) return { id: String(row.id), data: decode(row.data), state };
+      }
+      return null;
     },
   };
 }

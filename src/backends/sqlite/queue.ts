@@ -26,9 +26,14 @@ import {
   checkCancel,
   checkEventRead,
   checkHeartbeat,
+  checkFindJob,
+  jobNeedle,
   checkListenerId,
   type CancelOutcome,
   type ConsumerRecord,
+  type FoundMessage,
+  type ThroughputBucket,
+  type ThroughputCount,
   type EventPage,
   type QueueControl,
 } from '../control.js';
@@ -327,10 +332,10 @@ export class SqliteQueue extends BaseQueue {
     });
   }
 
-  override heartbeat(consumerId: string, state: string): Promise<void> {
+  override heartbeat(consumerId: string, state: string, counts: readonly ThroughputCount[] = []): Promise<void> {
     return this.run('heartbeat', (c) => {
-      checkHeartbeat(consumerId, state, this.name);
-      c.control.heartbeat(consumerId, state, Date.now());
+      checkHeartbeat(consumerId, state, counts, this.name);
+      c.control.heartbeat(consumerId, state, counts, Date.now());
     });
   }
 
@@ -340,6 +345,17 @@ export class SqliteQueue extends BaseQueue {
 
   override consumers(): Promise<ConsumerRecord[]> {
     return this.run('consumers', (c) => c.control.consumers(Date.now()));
+  }
+
+  override findJob(jobId: string, limit: number): Promise<FoundMessage | null> {
+    return this.run('findJob', (c) => {
+      checkFindJob(jobId, limit, this.name);
+      return c.control.findJob(jobNeedle(jobId), limit);
+    });
+  }
+
+  override throughput(): Promise<ThroughputBucket[]> {
+    return this.run('throughput', (c) => c.control.throughput(Date.now()));
   }
 
   override startGated(id: string, gates: StartGates): Promise<StartOutcome> {

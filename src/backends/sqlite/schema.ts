@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { ConfigError } from '../../shared/errors.js';
 
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 // `data`, `record` and `job_id` have no declared type on purpose: they hold
 // TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed
@@ -77,6 +77,17 @@ CREATE TABLE taskmill_consumers (
 );
 `;
 
+/** The throughput the consumers' heartbeats report: jobs settled per queue and minute (sqlite/control.ts). */
+const THROUGHPUT_SCHEMA = `
+CREATE TABLE taskmill_throughput (
+  queue TEXT NOT NULL,
+  minute INTEGER NOT NULL,
+  completed INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  PRIMARY KEY (queue, minute)
+) WITHOUT ROWID;
+`;
+
 /** What version 2 added to version 1; a fresh file gets it right after the version-1 tables. */
 const LIFECYCLE_SCHEMA = `
 CREATE INDEX IF NOT EXISTS taskmill_messages_delayed ON taskmill_messages (queue, run_at) WHERE run_at IS NOT NULL;
@@ -132,7 +143,8 @@ CREATE TABLE IF NOT EXISTS taskmill_slots (
 CREATE INDEX IF NOT EXISTS taskmill_slots_expiry ON taskmill_slots (queue, expires_at);
 ${LIFECYCLE_SCHEMA}
 ${RATES_SCHEMA}
-${CONTROL_SCHEMA}`;
+${CONTROL_SCHEMA}
+${THROUGHPUT_SCHEMA}`;
 
 /** UPGRADES[v] takes a file from version v to v + 1; each step is additive. */
 const UPGRADES: Readonly<Record<number, string>> = {
@@ -162,6 +174,8 @@ ${PARKED_INDEX}
 ${RATES_SCHEMA}`,
   // Job control and queue events: tables of their own, nothing on messages changes.
   5: CONTROL_SCHEMA,
+  // Throughput history for the dashboard: a table of its own.
+  6: THROUGHPUT_SCHEMA,
 };
 
 // The unary + keeps the planner on the primary key for fenced calls: without it,

@@ -7,8 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors.js';
-import { MAX_EVENTS } from '../../backends/control.js';
-import { type ContractHarness, far, PAST_SHORT_LEASE, sleep, UNKNOWN_ID } from './kit.js';
+import { MAX_EVENTS, THROUGHPUT_BUCKET_MS, THROUGHPUT_WINDOW_MS } from '../../backends/control.js';
+import { encodeMessage } from '../../codec/message.js';
+import { type ContractHarness, far, FAR_AHEAD, PAST_SHORT_LEASE, sleep, UNKNOWN_ID } from './kit.js';
 
 export function describeControl(harness: ContractHarness): void {
   const { instances, one, shortAndLong } = harness;
@@ -138,6 +139,80 @@ export function describeControl(harness: ContractHarness): void {
       const queue = await one();
       await expect(queue.heartbeat('', '{}')).rejects.toThrow(/invalid consumer id ""/);
       await expect(queue.heartbeat('c', 42 as never)).rejects.toThrow(/invalid state 42/);
+      expect(await queue.consumers()).toEqual([]);
+    });
+  });
+
+  describe('findJob: a waiting or delayed message by its job id', () => {
+    const envelope = (id: string) => encodeMessage('cmd', [{ id }], { id, now: 1 }).data;
+    it('finds a waiting and a delayed message by job id among the first `limit` of each; not a leased one, nor past the limit', async () => {
+      const queue = await one();
+      const ids = ['job-a', 'job-b', 'job-c'];
+      const written = [];
+      for (const id of ids) written.push(await queue.write(envelope(id)));
+      const later = await queue.write(envelope('job-later'), { runAt: Date.now() + FAR_AHEAD });
+      expect(await queue.findJob('job-b', 10)).toEqual({ id: written[1], data: envelope('job-b'), state: 'waiting' });
+      expect(await queue.findJob('job-later', 10)).toEqual({ id: later, data: envelope('job-later'), state: 'delayed' });
+      expect(await queue.findJob('job-c', 2)).toBeNull(); // third in claim order: past a limit of 2
+      expect(await queue.findJob('job', 10)).toBeNull(); // the whole id, not a part of it
+      expect(await queue.findJob('no-such-job', 10)).toBeNull();
+      const [leased] = await queue.readBatch(1);
+      expect(leased!.id).toBe(written[0]);
+      expect(await queue.findJob('job-a', 10)).toBeNull();
+    });
+
+    it('refuses an empty job id or a bad limit, naming it', async () => {
+      const queue = await one();
+      await expect(queue.findJob('', 10)).rejects.toThrow(/invalid job id ""/);
+      await expect(queue.findJob('j', 0)).rejects.toThrow(/invalid limit 0/);
+    });
+  });
+
+  describe('the throughput history: counts carried by heartbeats', () => {
+    it('adds the counts per minute across consumers and instances, oldest first; minutes past the window are left out', async () => {
+      const [a, b] = await instances(2);
+      const queue = a!.name;
+      const now = Date.now();
+      const minute = now - (now % THROUGHPUT_BUCKET_MS);
+      const before = minute - THROUGHPUT_BUCKET_MS;
+      const tooOld = minute - THROUGHPUT_WINDOW_MS - THROUGHPUT_BUCKET_MS;
+      expect(await a!.throughput()).toEqual([]);
+      await a!.heartbeat('consumer-1', '{}', [
+        { queue, minute: tooOld, completed: 9, failed: 9 },
+        { queue, minute: before, completed: 2, failed: 1 },
+        { queue, minute, completed: 3, failed: 0 },
+      ]);
+      await b!.heartbeat('consumer-2', '{}', [{ queue, minute, completed: 4, failed: 2 }]);
+      await b!.heartbeat('consumer-2', '{}'); // a beat with nothing settled changes nothing
+      const expected = [
+        { minute: before, completed: 2, failed: 1 },
+        { minute, completed: 7, failed: 2 },
+      ];
+      expect(await b!.throughput()).toEqual(expected);
+      expect(await a!.throughput()).toEqual(expected);
+      // The beat is recorded with its counts.
+      expect((await a!.consumers()).map((c) => c.id)).toEqual(['consumer-1', 'consumer-2']);
+      // Another queue keeps its own.
+      expect(await (await one()).throughput()).toEqual([]);
+    });
+
+    it('refuses counts for another queue, off a minute or not whole, naming them, and records nothing', async () => {
+      const queue = await one();
+      const minute = Date.now() - (Date.now() % THROUGHPUT_BUCKET_MS);
+      const bad = async (count: unknown, pattern: RegExp) => {
+        const error = await queue.heartbeat('c', '{}', [count as never]).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(ConfigError);
+        expect(String(error)).toMatch(pattern);
+      };
+      await bad({ queue: 'elsewhere', minute, completed: 1, failed: 0 }, /invalid counts\[0\].*elsewhere/);
+      await bad({ queue: queue.name, minute: minute + 1, completed: 1, failed: 0 }, /invalid counts\[0\]/);
+      await bad({ queue: queue.name, minute, completed: -1, failed: 0 }, /invalid counts\[0\]/);
+      await bad({ queue: queue.name, minute, completed: 1.5, failed: 0 }, /invalid counts\[0\]/);
+      await expect(queue.heartbeat('c', '{}', 'many' as never)).rejects.toThrow(/invalid counts "many"/);
+      expect(await queue.throughput()).toEqual([]);
       expect(await queue.consumers()).toEqual([]);
     });
   });
