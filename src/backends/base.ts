@@ -296,6 +296,9 @@ export function validateQueueName(name: unknown, what = 'queue name'): string {
   return parseOption(queueNameField, name, '', what);
 }
 
+/** The last delivery token this process handed out (BaseQueue.nextDelivery). */
+let lastDelivery = 0;
+
 export abstract class BaseQueue {
   readonly name: string;
   /** True when `waitForMessages` blocks on the server; the reader then never polls with backoff. */
@@ -304,28 +307,26 @@ export abstract class BaseQueue {
   readonly leaseMs: number;
   protected readonly warn: (message: string) => void;
 
-  /** The last delivery token handed out (see nextDelivery). */
-  #delivery: number;
-
   constructor(options: QueueOptions = {}) {
     const parsed = parseOptions(queueOptionsSchema, options, new.target.name);
     this.name = parsed.name;
     this.owner = parsed.owner;
     this.leaseMs = parsed.leaseMs;
     this.warn = parsed.onWarning;
-    // Counted from this instance's start in µs-sized steps: with a random owner each token is
-    // unique anyway; two instances given the same owner (a restart with a fixed owner) stay
-    // apart unless one read more than a thousand times per ms of the other's head start.
-    this.#delivery = Date.now() * 1000;
   }
 
   /**
    * A fresh delivery token for one read: every message a read leases may share it (a message is
-   * in a read once). A backend stores it with the lease and fences by (owner, token). Tokens of
-   * one instance only grow; they stay safe integers until the year 2255.
+   * in a read once). A backend stores it with the lease and fences by (owner, token).
+   *
+   * Tokens come from one sequence per process that never falls behind the clock in µs-sized
+   * steps (1000 per ms): no two instances of a process share one, and a process restarted with
+   * the same fixed `owner` starts past every token the old one handed out unless that one read
+   * over a thousand times per ms. They stay safe integers until the year 2255.
    */
   protected nextDelivery(): number {
-    return ++this.#delivery;
+    lastDelivery = Math.max(Date.now() * 1000, lastDelivery + 1);
+    return lastDelivery;
   }
 
   // ── the seed's six ────────────────────────────────────────────────────
