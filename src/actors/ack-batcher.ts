@@ -84,9 +84,7 @@ export class AckBatcher {
       this.pendingResultDeliveries = [];
     }
     const write =
-      results.length > 0
-        ? queue.setResults(results, resultIds, resultDeliveries).then(() => queue.ackBatch(ids, deliveries))
-        : queue.ackBatch(ids, deliveries);
+      results.length > 0 ? queue.setResults(results, resultIds, resultDeliveries).then(() => queue.ackBatch(ids, deliveries)) : queue.ackBatch(ids, deliveries);
     track(write).then(
       (refused) => {
         if (refused.length > 0) this.deps.onRefused(refused);

@@ -285,7 +285,9 @@ export function createQueueAdapter({
           }
           // The record first, while this delivery still holds the lease (the fence of both): after
           // the fail the message is in the failed store and no lease would let the record in.
-          const failing = result ? queue.setResults([result], [id], [delivery]).then(() => queue.fail(id, event.error, delivery)) : queue.fail(id, event.error, delivery);
+          const failing = result
+            ? queue.setResults([result], [id], [delivery]).then(() => queue.fail(id, event.error, delivery))
+            : queue.fail(id, event.error, delivery);
           track(failing).then(
             (ok) => {
               if (!ok) log.warn({ messageId: message.id }, 'could not record failure: lease lost, the job may run again');

@@ -92,9 +92,7 @@ export class OrderedQueues extends BaseQueue {
     call: (member: BaseQueue, ids: string[], deliveries: number[] | undefined) => Promise<string[] | void>,
   ): Promise<string[]> {
     const { perMember, tokens, unknown } = this.#route(ids, deliveries);
-    const replies = await Promise.all(
-      perMember.map((own, i) => (own.length > 0 ? call(this.members[i]!, own, tokens?.[i]) : Promise.resolve(undefined))),
-    );
+    const replies = await Promise.all(perMember.map((own, i) => (own.length > 0 ? call(this.members[i]!, own, tokens?.[i]) : Promise.resolve(undefined))));
     const back = [...unknown];
     replies.forEach((reply, i) => {
       if (reply) for (const id of reply) back.push(`${i}:${id}`);
@@ -109,7 +107,8 @@ export class OrderedQueues extends BaseQueue {
     if (!Number.isInteger(max) || max <= 0) return this.members[0]!.readBatch(max);
     const out: QueueMessage[] = [];
     for (let i = 0; i < this.members.length && out.length < max; i++) {
-      for (const m of await this.members[i]!.readBatch(max - out.length)) out.push({ id: `${i}:${m.id}`, data: m.data, attempt: m.attempt, delivery: m.delivery });
+      for (const m of await this.members[i]!.readBatch(max - out.length))
+        out.push({ id: `${i}:${m.id}`, data: m.data, attempt: m.attempt, delivery: m.delivery });
     }
     return out;
   }

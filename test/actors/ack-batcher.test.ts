@@ -17,7 +17,8 @@ const deliveryOf = (id: string): number => 1000 + [...id].reduce((sum, c) => sum
 /** Throws unless `deliveries` holds, for each id, that id's delivery (same order). */
 function expectDeliveries(what: string, ids: readonly string[] | undefined, deliveries: readonly number[] | undefined): void {
   const expected = (ids ?? []).map(deliveryOf);
-  if (JSON.stringify(deliveries) !== JSON.stringify(expected)) throw new Error(`${what}: deliveries ${JSON.stringify(deliveries)}, expected ${JSON.stringify(expected)}`);
+  if (JSON.stringify(deliveries) !== JSON.stringify(expected))
+    throw new Error(`${what}: deliveries ${JSON.stringify(deliveries)}, expected ${JSON.stringify(expected)}`);
 }
 
 /** The two BaseQueue methods the batcher uses, logging each call; `next*` decide how the next one answers. */

@@ -34,7 +34,21 @@ export interface Entry {
 }
 
 export function newEntry(id: string, seq: number, data: string, attempt: number, priority = 0): Entry {
-  return { id, seq, priority, data, attempt, delivery: 0, owner: null, deadline: 0, generation: 0, removed: false, uniqueKey: null, slotKey: null, parkedKey: null };
+  return {
+    id,
+    seq,
+    priority,
+    data,
+    attempt,
+    delivery: 0,
+    owner: null,
+    deadline: 0,
+    generation: 0,
+    removed: false,
+    uniqueKey: null,
+    slotKey: null,
+    parkedKey: null,
+  };
 }
 
 /** Read order: higher priority first, then oldest (lowest seq) first. */

@@ -226,11 +226,7 @@ export function freeSlotsOf(s: string, channel: string): string {
 }
 
 /** The gates' statements for one schema (escaped). `$1` is always the queue name. */
-export function gateStatements(
-  s: string,
-  deliveriesMatch: (ids: string, deliveries: string) => string,
-  deliveryMatches: (delivery: string) => string,
-) {
+export function gateStatements(s: string, deliveriesMatch: (ids: string, deliveries: string) => string, deliveryMatches: (delivery: string) => string) {
   return {
     /**
      * $2 id, $3 owner, $4 channel, $5-$7 rate key, limit, per ms, $8-$9 concurrency key, limit (NULL keys: no such gate),

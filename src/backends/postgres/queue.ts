@@ -594,7 +594,7 @@ export class PostgresQueue extends BaseQueue {
  */
 function validLeases(ids: readonly string[], deliveries: readonly number[] | undefined): [string[], number[] | null] {
   if (deliveries === undefined) return [ids.filter(isRowId), null];
-  return splitLeases(ids, deliveries, (id, i) => isRowId(id) && Number.isSafeInteger(deliveries[i])) as [string[], number[]];
+  return splitLeases(ids, deliveries, (id, i) => isRowId(id) && Number.isSafeInteger(deliveries[i]));
 }
 
 /** The ids for which `keep` holds, with their tokens when there are tokens. */

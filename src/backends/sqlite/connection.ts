@@ -131,7 +131,12 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
     };
     const claim = db.transaction((max: number, delivery: number) => {
       const now = Date.now();
-      const rows = s.claim.all({ queue, owner, now, until: now + leaseMs, max, delivery }) as Array<{ id: number; data: Stored; attempt: number; priority: number }>;
+      const rows = s.claim.all({ queue, owner, now, until: now + leaseMs, max, delivery }) as Array<{
+        id: number;
+        data: Stored;
+        attempt: number;
+        priority: number;
+      }>;
       // A lapsed slot holder claimed again gives its slot back. Only a redelivery can be one
       // (a holder was delivered before), so a first delivery costs nothing more.
       if (rows.some((row) => row.attempt > 1)) gates.claimedAgain(rows.filter((row) => row.attempt > 1).map((row) => row.id));
@@ -197,7 +202,8 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
       for (const [i, { jobId, record, ttlMs }] of records.entries()) {
         const fence = fences?.[i];
         if (fence === undefined) s.setResult.run({ queue, jobId, record, expiresAt: now + ttlMs });
-        else if (fence.id !== undefined) s.setFencedResult.run({ queue, jobId, record, expiresAt: now + ttlMs, owner, now, id: fence.id, delivery: fence.delivery });
+        else if (fence.id !== undefined)
+          s.setFencedResult.run({ queue, jobId, record, expiresAt: now + ttlMs, owner, now, id: fence.id, delivery: fence.delivery });
       }
     });
     const flush = db.transaction(() => {
