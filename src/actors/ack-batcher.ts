@@ -3,12 +3,14 @@
  * job. The batcher collects the ACKs (and the result records that go with
  * them) of one turn of the event loop and writes them in one flush: results
  * first, then the acks, so a finished job's result exists once it is gone
- * from the queue. A flush that fails is put back and tried again after
+ * from the queue. Both are fenced by each job's delivery: a result is stored
+ * only while the delivery that produced it still holds the lease, so a late
+ * run's result never overwrites a newer one. A flush that fails is put back and tried again after
  * ACK_RETRY_MS (if the lease expires first the job runs again: at-least-once);
  * once closed, a failure is only reported.
  *
- * Hot path: `add` pushes onto two arrays; the only closures are the ones of a
- * flush, one per turn, not per job.
+ * Hot path: `add` pushes onto parallel arrays; the only closures are the ones
+ * of a flush, one per turn, not per job.
  */
 import type { BaseQueue, ResultRecord } from '../backends/base.js';
 
@@ -28,21 +30,27 @@ export interface AckBatcherDeps {
 
 export class AckBatcher {
   private pendingAcks: string[] = [];
+  /** The delivery of each pending ack, same order. */
+  private pendingDeliveries: number[] = [];
   private pendingResults: ResultRecord[] = [];
   /** The message of each pending result, same order (a queue of several routes results by it). */
   private pendingResultIds: string[] = [];
+  /** The delivery of each pending result's message, same order. */
+  private pendingResultDeliveries: number[] = [];
   private scheduled = false;
   private closed = false;
   private readonly flushSoon = (): void => this.flush();
 
   constructor(private readonly deps: AckBatcherDeps) {}
 
-  /** Acks `id` in the next flush, storing `result` (if any) before it. */
-  add(id: string, result: ResultRecord | undefined): void {
+  /** Acks delivery `delivery` of `id` in the next flush, storing `result` (if any) before it. */
+  add(id: string, delivery: number, result: ResultRecord | undefined): void {
     this.pendingAcks.push(id);
+    this.pendingDeliveries.push(delivery);
     if (result) {
       this.pendingResults.push(result);
       this.pendingResultIds.push(id);
+      this.pendingResultDeliveries.push(delivery);
     }
     this.schedule();
   }
@@ -57,31 +65,46 @@ export class AckBatcher {
     this.scheduled = false;
     const { queue, maxAckBatch, track } = this.deps;
     if (this.pendingAcks.length === 0 && this.pendingResults.length === 0) return;
-    const ids = this.pendingAcks.length > maxAckBatch ? this.pendingAcks.splice(0, maxAckBatch) : this.pendingAcks;
-    if (ids === this.pendingAcks) this.pendingAcks = [];
-    else this.schedule();
+    let ids = this.pendingAcks;
+    let deliveries = this.pendingDeliveries;
+    if (ids.length > maxAckBatch) {
+      ids = this.pendingAcks.splice(0, maxAckBatch);
+      deliveries = this.pendingDeliveries.splice(0, maxAckBatch);
+      this.schedule();
+    } else {
+      this.pendingAcks = [];
+      this.pendingDeliveries = [];
+    }
     const results = this.pendingResults;
     const resultIds = this.pendingResultIds;
+    const resultDeliveries = this.pendingResultDeliveries;
     if (results.length > 0) {
       this.pendingResults = [];
       this.pendingResultIds = [];
+      this.pendingResultDeliveries = [];
     }
-    const write = results.length > 0 ? queue.setResults(results, resultIds).then(() => queue.ackBatch(ids)) : queue.ackBatch(ids);
+    const write =
+      results.length > 0 ? queue.setResults(results, resultIds, resultDeliveries).then(() => queue.ackBatch(ids, deliveries)) : queue.ackBatch(ids, deliveries);
     track(write).then(
       (refused) => {
         if (refused.length > 0) this.deps.onRefused(refused);
       },
-      (error: unknown) => this.failed(error, ids, results, resultIds),
+      (error: unknown) => this.failed(error, { ids, deliveries, results, resultIds, resultDeliveries }),
     );
   }
 
-  private failed(error: unknown, ids: string[], results: ResultRecord[], resultIds: string[]): void {
-    this.deps.onFailed(error, ids, this.closed);
+  private failed(
+    error: unknown,
+    batch: { ids: string[]; deliveries: number[]; results: ResultRecord[]; resultIds: string[]; resultDeliveries: number[] },
+  ): void {
+    this.deps.onFailed(error, batch.ids, this.closed);
     if (this.closed) return;
     setTimeout(() => {
-      this.pendingAcks.push(...ids);
-      this.pendingResults.push(...results);
-      this.pendingResultIds.push(...resultIds);
+      this.pendingAcks.push(...batch.ids);
+      this.pendingDeliveries.push(...batch.deliveries);
+      this.pendingResults.push(...batch.results);
+      this.pendingResultIds.push(...batch.resultIds);
+      this.pendingResultDeliveries.push(...batch.resultDeliveries);
       this.schedule();
     }, ACK_RETRY_MS).unref();
   }

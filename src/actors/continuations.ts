@@ -69,7 +69,7 @@ function stepData(step: FlowStep, argsText: string, flow: EnvelopeFlow | undefin
  * failure record, the group's callback). Rejects when the backend does: the caller then leaves the
  * message leased, so it runs again and this is done again.
  */
-export async function settleComposed(queue: BaseQueue, messageId: string, result: JobResult): Promise<void> {
+export async function settleComposed(queue: BaseQueue, messageId: string, delivery: number, result: JobResult): Promise<void> {
   const { flow, data } = result.continuation!;
   const target = queue instanceof OrderedQueues ? queue.queueOf(messageId) : queue;
   const claimTtl = Math.max(result.ttlMs, MIN_CLAIM_TTL_MS);
@@ -79,7 +79,12 @@ export async function settleComposed(queue: BaseQueue, messageId: string, result
   if (next && next.length > 0 && !completed) {
     records.push({ jobId: next[next.length - 1]!.id, record: resultRecord({ ...data, job: result.jobId }), ttlMs: result.ttlMs });
   }
-  await target.setResults(records);
+  // Through `queue`, fenced by the delivery: a late run's records never overwrite a newer run's.
+  await queue.setResults(
+    records,
+    records.map(() => messageId),
+    records.map(() => delivery),
+  );
   if (next && next.length > 0 && completed) {
     const rest = next.slice(1);
     const args = prependArg(data.value ?? UNDEFINED_ARG, next[0]!.args);

@@ -1,8 +1,9 @@
 /**
  * Why this exists: a lease runs out after the queue's leaseMs, and a command
  * (or a prefetched message waiting for a worker) may take longer. The
- * heartbeat keeps the set of messages this consumer leased and has not yet
- * settled, and every leaseMs/3 extends all of their leases in one call, so
+ * heartbeat keeps the messages this consumer leased and has not yet settled,
+ * each with the delivery it holds, and every leaseMs/3 extends all of those
+ * deliveries' leases in one call, so
  * a lease survives two missed beats. Ids the backend refuses (the lease was
  * already lost) are reported: those jobs may run twice.
  *
@@ -23,7 +24,8 @@ export interface LeaseHeartbeatDeps {
 }
 
 export class LeaseHeartbeat {
-  private readonly outstanding = new Set<string>();
+  /** Message id → the delivery whose lease is kept (a message read again replaces its older delivery). */
+  private readonly outstanding = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly deps: LeaseHeartbeatDeps) {
@@ -35,21 +37,22 @@ export class LeaseHeartbeat {
     return this.outstanding.size;
   }
 
-  /** A message was leased: keep its lease alive until `settle`. */
-  lease(id: string): void {
-    this.outstanding.add(id);
+  /** Delivery `delivery` of a message was leased: keep its lease alive until `settle`. */
+  lease(id: string, delivery: number): void {
+    this.outstanding.set(id, delivery);
   }
 
-  /** The message was acked, failed, retried or released: stop extending it. */
-  settle(id: string): void {
-    this.outstanding.delete(id);
+  /** That delivery was acked, failed, retried or released: stop extending it (a newer delivery of the message stays). */
+  settle(id: string, delivery: number): void {
+    if (this.outstanding.get(id) === delivery) this.outstanding.delete(id);
   }
 
-  /** Stops extending everything and hands back the ids that were still leased. */
-  takeAll(): string[] {
-    const ids = [...this.outstanding];
+  /** Stops extending everything and hands back the ids that were still leased, with their deliveries. */
+  takeAll(): { ids: string[]; deliveries: number[] } {
+    const ids = [...this.outstanding.keys()];
+    const deliveries = [...this.outstanding.values()];
     this.outstanding.clear();
-    return ids;
+    return { ids, deliveries };
   }
 
   stop(): void {
@@ -58,7 +61,7 @@ export class LeaseHeartbeat {
 
   private beat(): void {
     if (this.outstanding.size === 0) return;
-    this.deps.track(this.deps.queue.extend([...this.outstanding])).then(
+    this.deps.track(this.deps.queue.extend([...this.outstanding.keys()], [...this.outstanding.values()])).then(
       (refused) => {
         if (refused.length > 0) this.deps.onRefused(refused);
       },

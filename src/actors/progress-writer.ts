@@ -31,6 +31,8 @@ interface Pending {
   record: ResultRecord;
   /** The job's message: a queue of several stores the record where the message came from. */
   messageId: string;
+  /** Its delivery: the record is stored only while that delivery holds the lease. */
+  delivery: number;
 }
 
 export class ProgressWriter {
@@ -42,9 +44,9 @@ export class ProgressWriter {
 
   constructor(private readonly deps: ProgressWriterDeps) {}
 
-  /** Stores `record` for the job of `messageId`: now when nothing is in flight, else with the next write. */
-  write(messageId: string, record: ResultRecord): void {
-    this.#pending.set(record.jobId, { record, messageId });
+  /** Stores `record` for the job of delivery `delivery` of `messageId`: now when nothing is in flight, else with the next write. */
+  write(messageId: string, delivery: number, record: ResultRecord): void {
+    this.#pending.set(record.jobId, { record, messageId, delivery });
     if (!this.#writing && this.#retry === undefined) this.flush();
   }
 
@@ -71,6 +73,7 @@ export class ProgressWriter {
       write = this.deps.queue.setResults(
         batch.map((p) => p.record),
         batch.map((p) => p.messageId),
+        batch.map((p) => p.delivery),
       );
     } catch (error) {
       write = Promise.reject(toError(error)); // a backend that checks its arguments synchronously

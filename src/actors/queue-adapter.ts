@@ -6,8 +6,11 @@
  * What it does beyond translating:
  * - batches ACKs (one ackBatch per turn of the event loop, not per job;
  *   ./ack-batcher.ts);
- * - stores a result record before the ack or retry that ends its attempt,
- *   so a job's records are stored in attempt order (the last one stays);
+ * - stores a result record before the ack, fail or retry that ends its
+ *   attempt, so a job's records are stored in attempt order (the last one
+ *   stays); every record, ack, fail, retry, release, extend and gated start
+ *   carries its message's delivery, so the backend refuses what comes from a
+ *   delivery that no longer holds the lease (a late run's result included);
  * - keeps the set of messages it leased and not yet settled, and extends
  *   their leases on a heartbeat so long commands keep them
  *   (./lease-heartbeat.ts);
@@ -234,8 +237,8 @@ export function createQueueAdapter({
       if (i === 0) armPromote();
     };
     /** A composed job's record and continuation are written, then `settle` acks or fails it; on an error it stays leased and runs again. */
-    const composedThen = (id: string, result: JobResult, settle: () => unknown): void => {
-      track(settleComposed(queue, id, result).then(settle)).catch((error: unknown) =>
+    const composedThen = (id: string, delivery: number, result: JobResult, settle: () => unknown): void => {
+      track(settleComposed(queue, id, delivery, result).then(settle)).catch((error: unknown) =>
         log.error({ messageId: id, err: toError(error) }, 'could not write what follows a composed job; it will run again when its lease expires'),
       );
     };
@@ -259,7 +262,7 @@ export function createQueueAdapter({
           track(queue.readBatch(event.max)).then(
             (messages) => {
               noteHealthy();
-              for (const m of messages) leases.lease(m.id);
+              for (const m of messages) leases.lease(m.id, m.delivery);
               // One macrotask per batch: with a synchronous backend (SQLite, memory) and a deep
               // backlog, read → run → read would otherwise chain on microtasks forever and starve
               // timers (lease heartbeats, ack flushes) and signal handlers.
@@ -283,21 +286,29 @@ export function createQueueAdapter({
           );
           break;
         }
-        case 'ACK':
-          leases.settle(event.id);
-          tally?.settled(event.id, false);
-          if (event.result?.continuation) composedThen(event.id, event.result, () => (acks.add(event.id, undefined), acks.flush()));
-          else acks.add(event.id, event.result);
+        case 'ACK': {
+          const { id, delivery, result } = event;
+          leases.settle(id, delivery);
+          tally?.settled(id, false);
+          if (result?.continuation) composedThen(id, delivery, result, () => (acks.add(id, delivery, undefined), acks.flush()));
+          else acks.add(id, delivery, result);
           break;
+        }
         case 'FAIL': {
           const { message, result } = event;
-          leases.settle(message.id);
-          tally?.settled(message.id, true);
+          const { id, delivery } = message;
+          leases.settle(id, delivery);
+          tally?.settled(id, true);
           if (result?.continuation) {
-            composedThen(message.id, result, () => track(queue.fail(message.id, event.error)));
+            composedThen(id, delivery, result, () => track(queue.fail(id, event.error, delivery)));
             break;
           }
-          track(queue.fail(message.id, event.error).then(async (ok) => (ok && result ? (await queue.setResults([result], [message.id]), ok) : ok))).then(
+          // The record first, while this delivery still holds the lease (the fence of both): after
+          // the fail the message is in the failed store and no lease would let the record in.
+          const failing = result
+            ? queue.setResults([result], [id], [delivery]).then(() => queue.fail(id, event.error, delivery))
+            : queue.fail(id, event.error, delivery);
+          track(failing).then(
             (ok) => {
               if (!ok) log.warn({ messageId: message.id }, 'could not record failure: lease lost, the job may run again');
             },
@@ -307,17 +318,17 @@ export function createQueueAdapter({
         }
         case 'RETRY': {
           const { message, plan, result } = event;
-          leases.settle(message.id);
+          leases.settle(message.id, message.delivery);
           // The 'retrying' record is stored BEFORE the job is re-queued: from then on the next attempt can run and
           // store its own record at any moment, and a slow 'retrying' write landing after it would overwrite it
           // (result() would wait for ever, status() say 'retrying' for a finished job). A record that cannot be
           // stored does not hold the retry back: the next attempt's record will tell.
           const recorded = result
             ? queue
-                .setResults([result], [message.id])
+                .setResults([result], [message.id], [message.delivery])
                 .catch((error: unknown) => log.warn({ messageId: message.id, err: toError(error) }, 'could not store the retrying record; retrying anyway'))
             : Promise.resolve();
-          track(recorded.then(() => queue.retry(message.id, plan.data, plan.runAt))).then(
+          track(recorded.then(() => queue.retry(message.id, plan.data, plan.runAt, message.delivery))).then(
             (ok) => {
               if (!ok) log.warn({ messageId: message.id }, 'could not schedule the retry: lease lost, the job may run again sooner');
             },
@@ -330,7 +341,7 @@ export function createQueueAdapter({
           break;
         case 'START_GATED': {
           const { id, replyTo } = event;
-          track(queue.startGated(id, event.gates)).then(
+          track(queue.startGated(id, event.gates, event.delivery)).then(
             ({ decision, runAt }) => {
               if (runAt !== undefined) promoteBy(runAt);
               replyTo.send({ type: 'GATE_DECIDED', id, decision });
@@ -340,17 +351,20 @@ export function createQueueAdapter({
           break;
         }
         case 'DEFERRED':
-          leases.settle(event.id);
+          leases.settle(event.id, event.delivery);
           break;
         case 'PROGRESS':
-          progress.write(event.id, event.progress);
+          progress.write(event.id, event.delivery, event.progress);
           break;
-        case 'RELEASE':
-          for (const id of event.ids) leases.settle(id);
-          if (event.ids.length > 0) {
-            track(queue.release(event.ids)).catch((error) => log.warn({ err: toError(error) }, 'release failed; the leases will expire instead'));
-          }
+        case 'RELEASE': {
+          const { messages } = event;
+          if (messages.length === 0) break;
+          for (const m of messages) leases.settle(m.id, m.delivery);
+          const ids = messages.map((m) => m.id);
+          const deliveries = messages.map((m) => m.delivery);
+          track(queue.release(ids, deliveries)).catch((error) => log.warn({ err: toError(error) }, 'release failed; the leases will expire instead'));
           break;
+        }
         case 'WRITE_UNIQUE':
           track(queue.writeUnique(event.key, event.data, event.ttlMs)).then(
             (id) => reply(SYSTEM_IDS.scheduler, { type: 'SLOT_WRITTEN', key: event.key, id }),
@@ -365,9 +379,9 @@ export function createQueueAdapter({
             events.flush();
             while (inflight.size > 0) await Promise.allSettled([...inflight]);
             if (event.release && leases.size > 0) {
-              const ids = leases.takeAll();
+              const { ids, deliveries } = leases.takeAll();
               try {
-                await queue.release(ids);
+                await queue.release(ids, deliveries);
               } catch (error) {
                 log.warn({ err: toError(error), count: ids.length }, 'could not release leases on close; they will expire');
               }

@@ -135,7 +135,12 @@ export function createRunCommand({
       progress: (job, text) => {
         if (job !== current || !currentCommand) return; // the attempt is over: its outcome is the last word
         const ttlMs = currentCommand.options.resultTtl ?? resultTtlMs; // kept as long as the result
-        queueActor({ system }).send({ type: 'PROGRESS', id: currentMessageId, progress: { jobId: progressKey(job.jobId), record: text, ttlMs } });
+        queueActor({ system }).send({
+          type: 'PROGRESS',
+          id: currentMessageId,
+          delivery: currentMessage!.delivery,
+          progress: { jobId: progressKey(job.jobId), record: text, ttlMs },
+        });
         if (events.listening) publish(currentMessageId, 'progress', job.jobId, job.command, job.attempt, { progress: progressRecordValue(text) });
       },
     };
@@ -251,7 +256,7 @@ export function createRunCommand({
       const gates = command.startGates?.(envelope);
       if (gates) {
         gated = { message, envelope, command };
-        queueActor({ system }).send({ type: 'START_GATED', id: message.id, gates, replyTo: self });
+        queueActor({ system }).send({ type: 'START_GATED', id: message.id, delivery: message.delivery, gates, replyTo: self });
         return;
       }
       begin(message, envelope, command);

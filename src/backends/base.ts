@@ -9,10 +9,15 @@
  *   `attempt`. A message whose lease deadline has passed is ready again: any
  *   read (by any owner) may claim it — so no separate reaper is needed for
  *   correctness; `reclaim()` only makes it visible in `stats()` sooner.
- * - Fencing. `ackBatch`, `fail`, `release` and `extend` act only on messages
- *   currently leased by `this.owner` (lease not expired, not reclaimed by
- *   another owner). Anything else is refused: returned in the refused list /
- *   `false`, never thrown, never applied.
+ * - Fencing. `ackBatch`, `fail`, `retry`, `release`, `extend` and `startGated`
+ *   act only on messages currently leased by `this.owner` (lease not
+ *   expired, not reclaimed by another owner). Given the delivery tokens a
+ *   read handed out (`QueueMessage.delivery`), they act only on that very
+ *   delivery: a lease this owner let lapse and read again is a new delivery,
+ *   and the old one's calls are refused. `setResults` given message ids and
+ *   deliveries writes a record only while its delivery holds the lease.
+ *   Anything else is refused: returned in the refused list / `false` /
+ *   skipped, never thrown, never applied.
  * - A failed store (dead letters) that can be listed, re-queued and purged.
  * - Slot claims for periodic commands: `writeUnique(key, data, ttlMs)` claims
  *   `key` and writes the message atomically, so any number of schedulers
@@ -48,6 +53,12 @@ export interface QueueMessage {
   data: string;
   /** How many times this message has been leased, this lease included (1 on first delivery). */
   attempt: number;
+  /**
+   * This delivery's token: no other read of this message by this owner hands out the same one.
+   * Passed back to ack, fail, retry, release, extend, startGated and setResults, it fences them
+   * to this delivery (see {@link BaseQueue.nextDelivery}).
+   */
+  delivery: number;
 }
 
 /** A message in the failed store. */
@@ -285,6 +296,9 @@ export function validateQueueName(name: unknown, what = 'queue name'): string {
   return parseOption(queueNameField, name, '', what);
 }
 
+/** The last delivery token this process handed out (BaseQueue.nextDelivery). */
+let lastDelivery = 0;
+
 export abstract class BaseQueue {
   readonly name: string;
   /** True when `waitForMessages` blocks on the server; the reader then never polls with backoff. */
@@ -299,6 +313,20 @@ export abstract class BaseQueue {
     this.owner = parsed.owner;
     this.leaseMs = parsed.leaseMs;
     this.warn = parsed.onWarning;
+  }
+
+  /**
+   * A fresh delivery token for one read: every message a read leases may share it (a message is
+   * in a read once). A backend stores it with the lease and fences by (owner, token).
+   *
+   * Tokens come from one sequence per process that never falls behind the clock in µs-sized
+   * steps (1000 per ms): no two instances of a process share one, and a process restarted with
+   * the same fixed `owner` starts past every token the old one handed out unless that one read
+   * over a thousand times per ms. They stay safe integers until the year 2255.
+   */
+  protected nextDelivery(): number {
+    lastDelivery = Math.max(Date.now() * 1000, lastDelivery + 1);
+    return lastDelivery;
   }
 
   // ── the seed's six ────────────────────────────────────────────────────
@@ -339,9 +367,12 @@ export abstract class BaseQueue {
     return message ?? null;
   }
 
-  /** The message is done: deletes it. Throws LeaseLostError when this owner no longer holds its lease. */
-  async ack(id: string): Promise<void> {
-    const refused = await this.ackBatch([id]);
+  /**
+   * The message is done: deletes it. Throws LeaseLostError when this owner no longer holds its lease
+   * (with `delivery`: when that delivery no longer holds it).
+   */
+  async ack(id: string, delivery?: number): Promise<void> {
+    const refused = await this.ackBatch([id], delivery === undefined ? undefined : [delivery]);
     if (refused.length > 0) throw new LeaseLostError(id);
   }
 
@@ -362,17 +393,22 @@ export abstract class BaseQueue {
   /** Leases up to `max` ready (or lease-expired) messages, oldest first; [] when none. */
   abstract readBatch(max: number): Promise<QueueMessage[]>;
 
-  /** Deletes messages leased by this owner; resolves with the ids refused (lease lost / unknown). */
-  abstract ackBatch(ids: readonly string[]): Promise<string[]>;
+  /**
+   * Deletes messages leased by this owner; resolves with the ids refused (lease lost / unknown).
+   * `deliveries`, when given, holds each id's delivery token (same order): an id is deleted only
+   * while that delivery holds its lease. The lease-ending and lease-keeping calls below take
+   * them the same way.
+   */
+  abstract ackBatch(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]>;
 
   /** Returns messages leased by this owner to the queue unstarted (attempt decremented). Others are ignored. */
-  abstract release(ids: readonly string[]): Promise<void>;
+  abstract release(ids: readonly string[], deliveries?: readonly number[]): Promise<void>;
 
   /** Pushes the lease deadline of messages leased by this owner to now + leaseMs; resolves with the ids refused. */
-  abstract extend(ids: readonly string[]): Promise<string[]>;
+  abstract extend(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]>;
 
-  /** Moves a message leased by this owner to the failed store with `error`; false when the lease was lost. */
-  abstract fail(id: string, error: string): Promise<boolean>;
+  /** Moves a message leased by this owner (by its `delivery`, when given) to the failed store with `error`; false when the lease was lost. */
+  abstract fail(id: string, error: string, delivery?: number): Promise<boolean>;
 
   /** Makes every expired lease (any owner) ready again; resolves with how many. */
   abstract reclaim(): Promise<number>;
@@ -418,7 +454,7 @@ export abstract class BaseQueue {
    * keeps its priority. The clock is the backend's (Redis TIME, PostgreSQL now()). A rate
    * deferral answers with the booked `runAt`.
    */
-  startGated(_id: string, _gates: StartGates): Promise<StartOutcome> {
+  startGated(_id: string, _gates: StartGates, _delivery?: number): Promise<StartOutcome> {
     return Promise.reject(new ConfigError(`${this.constructor.name} does not support rate limits or concurrency keys (startGated)`));
   }
 
@@ -427,9 +463,10 @@ export abstract class BaseQueue {
   /**
    * Re-queues a message leased by this owner with new `data` (the envelope
    * of the next attempt), delayed until `runAt` (≤ now: ready at once), its
-   * delivery count reset to 0. Fenced like ack: false when the lease was lost.
+   * delivery count reset to 0. Fenced like ack (by `delivery`, when given): false when the
+   * lease was lost.
    */
-  abstract retry(id: string, data: string, runAt: number): Promise<boolean>;
+  abstract retry(id: string, data: string, runAt: number, delivery?: number): Promise<boolean>;
 
   /**
    * Makes delayed messages whose `runAt` has come ready (and wakes blocked
@@ -445,8 +482,12 @@ export abstract class BaseQueue {
    * `messageIds`, when given, names the message each record belongs to (same order): a queue
    * made of several (a consumer's `queues`) stores each record where its message came from.
    * A single queue ignores it.
+   *
+   * `deliveries`, when given with `messageIds`, fences each record like an ack: it is written
+   * only while that delivery of its message holds the lease (this owner, not expired), and
+   * skipped otherwise, so a late result of an old delivery never overwrites a newer one.
    */
-  abstract setResults(records: readonly ResultRecord[], messageIds?: readonly string[]): Promise<void>;
+  abstract setResults(records: readonly ResultRecord[], messageIds?: readonly string[], deliveries?: readonly number[]): Promise<void>;
 
   /** The result record stored for a job id; null when there is none or it expired. */
   abstract getResult(jobId: string): Promise<string | null>;

@@ -69,16 +69,20 @@ export class OrderedQueues extends BaseQueue {
     return this.members[index] ? [index, id.slice(colon + 1)] : [-1, id];
   }
 
-  /** Splits prefixed ids by member; an id without a known prefix is nobody's (refused / ignored). */
-  #route(ids: readonly string[]): { perMember: string[][]; unknown: string[] } {
+  /** Splits prefixed ids (and their deliveries) by member; an id without a known prefix is nobody's (refused / ignored). */
+  #route(ids: readonly string[], deliveries?: readonly number[]): { perMember: string[][]; tokens: number[][] | undefined; unknown: string[] } {
     const perMember: string[][] = this.members.map(() => []);
+    const tokens: number[][] | undefined = deliveries && this.members.map(() => []);
     const unknown: string[] = [];
-    for (const id of ids) {
+    for (const [i, id] of ids.entries()) {
       const [index, own] = this.#split(id);
       if (index === -1) unknown.push(id);
-      else perMember[index]!.push(own);
+      else {
+        perMember[index]!.push(own);
+        tokens?.[index]!.push(deliveries![i]!);
+      }
     }
-    return { perMember, unknown };
+    return { perMember, tokens, unknown };
   }
 
   #one(id: string): { member: BaseQueue; id: string; index: number } | undefined {
@@ -92,9 +96,13 @@ export class OrderedQueues extends BaseQueue {
   }
 
   /** Runs `call` on every member with ids, in parallel; the prefixed ids it gave back. */
-  async #perMember(ids: readonly string[], call: (member: BaseQueue, ids: string[]) => Promise<string[] | void>): Promise<string[]> {
-    const { perMember, unknown } = this.#route(ids);
-    const replies = await Promise.all(perMember.map((own, i) => (own.length > 0 ? call(this.members[i]!, own) : Promise.resolve(undefined))));
+  async #perMember(
+    ids: readonly string[],
+    deliveries: readonly number[] | undefined,
+    call: (member: BaseQueue, ids: string[], deliveries: number[] | undefined) => Promise<string[] | void>,
+  ): Promise<string[]> {
+    const { perMember, tokens, unknown } = this.#route(ids, deliveries);
+    const replies = await Promise.all(perMember.map((own, i) => (own.length > 0 ? call(this.members[i]!, own, tokens?.[i]) : Promise.resolve(undefined))));
     const back = [...unknown];
     replies.forEach((reply, i) => {
       if (reply) for (const id of reply) back.push(`${i}:${id}`);
@@ -109,7 +117,8 @@ export class OrderedQueues extends BaseQueue {
     if (!Number.isInteger(max) || max <= 0) return this.members[0]!.readBatch(max);
     const out: QueueMessage[] = [];
     for (let i = 0; i < this.members.length && out.length < max; i++) {
-      for (const m of await this.members[i]!.readBatch(max - out.length)) out.push({ id: `${i}:${m.id}`, data: m.data, attempt: m.attempt });
+      for (const m of await this.members[i]!.readBatch(max - out.length))
+        out.push({ id: `${i}:${m.id}`, data: m.data, attempt: m.attempt, delivery: m.delivery });
     }
     return out;
   }
@@ -127,32 +136,32 @@ export class OrderedQueues extends BaseQueue {
     }
   }
 
-  ackBatch(ids: readonly string[]): Promise<string[]> {
-    return this.#perMember(ids, (m, own) => m.ackBatch(own));
+  ackBatch(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
+    return this.#perMember(ids, deliveries, (m, own, tokens) => m.ackBatch(own, tokens));
   }
 
-  async release(ids: readonly string[]): Promise<void> {
-    await this.#perMember(ids, (m, own) => m.release(own));
+  async release(ids: readonly string[], deliveries?: readonly number[]): Promise<void> {
+    await this.#perMember(ids, deliveries, (m, own, tokens) => m.release(own, tokens));
   }
 
-  extend(ids: readonly string[]): Promise<string[]> {
-    return this.#perMember(ids, (m, own) => m.extend(own));
+  extend(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
+    return this.#perMember(ids, deliveries, (m, own, tokens) => m.extend(own, tokens));
   }
 
-  async fail(id: string, error: string): Promise<boolean> {
+  async fail(id: string, error: string, delivery?: number): Promise<boolean> {
     const target = this.#one(id);
-    return target ? target.member.fail(target.id, error) : false;
+    return target ? target.member.fail(target.id, error, delivery) : false;
   }
 
   /** Gate state belongs to the member the message came from: commands on different queues never share a window or a slot. */
-  override async startGated(id: string, gates: StartGates): Promise<StartOutcome> {
+  override async startGated(id: string, gates: StartGates, delivery?: number): Promise<StartOutcome> {
     const target = this.#one(id);
-    return target ? target.member.startGated(target.id, gates) : { decision: 'lost' };
+    return target ? target.member.startGated(target.id, gates, delivery) : { decision: 'lost' };
   }
 
-  override async retry(id: string, data: string, runAt: number): Promise<boolean> {
+  override async retry(id: string, data: string, runAt: number, delivery?: number): Promise<boolean> {
     const target = this.#one(id);
-    return target ? target.member.retry(target.id, data, runAt) : false;
+    return target ? target.member.retry(target.id, data, runAt, delivery) : false;
   }
 
   override async remove(id: string): Promise<boolean> {
@@ -160,14 +169,26 @@ export class OrderedQueues extends BaseQueue {
     return target ? target.member.remove(target.id) : false;
   }
 
-  override async setResults(records: readonly ResultRecord[], messageIds?: readonly string[]): Promise<void> {
+  override async setResults(records: readonly ResultRecord[], messageIds?: readonly string[], deliveries?: readonly number[]): Promise<void> {
     if (!messageIds) return this.members[0]!.setResults(records);
     const perMember: ResultRecord[][] = this.members.map(() => []);
+    // Fenced: each record with its message's own id and delivery in that member.
+    const ownIds: string[][] = this.members.map(() => []);
+    const tokens: number[][] = this.members.map(() => []);
     records.forEach((record, i) => {
       const target = this.#one(messageIds[i] ?? '');
       perMember[target?.index ?? 0]!.push(record);
+      if (deliveries) {
+        // A record of a message that is nobody's is held by no lease: '' fences it out.
+        ownIds[target?.index ?? 0]!.push(target?.id ?? '');
+        tokens[target?.index ?? 0]!.push(deliveries[i]!);
+      }
     });
-    await Promise.all(perMember.map((own, i) => (own.length > 0 ? this.members[i]!.setResults(own) : Promise.resolve())));
+    await Promise.all(
+      perMember.map((own, i) =>
+        own.length === 0 ? Promise.resolve() : deliveries ? this.members[i]!.setResults(own, ownIds[i], tokens[i]) : this.members[i]!.setResults(own),
+      ),
+    );
   }
 
   override async cancel(id: string, jobId: string): Promise<CancelOutcome> {

@@ -28,6 +28,8 @@ export interface LeasedMessage {
   readonly id: string;
   readonly data: string;
   readonly attempt: number;
+  /** The delivery token of this lease: what fences its ack, fail, retry, release, extend, start and results. */
+  readonly delivery: number;
 }
 
 /** systemIds under which the long-lived actors register, so peers can reach them. */
@@ -81,21 +83,23 @@ export type GateDecision = 'started' | 'deferred' | 'lost' | 'error';
 export type QueueAdapterEvent =
   | { type: 'READ'; max: number }
   | { type: 'WAIT'; timeoutMs: number }
-  | { type: 'ACK'; id: string; result?: JobResult | undefined }
+  | { type: 'ACK'; id: string; delivery: number; result?: JobResult | undefined }
   | { type: 'FAIL'; message: LeasedMessage; error: string; result?: JobResult | undefined }
   | { type: 'RETRY'; message: LeasedMessage; plan: RetryPlan; result: JobResult | undefined }
   | { type: 'PROMOTE' }
-  | { type: 'RELEASE'; ids: readonly string[] }
+  /** Unstarted messages go back to the queue (each fenced by its own delivery). */
+  | { type: 'RELEASE'; messages: readonly LeasedMessage[] }
   | { type: 'WRITE_UNIQUE'; key: string; data: string; ttlMs: number }
   /** May this leased job start under its gates? The answer (GATE_DECIDED) goes to `replyTo`, the job's runner. */
-  | { type: 'START_GATED'; id: string; gates: JobGates; replyTo: AnyActorRef }
+  | { type: 'START_GATED'; id: string; delivery: number; gates: JobGates; replyTo: AnyActorRef }
   /** The job went back to the queue unstarted (deferred by its gates): stop keeping its lease. */
-  | { type: 'DEFERRED'; id: string }
+  | { type: 'DEFERRED'; id: string; delivery: number }
   /**
    * A running job reported progress (`this.progress(value)`): store `progress` (its jobId the job's progress key)
-   * for the job of message `id`. Latest wins: the adapter may skip a value a newer one replaced before it was written.
+   * for the job of message `id` (its lease `delivery`). Latest wins: the adapter may skip a value a newer one replaced
+   * before it was written.
    */
-  | { type: 'PROGRESS'; id: string; progress: JobResult }
+  | { type: 'PROGRESS'; id: string; delivery: number; progress: JobResult }
   | { type: 'CLOSE'; release: boolean };
 
 /** A cancel asked for from another process: the job `jobId` of message `id` (structural twin of the backends' CancelRequest). */

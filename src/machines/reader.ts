@@ -153,7 +153,7 @@ export const readerMachine = setup({
     /** Gives unstarted messages (buffered, or arriving after DRAIN) back to the queue. */
     releaseBuffer: enqueueActions(({ context, enqueue }) => {
       if (context.buffer.length === 0) return;
-      const release: QueueAdapterEvent = { type: 'RELEASE', ids: context.buffer.map((m) => m.id) };
+      const release: QueueAdapterEvent = { type: 'RELEASE', messages: context.buffer.slice() };
       enqueue.assign({ buffer: [] });
       enqueue.sendTo(queueActor, release);
     }),
@@ -161,7 +161,7 @@ export const readerMachine = setup({
       assertEvent(event, 'MESSAGES');
       const { messages } = event;
       if (messages.length === 0) return;
-      const release: QueueAdapterEvent = { type: 'RELEASE', ids: messages.map((m) => m.id) };
+      const release: QueueAdapterEvent = { type: 'RELEASE', messages };
       enqueue.sendTo(queueActor, release);
     }),
     setPaused: assign({ paused: true }),

@@ -215,7 +215,7 @@ export const supervisorMachine = setup({
           enqueue.sendTo(SYSTEM_IDS.queue, fail);
         }
         if (held?.queued?.length) {
-          const release: QueueAdapterEvent = { type: 'RELEASE', ids: held.queued.map((m) => m.id) };
+          const release: QueueAdapterEvent = { type: 'RELEASE', messages: held.queued.slice() };
           enqueue.sendTo(SYSTEM_IDS.queue, release);
         }
         return;
@@ -229,7 +229,7 @@ export const supervisorMachine = setup({
       enqueue.sendTo(SYSTEM_IDS.queue, record);
       // The rest of its share never started: back to the queue for the next worker.
       if (error.unstarted.length > 0) {
-        const release: QueueAdapterEvent = { type: 'RELEASE', ids: error.unstarted.map((m) => m.id) };
+        const release: QueueAdapterEvent = { type: 'RELEASE', messages: error.unstarted.slice() };
         enqueue.sendTo(SYSTEM_IDS.queue, release);
       }
     }),

@@ -118,7 +118,7 @@ export const workerMachine = setup({
     /** Unstarted messages go back to the queue (ready again, their delivery not counted). */
     releaseQueued: enqueueActions(({ context, enqueue }) => {
       if (context.queued.length === 0) return;
-      const release: QueueAdapterEvent = { type: 'RELEASE', ids: context.queued.map((m) => m.id) };
+      const release: QueueAdapterEvent = { type: 'RELEASE', messages: context.queued.slice() };
       enqueue.assign({ queued: [] });
       enqueue.sendTo(queueActor, release);
     }),
@@ -129,11 +129,11 @@ export const workerMachine = setup({
         case 'COMMAND_DONE':
         case 'COMMAND_CANCELLED':
         case 'MESSAGE_EXPIRED':
-          return { type: 'ACK', id: context.job!.id, result: event.result };
+          return { type: 'ACK', id: context.job!.id, delivery: context.job!.delivery, result: event.result };
         case 'MESSAGE_REJECTED':
           return { type: 'FAIL', message: context.job!, error: event.reason };
         case 'MESSAGE_DEFERRED':
-          return { type: 'DEFERRED', id: context.job!.id };
+          return { type: 'DEFERRED', id: context.job!.id, delivery: context.job!.delivery };
         default:
           throw new Error(`worker: no job outcome in a ${event.type} event`);
       }

@@ -16,6 +16,7 @@ import { describeStatsLengthFlush, describeWriteReadAck } from './contract/basic
 import { describeControl } from './contract/control.js';
 import { describeGates } from './contract/gates.js';
 import { describeFailedStore } from './contract/failed-store.js';
+import { describeFencing } from './contract/fencing.js';
 import { describeJobLifecycle } from './contract/job-lifecycle.js';
 import { contractHarness, type ContractTarget } from './contract/kit.js';
 import { describeConcurrency, describeLeases } from './contract/leases.js';
@@ -37,6 +38,7 @@ export function runContractSuite(label: string, target: ContractTarget): void {
     describeWriteReadAck(harness);
     describeLeases(harness);
     describeConcurrency(harness);
+    describeFencing(harness);
     describeFailedStore(harness);
     describeStatsLengthFlush(harness);
     describeSlots(harness);

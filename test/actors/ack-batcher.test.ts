@@ -2,6 +2,8 @@
  * The ACK batcher against a fake queue: one flush per turn of the event loop,
  * results stored before the acks of the same flush, batches split above
  * maxAckBatch, a failed flush put back after ACK_RETRY_MS, refused ids reported.
+ * Every call is checked to carry each id's own delivery (the fence), through
+ * splits and retries too.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ResultRecord } from '../../src/backends/base.js';
@@ -9,16 +11,29 @@ import { ACK_RETRY_MS, AckBatcher } from '../../src/actors/ack-batcher.js';
 
 type Call = ['setResults', string[]] | ['ackBatch', string[]];
 
+/** Each message's delivery in these tests: derived from its id, so the fake can check every id travels with its own. */
+const deliveryOf = (id: string): number => 1000 + [...id].reduce((sum, c) => sum * 31 + c.charCodeAt(0), 0);
+
+/** Throws unless `deliveries` holds, for each id, that id's delivery (same order). */
+function expectDeliveries(what: string, ids: readonly string[] | undefined, deliveries: readonly number[] | undefined): void {
+  const expected = (ids ?? []).map(deliveryOf);
+  if (JSON.stringify(deliveries) !== JSON.stringify(expected))
+    throw new Error(`${what}: deliveries ${JSON.stringify(deliveries)}, expected ${JSON.stringify(expected)}`);
+}
+
 /** The two BaseQueue methods the batcher uses, logging each call; `next*` decide how the next one answers. */
 function fakeQueue() {
   const calls: Call[] = [];
   const answers = { refused: [] as string[], ackError: null as Error | null, resultsGate: null as Promise<void> | null };
   const queue = {
-    setResults(records: readonly ResultRecord[]): Promise<void> {
+    setResults(records: readonly ResultRecord[], messageIds?: readonly string[], deliveries?: readonly number[]): Promise<void> {
+      expectDeliveries('setResults', messageIds, deliveries);
+      if (messageIds?.length !== records.length) throw new Error('setResults: a message id per record expected');
       calls.push(['setResults', records.map((r) => r.jobId)]);
       return answers.resultsGate ?? Promise.resolve();
     },
-    ackBatch(ids: readonly string[]): Promise<string[]> {
+    ackBatch(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
+      expectDeliveries('ackBatch', ids, deliveries);
       calls.push(['ackBatch', [...ids]]);
       const error = answers.ackError;
       answers.ackError = null;
@@ -54,7 +69,7 @@ afterEach(() => {
 describe('AckBatcher', () => {
   it('writes nothing until the turn ends, then all ACKs of the turn in one ackBatch call', async () => {
     const { acks, calls, tracked } = batcher();
-    for (let i = 0; i < 100; i++) acks.add(`m${i}`, undefined);
+    for (let i = 0; i < 100; i++) acks.add(`m${i}`, deliveryOf(`m${i}`), undefined);
     expect(calls).toEqual([]);
     await nextTurn();
     expect(calls).toEqual([['ackBatch', Array.from({ length: 100 }, (_, i) => `m${i}`)]]);
@@ -65,9 +80,9 @@ describe('AckBatcher', () => {
     const { acks, calls, answers } = batcher();
     let storeResults!: () => void;
     answers.resultsGate = new Promise<void>((resolve) => (storeResults = resolve));
-    acks.add('a', record('job-a'));
-    acks.add('b', undefined);
-    acks.add('c', record('job-c'));
+    acks.add('a', deliveryOf('a'), record('job-a'));
+    acks.add('b', deliveryOf('b'), undefined);
+    acks.add('c', deliveryOf('c'), record('job-c'));
     await nextTurn();
     expect(calls).toEqual([['setResults', ['job-a', 'job-c']]]);
     storeResults();
@@ -80,7 +95,7 @@ describe('AckBatcher', () => {
 
   it('splits above maxAckBatch: the rest go in the following turns, the results with the first', async () => {
     const { acks, calls } = batcher(2);
-    for (const id of ['a', 'b', 'c', 'd', 'e']) acks.add(id, record(`job-${id}`));
+    for (const id of ['a', 'b', 'c', 'd', 'e']) acks.add(id, deliveryOf(id), record(`job-${id}`));
     await nextTurn();
     await nextTurn();
     await nextTurn();
@@ -102,8 +117,8 @@ describe('AckBatcher', () => {
   it('reports the ids the backend refused', async () => {
     const { acks, answers, refused } = batcher();
     answers.refused = ['b'];
-    acks.add('a', undefined);
-    acks.add('b', undefined);
+    acks.add('a', deliveryOf('a'), undefined);
+    acks.add('b', deliveryOf('b'), undefined);
     await nextTurn();
     await nextTurn();
     expect(refused).toEqual([['b']]);
@@ -114,10 +129,10 @@ describe('AckBatcher', () => {
     const { acks, calls, answers, failed } = batcher();
     const down = new Error('connection reset');
     answers.ackError = down;
-    acks.add('a', record('job-a'));
+    acks.add('a', deliveryOf('a'), record('job-a'));
     await vi.advanceTimersByTimeAsync(0);
     expect(failed).toEqual([{ error: down, ids: ['a'], closed: false }]);
-    acks.add('b', undefined);
+    acks.add('b', deliveryOf('b'), undefined);
     await vi.advanceTimersByTimeAsync(ACK_RETRY_MS - 1);
     expect(calls).toEqual([
       ['setResults', ['job-a']],
@@ -138,7 +153,7 @@ describe('AckBatcher', () => {
     const spy = vi.spyOn(globalThis, 'setTimeout');
     const { acks, answers } = batcher();
     answers.ackError = new Error('down');
-    acks.add('a', undefined);
+    acks.add('a', deliveryOf('a'), undefined);
     await vi.advanceTimersByTimeAsync(0);
     expect(spy).toHaveBeenCalledTimes(1);
     expect(spy.mock.results[0]?.value.hasRef()).toBe(false);
@@ -147,7 +162,7 @@ describe('AckBatcher', () => {
   it('once closed, flush() drains at once and a failure is reported, not retried', async () => {
     vi.useFakeTimers();
     const { acks, calls, answers, failed } = batcher();
-    acks.add('a', undefined);
+    acks.add('a', deliveryOf('a'), undefined);
     acks.close();
     answers.ackError = new Error('down');
     acks.flush();

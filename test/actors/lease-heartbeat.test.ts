@@ -8,14 +8,16 @@ import { LeaseHeartbeat, heartbeatIntervalMs } from '../../src/actors/lease-hear
 
 function heartbeat(leaseMs = 300) {
   const extended: string[][] = [];
+  const deliveries: number[][] = [];
   const answers = { refused: [] as string[], error: null as Error | null };
   const refused: string[][] = [];
   const errors: unknown[] = [];
   const tracked: Promise<unknown>[] = [];
   const queue = {
     leaseMs,
-    extend(ids: readonly string[]): Promise<string[]> {
+    extend(ids: readonly string[], tokens?: readonly number[]): Promise<string[]> {
       extended.push([...ids]);
+      deliveries.push([...(tokens ?? [])]);
       return answers.error ? Promise.reject(answers.error) : Promise.resolve(answers.refused);
     },
   };
@@ -25,7 +27,7 @@ function heartbeat(leaseMs = 300) {
     onRefused: (ids) => refused.push(ids),
     onError: (error) => errors.push(error),
   });
-  return { leases, extended, answers, refused, errors, tracked };
+  return { leases, extended, deliveries, answers, refused, errors, tracked };
 }
 
 beforeEach(() => {
@@ -48,24 +50,42 @@ describe('heartbeatIntervalMs', () => {
 describe('LeaseHeartbeat', () => {
   it('extends every outstanding lease in one call each leaseMs/3', async () => {
     const { leases, extended, tracked } = heartbeat(300);
-    leases.lease('a');
-    leases.lease('b');
+    leases.lease('a', 1);
+    leases.lease('b', 1);
     await vi.advanceTimersByTimeAsync(99);
     expect(extended).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
     expect(extended).toEqual([['a', 'b']]);
     expect(tracked).toHaveLength(1);
-    leases.settle('a');
+    leases.settle('a', 1);
     await vi.advanceTimersByTimeAsync(100);
     expect(extended).toEqual([['a', 'b'], ['b']]);
+    leases.stop();
+  });
+
+  it('extends each message by the delivery it holds: a newer delivery replaces the older, whose settle leaves it alone', async () => {
+    const { leases, extended, deliveries } = heartbeat(300);
+    leases.lease('a', 1);
+    leases.lease('b', 1);
+    leases.lease('a', 2); // 'a' read again: its lease had lapsed, this is a new delivery
+    await vi.advanceTimersByTimeAsync(100);
+    expect(extended).toEqual([['a', 'b']]);
+    expect(deliveries).toEqual([[2, 1]]);
+    leases.settle('a', 1); // the old delivery's run ends late: the new one is still kept alive
+    await vi.advanceTimersByTimeAsync(100);
+    expect(extended.at(-1)).toEqual(['a', 'b']);
+    expect(deliveries.at(-1)).toEqual([2, 1]);
+    leases.settle('a', 2);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(extended.at(-1)).toEqual(['b']);
     leases.stop();
   });
 
   it('makes no call while nothing is outstanding', async () => {
     const { leases, extended } = heartbeat(300);
     await vi.advanceTimersByTimeAsync(1_000);
-    leases.lease('a');
-    leases.settle('a');
+    leases.lease('a', 1);
+    leases.settle('a', 1);
     await vi.advanceTimersByTimeAsync(1_000);
     expect(extended).toEqual([]);
     leases.stop();
@@ -73,8 +93,8 @@ describe('LeaseHeartbeat', () => {
 
   it('reports the ids the backend refused, and a failed extend as an error', async () => {
     const { leases, answers, refused, errors } = heartbeat(300);
-    leases.lease('a');
-    leases.lease('b');
+    leases.lease('a', 1);
+    leases.lease('b', 1);
     answers.refused = ['b'];
     await vi.advanceTimersByTimeAsync(100);
     expect(refused).toEqual([['b']]);
@@ -88,12 +108,12 @@ describe('LeaseHeartbeat', () => {
 
   it('stop() ends the beats; takeAll() hands back and forgets what was still leased', async () => {
     const { leases, extended } = heartbeat(300);
-    leases.lease('a');
-    leases.lease('b');
+    leases.lease('a', 1);
+    leases.lease('b', 1);
     expect(leases.size).toBe(2);
-    expect(leases.takeAll()).toEqual(['a', 'b']);
+    expect(leases.takeAll()).toEqual({ ids: ['a', 'b'], deliveries: [1, 1] });
     expect(leases.size).toBe(0);
-    leases.lease('c');
+    leases.lease('c', 1);
     leases.stop();
     await vi.advanceTimersByTimeAsync(1_000);
     expect(extended).toEqual([]);

@@ -156,10 +156,15 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       expect(await q!.stats()).toEqual({ ready: 2, leased: 1, failed: 1, delayed: 0 });
       expect(await q!.writeUnique('slot-1', 'x', 60_000)).toBeNull();
       const delayed = await q!.write('new delayed', { runAt: Date.now() + 3_600_000 });
-      expect(await q!.readBatch(10)).toEqual([
-        { id: ready1, data: 'old 1', attempt: 1 },
-        { id: ready2, data: 'old \u0000 2', attempt: 1 },
+      const read = await q!.readBatch(10);
+      expect(read).toEqual([
+        { id: ready1, data: 'old 1', attempt: 1, delivery: expect.any(Number) },
+        { id: ready2, data: 'old \u0000 2', attempt: 1, delivery: expect.any(Number) },
       ]);
+      // Fencing per delivery on the upgraded schema (migration 8's column): another delivery's ack and result are refused.
+      expect(await q!.ackBatch([ready1!], [read[0]!.delivery - 1])).toEqual([ready1]);
+      await q!.setResults([{ jobId: 'jf', record: 'stale', ttlMs: 60_000 }], [ready1!], [read[0]!.delivery - 1]);
+      expect(await q!.getResult('jf')).toBeNull();
       expect(await q!.retry(ready2!, 'retried', Date.now())).toBe(true);
       expect(await q!.remove(delayed)).toBe(true);
       await q!.setResults([{ jobId: 'j', record: 'r', ttlMs: 60_000 }]);
@@ -407,7 +412,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       await q.read();
       await expect(q.retry(id, 'x', Number.NaN)).rejects.toBeInstanceOf(ConfigError);
       expect(await q.retry(id, 'year 1', -8.64e15)).toBe(true);
-      expect(await q.read()).toEqual({ id, data: 'year 1', attempt: 1 });
+      expect(await q.read()).toEqual({ id, data: 'year 1', attempt: 1, delivery: expect.any(Number) });
     });
 
     it('a delayed write sends no wake-up (promoting it does, see the contract)', async () => {
@@ -452,7 +457,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       expect((await q.read())?.data).toBe('nul \u0000 inside');
       expect(await q.retry(id, 'plain again', Date.now())).toBe(true);
       expect(await columns()).toEqual({ text: true, utf16: false });
-      expect(await q.read()).toEqual({ id, data: 'plain again', attempt: 1 });
+      expect(await q.read()).toEqual({ id, data: 'plain again', attempt: 1, delivery: expect.any(Number) });
     });
 
     it('results: records text cannot hold go to UTF-16, job ids it cannot hold and bad records are refused', async () => {
@@ -596,7 +601,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       expect((await long.startGated(parked!.id, conc(1))).decision).toBe('deferred');
       await sleep(1_200);
       const [again] = await long.readBatch(10);
-      expect(again).toEqual({ id: held!.id, data: 'held', attempt: 2 });
+      expect(again).toEqual({ id: held!.id, data: 'held', attempt: 2, delivery: expect.any(Number) });
       expect(await long.ackBatch([again!.id])).toEqual([]);
       expect((await long.readBatch(10)).map((m) => m.data)).toEqual(['parked']);
     });
@@ -629,12 +634,29 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
       await big.readBatch(2000);
       await sql(`ANALYZE ${pg.escapeIdentifier(schema)}.jobs`);
 
-      const plan = (await sql<{ 'QUERY PLAN': string }>(`EXPLAIN ${statements(schema).claim}`, [big.name, 10, 'explain', 30_000]))
+      const plan = (await sql<{ 'QUERY PLAN': string }>(`EXPLAIN ${statements(schema).claim}`, [big.name, 10, 'explain', 30_000, 1]))
         .map((row) => row['QUERY PLAN'])
         .join('\n');
       expect(plan).not.toMatch(/Seq Scan/);
       expect(plan).toMatch(/Index Scan using jobs_ready on jobs/);
       expect(plan).toMatch(/Index Scan using jobs_leased on jobs/);
+
+      // The per-delivery fence filters the rows the ids find by primary key: ack, extend and a
+      // fenced result write stay index lookups with 2,000 leases in flight.
+      const ids = ['1', '2', '3'];
+      const deliveries = [1, 2, 3];
+      const sqlOf = statements(schema);
+      const explained = async (text: string, values: unknown[]) =>
+        (await sql<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`, values)).map((row) => row['QUERY PLAN']).join('\n');
+      for (const [what, text, values] of [
+        ['ack', sqlOf.ack, [big.name, ids, 'explain', deliveries]],
+        ['extend', sqlOf.extend, [big.name, ids, 'explain', 30_000, deliveries]],
+        ['setResults', sqlOf.setResults, [big.name, ['j1'], ['r'], [null], [60_000], ['1'], [1], 'explain']],
+      ] as const) {
+        const fenced = await explained(text, [...values]);
+        expect(fenced, what).not.toMatch(/Seq Scan on jobs/);
+        expect(fenced, what).toMatch(/Index Scan using jobs_pkey on jobs/);
+      }
     });
 
     /** Index scans of `plan` (EXPLAIN ANALYZE, BUFFERS, FORMAT JSON) by index name, with the blocks each touched. */
@@ -670,7 +692,7 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: PostgreSQL specifics', () => {
         }
       };
       const sqlOf = statements(own);
-      const claimPlan = await explain(sqlOf.claim, [big.name, 10, 'explain', 30_000]);
+      const claimPlan = await explain(sqlOf.claim, [big.name, 10, 'explain', 30_000, 1]);
       const promotePlan = await explain(sqlOf.promoteDue, [big.name, 'explain', 5000]);
       for (const plan of [claimPlan, promotePlan]) expect(JSON.stringify(plan)).not.toContain('Seq Scan');
       const claim = indexScans(claimPlan);

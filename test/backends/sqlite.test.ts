@@ -63,7 +63,7 @@ describe('SqliteQueue', () => {
     await mail.close();
 
     const again = new SqliteQueue(file, { name: 'jobs' });
-    expect(await again.read()).toEqual({ id, data: 'persisted', attempt: 1 });
+    expect(await again.read()).toEqual({ id, data: 'persisted', attempt: 1, delivery: expect.any(Number) });
     expect(await again.length()).toBe(0);
     await again.close();
   });
@@ -75,7 +75,7 @@ describe('SqliteQueue', () => {
     await queue.close();
     const db = new Database(file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 7 });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 8 });
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'taskmill_%' ORDER BY name").all();
     expect(tables.map((t) => (t as { name: string }).name)).toEqual([
       'taskmill_cancels',
@@ -107,7 +107,9 @@ describe('SqliteQueue', () => {
       until: 2,
       max: 10,
       ids: '[1,2]',
+      leases: '[[1,5],[2,6]]',
       id: 1,
+      delivery: 5,
       data: 'd',
       runAt: 3,
       jobId: 'j',
@@ -133,7 +135,7 @@ describe('SqliteQueue', () => {
     for (const which of ['claim', 'ack', 'extend', 'release', 'takeForFail', 'reclaim'] as const) {
       expect(plan(which), which).not.toMatch(/SCAN taskmill_messages/);
     }
-    for (const which of ['ack', 'extend', 'release', 'takeForFail', 'retry', 'remove'] as const) {
+    for (const which of ['ack', 'extend', 'release', 'takeForFail', 'retry', 'remove', 'setFencedResult'] as const) {
       expect(plan(which), which).toContain('USING INTEGER PRIMARY KEY');
     }
     expect(plan('promoteDue')).toContain('USING INDEX taskmill_messages_delayed (queue=? AND run_at>? AND run_at<?)');
@@ -141,7 +143,7 @@ describe('SqliteQueue', () => {
     expect(plan('length')).toContain('USING INDEX taskmill_messages_ready');
     expect(plan('getResult')).toContain('USING INDEX sqlite_autoindex_taskmill_results_1 (queue=? AND job_id=?)');
     expect(plan('purgeResults')).toContain('USING COVERING INDEX taskmill_results_expiry (expires_at<?)');
-    for (const which of ['getResult', 'purgeResults', 'flushResults', 'setResult'] as const) {
+    for (const which of ['getResult', 'purgeResults', 'flushResults', 'setResult', 'setFencedResult'] as const) {
       expect(plan(which), which).not.toMatch(/SCAN taskmill_results/);
     }
     // Flow control: slots and parked messages through their partial indexes, the rate windows through theirs.
@@ -178,7 +180,7 @@ describe('SqliteQueue', () => {
       );
     const ready = await queue.write('ready');
     expect(await queue.stats()).toEqual({ ready: 1, leased: 0, failed: 0, delayed: 50_000 });
-    expect(await queue.readBatch(10)).toEqual([{ id: ready, data: 'ready', attempt: 1 }]);
+    expect(await queue.readBatch(10)).toEqual([{ id: ready, data: 'ready', attempt: 1, delivery: expect.any(Number) }]);
     await queue.close();
     const db = new Database(file, { readonly: true });
     // Every cell of an index b-tree, interior ones included, is one entry.
@@ -208,11 +210,11 @@ describe('SqliteQueue', () => {
     const queue = new SqliteQueue(file, { name: 'jobs' });
     expect(await queue.stats()).toEqual({ ready: 1, leased: 1, failed: 1, delayed: 0 });
     const delayed = await queue.write('new delayed', { runAt: Date.now() + 3_600_000 });
-    expect(await queue.read()).toEqual({ id: readyId, data: 'old ready', attempt: 1 });
+    expect(await queue.read()).toEqual({ id: readyId, data: 'old ready', attempt: 1, delivery: expect.any(Number) });
     expect(await queue.read()).toBeNull();
     expect(await queue.remove(leasedId)).toBe(false);
     expect(await oldOwner.retry(leasedId, 'retried', Date.now())).toBe(true);
-    expect(await queue.read()).toEqual({ id: leasedId, data: 'retried', attempt: 1 });
+    expect(await queue.read()).toEqual({ id: leasedId, data: 'retried', attempt: 1, delivery: expect.any(Number) });
     expect((await queue.failed()).map((f) => [f.id, f.data, f.attempt, f.error])).toEqual([['99', 'old failed', 3, 'boom']]);
     expect(await queue.writeUnique('slot', 'x', 60_000)).toBeNull();
     await queue.setResults([{ jobId: 'j', record: 'result', ttlMs: 60_000 }]);
@@ -225,7 +227,14 @@ describe('SqliteQueue', () => {
     expect((await queue.startGated(leasedId, gates)).decision).toBe('deferred');
     expect(await queue.stats()).toEqual({ ready: 0, leased: 1, failed: 1, delayed: 2 });
     await queue.ack(readyId);
-    expect(await queue.read()).toEqual({ id: leasedId, data: 'retried', attempt: 1 });
+    const retried = (await queue.read())!;
+    expect(retried).toEqual({ id: leasedId, data: 'retried', attempt: 1, delivery: expect.any(Number) });
+    // Fencing per delivery on the upgraded file (version 8's column): another delivery's ack and result are refused.
+    expect(await queue.ackBatch([leasedId], [retried.delivery - 1])).toEqual([leasedId]);
+    await queue.setResults([{ jobId: 'jl', record: 'stale', ttlMs: 60_000 }], [leasedId], [retried.delivery - 1]);
+    expect(await queue.getResult('jl')).toBeNull();
+    await queue.setResults([{ jobId: 'jl', record: 'fresh', ttlMs: 60_000 }], [leasedId], [retried.delivery]);
+    expect(await queue.getResult('jl')).toBe('fresh');
     expect(await queue.remove(delayed)).toBe(true);
     // Job control and events (version 6's tables) and throughput (version 7's) on the upgraded file.
     expect(await queue.cancel(leasedId, 'job-l')).toBe('signalled');
@@ -243,7 +252,7 @@ describe('SqliteQueue', () => {
     expect(await again.getResult('j')).toBe('result');
     await again.close();
     const db = new Database(file, { readonly: true });
-    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 7 });
+    expect(db.prepare('SELECT version FROM taskmill_schema').get()).toEqual({ version: 8 });
     const readyIndex = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'taskmill_messages_ready'").get() as { sql: string };
     expect(readyIndex.sql).toContain('run_at IS NULL');
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
@@ -302,7 +311,7 @@ describe('SqliteQueue', () => {
       expect(await queue.ackBatch([ids[0]!, ids[1]!])).toEqual([]);
       expect(ackHolders).not.toHaveBeenCalled();
       expect(await queue.ackBatch([ids[2]!, '987654321'])).toEqual(['987654321']);
-      expect(ackHolders).toHaveBeenCalledWith([ids[2], '987654321'], [ids[2]]);
+      expect(ackHolders).toHaveBeenCalledWith([ids[2], '987654321'], undefined, new Set([ids[2]]));
       expect(queue['slotHolders'].size).toBe(0);
       await queue.close();
     });
@@ -318,7 +327,7 @@ describe('SqliteQueue', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await second.read()).toBeNull();
     expect(await second.promoteDue()).toBe(1);
-    expect(await second.read()).toEqual({ id, data: 'later', attempt: 1 });
+    expect(await second.read()).toEqual({ id, data: 'later', attempt: 1, delivery: expect.any(Number) });
     await second.close();
   });
 
@@ -417,7 +426,7 @@ describe('SqliteQueue', () => {
   it('works on :memory:', async () => {
     const queue = new SqliteQueue(':memory:');
     const id = await queue.write('x');
-    expect(await queue.read()).toEqual({ id, data: 'x', attempt: 1 });
+    expect(await queue.read()).toEqual({ id, data: 'x', attempt: 1, delivery: expect.any(Number) });
     await queue.close();
   });
 

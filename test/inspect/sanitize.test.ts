@@ -11,12 +11,12 @@ import { progressRecord } from '../../src/producer/progress.js';
 import { sanitizeEvent, sanitizeInspectionEvent, sanitizeSnapshot, sanitizeValue } from '../../src/inspect/index.js';
 
 const SECRET = 'top-secret-argument-é';
-const message = { id: 'm-1', data: encodeMessage('churn', [SECRET], { id: 'job-1' }).data, attempt: 2 };
+const message = { id: 'm-1', data: encodeMessage('churn', [SECRET], { id: 'job-1' }).data, attempt: 2, delivery: 7 };
 const bytes = Buffer.byteLength(message.data, 'utf8');
 
 describe('sanitizeEvent', () => {
-  it('JOB / RUN / FAIL: the message keeps id and attempt, gains command and job id, loses its data', () => {
-    const expected = { id: 'm-1', attempt: 2, data: `[payload: ${bytes} bytes]`, job: 'job-1', command: 'churn' };
+  it('JOB / RUN / FAIL: the message keeps id, attempt and delivery, gains command and job id, loses its data', () => {
+    const expected = { id: 'm-1', attempt: 2, delivery: 7, data: `[payload: ${bytes} bytes]`, job: 'job-1', command: 'churn' };
     expect(sanitizeEvent({ type: 'JOB', message })).toEqual({ type: 'JOB', message: expected });
     expect(sanitizeEvent({ type: 'RUN', message })).toEqual({ type: 'RUN', message: expected });
     expect(sanitizeEvent({ type: 'FAIL', message, error: 'Error: boom\n    at x' })).toEqual({

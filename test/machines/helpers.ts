@@ -504,7 +504,7 @@ export function createFakeWorker(): FakeWorker {
 let messageSeq = 0;
 /** Fresh leased messages with unique ids. */
 export function messages(n: number, data = '{}'): LeasedMessage[] {
-  return Array.from({ length: n }, () => ({ id: `m${++messageSeq}`, data, attempt: 1 }));
+  return Array.from({ length: n }, () => ({ id: `m${++messageSeq}`, data, attempt: 1, delivery: messageSeq }));
 }
 
 // ── a host for one machine under test ──────────────────────────────────────

@@ -35,7 +35,7 @@ type ReaderState = {
 };
 const snap = (h: Harness) => h.sut.getSnapshot() as ReaderState;
 const reads = (h: Harness) => h.queue.of('READ').map((e) => e.max);
-const released = (h: Harness) => h.queue.of('RELEASE').flatMap((e) => e.ids);
+const released = (h: Harness) => h.queue.of('RELEASE').flatMap((e) => e.messages.map((m) => m.id));
 const ready = (h: Harness, w: FakeWorker, done = false) => h.sut.send({ type: 'WORKER_READY', worker: w.ref, done });
 
 // ── the abstract model: counters an observer of the reader can check ───────
@@ -556,7 +556,7 @@ describe('reader: PAUSE, RESUME, DRAIN', () => {
     expect(h.parentReceived.filter((e) => e.type === 'READER_DRAINED')).toHaveLength(0);
     const late = messages(2);
     h.sut.send({ type: 'MESSAGES', messages: late });
-    expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', ids: late.map((m) => m.id) }]);
+    expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', messages: late }]);
     expect(snap(h).value).toBe('draining'); // worker 1 still runs its share
     ready(h, workers[1]!, true);
     expect(snap(h).value).toBe('drained');
@@ -571,7 +571,7 @@ describe('reader: PAUSE, RESUME, DRAIN', () => {
     h.sut.send({ type: 'MESSAGES', messages: batch }); // one share out, the rest buffered
     h.sut.send({ type: 'WORKER_LOST', worker: undefined, busy: true });
     h.sut.send({ type: 'DRAIN' });
-    expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', ids: batch.slice(MAX_JOBS_PER_DISPATCH).map((m) => m.id) }]);
+    expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', messages: batch.slice(MAX_JOBS_PER_DISPATCH) }]);
     expect(snap(h).value).toBe('drained');
   });
 

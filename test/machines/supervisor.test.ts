@@ -485,7 +485,7 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
       for (const id of rig.liveWorkers()) same(`ABORTs to ${id}`, runner.get(id).aborts.length, model.aborted ? 1 : 0);
       // a cancel reaches the runner of the worker whose job it names, and no other
       for (const id of rig.liveWorkers()) same(`CANCELs to ${id}`, runner.get(id).cancels.length, cancelsTo.get(id) ?? 0);
-      same('messages released', queue.of('RELEASE').flatMap((r) => r.ids).length, lateDeliveries);
+      same('messages released', queue.of('RELEASE').flatMap((r) => r.messages).length, lateDeliveries);
       same('drain logged', rig.logs.draining, path.states.slice(0, i + 1).some((m) => m.value === 'draining') ? 1 : 0);
       same('forcing logged', rig.logs.forcing, path.states.slice(0, i + 1).some((m) => m.value === 'forcing') ? 1 : 0);
       const reader = rig.reader();
@@ -717,7 +717,7 @@ describe('supervisor: drain and stop', () => {
     // the READ that was out comes back: released, not run
     const late = messages(1);
     rig.queue.to('reader', { type: 'MESSAGES', messages: late });
-    expect(rig.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', ids: [late[0]!.id] }]);
+    expect(rig.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', messages: [late[0]] }]);
     const readsNow = rig.queue.of('READ').length;
     expect(rig.actor.getSnapshot().value).toBe('draining'); // one job still running
     rig.runner.done(busy!);

@@ -232,7 +232,7 @@ function assertWorkerMatches(
 ): void {
   const snapshot = h.sut.getSnapshot();
   // unstarted messages given back in RELEASEs, each once
-  expect(h.queue.of('RELEASE').flatMap((r) => r.ids)).toEqual(released.map((m) => m.id));
+  expect(h.queue.of('RELEASE').flatMap((r) => r.messages.map((m) => m.id))).toEqual(released.map((m) => m.id));
   const record = runner.get(WORKER_ID);
   expect(runner.started).toBe(1);
   expect(record.runs.map((r) => r.id)).toEqual(jobs.map((j) => j.id));
@@ -308,7 +308,7 @@ describe('worker: scenarios', () => {
 
     runner.done(WORKER_ID);
     expect(h.sut.getSnapshot().value).toBe('idle');
-    expect(h.queue.received).toEqual([{ type: 'ACK', id: job!.id }]);
+    expect(h.queue.received).toEqual([{ type: 'ACK', id: job!.id, delivery: job!.delivery }]);
     expect(readies(h).at(-1)).toEqual({ type: 'WORKER_READY', worker: h.sut, done: true });
     expect(h.sut.getSnapshot().context).toMatchObject({ job: null, finished: 1 });
   });
@@ -332,7 +332,7 @@ describe('worker: scenarios', () => {
     const result = resultOf(job!, 'expired');
     runner.expire(WORKER_ID, result);
     expect(h.sut.getSnapshot().value).toBe('idle');
-    expect(h.queue.received).toEqual([{ type: 'ACK', id: job!.id, result }]);
+    expect(h.queue.received).toEqual([{ type: 'ACK', id: job!.id, delivery: job!.delivery, result }]);
     expect(readies(h).at(-1)!.done).toBe(true);
   });
 
@@ -397,7 +397,7 @@ describe('worker: scenarios', () => {
       ],
     ]);
     runner.cancelled(WORKER_ID, resultOf(first!, 'cancelled'));
-    expect(h.queue.of('ACK')).toEqual([{ type: 'ACK', id: first!.id, result: resultOf(first!, 'cancelled') }]);
+    expect(h.queue.of('ACK')).toEqual([{ type: 'ACK', id: first!.id, delivery: first!.delivery, result: resultOf(first!, 'cancelled') }]);
     expect(runner.get(WORKER_ID).current).toEqual(second);
     h.stop();
   });

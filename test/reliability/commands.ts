@@ -63,6 +63,8 @@ export const hold = queueCommand('hold', async function (this: JobContext, n: nu
   record(this, { phase: 'start', n, rerun });
   await new Promise((resolve) => setTimeout(resolve, rerun ? rerunMs : ms));
   record(this, { phase: 'done', n, rerun });
+  // Which process's run the job's result comes from (zombie.test.ts).
+  return process.pid;
 });
 
 /**

@@ -2,14 +2,18 @@
  * Reliability scenario 3, the zombie consumer, on every durable backend: a
  * consumer process is SIGSTOPped while it holds the leases of running jobs
  * and stays stopped past them; a second consumer takes the jobs over. Then
- * SIGCONT: the zombie finishes its (stale) runs and tries to ack them. The
- * backend's fencing must refuse every one of those acks — for jobs the second
- * consumer already completed, and for jobs it is still running under its own
- * lease — so nothing is acked away, lost or failed, and the queue ends empty.
+ * SIGCONT: the zombie finishes its (stale) runs and tries to store their
+ * results and ack them. The backend's fencing per delivery must refuse every
+ * one of those writes — for jobs the second consumer already completed, and
+ * for jobs it is still running under its own lease — so nothing is acked
+ * away, lost or failed, no job's result is the zombie's, and the queue ends
+ * empty.
  */
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { encodeMessage } from '../../src/codec/message.js';
+import type { BaseQueue } from '../../src/backends/base.js';
+import { parseResultRecord } from '../../src/producer/results.js';
 import { countBy, describeEachBackend, isDrained, readRecords, sleep, terminate, waitFor, type ConsumerProcess, type Suite } from './kit.js';
 
 const LEASE_MS = 1000;
@@ -35,6 +39,15 @@ async function freeze(consumer: ConsumerProcess, writeLocked: (() => boolean) | 
 /** Message ids in the zombie's "ack refused: lease lost" warnings. */
 function refusedAcks(consumer: ConsumerProcess): string[] {
   return consumer.logs().flatMap((line) => (String(line.msg).startsWith('ack refused: lease lost') ? (line.ids as string[]) : []));
+}
+
+/** The pid whose run a job's stored result comes from (hold returns its pid); null when no result is stored. */
+async function resultPid(queue: BaseQueue, jobId: string): Promise<number | null> {
+  const text = await queue.getResult(jobId);
+  if (text === null) return null;
+  const record = parseResultRecord(text);
+  expect(record.status, `job ${jobId}'s result`).toBe('completed');
+  return Number(record.value);
 }
 
 async function zombieRun(suite: Suite, writeLocked: ((url: string) => boolean) | undefined): Promise<void> {
@@ -73,6 +86,10 @@ async function zombieRun(suite: Suite, writeLocked: ((url: string) => boolean) |
   await waitFor('the zombie finishing its stale runs', () => phase(zombie.pid, 'done').length === total, 15_000);
   await waitFor('the zombie logging every ack as refused', () => new Set(refusedAcks(zombie)).size === total, 15_000);
   expect(new Set(refusedAcks(zombie))).toEqual(new Set(messageIds));
+  // Its results were refused too (each was written before its ack, fenced by the same delivery): a
+  // completed job keeps the second consumer's result, a running one has none yet.
+  for (const m of doneGroup) expect(await resultPid(queue, m.id), `job ${m.id} (completed by the second consumer)`).toBe(survivor.pid);
+  for (const m of liveGroup) expect(await resultPid(queue, m.id), `job ${m.id} (still running on the second consumer)`).toBeNull();
   // The refused acks removed nothing: the live group is still leased by the second consumer, still running.
   const afterRefusal = await queue.stats();
   expect(afterRefusal).toMatchObject({ ready: 0, leased: JOBS_PER_GROUP, failed: 0 });
@@ -91,6 +108,7 @@ async function zombieRun(suite: Suite, writeLocked: ((url: string) => boolean) |
   expect([...countBy(done.map((r) => r.job)).values()]).toEqual(Array(total).fill(1));
   expect(new Set(done.map((r) => r.job))).toEqual(new Set(idOf.keys()));
   expect(done.every((r) => r.rerun === true)).toBe(true);
+  for (const m of [...doneGroup, ...liveGroup]) expect(await resultPid(queue, m.id), `job ${m.id}'s result`).toBe(survivor.pid);
   expect(phase(survivor.pid, 'start').length, 'the second consumer ran a job twice').toBe(total);
   expect(phase(zombie.pid, 'start').length, 'the zombie leased a job again after waking').toBe(total);
   expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
@@ -108,7 +126,7 @@ describeEachBackend(
   'zombie consumer (SIGSTOP past its leases, SIGCONT after a takeover)',
   (backend, suite) => {
     it(
-      "the zombie's late acks are all refused — for jobs already completed and for jobs re-leased and still running — every job completes once on the second consumer, nothing fails, the queue ends empty",
+      "the zombie's late acks and results are all refused — for jobs already completed and for jobs re-leased and still running — every job completes once on the second consumer with its result, nothing fails, the queue ends empty",
       { timeout: 90_000 },
       async () => {
         const started = Date.now();

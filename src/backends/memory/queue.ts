@@ -142,21 +142,22 @@ export class MemoryQueue extends BaseQueue {
     state.expire(now);
     const out: QueueMessage[] = [];
     const deadline = now + this.leaseMs;
+    const delivery = this.nextDelivery();
     while (out.length < max) {
       const entry = state.takeOldest();
       if (!entry) break;
-      state.lease(entry, this.owner, deadline);
-      out.push({ id: entry.id, data: entry.data, attempt: entry.attempt });
+      state.lease(entry, this.owner, deadline, delivery);
+      out.push({ id: entry.id, data: entry.data, attempt: entry.attempt, delivery });
     }
     return out;
   }
 
-  async ackBatch(ids: readonly string[]): Promise<string[]> {
+  async ackBatch(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     const state = this.live();
     const now = Date.now();
     const refused: string[] = [];
-    for (const id of ids) {
-      const entry = state.held(id, this.owner, now);
+    for (const [i, id] of ids.entries()) {
+      const entry = state.held(id, this.owner, now, deliveries?.[i]);
       if (!entry) {
         refused.push(id);
         continue;
@@ -167,12 +168,12 @@ export class MemoryQueue extends BaseQueue {
     return refused;
   }
 
-  async release(ids: readonly string[]): Promise<void> {
+  async release(ids: readonly string[], deliveries?: readonly number[]): Promise<void> {
     const state = this.live();
     const now = Date.now();
     let released = 0;
-    for (const id of ids) {
-      const entry = state.held(id, this.owner, now);
+    for (const [i, id] of ids.entries()) {
+      const entry = state.held(id, this.owner, now, deliveries?.[i]);
       if (!entry) continue;
       entry.attempt = Math.max(0, entry.attempt - 1);
       state.makeReady(entry);
@@ -181,12 +182,12 @@ export class MemoryQueue extends BaseQueue {
     if (released > 0) state.wake();
   }
 
-  async extend(ids: readonly string[]): Promise<string[]> {
+  async extend(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     const state = this.live();
     const now = Date.now();
     const refused: string[] = [];
-    for (const id of ids) {
-      const entry = state.held(id, this.owner, now);
+    for (const [i, id] of ids.entries()) {
+      const entry = state.held(id, this.owner, now, deliveries?.[i]);
       if (!entry) {
         refused.push(id);
         continue;
@@ -198,9 +199,9 @@ export class MemoryQueue extends BaseQueue {
     return refused;
   }
 
-  async fail(id: string, error: string): Promise<boolean> {
+  async fail(id: string, error: string, delivery?: number): Promise<boolean> {
     const state = this.live();
-    const entry = state.held(id, this.owner, Date.now());
+    const entry = state.held(id, this.owner, Date.now(), delivery);
     if (!entry) return false;
     state.unlease(entry);
     state.forget(entry);
@@ -268,12 +269,12 @@ export class MemoryQueue extends BaseQueue {
     return { ready: state.readyCount(), leased: state.leased.size, failed: state.failed.size, delayed: state.delayed.size + state.gates.parkedCount };
   }
 
-  override async retry(id: string, data: string, runAt: number): Promise<boolean> {
+  override async retry(id: string, data: string, runAt: number, delivery?: number): Promise<boolean> {
     const state = this.live();
     checkData(data);
     const until = checkRetryRunAt(runAt, this);
     const now = Date.now();
-    const entry = state.held(id, this.owner, now);
+    const entry = state.held(id, this.owner, now, delivery);
     if (!entry) return false;
     state.unlease(entry);
     entry.data = data;
@@ -287,11 +288,11 @@ export class MemoryQueue extends BaseQueue {
     return true;
   }
 
-  override async startGated(id: string, gates: StartGates): Promise<StartOutcome> {
+  override async startGated(id: string, gates: StartGates, delivery?: number): Promise<StartOutcome> {
     const state = this.live();
     checkStartGates(gates);
     const now = Date.now();
-    const entry = state.held(id, this.owner, now);
+    const entry = state.held(id, this.owner, now, delivery);
     if (!entry) return LOST;
     return state.gates.start(entry, gates, now);
   }
@@ -374,13 +375,16 @@ export class MemoryQueue extends BaseQueue {
     return this.live().control.throughput(Date.now());
   }
 
-  override async setResults(records: readonly ResultRecord[]): Promise<void> {
+  override async setResults(records: readonly ResultRecord[], messageIds?: readonly string[], deliveries?: readonly number[]): Promise<void> {
     const state = this.live();
     checkResultList(records, this);
     for (const [i, record] of records.entries()) checkResultRecord(record, i, this);
     const now = Date.now();
     state.purgeResults(now);
-    for (const { jobId, record, ttlMs } of records) state.setResult(jobId, record, now + ttlMs);
+    for (const [i, { jobId, record, ttlMs }] of records.entries()) {
+      if (deliveries && messageIds && !state.held(messageIds[i]!, this.owner, now, deliveries[i])) continue;
+      state.setResult(jobId, record, now + ttlMs);
+    }
   }
 
   override async getResult(jobId: string): Promise<string | null> {

@@ -16,6 +16,8 @@ export interface Entry {
   /** Replaced by retry(). */
   data: string;
   attempt: number;
+  /** The delivery token of the current lease (BaseQueue.nextDelivery); 0 when never leased. */
+  delivery: number;
   /** null while ready or delayed. */
   owner: string | null;
   deadline: number;
@@ -32,7 +34,21 @@ export interface Entry {
 }
 
 export function newEntry(id: string, seq: number, data: string, attempt: number, priority = 0): Entry {
-  return { id, seq, priority, data, attempt, owner: null, deadline: 0, generation: 0, removed: false, uniqueKey: null, slotKey: null, parkedKey: null };
+  return {
+    id,
+    seq,
+    priority,
+    data,
+    attempt,
+    delivery: 0,
+    owner: null,
+    deadline: 0,
+    generation: 0,
+    removed: false,
+    uniqueKey: null,
+    slotKey: null,
+    parkedKey: null,
+  };
 }
 
 /** Read order: higher priority first, then oldest (lowest seq) first. */
@@ -191,8 +207,9 @@ export class QueueState {
     return this.returned.pop();
   }
 
-  lease(entry: Entry, owner: string, deadline: number): void {
+  lease(entry: Entry, owner: string, deadline: number, delivery: number): void {
     entry.owner = owner;
+    entry.delivery = delivery;
     entry.deadline = deadline;
     entry.generation++;
     entry.attempt++;
@@ -243,10 +260,10 @@ export class QueueState {
     return undefined;
   }
 
-  /** The entry when `owner` holds a live lease on it. */
-  held(id: string, owner: string, now: number): Entry | undefined {
+  /** The entry when `owner` holds a live lease on it (under `delivery`, when given). */
+  held(id: string, owner: string, now: number, delivery?: number): Entry | undefined {
     const entry = this.leased.get(id);
-    return entry && entry.owner === owner && entry.deadline >= now ? entry : undefined;
+    return entry && entry.owner === owner && entry.deadline >= now && (delivery === undefined || entry.delivery === delivery) ? entry : undefined;
   }
 
   /** Deletes a ready, delayed or lease-expired message; false for a live lease, a failed or an unknown one. */

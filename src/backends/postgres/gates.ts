@@ -226,13 +226,20 @@ export function freeSlotsOf(s: string, channel: string): string {
 }
 
 /** The gates' statements for one schema (escaped). `$1` is always the queue name. */
-export function gateStatements(s: string) {
+export function gateStatements(s: string, deliveriesMatch: (ids: string, deliveries: string) => string, deliveryMatches: (delivery: string) => string) {
   return {
-    /** $2 id, $3 owner, $4 channel, $5-$7 rate key, limit, per ms, $8-$9 concurrency key, limit (NULL keys: no such gate). */
-    startGated: `SELECT o_decision AS decision, o_run_at AS run_at FROM ${s}.start_gated($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-    /** $2 ids, $3 owner, $4 channel. ack for jobs this instance started with a concurrency gate: frees their slots. */
+    /**
+     * $2 id, $3 owner, $4 channel, $5-$7 rate key, limit, per ms, $8-$9 concurrency key, limit (NULL keys: no such gate),
+     * $10 delivery or null. The delivery is checked on the row locked first, so start_gated() (which checks owner and
+     * deadline under the same lock) decides on that delivery or is not called at all (no row back: lost).
+     */
+    startGated: `WITH held AS (SELECT id FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND ${deliveryMatches('$10')} FOR UPDATE)
+                 SELECT g.o_decision AS decision, g.o_run_at AS run_at
+                 FROM held CROSS JOIN LATERAL ${s}.start_gated($1, $2, $3, $4, $5, $6, $7, $8, $9) AS g`,
+    /** $2 ids, $3 owner, $4 channel, $5 deliveries or null. ack for jobs this instance started with a concurrency gate: frees their slots. */
     ackHolders: `WITH done AS (
                    DELETE FROM ${s}.jobs WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now()
+                   AND ${deliveriesMatch('$2', '$5')}
                    RETURNING id, slot_key)
                  SELECT coalesce(array_agg(id), '{}')::text[] AS ids, ${freeSlotsOf(s, '$4')} FROM done`,
   };

@@ -362,59 +362,68 @@ export class PostgresQueue extends BaseQueue {
     checkMax(max);
     if (max === 0) return [];
     this.#notify.markRead();
-    const result = await this.#query<JobRow & { holds_slot: boolean }>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs]);
+    const delivery = this.nextDelivery();
+    const result = await this.#query<JobRow & { holds_slot: boolean }>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs, delivery]);
     // RETURNING keeps no order: sort the (at most max) rows into read order.
     const rows = result.rows.sort((a, b) => b.priority - a.priority || (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
     return rows.map((row) => {
       if (row.holds_slot) this.#holders.add(row.id);
-      return { id: row.id, data: decodeData(row), attempt: row.attempt };
+      return { id: row.id, data: decodeData(row), attempt: row.attempt, delivery };
     });
   }
 
-  async ackBatch(ids: readonly string[]): Promise<string[]> {
-    const valid = ids.filter(isRowId);
+  async ackBatch(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
+    const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return [...ids];
     const holding = this.#holders.among(valid);
-    const done = new Set(holding.length === 0 ? await this.#ack(valid) : await this.#ackHolding(valid, holding));
+    const done = new Set(holding.length === 0 ? await this.#ack(valid, tokens) : await this.#ackHolding(valid, tokens, holding));
     return ids.filter((id) => !done.has(id));
   }
 
-  async #ack(ids: readonly string[]): Promise<string[]> {
-    const result = await this.#query<{ id: string }>('ack', this.#sql.ack, [this.name, ids, this.owner]);
+  async #ack(ids: readonly string[], deliveries: readonly number[] | null): Promise<string[]> {
+    const result = await this.#query<{ id: string }>('ack', this.#sql.ack, [this.name, ids, this.owner, deliveries]);
     return result.rows.map((row) => row.id);
   }
 
   /** `holding` go through ackHolders (frees their slots, wakes parked jobs), the rest through the plain delete, side by side. */
-  async #ackHolding(ids: readonly string[], holding: readonly string[]): Promise<string[]> {
-    const plain = ids.filter((id) => !this.#holders.has(id));
+  async #ackHolding(ids: readonly string[], deliveries: readonly number[] | null, holding: readonly string[]): Promise<string[]> {
+    const [plain, plainTokens] = splitLeases(ids, deliveries, (id) => !this.#holders.has(id));
+    const [, holdingTokens] = splitLeases(ids, deliveries, (id) => this.#holders.has(id));
     const [freed, acked] = await Promise.all([
-      this.#query<{ ids: string[] }>('ack', this.#sql.ackHolders, [this.name, holding, this.owner, this.#channel]),
-      plain.length > 0 ? this.#ack(plain) : [],
+      this.#query<{ ids: string[] }>('ack', this.#sql.ackHolders, [this.name, holding, this.owner, this.#channel, holdingTokens]),
+      plain.length > 0 ? this.#ack(plain, plainTokens) : [],
     ]);
     this.#holders.forget(holding); // acked or refused (the lease is lost): held here no more
     return [...freed.rows[0]!.ids, ...acked];
   }
 
-  async release(ids: readonly string[]): Promise<void> {
-    const valid = ids.filter(isRowId);
+  async release(ids: readonly string[], deliveries?: readonly number[]): Promise<void> {
+    const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return;
-    await this.#query('release', this.#sql.release, [this.name, valid, this.owner, this.#channel]);
+    await this.#query('release', this.#sql.release, [this.name, valid, this.owner, this.#channel, tokens]);
     this.#holders.forget(valid);
   }
 
-  async extend(ids: readonly string[]): Promise<string[]> {
-    const valid = ids.filter(isRowId);
+  async extend(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
+    const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return [...ids];
-    const result = await this.#query<{ id: string }>('extend', this.#sql.extend, [this.name, valid, this.owner, this.leaseMs]);
+    const result = await this.#query<{ id: string }>('extend', this.#sql.extend, [this.name, valid, this.owner, this.leaseMs, tokens]);
     const done = new Set(result.rows.map((row) => row.id));
     const refused = ids.filter((id) => !done.has(id));
     this.#holders.forget(refused); // the lease is lost: its slot is not this instance's to free
     return refused;
   }
 
-  async fail(id: string, error: string): Promise<boolean> {
+  async fail(id: string, error: string, delivery?: number): Promise<boolean> {
     if (!isRowId(id)) return false;
-    const result = await this.#query<{ count: number }>('fail', this.#sql.fail, [this.name, id, this.owner, storableText(error), this.#channel]);
+    const result = await this.#query<{ count: number }>('fail', this.#sql.fail, [
+      this.name,
+      id,
+      this.owner,
+      storableText(error),
+      this.#channel,
+      delivery ?? null,
+    ]);
     this.#holders.delete(id);
     return (result.rows[0]?.count ?? 0) > 0;
   }
@@ -476,17 +485,26 @@ export class PostgresQueue extends BaseQueue {
 
   // ── job lifecycle ────────────────────────────────────────────────────
 
-  override async retry(id: string, data: string, runAt: number): Promise<boolean> {
+  override async retry(id: string, data: string, runAt: number, delivery?: number): Promise<boolean> {
     const [text, bytes] = encodeData(data);
     const at = runAtParam(runAt, this, 'retry');
     if (!isRowId(id)) return false;
-    const result = await this.#query<{ count: number }>('retry', this.#sql.retry, [this.name, id, this.owner, text, bytes, at, this.#channel]);
+    const result = await this.#query<{ count: number }>('retry', this.#sql.retry, [
+      this.name,
+      id,
+      this.owner,
+      text,
+      bytes,
+      at,
+      this.#channel,
+      delivery ?? null,
+    ]);
     this.#holders.delete(id);
     return (result.rows[0]?.count ?? 0) > 0;
   }
 
   /** One call of start_gated() (gates.ts) decides; after 'started' with a concurrency gate the job holds a slot. */
-  override async startGated(id: string, gates: StartGates): Promise<StartOutcome> {
+  override async startGated(id: string, gates: StartGates, delivery?: number): Promise<StartOutcome> {
     const params = gateParams(gates);
     if (!isRowId(id)) return { decision: 'lost' };
     const result = await this.#query<{ decision: StartDecision; run_at: number | null }>('startGated', this.#sql.startGated, [
@@ -495,8 +513,9 @@ export class PostgresQueue extends BaseQueue {
       this.owner,
       this.#channel,
       ...params,
+      delivery ?? null,
     ]);
-    const { decision, run_at: runAt } = result.rows[0]!;
+    const { decision, run_at: runAt } = result.rows[0] ?? { decision: 'lost' as const, run_at: null };
     if (decision === 'started' && gates.concurrency) this.#holders.add(id);
     else this.#holders.delete(id);
     return runAt === null ? { decision } : { decision, runAt: Math.ceil(runAt) };
@@ -568,10 +587,10 @@ export class PostgresQueue extends BaseQueue {
     return this.#control.throughput();
   }
 
-  override async setResults(records: readonly ResultRecord[]): Promise<void> {
-    const [jobIds, texts, bytes, ttls] = resultParams(records, this);
+  override async setResults(records: readonly ResultRecord[], messageIds?: readonly string[], deliveries?: readonly number[]): Promise<void> {
+    const [jobIds, texts, bytes, ttls, fenceIds, fenceDeliveries] = resultParams(records, this, messageIds, deliveries);
     if (jobIds.length === 0) return;
-    await this.#query('setResults', this.#sql.setResults, [this.name, jobIds, texts, bytes, ttls]);
+    await this.#query('setResults', this.#sql.setResults, [this.name, jobIds, texts, bytes, ttls, fenceIds, fenceDeliveries, this.owner]);
   }
 
   override async getResult(jobId: string): Promise<string | null> {
@@ -582,6 +601,27 @@ export class PostgresQueue extends BaseQueue {
     const row = result.rows[0];
     return row ? decodeData({ data: row.record, data_utf16: row.record_utf16 }) : null;
   }
+}
+
+/**
+ * The ids that can be rows, and their delivery tokens (null: fenced by owner only). An id that
+ * is no row id, or a token that is no safe integer, is left out: refused.
+ */
+function validLeases(ids: readonly string[], deliveries: readonly number[] | undefined): [string[], number[] | null] {
+  if (deliveries === undefined) return [ids.filter(isRowId), null];
+  return splitLeases(ids, deliveries, (id, i) => isRowId(id) && Number.isSafeInteger(deliveries[i]));
+}
+
+/** The ids for which `keep` holds, with their tokens when there are tokens. */
+function splitLeases(ids: readonly string[], deliveries: readonly number[] | null, keep: (id: string, i: number) => boolean): [string[], number[] | null] {
+  const kept: string[] = [];
+  const tokens: number[] | null = deliveries && [];
+  for (const [i, id] of ids.entries()) {
+    if (!keep(id, i)) continue;
+    kept.push(id);
+    if (tokens) tokens.push(deliveries![i]!);
+  }
+  return [kept, tokens];
 }
 
 /** The seed's name for the PostgreSQL queue (djutils.queue's DatabaseQueue). */

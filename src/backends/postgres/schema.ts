@@ -114,6 +114,9 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string[]> = [
   controlMigration,
   // 7: the dashboard's throughput history, reported by the consumers' heartbeats.
   throughputMigration,
+  // 8: fencing per delivery: the token of the read that holds the lease (BaseQueue.nextDelivery).
+  // A constant default: adding it rewrites no row.
+  (s) => [`ALTER TABLE ${s}.jobs ADD COLUMN delivery bigint NOT NULL DEFAULT 0`],
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -177,6 +180,14 @@ export function statements(schema: string) {
     const at = `to_timestamp(${param}::double precision / 1000)`;
     return `CASE WHEN ${at} > now() THEN ${at} END`;
   };
+  /**
+   * The per-delivery fence of a statement on the ids in `ids`: `deliveries` is NULL (any lease of
+   * this owner) or each id's delivery token, same order. The ids still find the rows (primary key).
+   */
+  const deliveriesMatch = (ids: string, deliveries: string) =>
+    `(${deliveries}::bigint[] IS NULL OR (id, delivery) IN (SELECT * FROM unnest(${ids}::bigint[], ${deliveries}::bigint[])))`;
+  /** The same for one id: `delivery` NULL or its token. */
+  const deliveryMatches = (delivery: string) => `(${delivery}::bigint IS NULL OR delivery = ${delivery}::bigint)`;
   return {
     /**
      * $2 text, $3 bytea, $4 channel, $5 runAt ms or null, $6 priority. The NOTIFY is part of the
@@ -209,7 +220,7 @@ export function statements(schema: string) {
                    RETURNING id, run_at)
                  SELECT array_agg(id ORDER BY id)::text[] AS ids, CASE WHEN bool_or(run_at IS NULL) THEN pg_notify($4, $1) END FROM job`,
     /**
-     * $2 max, $3 owner, $4 lease ms. Two cheap branches, each the start of an
+     * $2 max, $3 owner, $4 lease ms, $5 delivery token. Two cheap branches, each the start of an
      * ordered range of one partial index: the first ready rows in read order
      * (jobs_ready: highest priority, then oldest; it holds no leased and no
      * delayed row), and the leases that expired first (jobs_leased); the $2
@@ -233,37 +244,41 @@ export function statements(schema: string) {
             ), picked AS (
               SELECT id, priority FROM ready UNION ALL SELECT id, priority FROM expired ORDER BY priority DESC, id LIMIT $2
             )
-            UPDATE ${s}.jobs AS j SET owner = $3, lease_until = ${leaseFor('$4')}, attempt = j.attempt + 1
+            UPDATE ${s}.jobs AS j SET owner = $3, lease_until = ${leaseFor('$4')}, attempt = j.attempt + 1, delivery = $5
             FROM picked WHERE j.id = picked.id
             RETURNING j.id, j.data, j.data_utf16, j.attempt, j.priority, j.slot_key IS NOT NULL AS holds_slot`,
-    /** $2 ids, $3 owner. */
-    ack: `DELETE FROM ${s}.jobs WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING id`,
-    /** $2 ids, $3 owner, $4 channel. `held` reads each row's slot before the update clears it. */
+    /** $2 ids, $3 owner, $4 deliveries or null. */
+    ack: `DELETE FROM ${s}.jobs WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now()
+          AND ${deliveriesMatch('$2', '$4')} RETURNING id`,
+    /** $2 ids, $3 owner, $4 channel, $5 deliveries or null. `held` reads each row's slot before the update clears it. */
     release: `WITH held AS (
                 SELECT id, slot_key FROM ${s}.jobs
-                WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() FOR UPDATE),
+                WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() AND ${deliveriesMatch('$2', '$5')}
+                FOR UPDATE),
               released AS (
                 UPDATE ${s}.jobs AS j
                 SET owner = NULL, lease_until = NULL, attempt = greatest(j.attempt - 1, 0), slot_key = NULL, slot_attempt = NULL
                 FROM held WHERE j.id = held.id RETURNING held.slot_key)
               SELECT count(*)::int AS count, CASE WHEN count(*) > 0 THEN pg_notify($4, $1) END, ${freeSlotsOf(s, '$4')} FROM released`,
-    /** $2 ids, $3 owner, $4 lease ms. */
+    /** $2 ids, $3 owner, $4 lease ms, $5 deliveries or null. */
     extend: `UPDATE ${s}.jobs SET lease_until = ${leaseFor('$4')}
-             WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() RETURNING id`,
-    /** $2 id, $3 owner, $4 error, $5 channel. */
+             WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now() AND ${deliveriesMatch('$2', '$5')}
+             RETURNING id`,
+    /** $2 id, $3 owner, $4 error, $5 channel, $6 delivery or null. */
     fail: `WITH moved AS (
-             DELETE FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now()
+             DELETE FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now() AND ${deliveryMatches('$6')}
              RETURNING id, queue, data, data_utf16, attempt, created_at, priority, slot_key),
            stored AS (
              INSERT INTO ${s}.failed (id, queue, data, data_utf16, attempt, error, created_at, priority)
              SELECT id, queue, data, data_utf16, attempt, $4, created_at, priority FROM moved)
            SELECT count(*)::int AS count, ${freeSlotsOf(s, '$5')} FROM moved`,
     /**
-     * $2 id, $3 owner, $4 text, $5 bytea, $6 runAt ms, $7 channel. Fenced like ack.
+     * $2 id, $3 owner, $4 text, $5 bytea, $6 runAt ms, $7 channel, $8 delivery or null. Fenced like ack.
      * The row keeps its id, so once ready it is read in its original place.
      */
     retry: `WITH held AS (
-              SELECT id, slot_key FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now() FOR UPDATE),
+              SELECT id, slot_key FROM ${s}.jobs WHERE id = $2 AND queue = $1 AND owner = $3 AND lease_until >= now() AND ${deliveryMatches('$8')}
+              FOR UPDATE),
             retried AS (
               UPDATE ${s}.jobs AS j SET data = $4, data_utf16 = $5, attempt = 0, owner = NULL, lease_until = NULL,
                                         run_at = ${delayUntil('$6')}, slot_key = NULL, slot_attempt = NULL
@@ -349,6 +364,8 @@ export function statements(schema: string) {
      * Expired records of the queue are purged on the side, up to twice as many
      * as are written (so the table cannot outgrow what is alive), through
      * results_expiry, SKIP LOCKED, never a key being written in this statement.
+     * $6 message ids and $7 their deliveries, or both null; $8 owner: given them, a record is
+     * written only while its message's lease is held by that delivery.
      */
     setResults: `WITH purged AS (
                    DELETE FROM ${s}.results WHERE (queue, job_id) IN (
@@ -357,14 +374,17 @@ export function statements(schema: string) {
                      LIMIT greatest(100, 2 * cardinality($2::text[])) FOR UPDATE SKIP LOCKED))
                  INSERT INTO ${s}.results (queue, job_id, record, record_utf16, expires_at)
                  SELECT $1, r.job_id, r.record, r.record_utf16, ${leaseFor('r.ttl')}
-                 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::double precision[]) WITH ORDINALITY
-                      AS r(job_id, record, record_utf16, ttl, n)
+                 FROM unnest($2::text[], $3::text[], $4::bytea[], $5::double precision[], $6::bigint[], $7::bigint[]) WITH ORDINALITY
+                      AS r(job_id, record, record_utf16, ttl, message_id, delivery, n)
+                 WHERE $7::bigint[] IS NULL OR EXISTS (
+                   SELECT 1 FROM ${s}.jobs AS j WHERE j.id = r.message_id AND j.queue = $1 AND j.owner = $8::text
+                   AND j.delivery = r.delivery AND j.lease_until >= now())
                  ORDER BY r.n
                  ON CONFLICT (queue, job_id) DO UPDATE
                  SET record = excluded.record, record_utf16 = excluded.record_utf16, expires_at = excluded.expires_at`,
     /** $2 job id. */
     getResult: `SELECT record, record_utf16 FROM ${s}.results WHERE queue = $1 AND job_id = $2 AND expires_at > now()`,
-    ...gateStatements(s),
+    ...gateStatements(s, deliveriesMatch, deliveryMatches),
   };
 }
 

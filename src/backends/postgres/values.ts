@@ -77,18 +77,38 @@ export function checkTtl(ttlMs: unknown, queue: BaseQueue, method: string, optio
   return ttlMs;
 }
 
-/** setResults parameters [job ids, texts, bytes, ttls]: checked, one per job id (the last wins), sorted by job id. */
-export function resultParams(records: unknown, queue: BaseQueue): [string[], (string | null)[], (Buffer | null)[], number[]] {
+/**
+ * setResults parameters [job ids, texts, bytes, ttls, message ids, deliveries]: checked, one per
+ * job id (the last wins), sorted by job id. The last two are null unless `deliveries` (and
+ * `messageIds`) fence the records; a message id that is no row id fences its record out.
+ */
+export function resultParams(
+  records: unknown,
+  queue: BaseQueue,
+  messageIds?: readonly string[],
+  deliveries?: readonly number[],
+): [string[], (string | null)[], (Buffer | null)[], number[], (string | null)[] | null, (number | null)[] | null] {
   checkResultList(records, queue);
-  const byJob = new Map<string, { record: string; ttlMs: number }>();
+  const fenced = messageIds !== undefined && deliveries !== undefined;
+  const byJob = new Map<string, { record: string; ttlMs: number; messageId: string | null; delivery: number | null }>();
   for (const [i, entry] of records.entries()) {
     const { jobId, record, ttlMs } = checkResultRecord(entry, i, queue);
     checkText(jobId, `result #${i}: jobId`);
-    byJob.set(jobId, { record, ttlMs: checkTtl(ttlMs, queue, 'setResults', `records[${i}].ttlMs`) });
+    const messageId = fenced && isRowId(messageIds[i]) ? messageIds[i] : null;
+    const delivery = fenced && Number.isSafeInteger(deliveries[i]) ? deliveries[i]! : null;
+    byJob.set(jobId, { record, ttlMs: checkTtl(ttlMs, queue, 'setResults', `records[${i}].ttlMs`), messageId, delivery });
   }
   const jobIds = [...byJob.keys()].sort();
-  const encoded = jobIds.map((jobId) => encodeData(byJob.get(jobId)!.record));
-  return [jobIds, encoded.map(([text]) => text), encoded.map(([, bytes]) => bytes), jobIds.map((jobId) => byJob.get(jobId)!.ttlMs)];
+  const entries = jobIds.map((jobId) => byJob.get(jobId)!);
+  const encoded = entries.map((e) => encodeData(e.record));
+  return [
+    jobIds,
+    encoded.map(([text]) => text),
+    encoded.map(([, bytes]) => bytes),
+    entries.map((e) => e.ttlMs),
+    fenced ? entries.map((e) => e.messageId) : null,
+    fenced ? entries.map((e) => e.delivery) : null,
+  ];
 }
 
 /** Whether PostgreSQL text can hold `value` exactly (keys that cannot were never stored). */

@@ -76,6 +76,8 @@ import { redisOptionsSchema, type RedisQueueOptions } from './options.js';
 import {
   argChunks,
   checkClusterTarget,
+  leaseArgs,
+  tokenArg,
   checkCount,
   checkData,
   checkIds,
@@ -200,32 +202,33 @@ export class RedisQueue extends BaseQueue {
 
   async readBatch(max: number): Promise<QueueMessage[]> {
     if (checkCount('batch size', max) === 0) return [];
-    return decodeMessages((await this.script('readBatch', 'tmRead', [this.owner, max, this.leaseMs], true)) as unknown[]);
+    const delivery = this.nextDelivery();
+    return decodeMessages((await this.script('readBatch', 'tmRead', [this.owner, max, this.leaseMs, delivery], true)) as unknown[], delivery);
   }
 
-  async ackBatch(ids: readonly string[]): Promise<string[]> {
+  async ackBatch(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     if (checkIds(ids).length === 0) return [];
     const mask = this.#slots.ackMask(ids);
-    if (mask === null) return (await this.script('ackBatch', 'tmAck', [this.owner, ...ids])) as string[];
-    const refused = (await this.script('ackBatch', 'tmAckGated', [this.owner, mask, ...ids])) as string[];
+    if (mask === null) return (await this.script('ackBatch', 'tmAck', [this.owner, ...leaseArgs(ids, deliveries)])) as string[];
+    const refused = (await this.script('ackBatch', 'tmAckGated', [this.owner, mask, ...leaseArgs(ids, deliveries)])) as string[];
     this.#slots.forget(ids);
     return refused;
   }
 
-  async release(ids: readonly string[]): Promise<void> {
+  async release(ids: readonly string[], deliveries?: readonly number[]): Promise<void> {
     if (checkIds(ids).length === 0) return;
-    await this.script('release', 'tmRelease', [this.owner, ...ids]);
+    await this.script('release', 'tmRelease', [this.owner, ...leaseArgs(ids, deliveries)]);
     this.#slots.forget(ids);
   }
 
-  async extend(ids: readonly string[]): Promise<string[]> {
+  async extend(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     if (checkIds(ids).length === 0) return [];
-    return (await this.script('extend', 'tmExtend', [this.owner, this.leaseMs, ...ids])) as string[];
+    return (await this.script('extend', 'tmExtend', [this.owner, this.leaseMs, ...leaseArgs(ids, deliveries)])) as string[];
   }
 
-  async fail(id: string, error: string): Promise<boolean> {
+  async fail(id: string, error: string, delivery?: number): Promise<boolean> {
     checkIds([id]);
-    const failed = (await this.script('fail', 'tmFail', [this.owner, id, encodeText(String(error))])) === 1;
+    const failed = (await this.script('fail', 'tmFail', [this.owner, id, encodeText(String(error)), tokenArg(delivery)])) === 1;
     this.#slots.forget([id]);
     return failed;
   }
@@ -277,20 +280,20 @@ export class RedisQueue extends BaseQueue {
 
   // ── job lifecycle ─────────────────────────────────────────────────────
 
-  override async retry(id: string, data: string, runAt: number): Promise<boolean> {
+  override async retry(id: string, data: string, runAt: number, delivery?: number): Promise<boolean> {
     checkIds([id]);
-    const args = [this.owner, id, checkRetryRunAt(runAt, this), encodeText(checkData(data))];
+    const args = [this.owner, id, checkRetryRunAt(runAt, this), encodeText(checkData(data)), tokenArg(delivery)];
     const retried = (await this.script('retry', 'tmRetry', args)) === 1;
     this.#slots.forget([id]);
     return retried;
   }
 
   /** One tmStartGated call: the decision and everything it changes are one script (see gates.ts for what stays here). */
-  override async startGated(id: string, gates: StartGates): Promise<StartOutcome> {
+  override async startGated(id: string, gates: StartGates, delivery?: number): Promise<StartOutcome> {
     const checked = checkStartGates(gates);
     checkIds([id]);
     const { logs, args } = startGatedCall(this.prefix, this.name, id, checked);
-    const reply = replyText(await this.scriptWithKeys('startGated', 'tmStartGated', logs, [this.owner, ...args]));
+    const reply = replyText(await this.scriptWithKeys('startGated', 'tmStartGated', logs, [this.owner, ...args, tokenArg(delivery)]));
     // 'deferred:<ms>': deferred by the rate gate, booked for that time.
     const booked = reply.startsWith('deferred:') ? Number(reply.slice('deferred:'.length)) : undefined;
     const decision = (booked === undefined ? reply : 'deferred') as StartDecision;
@@ -402,9 +405,9 @@ export class RedisQueue extends BaseQueue {
     return duplicate === 1 ? { id: id.toString(), duplicate: true, data: decodeText(held!) } : { id: id.toString(), duplicate: false };
   }
 
-  override async setResults(records: readonly ResultRecord[]): Promise<void> {
-    const chunks = argChunks(resultArgs(records, this));
-    await Promise.all(chunks.map((args) => this.script('setResults', 'tmSetResults', [RESULTS_PURGED_PER_SET, ...args])));
+  override async setResults(records: readonly ResultRecord[], messageIds?: readonly string[], deliveries?: readonly number[]): Promise<void> {
+    const chunks = argChunks(resultArgs(records, this, messageIds, deliveries));
+    await Promise.all(chunks.map((args) => this.script('setResults', 'tmSetResults', [RESULTS_PURGED_PER_SET, this.owner, ...args])));
   }
 
   override async getResult(jobId: string): Promise<string | null> {

@@ -72,13 +72,32 @@ export function replyText(value: unknown): string {
   return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 }
 
-/** tmRead's flat {id, data, attempt, …} (as Buffers) → messages. */
-export function decodeMessages(flat: readonly unknown[]): QueueMessage[] {
+/** tmRead's flat {id, data, attempt, …} (as Buffers) → messages of delivery `delivery`. */
+export function decodeMessages(flat: readonly unknown[], delivery: number): QueueMessage[] {
   const out: QueueMessage[] = [];
   for (let i = 0; i + 2 < flat.length; i += 3) {
-    out.push({ id: replyText(flat[i]), data: decodeText(flat[i + 1] as Buffer), attempt: Number(flat[i + 2]) });
+    out.push({ id: replyText(flat[i]), data: decodeText(flat[i + 1] as Buffer), attempt: Number(flat[i + 2]), delivery });
   }
   return out;
+}
+
+/**
+ * The fenced scripts' id arguments: id, delivery token ('' for any lease of the owner), … .
+ * A token that is no safe integer matches no lease.
+ */
+export function leaseArgs(ids: readonly string[], deliveries: readonly number[] | undefined): Arg[] {
+  const args: Arg[] = new Array<Arg>(ids.length * 2);
+  for (let i = 0; i < ids.length; i++) {
+    args[2 * i] = ids[i]!;
+    args[2 * i + 1] = tokenArg(deliveries === undefined ? undefined : deliveries[i]);
+  }
+  return args;
+}
+
+/** One delivery token as a script argument: '' for none; 'x' (no lease's) for one that is no safe integer. */
+export function tokenArg(delivery: number | undefined): Arg {
+  if (delivery === undefined) return '';
+  return Number.isSafeInteger(delivery) ? delivery : 'x';
 }
 
 /** tmFailed's flat {id, data, attempt, "<failedAt>:<error>", …} (as Buffers) → failed messages. */
@@ -103,12 +122,18 @@ export function checkData(data: unknown): string {
   return data;
 }
 
-/** Result records as tmSetResults arguments: {job id, ttl ms, record} each. */
-export function resultArgs(records: readonly ResultRecord[], queue: BaseQueue): Arg[][] {
+/**
+ * Result records as tmSetResults arguments: {job id, ttl ms, record, message id, delivery token}
+ * each; message id '' (unfenced) unless `deliveries` and `messageIds` fence the records.
+ */
+export function resultArgs(records: readonly ResultRecord[], queue: BaseQueue, messageIds?: readonly string[], deliveries?: readonly number[]): Arg[][] {
   checkResultList(records, queue);
+  const fenced = messageIds !== undefined && deliveries !== undefined;
   return records.map((entry: ResultRecord, i) => {
     const { jobId, record, ttlMs } = checkResultRecord(entry, i, queue);
-    return [encodeText(jobId), Math.ceil(ttlMs), encodeText(record)];
+    // A fenced record whose message id is no string is held by no lease: 'x' matches none.
+    const messageId = !fenced ? '' : typeof messageIds[i] === 'string' && messageIds[i] !== '' ? messageIds[i] : 'x';
+    return [encodeText(jobId), Math.ceil(ttlMs), encodeText(record), messageId, fenced ? tokenArg(deliveries[i]) : ''];
   });
 }
 

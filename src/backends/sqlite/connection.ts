@@ -39,6 +39,20 @@ export function idList(ids: readonly string[]): string {
   return JSON.stringify(numbers);
 }
 
+/**
+ * [[id, delivery], …] as JSON for the per-delivery fence, or null (any lease of this owner). Pairs
+ * whose id cannot be ours are left out, like idList's.
+ */
+export function leaseList(ids: readonly string[], deliveries: readonly number[] | undefined): string | null {
+  if (deliveries === undefined) return null;
+  const pairs: Array<[number, number]> = [];
+  for (const [i, id] of ids.entries()) {
+    const delivery = deliveries[i];
+    if (typeof id === 'string' && /^[1-9][0-9]{0,15}$/.test(id) && Number.isSafeInteger(delivery)) pairs.push([Number(id), delivery!]);
+  }
+  return JSON.stringify(pairs);
+}
+
 /** Read order of a claim's rows: highest priority, then oldest. */
 function claimOrder(a: { id: number; priority: number }, b: { id: number; priority: number }): number {
   return b.priority - a.priority || a.id - b.id;
@@ -62,20 +76,24 @@ export interface Connection {
   insertMany(datas: Stored[], runAt: number | undefined, priority: number): string[];
   insertUnique(key: string, data: Stored, ttlMs: number): string | null;
   insertOnce(key: string, data: Stored, runAt: number | undefined, priority: number, keyTtlMs: number | undefined): WriteOnceResult;
-  claim(max: number): QueueMessage[];
-  /** Runs a fenced statement (this owner, lease not expired) on `ids`; the rows it touched. */
-  fenced(which: 'ack' | 'extend', ids: readonly string[]): Array<{ id: number }>;
+  claim(max: number, delivery: number): QueueMessage[];
+  /**
+   * Runs a fenced statement (this owner, lease not expired; each id's delivery when `deliveries`
+   * is given) on `ids`; the rows it touched.
+   */
+  fenced(which: 'ack' | 'extend', ids: readonly string[], deliveries: readonly number[] | undefined): Array<{ id: number }>;
   /** Acks `ids`, of which `holders` were started with a concurrency gate: their slots are freed at once. */
-  ackHolders(ids: readonly string[], holders: readonly string[]): Array<{ id: number }>;
-  release(ids: readonly string[]): void;
-  fail(id: number, error: string): boolean;
-  retry(id: number, data: Stored, runAt: number): boolean;
+  ackHolders(ids: readonly string[], deliveries: readonly number[] | undefined, holders: ReadonlySet<string>): Array<{ id: number }>;
+  release(ids: readonly string[], deliveries: readonly number[] | undefined): void;
+  fail(id: number, error: string, delivery: number | null): boolean;
+  retry(id: number, data: Stored, runAt: number, delivery: number | null): boolean;
   remove(id: number): boolean;
   reclaim(): number;
   gates: SqliteGates;
   control: SqliteControl;
   requeue(ids: string | null): number;
-  setResults(records: StoredResultRecord[]): void;
+  /** Stores `records`; with `fences`, record i only while message fences[i].id is leased by this owner under fences[i].delivery. */
+  setResults(records: StoredResultRecord[], fences?: ReadonlyArray<{ id: number | undefined; delivery: number }>): void;
   flush(): void;
 }
 
@@ -107,38 +125,51 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
     });
     const writes = writesOf(s, queue);
     const insertOnce = db.transaction(writes.insertOnce);
-    const fencedParams = (ids: readonly string[]) => {
+    const fencedParams = (ids: readonly string[], deliveries: readonly number[] | undefined) => {
       const now = Date.now();
-      return { queue, owner, now, until: now + leaseMs, ids: idList(ids) };
+      return { queue, owner, now, until: now + leaseMs, ids: idList(ids), leases: leaseList(ids, deliveries) };
     };
-    const claim = db.transaction((max: number) => {
+    const claim = db.transaction((max: number, delivery: number) => {
       const now = Date.now();
-      const rows = s.claim.all({ queue, owner, now, until: now + leaseMs, max }) as Array<{ id: number; data: Stored; attempt: number; priority: number }>;
+      const rows = s.claim.all({ queue, owner, now, until: now + leaseMs, max, delivery }) as Array<{
+        id: number;
+        data: Stored;
+        attempt: number;
+        priority: number;
+      }>;
       // A lapsed slot holder claimed again gives its slot back. Only a redelivery can be one
       // (a holder was delivered before), so a first delivery costs nothing more.
       if (rows.some((row) => row.attempt > 1)) gates.claimedAgain(rows.filter((row) => row.attempt > 1).map((row) => row.id));
       return rows;
     });
-    const ackHolders = db.transaction((ids: readonly string[], holders: readonly string[]) => {
-      const held = new Set(holders);
-      const plain = ids.filter((id) => !held.has(id));
-      const acked = plain.length === 0 ? [] : (s.ack.all(fencedParams(plain)) as EndedLease[]);
-      const freed = s.ackHolders.all(fencedParams(holders)) as EndedLease[];
+    const ackHolders = db.transaction((ids: readonly string[], deliveries: readonly number[] | undefined, held: ReadonlySet<string>) => {
+      const plain: string[] = [];
+      const holders: string[] = [];
+      const plainDeliveries: number[] | undefined = deliveries && [];
+      const holderDeliveries: number[] | undefined = deliveries && [];
+      for (const [i, id] of ids.entries()) {
+        (held.has(id) ? holders : plain).push(id);
+        if (deliveries) (held.has(id) ? holderDeliveries : plainDeliveries)!.push(deliveries[i]!);
+      }
+      const acked = plain.length === 0 ? [] : (s.ack.all(fencedParams(plain, plainDeliveries)) as EndedLease[]);
+      const freed = s.ackHolders.all(fencedParams(holders, holderDeliveries)) as EndedLease[];
       gates.leasesEnded(freed);
       return [...acked, ...freed];
     });
-    const release = db.transaction((ids: readonly string[]) => gates.leasesEnded(s.release.all(fencedParams(ids)) as EndedLease[]));
-    const fail = db.transaction((id: number, error: string) => {
+    const release = db.transaction((ids: readonly string[], deliveries: readonly number[] | undefined) =>
+      gates.leasesEnded(s.release.all(fencedParams(ids, deliveries)) as EndedLease[]),
+    );
+    const fail = db.transaction((id: number, error: string, delivery: number | null) => {
       const now = Date.now();
-      const taken = s.takeForFail.get({ queue, owner, now, id }) as (EndedLease & { data: Stored; attempt: number; priority: number }) | undefined;
+      const taken = s.takeForFail.get({ queue, owner, now, id, delivery }) as (EndedLease & { data: Stored; attempt: number; priority: number }) | undefined;
       if (!taken) return false;
       s.insertFailed.run({ id, queue, data: taken.data, attempt: taken.attempt, error, now, priority: taken.priority });
       gates.leasesEnded([{ id, slot_key: taken.slot_key }]);
       return true;
     });
-    const retry = db.transaction((id: number, data: Stored, runAt: number) => {
+    const retry = db.transaction((id: number, data: Stored, runAt: number, delivery: number | null) => {
       const now = Date.now();
-      const retried = s.retry.get({ queue, owner, now, id, data, runAt: storedRunAt(runAt, now) }) as EndedLease | undefined;
+      const retried = s.retry.get({ queue, owner, now, id, delivery, data, runAt: storedRunAt(runAt, now) }) as EndedLease | undefined;
       if (!retried) return false;
       gates.leasesEnded([{ id, slot_key: retried.slot_key }]);
       return true;
@@ -165,10 +196,15 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
       s.requeueSome.run({ queue, ids });
       return s.purgeSome.run({ queue, ids }).changes;
     });
-    const setResults = db.transaction((records: StoredResultRecord[]) => {
+    const setResults = db.transaction((records: StoredResultRecord[], fences?: ReadonlyArray<{ id: number | undefined; delivery: number }>) => {
       const now = Date.now();
       s.purgeResults.run({ now, limit: 256 + 2 * records.length });
-      for (const { jobId, record, ttlMs } of records) s.setResult.run({ queue, jobId, record, expiresAt: now + ttlMs });
+      for (const [i, { jobId, record, ttlMs }] of records.entries()) {
+        const fence = fences?.[i];
+        if (fence === undefined) s.setResult.run({ queue, jobId, record, expiresAt: now + ttlMs });
+        else if (fence.id !== undefined)
+          s.setFencedResult.run({ queue, jobId, record, expiresAt: now + ttlMs, owner, now, id: fence.id, delivery: fence.delivery });
+      }
     });
     const flush = db.transaction(() => {
       s.flushMessages.run({ queue });
@@ -186,24 +222,24 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
       insertMany: (datas, runAt, priority) => (datas.length === 0 ? [] : insertMany.immediate(datas, runAt, priority)),
       insertUnique: (key, data, ttlMs) => insertUnique.immediate(key, data, ttlMs),
       insertOnce: (key, data, runAt, priority, keyTtlMs) => insertOnce.immediate(key, data, runAt, priority, keyTtlMs),
-      claim(max) {
-        const rows = claim.immediate(max);
+      claim(max, delivery) {
+        const rows = claim.immediate(max, delivery);
         // RETURNING gives no order guarantee.
         rows.sort(claimOrder);
-        return rows.map((row) => ({ id: String(row.id), data: decode(row.data), attempt: row.attempt }));
+        return rows.map((row) => ({ id: String(row.id), data: decode(row.data), attempt: row.attempt, delivery }));
       },
-      fenced: (which, ids) => s[which].all(fencedParams(ids)) as Array<{ id: number }>,
-      ackHolders: (ids, holders) => ackHolders.immediate(ids, holders),
-      release: (ids) => release.immediate(ids),
-      fail: (id, error) => fail.immediate(id, error),
-      retry: (id, data, runAt) => retry.immediate(id, data, runAt),
+      fenced: (which, ids, deliveries) => s[which].all(fencedParams(ids, deliveries)) as Array<{ id: number }>,
+      ackHolders: (ids, deliveries, holders) => ackHolders.immediate(ids, deliveries, holders),
+      release: (ids, deliveries) => release.immediate(ids, deliveries),
+      fail: (id, error, delivery) => fail.immediate(id, error, delivery),
+      retry: (id, data, runAt, delivery) => retry.immediate(id, data, runAt, delivery),
       remove: (id) => remove.immediate(id),
       reclaim: () => reclaim.immediate(),
       gates,
       control,
       requeue: (ids) => requeue.immediate(ids),
-      setResults: (records) => {
-        if (records.length > 0) setResults.immediate(records);
+      setResults: (records, fences) => {
+        if (records.length > 0) setResults.immediate(records, fences);
       },
       flush: () => flush.immediate(),
     };

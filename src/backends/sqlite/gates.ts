@@ -26,8 +26,8 @@ export interface EndedLease {
 }
 
 export interface SqliteGates {
-  /** startGated's decision for message `id`, gates already checked; one transaction. */
-  start(id: number, gates: StartGates): StartOutcome;
+  /** startGated's decision for message `id` (its `delivery`, or null: any lease of this owner), gates already checked; one transaction. */
+  start(id: number, gates: StartGates, delivery: number | null): StartOutcome;
   /**
    * Frees the slots of leases that just ended and wakes one parked message of each key. Call it
    * inside the transaction that ended them; rows without a slot cost nothing.
@@ -50,9 +50,9 @@ export function prepareGates(db: Database.Database, s: Statements, queue: string
     }
   };
 
-  const start = db.transaction((id: number, gates: StartGates): StartOutcome => {
+  const start = db.transaction((id: number, gates: StartGates, delivery: number | null): StartOutcome => {
     const now = Date.now();
-    const held = s.gateHeld.get({ queue, owner, now, id }) as { slot_key: string | null } | undefined;
+    const held = s.gateHeld.get({ queue, owner, now, id, delivery }) as { slot_key: string | null } | undefined;
     if (!held) return LOST;
     const { rate, concurrency } = gates;
     let rebooking = false;
@@ -96,7 +96,7 @@ export function prepareGates(db: Database.Database, s: Statements, queue: string
   });
 
   return {
-    start: (id, gates) => start.immediate(id, gates),
+    start: (id, gates, delivery) => start.immediate(id, gates, delivery),
     leasesEnded,
     claimedAgain: (ids) => leasesEnded(s.claimedHolders.all({ ids: JSON.stringify(ids) }) as EndedLease[]),
   };

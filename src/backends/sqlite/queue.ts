@@ -182,7 +182,7 @@ export class SqliteQueue extends BaseQueue {
   readBatch(max: number): Promise<QueueMessage[]> {
     return this.run('read', (c) => {
       if (!Number.isInteger(max) || max < 0) throw new ConfigError(`invalid batch size ${String(max)}: must be an integer >= 0`);
-      return max === 0 ? [] : c.claim(max);
+      return max === 0 ? [] : c.claim(max, this.nextDelivery());
     });
   }
 
@@ -198,34 +198,34 @@ export class SqliteQueue extends BaseQueue {
     );
   }
 
-  ackBatch(ids: readonly string[]): Promise<string[]> {
+  ackBatch(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     return this.run('ack', (c) => {
       if (ids.length === 0) return [];
       const holders = this.slotHolders.size === 0 ? [] : ids.filter((id) => this.slotHolders.has(id));
-      if (holders.length === 0) return refusedOf(ids, c.fenced('ack', ids));
-      const refused = refusedOf(ids, c.ackHolders(ids, holders));
+      if (holders.length === 0) return refusedOf(ids, c.fenced('ack', ids, deliveries));
+      const refused = refusedOf(ids, c.ackHolders(ids, deliveries, new Set(holders)));
       for (const id of holders) this.slotHolders.delete(id);
       return refused;
     });
   }
 
-  release(ids: readonly string[]): Promise<void> {
+  release(ids: readonly string[], deliveries?: readonly number[]): Promise<void> {
     return this.run('release', (c) => {
       if (ids.length === 0) return;
-      c.release(ids);
+      c.release(ids, deliveries);
       for (const id of ids) this.slotHolders.delete(id);
     });
   }
 
-  extend(ids: readonly string[]): Promise<string[]> {
-    return this.run('extend', (c) => (ids.length === 0 ? [] : refusedOf(ids, c.fenced('extend', ids))));
+  extend(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
+    return this.run('extend', (c) => (ids.length === 0 ? [] : refusedOf(ids, c.fenced('extend', ids, deliveries))));
   }
 
-  fail(id: string, error: string): Promise<boolean> {
+  fail(id: string, error: string, delivery?: number): Promise<boolean> {
     return this.run('fail', (c) => {
       const numeric = numericId(id);
       if (numeric === undefined) return false;
-      const failed = c.fail(numeric, String(error));
+      const failed = c.fail(numeric, String(error), delivery ?? null);
       this.slotHolders.delete(id);
       return failed;
     });
@@ -272,13 +272,13 @@ export class SqliteQueue extends BaseQueue {
     });
   }
 
-  override retry(id: string, data: string, runAt: number): Promise<boolean> {
+  override retry(id: string, data: string, runAt: number, delivery?: number): Promise<boolean> {
     return this.run('retry', (c) => {
       const stored = encode(data);
       const until = checkRetryRunAt(runAt, this);
       const numeric = numericId(id);
       if (numeric === undefined) return false;
-      const retried = c.retry(numeric, stored, until);
+      const retried = c.retry(numeric, stored, until, delivery ?? null);
       this.slotHolders.delete(id);
       return retried;
     });
@@ -358,19 +358,27 @@ export class SqliteQueue extends BaseQueue {
     return this.run('throughput', (c) => c.control.throughput(Date.now()));
   }
 
-  override startGated(id: string, gates: StartGates): Promise<StartOutcome> {
+  override startGated(id: string, gates: StartGates, delivery?: number): Promise<StartOutcome> {
     return this.run('startGated', (c) => {
       checkStartGates(gates);
       const numeric = numericId(id);
-      const outcome: StartOutcome = numeric === undefined ? { decision: 'lost' } : c.gates.start(numeric, gates);
+      const outcome: StartOutcome = numeric === undefined ? { decision: 'lost' } : c.gates.start(numeric, gates, delivery ?? null);
       if (outcome.decision !== 'started') this.slotHolders.delete(id);
       else if (gates.concurrency) this.slotHolders.add(id);
       return outcome;
     });
   }
 
-  override setResults(records: readonly ResultRecord[]): Promise<void> {
-    return this.run('setResults', (c) => c.setResults(checkResults(records, this)));
+  override setResults(records: readonly ResultRecord[], messageIds?: readonly string[], deliveries?: readonly number[]): Promise<void> {
+    return this.run('setResults', (c) => {
+      const stored = checkResults(records, this);
+      if (!messageIds || !deliveries) return c.setResults(stored);
+      // A record of a message that cannot be ours is held by no lease: it is skipped.
+      c.setResults(
+        stored,
+        stored.map((_, i) => ({ id: typeof messageIds[i] === 'string' ? numericId(messageIds[i]) : undefined, delivery: deliveries[i]! })),
+      );
+    });
   }
 
   override getResult(jobId: string): Promise<string | null> {

@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { ConfigError } from '../../shared/errors.js';
 
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 // `data`, `record` and `job_id` have no declared type on purpose: they hold
 // TEXT, or a BLOB of UTF-16LE code units when the string is not well-formed
@@ -116,7 +116,8 @@ CREATE TABLE taskmill_messages (
   unique_key TEXT,
   unique_until INTEGER,
   slot_key TEXT,
-  parked_key TEXT
+  parked_key TEXT,
+  delivery INTEGER NOT NULL DEFAULT 0
 );
 ${READY_INDEX}
 ${UNIQUE_INDEX}
@@ -176,12 +177,20 @@ ${RATES_SCHEMA}`,
   5: CONTROL_SCHEMA,
   // Throughput history for the dashboard: a table of its own.
   6: THROUGHPUT_SCHEMA,
+  // Fencing per delivery: the token of the read that holds the lease (BaseQueue.nextDelivery).
+  7: 'ALTER TABLE taskmill_messages ADD COLUMN delivery INTEGER NOT NULL DEFAULT 0;',
 };
 
 // The unary + keeps the planner on the primary key for fenced calls: without it,
 // it walks every live lease of the queue through the lease index.
 const FENCE = '+queue = @queue AND owner = @owner AND +lease_until >= @now';
 const IDS = 'id IN (SELECT value FROM json_each(@ids))';
+// Per delivery: @leases is NULL (any lease of this owner) or [[id, delivery], …]; the ids still
+// come from IDS (the primary key), this only filters the rows found.
+const DELIVERIES = '(@leases IS NULL OR (id, delivery) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@leases)))';
+const FENCED_IDS = `${FENCE} AND ${IDS} AND ${DELIVERIES}`;
+// One message, by its delivery when @delivery is not NULL.
+const FENCED_ONE = `${FENCE} AND id = @id AND (@delivery IS NULL OR delivery = @delivery)`;
 
 const READY = 'lease_until IS NULL AND run_at IS NULL';
 
@@ -202,7 +211,7 @@ export const SQL = {
   // leases from the (queue, lease_until) one: both O(log n + max), whatever the
   // queue length and however many rows are delayed. RETURNING does not keep
   // the subquery's order, so the queue sorts the (at most max) rows it gets.
-  claim: `UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1
+  claim: `UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1, delivery = @delivery
     WHERE id IN (
       SELECT id FROM (
         SELECT id, priority FROM (SELECT id, priority FROM taskmill_messages WHERE queue = @queue AND ${READY}
@@ -212,10 +221,10 @@ export const SQL = {
                                   ORDER BY id LIMIT @max)
         ORDER BY priority DESC, id LIMIT @max))
     RETURNING id, data, attempt, priority`,
-  ack: `DELETE FROM taskmill_messages WHERE ${FENCE} AND ${IDS} RETURNING id`,
-  release: `UPDATE taskmill_messages SET ${UNLEASE} WHERE ${FENCE} AND ${IDS} RETURNING id, slot_key`,
-  extend: `UPDATE taskmill_messages SET lease_until = @until WHERE ${FENCE} AND ${IDS} RETURNING id`,
-  takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCE} AND id = @id RETURNING data, attempt, priority, slot_key`,
+  ack: `DELETE FROM taskmill_messages WHERE ${FENCED_IDS} RETURNING id`,
+  release: `UPDATE taskmill_messages SET ${UNLEASE} WHERE ${FENCED_IDS} RETURNING id, slot_key`,
+  extend: `UPDATE taskmill_messages SET lease_until = @until WHERE ${FENCED_IDS} RETURNING id`,
+  takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCED_ONE} RETURNING data, attempt, priority, slot_key`,
   insertFailed: `INSERT INTO taskmill_failed (id, queue, data, attempt, error, failed_at, priority)
     VALUES (@id, @queue, @data, @attempt, @error, @now, @priority)`,
   reclaim: `UPDATE taskmill_messages SET owner = NULL, lease_until = NULL
@@ -243,7 +252,7 @@ export const SQL = {
   flushCancels: 'DELETE FROM taskmill_cancels WHERE queue = @queue',
   // @runAt is NULL when the retry is due at once.
   retry: `UPDATE taskmill_messages SET data = @data, attempt = 0, owner = NULL, lease_until = NULL, run_at = @runAt
-    WHERE ${FENCE} AND id = @id RETURNING slot_key`,
+    WHERE ${FENCED_ONE} RETURNING slot_key`,
   promoteDue: 'UPDATE taskmill_messages SET run_at = NULL WHERE queue = @queue AND run_at IS NOT NULL AND run_at <= @now',
   // Ready, delayed or lease expired: nobody is running it.
   remove: 'DELETE FROM taskmill_messages WHERE id = @id AND +queue = @queue AND (lease_until IS NULL OR +lease_until < @now) RETURNING slot_key',
@@ -252,11 +261,15 @@ export const SQL = {
     SELECT rowid FROM taskmill_results WHERE expires_at <= @now ORDER BY expires_at LIMIT @limit)`,
   setResult: `INSERT INTO taskmill_results (queue, job_id, record, expires_at) VALUES (@queue, @jobId, @record, @expiresAt)
     ON CONFLICT (queue, job_id) DO UPDATE SET record = excluded.record, expires_at = excluded.expires_at`,
+  // A record of a delivery: written only while that delivery holds its message's lease.
+  setFencedResult: `INSERT INTO taskmill_results (queue, job_id, record, expires_at)
+    SELECT @queue, @jobId, @record, @expiresAt WHERE EXISTS (SELECT 1 FROM taskmill_messages WHERE ${FENCED_ONE})
+    ON CONFLICT (queue, job_id) DO UPDATE SET record = excluded.record, expires_at = excluded.expires_at`,
   getResult: 'SELECT record FROM taskmill_results WHERE queue = @queue AND job_id = @jobId AND expires_at > @now',
 
   // ── flow control: startGated and the lease endings that free a slot (sqlite/gates.ts) ──
   // The lease check, with the slot the message may already hold (a second start of one lease).
-  gateHeld: `SELECT slot_key FROM taskmill_messages WHERE ${FENCE} AND id = @id`,
+  gateHeld: `SELECT slot_key FROM taskmill_messages WHERE ${FENCED_ONE}`,
   // Holders of the key's slots: live leases only, so a holder whose lease lapsed no longer counts.
   slotHolders: `SELECT count(*) AS n FROM taskmill_messages
     WHERE queue = @queue AND slot_key = @key AND +lease_until >= @now AND id <> @id`,
@@ -288,7 +301,7 @@ export const SQL = {
               ORDER BY at DESC LIMIT 1 OFFSET @limit - 1), @now)) AS at`,
   rateRecord: 'INSERT INTO taskmill_rates (queue, key, at, reserved_for) VALUES (@queue, @key, @at, @reservedFor)',
   // The ack of messages this instance started with a concurrency gate: the slots it frees come back with it.
-  ackHolders: `DELETE FROM taskmill_messages WHERE ${FENCE} AND ${IDS} RETURNING id, slot_key`,
+  ackHolders: `DELETE FROM taskmill_messages WHERE ${FENCED_IDS} RETURNING id, slot_key`,
   // Which of the redelivered messages a claim just took were lapsed slot holders.
   claimedHolders: `SELECT id, slot_key FROM taskmill_messages WHERE ${IDS} AND slot_key IS NOT NULL`,
   // Slot holders whose lease lapsed, before reclaim() makes them ready.

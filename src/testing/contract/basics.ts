@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { LeaseLostError } from '../../shared/errors.js';
-import { awkwardTexts, type ContractHarness, UNKNOWN_ID, writeAll } from './kit.js';
+import { awkwardTexts, type ContractHarness, UNKNOWN_ID, writeAll, ANY_DELIVERY } from './kit.js';
 
 export function describeWriteReadAck(harness: ContractHarness): void {
   const { instances, one } = harness;
@@ -17,7 +17,7 @@ export function describeWriteReadAck(harness: ContractHarness): void {
       expect(await queue.length()).toBe(1);
 
       const message = await queue.read();
-      expect(message).toEqual({ id, data: 'hello', attempt: 1 });
+      expect(message).toEqual({ id, data: 'hello', attempt: 1, delivery: ANY_DELIVERY });
       expect(await queue.length()).toBe(0);
 
       await queue.ack(id);
@@ -40,7 +40,7 @@ export function describeWriteReadAck(harness: ContractHarness): void {
       for (const id of ids) expect(typeof id).toBe('string');
       for (let i = 0; i < datas.length; i++) {
         const message = await queue.read();
-        expect(message).toEqual({ id: ids[i], data: datas[i], attempt: 1 });
+        expect(message).toEqual({ id: ids[i], data: datas[i], attempt: 1, delivery: ANY_DELIVERY });
       }
       expect(await queue.read()).toBeNull();
     });
@@ -62,7 +62,7 @@ export function describeWriteReadAck(harness: ContractHarness): void {
       const [producer, consumer] = await instances(2);
       const id = await producer!.write('shared');
       expect(await consumer!.length()).toBe(1);
-      expect(await consumer!.read()).toEqual({ id, data: 'shared', attempt: 1 });
+      expect(await consumer!.read()).toEqual({ id, data: 'shared', attempt: 1, delivery: ANY_DELIVERY });
       await consumer!.ack(id);
       expect(await producer!.length()).toBe(0);
       expect(await producer!.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });

@@ -2,7 +2,7 @@
  * Contract: the failed store (fail, failed, requeueFailed, purgeFailed).
  */
 import { describe, expect, it } from 'vitest';
-import { type ContractHarness, PAST_SHORT_LEASE, sleep, UNKNOWN_ID, writeAll } from './kit.js';
+import { type ContractHarness, PAST_SHORT_LEASE, sleep, UNKNOWN_ID, writeAll, ANY_DELIVERY } from './kit.js';
 
 export function describeFailedStore(harness: ContractHarness): void {
   const { shortAndLong, one } = harness;
@@ -58,7 +58,7 @@ export function describeFailedStore(harness: ContractHarness): void {
       expect(await a.requeueFailed([m1!.id, UNKNOWN_ID])).toBe(1);
       expect(await a.stats()).toEqual({ ready: 1, leased: 0, failed: 1, delayed: 0 });
       expect((await a.failed()).map((f) => f.id)).toEqual([m2!.id]);
-      expect(await a.read()).toEqual({ id: m1!.id, data: 'a', attempt: 1 });
+      expect(await a.read()).toEqual({ id: m1!.id, data: 'a', attempt: 1, delivery: ANY_DELIVERY });
     });
 
     it('requeueFailed() re-queues all', async () => {

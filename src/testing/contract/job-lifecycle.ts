@@ -4,7 +4,20 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { awkwardTexts, type ContractHarness, DUE_SOON, far, FAR_AHEAD, PAST_DUE, PAST_SHORT_LEASE, sleep, soon, UNKNOWN_ID, writeAll } from './kit.js';
+import {
+  awkwardTexts,
+  type ContractHarness,
+  DUE_SOON,
+  far,
+  FAR_AHEAD,
+  PAST_DUE,
+  PAST_SHORT_LEASE,
+  sleep,
+  soon,
+  UNKNOWN_ID,
+  writeAll,
+  ANY_DELIVERY,
+} from './kit.js';
 import { describeDelays } from './delays.js';
 
 export function describeJobLifecycle(harness: ContractHarness): void {
@@ -20,14 +33,14 @@ export function describeJobLifecycle(harness: ContractHarness): void {
         await a.read();
         await sleep(PAST_SHORT_LEASE);
         expect(await a.retry(id, 'expired', Date.now())).toBe(false);
-        expect(await b.read()).toEqual({ id, data: 'original', attempt: 2 });
+        expect(await b.read()).toEqual({ id, data: 'original', attempt: 2, delivery: ANY_DELIVERY });
         expect(await a.retry(id, 'taken', Date.now() + FAR_AHEAD)).toBe(false);
         expect(await a.retry(UNKNOWN_ID, 'unknown', Date.now())).toBe(false);
 
         expect(await b.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
         expect(await b.extend([id])).toEqual([]);
         await b.release([id]);
-        expect(await b.read()).toEqual({ id, data: 'original', attempt: 2 });
+        expect(await b.read()).toEqual({ id, data: 'original', attempt: 2, delivery: ANY_DELIVERY });
       });
 
       it('with runAt ≤ now: replaces the data, resets attempt, ready at once in its id order, and ends the lease', async () => {
@@ -35,14 +48,14 @@ export function describeJobLifecycle(harness: ContractHarness): void {
         const [id, younger] = await writeAll(a, ['v1', 'younger']);
         await a.readBatch(1);
         await sleep(PAST_SHORT_LEASE);
-        expect((await b.readBatch(1))[0]).toEqual({ id, data: 'v1', attempt: 2 });
+        expect((await b.readBatch(1))[0]).toEqual({ id, data: 'v1', attempt: 2, delivery: ANY_DELIVERY });
         expect(await b.retry(id!, 'v2 \ud800 ✓', Date.now() - 1)).toBe(true);
         expect(await b.stats()).toEqual({ ready: 2, leased: 0, failed: 0, delayed: 0 });
         expect(await b.ackBatch([id!])).toEqual([id]);
         expect(await b.retry(id!, 'twice', Date.now())).toBe(false);
         expect(await b.readBatch(5)).toEqual([
-          { id, data: 'v2 \ud800 ✓', attempt: 1 },
-          { id: younger, data: 'younger', attempt: 1 },
+          { id, data: 'v2 \ud800 ✓', attempt: 1, delivery: ANY_DELIVERY },
+          { id: younger, data: 'younger', attempt: 1, delivery: ANY_DELIVERY },
         ]);
       });
 
@@ -63,7 +76,7 @@ export function describeJobLifecycle(harness: ContractHarness): void {
         await sleep(PAST_DUE);
         expect(await queue.readBatch(5)).toEqual([]); // … and stays unreadable, though due, until promoted
         expect(await queue.promoteDue()).toBe(1);
-        expect(await queue.read()).toEqual({ id: other, data: 'fourth', attempt: 1 });
+        expect(await queue.read()).toEqual({ id: other, data: 'fourth', attempt: 1, delivery: ANY_DELIVERY });
       });
     });
 

@@ -3,7 +3,7 @@
  * the timings the lease and delay tests wait out, the data they send, and the
  * harness that opens queues on a target and closes them after each test.
  */
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import type { BaseQueue, QueueOptions, WriteOptions } from '../../backends/base.js';
 
 export interface ContractTarget {
@@ -25,6 +25,9 @@ let nameCounter = 0;
 export function freshName(): string {
   return `c-${process.pid}-${++nameCounter}-${Math.random().toString(36).slice(2, 8)}`;
 }
+
+/** Matches any delivery token in a message compared whole (its value is the backend's). */
+export const ANY_DELIVERY = expect.any(Number) as unknown;
 
 /** A message id no backend hands out in a fresh queue. */
 export const UNKNOWN_ID = '987654321';

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { LeaseLostError } from '../../shared/errors.js';
-import { type ContractHarness, freshName, PAST_SHORT_LEASE, SHORT_LEASE, sleep, UNKNOWN_ID, writeAll } from './kit.js';
+import { type ContractHarness, freshName, PAST_SHORT_LEASE, SHORT_LEASE, sleep, UNKNOWN_ID, writeAll, ANY_DELIVERY } from './kit.js';
 
 export function describeLeases(harness: ContractHarness): void {
   const { open, instances, shortAndLong, one } = harness;
@@ -19,7 +19,7 @@ export function describeLeases(harness: ContractHarness): void {
       await sleep(200);
       expect(await b.read()).toBeNull();
       await sleep(700);
-      expect(await b.read()).toEqual({ id, data: 'job', attempt: 2 });
+      expect(await b.read()).toEqual({ id, data: 'job', attempt: 2, delivery: ANY_DELIVERY });
     });
 
     it('attempt grows by one on each re-lease after expiry', async () => {
@@ -52,7 +52,7 @@ export function describeLeases(harness: ContractHarness): void {
       await a.read();
       await sleep(PAST_SHORT_LEASE);
       const again = await b.read();
-      expect(again).toEqual({ id, data: 'fenced', attempt: 2 });
+      expect(again).toEqual({ id, data: 'fenced', attempt: 2, delivery: ANY_DELIVERY });
 
       await expect(a.ack(id)).rejects.toBeInstanceOf(LeaseLostError);
       expect(await a.ackBatch([id])).toEqual([id]);
@@ -90,7 +90,7 @@ export function describeLeases(harness: ContractHarness): void {
       await sleep(400); // past the original deadline (600), before the extended one (≥ 900)
       expect(await b!.read()).toBeNull();
       await sleep(500);
-      expect(await b!.read()).toEqual({ id, data: 'long job', attempt: 2 });
+      expect(await b!.read()).toEqual({ id, data: 'long job', attempt: 2, delivery: ANY_DELIVERY });
     });
 
     it('extend refuses ids this owner does not hold', async () => {
@@ -150,7 +150,7 @@ export function describeLeases(harness: ContractHarness): void {
       await sleep(PAST_SHORT_LEASE);
       expect((await b.read())?.attempt).toBe(2);
       await b.release([id]);
-      expect(await b.read()).toEqual({ id, data: 'x', attempt: 2 });
+      expect(await b.read()).toEqual({ id, data: 'x', attempt: 2, delivery: ANY_DELIVERY });
     });
 
     it('reclaim() makes expired leases ready and returns how many', async () => {

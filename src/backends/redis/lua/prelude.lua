@@ -25,9 +25,21 @@ local function wake()
   redis.call('LTRIM', WAKE, 0, 0)
 end
 
--- The fence: id is leased by owner and its deadline has not passed.
-local function holds(id, owner)
-  if redis.call('HGET', OWNER, id) ~= owner then return false end
+-- The fence: id is leased by owner and its deadline has not passed; with a
+-- delivery token (not nil, not ''), by that delivery. OWNER holds
+-- "<token>:<owner>" (tmRead); the token is digits, so the first colon ends it.
+-- A bare owner is a lease read before tokens existed: it matches no token.
+local function holds(id, owner, token)
+  local held = redis.call('HGET', OWNER, id)
+  if not held then return false end
+  local colon = string.find(held, ':', 1, true)
+  if token == '' then token = nil end
+  if colon and tonumber(string.sub(held, 1, colon - 1)) then
+    if string.sub(held, colon + 1) ~= owner then return false end
+    if token and string.sub(held, 1, colon - 1) ~= token then return false end
+  elseif held ~= owner or token then
+    return false
+  end
   local deadline = redis.call('ZSCORE', LEASES, id)
   return deadline ~= false and tonumber(deadline) > now
 end

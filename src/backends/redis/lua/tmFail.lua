@@ -1,9 +1,9 @@
--- ARGV: owner, id, error → 1 when moved to the failed store, 0 when refused
+-- ARGV: owner, id, error, delivery token ('' for any of owner's) → 1 when moved to the failed store, 0 when refused
 -- The message and its attempt stay, so failed() can show them and
 -- requeueFailed can run the message again.
 
 local id = ARGV[2]
-if not holds(id, ARGV[1]) then return 0 end
+if not holds(id, ARGV[1], ARGV[4]) then return 0 end
 redis.call('ZREM', LEASES, id)
 redis.call('HDEL', OWNER, id)
 free_slot(id)

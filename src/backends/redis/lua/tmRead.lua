@@ -1,4 +1,4 @@
--- ARGV: owner, max, lease ms → flat {id, data, attempt, …}
+-- ARGV: owner, max, lease ms, delivery token → flat {id, data, attempt, …}
 -- Leasing, not popping: a reply lost with the connection loses no message,
 -- it comes back when its lease expires.
 
@@ -10,13 +10,14 @@ local max = tonumber(ARGV[2])
 local out = {}
 if max < 1 then return out end
 local deadline = now + tonumber(ARGV[3])
+local held_by = ARGV[4] .. ':' .. ARGV[1]
 local popped = redis.call('ZPOPMIN', READY, max)
 for i = 1, #popped, 2 do
   local id = popped[i]
   local data = redis.call('HGET', MSG, id)
   if data then
     redis.call('ZADD', LEASES, deadline, id)
-    redis.call('HSET', OWNER, id, ARGV[1])
+    redis.call('HSET', OWNER, id, held_by)
     out[#out + 1] = id
     out[#out + 1] = data
     out[#out + 1] = redis.call('HINCRBY', ATTEMPT, id, 1)

@@ -1,4 +1,5 @@
--- ARGV: owner, id, rate limit (0: no rate gate), rate window ms, concurrency key, concurrency limit (0: none)
+-- ARGV: owner, id, rate limit (0: no rate gate), rate window ms, concurrency key, concurrency limit (0: none),
+--   delivery token ('' for any of owner's)
 --   → 'started' | 'deferred' | 'deferred:<booked ms>' (a rate deferral) | 'lost'
 -- KEYS after the queue's: the rate key's log, when there is a rate gate.
 -- The whole decision is this one script, so it is atomic across every
@@ -9,7 +10,7 @@ local rate_limit, per = tonumber(ARGV[3]), tonumber(ARGV[4])
 local conc_key, conc_limit = ARGV[5], tonumber(ARGV[6])
 local LOG = KEYS[{{KEY_ROLE_COUNT}} + 1]
 local rate, conc = rate_limit > 0, conc_limit > 0
-if not holds(id, owner) then return 'lost' end
+if not holds(id, owner, ARGV[7]) then return 'lost' end
 
 -- Its member in PARKED (see the prelude): every ready score lies within
 -- ±1001 × 2^42, so shifted by 1000 × 2^42 it is positive, has at most 16
