@@ -75,6 +75,7 @@ import { connectionSettings, redactError, wrapDriverError, type PoolerMode, type
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
 import { IdleClients, isQueryTimeout } from './deadline.js';
+import { WriteBatcher, type WriteRows } from './write-batcher.js';
 import { PostgresControl } from './control.js';
 import {
   LISTENER_TTL_MS,
@@ -112,6 +113,8 @@ const LISTEN_PING_MIN_MS = 250;
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
 const PROMOTE_BATCH = 5000;
+/** Most coalesced writes in one statement (write-batcher.ts). */
+const WRITE_ROWS_MAX = 1000;
 
 function checkMax(max: number, what = 'batch size'): number {
   if (!Number.isInteger(max) || max < 0) throw new ConfigError(`invalid ${what} ${String(max)}: must be an integer >= 0`);
@@ -138,12 +141,16 @@ export class PostgresQueue extends BaseQueue {
   readonly #sql: Statements;
   readonly #channel: string;
   #opening: Promise<void> | undefined;
+  /** Set when close() starts: no new write is taken, those taken are written first. */
+  #closing = false;
   #closed = false;
   #poolWarned = false;
   readonly #notify: NotifyListener;
   /** Leased ids whose rows hold a concurrency slot: their ack frees it. */
   readonly #holders = new SlotHolders();
   readonly #control: PostgresControl;
+  /** Concurrent single writes share one statement and one commit. */
+  readonly #writes: WriteBatcher;
 
   constructor(connectionString: string, options: PostgresQueueOptions = {}) {
     super(options);
@@ -168,6 +175,8 @@ export class PostgresQueue extends BaseQueue {
       this.warn(`taskmill: PostgreSQL connection lost (${this.#redact(error)}); reconnecting on next use`);
     });
     this.#sql = statements(this.schema);
+    // One pool connection is left to reads, acks and the rest while writes pile up.
+    this.#writes = new WriteBatcher({ flush: (rows) => this.#writeRows(rows), maxInFlight: Math.max(1, this.poolSize - 1), maxRows: WRITE_ROWS_MAX });
     this.#control = new PostgresControl(
       this.schema,
       this.name,
@@ -208,7 +217,9 @@ export class PostgresQueue extends BaseQueue {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closing) return;
+    this.#closing = true;
+    await this.#writes.drain();
     this.#closed = true;
     this.#holders.clear();
     await Promise.allSettled([this.#notify.close(), this.#pool.end()]);
@@ -279,9 +290,29 @@ export class PostgresQueue extends BaseQueue {
 
   // ── the contract ─────────────────────────────────────────────────────
 
-  /** A `runAt` still ahead by the database clock stores the message delayed. */
+  /**
+   * A `runAt` still ahead by the database clock stores the message delayed. Concurrent calls
+   * are coalesced into one statement (write-batcher.ts); each resolves once its row is committed.
+   */
   override async write(data: string, options?: WriteOptions): Promise<string> {
-    return this.#writeWith((what, text, values) => this.#query(what, text, values), data, options);
+    const [text, bytes] = encodeData(data);
+    const runAt = writeOptionsRunAt(options, this, 'write');
+    const priority = checkPriority(options?.priority);
+    if (this.#closing) throw this.#closedError();
+    return this.#writes.add(text, bytes, runAt, priority);
+  }
+
+  async #writeRows(rows: WriteRows): Promise<string[]> {
+    const count = rows.texts.length;
+    const result = await this.#query<{ ids: string[] }>(count === 1 ? 'write' : `write (${count} concurrent writes in one statement)`, this.#sql.writeRows, [
+      this.name,
+      rows.texts,
+      rows.bytes,
+      rows.runAts,
+      rows.priorities,
+      this.#channel,
+    ]);
+    return result.rows[0]!.ids;
   }
 
   async #writeWith(query: Query, data: string, options: WriteOptions | undefined): Promise<string> {
