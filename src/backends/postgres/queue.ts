@@ -13,10 +13,11 @@
  *   `listen` off nothing LISTENs and the reader polls.
  * - Every operation is one statement on whichever pool connection is free,
  *   or one explicit transaction on one checked-out client (migrations): no
- *   session state (no SET, no temporary table, no session advisory lock), no
- *   named prepared statement. So it works through a transaction-mode pooler;
- *   `pooler: 'transaction'` says the URL is one (config.ts), and keeps
- *   anything that would need a session (LISTEN) off that URL.
+ *   session state (no SET, no temporary table, no session advisory lock). The
+ *   hot queries go as named prepared statements (`preparedStatements`, on by
+ *   default), the one thing a session keeps; `pooler: 'transaction'` says the
+ *   URL is a transaction-mode pooler (config.ts), which turns them off by
+ *   default and keeps anything that would need a session (LISTEN) off that URL.
  * - Delayed messages are rows with `run_at` set; the claim index holds no such
  *   row, so a million of them cost a claim nothing. Whether a `runAt` is still
  *   ahead is decided by the database's now(), like lease deadlines.
@@ -129,6 +130,8 @@ export class PostgresQueue extends BaseQueue {
   readonly pooler: PoolerMode;
   readonly pollIntervalMs: number;
   readonly poolSize: number;
+  /** Whether the hot queries run as named prepared statements (option `preparedStatements`). */
+  readonly preparedStatements: boolean;
   /** The connection URL with its password replaced by `***`. */
   readonly redactedUrl: string;
   /** `listenUrl` with its password replaced by `***`, when one was given. */
@@ -139,6 +142,8 @@ export class PostgresQueue extends BaseQueue {
   readonly #idle: IdleClients;
   readonly #queryTimeoutMs: number;
   readonly #sql: Statements;
+  /** Statement text → its prepared statement's name; empty with `preparedStatements: false`. */
+  readonly #named = new Map<string, string>();
   readonly #channel: string;
   #opening: Promise<void> | undefined;
   /** Set when close() starts: no new write is taken, those taken are written first. */
@@ -164,6 +169,7 @@ export class PostgresQueue extends BaseQueue {
     this.blocking = this.listen;
     this.pollIntervalMs = settings.pollIntervalMs;
     this.poolSize = settings.poolSize;
+    this.preparedStatements = settings.preparedStatements;
     this.#pool = new (loadPg().Pool)({ ...settings.clientConfig, max: this.poolSize, idleTimeoutMillis: 30_000 });
     this.#idle = new IdleClients(this.#pool);
     this.#queryTimeoutMs = settings.queryTimeoutMs;
@@ -175,6 +181,20 @@ export class PostgresQueue extends BaseQueue {
       this.warn(`taskmill: PostgreSQL connection lost (${this.#redact(error)}); reconnecting on next use`);
     });
     this.#sql = statements(this.schema);
+    if (this.preparedStatements) {
+      // The statements run per job or per batch of jobs: parsed and planned once per connection.
+      const hot = [
+        this.#sql.claim,
+        this.#sql.ack,
+        this.#sql.ackHolders,
+        this.#sql.writeRows,
+        this.#sql.extend,
+        this.#sql.setResults,
+        this.#sql.fail,
+        this.#sql.retry,
+      ];
+      for (const [i, text] of hot.entries()) this.#named.set(text, `taskmill_${i}`);
+    }
     // One pool connection is left to reads, acks and the rest while writes pile up.
     this.#writes = new WriteBatcher({ flush: (rows) => this.#writeRows(rows), maxInFlight: Math.max(1, this.poolSize - 1), maxRows: WRITE_ROWS_MAX });
     this.#control = new PostgresControl(
@@ -245,9 +265,10 @@ export class PostgresQueue extends BaseQueue {
   async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     await this.open();
     try {
+      const name = this.#named.get(text);
       const result = LONG_CALLS.has(what)
         ? await this.#pool.query<R>({ text, values, query_timeout: MIGRATION_QUERY_TIMEOUT_MS } as pg.QueryConfig)
-        : await this.#pool.query<R>(text, values);
+        : await (name === undefined ? this.#pool.query<R>(text, values) : this.#pool.query<R>({ name, text, values }));
       this.#poolWarned = false;
       return result;
     } catch (error) {
