@@ -64,8 +64,10 @@ import {
   checkTtl,
   decodeData,
   encodeData,
+  compareRowIds,
   isRowId,
   isStorableText,
+  rowIdArray,
   resultParams,
   runAtParam,
   storableText,
@@ -417,7 +419,7 @@ export class PostgresQueue extends BaseQueue {
     const delivery = this.nextDelivery();
     const result = await this.#query<JobRow & { holds_slot: boolean }>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs, delivery]);
     // RETURNING keeps no order: sort the (at most max) rows into read order.
-    const rows = result.rows.sort((a, b) => b.priority - a.priority || (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    const rows = result.rows.sort((a, b) => b.priority - a.priority || compareRowIds(a.id, b.id));
     return rows.map((row) => {
       if (row.holds_slot) this.#holders.add(row.id);
       return { id: row.id, data: decodeData(row), attempt: row.attempt, delivery };
@@ -428,12 +430,14 @@ export class PostgresQueue extends BaseQueue {
     const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return [...ids];
     const holding = this.#holders.among(valid);
-    const done = new Set(holding.length === 0 ? await this.#ack(valid, tokens) : await this.#ackHolding(valid, tokens, holding));
+    const acked = holding.length === 0 ? await this.#ack(valid, tokens) : await this.#ackHolding(valid, tokens, holding);
+    if (acked.length === ids.length) return []; // every id acked (the common case): nothing to look up
+    const done = new Set(acked);
     return ids.filter((id) => !done.has(id));
   }
 
   async #ack(ids: readonly string[], deliveries: readonly number[] | null): Promise<string[]> {
-    const result = await this.#query<{ id: string }>('ack', this.#sql.ack, [this.name, ids, this.owner, deliveries]);
+    const result = await this.#query<{ id: string }>('ack', this.#sql.ack, [this.name, rowIdArray(ids), this.owner, deliveries]);
     return result.rows.map((row) => row.id);
   }
 
@@ -459,7 +463,7 @@ export class PostgresQueue extends BaseQueue {
   async extend(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return [...ids];
-    const result = await this.#query<{ id: string }>('extend', this.#sql.extend, [this.name, valid, this.owner, this.leaseMs, tokens]);
+    const result = await this.#query<{ id: string }>('extend', this.#sql.extend, [this.name, rowIdArray(valid), this.owner, this.leaseMs, tokens]);
     const done = new Set(result.rows.map((row) => row.id));
     const refused = ids.filter((id) => !done.has(id));
     this.#holders.forget(refused); // the lease is lost: its slot is not this instance's to free
