@@ -69,6 +69,13 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: preparedStatements', () => {
     expect(await q.stats()).toMatchObject({ ready: 0, leased: 0 });
   });
 
+  it("behind pooler: 'transaction' they are off unless asked for (a pooler that keeps them, PgBouncer 1.21+)", async () => {
+    const pooled = queue({ pooler: 'transaction' });
+    expect(pooled.preparedStatements).toBe(false);
+    expect((await namesDuring(pooled, () => aRound(pooled))).every((name) => name === undefined)).toBe(true);
+    expect(queue({ pooler: 'transaction', preparedStatements: true }).preparedStatements).toBe(true);
+  });
+
   it('refuses a value that is not a boolean, naming the option', () => {
     expect(() => queue({ preparedStatements: 'no' as unknown as boolean })).toThrow(ConfigError);
     expect(() => queue({ preparedStatements: 'no' as unknown as boolean })).toThrow(/preparedStatements/);
