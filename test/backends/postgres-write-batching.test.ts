@@ -61,6 +61,26 @@ describe.skipIf(!hasPostgres)('DatabaseQueue: coalesced single writes', () => {
     expect(read.map((m) => m.data)).toEqual(datas);
   });
 
+  it('big payloads are not coalesced past about a million characters: each statement keeps a deadline it can meet', async () => {
+    const q = queue();
+    await q.open();
+    const big = (c: string) => c.repeat(600_000);
+    const ids = await Promise.all([q.write(big('a')), q.write(big('b')), q.write('small'), q.write(big('c'))]);
+    const rows = await sql<{ id: string; tx: string; size: number }>(
+      `SELECT id::text, xmin::text AS tx, length(data) AS size FROM ${s}.jobs WHERE queue = $1 ORDER BY id`,
+      [q.name],
+    );
+    expect(rows.map((r) => [r.id, r.size])).toEqual([
+      [ids[0], 600_000],
+      [ids[1], 600_000],
+      [ids[2], 5],
+      [ids[3], 600_000],
+    ]);
+    // a | b + small | c: never two big ones in one statement.
+    expect(rows.map((r) => r.tx)).toEqual([rows[0]!.tx, rows[1]!.tx, rows[1]!.tx, rows[3]!.tx]);
+    expect(new Set(rows.map((r) => r.tx)).size).toBe(3);
+  });
+
   it('a resolved write is committed: another connection sees its row at once', async () => {
     const q = queue();
     await q.open();

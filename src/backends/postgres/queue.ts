@@ -116,8 +116,9 @@ const LISTEN_PING_MIN_MS = 250;
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
 const PROMOTE_BATCH = 5000;
-/** Most coalesced writes in one statement (write-batcher.ts). */
+/** Most coalesced writes in one statement (write-batcher.ts), and most payload characters. */
 const WRITE_ROWS_MAX = 1000;
+const WRITE_CHARS_MAX = 1_000_000;
 
 function checkMax(max: number, what = 'batch size'): number {
   if (!Number.isInteger(max) || max < 0) throw new ConfigError(`invalid ${what} ${String(max)}: must be an integer >= 0`);
@@ -198,7 +199,12 @@ export class PostgresQueue extends BaseQueue {
       for (const [i, text] of hot.entries()) this.#named.set(text, `taskmill_${i}`);
     }
     // One pool connection is left to reads, acks and the rest while writes pile up.
-    this.#writes = new WriteBatcher({ flush: (rows) => this.#writeRows(rows), maxInFlight: Math.max(1, this.poolSize - 1), maxRows: WRITE_ROWS_MAX });
+    this.#writes = new WriteBatcher({
+      flush: (rows) => this.#writeRows(rows),
+      maxInFlight: Math.max(1, this.poolSize - 1),
+      maxRows: WRITE_ROWS_MAX,
+      maxChars: WRITE_CHARS_MAX,
+    });
     this.#control = new PostgresControl(
       this.schema,
       this.name,

@@ -36,6 +36,11 @@ export interface WriteBatcherOptions {
   maxInFlight: number;
   /** Most rows in one statement; the rest go in the next flush. */
   maxRows: number;
+  /**
+   * Most payload characters in one statement (a row bigger than this goes alone): a statement
+   * has one query deadline, so coalescing must not turn many big writes into one that misses it.
+   */
+  maxChars: number;
 }
 
 function emptyRows(): WriteRows {
@@ -45,6 +50,8 @@ function emptyRows(): WriteRows {
 export class WriteBatcher {
   #rows = emptyRows();
   #waiters: Waiter[] = [];
+  /** Payload characters of each pending row, same order. */
+  #sizes: number[] = [];
   #inFlight = 0;
   #scheduled = false;
   #idle: (() => void)[] = [];
@@ -63,6 +70,7 @@ export class WriteBatcher {
       rows.bytes.push(bytes);
       rows.runAts.push(runAt);
       rows.priorities.push(priority);
+      this.#sizes.push(text === null ? (bytes?.length ?? 0) / 2 : text.length);
       this.#waiters.push({ resolve, reject });
       this.#schedule();
     });
@@ -84,23 +92,31 @@ export class WriteBatcher {
     this.#scheduled = false;
     const count = this.#waiters.length;
     if (count === 0) return;
-    const { maxRows, flush } = this.#options;
+    const { maxRows, maxChars, flush } = this.#options;
+    const sizes = this.#sizes;
+    let take = 0;
+    for (let chars = 0; take < count && take < maxRows; take++) {
+      chars += sizes[take]!;
+      if (chars > maxChars && take > 0) break;
+    }
     let rows: WriteRows;
     let waiters: Waiter[];
-    if (count <= maxRows) {
+    if (take === count) {
       rows = this.#rows;
       waiters = this.#waiters;
       this.#rows = emptyRows();
       this.#waiters = [];
+      this.#sizes = [];
     } else {
       const all = this.#rows;
       rows = {
-        texts: all.texts.splice(0, maxRows),
-        bytes: all.bytes.splice(0, maxRows),
-        runAts: all.runAts.splice(0, maxRows),
-        priorities: all.priorities.splice(0, maxRows),
+        texts: all.texts.splice(0, take),
+        bytes: all.bytes.splice(0, take),
+        runAts: all.runAts.splice(0, take),
+        priorities: all.priorities.splice(0, take),
       };
-      waiters = this.#waiters.splice(0, maxRows);
+      waiters = this.#waiters.splice(0, take);
+      sizes.splice(0, take);
     }
     this.#inFlight++;
     let written: Promise<string[]>;
