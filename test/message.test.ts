@@ -375,6 +375,43 @@ describe('decodeMessage refuses bad input without quoting it', () => {
     expect(error.message).not.toContain(secret);
   });
 
+  // The optional fields the hand-written check of a plain envelope passes on must still be refused.
+  it.each([
+    ['rateKey', ''],
+    ['rateKey', 5],
+    ['concurrencyKey', ''],
+    ['trace', 't'.repeat(201)],
+    ['trace', 7],
+  ])('a bad optional field: %s = %j', (field, value) => {
+    expect(decodeError(envelopeText({ [field]: value, args: [secret] })).message).toBe(
+      `invalid message: field ${field} must be ${field === 'trace' ? 'a W3C traceparent string' : 'a non-empty string'}`,
+    );
+  });
+
+  it('a plain envelope and one with a flow decode alike: every field kept, unknown ones too', () => {
+    const fields = { expiresAt: 5000, rateKey: 'r', concurrencyKey: 'c', trace: '00-abc', extra: { x: 1 } };
+    expect(decodeMessage(envelopeText({ ...fields, args: [1, 'a'] }))).toEqual({
+      v: 1,
+      id: 'id-1',
+      command: 'cmd',
+      args: [1, 'a'],
+      enqueuedAt: 1000,
+      attempt: 1,
+      ...fields,
+    });
+    const flow = { next: [{ command: 'then', args: '[]', id: 'id-2' }] };
+    expect(decodeMessage(envelopeText({ ...fields, args: [1, 'a'], flow }))).toEqual({
+      v: 1,
+      id: 'id-1',
+      command: 'cmd',
+      args: [1, 'a'],
+      enqueuedAt: 1000,
+      attempt: 1,
+      ...fields,
+      flow,
+    });
+  });
+
   it('an unsupported version, even when the rest is unrecognisable', () => {
     expect(decodeError(envelopeText({ v: 2 })).message).toBe('invalid message: unsupported message version 2');
     expect(decodeError(JSON.stringify({ v: 7, payload: secret })).message).toBe('invalid message: unsupported message version 7');

@@ -7,7 +7,8 @@
  * `pooler: 'transaction'` says the URL reaches PostgreSQL through a
  * transaction-mode pooler (PgBouncer `pool_mode = transaction`): every
  * statement may run on another server session, so the backend keeps no
- * session state, sends no named prepared statement, and LISTENs only on
+ * session state, sends no named prepared statement (unless
+ * `preparedStatements: true` says the pooler keeps them), and LISTENs only on
  * `listenUrl` (a direct or session-mode URL), else polls.
  *
  * Errors from the driver become QueueConnectionError with every URL and the
@@ -54,6 +55,13 @@ export interface PostgresQueueOptions extends QueueOptions {
    * it under a third of the lease. Schema migrations get longer (MIGRATION_QUERY_TIMEOUT_MS).
    */
   queryTimeoutMs?: number;
+  /**
+   * Named prepared statements for the hot queries (claim, ack, write, extend, fail, retry, results):
+   * parsed and planned once per connection. Default true, except behind `pooler: 'transaction'`,
+   * where a named statement would land on another server connection (PgBouncer before 1.21, or
+   * without `max_prepared_statements`); there it is false unless set.
+   */
+  preparedStatements?: boolean;
 }
 
 /** How the URL reaches PostgreSQL: directly (or through a session-mode pooler), or through a transaction-mode pooler. */
@@ -84,6 +92,8 @@ const postgresOptionsSchema = z.object({
   poolSize: integer(1).default(POSTGRES_DEFAULTS.poolSize),
   connectTimeoutMs: positiveMillis().default(POSTGRES_DEFAULTS.connectTimeoutMs),
   queryTimeoutMs: positiveMillis().default(POSTGRES_DEFAULTS.queryTimeoutMs),
+  // No default: it depends on the pooler.
+  preparedStatements: boolean().optional(),
 });
 const _declared: DeclaresEvery<z.input<typeof postgresOptionsSchema>, Omit<PostgresQueueOptions, keyof QueueOptions>> = true;
 
@@ -139,6 +149,7 @@ export interface ConnectionSettings {
   pollIntervalMs: number;
   poolSize: number;
   queryTimeoutMs: number;
+  preparedStatements: boolean;
   /** For the pool. */
   clientConfig: pg.ClientConfig;
   /** For the LISTEN client: clientConfig, or the same settings on `listenUrl`. */
@@ -195,6 +206,7 @@ export function connectionSettings(connectionString: string, options: PostgresQu
     }
   })();
   const { schema, pooler, pollIntervalMs, poolSize, connectTimeoutMs, queryTimeoutMs } = parsed;
+  const preparedStatements = parsed.preparedStatements ?? pooler !== 'transaction';
   const listenUrl = parsed.listenUrl?.trim();
   const behindTransactionPooler = pooler === 'transaction' && listenUrl === undefined;
   if (parsed.listen === true && behindTransactionPooler) {
@@ -236,6 +248,7 @@ export function connectionSettings(connectionString: string, options: PostgresQu
     redactedListenUrl,
     pollIntervalMs,
     poolSize,
+    preparedStatements,
     queryTimeoutMs: Math.ceil(queryTimeoutMs),
     clientConfig,
     listenClientConfig,

@@ -13,10 +13,11 @@
  *   `listen` off nothing LISTENs and the reader polls.
  * - Every operation is one statement on whichever pool connection is free,
  *   or one explicit transaction on one checked-out client (migrations): no
- *   session state (no SET, no temporary table, no session advisory lock), no
- *   named prepared statement. So it works through a transaction-mode pooler;
- *   `pooler: 'transaction'` says the URL is one (config.ts), and keeps
- *   anything that would need a session (LISTEN) off that URL.
+ *   session state (no SET, no temporary table, no session advisory lock). The
+ *   hot queries go as named prepared statements (`preparedStatements`, on by
+ *   default), the one thing a session keeps; `pooler: 'transaction'` says the
+ *   URL is a transaction-mode pooler (config.ts), which turns them off by
+ *   default and keeps anything that would need a session (LISTEN) off that URL.
  * - Delayed messages are rows with `run_at` set; the claim index holds no such
  *   row, so a million of them cost a claim nothing. Whether a `runAt` is still
  *   ahead is decided by the database's now(), like lease deadlines.
@@ -63,8 +64,10 @@ import {
   checkTtl,
   decodeData,
   encodeData,
+  compareRowIds,
   isRowId,
   isStorableText,
+  rowIdArray,
   resultParams,
   runAtParam,
   storableText,
@@ -75,6 +78,7 @@ import { connectionSettings, redactError, wrapDriverError, type PoolerMode, type
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
 import { IdleClients, isQueryTimeout } from './deadline.js';
+import { WriteBatcher, type WriteRows } from './write-batcher.js';
 import { PostgresControl } from './control.js';
 import {
   LISTENER_TTL_MS,
@@ -112,6 +116,9 @@ const LISTEN_PING_MIN_MS = 250;
 
 /** Rows one promoteDue statement makes ready: bounds its transaction and locks, however many are due. */
 const PROMOTE_BATCH = 5000;
+/** Most coalesced writes in one statement (write-batcher.ts), and most payload characters. */
+const WRITE_ROWS_MAX = 1000;
+const WRITE_CHARS_MAX = 1_000_000;
 
 function checkMax(max: number, what = 'batch size'): number {
   if (!Number.isInteger(max) || max < 0) throw new ConfigError(`invalid ${what} ${String(max)}: must be an integer >= 0`);
@@ -126,6 +133,8 @@ export class PostgresQueue extends BaseQueue {
   readonly pooler: PoolerMode;
   readonly pollIntervalMs: number;
   readonly poolSize: number;
+  /** Whether the hot queries run as named prepared statements (option `preparedStatements`). */
+  readonly preparedStatements: boolean;
   /** The connection URL with its password replaced by `***`. */
   readonly redactedUrl: string;
   /** `listenUrl` with its password replaced by `***`, when one was given. */
@@ -136,14 +145,20 @@ export class PostgresQueue extends BaseQueue {
   readonly #idle: IdleClients;
   readonly #queryTimeoutMs: number;
   readonly #sql: Statements;
+  /** Statement text → its prepared statement's name; empty with `preparedStatements: false`. */
+  readonly #named = new Map<string, string>();
   readonly #channel: string;
   #opening: Promise<void> | undefined;
+  /** Set when close() starts: no new write is taken, those taken are written first. */
+  #closing = false;
   #closed = false;
   #poolWarned = false;
   readonly #notify: NotifyListener;
   /** Leased ids whose rows hold a concurrency slot: their ack frees it. */
   readonly #holders = new SlotHolders();
   readonly #control: PostgresControl;
+  /** Concurrent single writes share one statement and one commit. */
+  readonly #writes: WriteBatcher;
 
   constructor(connectionString: string, options: PostgresQueueOptions = {}) {
     super(options);
@@ -157,6 +172,7 @@ export class PostgresQueue extends BaseQueue {
     this.blocking = this.listen;
     this.pollIntervalMs = settings.pollIntervalMs;
     this.poolSize = settings.poolSize;
+    this.preparedStatements = settings.preparedStatements;
     this.#pool = new (loadPg().Pool)({ ...settings.clientConfig, max: this.poolSize, idleTimeoutMillis: 30_000 });
     this.#idle = new IdleClients(this.#pool);
     this.#queryTimeoutMs = settings.queryTimeoutMs;
@@ -168,6 +184,27 @@ export class PostgresQueue extends BaseQueue {
       this.warn(`taskmill: PostgreSQL connection lost (${this.#redact(error)}); reconnecting on next use`);
     });
     this.#sql = statements(this.schema);
+    if (this.preparedStatements) {
+      // The statements run per job or per batch of jobs: parsed and planned once per connection.
+      const hot = [
+        this.#sql.claim,
+        this.#sql.ack,
+        this.#sql.ackHolders,
+        this.#sql.writeRows,
+        this.#sql.extend,
+        this.#sql.setResults,
+        this.#sql.fail,
+        this.#sql.retry,
+      ];
+      for (const [i, text] of hot.entries()) this.#named.set(text, `taskmill_${i}`);
+    }
+    // One pool connection is left to reads, acks and the rest while writes pile up.
+    this.#writes = new WriteBatcher({
+      flush: (rows) => this.#writeRows(rows),
+      maxInFlight: Math.max(1, this.poolSize - 1),
+      maxRows: WRITE_ROWS_MAX,
+      maxChars: WRITE_CHARS_MAX,
+    });
     this.#control = new PostgresControl(
       this.schema,
       this.name,
@@ -208,7 +245,9 @@ export class PostgresQueue extends BaseQueue {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closing) return;
+    this.#closing = true;
+    await this.#writes.drain();
     this.#closed = true;
     this.#holders.clear();
     await Promise.allSettled([this.#notify.close(), this.#pool.end()]);
@@ -234,9 +273,10 @@ export class PostgresQueue extends BaseQueue {
   async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     await this.open();
     try {
+      const name = this.#named.get(text);
       const result = LONG_CALLS.has(what)
         ? await this.#pool.query<R>({ text, values, query_timeout: MIGRATION_QUERY_TIMEOUT_MS } as pg.QueryConfig)
-        : await this.#pool.query<R>(text, values);
+        : await (name === undefined ? this.#pool.query<R>(text, values) : this.#pool.query<R>({ name, text, values }));
       this.#poolWarned = false;
       return result;
     } catch (error) {
@@ -279,9 +319,29 @@ export class PostgresQueue extends BaseQueue {
 
   // ── the contract ─────────────────────────────────────────────────────
 
-  /** A `runAt` still ahead by the database clock stores the message delayed. */
+  /**
+   * A `runAt` still ahead by the database clock stores the message delayed. Concurrent calls
+   * are coalesced into one statement (write-batcher.ts); each resolves once its row is committed.
+   */
   override async write(data: string, options?: WriteOptions): Promise<string> {
-    return this.#writeWith((what, text, values) => this.#query(what, text, values), data, options);
+    const [text, bytes] = encodeData(data);
+    const runAt = writeOptionsRunAt(options, this, 'write');
+    const priority = checkPriority(options?.priority);
+    if (this.#closing) throw this.#closedError();
+    return this.#writes.add(text, bytes, runAt, priority);
+  }
+
+  async #writeRows(rows: WriteRows): Promise<string[]> {
+    const count = rows.texts.length;
+    const result = await this.#query<{ ids: string[] }>(count === 1 ? 'write' : `write (${count} concurrent writes in one statement)`, this.#sql.writeRows, [
+      this.name,
+      rows.texts,
+      rows.bytes,
+      rows.runAts,
+      rows.priorities,
+      this.#channel,
+    ]);
+    return result.rows[0]!.ids;
   }
 
   async #writeWith(query: Query, data: string, options: WriteOptions | undefined): Promise<string> {
@@ -365,7 +425,7 @@ export class PostgresQueue extends BaseQueue {
     const delivery = this.nextDelivery();
     const result = await this.#query<JobRow & { holds_slot: boolean }>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs, delivery]);
     // RETURNING keeps no order: sort the (at most max) rows into read order.
-    const rows = result.rows.sort((a, b) => b.priority - a.priority || (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    const rows = result.rows.sort((a, b) => b.priority - a.priority || compareRowIds(a.id, b.id));
     return rows.map((row) => {
       if (row.holds_slot) this.#holders.add(row.id);
       return { id: row.id, data: decodeData(row), attempt: row.attempt, delivery };
@@ -376,12 +436,14 @@ export class PostgresQueue extends BaseQueue {
     const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return [...ids];
     const holding = this.#holders.among(valid);
-    const done = new Set(holding.length === 0 ? await this.#ack(valid, tokens) : await this.#ackHolding(valid, tokens, holding));
+    const acked = holding.length === 0 ? await this.#ack(valid, tokens) : await this.#ackHolding(valid, tokens, holding);
+    if (acked.length === ids.length) return []; // every id acked (the common case): nothing to look up
+    const done = new Set(acked);
     return ids.filter((id) => !done.has(id));
   }
 
   async #ack(ids: readonly string[], deliveries: readonly number[] | null): Promise<string[]> {
-    const result = await this.#query<{ id: string }>('ack', this.#sql.ack, [this.name, ids, this.owner, deliveries]);
+    const result = await this.#query<{ id: string }>('ack', this.#sql.ack, [this.name, rowIdArray(ids), this.owner, deliveries]);
     return result.rows.map((row) => row.id);
   }
 
@@ -407,7 +469,7 @@ export class PostgresQueue extends BaseQueue {
   async extend(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return [...ids];
-    const result = await this.#query<{ id: string }>('extend', this.#sql.extend, [this.name, valid, this.owner, this.leaseMs, tokens]);
+    const result = await this.#query<{ id: string }>('extend', this.#sql.extend, [this.name, rowIdArray(valid), this.owner, this.leaseMs, tokens]);
     const done = new Set(result.rows.map((row) => row.id));
     const refused = ids.filter((id) => !done.has(id));
     this.#holders.forget(refused); // the lease is lost: its slot is not this instance's to free

@@ -220,6 +220,19 @@ export function statements(schema: string) {
                    RETURNING id, run_at)
                  SELECT array_agg(id ORDER BY id)::text[] AS ids, CASE WHEN bool_or(run_at IS NULL) THEN pg_notify($4, $1) END FROM job`,
     /**
+     * $2 text[], $3 bytea[] (one of each pair null), $4 runAt ms[] (null: ready now), $5 priority[],
+     * $6 channel: coalesced single writes (write-batcher.ts), each row with its own delay and
+     * priority. Ids come back in input order; one NOTIFY if any row is ready.
+     */
+    writeRows: `WITH job AS (
+                  INSERT INTO ${s}.jobs (queue, data, data_utf16, run_at, priority)
+                  SELECT $1, d.data, d.data_utf16, ${delayUntil('d.run_at')}, d.priority
+                  FROM unnest($2::text[], $3::bytea[], $4::double precision[], $5::smallint[]) WITH ORDINALITY
+                       AS d(data, data_utf16, run_at, priority, n)
+                  ORDER BY d.n
+                  RETURNING id, run_at)
+                SELECT array_agg(id ORDER BY id)::text[] AS ids, CASE WHEN bool_or(run_at IS NULL) THEN pg_notify($6, $1) END FROM job`,
+    /**
      * $2 max, $3 owner, $4 lease ms, $5 delivery token. Two cheap branches, each the start of an
      * ordered range of one partial index: the first ready rows in read order
      * (jobs_ready: highest priority, then oldest; it holds no leased and no

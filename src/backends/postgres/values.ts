@@ -33,7 +33,18 @@ export function decodeData(row: { data: string | null; data_utf16: Buffer | null
 
 /** Ids that can be in the table; anything else is refused without asking the server. */
 export function isRowId(id: unknown): id is string {
-  return typeof id === 'string' && /^[1-9][0-9]{0,18}$/.test(id) && BigInt(id) <= MAX_BIGINT;
+  // Per id acked: only a 19-digit id can pass the bigint maximum, so only that one costs a BigInt.
+  return typeof id === 'string' && /^[1-9][0-9]{0,18}$/.test(id) && (id.length < 19 || BigInt(id) <= MAX_BIGINT);
+}
+
+/** Row ids (checked by isRowId) as one bigint[] literal: the driver would quote and escape each element. */
+export function rowIdArray(ids: readonly string[]): string {
+  return `{${ids.join(',')}}`;
+}
+
+/** Read order of two row ids (decimal, no leading zeros) without a BigInt each. */
+export function compareRowIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /** PostgreSQL text cannot hold NUL or lone surrogates; keys and error texts must be stored exactly or not at all. */
