@@ -436,9 +436,11 @@ export class MemoryQueue extends BaseQueue {
     if (this.closed || signal.aborted) return Promise.resolve();
     state.expire(Date.now());
     if (state.readyCount() > 0) return Promise.resolve();
-    // An expiring lease makes a message ready without any write: wake for it too.
+    // An expiring lease makes a message ready without any write: wake for it too. A lease expires
+    // once Date.now() passes its deadline, and a timer may fire up to 1 ms early by that clock
+    // (libuv's loop time is truncated): +2 wakes when the lease has expired, not just before.
     const nextDeadline = state.nextDeadline();
-    const wait = nextDeadline === undefined ? timeoutMs : Math.min(timeoutMs, Math.max(0, nextDeadline - Date.now() + 1));
+    const wait = nextDeadline === undefined ? timeoutMs : Math.min(timeoutMs, Math.max(0, nextDeadline - Date.now() + 2));
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
