@@ -5,7 +5,9 @@
  *
  * What it does beyond translating:
  * - batches ACKs (one ackBatch per turn of the event loop, not per job;
- *   ./ack-batcher.ts);
+ *   ./ack-batcher.ts); the runners settle their jobs through ./settlements.ts,
+ *   a direct call into the same handlers as the ACK/FAIL/DEFERRED/RELEASE
+ *   events, with no event per job;
  * - stores a result record before the ack, fail or retry that ends its
  *   attempt, so a job's records are stored in attempt order (the last one
  *   stays); every record, ack, fail, retry, release, extend and gated start
@@ -34,7 +36,7 @@ import { fromCallback, type CallbackActorLogic } from 'xstate';
 import type { Logger } from 'pino';
 import type { BaseQueue } from '../backends/base.js';
 import { toError } from '../shared/errors.js';
-import { SYSTEM_IDS, systemActor, type JobResult, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
+import { SYSTEM_IDS, systemActor, type JobResult, type LeasedMessage, type QueueAdapterEvent, type QueueReplyEvent } from '../machines/protocol.js';
 import { AckBatcher } from './ack-batcher.js';
 import { settleComposed } from './continuations.js';
 import { LeaseHeartbeat } from './lease-heartbeat.js';
@@ -43,6 +45,7 @@ import { ProgressWriter } from './progress-writer.js';
 import { EventFeed } from './event-feed.js';
 import { ThroughputTally } from './throughput-tally.js';
 import { OrderedQueues } from '../consumer/ordered-queues.js';
+import { Settlements, type JobSettler } from './settlements.js';
 import { CONSUMER_HEARTBEAT_MS, DEFAULT_CONTROL_POLL_MS } from '../backends/control.js';
 
 export interface QueueAdapterDeps {
@@ -58,6 +61,8 @@ export interface QueueAdapterDeps {
   controlPollMs?: number;
   /** This consumer in the queue's consumer registry: its id and its state now (JSON text), beaten every CONSUMER_HEARTBEAT_MS. */
   heartbeat?: { id: string; state: () => string };
+  /** Where the runners settle their jobs (shared with them). Default: one nobody calls. */
+  settlements?: Settlements;
 }
 
 export type QueueAdapterLogic = CallbackActorLogic<QueueAdapterEvent>;
@@ -76,6 +81,7 @@ export function createQueueAdapter({
   events = new EventFeed(),
   controlPollMs = DEFAULT_CONTROL_POLL_MS,
   heartbeat,
+  settlements = new Settlements(),
 }: QueueAdapterDeps): QueueAdapterLogic {
   return fromCallback<QueueAdapterEvent>(({ system, sendBack, receive }) => {
     const log = logger.child({ queue: queue.name });
@@ -242,8 +248,46 @@ export function createQueueAdapter({
         log.error({ messageId: id, err: toError(error) }, 'could not write what follows a composed job; it will run again when its lease expires'),
       );
     };
+    const ackJob = (id: string, delivery: number, result: JobResult | undefined): void => {
+      leases.settle(id, delivery);
+      tally?.settled(id, false);
+      if (result?.continuation) composedThen(id, delivery, result, () => (acks.add(id, delivery, undefined), acks.flush()));
+      else acks.add(id, delivery, result);
+    };
+    const failJob = (message: LeasedMessage, error: string, result: JobResult | undefined): void => {
+      const { id, delivery } = message;
+      leases.settle(id, delivery);
+      tally?.settled(id, true);
+      if (result?.continuation) {
+        composedThen(id, delivery, result, () => track(queue.fail(id, error, delivery)));
+        return;
+      }
+      // The record first, while this delivery still holds the lease (the fence of both): after
+      // the fail the message is in the failed store and no lease would let the record in.
+      const failing = result ? queue.setResults([result], [id], [delivery]).then(() => queue.fail(id, error, delivery)) : queue.fail(id, error, delivery);
+      track(failing).then(
+        (ok) => {
+          if (!ok) log.warn({ messageId: id }, 'could not record failure: lease lost, the job may run again');
+        },
+        (err) => log.error({ messageId: id, err: toError(err) }, 'could not record failure; the lease will expire and the job run again'),
+      );
+    };
+    const settler: JobSettler = {
+      ack: (message, result) => ackJob(message.id, message.delivery, result),
+      fail: (message, error) => failJob(message, error, undefined),
+      deferred: (message) => leases.settle(message.id, message.delivery),
+      release: (messages) => {
+        if (messages.length === 0) return;
+        for (const m of messages) leases.settle(m.id, m.delivery);
+        const ids = messages.map((m) => m.id);
+        const deliveries = messages.map((m) => m.delivery);
+        track(queue.release(ids, deliveries)).catch((error) => log.warn({ err: toError(error) }, 'release failed; the leases will expire instead'));
+      },
+    };
+    settlements.attach(settler);
     const stop = (): void => {
       closed = true;
+      settlements.detach();
       clearInterval(controlTimer);
       clearInterval(beatTimer);
       events.detach();
@@ -286,36 +330,12 @@ export function createQueueAdapter({
           );
           break;
         }
-        case 'ACK': {
-          const { id, delivery, result } = event;
-          leases.settle(id, delivery);
-          tally?.settled(id, false);
-          if (result?.continuation) composedThen(id, delivery, result, () => (acks.add(id, delivery, undefined), acks.flush()));
-          else acks.add(id, delivery, result);
+        case 'ACK':
+          ackJob(event.id, event.delivery, event.result);
           break;
-        }
-        case 'FAIL': {
-          const { message, result } = event;
-          const { id, delivery } = message;
-          leases.settle(id, delivery);
-          tally?.settled(id, true);
-          if (result?.continuation) {
-            composedThen(id, delivery, result, () => track(queue.fail(id, event.error, delivery)));
-            break;
-          }
-          // The record first, while this delivery still holds the lease (the fence of both): after
-          // the fail the message is in the failed store and no lease would let the record in.
-          const failing = result
-            ? queue.setResults([result], [id], [delivery]).then(() => queue.fail(id, event.error, delivery))
-            : queue.fail(id, event.error, delivery);
-          track(failing).then(
-            (ok) => {
-              if (!ok) log.warn({ messageId: message.id }, 'could not record failure: lease lost, the job may run again');
-            },
-            (error) => log.error({ messageId: message.id, err: toError(error) }, 'could not record failure; the lease will expire and the job run again'),
-          );
+        case 'FAIL':
+          failJob(event.message, event.error, event.result);
           break;
-        }
         case 'RETRY': {
           const { message, plan, result } = event;
           leases.settle(message.id, message.delivery);
@@ -356,15 +376,9 @@ export function createQueueAdapter({
         case 'PROGRESS':
           progress.write(event.id, event.delivery, event.progress);
           break;
-        case 'RELEASE': {
-          const { messages } = event;
-          if (messages.length === 0) break;
-          for (const m of messages) leases.settle(m.id, m.delivery);
-          const ids = messages.map((m) => m.id);
-          const deliveries = messages.map((m) => m.delivery);
-          track(queue.release(ids, deliveries)).catch((error) => log.warn({ err: toError(error) }, 'release failed; the leases will expire instead'));
+        case 'RELEASE':
+          settler.release(event.messages);
           break;
-        }
         case 'WRITE_UNIQUE':
           track(queue.writeUnique(event.key, event.data, event.ttlMs)).then(
             (id) => reply(SYSTEM_IDS.scheduler, { type: 'SLOT_WRITTEN', key: event.key, id }),

@@ -1,19 +1,24 @@
 /**
  * The run-command actor: one per worker, for the worker's whole life. It
- * receives RUN events, decodes the message, looks the command up, asks the
- * queue adapter whether it may start when its command has a rateLimit or a
+ * receives the worker's JOB (one message, or a share of a backlog) and runs
+ * its messages in turn: decodes each, looks the command up, asks the queue
+ * adapter whether it may start when its command has a rateLimit or a
  * concurrency (START_GATED → GATE_DECIDED), runs it (with its timeout and
- * AbortSignal) and reports back to its worker.
+ * AbortSignal), and settles it with the queue adapter itself (./settlements.ts:
+ * acked, failed, deferred) before it starts the next. The worker hears once
+ * per share (SHARE_DONE), or when it must decide: a failure (COMMAND_FAILED,
+ * with the unstarted rest). A drain or retirement (RELEASE_UNSTARTED) gives
+ * the unstarted rest back to the queue at once.
  *
- * Hot path: no actor, timer or AbortController per job unless the job needs
- * one — the signal is created lazily when a command reads `this.signal`, and
- * a timer only exists for commands with a `timeout`. Hooks cost nothing
- * unless somebody listens.
+ * Hot path: no actor, event, timer or AbortController per job unless the job
+ * needs one — the signal is created lazily when a command reads
+ * `this.signal`, and a timer (and its closure) only exists for commands with
+ * a `timeout`. Hooks cost nothing unless somebody listens.
  *
  * On failure it decides the job's fate (the rule is ./retry-decision.ts):
  * another attempt (the command's `retries`, or a thrown `Retry`) with a
  * delay and backoff, or the failed store; the worker carries that plan to
- * the supervisor. `this` for a command is ./running-job.ts.
+ * the supervisor, which replaces the worker. `this` for a command is ./running-job.ts.
  *
  * Progress a job reports goes to the queue adapter (PROGRESS), which
  * coalesces and stores it; a report after the attempt ended (a timeout, a
@@ -32,6 +37,7 @@ import { jobEvents, type JobEvents } from '../producer/hooks.js';
 import { DEFAULT_RESULT_TTL_MS, JobCancelledError, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
 import { progressKey, progressRecordValue } from '../producer/progress.js';
 import { queueActor, type GateDecision, type JobCancel, type JobResult, type LeasedMessage, type RetryPlan, type RunnerInEvent } from '../machines/protocol.js';
+import type { JobSettler } from './settlements.js';
 import { EventFeed, type QueueEventData, type QueueEventType } from './event-feed.js';
 import type { JobMetrics } from '../observability/metrics.js';
 import { runSpan, type SpanEnd } from '../observability/tracing.js';
@@ -66,9 +72,13 @@ export interface RunCommandDeps {
   pools?: Pools | null;
   /** Where a command without its own `pool` runs. Default 'inline'. */
   pool?: Pool;
+  /** Where finished jobs are settled (the queue adapter's, ./settlements.ts). Default: ACK/FAIL/DEFERRED/RELEASE events to the queue actor. */
+  settlements?: JobSettler;
 }
 
 export const DEFAULT_MAX_DELIVERIES = 3;
+
+const NO_MORE: readonly LeasedMessage[] = [];
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
@@ -97,6 +107,7 @@ export function createRunCommand({
   queueName = () => 'default',
   pools = null,
   pool = 'inline',
+  settlements,
 }: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, system, self, sendBack, receive }) => {
     const { workerId } = input;
@@ -122,6 +133,40 @@ export function createRunCommand({
     let composed: Envelope | null = null;
     /** This runner's threads / processes (./thread-runner.ts), started when a job needs one. */
     const lanes = pools === null ? null : new PoolLanes(pools, pool);
+    /** The share being run: the rest of the JOB after its first message, and `cursor` the index of the next to start. */
+    let more: readonly LeasedMessage[] = NO_MORE;
+    let cursor = 0;
+    /** Jobs of the share settled so far (acked, failed, deferred). */
+    let settledCount = 0;
+    const settle: JobSettler = settlements ?? {
+      ack: (message, result) => queueActor({ system }).send({ type: 'ACK', id: message.id, delivery: message.delivery, result }),
+      fail: (message, error) => queueActor({ system }).send({ type: 'FAIL', message, error }),
+      deferred: (message) => queueActor({ system }).send({ type: 'DEFERRED', id: message.id, delivery: message.delivery }),
+      release: (messages) => queueActor({ system }).send({ type: 'RELEASE', messages }),
+    };
+
+    /** A job of the share is settled with the queue: start the next, or report the share over. */
+    const settled = (): void => {
+      settledCount++;
+      if (cursor < more.length) {
+        run(more[cursor++]!);
+        return;
+      }
+      const finished = settledCount;
+      more = NO_MORE;
+      cursor = 0;
+      settledCount = 0;
+      if (cancelled.size > 0) cancelled.clear(); // cancels of this share's messages, settled or released
+      sendBack({ type: 'SHARE_DONE', finished });
+    };
+
+    /** The share's messages not started yet go back to the queue now (drain, retirement). */
+    const releaseUnstarted = (): void => {
+      if (cursor >= more.length) return;
+      const unstarted = more.slice(cursor);
+      cursor = more.length;
+      settle.release(unstarted);
+    };
 
     const record = (command: RegisteredCommand, jobId: string, data: ResultRecordData): JobResult | undefined =>
       composed !== null && composed.id === jobId
@@ -200,16 +245,10 @@ export function createRunCommand({
         hooks.emit('completed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, durationMs: ms });
       if (events.listening)
         publish(message.id, 'completed', envelope.id, envelope.command, envelope.attempt, serialized === undefined ? undefined : { value: serialized });
-      sendBack({
-        type: 'COMMAND_DONE',
-        id: message.id,
-        result: record(command, envelope.id, {
-          status: 'completed',
-          attempt: envelope.attempt,
-          at: Date.now(),
-          ...(serialized !== undefined ? { value: serialized } : {}),
-        }),
-      });
+      const data: ResultRecordData = { status: 'completed', attempt: envelope.attempt, at: Date.now() };
+      if (serialized !== undefined) data.value = serialized;
+      settle.ack(message, record(command, envelope.id, data));
+      settled();
     };
 
     const fail = (job: RunningJob | null, command: RegisteredCommand, message: LeasedMessage, envelope: Envelope, thrown: unknown, lost = false): void => {
@@ -232,7 +271,21 @@ export function createRunCommand({
         if (events.listening) publish(message.id, 'failed', envelope.id, envelope.command, envelope.attempt, { error: data.error! });
       }
       if (metrics) metrics.jobEnded(message.id, envelope.command, next ? 'retrying' : 'failed', ranFor);
-      sendBack({ type: 'COMMAND_FAILED', error, command: envelope.command, jobId: envelope.id, retry, result: record(command, envelope.id, data) });
+      // The worker fails with it; the supervisor retries or fails the job and releases the rest of the share.
+      const unstarted = more.slice(cursor);
+      more = NO_MORE;
+      cursor = 0;
+      settledCount = 0;
+      sendBack({
+        type: 'COMMAND_FAILED',
+        error,
+        command: envelope.command,
+        jobId: envelope.id,
+        message,
+        retry,
+        result: record(command, envelope.id, data),
+        unstarted,
+      });
     };
 
     const run = (message: LeasedMessage): void => {
@@ -248,7 +301,8 @@ export function createRunCommand({
           error instanceof MessageDecodeError || error instanceof UnknownCommandError ? error.message : `invalid message: ${toError(error).message}`;
         log.warn({ messageId: message.id, reason }, 'message rejected');
         if (metrics) metrics.jobEnded(message.id, 'unknown', 'rejected');
-        sendBack({ type: 'MESSAGE_REJECTED', reason });
+        settle.fail(message, reason);
+        settled();
         return;
       }
       // A gated job asks the queue first, on every delivery: the backend then knows which lease
@@ -282,7 +336,8 @@ export function createRunCommand({
         );
       }
       if (metrics) metrics.jobEnded(message.id, envelope.command, 'deferred');
-      sendBack({ type: 'MESSAGE_DEFERRED' });
+      settle.deferred(message);
+      settled();
     };
 
     const begin = (message: LeasedMessage, envelope: Envelope, command: RegisteredCommand): void => {
@@ -294,7 +349,8 @@ export function createRunCommand({
         if (hooks.has('expired'))
           hooks.emit('expired', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, expiresAt: envelope.expiresAt });
         if (metrics) metrics.jobEnded(message.id, envelope.command, 'expired');
-        sendBack({ type: 'MESSAGE_EXPIRED', result: record(command, envelope.id, { status: 'expired', attempt: envelope.attempt, at: Date.now() }) });
+        settle.ack(message, record(command, envelope.id, { status: 'expired', attempt: envelope.attempt, at: Date.now() }));
+        settled();
         return;
       }
       // message.attempt counts deliveries of this attempt; each one before this had no outcome.
@@ -326,24 +382,17 @@ export function createRunCommand({
       if (events.listening) publish(message.id, 'started', env.id, env.command, env.attempt);
 
       const timeout = cmd.options.timeout;
-      // A timeout counts the command's own run: a pooled job's starts once its thread or process is up.
-      const armTimeout = (): void => {
-        if (timeout === undefined || current !== job) return;
-        timer = setTimeout(() => {
-          const error = new CommandTimeoutError(env.command, timeout);
-          job.abort(error);
-          fail(job, cmd, message, env, error);
-        }, timeout);
-      };
       const where = lanes === null ? 'inline' : (cmd.options.pool ?? lanes.pool);
       if (where !== 'inline') {
-        lanes!.run(where, job, message.data, cmd.options.results !== false || composed === env, message.attempt, armTimeout).then(
+        // A timeout counts the command's own run: a pooled job's starts once its thread or process is up.
+        const onStart = timeout === undefined ? undefined : () => armTimeout(job, cmd, message, env, timeout);
+        lanes!.run(where, job, message.data, cmd.options.results !== false || composed === env, message.attempt, onStart).then(
           (serialized) => completed(job, cmd, message, env, started, serialized),
           (error) => fail(job, cmd, message, env, error, error instanceof WorkerLostError),
         );
         return;
       }
-      armTimeout();
+      if (timeout !== undefined) armTimeout(job, cmd, message, env, timeout);
       let result: unknown;
       try {
         result = cmd.fn.apply(job, env.args);
@@ -361,6 +410,15 @@ export function createRunCommand({
       }
     };
 
+    const armTimeout = (job: RunningJob, cmd: RegisteredCommand, message: LeasedMessage, env: Envelope, timeout: number): void => {
+      if (current !== job) return;
+      timer = setTimeout(() => {
+        const error = new CommandTimeoutError(env.command, timeout);
+        job.abort(error);
+        fail(job, cmd, message, env, error);
+      }, timeout);
+    };
+
     /** Ends a cancelled job: acked, not retried, recorded as cancelled (`ran`: it had started, its signal aborted). */
     const settleCancelled = (message: LeasedMessage, envelope: Envelope, command: RegisteredCommand, ran: boolean): void => {
       log.info(
@@ -370,26 +428,39 @@ export function createRunCommand({
       if (events.listening) publish(message.id, 'cancelled', envelope.id, envelope.command, envelope.attempt);
       if (metrics) metrics.jobEnded(message.id, envelope.command, 'cancelled', ran ? (performance.now() - currentStarted) / 1000 : undefined);
       if (ran) endSpan(new JobCancelledError(envelope.id));
-      sendBack({ type: 'COMMAND_CANCELLED', result: record(command, envelope.id, { status: 'cancelled', attempt: envelope.attempt, at: Date.now() }) });
+      settle.ack(message, record(command, envelope.id, { status: 'cancelled', attempt: envelope.attempt, at: Date.now() }));
+      settled();
     };
 
     const cancel = (cancels: readonly JobCancel[]): void => {
+      let running: string | null = null;
       for (const { id, jobId } of cancels) {
-        if (current && id === currentMessageId && cancelsJob(jobId, currentEnvelope!)) {
-          const job = current;
-          const [message, envelope, command] = [currentMessage!, currentEnvelope!, currentCommand!];
-          job.abort(new JobCancelledError(jobId));
-          finish(job);
-          settleCancelled(message, envelope, command, true);
+        if (current && id === currentMessageId) {
+          if (cancelsJob(jobId, currentEnvelope!)) running = jobId;
         } else if (id !== currentMessageId) {
           // A queued message (or the one waiting for its gates): it is cancelled when it comes up.
           cancelled.set(id, jobId);
         }
       }
+      // Last: ending the running job starts the next of the share, whose cancel must be known by then.
+      if (running !== null && current) {
+        const job = current;
+        const message = currentMessage!;
+        const envelope = currentEnvelope!;
+        const command = currentCommand!;
+        job.abort(new JobCancelledError(running));
+        finish(job);
+        settleCancelled(message, envelope, command, true);
+      }
     };
 
     receive((event) => {
-      if (event.type === 'RUN') run(event.message);
+      if (event.type === 'JOB') {
+        more = event.more ?? NO_MORE;
+        cursor = 0;
+        settledCount = 0;
+        run(event.message);
+      } else if (event.type === 'RELEASE_UNSTARTED') releaseUnstarted();
       else if (event.type === 'GATE_DECIDED') gateDecided(event.id, event.decision, event.error);
       else if (event.type === 'CANCEL') cancel(event.cancels);
       else if (event.type === 'ABORT') current?.abort(new Error(event.reason));

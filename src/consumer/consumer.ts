@@ -19,6 +19,7 @@ import { EXPECTED, boolean, callback, factor, integer, millis, nonEmptyString, o
 import { OrderedQueues } from './ordered-queues.js';
 import { createQueueAdapter } from '../actors/queue-adapter.js';
 import { createRunCommand, DEFAULT_MAX_DELIVERIES } from '../actors/run-command.js';
+import { Settlements } from '../actors/settlements.js';
 import { EventFeed } from '../actors/event-feed.js';
 import { metricsFor, queueNameOf } from '../observability/metrics.js';
 import { consumerState } from '../observability/registry.js';
@@ -234,6 +235,8 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
 
   // The runners' queue events, published by the queue adapter while a listener is registered.
   const events = new EventFeed();
+  // Where the runners settle each job with the queue adapter: a call, not an event per job.
+  const settlements = new Settlements();
   // The supervisor's actor is made below; the metrics read it only when scraped.
   const metrics = withMetrics ? metricsFor(queue, () => actor) : undefined;
   // Threads and processes for commands that run in a pool: none is started unless one does.
@@ -245,6 +248,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
         logger,
         maxDeliveries,
         events,
+        settlements,
         metrics,
         queueName: queueNameOf(queue),
         pools,
@@ -272,6 +276,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
         logger,
         openTimeoutMs,
         events,
+        settlements,
         heartbeat: { id: queue.owner, state: consumerState(queue, () => actor, Date.now()) },
       }),
       worker,

@@ -133,31 +133,42 @@ export type WorkerReadyEvent = { type: 'WORKER_READY'; worker: AnyActorRef; done
 export type JobEvent = { type: 'JOB'; message: LeasedMessage; more?: readonly LeasedMessage[] | undefined };
 
 // ── worker ⇄ its run-command actor ─────────────────────────────────────────
+/**
+ * The worker hands its runner the JOB itself (no copy): the runner runs the
+ * share in turn and settles each job with the queue adapter as it goes
+ * (../actors/settlements.ts), so the worker machine sees one event per share,
+ * not one per job.
+ */
 export type RunnerInEvent =
-  | { type: 'RUN'; message: LeasedMessage }
+  | JobEvent
   | { type: 'ABORT'; reason: string }
   | { type: 'GATE_DECIDED'; id: string; decision: GateDecision; error?: unknown }
   /** Cancels of the worker's current or queued messages: a running one is aborted, a queued one never starts. */
-  | { type: 'CANCEL'; cancels: readonly JobCancel[] };
+  | { type: 'CANCEL'; cancels: readonly JobCancel[] }
+  /** Drain or retire: give the share's unstarted messages back now, report once the running one ends. */
+  | { type: 'RELEASE_UNSTARTED' };
+
+/** A job failed (the runner already decided whether it is tried again): the worker fails with it. */
+export interface CommandFailure {
+  readonly error: unknown;
+  readonly command: string;
+  readonly jobId: string;
+  /** The message of the job that failed. */
+  readonly message: LeasedMessage;
+  /** Set when the job is to be tried again. */
+  readonly retry?: RetryPlan | undefined;
+  /** The record to store ('retrying' or 'failed'). */
+  readonly result?: JobResult | undefined;
+  /** The rest of its share, not started: to be released. */
+  readonly unstarted: readonly LeasedMessage[];
+}
+
 export type RunnerOutEvent =
-  | { type: 'COMMAND_DONE'; id: string; result?: JobResult | undefined }
-  | {
-      type: 'COMMAND_FAILED';
-      error: unknown;
-      command: string;
-      jobId: string;
-      /** Set when the job is to be tried again. */
-      retry?: RetryPlan | undefined;
-      /** The record to store ('retrying' or 'failed'). */
-      result?: JobResult | undefined;
-    }
-  | { type: 'MESSAGE_REJECTED'; reason: string }
-  /** The job's `expires` passed before it started: acked without running, recorded as expired. */
-  | { type: 'MESSAGE_EXPIRED'; result?: JobResult | undefined }
-  /** Its rate limit or concurrency key held it back: the queue has it again, unstarted. */
-  | { type: 'MESSAGE_DEFERRED' }
-  /** Cancelled (`job.cancel()`): its signal aborted, acked without a retry, recorded as cancelled. */
-  | { type: 'COMMAND_CANCELLED'; result?: JobResult | undefined };
+  /**
+   * The share is over: each of its jobs settled with the queue by the runner
+   * (acked, failed, deferred) or released unstarted. `finished` counts the settled ones.
+   */
+  { type: 'SHARE_DONE'; finished: number } | ({ type: 'COMMAND_FAILED' } & CommandFailure);
 
 /**
  * What a failed worker throws, so its supervisor learns which job killed it.

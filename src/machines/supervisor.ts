@@ -214,8 +214,9 @@ export const supervisorMachine = setup({
           const fail: QueueAdapterEvent = { type: 'FAIL', message: job, error: describeError(error) };
           enqueue.sendTo(SYSTEM_IDS.queue, fail);
         }
-        if (held?.queued?.length) {
-          const release: QueueAdapterEvent = { type: 'RELEASE', messages: held.queued.slice() };
+        // Its share as dispatched: the runner may have settled some already (a refused release is harmless).
+        if (held?.more.length) {
+          const release: QueueAdapterEvent = { type: 'RELEASE', messages: held.more.slice() };
           enqueue.sendTo(SYSTEM_IDS.queue, release);
         }
         return;

@@ -1,28 +1,31 @@
 /**
- * A worker: idle → busy → idle, for its whole life. A job is an event, not an
- * actor: the worker invokes ONE run-command actor when it starts and hands it
- * each job in turn, so nothing is created per job. With a backlog the reader
- * hands it several messages in one JOB (`more`): it runs them one after the
- * other without going idle in between, so a job costs one machine event (its
- * runner's outcome) instead of three. Messages it has not started go back to
- * the queue when it drains, retires or fails.
+ * A worker: idle → busy → idle, for its whole life. A job is not an actor and
+ * not an event: the worker invokes ONE run-command actor when it starts and
+ * hands it each JOB the reader dispatches — one message, or a share of a
+ * backlog (`more`). The runner runs the share in turn, settles each job with
+ * the queue adapter itself (ack, fail, deferred) and reports to the worker
+ * once, when the share is over (SHARE_DONE): with a backlog a job costs the
+ * worker machine a fraction of an event.
  *
- * A command that fails makes the worker fail: the `failed` state's entry
- * throws a WorkerCommandError, the actor's status becomes 'error', and the
- * supervisor receives `xstate.error.actor.<id>` — the seed's "that worker is
- * taken out of the pool and a new worker is started up to replace it".
+ * What the machine must decide still comes to it: a command that fails
+ * (COMMAND_FAILED, its retry plan already made by the runner) fails the
+ * worker — the `failed` state's entry throws a WorkerCommandError, the actor's
+ * status becomes 'error', and the supervisor receives
+ * `xstate.error.actor.<id>` (the seed's "that worker is taken out of the pool
+ * and a new worker is started up to replace it"). Cancels, aborts, a drain and
+ * a retirement go to the runner; the unstarted rest of a share goes back to
+ * the queue from there.
  */
 import { assertEvent, assign, enqueueActions, fromCallback, sendTo, setup, type ActorRefFrom, type AnyActorRef, type CallbackActorLogic } from 'xstate';
 import type { ReaderEvent } from './reader.js';
 import {
   expectEvent,
-  queueActor,
   readerActor,
   WorkerCommandError,
+  type CommandFailure,
   type JobCancel,
   type JobEvent,
   type LeasedMessage,
-  type QueueAdapterEvent,
   type RunnerInEvent,
   type RunnerOutEvent,
   type WorkerReadyEvent,
@@ -34,17 +37,13 @@ export interface WorkerInput {
 
 export interface WorkerContext {
   workerId: string;
-  /** The job being run; null when idle. */
+  /** The first message of the share being run; null when idle. */
   job: LeasedMessage | null;
-  /**
-   * Dispatched with it, not started yet: run next, in order. Mutated in place
-   * on the per-job path (takeJob, takeQueued): replacing it would allocate a
-   * copy of the share for every job; everything else goes through assign.
-   */
-  queued: LeasedMessage[];
-  /** Jobs this worker has finished (ok or rejected): tells the reader a READY ends a job. */
+  /** The rest of that share (the JOB's own array, not copied): its runner works through it. */
+  more: readonly LeasedMessage[];
+  /** Jobs this worker has finished (settled by its runner): tells the reader a READY ends a dispatch. */
   finished: number;
-  lastError: Omit<Extract<RunnerOutEvent, { type: 'COMMAND_FAILED' }>, 'type'> | null;
+  lastError: CommandFailure | null;
   /** Scaled down: stop after the current job instead of taking another. */
   retiring: boolean;
 }
@@ -75,27 +74,13 @@ const unconfiguredRunCommand: RunCommandLogic = fromCallback(() => {
   throw new Error('workerMachine: provide({ actors: { runCommand } }) before starting a worker');
 });
 
-/** The cancels for the job it runs or one of its queued messages. */
+const NO_MORE: readonly LeasedMessage[] = [];
+const RELEASE_UNSTARTED: RunnerInEvent = { type: 'RELEASE_UNSTARTED' };
+
+/** The cancels for a message of its share (the runner ignores those of messages it already settled). */
 function ownCancels(context: WorkerContext, cancels: readonly JobCancel[]): JobCancel[] {
-  return cancels.filter((c) => c.id === context.job?.id || context.queued.some((m) => m.id === c.id));
+  return cancels.filter((c) => c.id === context.job?.id || context.more.some((m) => m.id === c.id));
 }
-
-/** Keeps a transition list's literal types when it is defined outside the machine config. */
-function transitionList<const T>(list: T): T {
-  return list;
-}
-
-/**
- * A job's end, the same for each outcome (done, expired, rejected, deferred): settle it
- * with the queue, then stop if retiring, run the next of the share if there
- * is one, else go idle. `const` keeps the literal names, so the machine
- * config below still checks every guard, target and action.
- */
-const jobSettled = transitionList([
-  { guard: 'isRetiring', target: 'retired', actions: ['settleJob', 'finishJob', 'releaseQueued', 'reportRetired'] },
-  { guard: 'hasQueued', actions: ['settleJob', 'finishJob', 'takeQueued', 'startJob'] },
-  { target: 'idle', actions: ['settleJob', 'finishJob'] },
-]);
 
 export const workerMachine = setup({
   types: {
@@ -106,39 +91,24 @@ export const workerMachine = setup({
   actors: { runCommand: unconfiguredRunCommand },
   actions: {
     announceReady: sendTo(readerActor, ({ self, context }): WorkerReadyEvent => ({ type: 'WORKER_READY', worker: self, done: context.finished > 0 })),
-    /** Per dispatch: the rest of the share is appended in place (`queued` is empty here). */
-    takeJob: assign(({ context, event }) => {
+    /** Per dispatch: the share is kept as it came, for cancels and a failure of the worker itself. */
+    takeShare: assign(({ event }) => {
       expectEvent(event, 'JOB');
-      const { message, more } = event;
-      if (more) for (const m of more) context.queued.push(m);
-      return { job: message };
+      return { job: event.message, more: event.more ?? NO_MORE };
     }),
-    /** Per job of a share: the next one is taken off the front in place. */
-    takeQueued: assign(({ context }) => ({ job: context.queued.shift()! })),
-    /** Unstarted messages go back to the queue (ready again, their delivery not counted). */
-    releaseQueued: enqueueActions(({ context, enqueue }) => {
-      if (context.queued.length === 0) return;
-      const release: QueueAdapterEvent = { type: 'RELEASE', messages: context.queued.slice() };
-      enqueue.assign({ queued: [] });
-      enqueue.sendTo(queueActor, release);
+    /** Per dispatch: the JOB itself goes on to the runner (no copy); a retiring worker runs only its first message. */
+    startShare: enqueueActions(({ context, event, enqueue }) => {
+      expectEvent(event, 'JOB');
+      enqueue.sendTo('runner', event);
+      if (context.retiring) enqueue.sendTo('runner', RELEASE_UNSTARTED);
     }),
-    startJob: sendTo('runner', ({ context }): RunnerInEvent => ({ type: 'RUN', message: context.job! })),
-    /** Per job: done or expired is acknowledged (with its result record), a message that cannot run is failed. */
-    settleJob: sendTo(queueActor, ({ context, event }): QueueAdapterEvent => {
-      switch (event.type) {
-        case 'COMMAND_DONE':
-        case 'COMMAND_CANCELLED':
-        case 'MESSAGE_EXPIRED':
-          return { type: 'ACK', id: context.job!.id, delivery: context.job!.delivery, result: event.result };
-        case 'MESSAGE_REJECTED':
-          return { type: 'FAIL', message: context.job!, error: event.reason };
-        case 'MESSAGE_DEFERRED':
-          return { type: 'DEFERRED', id: context.job!.id, delivery: context.job!.delivery };
-        default:
-          throw new Error(`worker: no job outcome in a ${event.type} event`);
-      }
+    /** Per dispatch: the runner settled the share's jobs with the queue itself. */
+    finishShare: assign(({ context, event }) => {
+      expectEvent(event, 'SHARE_DONE');
+      return { job: null, more: NO_MORE, finished: context.finished + event.finished };
     }),
-    finishJob: assign({ job: null, finished: ({ context }) => context.finished + 1 }),
+    /** Drain or retire: the share's unstarted messages go back to the queue (from the runner, which knows which). */
+    releaseUnstarted: sendTo('runner', RELEASE_UNSTARTED),
     markRetiring: assign({ retiring: true }),
     /** Asks the reader to drop this worker from its idle list (a JOB may already be on its way). */
     requestRetirement: sendTo(readerActor, ({ self }): ReaderRetireEvent => ({ type: 'WORKER_RETIRING', worker: self })),
@@ -166,12 +136,12 @@ export const workerMachine = setup({
       // (`xstate.stop` is xstate's own event, outside the runner's typed events: hence AnyActorRef.)
       const runner: AnyActorRef | undefined = self.getSnapshot().children.runner;
       runner?.send({ type: 'xstate.stop' });
-      throw new WorkerCommandError(context.workerId, context.job!, context.lastError!, [...context.queued]);
+      const failure = context.lastError!;
+      throw new WorkerCommandError(context.workerId, failure.message, failure, failure.unstarted);
     },
   },
   guards: {
     isRetiring: ({ context }) => context.retiring,
-    hasQueued: ({ context }) => context.queued.length > 0,
     holdsCancelled: ({ context, event }) => {
       assertEvent(event, 'CANCEL');
       return ownCancels(context, event.cancels).length > 0;
@@ -179,7 +149,7 @@ export const workerMachine = setup({
   },
 }).createMachine({
   id: 'worker',
-  context: ({ input }) => ({ workerId: input.workerId, job: null, queued: [], finished: 0, lastError: null, retiring: false }),
+  context: ({ input }) => ({ workerId: input.workerId, job: null, more: NO_MORE, finished: 0, lastError: null, retiring: false }),
   invoke: { id: 'runner', src: 'runCommand', input: ({ context }) => ({ workerId: context.workerId }) },
   on: { ABORT: { actions: 'forwardAbort' } },
   initial: 'idle',
@@ -187,7 +157,7 @@ export const workerMachine = setup({
     idle: {
       entry: 'announceReady',
       on: {
-        JOB: { target: 'busy', actions: 'takeJob' },
+        JOB: { target: 'busy', actions: 'takeShare' },
         RETIRE: { target: 'retiring', actions: 'markRetiring' },
       },
     },
@@ -196,21 +166,20 @@ export const workerMachine = setup({
       entry: 'requestRetirement',
       on: {
         RETIRE_CONFIRMED: 'retired',
-        JOB: { target: 'busy', actions: 'takeJob' },
+        JOB: { target: 'busy', actions: 'takeShare' },
       },
     },
     busy: {
-      entry: 'startJob',
+      entry: 'startShare',
       on: {
-        COMMAND_DONE: jobSettled,
-        MESSAGE_EXPIRED: jobSettled,
-        MESSAGE_REJECTED: jobSettled,
-        MESSAGE_DEFERRED: jobSettled,
-        COMMAND_CANCELLED: jobSettled,
+        SHARE_DONE: [
+          { guard: 'isRetiring', target: 'retired', actions: ['finishShare', 'reportRetired'] },
+          { target: 'idle', actions: 'finishShare' },
+        ],
         CANCEL: { guard: 'holdsCancelled', actions: 'forwardCancels' },
         COMMAND_FAILED: { target: 'failed', actions: 'recordFailure' },
-        RETIRE: { actions: 'markRetiring' },
-        DRAIN: { actions: 'releaseQueued' },
+        RETIRE: { actions: ['markRetiring', 'releaseUnstarted'] },
+        DRAIN: { actions: 'releaseUnstarted' },
       },
     },
     retired: { type: 'final' },

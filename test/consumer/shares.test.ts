@@ -6,7 +6,7 @@
  * never run twice or get lost.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { InspectionEvent } from 'xstate';
+import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { createConsumer, type Consumer } from '../../src/index.js';
 import { MAX_JOBS_PER_DISPATCH } from '../../src/machines/reader.js';
 import { waitFor } from '../helpers/processes.js';
@@ -22,6 +22,8 @@ describe('shares of a backlog (prefetch)', () => {
     const queue = freshMemoryQueue();
     const ran: number[] = [];
     const jobEvents: number[] = [];
+    /** Every event a worker machine received, by type. */
+    const toWorkers = new Map<string, number>();
     const registry = registryOf({ note: (n) => void ran.push(n as number) });
     for (let i = 0; i < 40; i++) await enqueue(queue, 'note', [i]);
     const consumer = createConsumer({
@@ -31,7 +33,10 @@ describe('shares of a backlog (prefetch)', () => {
       workers: 2,
       prefetch: 20,
       inspect: (event: InspectionEvent) => {
-        if (event.type === '@xstate.event' && event.event.type === 'JOB') jobEvents.push(1 + ((event.event as { more?: unknown[] }).more?.length ?? 0));
+        // The worker forwards its JOB to its runner (id `runner`): count the reader's dispatch once.
+        if (event.type !== '@xstate.event' || !(event.actorRef as AnyActorRef).id.startsWith('worker-')) return;
+        toWorkers.set(event.event.type, (toWorkers.get(event.event.type) ?? 0) + 1);
+        if (event.event.type === 'JOB') jobEvents.push(1 + ((event.event as { more?: unknown[] }).more?.length ?? 0));
       },
     });
     running.push(consumer);
@@ -41,6 +46,9 @@ describe('shares of a backlog (prefetch)', () => {
     expect(Math.max(...jobEvents)).toBe(MAX_JOBS_PER_DISPATCH);
     expect(jobEvents.length).toBeLessThan(40); // fewer dispatches than jobs
     expect(jobEvents.reduce((a, b) => a + b, 0)).toBe(40);
+    // The runner runs the whole share and settles each job itself: a worker hears once per share, not once per job.
+    expect(toWorkers.get('SHARE_DONE')).toBe(jobEvents.length);
+    expect([...toWorkers.keys()].filter((type) => !type.startsWith('xstate.')).sort()).toEqual(['JOB', 'SHARE_DONE']);
   });
 
   it('a command that fails mid-share: the failed job is recorded, the unstarted rest is released and run by the replacement', async () => {

@@ -387,12 +387,22 @@ export function createFakeQueue(): FakeQueue {
 // ── fake run-command ───────────────────────────────────────────────────────
 
 interface RunnerRecord {
+  /** Every message handed to it, in order (a JOB's `message`, then its `more`). */
   runs: LeasedMessage[];
+  /** How many JOBs (shares) it was handed. */
+  shares: number;
   aborts: string[];
   /** The cancels the worker forwarded, each CANCEL's list. */
   cancels: (readonly JobCancel[])[];
+  /** The running share's first message; null between shares. */
   current: LeasedMessage | null;
+  /** The running share's messages not started (the real runner works through them). */
+  unstarted: LeasedMessage[];
+  /** RELEASE_UNSTARTED events received (drain, retirement). */
+  releaseRequests: number;
   sendBack: (event: RunnerOutEvent) => void;
+  /** The queue adapter, as the real runner reaches it (its settling calls are events to it by default). */
+  queue: () => AnyActorRef | undefined;
   stopped: boolean;
 }
 
@@ -403,35 +413,49 @@ export interface FakeRunner {
   /** How many runner actors were ever started. */
   readonly started: number;
   get(workerId: string): RunnerRecord;
-  /** Worker ids whose runner holds a job, in start order. */
+  /** Worker ids whose runner holds a share, in start order. */
   busy(): string[];
+  /**
+   * Ends the share as the real runner does: ACKs each of its messages to the
+   * queue (`result` with the first), then SHARE_DONE.
+   */
   done(workerId: string, result?: JobResult): void;
-  /** Reports COMMAND_FAILED; `error` may be any thrown value, `undefined` included. */
+  /** Reports COMMAND_FAILED for the share's current message, with the unstarted rest; `error` may be any thrown value, `undefined` included. */
   fail(workerId: string, ...failure: [error?: unknown, command?: string, extra?: { retry?: RetryPlan; result?: JobResult }]): void;
-  reject(workerId: string, reason?: string): void;
-  /** The job's `expires` passed before it started. */
-  expire(workerId: string, result?: JobResult): void;
-  /** Its gates held it back: the queue has it again, unstarted. */
-  defer(workerId: string): void;
-  /** The runner cancelled its job (a CANCEL for it arrived): COMMAND_CANCELLED. */
-  cancelled(workerId: string, result?: JobResult): void;
 }
 
 export function createFakeRunner(): FakeRunner {
   const byWorker = new Map<string, RunnerRecord>();
   let started = 0;
-  const logic = fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive }) => {
+  const logic = fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive, system }) => {
     started++;
-    const record: RunnerRecord = { runs: [], aborts: [], cancels: [], current: null, sendBack: sendBack, stopped: false };
+    const record: RunnerRecord = {
+      runs: [],
+      shares: 0,
+      aborts: [],
+      cancels: [],
+      current: null,
+      unstarted: [],
+      releaseRequests: 0,
+      sendBack: sendBack,
+      queue: () => system.get('queue') as AnyActorRef | undefined,
+      stopped: false,
+    };
     byWorker.set(input.workerId, record);
     receive((event) => {
-      if (event.type === 'RUN') {
-        record.runs.push(event.message);
+      if (event.type === 'JOB') {
+        record.shares++;
+        record.runs.push(event.message, ...(event.more ?? []));
         record.current = event.message;
+        record.unstarted = [...(event.more ?? [])];
       } else if (event.type === 'ABORT') {
         record.aborts.push(event.reason);
       } else if (event.type === 'CANCEL') {
         record.cancels.push(event.cancels);
+      } else if (event.type === 'RELEASE_UNSTARTED') {
+        record.releaseRequests++;
+        const messages = record.unstarted.splice(0);
+        if (messages.length > 0) record.queue()?.send({ type: 'RELEASE', messages });
       }
     });
     return () => {
@@ -443,11 +467,10 @@ export function createFakeRunner(): FakeRunner {
     if (!record) throw new Error(`no runner for ${workerId}`);
     return record;
   };
-  const settle = (workerId: string, event: RunnerOutEvent) => {
+  const current = (workerId: string) => {
     const record = get(workerId);
     if (!record.current) throw new Error(`${workerId} has no job`);
-    record.current = null;
-    record.sendBack(event);
+    return record;
   };
   return {
     logic,
@@ -457,19 +480,27 @@ export function createFakeRunner(): FakeRunner {
     },
     get,
     busy: () => [...byWorker].filter(([, r]) => r.current && !r.stopped).map(([id]) => id),
-    done: (workerId, result) => settle(workerId, { type: 'COMMAND_DONE', id: get(workerId).current?.id ?? '', result }),
-    fail: (workerId, ...failure) =>
-      settle(workerId, {
+    done: (workerId, result) => {
+      const record = current(workerId);
+      const settled = [record.current!, ...record.unstarted.splice(0)];
+      record.current = null;
+      settled.forEach((m, i) => record.queue()?.send({ type: 'ACK', id: m.id, delivery: m.delivery, ...(i === 0 && result ? { result } : {}) }));
+      record.sendBack({ type: 'SHARE_DONE', finished: settled.length });
+    },
+    fail: (workerId, ...failure) => {
+      const record = current(workerId);
+      const message = record.current!;
+      record.current = null;
+      record.sendBack({
         type: 'COMMAND_FAILED',
         error: failure.length > 0 ? failure[0] : new Error('command failed'),
         command: failure[1] ?? 'task',
-        jobId: `job-of-${get(workerId).current?.id ?? ''}`,
+        jobId: `job-of-${message.id}`,
+        message,
+        unstarted: record.unstarted.splice(0),
         ...failure[2],
-      }),
-    reject: (workerId, reason = 'unknown command "nope"') => settle(workerId, { type: 'MESSAGE_REJECTED', reason }),
-    expire: (workerId, result) => settle(workerId, { type: 'MESSAGE_EXPIRED', result }),
-    defer: (workerId) => settle(workerId, { type: 'MESSAGE_DEFERRED' }),
-    cancelled: (workerId, result) => settle(workerId, { type: 'COMMAND_CANCELLED', result }),
+      });
+    },
   };
 }
 
