@@ -16,74 +16,40 @@
  * Nothing is changed on the server (the guide's `synchronous_commit` tip is
  * a server policy, and taskmill gets no such help either).
  */
-import { createPostgresBackend, runMigrations, withBackend, type JobsOptions } from 'bullmq';
+import { createPostgresBackend, runMigrations, withBackend } from 'bullmq';
 import pg from 'pg';
+import { bullmqBench } from './bullmq.js';
 import { schemaName } from './names.js';
-import type { BenchJob, BenchSystem, RunningConsumer, SystemContext } from './types.js';
+import type { BenchJob, BenchSystem, SystemContext } from './types.js';
 
-const JOB_NAME = 'noop';
 const { Queue, Worker } = withBackend(createPostgresBackend);
-type PgQueue = InstanceType<typeof Queue<BenchJob>>;
 
 export function bullmqPostgresSystem(keepCompleted: boolean) {
   return (context: SystemContext): BenchSystem => {
     // Both configurations share one schema: their queues are named per run.
     const schema = schemaName('bullmq_bench', context.namespace);
     const connection = { connectionString: context.postgresUrl, schema };
-    const jobOptions: JobsOptions = keepCompleted ? {} : { removeOnComplete: true };
-    let queue: PgQueue | null = null;
-    const theQueue = (): PgQueue => (queue ??= new Queue<BenchJob>(context.queue, { connection, defaultJobOptions: jobOptions }));
-
-    return {
-      async setup() {
-        const client = new pg.Client({ connectionString: context.postgresUrl });
-        client.on('error', () => {});
-        await client.connect();
-        try {
-          await runMigrations(client, schema);
-        } finally {
-          await client.end();
-        }
-        await theQueue().waitUntilReady();
+    return bullmqBench(
+      context,
+      {
+        queue: (name, defaultJobOptions) => new Queue<BenchJob>(name, { connection, defaultJobOptions }),
+        worker: (name, process, concurrency) => new Worker<BenchJob>(name, process, { connection, concurrency }),
+        async prepare() {
+          const client = new pg.Client({ connectionString: context.postgresUrl });
+          client.on('error', () => {});
+          await client.connect();
+          try {
+            await runMigrations(client, schema);
+          } finally {
+            await client.end();
+          }
+        },
+        async destroy() {
+          const { dropSchema } = await import('./cleanup.js');
+          await dropSchema(context.postgresUrl, schema);
+        },
       },
-
-      async enqueueOne(job: BenchJob) {
-        await theQueue().add(JOB_NAME, job);
-      },
-
-      async enqueueBulk(jobs: readonly BenchJob[]) {
-        await theQueue().addBulk(jobs.map((data) => ({ name: JOB_NAME, data })));
-      },
-
-      async startConsumer(concurrency: number, onJob: (job: BenchJob) => void): Promise<RunningConsumer> {
-        const worker = new Worker<BenchJob>(
-          context.queue,
-          async (job) => {
-            onJob(job.data);
-          },
-          { connection, concurrency },
-        );
-        worker.on('error', () => {}); // a worker without an error listener prints and may throw
-        await worker.waitUntilReady();
-        return { stop: () => worker.close() };
-      },
-
-      async pending() {
-        const counts = await theQueue().getJobCounts('active', 'wait', 'prioritized', 'delayed');
-        return Object.values(counts).reduce((sum, n) => sum + n, 0);
-      },
-
-      async teardown() {
-        if (!queue) return;
-        await queue.obliterate({ force: true });
-        await queue.close();
-        queue = null;
-      },
-
-      async destroy() {
-        const { dropSchema } = await import('./cleanup.js');
-        await dropSchema(context.postgresUrl, schema);
-      },
-    };
+      keepCompleted,
+    );
   };
 }
