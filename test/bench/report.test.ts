@@ -105,6 +105,25 @@ describe('bench report', () => {
     expect(row(markdown, 'PostgreSQL, process c=10: taskmill ≥ 2× BullMQ on PostgreSQL (issue 21)')).toContain('= 1.93× | **not met** |');
   });
 
+  it("judges issue 21's bars: Redis 2.5× BullMQ, results on 2×, CPU ≤ 20 ms, PostgreSQL's CPU against graphile-worker's", async () => {
+    const collected = empty();
+    collected.process10['taskmill-redis'] = ok({ jobsPerSec: 24_000, cpuMsPer1000: 19 });
+    collected.process10['bullmq'] = ok({ jobsPerSec: 10_000, cpuMsPer1000: 40 });
+    collected.process10['taskmill-redis-results'] = ok({ jobsPerSec: 20_000, cpuMsPer1000: 21 });
+    collected.process10['bullmq-keep'] = ok({ jobsPerSec: 9_000, cpuMsPer1000: 45 });
+    collected.process10['taskmill-postgres'] = ok({ jobsPerSec: 30_000, cpuMsPer1000: 25 });
+    collected.process10['graphile-worker-batched'] = ok({ jobsPerSec: 30_000, cpuMsPer1000: 20 });
+    const keys = ['taskmill-redis', 'bullmq', 'taskmill-redis-results', 'bullmq-keep', 'taskmill-postgres', 'graphile-worker-batched'];
+    const markdown = await writeReport(collected, settings(), systems(...keys), path.join(dir, 'bars.md'), 'versions: test');
+    expect(row(markdown, 'Redis, process c=10: taskmill Redis ≥ 2.5× BullMQ')).toContain('= 2.40× | **not met** |');
+    expect(row(markdown, 'Redis, process c=10: taskmill Redis, results on ≥ 2× BullMQ, keeps completed')).toContain('= 2.22× | met |');
+    expect(row(markdown, 'taskmill Redis, process c=10: ≤ 20 CPU ms / 1,000 jobs')).toContain('| 19.00 ms | met |');
+    expect(row(markdown, 'taskmill Redis, results on, process c=10: ≤ 20 CPU ms / 1,000 jobs')).toContain('| 21.00 ms | **not met** |');
+    expect(row(markdown, "taskmill PostgreSQL, process c=10: CPU per 1,000 jobs ≤ graphile-worker, batched's")).toContain(
+      '| 25.00 vs 20.00 ms | **not met** |',
+    );
+  });
+
   it('prints a scale-out table per backend, each process count against one process', async () => {
     const collected = empty();
     const result = (jobsPerSec: number, cpuMsPer1000: number, busiestShare: number) => ({
