@@ -74,6 +74,11 @@ export interface RunCommandDeps {
   pool?: Pool;
   /** Where finished jobs are settled (the queue adapter's, ./settlements.ts). Default: ACK/FAIL/DEFERRED/RELEASE events to the queue actor. */
   settlements?: JobSettler;
+  /**
+   * Worker id → the message its runner runs now, for the consumer's heartbeat: with shares, the
+   * worker machine's `job` is the share's first message, not the one running.
+   */
+  running?: Map<string, LeasedMessage>;
 }
 
 export const DEFAULT_MAX_DELIVERIES = 3;
@@ -108,6 +113,7 @@ export function createRunCommand({
   pools = null,
   pool = 'inline',
   settlements,
+  running,
 }: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, system, self, sendBack, receive }) => {
     const { workerId } = input;
@@ -372,6 +378,7 @@ export function createRunCommand({
       current = job;
       currentMessage = message;
       currentMessageId = message.id;
+      running?.set(workerId, message);
       currentEnvelope = env;
       currentCommand = cmd;
       const started = performance.now();
@@ -468,6 +475,7 @@ export function createRunCommand({
 
     return () => {
       if (timer) clearTimeout(timer);
+      running?.delete(workerId);
       current?.abort(new Error('worker stopped'));
       endSpan(new Error('worker stopped'));
       current = null;

@@ -28,7 +28,7 @@ import { supervisorMachine, type SupervisorEvent, type SupervisorInput } from '.
 import { workerMachine } from '../machines/worker.js';
 import { schedulerMachine } from '../machines/scheduler.js';
 import { isIntervalSchedule } from '../schedule/crontab.js';
-import { WorkerCommandError } from '../machines/protocol.js';
+import { WorkerCommandError, type LeasedMessage } from '../machines/protocol.js';
 import { encodeMessage } from '../codec/message.js';
 import { DEFAULT_RESULT_TTL_MS } from '../producer/results.js';
 import { poolField, type Pool } from '../pool/kinds.js';
@@ -237,6 +237,8 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
   const events = new EventFeed();
   // Where the runners settle each job with the queue adapter: a call, not an event per job.
   const settlements = new Settlements();
+  // What each worker's runner runs now, for the heartbeat (a worker's own `job` is its share's first).
+  const running = new Map<string, LeasedMessage>();
   // The supervisor's actor is made below; the metrics read it only when scraped.
   const metrics = withMetrics ? metricsFor(queue, () => actor) : undefined;
   // Threads and processes for commands that run in a pool: none is started unless one does.
@@ -249,6 +251,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
         maxDeliveries,
         events,
         settlements,
+        running,
         metrics,
         queueName: queueNameOf(queue),
         pools,
@@ -277,7 +280,7 @@ export function createConsumer(options: ConsumerOptions = {}): Consumer {
         openTimeoutMs,
         events,
         settlements,
-        heartbeat: { id: queue.owner, state: consumerState(queue, () => actor, Date.now()) },
+        heartbeat: { id: queue.owner, state: consumerState(queue, () => actor, Date.now(), running) },
       }),
       worker,
       scheduler,

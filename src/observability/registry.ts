@@ -107,8 +107,16 @@ export function stateAt(value: unknown, expand: string): string {
   return topState(v);
 }
 
-/** The state of the consumer whose supervisor `supervisor()` returns, as JSON text, read each time it is called. */
-export function consumerState(queue: BaseQueue, supervisor: () => AnyActorRef, startedAt: number): () => string {
+/**
+ * The state of the consumer whose supervisor `supervisor()` returns, as JSON text, read each time it is called.
+ * `runnerMessages` is what each worker's runner runs now (run-command's dep): a worker's own `job` is its share's first message.
+ */
+export function consumerState(
+  queue: BaseQueue,
+  supervisor: () => AnyActorRef,
+  startedAt: number,
+  runnerMessages: ReadonlyMap<string, LeasedMessage> = new Map(),
+): () => string {
   const names = queue instanceof OrderedQueues ? queue.members.map((m) => m.name) : [queue.name];
   const base = { pid: process.pid, hostname: hostname(), startedAt, queues: names };
   // Decoded once per running job, when a beat first sees it; gone with the message.
@@ -124,12 +132,15 @@ export function consumerState(queue: BaseQueue, supervisor: () => AnyActorRef, s
     let scheduler: string | null = null;
     for (const [id, ref] of Object.entries(snapshot.children)) {
       if (!ref) continue;
-      const child = ref.getSnapshot() as { status: string; value: unknown; context?: { job?: LeasedMessage | null } };
+      const child = ref.getSnapshot() as { status: string; value: unknown; context?: { job?: LeasedMessage | null; more?: readonly LeasedMessage[] } };
       if (child.status !== 'active') continue;
       if (id === 'reader') reader = stateAt(child.value, EXPANDED.reader);
       else if (id.startsWith('scheduler')) scheduler = stateAt(child.value, EXPANDED.scheduler);
       else if (id.startsWith('worker-')) {
-        const message = child.context?.job ?? null;
+        const share = child.context?.job ?? null;
+        // The runner's current message while it belongs to this share (the map keeps the last one between shares).
+        const now = share && runnerMessages.get(id);
+        const message = now && (now === share || child.context?.more?.includes(now)) ? now : share;
         let running: RunningJob | null = null;
         if (message) {
           running = described.get(message) ?? describeMessage(message.id, message.data);

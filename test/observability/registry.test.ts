@@ -37,6 +37,35 @@ describe('the consumer registry', () => {
     await consumer.stop();
     expect(await watcher.consumers()).toEqual([]);
   });
+
+  it("a worker running a share of a backlog is shown with the job its runner runs now, not the share's first", async () => {
+    const queue = new MemoryQueue(uniqueName('registry'), { name: 'share' });
+    const watcher = new MemoryQueue(queue.store, { name: 'share' });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const step = queueCommand({ name: uniqueName('share-step'), queue }, async (n: number) => {
+      if (n === 2) await held;
+    });
+    try {
+      const jobs = [await step(1), await step(2), await step(3)];
+      const consumer = createConsumer({ queue, workers: 1, prefetch: 10, periodic: false, logger: pino({ level: 'silent' }) });
+      await consumer.start();
+      try {
+        // The first beat may come before the runner reached job 2; a later one (every 5 s) shows it.
+        await expect
+          .poll(async () => (JSON.parse((await watcher.consumers())[0]?.state ?? '{"workers":[]}') as ConsumerState).workers[0]?.running?.id, {
+            timeout: 12_000,
+            interval: 200,
+          })
+          .toBe(jobs[1]!.id);
+      } finally {
+        release();
+        await consumer.stop();
+      }
+    } finally {
+      registry.unregister(step.commandName);
+    }
+  });
 });
 
 describe('a running job as the registry shows it (describeMessage)', () => {
