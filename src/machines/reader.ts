@@ -2,7 +2,9 @@
  * The reader: demand-driven reads. Idle workers announce themselves
  * (WORKER_READY); the reader reads up to `idle workers + prefetch` messages
  * in one batch, hands one to each idle worker and keeps the rest in a small
- * buffer for the next worker that frees up.
+ * buffer for the next worker that frees up. With prefetch, the next batch is
+ * asked for once the buffer is down to half the prefetch while workers run,
+ * so a backlog's workers never wait out a read's round trip.
  *
  * An empty polling queue is polled again after `delay`, growing by `backoff`
  * up to `maxDelay` (the seed's consumer switches); a blocking backend is
@@ -169,7 +171,17 @@ export const readerMachine = setup({
     reportDrained: sendParent({ type: 'READER_DRAINED' }),
   },
   guards: {
-    needsRead: ({ context }) => !context.paused && !context.readPending && context.idle.length > context.buffer.length,
+    /**
+     * Per dispatch. Reads once the buffer can no longer give each idle worker
+     * one message or, with prefetch and workers busy, once it is down to half
+     * the prefetch: the next batch is then on its way while they run the rest,
+     * instead of the workers waiting a whole round trip for it.
+     */
+    needsRead: ({ context }) => {
+      if (context.paused || context.readPending) return false;
+      const { length } = context.buffer;
+      return length < context.idle.length || (context.inFlight > 0 && length < context.idle.length + (context.prefetch >> 1));
+    },
     /** Per read. */
     emptyBatch: ({ event }) => {
       expectEvent(event, 'MESSAGES');

@@ -404,10 +404,37 @@ describe('reader: demand and prefetch', () => {
     expect(reads(h)).toEqual([3]);
     h.sut.send({ type: 'MESSAGES', messages: messages(3) });
     expect([...workers, ...more].map((w) => w.jobs.length)).toEqual([1, 1, 1]);
-    expect(snap(h).context).toMatchObject({ inFlight: 3, readPending: false });
     expect(snap(h).context.buffer).toHaveLength(0);
-    // all busy: nothing is read
-    expect(reads(h)).toEqual([3]);
+    // all busy, the buffer empty (below half the prefetch): the prefetch is read ahead
+    expect(reads(h)).toEqual([3, 2]);
+    expect(snap(h).context).toMatchObject({ inFlight: 3, readPending: true });
+    h.sut.send({ type: 'MESSAGES', messages: messages(2) });
+    // two buffered for nobody idle: at the prefetch, nothing more is read
+    expect(snap(h).context.buffer).toHaveLength(2);
+    expect(reads(h)).toEqual([3, 2]);
+  });
+
+  it('without prefetch nothing is read while every worker is busy', () => {
+    const { h, workers } = readerWith(2, { prefetch: 0 });
+    expect(reads(h)).toEqual([1]); // asked for when the first worker came
+    h.sut.send({ type: 'MESSAGES', messages: messages(2) });
+    expect(workers.map((w) => w.jobs.length)).toEqual([1, 1]);
+    expect(reads(h)).toEqual([1]);
+    ready(h, workers[0]!, true);
+    expect(reads(h)).toEqual([1, 1]);
+  });
+
+  it('reads ahead once the buffer is down to half the prefetch, before any worker waits', () => {
+    const { h, workers } = readerWith(1, { prefetch: 11 });
+    const batch = messages(12);
+    h.sut.send({ type: 'MESSAGES', messages: batch });
+    const jobEvents = () => workers[0]!.received.filter((e) => e.type === 'JOB');
+    expect(jobEvents()).toEqual([{ type: 'JOB', message: batch[0], more: batch.slice(1, MAX_JOBS_PER_DISPATCH) }]);
+    expect(snap(h).context.buffer).toEqual(batch.slice(MAX_JOBS_PER_DISPATCH));
+    expect(snap(h).context.inFlight).toBe(1); // dispatches, not messages
+    // 4 buffered < 11 >> 1: the next batch is asked for while the worker runs its share
+    expect(reads(h)).toEqual([12, 7]);
+    expect(snap(h).value).toEqual({ active: 'reading' });
   });
 
   it('a backlog goes out in shares: one JOB hands an idle worker up to MAX_JOBS_PER_DISPATCH messages, the rest waits in the buffer', () => {
@@ -416,20 +443,23 @@ describe('reader: demand and prefetch', () => {
     h.sut.send({ type: 'MESSAGES', messages: batch });
     const jobEvents = () => workers[0]!.received.filter((e) => e.type === 'JOB');
     expect(jobEvents()).toEqual([{ type: 'JOB', message: batch[0], more: batch.slice(1, MAX_JOBS_PER_DISPATCH) }]);
-    expect(snap(h).context.buffer).toEqual(batch.slice(MAX_JOBS_PER_DISPATCH));
-    expect(snap(h).context.inFlight).toBe(1); // dispatches, not messages
-    expect(snap(h).value).toEqual({ active: 'waiting' });
 
     ready(h, workers[0]!, true);
     expect(jobEvents()).toHaveLength(2);
     expect(workers[0]!.jobs).toEqual(batch); // in order, each once
     expect(snap(h).context.buffer).toEqual([]);
-    expect(reads(h)).toEqual([12]); // the worker is busy: nothing to read for
+    expect(reads(h)).toEqual([12, 7]); // the read-ahead is still out: no second READ
+
+    const next = messages(7);
+    h.sut.send({ type: 'MESSAGES', messages: next });
+    expect(snap(h).context.buffer).toEqual(next); // the worker is busy; 7 ≥ 11 >> 1: nothing to read for
+    expect(reads(h)).toEqual([12, 7]);
 
     ready(h, workers[0]!, true);
-    // buffer empty, a worker idle: read again, idle + prefetch
-    expect(reads(h)).toEqual([12, 12]);
-    expect(snap(h).context.inFlight).toBe(0);
+    expect(workers[0]!.jobs).toEqual([...batch, ...next]);
+    // buffer empty: read again, idle + prefetch − buffer
+    expect(reads(h)).toEqual([12, 7, 11]);
+    expect(snap(h).context.inFlight).toBe(1);
   });
 
   it('no backlog, no shares: as many messages as idle workers go out one per worker', () => {
@@ -565,13 +595,15 @@ describe('reader: PAUSE, RESUME, DRAIN', () => {
     expect(workers.map((w) => w.jobs.length)).toEqual([1, 2]);
   });
 
-  it('DRAIN with a buffer releases it in one RELEASE; with nothing running or pending it is drained at once', () => {
+  it('DRAIN with a buffer releases it in one RELEASE; drained once nothing runs and the READ out is answered', () => {
     const { h } = readerWith(1, { prefetch: 11 });
     const batch = messages(12);
     h.sut.send({ type: 'MESSAGES', messages: batch }); // one share out, the rest buffered
     h.sut.send({ type: 'WORKER_LOST', worker: undefined, busy: true });
     h.sut.send({ type: 'DRAIN' });
     expect(h.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', messages: batch.slice(MAX_JOBS_PER_DISPATCH) }]);
+    expect(snap(h).value).toBe('draining'); // the read-ahead is still out
+    h.sut.send({ type: 'MESSAGES', messages: [] });
     expect(snap(h).value).toBe('drained');
   });
 
