@@ -46,7 +46,7 @@ export interface ReaderOptions {
  * stays a short wait, large enough that the per-job cost of the actor system
  * (three events per dispatch) is spread thin.
  */
-export const MAX_JOBS_PER_DISPATCH = 8;
+export const MAX_JOBS_PER_DISPATCH = 16;
 
 export const DEFAULT_READER_OPTIONS: ReaderOptions = {
   prefetch: 0,

@@ -31,7 +31,7 @@ describe('shares of a backlog (prefetch)', () => {
       registry,
       logger: capturedLogger().logger,
       workers: 2,
-      prefetch: 20,
+      prefetch: 2 * MAX_JOBS_PER_DISPATCH + 4, // a read large enough for a full share
       inspect: (event: InspectionEvent) => {
         // The worker forwards its JOB to its runner (id `runner`): count the reader's dispatch once.
         if (event.type !== '@xstate.event' || !(event.actorRef as AnyActorRef).id.startsWith('worker-')) return;

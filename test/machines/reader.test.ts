@@ -424,22 +424,26 @@ describe('reader: demand and prefetch', () => {
     expect(reads(h)).toEqual([1, 1]);
   });
 
+  /** A prefetch that makes one read a full share and four more (the share is MAX_JOBS_PER_DISPATCH). */
+  const P = MAX_JOBS_PER_DISPATCH + 3;
+
   it('reads ahead once the buffer is down to half the prefetch, before any worker waits', () => {
-    const { h, workers } = readerWith(1, { prefetch: 11 });
-    const batch = messages(12);
+    const { h, workers } = readerWith(1, { prefetch: P });
+    expect(reads(h)).toEqual([P + 1]);
+    const batch = messages(P + 1);
     h.sut.send({ type: 'MESSAGES', messages: batch });
     const jobEvents = () => workers[0]!.received.filter((e) => e.type === 'JOB');
     expect(jobEvents()).toEqual([{ type: 'JOB', message: batch[0], more: batch.slice(1, MAX_JOBS_PER_DISPATCH) }]);
     expect(snap(h).context.buffer).toEqual(batch.slice(MAX_JOBS_PER_DISPATCH));
     expect(snap(h).context.inFlight).toBe(1); // dispatches, not messages
-    // 4 buffered < 11 >> 1: the next batch is asked for while the worker runs its share
-    expect(reads(h)).toEqual([12, 7]);
+    // 4 buffered < P >> 1: the next batch is asked for while the worker runs its share
+    expect(reads(h)).toEqual([P + 1, P - 4]);
     expect(snap(h).value).toEqual({ active: 'reading' });
   });
 
   it('a backlog goes out in shares: one JOB hands an idle worker up to MAX_JOBS_PER_DISPATCH messages, the rest waits in the buffer', () => {
-    const { h, workers } = readerWith(1, { prefetch: 11 });
-    const batch = messages(12);
+    const { h, workers } = readerWith(1, { prefetch: P });
+    const batch = messages(P + 1);
     h.sut.send({ type: 'MESSAGES', messages: batch });
     const jobEvents = () => workers[0]!.received.filter((e) => e.type === 'JOB');
     expect(jobEvents()).toEqual([{ type: 'JOB', message: batch[0], more: batch.slice(1, MAX_JOBS_PER_DISPATCH) }]);
@@ -448,17 +452,17 @@ describe('reader: demand and prefetch', () => {
     expect(jobEvents()).toHaveLength(2);
     expect(workers[0]!.jobs).toEqual(batch); // in order, each once
     expect(snap(h).context.buffer).toEqual([]);
-    expect(reads(h)).toEqual([12, 7]); // the read-ahead is still out: no second READ
+    expect(reads(h)).toEqual([P + 1, P - 4]); // the read-ahead is still out: no second READ
 
-    const next = messages(7);
+    const next = messages(P - 4);
     h.sut.send({ type: 'MESSAGES', messages: next });
-    expect(snap(h).context.buffer).toEqual(next); // the worker is busy; 7 ≥ 11 >> 1: nothing to read for
-    expect(reads(h)).toEqual([12, 7]);
+    expect(snap(h).context.buffer).toEqual(next); // the worker is busy; P − 4 ≥ P >> 1: nothing to read for
+    expect(reads(h)).toEqual([P + 1, P - 4]);
 
     ready(h, workers[0]!, true);
     expect(workers[0]!.jobs).toEqual([...batch, ...next]);
     // buffer empty: read again, idle + prefetch − buffer
-    expect(reads(h)).toEqual([12, 7, 11]);
+    expect(reads(h)).toEqual([P + 1, P - 4, P]);
     expect(snap(h).context.inFlight).toBe(1);
   });
 
@@ -596,8 +600,8 @@ describe('reader: PAUSE, RESUME, DRAIN', () => {
   });
 
   it('DRAIN with a buffer releases it in one RELEASE; drained once nothing runs and the READ out is answered', () => {
-    const { h } = readerWith(1, { prefetch: 11 });
-    const batch = messages(12);
+    const { h } = readerWith(1, { prefetch: MAX_JOBS_PER_DISPATCH + 3 });
+    const batch = messages(MAX_JOBS_PER_DISPATCH + 4);
     h.sut.send({ type: 'MESSAGES', messages: batch }); // one share out, the rest buffered
     h.sut.send({ type: 'WORKER_LOST', worker: undefined, busy: true });
     h.sut.send({ type: 'DRAIN' });
