@@ -251,9 +251,13 @@ export function createRunCommand({
         hooks.emit('completed', { jobId: envelope.id, command: envelope.command, attempt: envelope.attempt, workerId, durationMs: ms });
       if (events.listening)
         publish(message.id, 'completed', envelope.id, envelope.command, envelope.attempt, serialized === undefined ? undefined : { value: serialized });
-      const data: ResultRecordData = { status: 'completed', attempt: envelope.attempt, at: Date.now() };
-      if (serialized !== undefined) data.value = serialized;
-      settle.ack(message, record(command, envelope.id, data));
+      // Without a record to keep (results off, not composed) there is nothing to build: the common no-op ack.
+      if (command.options.results === false && composed === null) settle.ack(message, undefined);
+      else {
+        const data: ResultRecordData = { status: 'completed', attempt: envelope.attempt, at: Date.now() };
+        if (serialized !== undefined) data.value = serialized;
+        settle.ack(message, record(command, envelope.id, data));
+      }
       settled();
     };
 
