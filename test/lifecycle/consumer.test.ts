@@ -173,8 +173,14 @@ for (const backend of BACKENDS) {
       expect(error.remote.stack).toMatch(/^DoomError: doomed \S+ on attempt 3\n\s+at /);
       expect(await job.status()).toBe('failed');
 
-      const entry = (await consumer.queue.failed(1_000)).find((f) => decodeMessage(f.data).id === job.id);
-      expect(entry, 'failed-store entry').toBeDefined();
+      // The result record is stored before the message moves to the failed store (so it exists once the
+      // job has left the queue): the failed store may be a moment behind the result.
+      const entry = await waitFor(
+        'the failed-store entry',
+        async () => (await consumer.queue.failed(1_000)).find((f) => decodeMessage(f.data).id === job.id),
+        5_000,
+        10,
+      );
       expect(entry!.error).toMatch(new RegExp(`^DoomError: doomed ${job.id} on attempt 3\\n\\s+at `));
       expect(decodeMessage(entry!.data).attempt).toBe(3);
 
