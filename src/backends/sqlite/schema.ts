@@ -185,10 +185,11 @@ ${RATES_SCHEMA}`,
 // it walks every live lease of the queue through the lease index.
 const FENCE = '+queue = @queue AND owner = @owner AND +lease_until >= @now';
 const IDS = 'id IN (SELECT value FROM json_each(@ids))';
-// Per delivery: @leases is NULL (any lease of this owner) or [[id, delivery], …]; the ids still
-// come from IDS (the primary key), this only filters the rows found.
-const DELIVERIES = '(@leases IS NULL OR (id, delivery) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@leases)))';
-const FENCED_IDS = `${FENCE} AND ${IDS} AND ${DELIVERIES}`;
+// Per delivery: @delivery is NULL (any lease of this owner) or the token every id of @ids was read
+// with. One read hands one token to all its messages, so connection.ts runs a fenced call once per
+// token among its ids (an ack batch spans one or two reads): a plain comparison per row. The
+// row-value IN over a JSON list of [id, delivery] pairs it replaced cost 40 % of an ack's CPU.
+const FENCED_IDS = `${FENCE} AND ${IDS} AND (@delivery IS NULL OR delivery = @delivery)`;
 // One message, by its delivery when @delivery is not NULL.
 const FENCED_ONE = `${FENCE} AND id = @id AND (@delivery IS NULL OR delivery = @delivery)`;
 
