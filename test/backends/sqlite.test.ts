@@ -131,7 +131,10 @@ describe('SqliteQueue', () => {
       '(queue, priority DESC, id)',
     );
     expect(claim).toContain('USING INDEX taskmill_messages_leased');
-    for (const which of ['claim', 'ack', 'extend', 'release', 'takeForFail', 'reclaim'] as const) {
+    expect(plan('claimReady')).toContain('USING INDEX taskmill_messages_ready (queue=?)');
+    expect(plan('claimReady')).not.toContain('TEMP B-TREE');
+    expect(plan('expiredLease')).toContain('USING COVERING INDEX taskmill_messages_leased (queue=? AND lease_until>? AND lease_until<?)');
+    for (const which of ['claim', 'claimReady', 'ack', 'extend', 'release', 'takeForFail', 'reclaim'] as const) {
       expect(plan(which), which).not.toMatch(/SCAN taskmill_messages/);
     }
     for (const which of ['ack', 'extend', 'release', 'takeForFail', 'retry', 'remove', 'setFencedResult'] as const) {

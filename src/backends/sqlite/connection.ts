@@ -152,6 +152,7 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
     s.ack.pluck();
     s.extend.pluck();
     s.claim.raw();
+    s.claimReady.raw();
     /** Runs fenced statement `st` once per delivery group; every row it returned. */
     const fencedGroups = <T>(st: Database.Statement, groups: readonly DeliveryGroup[]): T[] => {
       const now = Date.now();
@@ -167,7 +168,9 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
     const fencedMany = db.transaction(fencedGroups);
     const claim = db.transaction((max: number, delivery: number) => {
       const now = Date.now();
-      const rows = s.claim.all({ queue, owner, now, until: now + leaseMs, max, delivery }) as ClaimedRow[];
+      const params = { queue, owner, now, until: now + leaseMs, max, delivery };
+      // Under one BEGIN IMMEDIATE and one `now`: what the check found still holds for the claim.
+      const rows = (s.expiredLease.get(params) === undefined ? s.claimReady : s.claim).all(params) as ClaimedRow[];
       // A lapsed slot holder claimed again gives its slot back. Only a redelivery can be one
       // (a holder was delivered before), so a first delivery costs nothing more.
       if (rows.some((row) => row[2] > 1)) gates.claimedAgain(rows.filter((row) => row[2] > 1).map((row) => row[0]));

@@ -194,6 +194,9 @@ const FENCED_IDS = `${FENCE} AND ${IDS} AND (@delivery IS NULL OR delivery = @de
 const FENCED_ONE = `${FENCE} AND id = @id AND (@delivery IS NULL OR delivery = @delivery)`;
 
 const READY = 'lease_until IS NULL AND run_at IS NULL';
+const CLAIM = 'UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1, delivery = @delivery';
+// The columns connection.ts reads by position (the claim statements are .raw()).
+const CLAIMED = 'RETURNING id, data, attempt, priority';
 
 // A parked message's run_at: a time no clock reaches, so it stays out of the ready index and out of
 // promoteDue's reach (and counts as delayed) until a freed slot of its parked_key wakes it.
@@ -212,7 +215,7 @@ export const SQL = {
   // leases from the (queue, lease_until) one: both O(log n + max), whatever the
   // queue length and however many rows are delayed. RETURNING does not keep
   // the subquery's order, so the queue sorts the (at most max) rows it gets.
-  claim: `UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1, delivery = @delivery
+  claim: `${CLAIM}
     WHERE id IN (
       SELECT id FROM (
         SELECT id, priority FROM (SELECT id, priority FROM taskmill_messages WHERE queue = @queue AND ${READY}
@@ -221,7 +224,13 @@ export const SQL = {
         SELECT id, priority FROM (SELECT id, priority FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now
                                   ORDER BY id LIMIT @max)
         ORDER BY priority DESC, id LIMIT @max))
-    RETURNING id, data, attempt, priority`,
+    ${CLAIMED}`,
+  // A claim when no lease has expired (expiredLease finds none): the ready side alone, already in
+  // claim order, without the union and its sort (about a seventh of a claim's CPU).
+  claimReady: `${CLAIM}
+    WHERE id IN (SELECT id FROM taskmill_messages WHERE queue = @queue AND ${READY} ORDER BY priority DESC, id LIMIT @max)
+    ${CLAIMED}`,
+  expiredLease: 'SELECT 1 FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now LIMIT 1',
   ack: `DELETE FROM taskmill_messages WHERE ${FENCED_IDS} RETURNING id`,
   release: `UPDATE taskmill_messages SET ${UNLEASE} WHERE ${FENCED_IDS} RETURNING id, slot_key`,
   extend: `UPDATE taskmill_messages SET lease_until = @until WHERE ${FENCED_IDS} RETURNING id`,
