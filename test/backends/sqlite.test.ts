@@ -134,10 +134,10 @@ describe('SqliteQueue', () => {
     expect(plan('claimReady')).toContain('USING INDEX taskmill_messages_ready (queue=?)');
     expect(plan('claimReady')).not.toContain('TEMP B-TREE');
     expect(plan('expiredLease')).toContain('USING COVERING INDEX taskmill_messages_leased (queue=? AND lease_until>? AND lease_until<?)');
-    for (const which of ['claim', 'claimReady', 'ack', 'extend', 'release', 'takeForFail', 'reclaim'] as const) {
+    for (const which of ['claim', 'claimReady', 'ack', 'ackCounted', 'extend', 'release', 'takeForFail', 'reclaim'] as const) {
       expect(plan(which), which).not.toMatch(/SCAN taskmill_messages/);
     }
-    for (const which of ['ack', 'extend', 'release', 'takeForFail', 'retry', 'remove', 'setFencedResult'] as const) {
+    for (const which of ['ack', 'ackCounted', 'extend', 'release', 'takeForFail', 'retry', 'remove', 'setFencedResult'] as const) {
       expect(plan(which), which).toContain('USING INTEGER PRIMARY KEY');
     }
     expect(plan('promoteDue')).toContain('USING INDEX taskmill_messages_delayed (queue=? AND run_at>? AND run_at<?)');
@@ -494,7 +494,11 @@ describe('SqliteQueue', () => {
     expect(await queue.extend(ids, deliveries)).toEqual([ids[2], ids[3], ids[4]]);
     expect(await queue.ackBatch(ids, deliveries)).toEqual([ids[2], ids[3], ids[4]]);
     expect(await queue.stats()).toEqual({ ready: 0, leased: 3, failed: 0, delayed: 0 });
-    expect(await queue.ackBatch([ids[2]!, ids[3]!, ids[4]!], [second[1]!.delivery, first[1]!.delivery, second[2]!.delivery])).toEqual([]);
+    // Well-formed ids all, one of them with a stale token: the others are acked, that one refused.
+    expect(await queue.ackBatch([ids[2]!, ids[3]!], [second[1]!.delivery, second[1]!.delivery])).toEqual([ids[3]]);
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 2, failed: 0, delayed: 0 });
+    // An id given twice is acked once, and neither is refused.
+    expect(await queue.ackBatch([ids[3]!, ids[4]!, ids[3]!], [first[1]!.delivery, second[2]!.delivery, first[1]!.delivery])).toEqual([]);
     expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
     await queue.close();
   });

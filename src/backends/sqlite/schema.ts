@@ -232,6 +232,8 @@ export const SQL = {
     ${CLAIMED}`,
   expiredLease: 'SELECT 1 FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now LIMIT 1',
   ack: `DELETE FROM taskmill_messages WHERE ${FENCED_IDS} RETURNING id`,
+  // The ack when every id is expected to be acked: only the count of deleted rows comes back.
+  ackCounted: `DELETE FROM taskmill_messages WHERE ${FENCED_IDS}`,
   release: `UPDATE taskmill_messages SET ${UNLEASE} WHERE ${FENCED_IDS} RETURNING id, slot_key`,
   extend: `UPDATE taskmill_messages SET lease_until = @until WHERE ${FENCED_IDS} RETURNING id`,
   takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCED_ONE} RETURNING data, attempt, priority, slot_key`,
