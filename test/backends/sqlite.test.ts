@@ -107,7 +107,6 @@ describe('SqliteQueue', () => {
       until: 2,
       max: 10,
       ids: '[1,2]',
-      leases: '[[1,5],[2,6]]',
       id: 1,
       delivery: 5,
       data: 'd',
@@ -132,10 +131,13 @@ describe('SqliteQueue', () => {
       '(queue, priority DESC, id)',
     );
     expect(claim).toContain('USING INDEX taskmill_messages_leased');
-    for (const which of ['claim', 'ack', 'extend', 'release', 'takeForFail', 'reclaim'] as const) {
+    expect(plan('claimReady')).toContain('USING INDEX taskmill_messages_ready (queue=?)');
+    expect(plan('claimReady')).not.toContain('TEMP B-TREE');
+    expect(plan('expiredLease')).toContain('USING COVERING INDEX taskmill_messages_leased (queue=? AND lease_until>? AND lease_until<?)');
+    for (const which of ['claim', 'claimReady', 'ack', 'ackCounted', 'extend', 'release', 'takeForFail', 'reclaim'] as const) {
       expect(plan(which), which).not.toMatch(/SCAN taskmill_messages/);
     }
-    for (const which of ['ack', 'extend', 'release', 'takeForFail', 'retry', 'remove', 'setFencedResult'] as const) {
+    for (const which of ['ack', 'ackCounted', 'extend', 'release', 'takeForFail', 'retry', 'remove', 'setFencedResult'] as const) {
       expect(plan(which), which).toContain('USING INTEGER PRIMARY KEY');
     }
     expect(plan('promoteDue')).toContain('USING INDEX taskmill_messages_delayed (queue=? AND run_at>? AND run_at<?)');
@@ -477,6 +479,27 @@ describe('SqliteQueue', () => {
       expect(await queue.remove(bad)).toBe(false);
     }
     expect(await queue.ackBatch([id])).toEqual([]);
+    await queue.close();
+  });
+
+  it('fences a batch spanning several reads by each id’s own delivery', async () => {
+    const queue = new SqliteQueue(':memory:');
+    await queue.writeBatch(['a', 'b', 'c', 'd', 'e']);
+    const first = await queue.readBatch(2);
+    const second = await queue.readBatch(3);
+    expect(new Set([...first, ...second].map((m) => m.delivery)).size).toBe(2);
+    const ids = [second[0]!.id, first[0]!.id, second[1]!.id, first[1]!.id, second[2]!.id];
+    // A token of the other read, a token of no read, a token that is no integer: those three are refused.
+    const deliveries = [second[0]!.delivery, first[0]!.delivery, first[0]!.delivery, 12.5, second[0]!.delivery + 1];
+    expect(await queue.extend(ids, deliveries)).toEqual([ids[2], ids[3], ids[4]]);
+    expect(await queue.ackBatch(ids, deliveries)).toEqual([ids[2], ids[3], ids[4]]);
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 3, failed: 0, delayed: 0 });
+    // Well-formed ids all, one of them with a stale token: the others are acked, that one refused.
+    expect(await queue.ackBatch([ids[2]!, ids[3]!], [second[1]!.delivery, second[1]!.delivery])).toEqual([ids[3]]);
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 2, failed: 0, delayed: 0 });
+    // An id given twice is acked once, and neither is refused.
+    expect(await queue.ackBatch([ids[3]!, ids[4]!, ids[3]!], [first[1]!.delivery, second[2]!.delivery, first[1]!.delivery])).toEqual([]);
+    expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
     await queue.close();
   });
 });

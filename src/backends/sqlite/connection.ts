@@ -27,35 +27,70 @@ export function decode(stored: Stored): string {
   return typeof stored === 'string' ? stored : stored.toString('utf16le');
 }
 
-/** Message ids as JSON for json_each; ids that cannot be ours are left out (they are refused). */
-export function idList(ids: readonly string[]): string {
+const ROW_ID = /^[1-9][0-9]{0,15}$/;
+
+/** A message id as stored, or undefined when it cannot be one of ours. */
+export function rowId(id: unknown): number | undefined {
+  if (typeof id !== 'string' || !ROW_ID.test(id)) return undefined;
+  const n = Number(id);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Message ids as stored; ids that cannot be ours are left out (they are refused). */
+function rowIds(ids: readonly string[]): number[] {
   const numbers: number[] = [];
   for (const id of ids) {
-    if (typeof id === 'string' && /^[1-9][0-9]{0,15}$/.test(id)) {
-      const n = Number(id);
-      if (Number.isSafeInteger(n)) numbers.push(n);
-    }
+    const n = rowId(id);
+    if (n !== undefined) numbers.push(n);
   }
-  return JSON.stringify(numbers);
+  return numbers;
+}
+
+/** Message ids as JSON for json_each; ids that cannot be ours are left out (they are refused). */
+export function idList(ids: readonly string[]): string {
+  return JSON.stringify(rowIds(ids));
+}
+
+/** The ids of one fenced statement (JSON for json_each), all read under `delivery` (null: any lease of this owner). */
+export interface DeliveryGroup {
+  ids: string;
+  /** How many ids `ids` holds. */
+  count: number;
+  delivery: number | null;
 }
 
 /**
- * [[id, delivery], …] as JSON for the per-delivery fence, or null (any lease of this owner). Pairs
- * whose id cannot be ours are left out, like idList's.
+ * A fenced call's ids grouped by their delivery token, one group per token (the order of first
+ * appearance). One read gives every message it returns the same token, so an ack batch has a group
+ * per read it spans. Ids that cannot be ours, and ids whose token is no safe integer, are left out
+ * (they are refused). Without `deliveries`, one group fenced by the owner only.
  */
-export function leaseList(ids: readonly string[], deliveries: readonly number[] | undefined): string | null {
-  if (deliveries === undefined) return null;
-  const pairs: Array<[number, number]> = [];
-  for (const [i, id] of ids.entries()) {
-    const delivery = deliveries[i];
-    if (typeof id === 'string' && /^[1-9][0-9]{0,15}$/.test(id) && Number.isSafeInteger(delivery)) pairs.push([Number(id), delivery!]);
+export function byDelivery(ids: readonly string[], deliveries: readonly number[] | undefined): DeliveryGroup[] {
+  if (deliveries === undefined) {
+    const list = rowIds(ids);
+    return [{ ids: JSON.stringify(list), count: list.length, delivery: null }];
   }
-  return JSON.stringify(pairs);
+  const groups = new Map<number, number[]>();
+  for (let i = 0; i < ids.length; i++) {
+    const id = rowId(ids[i]);
+    const delivery = deliveries[i];
+    if (id === undefined || delivery === undefined || !Number.isSafeInteger(delivery)) continue;
+    const group = groups.get(delivery);
+    if (group) group.push(id);
+    else groups.set(delivery, [id]);
+  }
+  return Array.from(groups, ([delivery, list]) => ({ ids: JSON.stringify(list), count: list.length, delivery }));
 }
 
+/** Thrown inside a transaction to roll it back: not every id of an ack was acked. */
+const NOT_EVERY = new Error('not every id was acked');
+
+/** A claimed row as the claim statement returns it (.raw()): its RETURNING columns in order. */
+type ClaimedRow = [id: number, data: Stored, attempt: number, priority: number];
+
 /** Read order of a claim's rows: highest priority, then oldest. */
-function claimOrder(a: { id: number; priority: number }, b: { id: number; priority: number }): number {
-  return b.priority - a.priority || a.id - b.id;
+function claimOrder(a: ClaimedRow, b: ClaimedRow): number {
+  return b[3] - a[3] || a[0] - b[0];
 }
 
 /** The stored run_at: NULL (ready) unless `runAt` is after `now`; whole ms, never early. */
@@ -79,11 +114,11 @@ export interface Connection {
   claim(max: number, delivery: number): QueueMessage[];
   /**
    * Runs a fenced statement (this owner, lease not expired; each id's delivery when `deliveries`
-   * is given) on `ids`; the rows it touched.
+   * is given) on `ids`, in one transaction; the ids of the rows it touched.
    */
-  fenced(which: 'ack' | 'extend', ids: readonly string[], deliveries: readonly number[] | undefined): Array<{ id: number }>;
+  fenced(which: 'ack' | 'extend', ids: readonly string[], deliveries: readonly number[] | undefined): number[];
   /** Acks `ids`, of which `holders` were started with a concurrency gate: their slots are freed at once. */
-  ackHolders(ids: readonly string[], deliveries: readonly number[] | undefined, holders: ReadonlySet<string>): Array<{ id: number }>;
+  ackHolders(ids: readonly string[], deliveries: readonly number[] | undefined, holders: ReadonlySet<string>): number[];
   release(ids: readonly string[], deliveries: readonly number[] | undefined): void;
   fail(id: number, error: string, delivery: number | null): boolean;
   retry(id: number, data: Stored, runAt: number, delivery: number | null): boolean;
@@ -125,21 +160,44 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
     });
     const writes = writesOf(s, queue);
     const insertOnce = db.transaction(writes.insertOnce);
-    const fencedParams = (ids: readonly string[], deliveries: readonly number[] | undefined) => {
+    // The hot statements hand back arrays, not one object per row: ack and extend their ids
+    // (.pluck), claim its columns in RETURNING order (.raw).
+    s.ack.pluck();
+    s.extend.pluck();
+    s.claim.raw();
+    s.claimReady.raw();
+    /** Runs fenced statement `st` once per delivery group; every row it returned. */
+    const fencedGroups = <T>(st: Database.Statement, groups: readonly DeliveryGroup[]): T[] => {
       const now = Date.now();
-      return { queue, owner, now, until: now + leaseMs, ids: idList(ids), leases: leaseList(ids, deliveries) };
+      let rows: T[] = [];
+      for (const { ids, delivery } of groups) {
+        const some = st.all({ queue, owner, now, until: now + leaseMs, ids, delivery }) as T[];
+        rows = rows.length === 0 ? some : rows.concat(some);
+      }
+      return rows;
     };
+    const fencedAll = <T>(st: Database.Statement, ids: readonly string[], deliveries: readonly number[] | undefined): T[] =>
+      fencedGroups<T>(st, byDelivery(ids, deliveries));
+    const fencedMany = db.transaction(fencedGroups);
+    /**
+     * The usual ack, where every id is acked, without RETURNING (about a seventh of an ack):
+     * the count of deleted rows tells. Any other count rolls it back, and the ack that names the
+     * rows it touched runs instead.
+     */
+    const ackEvery = db.transaction((groups: readonly DeliveryGroup[], expected: number) => {
+      const now = Date.now();
+      let acked = 0;
+      for (const { ids, delivery } of groups) acked += s.ackCounted.run({ queue, owner, now, ids, delivery }).changes;
+      if (acked !== expected) throw NOT_EVERY;
+    });
     const claim = db.transaction((max: number, delivery: number) => {
       const now = Date.now();
-      const rows = s.claim.all({ queue, owner, now, until: now + leaseMs, max, delivery }) as Array<{
-        id: number;
-        data: Stored;
-        attempt: number;
-        priority: number;
-      }>;
+      const params = { queue, owner, now, until: now + leaseMs, max, delivery };
+      // Under one BEGIN IMMEDIATE and one `now`: what the check found still holds for the claim.
+      const rows = (s.expiredLease.get(params) === undefined ? s.claimReady : s.claim).all(params) as ClaimedRow[];
       // A lapsed slot holder claimed again gives its slot back. Only a redelivery can be one
       // (a holder was delivered before), so a first delivery costs nothing more.
-      if (rows.some((row) => row.attempt > 1)) gates.claimedAgain(rows.filter((row) => row.attempt > 1).map((row) => row.id));
+      if (rows.some((row) => row[2] > 1)) gates.claimedAgain(rows.filter((row) => row[2] > 1).map((row) => row[0]));
       return rows;
     });
     const ackHolders = db.transaction((ids: readonly string[], deliveries: readonly number[] | undefined, held: ReadonlySet<string>) => {
@@ -151,13 +209,13 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
         (held.has(id) ? holders : plain).push(id);
         if (deliveries) (held.has(id) ? holderDeliveries : plainDeliveries)!.push(deliveries[i]!);
       }
-      const acked = plain.length === 0 ? [] : (s.ack.all(fencedParams(plain, plainDeliveries)) as EndedLease[]);
-      const freed = s.ackHolders.all(fencedParams(holders, holderDeliveries)) as EndedLease[];
+      const acked = plain.length === 0 ? [] : fencedAll<number>(s.ack, plain, plainDeliveries);
+      const freed = fencedAll<EndedLease>(s.ackHolders, holders, holderDeliveries);
       gates.leasesEnded(freed);
-      return [...acked, ...freed];
+      return [...acked, ...freed.map((row) => row.id)];
     });
     const release = db.transaction((ids: readonly string[], deliveries: readonly number[] | undefined) =>
-      gates.leasesEnded(s.release.all(fencedParams(ids, deliveries)) as EndedLease[]),
+      gates.leasesEnded(fencedAll<EndedLease>(s.release, ids, deliveries)),
     );
     const fail = db.transaction((id: number, error: string, delivery: number | null) => {
       const now = Date.now();
@@ -226,9 +284,21 @@ export function openConnection(path: string, busyTimeoutMs: number, queue: strin
         const rows = claim.immediate(max, delivery);
         // RETURNING gives no order guarantee.
         rows.sort(claimOrder);
-        return rows.map((row) => ({ id: String(row.id), data: decode(row.data), attempt: row.attempt, delivery }));
+        return rows.map((row) => ({ id: String(row[0]), data: decode(row[1]), attempt: row[2], delivery }));
       },
-      fenced: (which, ids, deliveries) => s[which].all(fencedParams(ids, deliveries)) as Array<{ id: number }>,
+      fenced(which, ids, deliveries) {
+        const groups = byDelivery(ids, deliveries);
+        if (which === 'ack' && groups.reduce((n, group) => n + group.count, 0) === ids.length) {
+          try {
+            ackEvery.immediate(groups, ids.length);
+            return ids.map(Number); // every id was canonical (counted) and acked
+          } catch (error) {
+            if (error !== NOT_EVERY) throw error;
+          }
+        }
+        // One statement commits on its own; several (a batch spanning reads) commit together.
+        return groups.length <= 1 ? fencedGroups<number>(s[which], groups) : (fencedMany.immediate(s[which], groups) as number[]);
+      },
       ackHolders: (ids, deliveries, holders) => ackHolders.immediate(ids, deliveries, holders),
       release: (ids, deliveries) => release.immediate(ids, deliveries),
       fail: (id, error, delivery) => fail.immediate(id, error, delivery),

@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { ConfigError, QueueConnectionError, TaskmillError } from '../../shared/errors.js';
 import { integer, parseOptions, type DeclaresEvery } from '../../shared/options.js';
 import { isPermanentSqliteError } from '../permanent-errors.js';
-import { decode, encode, idList, openConnection, type Connection, type Stored, type StoredResultRecord } from './connection.js';
+import { decode, encode, idList, openConnection, rowId, type Connection, type Stored, type StoredResultRecord } from './connection.js';
 import { transactionWrites } from './transaction.js';
 import {
   LISTENER_TTL_MS,
@@ -74,13 +74,11 @@ const sqliteOptionsSchema = z.object({
 });
 const _declared: DeclaresEvery<z.input<typeof sqliteOptionsSchema>, Omit<SqliteQueueOptions, keyof QueueOptions>> = true;
 
-/** A message id as stored, or undefined when it cannot be one of ours. */
-function numericId(id: string): number | undefined {
-  return (JSON.parse(idList([id])) as number[])[0];
-}
-
-function refusedOf(ids: readonly string[], done: ReadonlyArray<{ id: number }>): string[] {
-  const kept = new Set(done.map((row) => String(row.id)));
+/** The ids of `ids` that were not `done` (the rows a fenced call touched, each at most once). */
+function refusedOf(ids: readonly string[], done: readonly number[]): string[] {
+  // Each done row is one of ids, so as many rows as ids means every id was done.
+  if (done.length === ids.length) return [];
+  const kept = new Set(done.map(String));
   return ids.filter((id) => !kept.has(id));
 }
 
@@ -223,7 +221,7 @@ export class SqliteQueue extends BaseQueue {
 
   fail(id: string, error: string, delivery?: number): Promise<boolean> {
     return this.run('fail', (c) => {
-      const numeric = numericId(id);
+      const numeric = rowId(id);
       if (numeric === undefined) return false;
       const failed = c.fail(numeric, String(error), delivery ?? null);
       this.slotHolders.delete(id);
@@ -276,7 +274,7 @@ export class SqliteQueue extends BaseQueue {
     return this.run('retry', (c) => {
       const stored = encode(data);
       const until = checkRetryRunAt(runAt, this);
-      const numeric = numericId(id);
+      const numeric = rowId(id);
       if (numeric === undefined) return false;
       const retried = c.retry(numeric, stored, until, delivery ?? null);
       this.slotHolders.delete(id);
@@ -290,7 +288,7 @@ export class SqliteQueue extends BaseQueue {
 
   override remove(id: string): Promise<boolean> {
     return this.run('remove', (c) => {
-      const numeric = numericId(id);
+      const numeric = rowId(id);
       return numeric === undefined ? false : c.remove(numeric);
     });
   }
@@ -298,7 +296,7 @@ export class SqliteQueue extends BaseQueue {
   override cancel(id: string, jobId: string): Promise<CancelOutcome> {
     return this.run('cancel', (c) => {
       checkCancel(id, jobId, this.name);
-      const numeric = numericId(id);
+      const numeric = rowId(id);
       return numeric === undefined ? false : c.control.cancel(numeric, encode(jobId));
     });
   }
@@ -361,7 +359,7 @@ export class SqliteQueue extends BaseQueue {
   override startGated(id: string, gates: StartGates, delivery?: number): Promise<StartOutcome> {
     return this.run('startGated', (c) => {
       checkStartGates(gates);
-      const numeric = numericId(id);
+      const numeric = rowId(id);
       const outcome: StartOutcome = numeric === undefined ? { decision: 'lost' } : c.gates.start(numeric, gates, delivery ?? null);
       if (outcome.decision !== 'started') this.slotHolders.delete(id);
       else if (gates.concurrency) this.slotHolders.add(id);
@@ -376,7 +374,7 @@ export class SqliteQueue extends BaseQueue {
       // A record of a message that cannot be ours is held by no lease: it is skipped.
       c.setResults(
         stored,
-        stored.map((_, i) => ({ id: typeof messageIds[i] === 'string' ? numericId(messageIds[i]) : undefined, delivery: deliveries[i]! })),
+        stored.map((_, i) => ({ id: typeof messageIds[i] === 'string' ? rowId(messageIds[i]) : undefined, delivery: deliveries[i]! })),
       );
     });
   }

@@ -185,14 +185,18 @@ ${RATES_SCHEMA}`,
 // it walks every live lease of the queue through the lease index.
 const FENCE = '+queue = @queue AND owner = @owner AND +lease_until >= @now';
 const IDS = 'id IN (SELECT value FROM json_each(@ids))';
-// Per delivery: @leases is NULL (any lease of this owner) or [[id, delivery], …]; the ids still
-// come from IDS (the primary key), this only filters the rows found.
-const DELIVERIES = '(@leases IS NULL OR (id, delivery) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@leases)))';
-const FENCED_IDS = `${FENCE} AND ${IDS} AND ${DELIVERIES}`;
+// Per delivery: @delivery is NULL (any lease of this owner) or the token every id of @ids was read
+// with. One read hands one token to all its messages, so connection.ts runs a fenced call once per
+// token among its ids (an ack batch spans one or two reads): a plain comparison per row. The
+// row-value IN over a JSON list of [id, delivery] pairs it replaced cost 40 % of an ack's CPU.
+const FENCED_IDS = `${FENCE} AND ${IDS} AND (@delivery IS NULL OR delivery = @delivery)`;
 // One message, by its delivery when @delivery is not NULL.
 const FENCED_ONE = `${FENCE} AND id = @id AND (@delivery IS NULL OR delivery = @delivery)`;
 
 const READY = 'lease_until IS NULL AND run_at IS NULL';
+const CLAIM = 'UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1, delivery = @delivery';
+// The columns connection.ts reads by position (the claim statements are .raw()).
+const CLAIMED = 'RETURNING id, data, attempt, priority';
 
 // A parked message's run_at: a time no clock reaches, so it stays out of the ready index and out of
 // promoteDue's reach (and counts as delayed) until a freed slot of its parked_key wakes it.
@@ -211,7 +215,7 @@ export const SQL = {
   // leases from the (queue, lease_until) one: both O(log n + max), whatever the
   // queue length and however many rows are delayed. RETURNING does not keep
   // the subquery's order, so the queue sorts the (at most max) rows it gets.
-  claim: `UPDATE taskmill_messages SET owner = @owner, lease_until = @until, attempt = attempt + 1, delivery = @delivery
+  claim: `${CLAIM}
     WHERE id IN (
       SELECT id FROM (
         SELECT id, priority FROM (SELECT id, priority FROM taskmill_messages WHERE queue = @queue AND ${READY}
@@ -220,8 +224,16 @@ export const SQL = {
         SELECT id, priority FROM (SELECT id, priority FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now
                                   ORDER BY id LIMIT @max)
         ORDER BY priority DESC, id LIMIT @max))
-    RETURNING id, data, attempt, priority`,
+    ${CLAIMED}`,
+  // A claim when no lease has expired (expiredLease finds none): the ready side alone, already in
+  // claim order, without the union and its sort (about a seventh of a claim's CPU).
+  claimReady: `${CLAIM}
+    WHERE id IN (SELECT id FROM taskmill_messages WHERE queue = @queue AND ${READY} ORDER BY priority DESC, id LIMIT @max)
+    ${CLAIMED}`,
+  expiredLease: 'SELECT 1 FROM taskmill_messages WHERE queue = @queue AND lease_until IS NOT NULL AND lease_until < @now LIMIT 1',
   ack: `DELETE FROM taskmill_messages WHERE ${FENCED_IDS} RETURNING id`,
+  // The ack when every id is expected to be acked: only the count of deleted rows comes back.
+  ackCounted: `DELETE FROM taskmill_messages WHERE ${FENCED_IDS}`,
   release: `UPDATE taskmill_messages SET ${UNLEASE} WHERE ${FENCED_IDS} RETURNING id, slot_key`,
   extend: `UPDATE taskmill_messages SET lease_until = @until WHERE ${FENCED_IDS} RETURNING id`,
   takeForFail: `DELETE FROM taskmill_messages WHERE ${FENCED_ONE} RETURNING data, attempt, priority, slot_key`,
