@@ -2,9 +2,10 @@
  * What `import 'taskmill'` costs a consumer that uses none of the optional
  * parts: the Stately inspector's WebSocket relay (ws, node's HTTP stack),
  * Prometheus metrics (prom-client) and the drivers of the backends it does
- * not use load on first use, not with the index (their resident memory is
- * what docs/performance.md's peak RSS is about). Checked on the module
- * graph, in a fresh process, not by measuring memory.
+ * not use load on first use, neither with the index nor with a running
+ * consumer (their resident memory is part of docs/performance.md's peak
+ * RSS). Checked on the module graph, in a fresh process, not by measuring
+ * memory.
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -20,9 +21,9 @@ interface Loaded {
   builtins: string[];
 }
 
-async function load(...args: string[]): Promise<{ afterImport: Loaded; afterInspector: Loaded | null }> {
+async function load(...args: string[]): Promise<{ afterImport: Loaded; afterUse: Loaded | null }> {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', FIXTURE, ...args], { timeout: 60_000 });
-  return JSON.parse(stdout) as { afterImport: Loaded; afterInspector: Loaded | null };
+  return JSON.parse(stdout) as { afterImport: Loaded; afterUse: Loaded | null };
 }
 
 const ON_FIRST_USE = ['ws', 'prom-client', 'pg', 'ioredis', 'better-sqlite3', '@opentelemetry/api'];
@@ -37,8 +38,16 @@ describe('the load path of the index', () => {
   }, 60_000);
 
   it('loads ws and node:http once an inspector starts', async () => {
-    const { afterInspector } = await load('inspector');
-    expect(afterInspector?.packages).toContain('ws');
-    expect(afterInspector?.builtins).toContain('http');
+    const { afterUse } = await load('inspector');
+    expect(afterUse?.packages).toContain('ws');
+    expect(afterUse?.builtins).toContain('http');
+  }, 60_000);
+
+  it('leaves them unloaded in a memory-backend consumer that has run a job', async () => {
+    const { afterUse } = await load('consumer');
+    expect(afterUse?.packages).toContain('xstate');
+    // @opentelemetry/api is the exception by design: a run asks it (when installed) whether a tracer provider is registered.
+    expect(afterUse?.packages.filter((name) => ON_FIRST_USE.includes(name) && name !== '@opentelemetry/api')).toEqual([]);
+    expect(afterUse?.builtins.filter((name) => HTTP_STACK.includes(name))).toEqual([]);
   }, 60_000);
 });
