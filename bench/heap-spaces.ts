@@ -1,11 +1,20 @@
 /**
  * Where a consumer's memory goes under a backlog: V8's heap spaces before the
  * consumer starts, half-way through N pre-loaded no-op jobs (memory backend,
- * prefetch 100, 10 workers) and after the run. RSS here includes tsx's loader;
- * the space sizes are what explain the benchmark's peak RSS (bench/RESULTS.md,
- * "Profile findings").
+ * prefetch 100, 10 workers) and after the run, then the run's garbage
+ * collections: what each scavenge of the young generation left alive, what it
+ * promoted to the old space, and what reached the old space between
+ * collections (allocation sites V8 pretenures). RSS here includes tsx's
+ * loader; the space sizes are what explain the benchmark's peak RSS
+ * (bench/RESULTS.md, "Profile findings").
  *
  *   node --expose-gc --import tsx bench/heap-spaces.ts [--jobs 20000]
+ *
+ * Under tsx the loader's own allocations have already widened the young
+ * generation before the run; `npm run bench` compiles this file with the rest
+ * (node_modules/.cache/taskmill-bench-<hash>/bench/heap-spaces.js), and that
+ * copy, run with `node --expose-gc`, shows the young generation growing as a
+ * user's consumer's does.
  */
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
@@ -26,6 +35,30 @@ function report(label: string): void {
   console.log(`${label.padEnd(8)} RSS ${mib(process.memoryUsage().rss)} MiB; ${spaces.join('; ')} (MiB)`);
 }
 
+type Collection = ReturnType<v8.GCProfiler['stop']>['statistics'][number];
+type HeapAt = Collection['beforeGC'];
+const space = (at: HeapAt, name: string) => at.heapSpaceStatistics.find((s) => s.spaceName === name)!;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+/** Per scavenge (median): survivors kept young, bytes promoted, old-space growth since the previous collection. */
+function reportCollections(collections: Collection[]): void {
+  const scavenges = collections.filter((c) => c.gcType === 'Scavenge');
+  const kept = scavenges.map((c) => space(c.afterGC, 'new_space').spaceUsedSize);
+  const promoted = scavenges.map((c) => space(c.afterGC, 'old_space').spaceUsedSize - space(c.beforeGC, 'old_space').spaceUsedSize);
+  const between = collections.slice(1).map((c, i) => space(c.beforeGC, 'old_space').spaceUsedSize - space(collections[i]!.afterGC, 'old_space').spaceUsedSize);
+  const allocated = scavenges.reduce((sum, c) => sum + space(c.beforeGC, 'new_space').spaceUsedSize, 0);
+  const grewAt = scavenges.flatMap((c, i) =>
+    space(c.afterGC, 'new_space').spaceSize > space(c.beforeGC, 'new_space').spaceSize ? [`#${i + 1} → ${mib(space(c.afterGC, 'new_space').spaceSize)}`] : [],
+  );
+  console.log(
+    `run: ${scavenges.length} scavenges, ${collections.length - scavenges.length} other collections; ~${Math.round(allocated / jobs)} B allocated young per job`,
+  );
+  console.log(`young generation grew at scavenge ${grewAt.join(', ') || '(never)'} (MiB)`);
+  console.log(
+    `per scavenge (median): ${mib(median(kept))} kept young, ${mib(median(promoted))} promoted, ${mib(median(between))} reached the old space between collections (MiB)`,
+  );
+}
+
 const queue = new MemoryQueue(`heap-spaces-${process.pid}`);
 await queue.writeBatch(Array.from({ length: jobs }, (_, i) => encodeMessage('noop', [i, Date.now()]).data));
 const registry = new CommandRegistry();
@@ -43,10 +76,14 @@ registry.register({
   module: 'bench',
 });
 report('before');
+const gcs = new v8.GCProfiler();
+gcs.start();
 const consumer = createConsumer({ queue, registry, workers: 10, prefetch: 100, periodic: false, logger: pino({ level: 'silent' }) });
 await consumer.start();
 await finished;
+const collections = gcs.stop().statistics;
 report('end');
+reportCollections(collections);
 await consumer.stop();
 (globalThis as { gc?: () => void }).gc?.();
 report('after gc');

@@ -3,9 +3,8 @@
  * (why not @statelyai/inspect's server: inspect/index.ts).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import http from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
 import type { AnyActorRef, InspectionEvent, Subscription } from 'xstate';
 import { ConfigError } from '../shared/errors.js';
 import { actorMessage, liveTree, rootOf, sanitizeInspectionEvent, type InspectedRef } from './sanitize.js';
@@ -112,6 +111,10 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
     throw new ConfigError(`inspectorUrl is not a URL: ${String(options.inspectorUrl)}`);
   }
   if (inspectorUrl.protocol !== 'https:' && inspectorUrl.protocol !== 'http:') throw new ConfigError('inspectorUrl must be an http(s) URL');
+  // Loaded here, not at the top: the package index (what every consumer
+  // imports) exports startInspector, and ws with node's HTTP stack cost a
+  // consumer that never inspects about 7 MiB of resident memory.
+  const [{ default: http }, { WebSocket, WebSocketServer }] = await Promise.all([import('node:http'), import('ws')]);
 
   const viewers = new Set<WebSocket>();
   const roots = new Set<InspectedRef>();
