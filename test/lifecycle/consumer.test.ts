@@ -181,8 +181,8 @@ for (const backend of BACKENDS) {
         5_000,
         10,
       );
-      expect(entry!.error).toMatch(new RegExp(`^DoomError: doomed ${job.id} on attempt 3\\n\\s+at `));
-      expect(decodeMessage(entry!.data).attempt).toBe(3);
+      expect(entry.error).toMatch(new RegExp(`^DoomError: doomed ${job.id} on attempt 3\\n\\s+at `));
+      expect(decodeMessage(entry.data).attempt).toBe(3);
 
       await sleep(300);
       expect(attemptsOf(job.id)).toEqual([1, 2, 3]);
