@@ -72,6 +72,8 @@ import {
   runAtParam,
   storableText,
   writeOptionsRunAt,
+  splitLeases,
+  validLeases,
   type JobRow,
 } from './values.js';
 import { connectionSettings, redactError, wrapDriverError, type PoolerMode, type PostgresQueueOptions } from './config.js';
@@ -80,6 +82,7 @@ import { NotifyListener } from './listener.js';
 import { IdleClients, isQueryTimeout } from './deadline.js';
 import { WriteBatcher, type WriteRows } from './write-batcher.js';
 import { PostgresControl } from './control.js';
+import { ALL, AckClaim, type Acked } from './claim.js';
 import {
   LISTENER_TTL_MS,
   checkCancel,
@@ -125,6 +128,11 @@ function checkMax(max: number, what = 'batch size'): number {
   return max;
 }
 
+/** A claimed row. */
+type ClaimRow = JobRow & { holds_slot: boolean };
+/** ackClaim's rows: the claimed ones, and one more with id NULL that says what it acked. */
+type AckClaimRow = ClaimRow & { acked: number | null; acked_ids: string[] | null };
+
 export class PostgresQueue extends BaseQueue {
   override readonly blocking: boolean;
   readonly schema: string;
@@ -159,6 +167,8 @@ export class PostgresQueue extends BaseQueue {
   readonly #control: PostgresControl;
   /** Concurrent single writes share one statement and one commit. */
   readonly #writes: WriteBatcher;
+  /** Acks ride the next claim when one is in flight (claim.ts). */
+  readonly #acks = new AckClaim((ids, deliveries) => this.#ack(ids, deliveries));
 
   constructor(connectionString: string, options: PostgresQueueOptions = {}) {
     super(options);
@@ -189,6 +199,7 @@ export class PostgresQueue extends BaseQueue {
       const hot = [
         this.#sql.claim,
         this.#sql.ack,
+        this.#sql.ackClaim,
         this.#sql.ackHolders,
         this.#sql.writeRows,
         this.#sql.extend,
@@ -248,6 +259,7 @@ export class PostgresQueue extends BaseQueue {
     if (this.#closing) return;
     this.#closing = true;
     await this.#writes.drain();
+    await this.#acks.drain();
     this.#closed = true;
     this.#holders.clear();
     await Promise.allSettled([this.#notify.close(), this.#pool.end()]);
@@ -423,9 +435,19 @@ export class PostgresQueue extends BaseQueue {
     if (max === 0) return [];
     this.#notify.markRead();
     const delivery = this.nextDelivery();
-    const result = await this.#query<JobRow & { holds_slot: boolean }>('read', this.#sql.claim, [this.name, max, this.owner, this.leaseMs, delivery]);
+    const claimed = await this.#acks.claim(async (acks): Promise<[ClaimRow[], Acked]> => {
+      const params = [this.name, max, this.owner, this.leaseMs, delivery];
+      if (!acks) return [(await this.#query<ClaimRow>('read', this.#sql.claim, params)).rows, ALL];
+      const { rows } = await this.#query<AckClaimRow>(`read (with ${acks.ids.length} acks)`, this.#sql.ackClaim, [
+        ...params,
+        rowIdArray(acks.ids),
+        acks.deliveries,
+      ]);
+      const summary = rows.find((row) => row.id === null);
+      return [rows.filter((row) => row.id !== null), summary?.acked_ids ?? ALL];
+    });
     // RETURNING keeps no order: sort the (at most max) rows into read order.
-    const rows = result.rows.sort((a, b) => b.priority - a.priority || compareRowIds(a.id, b.id));
+    const rows = claimed.sort((a, b) => b.priority - a.priority || compareRowIds(a.id, b.id));
     return rows.map((row) => {
       if (row.holds_slot) this.#holders.add(row.id);
       return { id: row.id, data: decodeData(row), attempt: row.attempt, delivery };
@@ -436,15 +458,17 @@ export class PostgresQueue extends BaseQueue {
     const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return [...ids];
     const holding = this.#holders.among(valid);
-    const acked = holding.length === 0 ? await this.#ack(valid, tokens) : await this.#ackHolding(valid, tokens, holding);
-    if (acked.length === ids.length) return []; // every id acked (the common case): nothing to look up
+    const acked =
+      holding.length > 0 ? await this.#ackHolding(valid, tokens, holding) : tokens ? await this.#acks.ack(valid, tokens) : await this.#ack(valid, tokens);
+    if (acked === ALL || acked.length === ids.length) return []; // every id acked (the common case): nothing to look up
     const done = new Set(acked);
     return ids.filter((id) => !done.has(id));
   }
 
-  async #ack(ids: readonly string[], deliveries: readonly number[] | null): Promise<string[]> {
-    const result = await this.#query<{ id: string }>('ack', this.#sql.ack, [this.name, rowIdArray(ids), this.owner, deliveries]);
-    return result.rows.map((row) => row.id);
+  /** The ids acked, or ALL when every one of `ids` was (then the server sent back no id). */
+  async #ack(ids: readonly string[], deliveries: readonly number[] | null): Promise<Acked> {
+    const result = await this.#query<{ count: number; ids: string[] | null }>('ack', this.#sql.ack, [this.name, rowIdArray(ids), this.owner, deliveries]);
+    return result.rows[0]!.ids ?? ALL;
   }
 
   /** `holding` go through ackHolders (frees their slots, wakes parked jobs), the rest through the plain delete, side by side. */
@@ -456,7 +480,7 @@ export class PostgresQueue extends BaseQueue {
       plain.length > 0 ? this.#ack(plain, plainTokens) : [],
     ]);
     this.#holders.forget(holding); // acked or refused (the lease is lost): held here no more
-    return [...freed.rows[0]!.ids, ...acked];
+    return [...freed.rows[0]!.ids, ...(acked === ALL ? plain : acked)];
   }
 
   async release(ids: readonly string[], deliveries?: readonly number[]): Promise<void> {
@@ -663,27 +687,6 @@ export class PostgresQueue extends BaseQueue {
     const row = result.rows[0];
     return row ? decodeData({ data: row.record, data_utf16: row.record_utf16 }) : null;
   }
-}
-
-/**
- * The ids that can be rows, and their delivery tokens (null: fenced by owner only). An id that
- * is no row id, or a token that is no safe integer, is left out: refused.
- */
-function validLeases(ids: readonly string[], deliveries: readonly number[] | undefined): [string[], number[] | null] {
-  if (deliveries === undefined) return [ids.filter(isRowId), null];
-  return splitLeases(ids, deliveries, (id, i) => isRowId(id) && Number.isSafeInteger(deliveries[i]));
-}
-
-/** The ids for which `keep` holds, with their tokens when there are tokens. */
-function splitLeases(ids: readonly string[], deliveries: readonly number[] | null, keep: (id: string, i: number) => boolean): [string[], number[] | null] {
-  const kept: string[] = [];
-  const tokens: number[] | null = deliveries && [];
-  for (const [i, id] of ids.entries()) {
-    if (!keep(id, i)) continue;
-    kept.push(id);
-    if (tokens) tokens.push(deliveries![i]!);
-  }
-  return [kept, tokens];
 }
 
 /** The seed's name for the PostgreSQL queue (djutils.queue's DatabaseQueue). */

@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.js';
 import { freeSlotsOf, gatesMigration, gateStatements } from './gates.js';
 import { controlMigration, throughputMigration } from './control.js';
+import { ackClaimStatement, claimSteps, deliveriesMatch, leaseFor } from './claim.js';
 
 export const DEFAULT_SCHEMA = 'taskmill';
 export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -174,18 +175,11 @@ export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VER
 /** The queue's SQL for one schema. `$1` is always the queue name. */
 export function statements(schema: string) {
   const s = loadPg().escapeIdentifier(schema);
-  const leaseFor = (param: string) => `now() + ${param}::double precision * interval '1 millisecond'`;
   /** run_at for a requested time in ms since the epoch: the DATABASE clock decides whether it is still ahead. */
   const delayUntil = (param: string) => {
     const at = `to_timestamp(${param}::double precision / 1000)`;
     return `CASE WHEN ${at} > now() THEN ${at} END`;
   };
-  /**
-   * The per-delivery fence of a statement on the ids in `ids`: `deliveries` is NULL (any lease of
-   * this owner) or each id's delivery token, same order. The ids still find the rows (primary key).
-   */
-  const deliveriesMatch = (ids: string, deliveries: string) =>
-    `(${deliveries}::bigint[] IS NULL OR (id, delivery) IN (SELECT * FROM unnest(${ids}::bigint[], ${deliveries}::bigint[])))`;
   /** The same for one id: `delivery` NULL or its token. */
   const deliveryMatches = (delivery: string) => `(${delivery}::bigint IS NULL OR delivery = ${delivery}::bigint)`;
   return {
@@ -247,22 +241,19 @@ export function statements(schema: string) {
      * Deadlines are now() of the database: consumers' clocks never matter.
      * holds_slot: an expired lease taken over still carries the concurrency slot of the
      * delivery that lapsed (gates.ts); the ack of this one must free it.
+     * The SQL is in claim.ts, which also folds an ack into it (ackClaim).
      */
-    claim: `WITH ready AS (
-              SELECT id, priority FROM ${s}.jobs WHERE queue = $1 AND owner IS NULL AND run_at IS NULL
-              ORDER BY priority DESC, id + 0 LIMIT $2 FOR UPDATE SKIP LOCKED
-            ), expired AS (
-              SELECT id, priority FROM ${s}.jobs WHERE queue = $1 AND owner IS NOT NULL AND lease_until < now()
-              ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
-            ), picked AS (
-              SELECT id, priority FROM ready UNION ALL SELECT id, priority FROM expired ORDER BY priority DESC, id LIMIT $2
-            )
-            UPDATE ${s}.jobs AS j SET owner = $3, lease_until = ${leaseFor('$4')}, attempt = j.attempt + 1, delivery = $5
-            FROM picked WHERE j.id = picked.id
-            RETURNING j.id, j.data, j.data_utf16, j.attempt, j.priority, j.slot_key IS NOT NULL AS holds_slot`,
-    /** $2 ids, $3 owner, $4 deliveries or null. */
-    ack: `DELETE FROM ${s}.jobs WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now()
-          AND ${deliveriesMatch('$2', '$4')} RETURNING id`,
+    claim: `WITH ${claimSteps(s)}`,
+    /** ack and claim in one statement (claim.ts). */
+    ackClaim: ackClaimStatement(s),
+    /**
+     * $2 ids, $3 owner, $4 deliveries or null. One row: the count acked, and the acked ids only
+     * when some were refused (the common case sends back no id at all).
+     */
+    ack: `WITH acked AS (
+            DELETE FROM ${s}.jobs WHERE id = ANY($2::bigint[]) AND queue = $1 AND owner = $3 AND lease_until >= now()
+            AND ${deliveriesMatch('$2', '$4')} RETURNING id)
+          SELECT count(*)::int AS count, CASE WHEN count(*) < cardinality($2::bigint[]) THEN coalesce(array_agg(id), '{}')::text[] END AS ids FROM acked`,
     /** $2 ids, $3 owner, $4 channel, $5 deliveries or null. `held` reads each row's slot before the update clears it. */
     release: `WITH held AS (
                 SELECT id, slot_key FROM ${s}.jobs

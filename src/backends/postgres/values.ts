@@ -126,3 +126,28 @@ export function resultParams(
 export function isStorableText(value: string): boolean {
   return (value as WellFormed).isWellFormed() && !value.includes('\u0000');
 }
+
+/**
+ * The ids that can be rows, and their delivery tokens (null: fenced by owner only). An id that
+ * is no row id, or a token that is no safe integer, is left out: refused.
+ */
+export function validLeases(ids: readonly string[], deliveries: readonly number[] | undefined): [string[], number[] | null] {
+  if (deliveries === undefined) return [ids.filter(isRowId), null];
+  return splitLeases(ids, deliveries, (id, i) => isRowId(id) && Number.isSafeInteger(deliveries[i]));
+}
+
+/** The ids for which `keep` holds, with their tokens when there are tokens. */
+export function splitLeases(
+  ids: readonly string[],
+  deliveries: readonly number[] | null,
+  keep: (id: string, i: number) => boolean,
+): [string[], number[] | null] {
+  const kept: string[] = [];
+  const tokens: number[] | null = deliveries && [];
+  for (const [i, id] of ids.entries()) {
+    if (!keep(id, i)) continue;
+    kept.push(id);
+    if (tokens) tokens.push(deliveries![i]!);
+  }
+  return [kept, tokens];
+}
