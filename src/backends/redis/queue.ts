@@ -209,10 +209,30 @@ export class RedisQueue extends BaseQueue {
   async ackBatch(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     if (checkIds(ids).length === 0) return [];
     const mask = this.#slots.ackMask(ids);
-    if (mask === null) return (await this.script('ackBatch', 'tmAck', [this.owner, ...leaseArgs(ids, deliveries)])) as string[];
+    if (mask === null) return (await this.script('ackBatch', 'tmAck', [this.owner, ids.length, ...leaseArgs(ids, deliveries)])) as string[];
     const refused = (await this.script('ackBatch', 'tmAckGated', [this.owner, mask, ...leaseArgs(ids, deliveries)])) as string[];
     this.#slots.forget(ids);
     return refused;
+  }
+
+  /**
+   * The results and the acks of a flush in one tmAck call, one round trip instead of two: the
+   * script checks every fence first, then deletes the acked messages and stores the results, so
+   * a result exists once its message is gone. Results over one script call's size, or acks
+   * that free a concurrency slot (tmAckGated), go the two-call way.
+   */
+  override async ackWithResults(
+    ids: readonly string[],
+    deliveries: readonly number[],
+    results: readonly ResultRecord[],
+    resultIds: readonly string[],
+    resultDeliveries: readonly number[],
+  ): Promise<string[]> {
+    if (results.length === 0) return this.ackBatch(ids, deliveries);
+    checkIds(ids);
+    const chunks = argChunks(resultArgs(results, this, resultIds, resultDeliveries));
+    if (chunks.length !== 1 || this.#slots.ackMask(ids) !== null) return super.ackWithResults(ids, deliveries, results, resultIds, resultDeliveries);
+    return (await this.script('ackBatch', 'tmAck', [this.owner, ids.length, ...leaseArgs(ids, deliveries), ...chunks[0]!])) as string[];
   }
 
   async release(ids: readonly string[], deliveries?: readonly number[]): Promise<void> {

@@ -25,12 +25,32 @@ local function wake()
   redis.call('LTRIM', WAKE, 0, 0)
 end
 
+-- One command for many items instead of one per item: redis.call(cmd, key,
+-- args…), SLICE arguments at a time (unpack has a limit of a few thousand
+-- values). SLICE is even, so pairs (ZADD score id, HSET field value) are never
+-- cut in two.
+local SLICE = 1000
+local function call_many(cmd, key, args)
+  for i = 1, #args, SLICE do
+    redis.call(cmd, key, unpack(args, i, math.min(i + SLICE - 1, #args)))
+  end
+end
+-- HMGET of many fields: a value (or false) per field, same order.
+local function hmget_many(key, fields)
+  local out = {}
+  for i = 1, #fields, SLICE do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + SLICE - 1, #fields)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
 -- The fence: id is leased by owner and its deadline has not passed; with a
 -- delivery token (not nil, not ''), by that delivery. OWNER holds
 -- "<token>:<owner>" (tmRead); the token is digits, so the first colon ends it.
 -- A bare owner is a lease read before tokens existed: it matches no token.
-local function holds(id, owner, token)
-  local held = redis.call('HGET', OWNER, id)
+-- held is id's OWNER field (false when there is none).
+local function lease_matches(held, owner, token)
   if not held then return false end
   local colon = string.find(held, ':', 1, true)
   if token == '' then token = nil end
@@ -40,8 +60,21 @@ local function holds(id, owner, token)
   elseif held ~= owner or token then
     return false
   end
+  return true
+end
+local function lease_live(id)
   local deadline = redis.call('ZSCORE', LEASES, id)
   return deadline ~= false and tonumber(deadline) > now
+end
+local function holds(id, owner, token)
+  return lease_matches(redis.call('HGET', OWNER, id), owner, token) and lease_live(id)
+end
+-- holds() for many ids (tokens[i] is ids[i]'s): one HMGET for their owners.
+local function holds_many(ids, tokens, owner)
+  local helds = hmget_many(OWNER, ids)
+  local ok = {}
+  for i, id in ipairs(ids) do ok[i] = lease_matches(helds[i], owner, tokens[i]) and lease_live(id) end
+  return ok
 end
 
 -- A message's score in READY: its id, less its priority times 2^42. Ids stay
@@ -161,4 +194,49 @@ local function forget(id)
   redis.call('HDEL', ATTEMPT, id)
   redis.call('HDEL', PRIO, id)
   free_key(id)
+end
+
+-- forget() for many ids, a command per key rather than per id; only a queue
+-- that holds unique keys pays for looking each id's up.
+local function forget_many(ids)
+  if #ids == 0 then return end
+  call_many('HDEL', MSG, ids)
+  call_many('HDEL', ATTEMPT, ids)
+  call_many('HDEL', PRIO, ids)
+  if redis.call('EXISTS', UKEYOF) == 1 then
+    for _, id in ipairs(ids) do free_key(id) end
+  end
+end
+
+-- Result records from ARGV[first]: {job id, ttl ms, record, message id, delivery
+-- token}… A record with a message id ('' for none) is kept only while that
+-- delivery holds the message's lease, so an old delivery's result never
+-- lands. known[message id] = token says that lease was already found held
+-- with that token (tmAck's own fences). Only checks: call it before anything
+-- of the batch is deleted. → HSET and ZADD arguments for store_results
+local function fence_results(first, owner, known)
+  local fields, expiries = {}, {}
+  for i = first, #ARGV, 5 do
+    local message, token = ARGV[i + 3], ARGV[i + 4]
+    if message == '' or known[message] == token or holds(message, owner, token) then
+      fields[#fields + 1] = ARGV[i]
+      fields[#fields + 1] = ARGV[i + 2]
+      expiries[#expiries + 1] = now + tonumber(ARGV[i + 1])
+      expiries[#expiries + 1] = ARGV[i]
+    end
+  end
+  return fields, expiries
+end
+
+-- Expired records are purged first, at most purge_limit of them, instead of
+-- by a sweeper: the store shrinks as long as results keep coming, and no call
+-- holds the server long. Purging takes away before the writes grow anything
+-- (see "Full server" in scripts.ts). → how many were purged
+local function store_results(fields, expiries, purge_limit)
+  local expired = redis.call('ZRANGEBYSCORE', RESEXP, '-inf', now, 'LIMIT', 0, purge_limit)
+  call_many('ZREM', RESEXP, expired)
+  call_many('HDEL', RESULTS, expired)
+  call_many('HSET', RESULTS, fields)
+  call_many('ZADD', RESEXP, expiries)
+  return #expired
 end
