@@ -74,6 +74,15 @@ describe.skipIf(!hasRedis)('RedisQueue.ackWithResults', () => {
     for (const role of ['msg', 'attempt', 'owner', 'leases']) expect(await raw.exists(key(q, role)), role).toBe(0);
   });
 
+  it('an ack of more ids than one command takes (1000) checks every fence and deletes every acked message', async () => {
+    const q = queue();
+    const { ids, deliveries } = await leased(q, 1200);
+    const stranger = '987654321';
+    expect(await q.ackBatch([...ids, stranger], [...deliveries, deliveries[0]!])).toEqual([stranger]);
+    expect(await q.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+    for (const role of ['msg', 'attempt', 'owner', 'leases']) expect(await raw.exists(key(q, role)), role).toBe(0);
+  });
+
   it('a script that fails changes nothing: the batch stays leased, and the same call lands once the fault is gone', async () => {
     const q = queue();
     const { ids, deliveries, records } = await leased(q, 5);

@@ -69,11 +69,27 @@ end
 local function holds(id, owner, token)
   return lease_matches(redis.call('HGET', OWNER, id), owner, token) and lease_live(id)
 end
--- holds() for many ids (tokens[i] is ids[i]'s): one HMGET for their owners.
+-- holds() for many ids (tokens[i] is ids[i]'s): one HMGET for their owners
+-- and, from Redis 6.2, one ZMSCORE for their deadlines (before it, the
+-- command is unknown and each id pays a ZSCORE).
 local function holds_many(ids, tokens, owner)
-  local helds = hmget_many(OWNER, ids)
   local ok = {}
-  for i, id in ipairs(ids) do ok[i] = lease_matches(helds[i], owner, tokens[i]) and lease_live(id) end
+  if #ids == 0 then return ok end
+  local helds = hmget_many(OWNER, ids)
+  local deadlines = nil
+  if #ids <= SLICE then
+    local reply = redis.pcall('ZMSCORE', LEASES, unpack(ids))
+    if type(reply) == 'table' and not reply.err then deadlines = reply end
+  end
+  for i, id in ipairs(ids) do
+    if not lease_matches(helds[i], owner, tokens[i]) then
+      ok[i] = false
+    elseif deadlines then
+      ok[i] = deadlines[i] ~= false and tonumber(deadlines[i]) > now
+    else
+      ok[i] = lease_live(id)
+    end
+  end
   return ok
 end
 
