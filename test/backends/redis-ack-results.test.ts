@@ -4,8 +4,9 @@
  * message is gone, a failed script changes nothing (the batch stays leased
  * and is tried again whole), and the cases the one script does not take
  * (results over one call's size, acks that free a concurrency slot) still
- * land through the two-call way. The fences themselves are the contract's
- * (src/testing/contract/fencing.ts).
+ * land through the two-call way. A read issued in the same turn rides along
+ * (tmAckRead, read-coalescer.ts), and fails with the flush when it fails.
+ * The fences themselves are the contract's (src/testing/contract/fencing.ts).
  */
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -136,5 +137,74 @@ describe.skipIf(!hasRedis)('RedisQueue.ackWithResults', () => {
     const again = (await q.read())!;
     expect(again.id).toBe(second!.id);
     expect((await q.startGated(again.id, gates, again.delivery)).decision).toBe('started');
+  });
+
+  describe('a read issued in the same turn as the flush goes with it (tmAckRead)', () => {
+    it('one call acks, stores the results and reads the next batch', async () => {
+      const q = queue();
+      const { ids, deliveries, records } = await leased(q, 3);
+      await q.writeBatch(['next 1', 'next 2']);
+      const counter = countCalls(q);
+      const read = q.readBatch(10);
+      const acked = q.ackWithResults(ids, deliveries, records, ids, deliveries);
+      expect(await acked).toEqual([]);
+      const next = await read;
+      expect(counter.calls).toBe(1);
+      expect(next.map((m) => m.data)).toEqual(['next 1', 'next 2']);
+      expect(next.every((m) => m.attempt === 1 && Number.isSafeInteger(m.delivery))).toBe(true);
+      for (const id of ids) expect(await q.getResult(`job-${id}`)).toBe(`result of ${id}`);
+      expect(await q.stats()).toEqual({ ready: 0, leased: 2, failed: 0, delayed: 0 });
+      // The read's delivery fences its messages like any read's.
+      expect(
+        await q.ackBatch(
+          next.map((m) => m.id),
+          next.map((m) => m.delivery + 1),
+        ),
+      ).toEqual(next.map((m) => m.id));
+      expect(
+        await q.ackBatch(
+          next.map((m) => m.id),
+          next.map((m) => m.delivery),
+        ),
+      ).toEqual([]);
+    });
+
+    it('a plain ack takes the read too, and refuses a stale pair as tmAck does', async () => {
+      const q = queue();
+      const { ids, deliveries } = await leased(q, 2);
+      await q.write('next');
+      const counter = countCalls(q);
+      const read = q.readBatch(5);
+      expect(await q.ackBatch(ids, [deliveries[0]!, deliveries[1]! + 1])).toEqual([ids[1]]);
+      expect((await read).map((m) => m.data)).toEqual(['next']);
+      expect(counter.calls).toBe(1);
+      expect(await q.stats()).toEqual({ ready: 0, leased: 2, failed: 0, delayed: 0 });
+    });
+
+    it('a read that no flush takes goes out alone at the end of its turn; a second read meanwhile goes alone too', async () => {
+      const q = queue();
+      await q.writeBatch(['a', 'b', 'c']);
+      const counter = countCalls(q);
+      const [first, second] = await Promise.all([q.readBatch(1), q.readBatch(1)]);
+      expect([...first!, ...second!].map((m) => m.data).sort()).toEqual(['a', 'b']);
+      expect(counter.calls).toBe(2);
+    });
+
+    it('a combined call that fails rejects the read and the flush, and changes nothing', async () => {
+      const q = queue();
+      const { ids, deliveries, records } = await leased(q, 2);
+      await q.write('waiting');
+      await raw.set(key(q, 'results'), 'not a hash');
+      const read = q.readBatch(5);
+      const acked = q.ackWithResults(ids, deliveries, records, ids, deliveries);
+      await expect(acked).rejects.toBeInstanceOf(QueueConnectionError);
+      await expect(read).rejects.toBeInstanceOf(QueueConnectionError);
+      expect(await q.stats()).toEqual({ ready: 1, leased: 2, failed: 0, delayed: 0 });
+      await raw.del(key(q, 'results'));
+      const again = q.readBatch(5);
+      expect(await q.ackWithResults(ids, deliveries, records, ids, deliveries)).toEqual([]);
+      expect((await again).map((m) => m.data)).toEqual(['waiting']);
+      for (const id of ids) expect(await q.getResult(`job-${id}`)).toBe(`result of ${id}`);
+    });
   });
 });

@@ -130,6 +130,7 @@ const SCRIPT_NAMES = [
   'tmSetResults',
   'tmGetResult',
   'tmAckGated',
+  'tmAckRead',
   'tmStartGated',
   'tmFlush',
   'tmFindJob',
@@ -179,7 +180,7 @@ function fillPlaceholders(file: string, lua: string): string {
   });
 }
 
-const PRELUDE = readLua('prelude');
+const PRELUDE = fillPlaceholders('prelude', readLua('prelude'));
 
 /**
  * Script name → full Lua source (the prelude, then the script), for ioredis

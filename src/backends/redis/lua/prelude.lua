@@ -256,3 +256,90 @@ local function store_results(fields, expiries, purge_limit)
   call_many('ZADD', RESEXP, expiries)
   return #expired
 end
+
+-- The acks of ARGV[at] = n, then n × {id, delivery token ('' for any of
+-- owner's)}, then result records as tmSetResults takes them, to the end of
+-- ARGV (tmAck, tmAckRead). Fenced: a consumer whose lease expired must not
+-- delete a message another consumer may be running now; it learns which ids
+-- were refused. A job's result exists once its message is gone, and both are
+-- fenced by the same delivery: every fence is checked before anything is
+-- written or deleted; then the results are stored (after the purge of
+-- expired ones, which takes away first: "Full server" in scripts.ts), then
+-- the acked messages go. A store that fails (say, a key of the wrong type)
+-- fails the script while it has deleted nothing, so the batch stays leased
+-- and is tried again, its results with it. → refused ids
+local function ack_batch(owner, at)
+  local n = tonumber(ARGV[at])
+  local ids, tokens = {}, {}
+  for i = 1, n do
+    ids[i] = ARGV[at - 1 + 2 * i]
+    tokens[i] = ARGV[at + 2 * i]
+  end
+  local ok = holds_many(ids, tokens, owner)
+  local acked, refused, known = {}, {}, {}
+  for i, id in ipairs(ids) do
+    -- An id named twice is acked once: the second is refused, as it always was.
+    if ok[i] and known[id] == nil then
+      acked[#acked + 1] = id
+      known[id] = tokens[i]
+    else
+      refused[#refused + 1] = id
+    end
+  end
+  local first = at + 1 + 2 * n
+  if first <= #ARGV then
+    local fields, expiries = fence_results(first, owner, known)
+    store_results(fields, expiries, {{RESULTS_PURGED_PER_SET}})
+  end
+  if #acked > 0 then
+    call_many('ZREM', LEASES, acked)
+    call_many('HDEL', OWNER, acked)
+    forget_many(acked)
+  end
+  return refused
+end
+
+-- Leases up to max waiting messages to delivery token of owner until now +
+-- lease_ms (tmRead, tmAckRead). Leasing, not popping: a reply lost with the
+-- connection loses no message, it comes back when its lease expires.
+-- → flat {id, data, attempt, …}
+local function read_batch(owner, max, lease_ms, token)
+  -- Expired leases go back first, so they are read in age order with the rest;
+  -- a bounded number per read, so that one read never holds the server long.
+  requeue_expired({{REQUEUE_PER_READ}})
+  local out = {}
+  if max < 1 then return out end
+  local deadline = now + lease_ms
+  local held_by = token .. ':' .. owner
+  local popped = redis.call('ZPOPMIN', READY, max)
+  local ids = {}
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  local datas = hmget_many(MSG, ids)
+  local attempts = hmget_many(ATTEMPT, ids)
+  local leases, owners, counts = {}, {}, {}
+  for i, id in ipairs(ids) do
+    local data = datas[i]
+    if data then
+      local attempt = (tonumber(attempts[i]) or 0) + 1
+      leases[#leases + 1] = deadline
+      leases[#leases + 1] = id
+      owners[#owners + 1] = id
+      owners[#owners + 1] = held_by
+      counts[#counts + 1] = id
+      counts[#counts + 1] = attempt
+      out[#out + 1] = id
+      out[#out + 1] = data
+      out[#out + 1] = attempt
+    else
+      -- The message is gone: there is nothing to deliver, so skip the id and
+      -- leave nothing of it behind.
+      forget(id)
+    end
+  end
+  call_many('ZADD', LEASES, leases)
+  call_many('HSET', OWNER, owners)
+  call_many('HSET', ATTEMPT, counts)
+  -- Pass the wake-up on: another blocked consumer may take what is left.
+  if #out > 0 and redis.call('ZCARD', READY) > 0 then wake() end
+  return out
+end
