@@ -17,7 +17,8 @@ import type { BaseQueue, ResultRecord } from '../backends/base.js';
 export const ACK_RETRY_MS = 500;
 
 export interface AckBatcherDeps {
-  queue: Pick<BaseQueue, 'setResults' | 'ackBatch'>;
+  /** ackWithResults: results, then acks (one round trip where the backend can, e.g. one Redis script). */
+  queue: Pick<BaseQueue, 'ackWithResults'>;
   /** Most ids in one ackBatch call. */
   maxAckBatch: number;
   /** Called with every flush's promise (the adapter waits for them on close). */
@@ -83,9 +84,7 @@ export class AckBatcher {
       this.pendingResultIds = [];
       this.pendingResultDeliveries = [];
     }
-    const write =
-      results.length > 0 ? queue.setResults(results, resultIds, resultDeliveries).then(() => queue.ackBatch(ids, deliveries)) : queue.ackBatch(ids, deliveries);
-    track(write).then(
+    track(queue.ackWithResults(ids, deliveries, results, resultIds, resultDeliveries)).then(
       (refused) => {
         if (refused.length > 0) this.deps.onRefused(refused);
       },

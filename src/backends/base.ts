@@ -489,6 +489,23 @@ export abstract class BaseQueue {
    */
   abstract setResults(records: readonly ResultRecord[], messageIds?: readonly string[], deliveries?: readonly number[]): Promise<void>;
 
+  /**
+   * Stores `results` (fenced as setResults) and then acks `ids` (as ackBatch): a job's result
+   * exists once its message is gone. The consumer's ack batcher sends each flush through here.
+   * This default is two calls, in that order; a backend that can do both in one round trip
+   * (RedisQueue: one script) overrides it, keeping the order and the fences. @internal
+   */
+  ackWithResults(
+    ids: readonly string[],
+    deliveries: readonly number[],
+    results: readonly ResultRecord[],
+    resultIds: readonly string[],
+    resultDeliveries: readonly number[],
+  ): Promise<string[]> {
+    if (results.length === 0) return this.ackBatch(ids, deliveries);
+    return this.setResults(results, resultIds, resultDeliveries).then(() => this.ackBatch(ids, deliveries));
+  }
+
   /** The result record stored for a job id; null when there is none or it expired. */
   abstract getResult(jobId: string): Promise<string | null>;
 

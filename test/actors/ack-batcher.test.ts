@@ -6,7 +6,7 @@
  * splits and retries too.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { ResultRecord } from '../../src/backends/base.js';
+import { BaseQueue, type ResultRecord } from '../../src/backends/base.js';
 import { ACK_RETRY_MS, AckBatcher } from '../../src/actors/ack-batcher.js';
 
 type Call = ['setResults', string[]] | ['ackBatch', string[]];
@@ -21,7 +21,10 @@ function expectDeliveries(what: string, ids: readonly string[] | undefined, deli
     throw new Error(`${what}: deliveries ${JSON.stringify(deliveries)}, expected ${JSON.stringify(expected)}`);
 }
 
-/** The two BaseQueue methods the batcher uses, logging each call; `next*` decide how the next one answers. */
+/**
+ * The two BaseQueue methods the batcher's ackWithResults uses (BaseQueue's own, the two-call
+ * default), logging each call; `next*` decide how the next one answers.
+ */
 function fakeQueue() {
   const calls: Call[] = [];
   const answers = { refused: [] as string[], ackError: null as Error | null, resultsGate: null as Promise<void> | null };
@@ -39,6 +42,7 @@ function fakeQueue() {
       answers.ackError = null;
       return error ? Promise.reject(error) : Promise.resolve(answers.refused);
     },
+    ackWithResults: BaseQueue.prototype.ackWithResults,
   };
   return { queue, calls, answers };
 }

@@ -51,6 +51,7 @@ import {
 import { RedisConnection } from './connection.js';
 import type { RedisClient } from './cluster.js';
 import { SlotHolders, startGatedCall } from './gates.js';
+import { ReadCoalescer, type PendingRead } from './read-coalescer.js';
 import { decodeConsumers, decodeControl, decodeEventPage } from './control.js';
 import {
   CONSUMER_TTL_MS,
@@ -113,6 +114,7 @@ export class RedisQueue extends BaseQueue {
   /** Ids this instance started under a concurrency gate: only their ack frees a slot (tmAckGated). */
   readonly #slots = new SlotHolders();
   readonly #control: ReturnType<typeof controlKeys>;
+  readonly #reads = new ReadCoalescer((read) => this.#readAlone(read));
 
   constructor(url: string, options: RedisQueueOptions = {}) {
     super(options);
@@ -200,19 +202,71 @@ export class RedisQueue extends BaseQueue {
     return (replies as string[][]).flat();
   }
 
+  /** Sent at the end of the turn, with an ack flush of the same turn if there is one (read-coalescer.ts). */
   async readBatch(max: number): Promise<QueueMessage[]> {
     if (checkCount('batch size', max) === 0) return [];
+    return this.#reads.read(max);
+  }
+
+  #readAlone(read: PendingRead): void {
     const delivery = this.nextDelivery();
-    return decodeMessages((await this.script('readBatch', 'tmRead', [this.owner, max, this.leaseMs, delivery], true)) as unknown[], delivery);
+    this.script('readBatch', 'tmRead', [this.owner, read.max, this.leaseMs, delivery], true).then(
+      (flat) => read.resolve(decodeMessages(flat as unknown[], delivery)),
+      (error: unknown) => read.reject(error),
+    );
   }
 
   async ackBatch(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     if (checkIds(ids).length === 0) return [];
     const mask = this.#slots.ackMask(ids);
-    if (mask === null) return (await this.script('ackBatch', 'tmAck', [this.owner, ...leaseArgs(ids, deliveries)])) as string[];
+    if (mask === null) return this.#ack(leaseArgs(ids, deliveries), ids.length, []);
     const refused = (await this.script('ackBatch', 'tmAckGated', [this.owner, mask, ...leaseArgs(ids, deliveries)])) as string[];
     this.#slots.forget(ids);
     return refused;
+  }
+
+  /**
+   * tmAck of `count` {id, token} pairs and result records' arguments; with a read waiting in this
+   * turn, tmAckRead: both in one script, and a failure fails both (the read is retried by the
+   * reader, the flush by the ack batcher).
+   */
+  async #ack(pairs: Arg[], count: number, results: Arg[]): Promise<string[]> {
+    const read = this.#reads.take();
+    if (read === null) return (await this.script('ackBatch', 'tmAck', [this.owner, count, ...pairs, ...results])) as string[];
+    const delivery = this.nextDelivery();
+    try {
+      const [refused, flat] = (await this.script(
+        'ackBatch and readBatch',
+        'tmAckRead',
+        [this.owner, read.max, this.leaseMs, delivery, count, ...pairs, ...results],
+        true,
+      )) as [unknown[], unknown[]];
+      read.resolve(decodeMessages(flat, delivery));
+      return refused.map(replyText);
+    } catch (error) {
+      read.reject(error);
+      throw error;
+    }
+  }
+
+  /**
+   * The results and the acks of a flush in one tmAck call (tmAckRead with a read of this turn),
+   * one round trip instead of two: the script checks every fence first, then stores the results,
+   * then deletes the acked messages, so a result exists once its message is gone. Results over
+   * one script call's size, or acks that free a concurrency slot, go the two-call way.
+   */
+  override async ackWithResults(
+    ids: readonly string[],
+    deliveries: readonly number[],
+    results: readonly ResultRecord[],
+    resultIds: readonly string[],
+    resultDeliveries: readonly number[],
+  ): Promise<string[]> {
+    if (results.length === 0) return this.ackBatch(ids, deliveries);
+    checkIds(ids);
+    const chunks = argChunks(resultArgs(results, this, resultIds, resultDeliveries));
+    if (chunks.length !== 1 || this.#slots.ackMask(ids) !== null) return super.ackWithResults(ids, deliveries, results, resultIds, resultDeliveries);
+    return this.#ack(leaseArgs(ids, deliveries), ids.length, chunks[0]!);
   }
 
   async release(ids: readonly string[], deliveries?: readonly number[]): Promise<void> {

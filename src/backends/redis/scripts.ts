@@ -100,8 +100,11 @@ export function rateLogKey(prefix: string, name: string, key: string): string {
 /** Expired leases moved back per read; the rest follow on the next reads (bounds a script's run time). */
 const REQUEUE_PER_READ = 1000;
 
+/** Expired result records each setResults call (or ack with results) purges: well above what one call adds, so the store shrinks. */
+export const RESULTS_PURGED_PER_SET = 200;
+
 /** What a `{{NAME}}` placeholder in a script file stands for. */
-const PLACEHOLDERS: Readonly<Record<string, number>> = { REQUEUE_PER_READ, KEY_ROLE_COUNT: KEY_ROLES.length };
+const PLACEHOLDERS: Readonly<Record<string, number>> = { REQUEUE_PER_READ, KEY_ROLE_COUNT: KEY_ROLES.length, RESULTS_PURGED_PER_SET };
 
 /** Job control, queue events and the consumer registry (control.ts): each takes its own keys after the fixed ones. */
 const CONTROL_SCRIPT_NAMES = ['tmMark', 'tmControl', 'tmListen', 'tmPublish', 'tmReadEvents', 'tmHeartbeat', 'tmConsumers', 'tmThroughput'] as const;
@@ -127,6 +130,7 @@ const SCRIPT_NAMES = [
   'tmSetResults',
   'tmGetResult',
   'tmAckGated',
+  'tmAckRead',
   'tmStartGated',
   'tmFlush',
   'tmFindJob',
@@ -176,7 +180,7 @@ function fillPlaceholders(file: string, lua: string): string {
   });
 }
 
-const PRELUDE = readLua('prelude');
+const PRELUDE = fillPlaceholders('prelude', readLua('prelude'));
 
 /**
  * Script name → full Lua source (the prelude, then the script), for ioredis
@@ -204,6 +208,3 @@ export const PROMOTE_PER_CALL = 1000;
 
 /** Rate logs one flush script call deletes (bounds its KEYS); flush calls again while some remain. */
 export const FLUSH_LOGS_PER_CALL = 1000;
-
-/** Expired result records each setResults call purges (well above what one call adds, so the store shrinks). */
-export const RESULTS_PURGED_PER_SET = 200;

@@ -118,6 +118,35 @@ export function describeFencing(harness: ContractHarness): void {
       expect(await long.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
     });
 
+    it('ackWithResults (how a consumer flushes its acks): each held delivery’s result is stored and its message acked; a stale pair’s result and ack are refused, the rest of the call lands', async () => {
+      const name = freshName();
+      const owner = `fence-${randomUUID()}`;
+      const short = await open(name, { owner, leaseMs: SHORT_LEASE });
+      const long = await open(name, { owner });
+      const stale = await short.write('stale');
+      const old = (await short.read())!;
+      await sleep(PAST_SHORT_LEASE);
+      const fresh = await long.write('fresh');
+      const batch = await long.readBatch(2);
+      const again = batch.find((m) => m.id === stale)!;
+      const other = batch.find((m) => m.id === fresh)!;
+      const jobs = [randomUUID(), randomUUID()];
+      const ids = [stale, fresh];
+      const deliveries = [old.delivery, other.delivery];
+      const refused = await long.ackWithResults(ids, deliveries, [record(jobs[0]!, 'old'), record(jobs[1]!, 'fresh')], ids, deliveries);
+      expect(refused).toEqual([stale]);
+      expect(await long.getResult(jobs[0]!)).toBeNull();
+      expect(await long.getResult(jobs[1]!)).toBe('fresh');
+      expect(await long.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
+      // The current delivery of the stale message: its result and ack land, acks without results too.
+      expect(await long.ackWithResults([stale], [again.delivery], [record(jobs[0]!, 'new')], [stale], [again.delivery])).toEqual([]);
+      expect(await long.getResult(jobs[0]!)).toBe('new');
+      const plain = await long.write('plain');
+      const read = (await long.read())!;
+      expect(await long.ackWithResults([plain], [read.delivery], [], [], [])).toEqual([]);
+      expect(await long.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+    });
+
     it('startGated of an old delivery is lost; the new delivery starts, and its gated ack frees the slot', async () => {
       const name = freshName();
       const owner = `fence-${randomUUID()}`;

@@ -25,12 +25,32 @@ local function wake()
   redis.call('LTRIM', WAKE, 0, 0)
 end
 
+-- One command for many items instead of one per item: redis.call(cmd, key,
+-- args…), SLICE arguments at a time (unpack has a limit of a few thousand
+-- values). SLICE is even, so pairs (ZADD score id, HSET field value) are never
+-- cut in two.
+local SLICE = 1000
+local function call_many(cmd, key, args)
+  for i = 1, #args, SLICE do
+    redis.call(cmd, key, unpack(args, i, math.min(i + SLICE - 1, #args)))
+  end
+end
+-- HMGET of many fields: a value (or false) per field, same order.
+local function hmget_many(key, fields)
+  local out = {}
+  for i = 1, #fields, SLICE do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + SLICE - 1, #fields)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
 -- The fence: id is leased by owner and its deadline has not passed; with a
 -- delivery token (not nil, not ''), by that delivery. OWNER holds
 -- "<token>:<owner>" (tmRead); the token is digits, so the first colon ends it.
 -- A bare owner is a lease read before tokens existed: it matches no token.
-local function holds(id, owner, token)
-  local held = redis.call('HGET', OWNER, id)
+-- held is id's OWNER field (false when there is none).
+local function lease_matches(held, owner, token)
   if not held then return false end
   local colon = string.find(held, ':', 1, true)
   if token == '' then token = nil end
@@ -40,8 +60,37 @@ local function holds(id, owner, token)
   elseif held ~= owner or token then
     return false
   end
+  return true
+end
+local function lease_live(id)
   local deadline = redis.call('ZSCORE', LEASES, id)
   return deadline ~= false and tonumber(deadline) > now
+end
+local function holds(id, owner, token)
+  return lease_matches(redis.call('HGET', OWNER, id), owner, token) and lease_live(id)
+end
+-- holds() for many ids (tokens[i] is ids[i]'s): one HMGET for their owners
+-- and, from Redis 6.2, one ZMSCORE for their deadlines (before it, the
+-- command is unknown and each id pays a ZSCORE).
+local function holds_many(ids, tokens, owner)
+  local ok = {}
+  if #ids == 0 then return ok end
+  local helds = hmget_many(OWNER, ids)
+  local deadlines = nil
+  if #ids <= SLICE then
+    local reply = redis.pcall('ZMSCORE', LEASES, unpack(ids))
+    if type(reply) == 'table' and not reply.err then deadlines = reply end
+  end
+  for i, id in ipairs(ids) do
+    if not lease_matches(helds[i], owner, tokens[i]) then
+      ok[i] = false
+    elseif deadlines then
+      ok[i] = deadlines[i] ~= false and tonumber(deadlines[i]) > now
+    else
+      ok[i] = lease_live(id)
+    end
+  end
+  return ok
 end
 
 -- A message's score in READY: its id, less its priority times 2^42. Ids stay
@@ -161,4 +210,136 @@ local function forget(id)
   redis.call('HDEL', ATTEMPT, id)
   redis.call('HDEL', PRIO, id)
   free_key(id)
+end
+
+-- forget() for many ids, a command per key rather than per id; only a queue
+-- that holds unique keys pays for looking each id's up.
+local function forget_many(ids)
+  if #ids == 0 then return end
+  call_many('HDEL', MSG, ids)
+  call_many('HDEL', ATTEMPT, ids)
+  call_many('HDEL', PRIO, ids)
+  if redis.call('EXISTS', UKEYOF) == 1 then
+    for _, id in ipairs(ids) do free_key(id) end
+  end
+end
+
+-- Result records from ARGV[first]: {job id, ttl ms, record, message id, delivery
+-- token}… A record with a message id ('' for none) is kept only while that
+-- delivery holds the message's lease, so an old delivery's result never
+-- lands. known[message id] = token says that lease was already found held
+-- with that token (tmAck's own fences). Only checks: call it before anything
+-- of the batch is deleted. → HSET and ZADD arguments for store_results
+local function fence_results(first, owner, known)
+  local fields, expiries = {}, {}
+  for i = first, #ARGV, 5 do
+    local message, token = ARGV[i + 3], ARGV[i + 4]
+    if message == '' or known[message] == token or holds(message, owner, token) then
+      fields[#fields + 1] = ARGV[i]
+      fields[#fields + 1] = ARGV[i + 2]
+      expiries[#expiries + 1] = now + tonumber(ARGV[i + 1])
+      expiries[#expiries + 1] = ARGV[i]
+    end
+  end
+  return fields, expiries
+end
+
+-- Expired records are purged first, at most purge_limit of them, instead of
+-- by a sweeper: the store shrinks as long as results keep coming, and no call
+-- holds the server long. Purging takes away before the writes grow anything
+-- (see "Full server" in scripts.ts). → how many were purged
+local function store_results(fields, expiries, purge_limit)
+  local expired = redis.call('ZRANGEBYSCORE', RESEXP, '-inf', now, 'LIMIT', 0, purge_limit)
+  call_many('ZREM', RESEXP, expired)
+  call_many('HDEL', RESULTS, expired)
+  call_many('HSET', RESULTS, fields)
+  call_many('ZADD', RESEXP, expiries)
+  return #expired
+end
+
+-- The acks of ARGV[at] = n, then n × {id, delivery token ('' for any of
+-- owner's)}, then result records as tmSetResults takes them, to the end of
+-- ARGV (tmAck, tmAckRead). Fenced: a consumer whose lease expired must not
+-- delete a message another consumer may be running now; it learns which ids
+-- were refused. A job's result exists once its message is gone, and both are
+-- fenced by the same delivery: every fence is checked before anything is
+-- written or deleted; then the results are stored (after the purge of
+-- expired ones, which takes away first: "Full server" in scripts.ts), then
+-- the acked messages go. A store that fails (say, a key of the wrong type)
+-- fails the script while it has deleted nothing, so the batch stays leased
+-- and is tried again, its results with it. → refused ids
+local function ack_batch(owner, at)
+  local n = tonumber(ARGV[at])
+  local ids, tokens = {}, {}
+  for i = 1, n do
+    ids[i] = ARGV[at - 1 + 2 * i]
+    tokens[i] = ARGV[at + 2 * i]
+  end
+  local ok = holds_many(ids, tokens, owner)
+  local acked, refused, known = {}, {}, {}
+  for i, id in ipairs(ids) do
+    -- An id named twice is acked once: the second is refused, as it always was.
+    if ok[i] and known[id] == nil then
+      acked[#acked + 1] = id
+      known[id] = tokens[i]
+    else
+      refused[#refused + 1] = id
+    end
+  end
+  local first = at + 1 + 2 * n
+  if first <= #ARGV then
+    local fields, expiries = fence_results(first, owner, known)
+    store_results(fields, expiries, {{RESULTS_PURGED_PER_SET}})
+  end
+  if #acked > 0 then
+    call_many('ZREM', LEASES, acked)
+    call_many('HDEL', OWNER, acked)
+    forget_many(acked)
+  end
+  return refused
+end
+
+-- Leases up to max waiting messages to delivery token of owner until now +
+-- lease_ms (tmRead, tmAckRead). Leasing, not popping: a reply lost with the
+-- connection loses no message, it comes back when its lease expires.
+-- → flat {id, data, attempt, …}
+local function read_batch(owner, max, lease_ms, token)
+  -- Expired leases go back first, so they are read in age order with the rest;
+  -- a bounded number per read, so that one read never holds the server long.
+  requeue_expired({{REQUEUE_PER_READ}})
+  local out = {}
+  if max < 1 then return out end
+  local deadline = now + lease_ms
+  local held_by = token .. ':' .. owner
+  local popped = redis.call('ZPOPMIN', READY, max)
+  local ids = {}
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  local datas = hmget_many(MSG, ids)
+  local attempts = hmget_many(ATTEMPT, ids)
+  local leases, owners, counts = {}, {}, {}
+  for i, id in ipairs(ids) do
+    local data = datas[i]
+    if data then
+      local attempt = (tonumber(attempts[i]) or 0) + 1
+      leases[#leases + 1] = deadline
+      leases[#leases + 1] = id
+      owners[#owners + 1] = id
+      owners[#owners + 1] = held_by
+      counts[#counts + 1] = id
+      counts[#counts + 1] = attempt
+      out[#out + 1] = id
+      out[#out + 1] = data
+      out[#out + 1] = attempt
+    else
+      -- The message is gone: there is nothing to deliver, so skip the id and
+      -- leave nothing of it behind.
+      forget(id)
+    end
+  end
+  call_many('ZADD', LEASES, leases)
+  call_many('HSET', OWNER, owners)
+  call_many('HSET', ATTEMPT, counts)
+  -- Pass the wake-up on: another blocked consumer may take what is left.
+  if #out > 0 and redis.call('ZCARD', READY) > 0 then wake() end
+  return out
 end

@@ -1,16 +1,6 @@
--- ARGV: owner, then id, delivery token ('' for any of owner's) … → refused ids
--- Fenced: a consumer whose lease expired must not delete a message another
--- consumer may be running now; it learns which ids were refused.
+-- ARGV: owner, ack count n, then n × {id, delivery token ('' for any of owner's)},
+-- then result records as tmSetResults takes them (none: a plain ack) → refused ids
+-- ack_batch (prelude) says what is checked, and in which order things change.
+-- With results, this is RedisQueue.ackWithResults: a flush in one round trip.
 
-local refused = {}
-for i = 2, #ARGV, 2 do
-  local id = ARGV[i]
-  if holds(id, ARGV[1], ARGV[i + 1]) then
-    redis.call('ZREM', LEASES, id)
-    redis.call('HDEL', OWNER, id)
-    forget(id)
-  else
-    refused[#refused + 1] = id
-  end
-end
-return refused
+return ack_batch(ARGV[1], 2)
