@@ -186,7 +186,7 @@ describe.skipIf(!hasRedis)('RedisQueue.ackWithResults', () => {
       await q.writeBatch(['a', 'b', 'c']);
       const counter = countCalls(q);
       const [first, second] = await Promise.all([q.readBatch(1), q.readBatch(1)]);
-      expect([...first!, ...second!].map((m) => m.data).sort()).toEqual(['a', 'b']);
+      expect([...first, ...second].map((m) => m.data).sort()).toEqual(['a', 'b']);
       expect(counter.calls).toBe(2);
     });
 
