@@ -24,6 +24,7 @@ import {
   type BaseQueue,
   type Consumer,
 } from '../../src/index.js';
+import type { ResultRecord } from '../../src/backends/base.js';
 import { resolveQueue } from '../../src/producer/settings.js';
 import { BACKENDS, sleep } from '../fixtures/lifecycle-kit.js';
 
@@ -34,15 +35,33 @@ interface Written {
   attempt: number;
 }
 
-/** Holds back every setResults call carrying a 'retrying' record, and logs what was stored per job id in store order. */
+/**
+ * Holds back every setResults call carrying a 'retrying' record, and logs what was stored per job id in store
+ * order. A finished job's record goes with its ack (ackWithResults): a backend that stores it in the same call
+ * (Redis: one script) never calls setResults for it, so those are logged once that call has landed.
+ */
 function holdRetryingRecords(queue: BaseQueue): Map<string, Written[]> {
   const stored = new Map<string, Written[]>();
+  const logged = new WeakSet<ResultRecord>();
+  const log = (records: readonly ResultRecord[]) => {
+    for (const record of records) {
+      if (logged.has(record)) continue;
+      logged.add(record);
+      const { status, attempt } = JSON.parse(record.record) as Written;
+      stored.set(record.jobId, [...(stored.get(record.jobId) ?? []), { status, attempt }]);
+    }
+  };
   const setResults = queue.setResults.bind(queue);
   queue.setResults = async (records) => {
-    const parsed = records.map((r) => ({ jobId: r.jobId, ...(JSON.parse(r.record) as Written) }));
-    if (parsed.some((r) => r.status === 'retrying')) await sleep(HOLD_MS);
+    if (records.some((r) => (JSON.parse(r.record) as Written).status === 'retrying')) await sleep(HOLD_MS);
     await setResults(records);
-    for (const { jobId, status, attempt } of parsed) stored.set(jobId, [...(stored.get(jobId) ?? []), { status, attempt }]);
+    log(records);
+  };
+  const ackWithResults = queue.ackWithResults.bind(queue);
+  queue.ackWithResults = async (ids, deliveries, results, resultIds, resultDeliveries) => {
+    const refused = await ackWithResults(ids, deliveries, results, resultIds, resultDeliveries);
+    log(results);
+    return refused;
   };
   return stored;
 }
