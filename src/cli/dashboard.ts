@@ -37,11 +37,14 @@ export async function runDashboard(flags: DashboardFlags, out: (line: string) =>
   if (!LOOPBACK.has(flags.host)) warn(`taskmill: the dashboard listens on ${flags.host}: anyone who can reach it and has the token can retry and purge jobs`);
   const { port } = server.address() as AddressInfo;
   const host = flags.host.includes(':') ? `[${flags.host}]` : flags.host;
-  out(`taskmill dashboard for ${redactUrl(flags.url)}: http://${host}:${port}/?token=${dashboard.token}`);
-  await new Promise<void>((resolve) => {
+  // Listen for the stop signals before printing the URL: whoever waits for the URL may signal at once,
+  // and a signal with no listener yet kills the process instead of stopping it.
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  out(`taskmill dashboard for ${redactUrl(flags.url)}: http://${host}:${port}/?token=${dashboard.token}`);
+  await stopped;
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   await dashboard.close();
