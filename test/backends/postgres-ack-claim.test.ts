@@ -5,12 +5,12 @@
  * refused ids (fencing by delivery holds); a statement that fails rejects exactly the acks it
  * carried and its read, and acks and claims nothing, so no message is lost.
  */
-import pg from 'pg';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { DatabaseQueue, type DatabaseQueueOptions } from '../../src/backends/postgres/queue.js';
+import { describe, expect, it, vi } from 'vitest';
+import { DatabaseQueue } from '../../src/backends/postgres/queue.js';
 import { ALL, AckClaim, PARK_MAX_MS, type Acked, type CarriedAcks } from '../../src/backends/postgres/claim.js';
 import { QueueConnectionError } from '../../src/shared/errors.js';
-import { hasPostgres, POSTGRES_URL, uniqueName } from '../helpers/services.js';
+import { hasPostgres } from '../helpers/services.js';
+import { postgresFixture } from '../helpers/postgres-fixture.js';
 
 const turns = async (n: number) => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -120,36 +120,7 @@ describe('AckClaim (the rules, against fakes)', () => {
 });
 
 describe.skipIf(!hasPostgres)('DatabaseQueue: acks riding the next claim', () => {
-  const schema = `t_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
-  const s = pg.escapeIdentifier(schema);
-  const opened: DatabaseQueue[] = [];
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  let adminConnected = false;
-
-  function queue(options: DatabaseQueueOptions = {}): DatabaseQueue {
-    const created = new DatabaseQueue(POSTGRES_URL, { schema, name: uniqueName(), onWarning: () => {}, ...options });
-    opened.push(created);
-    return created;
-  }
-
-  async function sql<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, values: unknown[] = []): Promise<R[]> {
-    if (!adminConnected) {
-      await admin.connect();
-      adminConnected = true;
-    }
-    return (await admin.query<R>(text, values)).rows;
-  }
-
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((q) => q.close()));
-  });
-
-  afterAll(async () => {
-    if (adminConnected) {
-      await admin.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-      await admin.end();
-    }
-  });
+  const { s, queue, sql } = postgresFixture();
 
   /** Two leased messages and a claim in flight: an ack issued now is parked for the next claim. */
   async function leasedPair(q: DatabaseQueue) {

@@ -5,43 +5,13 @@
  * delays, priorities, close() and the transactional path keep their meaning.
  */
 import pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { DatabaseQueue, type DatabaseQueueOptions } from '../../src/backends/postgres/queue.js';
+import { describe, expect, it } from 'vitest';
 import { QueueConnectionError } from '../../src/shared/errors.js';
-import { hasPostgres, POSTGRES_URL, uniqueName } from '../helpers/services.js';
+import { hasPostgres, POSTGRES_URL } from '../helpers/services.js';
+import { postgresFixture } from '../helpers/postgres-fixture.js';
 
 describe.skipIf(!hasPostgres)('DatabaseQueue: coalesced single writes', () => {
-  const schema = `t_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
-  const s = pg.escapeIdentifier(schema);
-  const opened: DatabaseQueue[] = [];
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  let adminConnected = false;
-
-  function queue(options: DatabaseQueueOptions = {}): DatabaseQueue {
-    const created = new DatabaseQueue(POSTGRES_URL, { schema, name: uniqueName(), onWarning: () => {}, ...options });
-    opened.push(created);
-    return created;
-  }
-
-  /** Another connection than the queue's own: what it sees is committed. */
-  async function sql<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, values: unknown[] = []): Promise<R[]> {
-    if (!adminConnected) {
-      await admin.connect();
-      adminConnected = true;
-    }
-    return (await admin.query<R>(text, values)).rows;
-  }
-
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((q) => q.close()));
-  });
-
-  afterAll(async () => {
-    if (adminConnected) {
-      await admin.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-      await admin.end();
-    }
-  });
+  const { s, queue, sql } = postgresFixture();
 
   it('many parallel writes are all stored once, ids distinct and in call order, in fewer transactions than calls', async () => {
     const q = queue();
