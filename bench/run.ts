@@ -60,8 +60,36 @@ const { values } = parseArgs({
     scaleout: { type: 'string', default: '1,2,4' },
     redis: { type: 'string', default: 'redis://127.0.0.1:6379/0' },
     postgres: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+
+if (values.help) {
+  const onDemand = SYSTEMS.filter((s) => s.onDemand).map((s) => s.key);
+  console.log(`npm run bench -- [options]
+
+  --full                  20,000 / 20,000 / 2,000 jobs (scale-out 20,000) → bench/RESULTS.md; default: a quick run → .tmp/bench-quick.md
+  --runs N                runs of each system and workload, interleaved (default 3)
+  --systems A,B           systems to run (default: all but the on-demand variants)
+  --workloads A,B         ${WORKLOADS.join(', ')} (default: all)
+  --process-jobs N        jobs per process run (quick 1,500, full 20,000)
+  --enqueue-jobs N        jobs per enqueue run (quick 1,000, full 20,000)
+  --latency-jobs N        measured jobs per latency run (quick 300, full 2,000)
+  --scaleout-jobs N       backlog per scale-out run (quick 6,000, full 20,000)
+  --scaleout 1,2,4        consumer process counts of a scale-out run
+  --profile DIR           write a CPU profile of every child process to DIR
+  --out FILE              where the report goes
+  --redis URL             default redis://127.0.0.1:6379/0
+  --postgres URL          default postgres://postgres@127.0.0.1:5432/test
+
+systems: ${SYSTEMS.filter((s) => !s.onDemand)
+    .map((s) => s.key)
+    .join(', ')}
+on demand (run only when named): ${onDemand.join(', ')}
+
+Also: bench/warmup.ts (CPU per job, chunk by chunk), bench/jit.ts (what V8's optimizing compiler costs a short run).`);
+  process.exit(0);
+}
 
 function list<T extends string>(value: string | undefined, known: readonly T[], what: string): T[] {
   if (!value) return [...known];

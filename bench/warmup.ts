@@ -27,6 +27,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '10' },
     redis: { type: 'string', default: 'redis://127.0.0.1:6379/0' },
     postgres: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
+    /** Print `### first job <system>` and `### last job <system>` around the measured window (bench/jit.ts reads them). */
+    markers: { type: 'boolean', default: false },
   },
 });
 const jobs = Number(values.jobs);
@@ -54,11 +56,13 @@ async function chunks(key: string): Promise<number[]> {
   let done!: () => void;
   const finished = new Promise<void>((resolve) => (done = resolve));
   const consumer = await system.startConsumer(Number(values.concurrency), () => {
+    if (started === 0 && values.markers) process.stdout.write(`### first job ${key}\n`);
     if (started % chunk === 0) marks.push(cpuMs());
     if (++started === jobs) done();
   });
   await finished;
   marks.push(cpuMs());
+  if (values.markers) process.stdout.write(`### last job ${key}\n`);
   await consumer.stop();
   await system.teardown();
   await system.destroy?.();

@@ -1,0 +1,39 @@
+/**
+ * The bench's side tools: `npm run bench -- --help` and bench/jit.ts (which
+ * runs bench/warmup.ts with its window markers, as is, with --no-opt and
+ * under --trace-opt) on the memory backend, which needs no server. What is
+ * checked is that they work and say what they measured, never how fast
+ * anything is.
+ */
+import { describe, expect, it } from 'vitest';
+import { SYSTEMS } from '../../bench/systems/index.js';
+import { spawnTsx } from '../helpers/processes.js';
+
+describe('the bench tools', () => {
+  it('npm run bench -- --help lists the options, every system and workload, and runs nothing', { timeout: 60_000 }, async () => {
+    const run = spawnTsx(['bench/run.ts', '--help']);
+    expect(await run.exited, run.stderr()).toBe(0);
+    const help = run.stdout();
+    for (const option of ['--full', '--systems', '--workloads', '--process-jobs', '--profile', '--out']) expect(help).toContain(option);
+    for (const system of SYSTEMS) expect(help).toContain(system.key);
+    expect(help).toContain('enqueue, process1, process10, latency, scaleout');
+    expect(run.stderr()).not.toContain('bench (');
+  });
+
+  it('bench/jit.ts reports CPU as is and without TurboFan, and what TurboFan compiled in the window', { timeout: 120_000 }, async () => {
+    const run = spawnTsx(['bench/jit.ts', '--systems', 'taskmill-memory', '--jobs', '1500', '--rounds', '1']);
+    expect(await run.exited, run.stderr()).toBe(0);
+    const out = run.stdout();
+    const figures = /^taskmill-memory: CPU ms per 1,000 jobs ([\d.]+) as is, ([\d.]+) with --no-opt$/m.exec(out);
+    expect(figures, out).not.toBeNull();
+    expect(Number(figures![1])).toBeGreaterThan(0);
+    expect(Number(figures![2])).toBeGreaterThan(0);
+    expect(out).toMatch(/TurboFan in the window \(--trace-opt run\): \d+ compiles of \d+ functions, \d+ ms = [\d.]+ ms per 1,000 jobs/);
+  });
+
+  it('bench/jit.ts refuses a bad job count, naming the option', { timeout: 60_000 }, async () => {
+    const run = spawnTsx(['bench/jit.ts', '--jobs', '0']);
+    expect(await run.exited).not.toBe(0);
+    expect(run.stderr()).toContain('--jobs must be a positive integer (got 0)');
+  });
+});
