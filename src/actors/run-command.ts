@@ -5,10 +5,13 @@
  * adapter whether it may start when its command has a rateLimit or a
  * concurrency (START_GATED → GATE_DECIDED), runs it (with its timeout and
  * AbortSignal), and settles it with the queue adapter itself (./settlements.ts:
- * acked, failed, deferred) before it starts the next. The worker hears once
- * per share (SHARE_DONE), or when it must decide: a failure (COMMAND_FAILED,
- * with the unstarted rest). A drain or retirement (RELEASE_UNSTARTED) gives
- * the unstarted rest back to the queue at once.
+ * acked, failed, deferred) before it starts the next. When the share is
+ * over it asks the reader for the next one (RUNNER_READY) and runs the JOB
+ * the reader answers with; only NO_JOB (the reader has nothing coming) ends
+ * the worker's busy spell: the worker hears SHARE_DONE then, or when it must
+ * decide: a failure (COMMAND_FAILED, with the unstarted rest). A drain or
+ * retirement (RELEASE_UNSTARTED) gives the unstarted rest back to the queue
+ * at once, and the runner asks for no more.
  *
  * Hot path: no actor, event, timer or AbortController per job unless the job
  * needs one — the signal is created lazily when a command reads
@@ -36,7 +39,17 @@ import { decodeMessage, serializeValue, type Envelope } from '../codec/message.j
 import { jobEvents, type JobEvents } from '../producer/hooks.js';
 import { DEFAULT_RESULT_TTL_MS, JobCancelledError, remoteError, resultRecord, type ResultRecordData } from '../producer/results.js';
 import { progressKey, progressRecordValue } from '../producer/progress.js';
-import { queueActor, type GateDecision, type JobCancel, type JobResult, type LeasedMessage, type RetryPlan, type RunnerInEvent } from '../machines/protocol.js';
+import {
+  queueActor,
+  readerActor,
+  type GateDecision,
+  type JobCancel,
+  type JobResult,
+  type LeasedMessage,
+  type RetryPlan,
+  type RunnerInEvent,
+  type RunnerReadyEvent,
+} from '../machines/protocol.js';
 import type { JobSettler } from './settlements.js';
 import { EventFeed, type QueueEventData, type QueueEventType } from './event-feed.js';
 import type { JobMetrics } from '../observability/metrics.js';
@@ -116,7 +129,7 @@ export function createRunCommand({
   running,
 }: RunCommandDeps): RunCommandLogic {
   return fromCallback<RunnerInEvent, RunCommandInput>(({ input, system, self, sendBack, receive }) => {
-    const { workerId } = input;
+    const { workerId, worker } = input;
     const log = logger.child({ worker: workerId });
     const debug = log.isLevelEnabled('debug');
     const info = log.isLevelEnabled('info');
@@ -144,6 +157,14 @@ export function createRunCommand({
     let cursor = 0;
     /** Jobs of the share settled so far (acked, failed, deferred). */
     let settledCount = 0;
+    /** Jobs settled since the worker last heard: SHARE_DONE counts every share since its dispatch. */
+    let unreported = 0;
+    /** RUNNER_READY is out: the reader's JOB or NO_JOB answers it, exactly one of them. */
+    let asking = false;
+    /** The worker drains or retires (or is not there to name): a share's end goes to the worker, not to the reader. */
+    let stopAsking = worker === undefined;
+    /** The same event for every ask. */
+    const ready: RunnerReadyEvent | null = worker === undefined ? null : { type: 'RUNNER_READY', worker, runner: self };
     const settle: JobSettler = settlements ?? {
       ack: (message, result) => queueActor({ system }).send({ type: 'ACK', id: message.id, delivery: message.delivery, result }),
       fail: (message, error) => queueActor({ system }).send({ type: 'FAIL', message, error }),
@@ -151,19 +172,40 @@ export function createRunCommand({
       release: (messages) => queueActor({ system }).send({ type: 'RELEASE', messages }),
     };
 
-    /** A job of the share is settled with the queue: start the next, or report the share over. */
+    /** A job of the share is settled with the queue: start the next, or ask the reader for the next share. */
     const settled = (): void => {
       settledCount++;
       if (cursor < more.length) {
         run(more[cursor++]!);
         return;
       }
-      const finished = settledCount;
+      unreported += settledCount;
       more = NO_MORE;
       cursor = 0;
       settledCount = 0;
       if (cancelled.size > 0) cancelled.clear(); // cancels of this share's messages, settled or released
+      // A worker that broke leaves its runner running (xstate does not stop an errored actor's children):
+      // it finishes its share and asks for no more.
+      const reader = stopAsking || (worker!.getSnapshot() as { status: string }).status !== 'active' ? undefined : readerActor({ system });
+      if (reader === undefined) {
+        reportShareDone();
+        return;
+      }
+      asking = true;
+      reader.send(ready!);
+    };
+
+    /** The worker's busy spell is over: it goes idle (or retires) and hears how many jobs were settled in it. */
+    const reportShareDone = (): void => {
+      const finished = unreported;
+      unreported = 0;
       sendBack({ type: 'SHARE_DONE', finished });
+    };
+
+    /** Drain or retire: no more shares; a pending ask is withdrawn so that the reader answers it now. */
+    const stopShares = (): void => {
+      stopAsking = true;
+      if (asking) readerActor({ system })?.send({ type: 'RUNNER_WITHDRAW', runner: self });
     };
 
     /** The share's messages not started yet go back to the queue now (drain, retirement). */
@@ -467,17 +509,34 @@ export function createRunCommand({
 
     receive((event) => {
       if (event.type === 'JOB') {
+        if (asking) {
+          asking = false;
+          if (stopAsking) {
+            // The reader's answer crossed the worker's drain or retirement: nothing of it starts.
+            settle.release(event.more === undefined ? [event.message] : [event.message, ...event.more]);
+            reportShareDone();
+            return;
+          }
+        }
         more = event.more ?? NO_MORE;
         cursor = 0;
         settledCount = 0;
         run(event.message);
-      } else if (event.type === 'RELEASE_UNSTARTED') releaseUnstarted();
-      else if (event.type === 'GATE_DECIDED') gateDecided(event.id, event.decision, event.error);
+      } else if (event.type === 'NO_JOB') {
+        if (!asking) return;
+        asking = false;
+        reportShareDone();
+      } else if (event.type === 'RELEASE_UNSTARTED') {
+        releaseUnstarted();
+        stopShares();
+      } else if (event.type === 'GATE_DECIDED') gateDecided(event.id, event.decision, event.error);
       else if (event.type === 'CANCEL') cancel(event.cancels);
       else if (event.type === 'ABORT') current?.abort(new Error(event.reason));
     });
 
     return () => {
+      // Stopped while the reader holds its ask: the reader must not hand it a share.
+      if (asking) readerActor({ system })?.send({ type: 'RUNNER_WITHDRAW', runner: self });
       if (timer) clearTimeout(timer);
       running?.delete(workerId);
       current?.abort(new Error('worker stopped'));

@@ -125,12 +125,26 @@ export type QueueReplyEvent =
 /** A worker is idle. `done` is true when it just finished a job the reader dispatched. */
 export type WorkerReadyEvent = { type: 'WORKER_READY'; worker: AnyActorRef; done: boolean };
 /**
- * A job for an idle worker. With a backlog buffered (prefetch), `more` hands
- * it further messages to run in turn before it is idle again: one dispatch,
- * not one round of events per job. A worker releases the ones it has not
- * started when it drains, retires or fails.
+ * A job for an idle worker, or for the runner of a busy one that asked for
+ * its next share (RUNNER_READY). With a backlog buffered (prefetch), `more`
+ * hands it further messages to run in turn: one dispatch, not one round of
+ * events per job. A worker releases the ones it has not started when it
+ * drains, retires or fails.
  */
 export type JobEvent = { type: 'JOB'; message: LeasedMessage; more?: readonly LeasedMessage[] | undefined };
+
+// ── a busy worker's runner ⇄ the reader ────────────────────────────────────
+/**
+ * The runner of a busy worker finished its share and asks for the next one
+ * directly: the reader answers it with a JOB (its worker stays busy, and hears
+ * nothing) or, when no read is on its way, with NO_JOB (the runner then
+ * reports SHARE_DONE and its worker goes idle as usual). Exactly one answer
+ * per ask. With a backlog, a share costs the actor system this one machine
+ * event instead of three (WORKER_READY, JOB and SHARE_DONE).
+ */
+export type RunnerReadyEvent = { type: 'RUNNER_READY'; worker: AnyActorRef; runner: AnyActorRef };
+/** The runner's worker drains or retires: if the runner still waits for an answer, answer NO_JOB now. */
+export type RunnerWithdrawEvent = { type: 'RUNNER_WITHDRAW'; runner: AnyActorRef };
 
 // ── worker ⇄ its run-command actor ─────────────────────────────────────────
 /**
@@ -145,8 +159,10 @@ export type RunnerInEvent =
   | { type: 'GATE_DECIDED'; id: string; decision: GateDecision; error?: unknown }
   /** Cancels of the worker's current or queued messages: a running one is aborted, a queued one never starts. */
   | { type: 'CANCEL'; cancels: readonly JobCancel[] }
-  /** Drain or retire: give the share's unstarted messages back now, report once the running one ends. */
-  | { type: 'RELEASE_UNSTARTED' };
+  /** Drain or retire: give the share's unstarted messages back now, report once the running one ends (and ask for no more). */
+  | { type: 'RELEASE_UNSTARTED' }
+  /** The reader's answer to RUNNER_READY when it has nothing for the runner: report SHARE_DONE. */
+  | { type: 'NO_JOB' };
 
 /** A job failed (the runner already decided whether it is tried again): the worker fails with it. */
 export interface CommandFailure {

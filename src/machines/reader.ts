@@ -14,16 +14,37 @@
  *
  * When the buffer holds more than the idle workers can take one each (a
  * backlog, with prefetch), each idle worker gets its share in one JOB, up to
- * MAX_JOBS_PER_DISPATCH: it runs them in turn, so a job costs one machine
- * event instead of three. `inFlight` counts dispatches, not messages.
+ * MAX_JOBS_PER_DISPATCH: it runs them in turn, so the machine events of a
+ * dispatch are spread over its jobs. `inFlight` counts dispatches, not
+ * messages: the busy workers.
  *
- * The idle list and the buffer are mutated in place on the per-job path
- * (addIdleWorker, acceptMessages, dispatch), so it allocates nothing per job
+ * A busy worker's runner that finished its share asks for the next one
+ * itself (RUNNER_READY) and is answered directly: with a JOB from the buffer,
+ * or from the read on its way (it waits in `askingRunners` meanwhile), or with
+ * NO_JOB when no read is coming (an empty or failed read, a pause, a backoff,
+ * the drain), whereupon its worker goes idle the usual way. Its worker stays
+ * busy and in `inFlight` throughout, so a backlog's share costs one machine
+ * event, this one.
+ *
+ * The idle list, the waiting runners and the buffer are mutated in place on
+ * the per-share path (addIdleWorker, addWaitingRunner, acceptMessages,
+ * dispatch), so it allocates nothing per job
  * beyond the events themselves; the rare paths (a worker lost or retiring,
  * the drain) replace them through assign.
  */
 import { assertEvent, assign, enqueueActions, sendParent, sendTo, setup, type AnyActorRef } from 'xstate';
-import { expectEvent, queueActor, type JobEvent, type LeasedMessage, type QueueAdapterEvent, type QueueReplyEvent, type WorkerReadyEvent } from './protocol.js';
+import {
+  expectEvent,
+  queueActor,
+  type JobEvent,
+  type LeasedMessage,
+  type QueueAdapterEvent,
+  type QueueReplyEvent,
+  type RunnerInEvent,
+  type RunnerReadyEvent,
+  type RunnerWithdrawEvent,
+  type WorkerReadyEvent,
+} from './protocol.js';
 
 export interface ReaderOptions {
   /** Messages read ahead of demand and buffered. Default 0 (the lease clock starts at read). */
@@ -41,12 +62,14 @@ export interface ReaderOptions {
 }
 
 /**
- * The most messages one JOB hands a worker. A worker runs them one after the
- * other, so a slow one delays the rest of its share: small enough that this
- * stays a short wait, large enough that the per-job cost of the actor system
- * (three events per dispatch) is spread thin.
+ * The most messages one JOB hands a worker (or its runner). They run one
+ * after the other, so a slow one delays the rest of its share: small enough
+ * that this stays a short wait, large enough that the per-job cost of the
+ * actor system (one event per share of a backlog) is spread thin.
  */
 export const MAX_JOBS_PER_DISPATCH = 16;
+
+const NO_JOB: RunnerInEvent = { type: 'NO_JOB' };
 
 export const DEFAULT_READER_OPTIONS: ReaderOptions = {
   prefetch: 0,
@@ -56,6 +79,12 @@ export const DEFAULT_READER_OPTIONS: ReaderOptions = {
   blocking: false,
   waitTimeoutMs: 5_000,
 };
+
+/** A busy worker's runner that asked for its next share (RUNNER_READY) and has no answer yet. */
+export interface AskingRunner {
+  worker: AnyActorRef;
+  runner: AnyActorRef;
+}
 
 export interface ReaderContext extends ReaderOptions {
   /**
@@ -70,7 +99,12 @@ export interface ReaderContext extends ReaderOptions {
    * assign when released (drain).
    */
   buffer: LeasedMessage[];
-  /** Dispatches (JOB events) whose worker has not come back (READY or LOST). */
+  /**
+   * Runners of busy workers waiting for the read on its way. Mutated in place
+   * per share (push, pop), like `idle`; replaced through assign otherwise.
+   */
+  askingRunners: AskingRunner[];
+  /** Dispatches (JOB events to idle workers) whose worker has not come back (READY or LOST): the busy workers. */
   inFlight: number;
   /** A READ is out and its MESSAGES/READ_FAILED not back yet. */
   readPending: boolean;
@@ -81,6 +115,8 @@ export interface ReaderContext extends ReaderOptions {
 
 export type ReaderEvent =
   | WorkerReadyEvent
+  | RunnerReadyEvent
+  | RunnerWithdrawEvent
   | { type: 'WORKER_LOST'; worker: AnyActorRef | undefined; busy: boolean }
   /** An idle worker is being scaled away: confirm if it is still on the idle list (else a JOB is on its way to it). */
   | { type: 'WORKER_RETIRING'; worker: AnyActorRef }
@@ -111,8 +147,34 @@ export const readerMachine = setup({
       const { worker, busy } = event;
       const index = worker ? context.idle.indexOf(worker) : -1;
       const idle = index === -1 ? context.idle : context.idle.toSpliced(index, 1);
-      return busy ? { idle, inFlight: context.inFlight - 1 } : { idle };
+      const askingRunners =
+        worker && context.askingRunners.some((w) => w.worker === worker) ? context.askingRunners.filter((w) => w.worker !== worker) : context.askingRunners;
+      return busy ? { idle, askingRunners, inFlight: context.inFlight - 1 } : { idle, askingRunners };
     }),
+    /** Per share of a backlog (in place): the runner waits with the idle workers; its worker stays busy, counted in inFlight. */
+    addAskingRunner: assign(({ context, event }) => {
+      expectEvent(event, 'RUNNER_READY');
+      context.askingRunners.push({ worker: event.worker, runner: event.runner });
+      return {};
+    }),
+    /** No read is coming: every waiting runner hears NO_JOB, reports its share over, and its worker goes idle. */
+    releaseAskingRunners: enqueueActions(({ context, enqueue }) => {
+      if (context.askingRunners.length === 0) return;
+      for (const { runner } of context.askingRunners) enqueue.sendTo(runner, NO_JOB);
+      enqueue.assign({ askingRunners: [] });
+    }),
+    /** Its worker drains or retires: a runner still waiting is answered now. */
+    withdrawRunner: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'RUNNER_WITHDRAW');
+      const index = context.askingRunners.findIndex((w) => w.runner === event.runner);
+      if (index === -1) return; // answered already: its JOB or NO_JOB is on its way
+      enqueue.assign({ askingRunners: context.askingRunners.toSpliced(index, 1) });
+      enqueue.sendTo(event.runner, NO_JOB);
+    }),
+    answerNoJob: sendTo(
+      ({ event }) => (event as RunnerReadyEvent).runner,
+      (): RunnerInEvent => NO_JOB,
+    ),
     confirmRetirement: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'WORKER_RETIRING');
       const { worker } = event;
@@ -121,21 +183,27 @@ export const readerMachine = setup({
       enqueue.assign({ idle: context.idle.toSpliced(index, 1) });
       enqueue.sendTo(worker, { type: 'RETIRE_CONFIRMED' });
     }),
-    /** Hands buffered messages to idle workers: one each, or an even share of a backlog. */
+    /**
+     * Hands buffered messages out: one each, or an even share of a backlog. Waiting runners
+     * first (their workers are busy already), then idle workers, which become busy.
+     */
     dispatch: enqueueActions(({ context, enqueue }) => {
-      const { idle, buffer } = context;
+      const { idle, askingRunners, buffer } = context;
       let sent = 0;
-      while (idle.length > 0 && buffer.length > 0) {
-        const share = Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(buffer.length / idle.length));
+      while (askingRunners.length + idle.length > 0 && buffer.length > 0) {
+        const share = Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(buffer.length / (askingRunners.length + idle.length)));
         const message = buffer.shift()!;
         const job: JobEvent = share > 1 ? { type: 'JOB', message, more: buffer.splice(0, share - 1) } : { type: 'JOB', message };
-        enqueue.sendTo(idle.pop()!, job);
-        sent++;
+        if (askingRunners.length > 0) enqueue.sendTo(askingRunners.pop()!.runner, job);
+        else {
+          enqueue.sendTo(idle.pop()!, job);
+          sent++;
+        }
       }
       if (sent > 0) enqueue.assign({ inFlight: context.inFlight + sent });
     }),
     requestRead: enqueueActions(({ context, enqueue }) => {
-      const max = context.idle.length + context.prefetch - context.buffer.length;
+      const max = context.idle.length + context.askingRunners.length + context.prefetch - context.buffer.length;
       const read: QueueAdapterEvent = { type: 'READ', max };
       enqueue.assign({ readPending: true });
       enqueue.sendTo(queueActor, read);
@@ -180,8 +248,10 @@ export const readerMachine = setup({
     needsRead: ({ context }) => {
       if (context.paused || context.readPending) return false;
       const { length } = context.buffer;
-      return length < context.idle.length || (context.inFlight > 0 && length < context.idle.length + (context.prefetch >> 1));
+      const takers = context.idle.length + context.askingRunners.length;
+      return length < takers || (context.inFlight > 0 && length < takers + (context.prefetch >> 1));
     },
+    isPaused: ({ context }) => context.paused,
     /** Per read. */
     emptyBatch: ({ event }) => {
       expectEvent(event, 'MESSAGES');
@@ -197,7 +267,7 @@ export const readerMachine = setup({
   id: 'reader',
   context: ({ input }) => {
     const options = { ...DEFAULT_READER_OPTIONS, ...input };
-    return { ...options, idle: [], buffer: [], inFlight: 0, readPending: false, currentDelayMs: options.delayMs, paused: false };
+    return { ...options, idle: [], buffer: [], askingRunners: [], inFlight: 0, readPending: false, currentDelayMs: options.delayMs, paused: false };
   },
   initial: 'active',
   on: {
@@ -208,9 +278,12 @@ export const readerMachine = setup({
       initial: 'waiting',
       on: {
         WORKER_READY: { actions: ['addIdleWorker', 'dispatch'] },
+        // A read is on its way or about to be asked for (`waiting`'s always): the runner waits for it.
+        RUNNER_READY: { actions: ['addAskingRunner', 'dispatch'] },
+        RUNNER_WITHDRAW: { actions: 'withdrawRunner' },
         WORKER_LOST: { actions: 'forgetWorker' },
         WORKER_RETIRING: { actions: 'confirmRetirement' },
-        PAUSE: { actions: 'setPaused' },
+        PAUSE: { actions: ['setPaused', 'releaseAskingRunners'] },
         // No target: leaving `reading`/`blocked` would send a second READ and drop one reply.
         RESUME: { actions: 'clearPaused' },
       },
@@ -218,15 +291,22 @@ export const readerMachine = setup({
         /** Enough buffered for the idle workers, or none idle: nothing to read. */
         waiting: {
           always: { guard: 'needsRead', target: 'reading' },
+          on: {
+            // Paused: no read is coming, so a runner the buffer cannot serve is answered NO_JOB.
+            RUNNER_READY: [
+              { guard: 'isPaused', actions: ['addAskingRunner', 'dispatch', 'releaseAskingRunners'] },
+              { actions: ['addAskingRunner', 'dispatch'] },
+            ],
+          },
         },
         reading: {
           entry: 'requestRead',
           on: {
             MESSAGES: [
-              { guard: 'emptyBatch', target: 'empty', actions: 'readSettled' },
+              { guard: 'emptyBatch', target: 'empty', actions: ['readSettled', 'releaseAskingRunners'] },
               { target: 'waiting', actions: ['acceptMessages', 'resetDelay', 'dispatch'] },
             ],
-            READ_FAILED: { target: 'backingOff', actions: 'readSettled' },
+            READ_FAILED: { target: 'backingOff', actions: ['readSettled', 'releaseAskingRunners'] },
           },
         },
         /** The queue had nothing: wait on the server if it can block, else poll later. */
@@ -235,20 +315,31 @@ export const readerMachine = setup({
         },
         blocked: {
           entry: 'requestWait',
-          on: { WAKE: 'waiting', READ_FAILED: 'backingOff' },
+          on: {
+            WAKE: 'waiting',
+            READ_FAILED: 'backingOff',
+            // The queue was empty: a runner the buffer cannot serve is not kept busy for the wait.
+            RUNNER_READY: { actions: ['addAskingRunner', 'dispatch', 'releaseAskingRunners'] },
+          },
         },
         backingOff: {
           after: { pollDelay: { target: 'waiting', actions: 'growDelay' } },
-          // The adapter promoted jobs it knows are due (a rate limit's booked start): read now.
-          on: { READ_FAILED: {}, WAKE: { target: 'waiting', actions: 'resetDelay' } },
+          on: {
+            READ_FAILED: {},
+            // The adapter promoted jobs it knows are due (a rate limit's booked start): read now.
+            WAKE: { target: 'waiting', actions: 'resetDelay' },
+            RUNNER_READY: { actions: ['addAskingRunner', 'dispatch', 'releaseAskingRunners'] },
+          },
         },
       },
     },
     draining: {
-      entry: 'releaseBuffer',
+      entry: ['releaseBuffer', 'releaseAskingRunners'],
       always: { guard: 'isDrained', target: 'drained' },
       on: {
         WORKER_READY: { actions: 'countReturnedWorker' },
+        RUNNER_READY: { actions: 'answerNoJob' },
+        RUNNER_WITHDRAW: { actions: 'withdrawRunner' },
         WORKER_LOST: { actions: 'forgetWorker' },
         WORKER_RETIRING: { actions: 'confirmRetirement' },
         MESSAGES: { actions: ['readSettled', 'releaseArrivals'] },

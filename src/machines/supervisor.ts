@@ -205,6 +205,9 @@ export const supervisorMachine = setup({
       const reader = systemActor(system, SYSTEM_IDS.reader);
       if (!(error instanceof WorkerCommandError)) {
         // The worker itself broke (not its command): fail the job it held, if any, so it is not left leased.
+        // What it holds is the share that made it busy. Its runner is not stopped with it (xstate leaves
+        // an errored actor's children running): it finishes the share it runs, which may be a later one
+        // it had from the reader (RUNNER_READY), and asks for no more once its worker is gone.
         const child = self.getSnapshot().children[childId(event)];
         const held = isWorkerRef(child) ? child.getSnapshot().context : undefined;
         const job = held?.job ?? null;

@@ -1,11 +1,14 @@
 /**
  * A worker: idle → busy → idle, for its whole life. A job is not an actor and
  * not an event: the worker invokes ONE run-command actor when it starts and
- * hands it each JOB the reader dispatches — one message, or a share of a
- * backlog (`more`). The runner runs the share in turn, settles each job with
- * the queue adapter itself (ack, fail, deferred) and reports to the worker
- * once, when the share is over (SHARE_DONE): with a backlog a job costs the
- * worker machine a fraction of an event.
+ * hands it the JOB the reader dispatches — one message, or a share of a
+ * backlog (`more`). The runner runs the share in turn and settles each job
+ * with the queue adapter itself (ack, fail, deferred). When the share is
+ * over it asks the reader for the next one (RUNNER_READY) and the reader
+ * answers it directly, so a worker stays busy, hearing nothing, for as long
+ * as the backlog lasts; the runner reports to the worker (SHARE_DONE) only
+ * once the reader has nothing for it. A share of a backlog costs the actor
+ * system one machine event (the reader's), not three.
  *
  * What the machine must decide still comes to it: a command that fails
  * (COMMAND_FAILED, its retry plan already made by the runner) fails the
@@ -37,9 +40,12 @@ export interface WorkerInput {
 
 export interface WorkerContext {
   workerId: string;
-  /** The first message of the share being run; null when idle. */
+  /**
+   * The first message of the share that made the worker busy; null when idle.
+   * Later shares go from the reader to the runner without the worker hearing.
+   */
   job: LeasedMessage | null;
-  /** The rest of that share (the JOB's own array, not copied): its runner works through it. */
+  /** The rest of that share (the JOB's own array, not copied). */
   more: readonly LeasedMessage[];
   /** Jobs this worker has finished (settled by its runner): tells the reader a READY ends a dispatch. */
   finished: number;
@@ -65,6 +71,12 @@ type ReaderRetireEvent = Extract<ReaderEvent, { type: 'WORKER_RETIRING' | 'WORKE
 
 export interface RunCommandInput {
   workerId: string;
+  /**
+   * The worker itself. With it, the runner asks the reader for its next share
+   * when one is over (RUNNER_READY, naming this worker); without it (a runner
+   * hosted alone, in a test) it reports every share with SHARE_DONE.
+   */
+  worker?: AnyActorRef;
 }
 
 /** The run-command actor a worker talks to; real logic comes from actors/run-command.ts via provide(). */
@@ -76,11 +88,6 @@ const unconfiguredRunCommand: RunCommandLogic = fromCallback(() => {
 
 const NO_MORE: readonly LeasedMessage[] = [];
 const RELEASE_UNSTARTED: RunnerInEvent = { type: 'RELEASE_UNSTARTED' };
-
-/** The cancels for a message of its share (the runner ignores those of messages it already settled). */
-function ownCancels(context: WorkerContext, cancels: readonly JobCancel[]): JobCancel[] {
-  return cancels.filter((c) => c.id === context.job?.id || context.more.some((m) => m.id === c.id));
-}
 
 export const workerMachine = setup({
   types: {
@@ -121,10 +128,13 @@ export const workerMachine = setup({
         return failure;
       },
     }),
-    /** Only the cancels of its own messages reach the runner, which keeps those of queued ones until it gets to them. */
-    forwardCancels: sendTo('runner', ({ context, event }): RunnerInEvent => {
+    /**
+     * A busy worker's runner may be on a share the worker never saw (RUNNER_READY), so every
+     * cancel goes to it: it acts on those of its share and keeps those of queued messages until it gets to them.
+     */
+    forwardCancels: sendTo('runner', ({ event }): RunnerInEvent => {
       assertEvent(event, 'CANCEL');
-      return { type: 'CANCEL', cancels: ownCancels(context, event.cancels) };
+      return { type: 'CANCEL', cancels: event.cancels };
     }),
     forwardAbort: sendTo('runner', ({ event }): RunnerInEvent => {
       assertEvent(event, 'ABORT');
@@ -142,15 +152,11 @@ export const workerMachine = setup({
   },
   guards: {
     isRetiring: ({ context }) => context.retiring,
-    holdsCancelled: ({ context, event }) => {
-      assertEvent(event, 'CANCEL');
-      return ownCancels(context, event.cancels).length > 0;
-    },
   },
 }).createMachine({
   id: 'worker',
   context: ({ input }) => ({ workerId: input.workerId, job: null, more: NO_MORE, finished: 0, lastError: null, retiring: false }),
-  invoke: { id: 'runner', src: 'runCommand', input: ({ context }) => ({ workerId: context.workerId }) },
+  invoke: { id: 'runner', src: 'runCommand', input: ({ context, self }) => ({ workerId: context.workerId, worker: self }) },
   on: { ABORT: { actions: 'forwardAbort' } },
   initial: 'idle',
   states: {
@@ -176,7 +182,7 @@ export const workerMachine = setup({
           { guard: 'isRetiring', target: 'retired', actions: ['finishShare', 'reportRetired'] },
           { target: 'idle', actions: 'finishShare' },
         ],
-        CANCEL: { guard: 'holdsCancelled', actions: 'forwardCancels' },
+        CANCEL: { actions: 'forwardCancels' },
         COMMAND_FAILED: { target: 'failed', actions: 'recordFailure' },
         RETIRE: { actions: ['markRetiring', 'releaseUnstarted'] },
         DRAIN: { actions: 'releaseUnstarted' },

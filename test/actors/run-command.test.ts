@@ -5,6 +5,7 @@
  * Hosted by the machine-test harness, whose parent records what it sends back.
  */
 import { describe, expect, it } from 'vitest';
+import { createActor, fromCallback } from 'xstate';
 import pino from 'pino';
 import { createRunCommand } from '../../src/actors/run-command.js';
 import type { JobSettler } from '../../src/actors/settlements.js';
@@ -38,14 +39,17 @@ function message(name: string, args: unknown[], options: { expiresAt?: number } 
   return { id: `m${++seq}`, data: encodeMessage(name, args, options).data, attempt: 1, delivery: 1 };
 }
 
-function startRunner(commands: RegisteredCommand[]) {
+/** `worker`: the runner is started as a worker starts it (naming the worker), next to a recording reader. */
+function startRunner(commands: RegisteredCommand[], { worker = false } = {}) {
   const registry = new CommandRegistry();
   for (const c of commands) registry.register(c);
   const { settler, settled, released } = recordingSettler();
   const logic = createRunCommand({ commands: registry, logger: pino({ level: 'silent' }), settlements: settler });
-  const h = createHarness({ logic, id: 'runner', input: { workerId: 'worker-1' } });
+  const stub = fromCallback(() => {});
+  const workerRef = worker ? createActor(stub).start() : undefined;
+  const h = createHarness({ logic, id: 'runner', input: { workerId: 'worker-1', worker: workerRef }, withReaderStub: worker });
   const back = () => h.parentReceived.filter((e) => e.type === 'SHARE_DONE' || e.type === 'COMMAND_FAILED');
-  return { h, settled, released, back };
+  return { h, settled, released, back, workerRef };
 }
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
@@ -177,6 +181,82 @@ describe('run-command: a share', () => {
       { type: 'SHARE_DONE', finished: 1 },
       { type: 'SHARE_DONE', finished: 1 },
     ]);
+    h.stop();
+  });
+});
+
+describe('run-command: the next share from the reader (RUNNER_READY)', () => {
+  const asked = (h: ReturnType<typeof startRunner>['h']) => h.readerReceived.filter((e) => e.type === 'RUNNER_READY');
+
+  it("at the end of a share it asks the reader in its worker's name, runs the JOB it is answered with, and only NO_JOB ends the busy spell", async () => {
+    const ran: unknown[] = [];
+    const { h, back, workerRef } = startRunner([command('note', (n) => void ran.push(n))], { worker: true });
+    const first = [message('note', [1]), message('note', [2])];
+    h.sut.send({ type: 'JOB', message: first[0], more: first.slice(1) });
+    await flush();
+    expect(asked(h)).toEqual([{ type: 'RUNNER_READY', worker: workerRef, runner: h.sut }]);
+    expect(back()).toEqual([]); // the worker hears nothing while the backlog lasts
+    h.sut.send({ type: 'JOB', message: message('note', [3]) }); // the reader's answer
+    await flush();
+    expect(ran).toEqual([1, 2, 3]);
+    expect(asked(h)).toHaveLength(2);
+    h.sut.send({ type: 'NO_JOB' });
+    // one SHARE_DONE for the whole spell, counting every job settled in it
+    expect(back()).toEqual([{ type: 'SHARE_DONE', finished: 3 }]);
+    h.sut.send({ type: 'NO_JOB' }); // a second answer to one ask is ignored
+    expect(back()).toHaveLength(1);
+    h.stop();
+  });
+
+  it('a drain or retirement while it waits: it withdraws the ask; a JOB that crossed it is released whole, unstarted', async () => {
+    const ran: unknown[] = [];
+    const { h, back, released } = startRunner([command('note', (n) => void ran.push(n))], { worker: true });
+    h.sut.send({ type: 'JOB', message: message('note', [1]) });
+    await flush();
+    h.sut.send({ type: 'RELEASE_UNSTARTED' });
+    expect(h.readerReceived.filter((e) => e.type === 'RUNNER_WITHDRAW')).toEqual([{ type: 'RUNNER_WITHDRAW', runner: h.sut }]);
+    const crossed = [message('note', [2]), message('note', [3])];
+    h.sut.send({ type: 'JOB', message: crossed[0], more: crossed.slice(1) });
+    await flush();
+    expect(ran).toEqual([1]);
+    expect(released).toEqual([crossed.map((m) => m.id)]);
+    expect(back()).toEqual([{ type: 'SHARE_DONE', finished: 1 }]);
+    h.stop();
+  });
+
+  it('after a drain or retirement the end of the share goes to the worker: no more asks', async () => {
+    let finish!: () => void;
+    const { h, back } = startRunner([command('slow', () => new Promise<void>((resolve) => (finish = resolve)))], { worker: true });
+    h.sut.send({ type: 'JOB', message: message('slow', []), more: [message('slow', [])] });
+    await flush();
+    h.sut.send({ type: 'RELEASE_UNSTARTED' }); // while the first runs: the second goes back
+    expect(h.readerReceived).toEqual([]);
+    finish();
+    await flush();
+    expect(asked(h)).toEqual([]);
+    expect(back()).toEqual([{ type: 'SHARE_DONE', finished: 1 }]);
+    h.stop();
+  });
+
+  it('once its worker is gone (a worker that broke leaves its runner running) it finishes its share and asks for no more', async () => {
+    const ran: unknown[] = [];
+    const { h, back, workerRef } = startRunner([command('note', (n) => void ran.push(n))], { worker: true });
+    workerRef!.stop();
+    h.sut.send({ type: 'JOB', message: message('note', [1]), more: [message('note', [2])] });
+    await flush();
+    expect(ran).toEqual([1, 2]);
+    expect(asked(h)).toEqual([]);
+    expect(back()).toEqual([{ type: 'SHARE_DONE', finished: 2 }]);
+    h.stop();
+  });
+
+  it('stopped while it waits for an answer, it withdraws the ask so that no share is handed to it', async () => {
+    const { h } = startRunner([command('note', () => {})], { worker: true });
+    h.sut.send({ type: 'JOB', message: message('note', []) });
+    await flush();
+    expect(asked(h)).toHaveLength(1);
+    h.sut.send({ type: 'xstate.stop' }); // the runner alone (as a failing worker stops it), the reader still running
+    expect(h.readerReceived.filter((e) => e.type === 'RUNNER_WITHDRAW')).toEqual([{ type: 'RUNNER_WITHDRAW', runner: h.sut }]);
     h.stop();
   });
 });

@@ -1,6 +1,7 @@
 /**
  * With prefetch, the reader hands each idle worker a share of the backlog in
- * one JOB (up to MAX_JOBS_PER_DISPATCH messages, run in turn). The messages
+ * one JOB (up to MAX_JOBS_PER_DISPATCH messages, run in turn), and the runner
+ * of a busy one its next share when it asks (RUNNER_READY). The messages
  * of a share that have not started belong to nobody running: they must go
  * back to the queue when the worker fails, when the consumer drains, and
  * never run twice or get lost.
@@ -18,12 +19,14 @@ afterEach(async () => {
 });
 
 describe('shares of a backlog (prefetch)', () => {
-  it('one JOB carries several messages; every job runs exactly once, in order per share', async () => {
+  it('one JOB carries several messages; every job runs exactly once; a busy worker gets its next share without hearing of it', async () => {
     const queue = freshMemoryQueue();
     const ran: number[] = [];
-    const jobEvents: number[] = [];
+    /** The size of every share, as its runner got it (forwarded by its worker, or straight from the reader). */
+    const shares: number[] = [];
     /** Every event a worker machine received, by type. */
     const toWorkers = new Map<string, number>();
+    let asks = 0;
     const registry = registryOf({ note: (n) => void ran.push(n as number) });
     for (let i = 0; i < 40; i++) await enqueue(queue, 'note', [i]);
     const consumer = createConsumer({
@@ -31,23 +34,28 @@ describe('shares of a backlog (prefetch)', () => {
       registry,
       logger: capturedLogger().logger,
       workers: 2,
-      prefetch: 2 * MAX_JOBS_PER_DISPATCH + 4, // a read large enough for a full share
+      prefetch: 2 * MAX_JOBS_PER_DISPATCH + 4, // a read large enough for a full share each, and some left over
       inspect: (event: InspectionEvent) => {
-        // The worker forwards its JOB to its runner (id `runner`): count the reader's dispatch once.
-        if (event.type !== '@xstate.event' || !(event.actorRef as AnyActorRef).id.startsWith('worker-')) return;
-        toWorkers.set(event.event.type, (toWorkers.get(event.event.type) ?? 0) + 1);
-        if (event.event.type === 'JOB') jobEvents.push(1 + ((event.event as { more?: unknown[] }).more?.length ?? 0));
+        if (event.type !== '@xstate.event') return;
+        const id = (event.actorRef as AnyActorRef).id;
+        if (id === 'runner' && event.event.type === 'JOB') shares.push(1 + ((event.event as { more?: unknown[] }).more?.length ?? 0));
+        if (id === 'reader' && event.event.type === 'RUNNER_READY') asks++;
+        if (id.startsWith('worker-')) toWorkers.set(event.event.type, (toWorkers.get(event.event.type) ?? 0) + 1);
       },
     });
     running.push(consumer);
     await consumer.start();
     await waitFor('all 40 ran', async () => ran.length >= 40 && (await queue.stats()).leased === 0, 10_000, 10);
     expect([...ran].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
-    expect(Math.max(...jobEvents)).toBe(MAX_JOBS_PER_DISPATCH);
-    expect(jobEvents.length).toBeLessThan(40); // fewer dispatches than jobs
-    expect(jobEvents.reduce((a, b) => a + b, 0)).toBe(40);
-    // The runner runs the whole share and settles each job itself: a worker hears once per share, not once per job.
-    expect(toWorkers.get('SHARE_DONE')).toBe(jobEvents.length);
+    expect(Math.max(...shares)).toBe(MAX_JOBS_PER_DISPATCH);
+    expect(shares.length).toBeLessThan(40); // fewer dispatches than jobs
+    expect(shares.reduce((a, b) => a + b, 0)).toBe(40);
+    // A worker hears JOB when it turns busy and SHARE_DONE when the reader has nothing more for its
+    // runner: the shares in between went to the runner straight from the reader, one ask each.
+    const spells = toWorkers.get('JOB') ?? 0;
+    expect(toWorkers.get('SHARE_DONE')).toBe(spells);
+    expect(spells).toBeLessThan(shares.length);
+    expect(asks).toBeGreaterThanOrEqual(shares.length - spells);
     expect([...toWorkers.keys()].filter((type) => !type.startsWith('xstate.')).sort()).toEqual(['JOB', 'SHARE_DONE']);
   });
 

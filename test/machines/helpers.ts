@@ -387,6 +387,8 @@ export function createFakeQueue(): FakeQueue {
 // ── fake run-command ───────────────────────────────────────────────────────
 
 interface RunnerRecord {
+  /** What its worker started it with. */
+  input: RunCommandInput;
   /** Every message handed to it, in order (a JOB's `message`, then its `more`). */
   runs: LeasedMessage[];
   /** How many JOBs (shares) it was handed. */
@@ -430,6 +432,7 @@ export function createFakeRunner(): FakeRunner {
   const logic = fromCallback<RunnerInEvent, RunCommandInput>(({ input, sendBack, receive, system }) => {
     started++;
     const record: RunnerRecord = {
+      input,
       runs: [],
       shares: 0,
       aborts: [],

@@ -31,7 +31,15 @@ function startReader(input: Partial<ReaderOptions>, inspect = allCoverage.inspec
 type ReaderState = {
   value: unknown;
   status: string;
-  context: { idle: AnyActorRef[]; buffer: LeasedMessage[]; inFlight: number; readPending: boolean; paused: boolean; currentDelayMs: number };
+  context: {
+    idle: AnyActorRef[];
+    buffer: LeasedMessage[];
+    askingRunners: { worker: AnyActorRef; runner: AnyActorRef }[];
+    inFlight: number;
+    readPending: boolean;
+    paused: boolean;
+    currentDelayMs: number;
+  };
 };
 const snap = (h: Harness) => h.sut.getSnapshot() as ReaderState;
 const reads = (h: Harness) => h.queue.of('READ').map((e) => e.max);
@@ -46,7 +54,10 @@ interface ReaderModel {
   value: Phase;
   workers: number;
   idle: number;
+  /** Busy workers (dispatches out). */
   inFlight: number;
+  /** Of those, the ones whose runner asked for the next share and waits for the answer. */
+  asking: number;
   buffer: number;
   readPending: boolean;
   /** `max` of the outstanding READ. */
@@ -66,6 +77,14 @@ type ReaderStimulus =
   | { type: 'RETIRING_IDLE' }
   /** A worker asks to retire when a JOB is already on its way to it: nothing to confirm. */
   | { type: 'RETIRING_BUSY' }
+  /** A busy worker's runner finished its share and asks for the next one. */
+  | { type: 'RUNNER_READY' }
+  /** A waiting runner's worker drains or retires: it withdraws its ask (answered NO_JOB). */
+  | { type: 'RUNNER_WITHDRAW' }
+  /** A withdraw that crossed the answer: nothing left to withdraw. */
+  | { type: 'RUNNER_WITHDRAW_LATE' }
+  /** A worker whose runner waits is lost (stopped abruptly): its ask goes with it. */
+  | { type: 'LOST_ASKING' }
   | { type: 'MESSAGES'; count: number }
   | { type: 'READ_FAILED' }
   | { type: 'WAKE' }
@@ -89,19 +108,23 @@ const ACTIVE: readonly Phase[] = ['waiting', 'reading', 'blocked', 'backingOff']
 function readerModel(config: ReaderConfig) {
   const { prefetch = 0, blocking = false } = config.options;
 
-  // Each idle worker takes an even share of the buffer, at most MAX_JOBS_PER_DISPATCH, in one JOB.
+  // Waiting runners, then idle workers, each take an even share of the buffer, at most
+  // MAX_JOBS_PER_DISPATCH, in one JOB; a runner's worker is busy already.
   const dispatch = (s: ReaderModel) => {
-    while (s.idle > 0 && s.buffer > 0) {
-      s.buffer -= Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(s.buffer / s.idle));
-      s.idle -= 1;
-      s.inFlight += 1;
+    while (s.asking + s.idle > 0 && s.buffer > 0) {
+      s.buffer -= Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(s.buffer / (s.asking + s.idle)));
+      if (s.asking > 0) s.asking -= 1;
+      else {
+        s.idle -= 1;
+        s.inFlight += 1;
+      }
     }
   };
   const settle = (s: ReaderModel) => {
-    if (s.value === 'waiting' && !s.paused && s.idle > s.buffer) {
+    if (s.value === 'waiting' && !s.paused && s.idle + s.asking > s.buffer) {
       s.value = 'reading';
       s.readPending = true;
-      s.requested = s.idle + prefetch - s.buffer;
+      s.requested = s.idle + s.asking + prefetch - s.buffer;
     }
     if (s.value === 'draining' && s.inFlight <= 0 && !s.readPending) s.value = 'drained';
     return s;
@@ -134,10 +157,28 @@ function readerModel(config: ReaderConfig) {
         break;
       case 'RETIRING_BUSY':
         break;
+      case 'RUNNER_READY':
+        if (!active) break; // draining: answered NO_JOB at once
+        s.asking++;
+        dispatch(s);
+        // no read on its way or coming: answered NO_JOB
+        if (s.value === 'blocked' || s.value === 'backingOff' || (s.value === 'waiting' && s.paused)) s.asking = 0;
+        break;
+      case 'RUNNER_WITHDRAW':
+        s.asking--;
+        break;
+      case 'RUNNER_WITHDRAW_LATE':
+        break;
+      case 'LOST_ASKING':
+        s.asking--;
+        s.inFlight--;
+        s.workers--;
+        break;
       case 'MESSAGES':
         s.readPending = false;
         if (s.value === 'reading') {
           if (e.count === 0) {
+            s.asking = 0;
             s.value = blocking ? 'blocked' : 'backingOff';
             s.waitPending = blocking;
           } else {
@@ -149,6 +190,7 @@ function readerModel(config: ReaderConfig) {
         }
         break;
       case 'READ_FAILED':
+        if (s.value === 'reading') s.asking = 0;
         if (s.value === 'reading' || s.value === 'blocked') s.value = 'backingOff';
         s.readPending = false;
         s.waitPending = false;
@@ -167,6 +209,7 @@ function readerModel(config: ReaderConfig) {
         break;
       case 'PAUSE':
         s.paused = true;
+        s.asking = 0;
         break;
       case 'RESUME':
         s.paused = false;
@@ -175,6 +218,7 @@ function readerModel(config: ReaderConfig) {
       case 'DRAIN':
         s.value = 'draining';
         s.buffer = 0;
+        s.asking = 0;
         s.waitPending = false;
         break;
     }
@@ -184,7 +228,11 @@ function readerModel(config: ReaderConfig) {
   const enabled = (s: ReaderModel): ReaderStimulus[] => {
     if (s.value === 'drained') return [];
     const events: ReaderStimulus[] = [];
-    if (s.inFlight > 0) events.push({ type: 'DONE' }, { type: 'LOST_BUSY' }, { type: 'RETIRING_BUSY' });
+    // A busy worker whose runner is not waiting: it ends its busy spell, fails, retires or asks again.
+    if (s.inFlight > s.asking) {
+      events.push({ type: 'DONE' }, { type: 'LOST_BUSY' }, { type: 'RETIRING_BUSY' }, { type: 'RUNNER_READY' }, { type: 'RUNNER_WITHDRAW_LATE' });
+    }
+    if (s.asking > 0) events.push({ type: 'RUNNER_WITHDRAW' }, { type: 'LOST_ASKING' });
     if (s.idle > 0) events.push({ type: 'LOST_IDLE' }, { type: 'RETIRING_IDLE' });
     if (s.value === 'draining') {
       if (s.readPending) events.push({ type: 'MESSAGES', count: 0 }, { type: 'MESSAGES', count: 1 }, { type: 'READ_FAILED' });
@@ -212,6 +260,7 @@ function readerModel(config: ReaderConfig) {
     workers: 0,
     idle: 0,
     inFlight: 0,
+    asking: 0,
     buffer: 0,
     readPending: false,
     requested: 0,
@@ -230,7 +279,8 @@ function replay(
   inspect: Parameters<typeof startReader>[1],
 ): void {
   const h = startReader(config.options, inspect);
-  const workers: { fake: FakeWorker; returned: number; gone: boolean }[] = [];
+  /** A stand-in worker and its runner: asks made by the runner, answers it got (JOB or NO_JOB). */
+  const workers: { fake: FakeWorker; runner: FakeWorker; returned: number; asks: number; gone: boolean }[] = [];
   const delivered = new Set<string>();
   let readReplies = 0;
   let waitReplies = 0;
@@ -238,7 +288,10 @@ function replay(
   let model = initial;
   let before = initial;
   const dispatches = (w: { fake: FakeWorker }) => w.fake.received.filter((e) => e.type === 'JOB').length;
-  const busyWorker = () => workers.find((w) => !w.gone && dispatches(w) > w.returned)!;
+  const answers = (w: { runner: FakeWorker }) => w.runner.received.filter((e) => e.type === 'JOB' || e.type === 'NO_JOB').length;
+  const isAsking = (w: (typeof workers)[number]) => w.asks > answers(w);
+  const busyWorker = () => workers.find((w) => !w.gone && dispatches(w) > w.returned && !isAsking(w))!;
+  const askingWorker = () => workers.find((w) => !w.gone && isAsking(w))!;
 
   path.events.forEach((event, i) => {
     trail.push(event.type === 'MESSAGES' ? `MESSAGES(${event.count})` : event.type);
@@ -248,7 +301,7 @@ function replay(
       switch (event.type) {
         case 'READY': {
           const fake = createFakeWorker();
-          workers.push({ fake, returned: 0, gone: false });
+          workers.push({ fake, runner: createFakeWorker(), returned: 0, asks: 0, gone: false });
           ready(h, fake);
           break;
         }
@@ -283,6 +336,31 @@ function replay(
           const seen = w.fake.received.length;
           h.sut.send({ type: 'WORKER_RETIRING', worker: w.fake.ref });
           same('nothing confirmed to a busy worker', w.fake.received.length, seen);
+          break;
+        }
+        case 'RUNNER_READY': {
+          const w = busyWorker();
+          w.asks++;
+          h.sut.send({ type: 'RUNNER_READY', worker: w.fake.ref, runner: w.runner.ref });
+          break;
+        }
+        case 'RUNNER_WITHDRAW': {
+          const w = askingWorker();
+          h.sut.send({ type: 'RUNNER_WITHDRAW', runner: w.runner.ref });
+          same('NO_JOB to the withdrawn runner', w.runner.received.at(-1), { type: 'NO_JOB' });
+          break;
+        }
+        case 'RUNNER_WITHDRAW_LATE': {
+          const w = busyWorker();
+          const seen = w.runner.received.length;
+          h.sut.send({ type: 'RUNNER_WITHDRAW', runner: w.runner.ref });
+          same('nothing to a runner that was answered', w.runner.received.length, seen);
+          break;
+        }
+        case 'LOST_ASKING': {
+          const w = askingWorker();
+          w.gone = true;
+          h.sut.send({ type: 'WORKER_LOST', worker: w.fake.ref, busy: true });
           break;
         }
         case 'MESSAGES': {
@@ -324,6 +402,10 @@ function replay(
       same('status', s.status, model.value === 'drained' ? 'done' : 'active');
       same('state', s.value, model.value === 'drained' || model.value === 'draining' ? model.value : { active: model.value });
       same('idle workers', s.context.idle.length, model.idle);
+      same('asking runners', s.context.askingRunners.length, model.asking);
+      // one answer per ask, and only the runners still asking are without theirs
+      for (const w of workers) if (answers(w) > w.asks) throw new Error('a runner got two answers to one ask');
+      same('unanswered asks', workers.filter((w) => !w.gone && isAsking(w)).length, model.asking);
       same('buffered', s.context.buffer.length, model.buffer);
       same('inFlight', s.context.inFlight, model.inFlight);
       same('readPending', s.context.readPending, model.readPending);
@@ -347,7 +429,7 @@ function replay(
       }
       same('dispatches running', running, model.inFlight);
       // every message handed to the reader is in exactly one place: a worker, the buffer, or released
-      const places = [...workers.flatMap((w) => w.fake.jobs.map((m) => m.id)), ...s.context.buffer.map((m) => m.id), ...released(h)];
+      const places = [...workers.flatMap((w) => [...w.fake.jobs, ...w.runner.jobs].map((m) => m.id)), ...s.context.buffer.map((m) => m.id), ...released(h)];
       same('where the messages are', places.sort(), [...delivered].sort());
       same('READER_DRAINED sent', h.parentReceived.filter((e) => e.type === 'READER_DRAINED').length, model.value === 'drained' ? 1 : 0);
     } catch (error) {
@@ -355,7 +437,10 @@ function replay(
     }
   });
   h.stop();
-  for (const w of workers) w.fake.ref.stop();
+  for (const w of workers) {
+    w.fake.ref.stop();
+    w.runner.ref.stop();
+  }
 }
 
 const CONFIGS: ReaderConfig[] = [
@@ -495,6 +580,105 @@ function expectedDelays(delay: number, backoff: number, max: number, count: numb
   while (delays.length < count) delays.push(Math.min(max, delays.at(-1)! * backoff));
   return delays;
 }
+
+describe("reader: a busy worker's runner asks for the next share (RUNNER_READY)", () => {
+  const asks = (h: Harness, worker: FakeWorker, runner: FakeWorker) => h.sut.send({ type: 'RUNNER_READY', worker: worker.ref, runner: runner.ref });
+  const answersTo = (runner: FakeWorker) => runner.received.filter((e) => e.type === 'JOB' || e.type === 'NO_JOB').map((e) => e.type);
+
+  it('is served from the buffer directly: the JOB goes to the runner, the worker hears nothing and stays counted busy', () => {
+    const { h, workers } = readerWith(1, { prefetch: 4 });
+    h.sut.send({ type: 'MESSAGES', messages: messages(5) });
+    expect(workers[0]!.jobs).toHaveLength(MAX_JOBS_PER_DISPATCH >= 5 ? 5 : MAX_JOBS_PER_DISPATCH);
+    h.sut.send({ type: 'MESSAGES', messages: messages(3) }); // the read-ahead's batch, buffered
+    const runner = createFakeWorker();
+    const jobsBefore = workers[0]!.received.length;
+    asks(h, workers[0]!, runner);
+    expect(runner.jobs).toHaveLength(3);
+    expect(answersTo(runner)).toEqual(['JOB']);
+    expect(workers[0]!.received).toHaveLength(jobsBefore);
+    expect(snap(h).context).toMatchObject({ inFlight: 1, buffer: [], askingRunners: [] });
+  });
+
+  it('waits for the read on its way and is served by its batch; an ask counts in the size of the next read', () => {
+    const { h, workers } = readerWith(2, { prefetch: 2 });
+    h.sut.send({ type: 'MESSAGES', messages: messages(2) }); // one each: both busy
+    expect(reads(h)).toEqual([3, 2]); // the read-ahead is out
+    const runner = createFakeWorker();
+    asks(h, workers[0]!, runner);
+    expect(answersTo(runner)).toEqual([]);
+    expect(snap(h).context.askingRunners).toEqual([{ worker: workers[0]!.ref, runner: runner.ref }]);
+    h.sut.send({ type: 'MESSAGES', messages: messages(1) });
+    expect(runner.jobs).toHaveLength(1);
+    expect(snap(h).context).toMatchObject({ inFlight: 2, askingRunners: [] });
+    // the read-ahead is out again: the next ask waits for it rather than asking for another
+    expect(reads(h)).toEqual([3, 2, 2]);
+    asks(h, workers[1]!, createFakeWorker());
+    expect(reads(h)).toEqual([3, 2, 2]);
+    expect(snap(h).context.askingRunners).toHaveLength(1);
+  });
+
+  it('is answered NO_JOB when no read is coming: an empty batch, a failed read, a pause, the drain', () => {
+    const cases: [string, (h: Harness) => void][] = [
+      ['an empty batch', (h) => h.sut.send({ type: 'MESSAGES', messages: [] })],
+      ['a failed read', (h) => h.sut.send({ type: 'READ_FAILED', error: new Error('connection refused') })],
+      ['a pause', (h) => h.sut.send({ type: 'PAUSE' })],
+      ['the drain', (h) => h.sut.send({ type: 'DRAIN' })],
+    ];
+    for (const [what, happen] of cases) {
+      const { h, workers } = readerWith(1, { prefetch: 0 });
+      h.sut.send({ type: 'MESSAGES', messages: messages(1) });
+      const runner = createFakeWorker();
+      asks(h, workers[0]!, runner); // the buffer is empty: a READ goes out, sized for the runner, which waits for it
+      expect(snap(h).context.readPending, what).toBe(true);
+      expect(reads(h), what).toEqual([1, 1]);
+      happen(h);
+      expect(answersTo(runner), what).toEqual(['NO_JOB']);
+      expect(snap(h).context.askingRunners, what).toEqual([]);
+      // its worker is still busy until it comes back idle (WORKER_READY, done)
+      expect(snap(h).context.inFlight, what).toBe(1);
+      h.stop();
+    }
+  });
+
+  it('is answered NO_JOB at once while the queue is known empty (backing off) and while draining', () => {
+    const { h, workers } = readerWith(2, { prefetch: 0, blocking: false });
+    h.sut.send({ type: 'MESSAGES', messages: messages(1) });
+    h.sut.send({ type: 'MESSAGES', messages: [] }); // second worker's read: empty → backing off
+    expect(snap(h).value).toEqual({ active: 'backingOff' });
+    const runner = createFakeWorker();
+    asks(h, workers[0]!, runner);
+    expect(answersTo(runner)).toEqual(['NO_JOB']);
+    h.sut.send({ type: 'DRAIN' });
+    const late = createFakeWorker();
+    asks(h, workers[0]!, late);
+    expect(answersTo(late)).toEqual(['NO_JOB']);
+  });
+
+  it('RUNNER_WITHDRAW answers a waiting runner now, once; a withdraw after the answer changes nothing', () => {
+    const { h, workers } = readerWith(1, { prefetch: 0 });
+    h.sut.send({ type: 'MESSAGES', messages: messages(1) });
+    const runner = createFakeWorker();
+    asks(h, workers[0]!, runner);
+    h.sut.send({ type: 'RUNNER_WITHDRAW', runner: runner.ref });
+    expect(answersTo(runner)).toEqual(['NO_JOB']);
+    h.sut.send({ type: 'MESSAGES', messages: messages(1) }); // the read it waited for: buffered, not sent to it
+    h.sut.send({ type: 'RUNNER_WITHDRAW', runner: runner.ref });
+    expect(answersTo(runner)).toEqual(['NO_JOB']);
+    expect(snap(h).context.buffer).toHaveLength(1);
+  });
+
+  it('a lost worker takes its waiting runner off the list: no share is handed to a runner that is gone', () => {
+    const { h, workers } = readerWith(1, { prefetch: 0 });
+    h.sut.send({ type: 'MESSAGES', messages: messages(1) });
+    const runner = createFakeWorker();
+    asks(h, workers[0]!, runner);
+    h.sut.send({ type: 'WORKER_LOST', worker: workers[0]!.ref, busy: true });
+    expect(snap(h).context).toMatchObject({ askingRunners: [], inFlight: 0 });
+    h.sut.send({ type: 'MESSAGES', messages: messages(1) });
+    expect(runner.jobs).toEqual([]);
+    expect(snap(h).context.buffer).toHaveLength(1);
+  });
+});
 
 describe('reader: empty queue and errors (simulated clock)', () => {
   it('polls an empty queue again after delay × backoff, up to the ceiling, at exactly those times', () => {

@@ -426,7 +426,10 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
         case 'CANCEL_REQUESTED': {
           const workerId = runner.busy().find(inPool)!;
           const id = runner.get(workerId).current!.id;
-          cancelsTo.set(workerId, (cancelsTo.get(workerId) ?? 0) + 1);
+          // Every busy worker passes it on: its runner alone knows the share it runs (it may have had it from the reader).
+          for (const busy of rig.liveWorkers().filter((w) => (rig.children()[w]!.getSnapshot() as { value: unknown }).value === 'busy')) {
+            cancelsTo.set(busy, (cancelsTo.get(busy) ?? 0) + 1);
+          }
           queue.toParent({ type: 'CANCEL_REQUESTED', cancels: [{ id, jobId: `job-${id}` }] });
           same('cancel forwarded', runner.get(workerId).cancels.at(-1), [{ id, jobId: `job-${id}` }]);
           break;
@@ -483,7 +486,7 @@ function replaySupervisor(path: { events: SupervisorStimulus[]; states: Supervis
       same('scheduler', s.children[model.schedulerRestarts === 0 ? 'scheduler' : `scheduler-r${model.schedulerRestarts}`] !== undefined, true);
       // ABORT reaches every worker still alive once forcing/failing
       for (const id of rig.liveWorkers()) same(`ABORTs to ${id}`, runner.get(id).aborts.length, model.aborted ? 1 : 0);
-      // a cancel reaches the runner of the worker whose job it names, and no other
+      // a cancel reaches the runner of every busy worker (each acts on its own share's messages only)
       for (const id of rig.liveWorkers()) same(`CANCELs to ${id}`, runner.get(id).cancels.length, cancelsTo.get(id) ?? 0);
       same('messages released', queue.of('RELEASE').flatMap((r) => r.messages).length, lateDeliveries);
       same('drain logged', rig.logs.draining, path.states.slice(0, i + 1).some((m) => m.value === 'draining') ? 1 : 0);

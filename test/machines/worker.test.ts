@@ -51,7 +51,7 @@ interface WorkerModel {
   queued: number;
   /** RELEASE_UNSTARTED the worker sent its runner (drain, retire while busy, a JOB while retiring). */
   releaseRequests: number;
-  /** CANCELs the worker passed to its runner (those naming a message of its share). */
+  /** CANCELs the worker passed to its runner (every one while busy). */
   cancels: number;
 }
 type WorkerStimulus =
@@ -66,7 +66,10 @@ type WorkerStimulus =
   | { type: 'CANCEL' }
   /** A cancel naming the share's queued message: forwarded too (the runner keeps it until it gets there). */
   | { type: 'CANCEL_QUEUED' }
-  /** A cancel for messages another worker holds: ignored. */
+  /**
+   * A cancel for messages the worker never saw: another worker's, or those of a share its runner
+   * took from the reader directly (RUNNER_READY). Forwarded too: only the runner knows its share.
+   */
   | { type: 'CANCEL_OTHER' }
   | { type: 'ABORT' }
   | { type: 'RETIRE' }
@@ -92,9 +95,8 @@ function reduceWorker(s: WorkerModel, e: WorkerStimulus): WorkerModel {
     }
     case 'CANCEL':
     case 'CANCEL_QUEUED':
-      return { ...s, cancels: s.cancels + 1 };
     case 'CANCEL_OTHER':
-      return s;
+      return { ...s, cancels: s.cancels + 1 };
     case 'COMMAND_FAILED':
       return { ...s, value: 'failed' };
     case 'ABORT':
@@ -160,7 +162,7 @@ describe('worker: model-based', () => {
           case 'CANCEL':
           case 'CANCEL_QUEUED': {
             const id = (event.type === 'CANCEL' ? share[0] : share[1])!.id;
-            forwarded.push([id]);
+            forwarded.push(['elsewhere', id]);
             h.sut.send({
               type: 'CANCEL',
               cancels: [
@@ -171,6 +173,7 @@ describe('worker: model-based', () => {
             break;
           }
           case 'CANCEL_OTHER':
+            forwarded.push(['elsewhere']);
             h.sut.send({ type: 'CANCEL', cancels: [{ id: 'elsewhere', jobId: 'j0' }] });
             break;
           case 'ABORT':
@@ -209,7 +212,7 @@ function assertWorkerMatches(
   expect(record.shares).toBe(m.shares + (m.value === 'busy' || m.value === 'failed' ? 1 : 0));
   expect(record.aborts).toHaveLength(m.aborts);
   expect(record.releaseRequests).toBe(m.releaseRequests);
-  // only the cancels of its own messages reach the runner
+  // every cancel sent while busy reaches the runner, whole
   expect(record.cancels.map((cancels) => cancels.map((c) => c.id))).toEqual(forwarded);
   // the worker itself settles nothing with the queue: its runner does, per job
   expect(h.queue.received.filter((e) => e.type !== 'ACK' && e.type !== 'RELEASE')).toEqual([]);
@@ -337,26 +340,27 @@ describe('worker: scenarios', () => {
     expect((error.cause as Error).message).toBe('undefined');
   });
 
-  it('CANCEL: only the cancels of its share (current or queued) go to the runner', () => {
+  it('CANCEL: while busy every cancel goes to the runner whole (it may run a share the worker never saw); idle, none', () => {
     const runner = createFakeRunner();
     const h = startWorker(runner);
+    h.sut.send({ type: 'CANCEL', cancels: [{ id: 'early', jobId: 'x' }] }); // idle: nothing to cancel
     const [first, second, third] = messages(3);
     h.sut.send({ type: 'JOB', message: first!, more: [second!, third!] });
-    h.sut.send({
-      type: 'CANCEL',
-      cancels: [
-        { id: third!.id, jobId: 'j3' },
-        { id: 'other', jobId: 'x' },
-        { id: first!.id, jobId: 'j1' },
-      ],
-    });
+    const mixed = [
+      { id: third!.id, jobId: 'j3' },
+      { id: 'other', jobId: 'x' },
+      { id: first!.id, jobId: 'j1' },
+    ];
+    h.sut.send({ type: 'CANCEL', cancels: mixed });
     h.sut.send({ type: 'CANCEL', cancels: [{ id: 'other', jobId: 'x' }] });
-    expect(runner.get(WORKER_ID).cancels).toEqual([
-      [
-        { id: third!.id, jobId: 'j3' },
-        { id: first!.id, jobId: 'j1' },
-      ],
-    ]);
+    expect(runner.get(WORKER_ID).cancels).toEqual([mixed, [{ id: 'other', jobId: 'x' }]]);
+    h.stop();
+  });
+
+  it('gives its runner its own ref, so that the runner can ask the reader for the next share in its name', () => {
+    const runner = createFakeRunner();
+    const h = startWorker(runner);
+    expect(runner.get(WORKER_ID).input).toEqual({ workerId: WORKER_ID, worker: h.sut });
     h.stop();
   });
 
