@@ -16,7 +16,7 @@ export interface Entry {
   /** Replaced by retry(). */
   data: string;
   attempt: number;
-  /** The delivery token of the current lease (BaseQueue.nextDelivery); 0 when never leased. */
+  /** The delivery token of the current lease (BaseQueue.nextDelivery); -Infinity when never leased. */
   delivery: number;
   /** null while ready or delayed. */
   owner: string | null;
@@ -33,6 +33,14 @@ export interface Entry {
   parkedKey: string | null;
 }
 
+/**
+ * Delivery tokens and deadlines are doubles (BaseQueue.nextDelivery is ms × 1000; a deadline is
+ * epoch ms). Starting them at a double keeps every entry on one hidden class: starting them at
+ * the small integer 0 had V8 deprecate that class at the first lease and migrate every queued
+ * entry as a read touched it, about a third of a cold read's cost.
+ */
+const NEVER_LEASED = Number.NEGATIVE_INFINITY;
+
 export function newEntry(id: string, seq: number, data: string, attempt: number, priority = 0): Entry {
   return {
     id,
@@ -40,9 +48,9 @@ export function newEntry(id: string, seq: number, data: string, attempt: number,
     priority,
     data,
     attempt,
-    delivery: 0,
+    delivery: NEVER_LEASED,
     owner: null,
-    deadline: 0,
+    deadline: NEVER_LEASED,
     generation: 0,
     removed: false,
     uniqueKey: null,
