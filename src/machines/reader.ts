@@ -27,7 +27,7 @@
  * event, this one.
  *
  * The idle list, the waiting runners and the buffer are mutated in place on
- * the per-share path (addIdleWorker, addWaitingRunner, acceptMessages,
+ * the per-share path (addIdleWorker, serveRunner, acceptMessages,
  * dispatch), so it allocates nothing per job
  * beyond the events themselves; the rare paths (a worker lost or retiring,
  * the drain) replace them through assign.
@@ -70,6 +70,27 @@ export interface ReaderOptions {
 export const MAX_JOBS_PER_DISPATCH = 16;
 
 const NO_JOB: RunnerInEvent = { type: 'NO_JOB' };
+
+/**
+ * Hands buffered messages out (in place): one each, or an even share of a backlog. Waiting
+ * runners first (their workers are busy already), then idle workers. → how many idle workers
+ * it made busy.
+ */
+function handOut(context: ReaderContext, send: (to: AnyActorRef, job: JobEvent) => void): number {
+  const { idle, askingRunners, buffer } = context;
+  let busied = 0;
+  while (askingRunners.length + idle.length > 0 && buffer.length > 0) {
+    const share = Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(buffer.length / (askingRunners.length + idle.length)));
+    const message = buffer.shift()!;
+    const job: JobEvent = share > 1 ? { type: 'JOB', message, more: buffer.splice(0, share - 1) } : { type: 'JOB', message };
+    if (askingRunners.length > 0) send(askingRunners.pop()!.runner, job);
+    else {
+      send(idle.pop()!, job);
+      busied++;
+    }
+  }
+  return busied;
+}
 
 export const DEFAULT_READER_OPTIONS: ReaderOptions = {
   prefetch: 0,
@@ -151,11 +172,16 @@ export const readerMachine = setup({
         worker && context.askingRunners.some((w) => w.worker === worker) ? context.askingRunners.filter((w) => w.worker !== worker) : context.askingRunners;
       return busy ? { idle, askingRunners, inFlight: context.inFlight - 1 } : { idle, askingRunners };
     }),
-    /** Per share of a backlog (in place): the runner waits with the idle workers; its worker stays busy, counted in inFlight. */
-    addAskingRunner: assign(({ context, event }) => {
+    /**
+     * Per share of a backlog: the runner joins the takers (in place) and the buffer is handed out.
+     * Its worker stays busy, counted in inFlight, so serving it changes no count: no assign, and
+     * no copy of the context, on this path.
+     */
+    serveRunner: enqueueActions(({ context, event, enqueue }) => {
       expectEvent(event, 'RUNNER_READY');
       context.askingRunners.push({ worker: event.worker, runner: event.runner });
-      return {};
+      const busied = handOut(context, (to, job) => enqueue.sendTo(to, job));
+      if (busied > 0) enqueue.assign({ inFlight: context.inFlight + busied });
     }),
     /** No read is coming: every waiting runner hears NO_JOB, reports its share over, and its worker goes idle. */
     releaseAskingRunners: enqueueActions(({ context, enqueue }) => {
@@ -188,19 +214,8 @@ export const readerMachine = setup({
      * first (their workers are busy already), then idle workers, which become busy.
      */
     dispatch: enqueueActions(({ context, enqueue }) => {
-      const { idle, askingRunners, buffer } = context;
-      let sent = 0;
-      while (askingRunners.length + idle.length > 0 && buffer.length > 0) {
-        const share = Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(buffer.length / (askingRunners.length + idle.length)));
-        const message = buffer.shift()!;
-        const job: JobEvent = share > 1 ? { type: 'JOB', message, more: buffer.splice(0, share - 1) } : { type: 'JOB', message };
-        if (askingRunners.length > 0) enqueue.sendTo(askingRunners.pop()!.runner, job);
-        else {
-          enqueue.sendTo(idle.pop()!, job);
-          sent++;
-        }
-      }
-      if (sent > 0) enqueue.assign({ inFlight: context.inFlight + sent });
+      const busied = handOut(context, (to, job) => enqueue.sendTo(to, job));
+      if (busied > 0) enqueue.assign({ inFlight: context.inFlight + busied });
     }),
     requestRead: enqueueActions(({ context, enqueue }) => {
       const max = context.idle.length + context.askingRunners.length + context.prefetch - context.buffer.length;
@@ -279,7 +294,7 @@ export const readerMachine = setup({
       on: {
         WORKER_READY: { actions: ['addIdleWorker', 'dispatch'] },
         // A read is on its way or about to be asked for (`waiting`'s always): the runner waits for it.
-        RUNNER_READY: { actions: ['addAskingRunner', 'dispatch'] },
+        RUNNER_READY: { actions: 'serveRunner' },
         RUNNER_WITHDRAW: { actions: 'withdrawRunner' },
         WORKER_LOST: { actions: 'forgetWorker' },
         WORKER_RETIRING: { actions: 'confirmRetirement' },
@@ -293,10 +308,7 @@ export const readerMachine = setup({
           always: { guard: 'needsRead', target: 'reading' },
           on: {
             // Paused: no read is coming, so a runner the buffer cannot serve is answered NO_JOB.
-            RUNNER_READY: [
-              { guard: 'isPaused', actions: ['addAskingRunner', 'dispatch', 'releaseAskingRunners'] },
-              { actions: ['addAskingRunner', 'dispatch'] },
-            ],
+            RUNNER_READY: [{ guard: 'isPaused', actions: ['serveRunner', 'releaseAskingRunners'] }, { actions: 'serveRunner' }],
           },
         },
         reading: {
@@ -319,7 +331,7 @@ export const readerMachine = setup({
             WAKE: 'waiting',
             READ_FAILED: 'backingOff',
             // The queue was empty: a runner the buffer cannot serve is not kept busy for the wait.
-            RUNNER_READY: { actions: ['addAskingRunner', 'dispatch', 'releaseAskingRunners'] },
+            RUNNER_READY: { actions: ['serveRunner', 'releaseAskingRunners'] },
           },
         },
         backingOff: {
@@ -328,7 +340,7 @@ export const readerMachine = setup({
             READ_FAILED: {},
             // The adapter promoted jobs it knows are due (a rate limit's booked start): read now.
             WAKE: { target: 'waiting', actions: 'resetDelay' },
-            RUNNER_READY: { actions: ['addAskingRunner', 'dispatch', 'releaseAskingRunners'] },
+            RUNNER_READY: { actions: ['serveRunner', 'releaseAskingRunners'] },
           },
         },
       },
