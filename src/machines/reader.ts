@@ -182,6 +182,11 @@ export const readerMachine = setup({
       context.askingRunners.push({ worker: event.worker, runner: event.runner });
       const busied = handOut(context, (to, job) => enqueue.sendTo(to, job));
       if (busied > 0) enqueue.assign({ inFlight: context.inFlight + busied });
+      // Paused, no read is coming (a pending one may, but a pause should not keep a worker busy).
+      if (context.paused && context.askingRunners.length > 0) {
+        for (const { runner } of context.askingRunners) enqueue.sendTo(runner, NO_JOB);
+        enqueue.assign({ askingRunners: [] });
+      }
     }),
     /** No read is coming: every waiting runner hears NO_JOB, reports its share over, and its worker goes idle. */
     releaseAskingRunners: enqueueActions(({ context, enqueue }) => {
@@ -266,7 +271,6 @@ export const readerMachine = setup({
       const takers = context.idle.length + context.askingRunners.length;
       return length < takers || (context.inFlight > 0 && length < takers + (context.prefetch >> 1));
     },
-    isPaused: ({ context }) => context.paused,
     /** Per read. */
     emptyBatch: ({ event }) => {
       expectEvent(event, 'MESSAGES');
@@ -306,10 +310,6 @@ export const readerMachine = setup({
         /** Enough buffered for the idle workers, or none idle: nothing to read. */
         waiting: {
           always: { guard: 'needsRead', target: 'reading' },
-          on: {
-            // Paused: no read is coming, so a runner the buffer cannot serve is answered NO_JOB.
-            RUNNER_READY: [{ guard: 'isPaused', actions: ['serveRunner', 'releaseAskingRunners'] }, { actions: 'serveRunner' }],
-          },
         },
         reading: {
           entry: 'requestRead',

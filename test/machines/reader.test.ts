@@ -162,7 +162,7 @@ function readerModel(config: ReaderConfig) {
         s.asking++;
         dispatch(s);
         // no read on its way or coming: answered NO_JOB
-        if (s.value === 'blocked' || s.value === 'backingOff' || (s.value === 'waiting' && s.paused)) s.asking = 0;
+        if (s.value === 'blocked' || s.value === 'backingOff' || s.paused) s.asking = 0;
         break;
       case 'RUNNER_WITHDRAW':
         s.asking--;
