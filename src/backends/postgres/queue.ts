@@ -68,6 +68,7 @@ import {
   isRowId,
   isStorableText,
   rowIdArray,
+  deliveryArray,
   resultParams,
   runAtParam,
   storableText,
@@ -441,7 +442,7 @@ export class PostgresQueue extends BaseQueue {
       const { rows } = await this.#query<AckClaimRow>(`read (with ${acks.ids.length} acks)`, this.#sql.ackClaim, [
         ...params,
         rowIdArray(acks.ids),
-        acks.deliveries,
+        deliveryArray(acks.deliveries),
       ]);
       const summary = rows.find((row) => row.id === null);
       return [rows.filter((row) => row.id !== null), summary?.acked_ids ?? ALL];
@@ -467,7 +468,12 @@ export class PostgresQueue extends BaseQueue {
 
   /** The ids acked, or ALL when every one of `ids` was (then the server sent back no id). */
   async #ack(ids: readonly string[], deliveries: readonly number[] | null): Promise<Acked> {
-    const result = await this.#query<{ count: number; ids: string[] | null }>('ack', this.#sql.ack, [this.name, rowIdArray(ids), this.owner, deliveries]);
+    const result = await this.#query<{ count: number; ids: string[] | null }>('ack', this.#sql.ack, [
+      this.name,
+      rowIdArray(ids),
+      this.owner,
+      deliveryArray(deliveries),
+    ]);
     return result.rows[0]!.ids ?? ALL;
   }
 
@@ -486,14 +492,20 @@ export class PostgresQueue extends BaseQueue {
   async release(ids: readonly string[], deliveries?: readonly number[]): Promise<void> {
     const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return;
-    await this.#query('release', this.#sql.release, [this.name, valid, this.owner, this.#channel, tokens]);
+    await this.#query('release', this.#sql.release, [this.name, rowIdArray(valid), this.owner, this.#channel, deliveryArray(tokens)]);
     this.#holders.forget(valid);
   }
 
   async extend(ids: readonly string[], deliveries?: readonly number[]): Promise<string[]> {
     const [valid, tokens] = validLeases(ids, deliveries);
     if (valid.length === 0) return [...ids];
-    const result = await this.#query<{ id: string }>('extend', this.#sql.extend, [this.name, rowIdArray(valid), this.owner, this.leaseMs, tokens]);
+    const result = await this.#query<{ id: string }>('extend', this.#sql.extend, [
+      this.name,
+      rowIdArray(valid),
+      this.owner,
+      this.leaseMs,
+      deliveryArray(tokens),
+    ]);
     const done = new Set(result.rows.map((row) => row.id));
     const refused = ids.filter((id) => !done.has(id));
     this.#holders.forget(refused); // the lease is lost: its slot is not this instance's to free
