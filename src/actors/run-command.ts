@@ -202,9 +202,8 @@ export function createRunCommand({
       sendBack({ type: 'SHARE_DONE', finished });
     };
 
-    /** Drain or retire: no more shares; a pending ask is withdrawn so that the reader answers it now. */
-    const stopShares = (): void => {
-      stopAsking = true;
+    /** A pending ask is withdrawn: the reader answers it now (or its JOB is on its way already). */
+    const withdrawAsk = (): void => {
       if (asking) readerActor({ system })?.send({ type: 'RUNNER_WITHDRAW', runner: self });
     };
 
@@ -527,16 +526,17 @@ export function createRunCommand({
         asking = false;
         reportShareDone();
       } else if (event.type === 'RELEASE_UNSTARTED') {
+        // Drain or retire: the unstarted rest goes back, and no more shares are asked for.
         releaseUnstarted();
-        stopShares();
+        stopAsking = true;
+        withdrawAsk();
       } else if (event.type === 'GATE_DECIDED') gateDecided(event.id, event.decision, event.error);
       else if (event.type === 'CANCEL') cancel(event.cancels);
       else if (event.type === 'ABORT') current?.abort(new Error(event.reason));
     });
 
     return () => {
-      // Stopped while the reader holds its ask: the reader must not hand it a share.
-      if (asking) readerActor({ system })?.send({ type: 'RUNNER_WITHDRAW', runner: self });
+      withdrawAsk(); // stopped while the reader holds its ask: the reader must not hand it a share
       if (timer) clearTimeout(timer);
       running?.delete(workerId);
       current?.abort(new Error('worker stopped'));

@@ -101,6 +101,16 @@ export const DEFAULT_READER_OPTIONS: ReaderOptions = {
   waitTimeoutMs: 5_000,
 };
 
+/** Answers every waiting runner NO_JOB and empties the list (what enqueueActions hands an action). */
+function releaseEvery(
+  context: ReaderContext,
+  enqueue: { sendTo(to: AnyActorRef, event: RunnerInEvent): void; assign(values: Pick<ReaderContext, 'askingRunners'>): void },
+): void {
+  if (context.askingRunners.length === 0) return;
+  for (const { runner } of context.askingRunners) enqueue.sendTo(runner, NO_JOB);
+  enqueue.assign({ askingRunners: [] });
+}
+
 /** A busy worker's runner that asked for its next share (RUNNER_READY) and has no answer yet. */
 export interface AskingRunner {
   worker: AnyActorRef;
@@ -183,17 +193,10 @@ export const readerMachine = setup({
       const busied = handOut(context, (to, job) => enqueue.sendTo(to, job));
       if (busied > 0) enqueue.assign({ inFlight: context.inFlight + busied });
       // Paused, no read is coming (a pending one may, but a pause should not keep a worker busy).
-      if (context.paused && context.askingRunners.length > 0) {
-        for (const { runner } of context.askingRunners) enqueue.sendTo(runner, NO_JOB);
-        enqueue.assign({ askingRunners: [] });
-      }
+      if (context.paused) releaseEvery(context, enqueue);
     }),
     /** No read is coming: every waiting runner hears NO_JOB, reports its share over, and its worker goes idle. */
-    releaseAskingRunners: enqueueActions(({ context, enqueue }) => {
-      if (context.askingRunners.length === 0) return;
-      for (const { runner } of context.askingRunners) enqueue.sendTo(runner, NO_JOB);
-      enqueue.assign({ askingRunners: [] });
-    }),
+    releaseAskingRunners: enqueueActions(({ context, enqueue }) => releaseEvery(context, enqueue)),
     /** Its worker drains or retires: a runner still waiting is answered now. */
     withdrawRunner: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'RUNNER_WITHDRAW');
