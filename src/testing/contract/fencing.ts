@@ -30,6 +30,26 @@ async function expectOldRefused(queue: BaseQueue, old: QueueMessage, jobId: stri
 
 export function describeFencing(harness: ContractHarness): void {
   const { open } = harness;
+
+  /**
+   * One owner holds two messages from one read: `stale`, whose first delivery `old` lapsed (read
+   * through a short lease) and was read again as `again`, and `fresh`, delivered as `other`.
+   */
+  async function staleAndFresh() {
+    const name = freshName();
+    const owner = `fence-${randomUUID()}`;
+    const short = await open(name, { owner, leaseMs: SHORT_LEASE });
+    const long = await open(name, { owner });
+    const stale = await short.write('stale');
+    const old = (await short.read())!;
+    await sleep(PAST_SHORT_LEASE);
+    const fresh = await long.write('fresh');
+    // One read: the lapsed message again and the new one, possibly under one token.
+    const batch = await long.readBatch(2);
+    expect(batch.map((m) => m.id).sort()).toEqual([stale, fresh].sort());
+    return { long, stale, fresh, old, again: batch.find((m) => m.id === stale)!, other: batch.find((m) => m.id === fresh)! };
+  }
+
   describe('fencing per delivery', () => {
     it('a re-read by the SAME owner after the lease lapsed is a new delivery: the old delivery’s ack, fail, retry, release, extend and result write are refused; the new one’s are accepted', async () => {
       const name = freshName();
@@ -95,19 +115,7 @@ export function describeFencing(harness: ContractHarness): void {
     });
 
     it('a batch pairs each id with its own delivery: one stale pair is refused, the others in the same call accepted', async () => {
-      const name = freshName();
-      const owner = `fence-${randomUUID()}`;
-      const short = await open(name, { owner, leaseMs: SHORT_LEASE });
-      const long = await open(name, { owner });
-      const stale = await short.write('stale');
-      const old = (await short.read())!;
-      await sleep(PAST_SHORT_LEASE);
-      const fresh = await long.write('fresh');
-      // One read: the lapsed message again and the new one, possibly under one token.
-      const batch = await long.readBatch(2);
-      expect(batch.map((m) => m.id).sort()).toEqual([stale, fresh].sort());
-      const again = batch.find((m) => m.id === stale)!;
-      const other = batch.find((m) => m.id === fresh)!;
+      const { long, stale, fresh, old, again, other } = await staleAndFresh();
       const jobs = [randomUUID(), randomUUID()];
       await long.setResults([record(jobs[0]!, 'old'), record(jobs[1]!, 'fresh')], [stale, fresh], [old.delivery, other.delivery]);
       expect(await long.getResult(jobs[0]!)).toBeNull();
@@ -119,17 +127,7 @@ export function describeFencing(harness: ContractHarness): void {
     });
 
     it('ackWithResults (how a consumer flushes its acks): each held delivery’s result is stored and its message acked; a stale pair’s result and ack are refused, the rest of the call lands', async () => {
-      const name = freshName();
-      const owner = `fence-${randomUUID()}`;
-      const short = await open(name, { owner, leaseMs: SHORT_LEASE });
-      const long = await open(name, { owner });
-      const stale = await short.write('stale');
-      const old = (await short.read())!;
-      await sleep(PAST_SHORT_LEASE);
-      const fresh = await long.write('fresh');
-      const batch = await long.readBatch(2);
-      const again = batch.find((m) => m.id === stale)!;
-      const other = batch.find((m) => m.id === fresh)!;
+      const { long, stale, fresh, old, again, other } = await staleAndFresh();
       const jobs = [randomUUID(), randomUUID()];
       const ids = [stale, fresh];
       const deliveries = [old.delivery, other.delivery];
