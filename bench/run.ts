@@ -87,7 +87,8 @@ systems: ${SYSTEMS.filter((s) => !s.onDemand)
     .join(', ')}
 on demand (run only when named): ${onDemand.join(', ')}
 
-Also: bench/warmup.ts (CPU per job, chunk by chunk), bench/jit.ts (what V8's optimizing compiler costs a short run).`);
+Also: bench/warmup.ts (CPU per job, chunk by chunk), bench/jit.ts (what V8's optimizing compiler costs a short run),
+bench/redis-server-cost.ts (the Redis server's own time per job of a backlog).`);
   process.exit(0);
 }
 

@@ -11,6 +11,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisQueue } from '../../src/backends/redis/queue.js';
+import { KEY_ANCHOR } from '../../src/backends/redis/scripts.js';
 import type { RedisConnection } from '../../src/backends/redis/connection.js';
 import { QueueConnectionError } from '../../src/shared/errors.js';
 import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
@@ -49,6 +50,13 @@ describe.skipIf(!hasRedis)('RedisQueue.ackWithResults', () => {
     return { ids, deliveries, records };
   }
 
+  /** Nothing of the acked messages is left behind: the lease keys hold their anchor alone (lua/prelude.lua). */
+  async function nothingLeftOf(q: RedisQueue) {
+    expect(await raw.exists(key(q, 'msg')), 'msg').toBe(0);
+    expect(await raw.zrange(key(q, 'leases'), '0', '-1')).toEqual([KEY_ANCHOR]);
+    for (const role of ['attempt', 'owner']) expect(await raw.hkeys(key(q, role)), role).toEqual([KEY_ANCHOR]);
+  }
+
   beforeAll(() => {
     raw = new Redis(REDIS_URL, { lazyConnect: true });
   });
@@ -71,8 +79,7 @@ describe.skipIf(!hasRedis)('RedisQueue.ackWithResults', () => {
     expect(counter.calls).toBe(1);
     expect(await q.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
     for (const id of ids) expect(await q.getResult(`job-${id}`)).toBe(`result of ${id}`);
-    // Nothing of the acked messages is left behind.
-    for (const role of ['msg', 'attempt', 'owner', 'leases']) expect(await raw.exists(key(q, role)), role).toBe(0);
+    await nothingLeftOf(q);
   });
 
   it('an ack of more ids than one command takes (1000) checks every fence and deletes every acked message', async () => {
@@ -81,7 +88,7 @@ describe.skipIf(!hasRedis)('RedisQueue.ackWithResults', () => {
     const stranger = '987654321';
     expect(await q.ackBatch([...ids, stranger], [...deliveries, deliveries[0]!])).toEqual([stranger]);
     expect(await q.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
-    for (const role of ['msg', 'attempt', 'owner', 'leases']) expect(await raw.exists(key(q, role)), role).toBe(0);
+    await nothingLeftOf(q);
   });
 
   it('a script that fails changes nothing: the batch stays leased, and the same call lands once the fault is gone', async () => {

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { RedisBlockingQueue, RedisQueue, type RedisQueueOptions } from '../../src/backends/redis/queue.js';
 import { ConfigError, QueueConnectionError } from '../../src/shared/errors.js';
 import { REDIS_URL, hasRedis, uniqueName } from '../helpers/services.js';
-import { PROMOTE_PER_CALL, RESULTS_PURGED_PER_SET } from '../../src/backends/redis/scripts.js';
+import { KEY_ANCHOR, PROMOTE_PER_CALL, RESULTS_PURGED_PER_SET } from '../../src/backends/redis/scripts.js';
 import { RedisServer, freePort, hasRedisServer } from '../helpers/redis-server.js';
 import { runContractSuite } from '../../src/testing/index.js';
 
@@ -80,6 +80,38 @@ describe.skipIf(!hasRedis)('redis backends', () => {
       }
       await q.flush();
       expect(await keysOf(`${PREFIX}:{${q.name}}`)).toEqual([`${PREFIX}:{${q.name}}:seq`]);
+    });
+
+    it('keeps the lease keys of a batch out of the listpack encoding, and counts no anchor as a lease', async () => {
+      // Small listpack keys made a batch's ZADD/HSET/ZMSCORE quadratic (lua/prelude.lua, anchor_batch_keys).
+      const q = queue({ leaseMs: 60_000 });
+      const role = (name: string) => `${PREFIX}:{${q.name}}:${name}`;
+      expect(await q.readBatch(10)).toEqual([]);
+      for (const name of ['leases', 'owner', 'attempt']) expect(await raw.exists(role(name)), `an empty read anchors nothing: ${name}`).toBe(0);
+      await q.writeBatch(Array.from({ length: 100 }, (_, i) => `m${i}`));
+      const batch = await q.readBatch(100);
+      expect(batch).toHaveLength(100);
+      expect(await raw.object('ENCODING', role('leases'))).toBe('skiplist');
+      expect(await raw.object('ENCODING', role('owner'))).toBe('hashtable');
+      expect(await raw.object('ENCODING', role('attempt'))).toBe('hashtable');
+      expect(await q.stats()).toEqual({ ready: 0, leased: 100, failed: 0, delayed: 0 });
+      expect(
+        await q.ackBatch(
+          batch.map((m) => m.id),
+          batch.map((m) => m.delivery),
+        ),
+      ).toEqual([]);
+      // The anchor stays, alone, so the next batch lands in the same encodings; it is no lease.
+      expect(await raw.zrange(role('leases'), '0', '-1', 'WITHSCORES')).toEqual([KEY_ANCHOR, 'inf']);
+      expect(await raw.hkeys(role('owner'))).toEqual([KEY_ANCHOR]);
+      expect(await raw.hkeys(role('attempt'))).toEqual([KEY_ANCHOR]);
+      expect(await q.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
+      expect(await q.reclaim()).toBe(0);
+      await q.write('next');
+      const [next] = await q.readBatch(5);
+      expect(next).toMatchObject({ data: 'next', attempt: 1 });
+      expect(await q.stats()).toEqual({ ready: 0, leased: 1, failed: 0, delayed: 0 });
+      expect(await raw.object('ENCODING', role('leases'))).toBe('skiplist');
     });
 
     it('uses the default prefix "taskmill" and validates the prefix like a queue name', async () => {

@@ -1,13 +1,16 @@
 /**
- * The bench's side tools: `npm run bench -- --help` and bench/jit.ts (which
+ * The bench's side tools: `npm run bench -- --help`, bench/jit.ts (which
  * runs bench/warmup.ts with its window markers, as is, with --no-opt and
- * under --trace-opt) on the memory backend, which needs no server. What is
+ * under --trace-opt) on the memory backend, which needs no server, and
+ * bench/redis-server-cost.ts against the shared Redis. What is
  * checked is that they work and say what they measured, never how fast
  * anything is.
  */
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { SYSTEMS } from '../../bench/systems/index.js';
 import { spawnTsx } from '../helpers/processes.js';
+import { REDIS_URL, hasRedis } from '../helpers/services.js';
 
 describe('the bench tools', () => {
   it('npm run bench -- --help lists the options, every system and workload, and runs nothing', { timeout: 60_000 }, async () => {
@@ -35,5 +38,25 @@ describe('the bench tools', () => {
     const run = spawnTsx(['bench/jit.ts', '--jobs', '0']);
     expect(await run.exited).not.toBe(0);
     expect(run.stderr()).toContain('--jobs must be a positive integer (got 0)');
+  });
+
+  it.skipIf(!hasRedis)('bench/redis-server-cost.ts reports the server time per job of each round and leaves no key behind', { timeout: 60_000 }, async () => {
+    const run = spawnTsx(['bench/redis-server-cost.ts', '--jobs', '300', '--rounds', '2', '--redis', REDIS_URL]);
+    expect(await run.exited, run.stderr()).toBe(0);
+    const rounds = [...run.stdout().matchAll(/^round (\d): Redis spent ([\d.]+) µs per job reading and acking 300 jobs, 100 at a time$/gm)];
+    expect(rounds.map((r) => r[1])).toEqual(['1', '2']);
+    for (const round of rounds) expect(Number(round[2])).toBeGreaterThan(0);
+    const raw = new Redis(REDIS_URL);
+    try {
+      expect(await raw.keys('tmbench-cost:*')).toEqual([]);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
+  it('bench/redis-server-cost.ts refuses a bad batch size, naming the option', { timeout: 60_000 }, async () => {
+    const run = spawnTsx(['bench/redis-server-cost.ts', '--batch', 'x']);
+    expect(await run.exited).not.toBe(0);
+    expect(run.stderr()).toContain('--batch must be a positive integer (got x)');
   });
 });

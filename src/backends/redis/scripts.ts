@@ -18,13 +18,13 @@
  *
  * Message ids are the values of a per-queue counter (`seq`), and the score of
  * a message in `ready` is its id less its priority × 2^42 (`prio` keeps the
- * priorities that are not 0): "highest priority, then oldest" is ZPOPMIN, and
+ * priorities that are not 0): "highest priority, then oldest" is its first members, and
  * a message that comes back (released, lease expired, re-queued) goes back to
  * its place. `seq` survives flush() so ids are never reused.
  *
  * A delayed message (written or retried with a future runAt) waits in
  * `delayed`, scored by its runAt, and only promoteDue makes it ready — reads
- * never look at `delayed`, so a read stays one ZPOPMIN however many delayed
+ * never look at `delayed`, so a read stays one range of `ready` however many delayed
  * messages there are. Result records live in `results`, each with its expiry
  * in `resexp`; expired ones are ignored on read and purged a bounded number
  * at a time by later setResults calls.
@@ -103,8 +103,21 @@ const REQUEUE_PER_READ = 1000;
 /** Expired result records each setResults call (or ack with results) purges: well above what one call adds, so the store shrinks. */
 export const RESULTS_PURGED_PER_SET = 200;
 
-/** What a `{{NAME}}` placeholder in a script file stands for. */
-const PLACEHOLDERS: Readonly<Record<string, number>> = { REQUEUE_PER_READ, KEY_ROLE_COUNT: KEY_ROLES.length, RESULTS_PURGED_PER_SET };
+/**
+ * The member that keeps `leases` a skiplist and `owner` and `attempt` hash
+ * tables (lua/prelude.lua, anchor_batch_keys): longer than the listpack
+ * limits' 64-byte default, and unlike any id. Each of the three keys holds it
+ * from a queue's first read on; flush() takes it away with the rest.
+ */
+export const KEY_ANCHOR = 'taskmill:anchor: keeps this key out of the listpack encoding (prelude.lua)';
+
+/** What a `{{NAME}}` placeholder in a script file stands for: a number, or a string (a quoted Lua literal). */
+const PLACEHOLDERS: Readonly<Record<string, number | string>> = {
+  REQUEUE_PER_READ,
+  KEY_ROLE_COUNT: KEY_ROLES.length,
+  RESULTS_PURGED_PER_SET,
+  KEY_ANCHOR,
+};
 
 /** Job control, queue events and the consumer registry (control.ts): each takes its own keys after the fixed ones. */
 const CONTROL_SCRIPT_NAMES = ['tmMark', 'tmControl', 'tmListen', 'tmPublish', 'tmReadEvents', 'tmHeartbeat', 'tmConsumers', 'tmThroughput'] as const;
@@ -176,7 +189,9 @@ function fillPlaceholders(file: string, lua: string): string {
   return lua.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
     const value = PLACEHOLDERS[name];
     if (value === undefined) throw new Error(`lua/${file}.lua: unknown placeholder {{${name}}}`);
-    return String(value);
+    if (typeof value === 'number') return String(value);
+    if (/['\\\n]/.test(value)) throw new Error(`placeholder {{${name}}} cannot be a plain Lua string literal`);
+    return `'${value}'`;
   });
 }
 

@@ -37,6 +37,7 @@ local function call_many(cmd, key, args)
 end
 -- HMGET of many fields: a value (or false) per field, same order.
 local function hmget_many(key, fields)
+  if #fields <= SLICE then return #fields > 0 and redis.call('HMGET', key, unpack(fields)) or {} end
   local out = {}
   for i = 1, #fields, SLICE do
     local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + SLICE - 1, #fields)))
@@ -81,8 +82,19 @@ local function holds_many(ids, tokens, owner)
     local reply = redis.pcall('ZMSCORE', LEASES, unpack(ids))
     if type(reply) == 'table' and not reply.err then deadlines = reply end
   end
+  -- A batch's ids nearly always share one delivery token: its lease is then
+  -- the one string "<token>:<owner>", built once and compared (interned
+  -- strings: a pointer compare) instead of taken apart per id.
+  local last_token, expected = nil, false
   for i, id in ipairs(ids) do
-    if not lease_matches(helds[i], owner, tokens[i]) then
+    local token = tokens[i]
+    if token ~= last_token then
+      last_token = token
+      expected = token ~= '' and tonumber(token) ~= nil and (token .. ':' .. owner)
+    end
+    local matches
+    if expected then matches = helds[i] == expected else matches = lease_matches(helds[i], owner, token) end
+    if not matches then
       ok[i] = false
     elseif deadlines then
       ok[i] = deadlines[i] ~= false and tonumber(deadlines[i]) > now
@@ -276,14 +288,16 @@ local function ack_batch(owner, at)
     tokens[i] = ARGV[at + 2 * i]
   end
   local ok = holds_many(ids, tokens, owner)
-  local acked, refused, known = {}, {}, {}
+  local acked, refused, known, a, r = {}, {}, {}, 0, 0
   for i, id in ipairs(ids) do
     -- An id named twice is acked once: the second is refused, as it always was.
     if ok[i] and known[id] == nil then
-      acked[#acked + 1] = id
+      a = a + 1
+      acked[a] = id
       known[id] = tokens[i]
     else
-      refused[#refused + 1] = id
+      r = r + 1
+      refused[r] = id
     end
   end
   local first = at + 1 + 2 * n
@@ -299,6 +313,24 @@ local function ack_batch(owner, at)
   return refused
 end
 
+-- A backlog's leases arrive and leave 100 or so at a time, and so do their
+-- ATTEMPT counts. A key that small is kept as a listpack, where every insert
+-- and lookup scans the whole key: a batch's ZADD, ZMSCORE, HSET and HMGET
+-- turn quadratic, and an ack that empties the key deletes it, so the next
+-- batch starts over in a new one. One member longer than
+-- zset-max-listpack-value / hash-max-listpack-value (64 bytes by default),
+-- written before the batch (ZADD decides a new key's encoding by its first
+-- member), keeps LEASES a skiplist and OWNER and ATTEMPT hash tables for
+-- good. No id looks like it, no deadline passes +inf, and tmStats does not
+-- count it. (Measured: server time of a backlog's read + ack, 24–25 → 14 µs
+-- per job.)
+local ANCHOR = {{KEY_ANCHOR}} -- scripts.ts
+local function anchor_batch_keys()
+  redis.call('ZADD', LEASES, '+inf', ANCHOR)
+  redis.call('HSET', OWNER, ANCHOR, '')
+  redis.call('HSET', ATTEMPT, ANCHOR, '0')
+end
+
 -- Leases up to max waiting messages to delivery token of owner until now +
 -- lease_ms (tmRead, tmAckRead). Leasing, not popping: a reply lost with the
 -- connection loses no message, it comes back when its lease expires.
@@ -311,31 +343,36 @@ local function read_batch(owner, max, lease_ms, token)
   if max < 1 then return out end
   local deadline = now + lease_ms
   local held_by = token .. ':' .. owner
-  local popped = redis.call('ZPOPMIN', READY, max)
-  local ids = {}
-  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  -- ZRANGE + ZREMRANGEBYRANK, not ZPOPMIN: the same members, removed in one
+  -- pass, and no scores to convert (0.7 against 1.7 µs per member).
+  local ids = redis.call('ZRANGE', READY, 0, max - 1)
+  if #ids > 0 then redis.call('ZREMRANGEBYRANK', READY, 0, #ids - 1) end
   local datas = hmget_many(MSG, ids)
   local attempts = hmget_many(ATTEMPT, ids)
-  local leases, owners, counts = {}, {}, {}
+  -- Explicit counters: `#t + 1` searches for the table's border at every append.
+  local leases, owners, counts, paired, n = {}, {}, {}, 0, 0
   for i, id in ipairs(ids) do
     local data = datas[i]
     if data then
       local attempt = (tonumber(attempts[i]) or 0) + 1
-      leases[#leases + 1] = deadline
-      leases[#leases + 1] = id
-      owners[#owners + 1] = id
-      owners[#owners + 1] = held_by
-      counts[#counts + 1] = id
-      counts[#counts + 1] = attempt
-      out[#out + 1] = id
-      out[#out + 1] = data
-      out[#out + 1] = attempt
+      leases[paired + 1] = deadline
+      leases[paired + 2] = id
+      owners[paired + 1] = id
+      owners[paired + 2] = held_by
+      counts[paired + 1] = id
+      counts[paired + 2] = attempt
+      paired = paired + 2
+      out[n + 1] = id
+      out[n + 2] = data
+      out[n + 3] = attempt
+      n = n + 3
     else
       -- The message is gone: there is nothing to deliver, so skip the id and
       -- leave nothing of it behind.
       forget(id)
     end
   end
+  if paired > 0 then anchor_batch_keys() end
   call_many('ZADD', LEASES, leases)
   call_many('HSET', OWNER, owners)
   call_many('HSET', ATTEMPT, counts)
