@@ -463,6 +463,15 @@ describe('decodeMessage accepts', () => {
     expect(decodeMessage(data).args).toStrictEqual([new Date('2024-01-01T00:00:00.000Z')]);
   });
 
+  it('tags inside object and array args, while text that only spells a tag in a string arg stays text', () => {
+    const when = new Date('2024-01-01T00:00:00.000Z');
+    const tagged = decodeMessage(encodeMessage('cmd', ['{"$t":"Date"}', [when], { at: when, n: 10n }]).data);
+    expect(tagged.args).toStrictEqual(['{"$t":"Date"}', [when], { at: when, n: 10n }]);
+    // Primitive args only: nothing is revived, whatever the text holds.
+    const plain = envelopeText({ args: ['{"$t":"Date","v":"2024-01-01T00:00:00.000Z"}', 1, null, true] });
+    expect(decodeMessage(plain).args).toStrictEqual(['{"$t":"Date","v":"2024-01-01T00:00:00.000Z"}', 1, null, true]);
+  });
+
   it('deserializeValue refuses bad text with MessageDecodeError', () => {
     expect(() => deserializeValue('{')).toThrow(MessageDecodeError);
     expect(() => deserializeValue('{"$t":"Nope"}')).toThrow(/bad tag in value: unknown type/);

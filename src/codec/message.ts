@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../shared/config.js';
 import { MessageDecodeError, PayloadTooLargeError } from '../shared/errors.js';
 import { serializeArgs } from './tagged-json.js';
-import { jsonKind, mayContainTags, parseJson, reviveTags } from './tagged-json-decode.js';
+import { argsMayHoldTags, jsonKind, parseJson, reviveTags } from './tagged-json-decode.js';
 
 export { MAX_DEPTH, serializeValue } from './tagged-json.js';
 export { deserializeValue } from './tagged-json-decode.js';
@@ -223,7 +223,7 @@ export function decodeMessage(data: string): Envelope {
   // The common envelope (no flow) is checked by hand; anything it does not pass, zod decides and explains.
   if (isPlainEnvelope(raw as Record<string, unknown>)) {
     const envelope = raw as Envelope;
-    if (mayContainTags(data)) envelope.args = reviveTags(envelope.args, 'args') as unknown[];
+    if (argsMayHoldTags(envelope.args, data)) envelope.args = reviveTags(envelope.args, 'args') as unknown[];
     return envelope;
   }
   const result = EnvelopeSchema.safeParse(raw);
@@ -237,6 +237,6 @@ export function decodeMessage(data: string): Envelope {
     throw new MessageDecodeError('envelope does not match the schema');
   }
   const envelope = result.data as Envelope;
-  if (mayContainTags(data)) envelope.args = reviveTags(envelope.args, 'args') as unknown[];
+  if (argsMayHoldTags(envelope.args, data)) envelope.args = reviveTags(envelope.args, 'args') as unknown[];
   return envelope;
 }

@@ -36,6 +36,18 @@ export function mayContainTags(text: string): boolean {
   return text.includes('"$t"') || text.includes('\\u');
 }
 
+/**
+ * mayContainTags for a message's args: a tag is an object, so args of numbers, strings, booleans
+ * and nulls (most jobs') hold none, and their text need not be searched.
+ */
+export function argsMayHoldTags(args: readonly unknown[], text: string): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (typeof arg === 'object' && arg !== null) return mayContainTags(text);
+  }
+  return false;
+}
+
 interface DecodeState {
   root: string;
   stack: Segment[];
