@@ -20,6 +20,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { positiveInteger } from './args.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,11 +30,9 @@ const { values } = parseArgs({
     top: { type: 'string', default: '12' },
   },
 });
-const jobs = Number(values.jobs);
-const rounds = Number(values.rounds);
+const jobs = positiveInteger('jobs', values.jobs);
+const rounds = positiveInteger('rounds', values.rounds);
 const top = Number(values.top);
-if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a positive integer (got ${values.jobs})`);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer (got ${values.rounds})`);
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const warmup = path.join(root, 'bench', 'warmup.ts');

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { RedisQueue } from '../src/backends/redis/queue.js';
 import { encodeMessage } from '../src/codec/message.js';
+import { positiveInteger } from './args.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,15 +23,9 @@ const { values } = parseArgs({
     redis: { type: 'string', default: 'redis://127.0.0.1:6379/0' },
   },
 });
-const jobs = Number(values.jobs);
-const batch = Number(values.batch);
-const rounds = Number(values.rounds);
-for (const [name, value] of Object.entries({ jobs, batch, rounds })) {
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`--${name} must be a positive integer (got ${String(values[name as keyof typeof values])})`);
-    process.exit(2);
-  }
-}
+const jobs = positiveInteger('jobs', values.jobs);
+const batch = positiveInteger('batch', values.batch);
+const rounds = positiveInteger('rounds', values.rounds);
 
 /** Microseconds Redis has spent in EVALSHA since it started (or its stats were reset). */
 async function scriptMicros(admin: Redis): Promise<number> {
