@@ -1,14 +1,18 @@
 /**
  * Where a consumer's memory goes under a backlog: V8's heap spaces before the
  * consumer starts, half-way through N pre-loaded no-op jobs (memory backend,
- * prefetch 100, 10 workers) and after the run, then the run's garbage
+ * or PostgreSQL with --postgres; prefetch 100, 10 workers) and after the run, then the run's garbage
  * collections: what each scavenge of the young generation left alive, what it
  * promoted to the old space, and what reached the old space between
  * collections (allocation sites V8 pretenures). RSS here includes tsx's
  * loader; the space sizes are what explain the benchmark's peak RSS
  * (bench/RESULTS.md, "Profile findings").
  *
- *   node --expose-gc --import tsx bench/heap-spaces.ts [--jobs 20000]
+ *   node --expose-gc --import tsx bench/heap-spaces.ts [--jobs 20000] [--postgres URL]
+ *
+ * With --postgres the backlog is written by a child process of this script
+ * into a schema of its own (dropped at the end), so, as in the bench, only
+ * the consumer's own allocations widen this process's young generation.
  *
  * Under tsx the loader's own allocations have already widened the young
  * generation before the run; `npm run bench` compiles this file with the rest
@@ -16,14 +20,24 @@
  * copy, run with `node --expose-gc`, shows the young generation growing as a
  * user's consumer's does.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import pino from 'pino';
-import { CommandRegistry, createConsumer, MemoryQueue } from '../src/index.js';
+import { CommandRegistry, createConsumer, DatabaseQueue, MemoryQueue, type BaseQueue } from '../src/index.js';
 import { encodeMessage } from '../src/codec/message.js';
+import { positiveInteger } from './args.js';
 
-const { values } = parseArgs({ options: { jobs: { type: 'string', default: '20000' } } });
-const jobs = Number(values.jobs);
+const { values } = parseArgs({
+  options: {
+    jobs: { type: 'string', default: '20000' },
+    postgres: { type: 'string' },
+    // Internal: the child that writes the PostgreSQL backlog into this schema, then exits.
+    fill: { type: 'string' },
+  },
+});
+const jobs = positiveInteger('jobs', values.jobs);
 const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
 const SPACES = ['new_space', 'old_space', 'code_space', 'large_object_space'];
 
@@ -59,8 +73,25 @@ function reportCollections(collections: Collection[]): void {
   );
 }
 
-const queue = new MemoryQueue(`heap-spaces-${process.pid}`);
-await queue.writeBatch(Array.from({ length: jobs }, (_, i) => encodeMessage('noop', [i, Date.now()]).data));
+const backlog = (count: number) => Array.from({ length: count }, (_, i) => encodeMessage('noop', [i, Date.now()]).data);
+const schema = values.fill ?? `taskmill_heap_spaces_${process.pid}`;
+let queue: BaseQueue;
+if (values.postgres === undefined) {
+  const memory = new MemoryQueue(`heap-spaces-${process.pid}`);
+  await memory.writeBatch(backlog(jobs));
+  queue = memory;
+} else if (values.fill !== undefined) {
+  const filling = new DatabaseQueue(values.postgres, { name: 'heap-spaces', schema });
+  for (let i = 0; i < jobs; i += 1000) await filling.writeBatch(backlog(Math.min(1000, jobs - i)));
+  await filling.close();
+  process.exit(0);
+} else {
+  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--jobs', String(jobs), '--postgres', values.postgres, '--fill', schema];
+  const filled = spawnSync(process.execPath, args, { stdio: 'inherit' });
+  if (filled.status !== 0) throw new Error(`writing the PostgreSQL backlog failed (exit ${filled.status ?? filled.signal})`);
+  queue = new DatabaseQueue(values.postgres, { name: 'heap-spaces', schema });
+  await queue.open();
+}
 const registry = new CommandRegistry();
 let done = 0;
 let finish!: () => void;
@@ -87,3 +118,9 @@ reportCollections(collections);
 await consumer.stop();
 (globalThis as { gc?: () => void }).gc?.();
 report('after gc');
+await queue.close();
+if (values.postgres !== undefined) {
+  // Loaded last: its Redis client would widen the young generation before the run.
+  const { dropSchema } = await import('./systems/cleanup.js');
+  await dropSchema(values.postgres, schema);
+}

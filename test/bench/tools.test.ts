@@ -2,15 +2,17 @@
  * The bench's side tools: `npm run bench -- --help`, bench/jit.ts (which
  * runs bench/warmup.ts with its window markers, as is, with --no-opt and
  * under --trace-opt) on the memory backend, which needs no server, and
- * bench/redis-server-cost.ts against the shared Redis. What is
+ * bench/redis-server-cost.ts against the shared Redis, and
+ * bench/heap-spaces.ts on a PostgreSQL backlog. What is
  * checked is that they work and say what they measured, never how fast
  * anything is.
  */
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { SYSTEMS } from '../../bench/systems/index.js';
 import { spawnTsx } from '../helpers/processes.js';
-import { REDIS_URL, hasRedis } from '../helpers/services.js';
+import { POSTGRES_URL, REDIS_URL, hasPostgres, hasRedis } from '../helpers/services.js';
 
 describe('the bench tools', () => {
   it('npm run bench -- --help lists the options, every system and workload, and runs nothing', { timeout: 60_000 }, async () => {
@@ -58,5 +60,31 @@ describe('the bench tools', () => {
     const run = spawnTsx(['bench/redis-server-cost.ts', '--batch', 'x']);
     expect(await run.exited).not.toBe(0);
     expect(run.stderr()).toContain('--batch must be a positive integer (got x)');
+  });
+
+  it.skipIf(!hasPostgres)(
+    'bench/heap-spaces.ts --postgres consumes a backlog its child wrote, reports the heap, and drops its schema',
+    { timeout: 120_000 },
+    async () => {
+      const run = spawnTsx(['--expose-gc', 'bench/heap-spaces.ts', '--jobs', '2000', '--postgres', POSTGRES_URL]);
+      expect(await run.exited, run.stderr()).toBe(0);
+      const out = run.stdout();
+      for (const label of ['before', 'half-way', 'end', 'after gc']) expect(out).toMatch(new RegExp(`^${label} +RSS [\\d.]+ MiB; new_space`, 'm'));
+      expect(out).toMatch(/^run: \d+ scavenges, \d+ other collections; ~\d+ B allocated young per job$/m);
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      try {
+        const { rows } = await client.query(`SELECT nspname FROM pg_namespace WHERE nspname = $1`, [`taskmill_heap_spaces_${run.child.pid}`]);
+        expect(rows).toEqual([]);
+      } finally {
+        await client.end();
+      }
+    },
+  );
+
+  it('bench/heap-spaces.ts refuses a bad job count, naming the option', { timeout: 60_000 }, async () => {
+    const run = spawnTsx(['bench/heap-spaces.ts', '--jobs', '1.5']);
+    expect(await run.exited).not.toBe(0);
+    expect(run.stderr()).toContain('--jobs must be a positive integer (got 1.5)');
   });
 });
