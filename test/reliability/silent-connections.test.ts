@@ -15,6 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createConsumer, type BaseQueue, type Consumer } from '../../src/index.js';
 import { encodeMessage } from '../../src/codec/message.js';
 import { PostgresQueue } from '../../src/backends/postgres/queue.js';
+import { watchEveryMs } from '../../src/backends/postgres/deadline.js';
 import { RedisBlockingQueue, RedisQueue } from '../../src/backends/redis/queue.js';
 import { deleteRedisPrefix } from '../fixtures/backends-e2e.js';
 import { capturedLogger, registryOf } from '../fixtures/cli-consumer-kit.js';
@@ -93,8 +94,9 @@ const BACKENDS: Backend[] = [
     open: (url, deadlineMs, onWarning) => new PostgresQueue(url, postgresOptions(deadlineMs, onWarning)),
     direct: (url) => new PostgresQueue(url),
     dispose: dropPostgresSchema,
-    // LISTEN: pinged every queryTimeoutMs, each ping with that deadline; the pool: one deadline after a poll.
-    boundMs: Math.max(2 * DEADLINE_MS, POLL_MS + DEADLINE_MS),
+    // LISTEN: pinged every queryTimeoutMs, each ping with that deadline; the pool: one deadline after a poll,
+    // found late by the watch within watchEveryMs.
+    boundMs: Math.max(2 * DEADLINE_MS, POLL_MS + DEADLINE_MS + watchEveryMs(DEADLINE_MS)),
   },
 ];
 
@@ -295,8 +297,9 @@ describe.skipIf(!hasPostgres)('PostgreSQL pool', () => {
     proxy.set({ kind: 'silence' });
     await expect(queue.stats()).rejects.toThrow(/Query read timeout/);
     // Only one of them carried the query; the idle ones are closed with it, not one deadline each (nor at the 30 s idle timeout).
-    await waitFor('every pooled connection closed', () => pooled.every((c) => c.closedByClientAt !== undefined), DEADLINE_MS + SLACK_MS);
-    for (const c of pooled) expect(c.closedByClientAt! - at).toBeLessThanOrEqual(DEADLINE_MS + SLACK_MS);
+    const boundMs = DEADLINE_MS + watchEveryMs(DEADLINE_MS);
+    await waitFor('every pooled connection closed', () => pooled.every((c) => c.closedByClientAt !== undefined), boundMs + SLACK_MS);
+    for (const c of pooled) expect(c.closedByClientAt! - at).toBeLessThanOrEqual(boundMs + SLACK_MS);
     expect(await queue.stats()).toEqual({ ready: 0, leased: 0, failed: 0, delayed: 0 });
     expect(proxy.openedAfter(at).length).toBeGreaterThan(0);
   });

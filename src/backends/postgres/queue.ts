@@ -58,7 +58,7 @@ import {
   type TransactionWriteOptions,
   type WriteOptions,
 } from '../base.js';
-import { MIGRATION_QUERY_TIMEOUT_MS, migrate, statements, type Statements } from './schema.js';
+import { MIGRATION_QUERY_TIMEOUT_MS, migrate, SCHEMA_VERSION, statements, type Statements } from './schema.js';
 import {
   checkText,
   checkTtl,
@@ -80,7 +80,7 @@ import {
 import { connectionSettings, redactError, wrapDriverError, type PoolerMode, type PostgresQueueOptions } from './config.js';
 import { gateParams, SlotHolders } from './gates.js';
 import { NotifyListener } from './listener.js';
-import { IdleClients, isQueryTimeout } from './deadline.js';
+import { IdleClients, isQueryTimeout, QueryDeadlines, watchEveryMs } from './deadline.js';
 import { WriteBatcher, type WriteRows } from './write-batcher.js';
 import { PostgresControl } from './control.js';
 import { ALL, AckClaim, type Acked } from './claim.js';
@@ -151,6 +151,7 @@ export class PostgresQueue extends BaseQueue {
 
   readonly #secrets: string[];
   readonly #pool: pg.Pool;
+  readonly #deadlines: QueryDeadlines;
   readonly #idle: IdleClients;
   readonly #queryTimeoutMs: number;
   readonly #sql: Statements;
@@ -184,7 +185,10 @@ export class PostgresQueue extends BaseQueue {
     this.pollIntervalMs = settings.pollIntervalMs;
     this.poolSize = settings.poolSize;
     this.preparedStatements = settings.preparedStatements;
-    this.#pool = new (loadPg().Pool)({ ...settings.clientConfig, max: this.poolSize, idleTimeoutMillis: 30_000 });
+    // No query_timeout on the pool's clients: #deadlines keeps the deadlines of its queries (deadline.ts).
+    const { query_timeout: _perQueryTimer, ...poolClientConfig } = settings.clientConfig;
+    this.#pool = new (loadPg().Pool)({ ...poolClientConfig, max: this.poolSize, idleTimeoutMillis: 30_000 });
+    this.#deadlines = new QueryDeadlines(this.#pool, watchEveryMs(settings.queryTimeoutMs));
     this.#idle = new IdleClients(this.#pool);
     this.#queryTimeoutMs = settings.queryTimeoutMs;
     this.#pool.on('error', (error) => {
@@ -244,7 +248,7 @@ export class PostgresQueue extends BaseQueue {
     if (this.#closed) return Promise.reject(this.#closedError());
     this.#opening ??= (async () => {
       try {
-        await migrate(this.#pool, this.schema);
+        await migrate(this.#pool, this.schema, SCHEMA_VERSION, this.#queryTimeoutMs);
       } catch (error) {
         throw this.#wrap('open (schema migration)', error);
       }
@@ -264,6 +268,7 @@ export class PostgresQueue extends BaseQueue {
     this.#closed = true;
     this.#holders.clear();
     await Promise.allSettled([this.#notify.close(), this.#pool.end()]);
+    this.#deadlines.stop();
   }
 
   /** True while the LISTEN connection is up (always false with `listen: false`). */
@@ -287,9 +292,10 @@ export class PostgresQueue extends BaseQueue {
     await this.open();
     try {
       const name = this.#named.get(text);
-      const result = LONG_CALLS.has(what)
-        ? await this.#pool.query<R>({ text, values, query_timeout: MIGRATION_QUERY_TIMEOUT_MS } as pg.QueryConfig)
-        : await (name === undefined ? this.#pool.query<R>(text, values) : this.#pool.query<R>({ name, text, values }));
+      const result = await this.#deadlines.query<R>(
+        name === undefined ? { text, values } : { name, text, values },
+        LONG_CALLS.has(what) ? MIGRATION_QUERY_TIMEOUT_MS : this.#queryTimeoutMs,
+      );
       this.#poolWarned = false;
       return result;
     } catch (error) {

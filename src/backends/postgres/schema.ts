@@ -128,16 +128,19 @@ export const MIGRATION_QUERY_TIMEOUT_MS = 300_000;
 /**
  * Brings `schema` up to `target` (default SCHEMA_VERSION; lower only to build an
  * old schema in an upgrade test). Cheap (one query) when it already is.
+ * `checkTimeoutMs` is the deadline of that check (the queue's queryTimeoutMs).
  * @internal
  */
-export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VERSION): Promise<void> {
+export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VERSION, checkTimeoutMs = MIGRATION_QUERY_TIMEOUT_MS): Promise<void> {
   if (!Number.isInteger(target) || target < 1 || target > SCHEMA_VERSION) {
     throw new ConfigError(`invalid schema version ${String(target)}: must be an integer from 1 to ${SCHEMA_VERSION}`);
   }
   const s = loadPg().escapeIdentifier(schema);
-  const current = await pool.query<{ version: number | null }>(`SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE 0 END AS version`, [`${s}.migrations`]);
+  const check = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) =>
+    pool.query<R>({ text, values, query_timeout: checkTimeoutMs } as pg.QueryConfig);
+  const current = await check<{ version: number | null }>(`SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE 0 END AS version`, [`${s}.migrations`]);
   if (current.rows[0]?.version !== null) {
-    const applied = await pool.query<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
+    const applied = await check<{ version: number }>(`SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`);
     if ((applied.rows[0]?.version ?? 0) >= target) return;
   }
 
@@ -164,7 +167,7 @@ export async function migrate(pool: pg.Pool, schema: string, target = SCHEMA_VER
     await sql('COMMIT');
   } catch (error) {
     broken = error instanceof Error ? error : new Error(String(error));
-    await client.query('ROLLBACK').catch(() => {});
+    await client.query({ text: 'ROLLBACK', query_timeout: checkTimeoutMs } as pg.QueryConfig).catch(() => {});
     throw error;
   } finally {
     client.removeListener('error', onError);
