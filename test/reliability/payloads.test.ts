@@ -94,7 +94,13 @@ describeEachBackend(
     beforeAll(async () => {
       url = suite.freshUrl();
       recordFile = path.join(suite.dir, 'payload-records.jsonl');
-      queue = suite.openQueue(url, { commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS, queryTimeoutMs: BIG_COMMAND_TIMEOUT_MS });
+      // Connecting gets the long deadline too: with 50 MB payloads being encoded and moved on a loaded 2-core
+      // box, this process's event loop can stall past the 5 s default (seen once in a full run: "connect ETIMEDOUT").
+      queue = suite.openQueue(url, {
+        commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS,
+        queryTimeoutMs: BIG_COMMAND_TIMEOUT_MS,
+        connectTimeoutMs: BIG_COMMAND_TIMEOUT_MS,
+      });
       // One worker: jobs run in the order written, so a probe enqueued last sees what every earlier job left behind.
       consumer = await suite.startConsumer(url, { recordFile, workers: 1, commandTimeoutMs: BIG_COMMAND_TIMEOUT_MS });
     });
