@@ -10,7 +10,7 @@
  * pg's `query_timeout` arms one per query and wraps its callback: with those,
  * more of each claimed batch outlived the young generation's collections and
  * was promoted (measured, not explained; bench/heap-spaces.ts --postgres on
- * 20,000 jobs: 1.3-1.4 MiB kept young and 1.0 promoted per scavenge, against
+ * 20,000 jobs: 1.3-1.5 MiB kept young and 1.0 promoted per scavenge, against
  * 1.0 and 0.7 through this watch; 3.8 against 3.1 KB allocated per job).
  * What the driver does not do is suspect the pool's idle connections, which
  * went out over the same path: each would cost one more deadline when next
