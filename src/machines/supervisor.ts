@@ -208,6 +208,11 @@ export const supervisorMachine = setup({
         // What it holds is the share that made it busy. Its runner is not stopped with it (xstate leaves
         // an errored actor's children running): it finishes the share it runs, which may be a later one
         // it had from the reader (RUNNER_READY), and asks for no more once its worker is gone.
+        // Not covered: a worker that breaks in the very transition that takes a share (its JOB actions).
+        // xstate discards that transition, so the snapshot read here holds no job: nothing is failed or
+        // released, the reader hears it was idle (its in-flight count stays one high, so a drain waits
+        // out its timeout), and the share's leases are extended until the consumer stops and releases
+        // them. Only a bug in those two actions (an assign and a send) could do it.
         const child = self.getSnapshot().children[childId(event)];
         const held = isWorkerRef(child) ? child.getSnapshot().context : undefined;
         const job = held?.job ?? null;

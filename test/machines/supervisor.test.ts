@@ -42,7 +42,12 @@ interface Logs {
 }
 
 /** A supervisor with fake effects, its clock and what it logged. */
-function startSupervisor(input: Omit<SupervisorInput, 'now' | 'newMessage'>, inspect: (event: InspectionEvent) => void = allCoverage.inspect) {
+function startSupervisor(
+  input: Omit<SupervisorInput, 'now' | 'newMessage'>,
+  inspect: (event: InspectionEvent) => void = allCoverage.inspect,
+  /** Worker actions to replace (e.g. one that throws, for a worker that breaks itself). */
+  workerActions: Parameters<typeof workerMachine.provide>[0]['actions'] = {},
+) {
   const queue = createFakeQueue();
   const runner = createFakeRunner();
   const clock = new SimulatedClock();
@@ -50,7 +55,7 @@ function startSupervisor(input: Omit<SupervisorInput, 'now' | 'newMessage'>, ins
   const machine = supervisorMachine.provide({
     actors: {
       queueAdapter: queue.logic,
-      worker: workerMachine.provide({ actors: { runCommand: runner.logic } }),
+      worker: workerMachine.provide({ actors: { runCommand: runner.logic }, actions: workerActions }),
       // The real scheduler, promoting delayed jobs every 10 min instead of every second: fewer timers to step through.
       scheduler: schedulerMachine.provide({ delays: { promoteInterval: 10 * MINUTE } }),
     },
@@ -622,6 +627,32 @@ describe('supervisor: jobs and failures', () => {
     // the replacement works
     rig.queue.to('reader', { type: 'MESSAGES', messages: messages(2) });
     expect(rig.runner.busy().sort()).toEqual([...context.workerIds].sort());
+  });
+
+  it('a worker that breaks itself (not its command) while busy: the job it held FAILed with the error, the rest of its share RELEASEd, the reader told, the worker replaced', () => {
+    const broken = new Error('worker machine bug');
+    const rig = startSupervisor({ workers: 1 }, allCoverage.inspect, {
+      forwardCancels: () => {
+        throw broken;
+      },
+    });
+    rig.queue.toParent({ type: 'QUEUE_READY' });
+    const share = messages(3);
+    rig.queue.to('reader', { type: 'MESSAGES', messages: share });
+    expect(rig.runner.get('worker-1').runs).toEqual(share);
+    rig.queue.toParent({ type: 'CANCEL_REQUESTED', cancels: [{ id: 'elsewhere', jobId: 'job-elsewhere' }] });
+
+    expect(rig.queue.of('FAIL')).toEqual([{ type: 'FAIL', message: share[0], error: expect.stringContaining('worker machine bug') }]);
+    expect(rig.queue.of('RELEASE')).toEqual([{ type: 'RELEASE', messages: share.slice(1) }]);
+    expect(rig.logs.workerFailures).toEqual([expect.objectContaining({ workerId: 'worker-1', error: broken })]);
+    expect(rig.actor.getSnapshot().value).toBe('running');
+    expect(rig.actor.getSnapshot().context).toMatchObject({ restarts: 1, failures: 1, workerIds: ['worker-1-r1'] });
+    // WORKER_LOST (busy): the reader no longer counts the share as running, so a drain is not kept waiting.
+    expect((rig.reader()!.getSnapshot() as { context: { inFlight: number } }).context.inFlight).toBe(0);
+    // The replacement works. The broken worker's runner is left running its share (xstate does not stop an
+    // errored actor's children): it finishes it and asks for no more (test/actors/run-command.test.ts).
+    rig.queue.to('reader', { type: 'MESSAGES', messages: messages(1) });
+    expect(rig.runner.busy().sort()).toEqual(['worker-1', 'worker-1-r1']);
   });
 
   it('a failure the command wants retried is sent as RETRY with its plan, not FAIL', () => {
