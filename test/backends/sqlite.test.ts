@@ -243,7 +243,8 @@ describe('SqliteQueue', () => {
     expect((await queue.control()).cancels).toEqual([{ id: leasedId, jobId: 'job-l' }]);
     await queue.publishEvents(['e1']);
     expect(await queue.readEvents(0, 10)).toEqual({ events: [{ seq: 1, data: 'e1' }], last: 1 });
-    const minute = Date.now() - (Date.now() % 60_000);
+    const clock = Date.now(); // one reading: two could straddle a millisecond and be off a minute
+    const minute = clock - (clock % 60_000);
     await queue.heartbeat('c', '{}', [{ queue: 'jobs', minute, completed: 1, failed: 0 }]);
     expect(await queue.throughput()).toEqual([{ minute, completed: 1, failed: 0 }]);
     await queue.close();
