@@ -77,7 +77,9 @@ describe.skipIf(!hasPostgres)('QueryDeadlines', () => {
         (await watcher.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = $1 AND state = 'active'`, [sleep])).rows[0]!.n === 6;
       await waitFor('six queries running on the server', runningOnServer, 5_000, 10);
       // process.getActiveResourcesInfo() lists the timers that keep the process alive; the watch is not one.
-      expect(activeTimers() - before).toBe(0);
+      // Other timers of the test process come and go meanwhile (CI once saw one fewer), so this allows one
+      // either way; pg's query_timeout would add six.
+      expect(Math.abs(activeTimers() - before)).toBeLessThanOrEqual(1);
     } finally {
       await watcher.end();
     }
