@@ -3,7 +3,7 @@
  * runs bench/warmup.ts with its window markers, as is, with --no-opt and
  * under --trace-opt) on the memory backend, which needs no server, and
  * bench/redis-server-cost.ts against the shared Redis, and
- * bench/heap-spaces.ts on a PostgreSQL backlog. What is
+ * bench/heap-spaces.ts and bench/postgres-claim-cost.ts on a PostgreSQL backlog. What is
  * checked is that they work and say what they measured, never how fast
  * anything is.
  */
@@ -81,6 +81,41 @@ describe('the bench tools', () => {
       }
     },
   );
+
+  it.skipIf(!hasPostgres)(
+    'bench/postgres-claim-cost.ts reports each round of claims with the server CPU per job, and drops its schema',
+    { timeout: 120_000 },
+    async () => {
+      const run = spawnTsx(['bench/postgres-claim-cost.ts', '--jobs', '600', '--batch', '100', '--lanes', '2', '--rounds', '2', '--postgres', POSTGRES_URL]);
+      expect(await run.exited, run.stderr()).toBe(0);
+      const rounds = [
+        ...run
+          .stdout()
+          .matchAll(
+            /^round (\d): 2 lane\(s\), claims of up to 100: (\d+) jobs\/s; claim p50 ([\d.]+) ms, p90 ([\d.]+) ms; CPU per job: server ([\d.]+) µs, this process ([\d.]+) µs$/gm,
+          ),
+      ];
+      expect(rounds.map((r) => r[1])).toEqual(['1', '2']);
+      for (const round of rounds) {
+        expect(Number(round[2])).toBeGreaterThan(0);
+        expect(Number(round[4])).toBeGreaterThanOrEqual(Number(round[3]));
+      }
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      try {
+        const { rows } = await client.query(`SELECT nspname FROM pg_namespace WHERE nspname = $1`, [`taskmill_claim_cost_${run.child.pid}`]);
+        expect(rows).toEqual([]);
+      } finally {
+        await client.end();
+      }
+    },
+  );
+
+  it('bench/postgres-claim-cost.ts refuses a bad lane count, naming the option', { timeout: 60_000 }, async () => {
+    const run = spawnTsx(['bench/postgres-claim-cost.ts', '--lanes', '0']);
+    expect(await run.exited).not.toBe(0);
+    expect(run.stderr()).toContain('--lanes must be a positive integer (got 0)');
+  });
 
   it('bench/heap-spaces.ts refuses a bad job count, naming the option', { timeout: 60_000 }, async () => {
     const run = spawnTsx(['bench/heap-spaces.ts', '--jobs', '1.5']);
