@@ -1,7 +1,7 @@
 /**
  * Where a consumer's memory goes under a backlog: V8's heap spaces before the
  * consumer starts, half-way through N pre-loaded no-op jobs (memory backend,
- * or PostgreSQL with --postgres; prefetch 100, 10 workers) and after the run, then the run's garbage
+ * or PostgreSQL with --postgres; prefetch 500, 10 workers) and after the run, then the run's garbage
  * collections: what each scavenge of the young generation left alive, what it
  * promoted to the old space, and what reached the old space between
  * collections (allocation sites V8 pretenures). RSS here includes tsx's
@@ -109,7 +109,7 @@ registry.register({
 report('before');
 const gcs = new v8.GCProfiler();
 gcs.start();
-const consumer = createConsumer({ queue, registry, workers: 10, prefetch: 100, periodic: false, logger: pino({ level: 'silent' }) });
+const consumer = createConsumer({ queue, registry, workers: 10, prefetch: 500, periodic: false, logger: pino({ level: 'silent' }) });
 await consumer.start();
 await finished;
 const collections = gcs.stop().statistics;

@@ -320,7 +320,7 @@ export async function writeReport(
     '## Setup and method',
     '',
     ...systems.filter((s) => s.note).map((s) => `- **${s.label}**: ${s.note}`),
-    '- **taskmill** consumers: `createConsumer({ workers: c, prefetch: 100, logger: pino silent, periodic: false })`, other options default (polling backends keep their default poll delay of 100 ms with backoff); the no-op command has `results: false` unless the row says results on. Producer: `queueCommand` one by one, `queue.writeBatch` of encoded envelopes in bulk.',
+    '- **taskmill** consumers: `createConsumer({ workers: c, prefetch: 500, logger: pino silent, periodic: false })`, other options default (polling backends keep their default poll delay of 100 ms with backoff); the no-op command has `results: false` unless the row says results on. Producer: `queueCommand` one by one, `queue.writeBatch` of encoded envelopes in bulk.',
     '- Every consumer and every producer runs in a child process of its own, plain Node on JavaScript transpiled from the sources (no TypeScript loader in the measured process). ' +
       `A bare child process of this harness peaks at ${collected.baselineRssMiB === null ? '–' : collected.baselineRssMiB.toFixed(1)} MiB RSS: the floor under every RSS figure.`,
     '- Each figure is the median of the runs with (min–max); runs are interleaved across systems. Process timing starts at the first job’s start (connecting, migrations and schema checks are left out for every system) and ends when the backend reports no job waiting or running.',

@@ -2,7 +2,7 @@
  * taskmill on each of its backends. Producer: queueCommand (the public API)
  * for single enqueues, queue.writeBatch of encoded envelopes for bulk.
  * Consumer: createConsumer with `workers` equal to the concurrency,
- * `prefetch` 100 (see PREFETCH), a silent pino logger, no periodic scheduler; the no-op command
+ * `prefetch` 500 (see PREFETCH), a silent pino logger, no periodic scheduler; the no-op command
  * is registered in a fresh CommandRegistry with `results` on or off.
  *
  * A flow-control option (`option`) measures what that option costs a job on
@@ -62,12 +62,14 @@ type Batching = BaseQueue & { writeBatch(datas: readonly string[]): Promise<stri
 
 const COMMAND = 'benchNoop';
 /**
- * Read-ahead per consumer. graphile-worker (batched) and pg-boss fetch up to
- * 500 jobs per query; with prefetch = concurrency (10) a PostgreSQL consumer
- * spent half its time waiting on small reads (bench/RESULTS.md, profile
- * findings). 100 doubled its throughput in `bench/throughput.ts --prefetch`.
+ * Read-ahead per consumer: 500, graphile-worker batched's `localQueue.size`
+ * (pg-boss also fetches up to 500 per query), so both hold the same number
+ * of jobs ahead of their workers. With prefetch = concurrency (10) a
+ * PostgreSQL consumer spent half its time waiting on small reads; 100
+ * doubled that, and 500 took PostgreSQL from 1.07× to 1.49× graphile-worker
+ * batched (bench/RESULTS.md, the run of 2026-12-07 19:43).
  */
-const PREFETCH = 100;
+const PREFETCH = 500;
 
 function makeQueue(kind: TaskmillBackend, context: SystemContext): BaseQueue {
   const name = context.queue;
