@@ -32,11 +32,13 @@ describe.skipIf(!hasPostgres)('QueryDeadlines', () => {
     await pool?.end();
   });
 
-  const start = (timeoutMs: number) => {
-    pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 8 });
-    deadlines = new QueryDeadlines(pool, watchEveryMs(timeoutMs));
+  const start = (timeoutMs: number, { max = 8, keepOne = false } = {}) => {
+    pool = new pg.Pool({ connectionString: POSTGRES_URL, max });
+    deadlines = new QueryDeadlines(pool, watchEveryMs(timeoutMs), keepOne);
     return deadlines;
   };
+  const backendPid = async (queries: QueryDeadlines, keep: boolean) =>
+    (await queries.query<{ pid: number }>({ text: 'SELECT pg_backend_pid() AS pid' }, 2_000, keep)).rows[0]!.pid;
 
   it('resolves a query answered in time and gives its client back to the pool', async () => {
     const queries = start(2_000);
@@ -84,5 +86,77 @@ describe.skipIf(!hasPostgres)('QueryDeadlines', () => {
       await watcher.end();
     }
     await Promise.all(running);
+  });
+
+  describe('a kept client for claims (keep)', () => {
+    it('runs every keep query on one client held out of the pool, and gives it back on releaseKept', async () => {
+      const queries = start(2_000, { keepOne: true });
+      const first = await backendPid(queries, true);
+      expect(await backendPid(queries, true)).toBe(first);
+      expect(await backendPid(queries, true)).toBe(first);
+      // Held between queries: the pool does not count it idle, and other queries get another client.
+      expect(pool.idleCount).toBe(0);
+      expect(await backendPid(queries, false)).not.toBe(first);
+      queries.releaseKept();
+      expect(pool.idleCount).toBe(2);
+      // Released for good: a later keep query borrows and returns like any other.
+      await backendPid(queries, true);
+      expect(pool.idleCount).toBe(2);
+    });
+
+    it('writes a keep query at once, where a pool query waits for the microtasks to run out', async () => {
+      const queries = start(5_000, { keepOne: true });
+      await backendPid(queries, true); // the kept client exists from now on
+      // A chain of promise callbacks busy for 300 ms, as a consumer running a backlog's synchronous jobs is.
+      const busyChain = async () => {
+        const until = Date.now() + 300;
+        while (Date.now() < until) {
+          const spinUntil = Date.now() + 1;
+          while (Date.now() < spinUntil);
+          await Promise.resolve();
+        }
+        return Date.now();
+      };
+      const sent = async (keep: boolean) => {
+        const answered = queries.query<{ at: string }>({ text: `SELECT (extract(epoch from clock_timestamp()) * 1000)::text AS at` }, 5_000, keep);
+        const chainEnded = await busyChain();
+        return Number((await answered).rows[0]!.at) - chainEnded;
+      };
+      // The server ran the kept client's query while the chain was still busy ...
+      expect(await sent(true)).toBeLessThan(-150);
+      // ... and the pool's only once it had ended (pg-pool hands out a client on process.nextTick).
+      expect(await sent(false)).toBeGreaterThan(-50);
+    });
+
+    it('drops a kept client that dies between queries and keeps a fresh one', async () => {
+      const queries = start(2_000, { keepOne: true });
+      const first = await backendPid(queries, true);
+      const admin = new pg.Client({ connectionString: POSTGRES_URL });
+      await admin.connect();
+      try {
+        await admin.query('SELECT pg_terminate_backend($1)', [first]);
+      } finally {
+        await admin.end();
+      }
+      await waitFor('the dead client to leave the pool', () => pool.totalCount === 0, 5_000);
+      const second = await backendPid(queries, true);
+      expect(second).not.toBe(first);
+      expect(await backendPid(queries, true)).toBe(second);
+    });
+
+    it('drops a kept client whose query failed, like any other', async () => {
+      const queries = start(2_000, { keepOne: true });
+      const first = await backendPid(queries, true);
+      await expect(queries.query({ text: 'SELECT * FROM taskmill_no_such_table' }, 2_000, true)).rejects.toThrow(/taskmill_no_such_table/);
+      await waitFor('the failed client to leave the pool', () => pool.totalCount === 0, 5_000);
+      expect(await backendPid(queries, true)).not.toBe(first);
+    });
+
+    it('keeps nothing when told not to (a pool of one connection would be left without one)', async () => {
+      const queries = start(2_000, { max: 1 });
+      const first = await backendPid(queries, true);
+      expect(pool.idleCount).toBe(1);
+      expect(await backendPid(queries, false)).toBe(first);
+    });
   });
 });

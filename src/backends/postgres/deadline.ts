@@ -75,52 +75,125 @@ export function watchEveryMs(timeoutMs: number): number {
 /**
  * The pool's queries with a deadline each, watched by one interval timer (unref'd: it never keeps
  * the process alive). A query is found late within watchEveryMs of its deadline.
+ *
+ * Queries that ask to `keep` their client (a consumer's claims) keep one checked out between
+ * them, so each is written to its socket at once. pg-pool hands out an idle client on
+ * process.nextTick, and Node runs a tick queued from a promise callback only once the microtask
+ * queue is empty: a consumer running a backlog's jobs on one chain of microtasks sent its next
+ * claim only when it had run out of jobs, then waited out the whole round trip (a trace of
+ * bench/throughput.ts on PostgreSQL: READ at 48.6 ms, the claim written at 50.5, the workers idle
+ * from 50.4). With `keepOne` false (a pool of one connection, which the kept client would take
+ * from every other query) they go through the pool like any other.
  */
 export class QueryDeadlines {
   readonly #inFlight = new Set<InFlight>();
   #watch: NodeJS.Timeout | undefined;
+  /** The client kept for `keep` queries, and whether one of them is running on it. */
+  #kept: pg.PoolClient | undefined;
+  #keptBusy = false;
+  #stopped = false;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly everyMs: number,
+    private readonly keepOne = false,
   ) {}
 
   /**
-   * Runs `config` on a client of the pool; rejects with "Query read timeout" once `timeoutMs` has
-   * passed without its reply. Like pg-pool's query: a client whose query failed leaves the pool.
+   * Runs `config` on a client of the pool (`keep`: on the kept client when it is free); rejects
+   * with "Query read timeout" once `timeoutMs` has passed without its reply. Like pg-pool's query:
+   * a client whose query failed leaves the pool.
    */
-  query<R extends pg.QueryResultRow>(config: pg.QueryConfig, timeoutMs: number): Promise<pg.QueryResult<R>> {
+  query<R extends pg.QueryResultRow>(config: pg.QueryConfig, timeoutMs: number, keep = false): Promise<pg.QueryResult<R>> {
     return new Promise((resolve, reject) => {
+      const kept = keep ? this.#kept : undefined;
+      if (kept && !this.#keptBusy) {
+        this.#keptBusy = true;
+        kept.removeListener('error', this.#keptFailed);
+        this.#run(kept, config, timeoutMs, true, resolve, reject);
+        return;
+      }
       this.pool.connect((connectError: Error | undefined, client: pg.PoolClient | undefined) => {
         if (connectError || !client) return reject(connectError ?? new Error('the pool gave no client'));
-        const entry: InFlight = { client, dueAt: performance.now() + timeoutMs, expired: false };
-        let settled = false;
-        const settle = (error: Error | null | undefined, result?: pg.QueryResult<R>) => {
-          if (settled) return;
-          settled = true;
-          this.#inFlight.delete(entry);
-          client.removeListener('error', settle);
-          const failure = entry.expired ? new Error(QUERY_TIMED_OUT) : (error ?? undefined);
-          client.release(failure);
-          if (failure) reject(failure);
-          else resolve(result!);
-        };
-        // A checked-out client has no error listener of the pool's: a dropped connection would crash the process.
-        client.once('error', settle);
-        this.#inFlight.add(entry);
-        this.#watch ??= setInterval(this.#expire, this.everyMs).unref();
-        try {
-          // The callback form: pg's promise form wraps each query in two more promises.
-          client.query<R>(config, (error: Error | null, result: pg.QueryResult<R>) => settle(error, result));
-        } catch (error) {
-          settle(error instanceof Error ? error : new Error(String(error)));
-        }
+        this.#run(client, config, timeoutMs, keep && this.keepOne, resolve, reject);
       });
     });
   }
 
+  #run<R extends pg.QueryResultRow>(
+    client: pg.PoolClient,
+    config: pg.QueryConfig,
+    timeoutMs: number,
+    keep: boolean,
+    resolve: (result: pg.QueryResult<R>) => void,
+    reject: (error: Error) => void,
+  ): void {
+    const entry: InFlight = { client, dueAt: performance.now() + timeoutMs, expired: false };
+    let settled = false;
+    const settle = (error: Error | null | undefined, result?: pg.QueryResult<R>) => {
+      if (settled) return;
+      settled = true;
+      this.#inFlight.delete(entry);
+      client.removeListener('error', settle);
+      const failure = entry.expired ? new Error(QUERY_TIMED_OUT) : (error ?? undefined);
+      this.#giveBack(client, keep && !failure, failure);
+      if (failure) reject(failure);
+      else resolve(result!);
+    };
+    // A checked-out client has no error listener of the pool's: a dropped connection would crash the process.
+    client.once('error', settle);
+    this.#inFlight.add(entry);
+    this.#watch ??= setInterval(this.#expire, this.everyMs).unref();
+    try {
+      // The callback form: pg's promise form wraps each query in two more promises.
+      client.query<R>(config, (error: Error | null, result: pg.QueryResult<R>) => settle(error, result));
+    } catch (error) {
+      settle(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** After a query: keeps its client for the next `keep` query, or releases it (with its failure, the pool drops it). */
+  #giveBack(client: pg.PoolClient, keep: boolean, failure: Error | undefined): void {
+    if (keep && !this.#stopped && (this.#kept === undefined || this.#kept === client)) {
+      this.#kept = client;
+      this.#keptBusy = false;
+      client.on('error', this.#keptFailed);
+      return;
+    }
+    if (this.#kept === client) {
+      this.#kept = undefined;
+      this.#keptBusy = false;
+    }
+    client.release(failure);
+  }
+
+  /** The kept client died between queries: the pool drops it; the next `keep` query checks out another. */
+  readonly #keptFailed = (error: Error): void => {
+    const client = this.#kept;
+    if (!client) return;
+    client.removeListener('error', this.#keptFailed);
+    this.#kept = undefined;
+    client.release(error);
+  };
+
+  /** Destroys the kept client's socket if no query runs on it (its path went silent: see IdleClients). */
+  destroyKept(reason: Error): void {
+    if (this.#kept && !this.#keptBusy) destroySocket(this.#kept, reason);
+  }
+
+  /** Keeps no client from now on and gives the kept one back: before the pool ends, which waits for every client. */
+  releaseKept(): void {
+    this.#stopped = true;
+    const client = this.#kept;
+    if (!client || this.#keptBusy) return; // its query's end gives it back
+    client.removeListener('error', this.#keptFailed);
+    this.#kept = undefined;
+    client.release();
+  }
+
   /** Stops the watch (the queue is closing; its queries have settled or will fail with their connections). */
   stop(): void {
+    this.releaseKept();
     clearInterval(this.#watch);
     this.#watch = undefined;
   }

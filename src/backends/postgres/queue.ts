@@ -159,6 +159,8 @@ export class PostgresQueue extends BaseQueue {
   readonly #named = new Map<string, string>();
   readonly #channel: string;
   #opening: Promise<void> | undefined;
+  /** open() has succeeded: a query need not wait a turn for it (a claim goes out at once; deadline.ts). */
+  #opened = false;
   /** Set when close() starts: no new write is taken, those taken are written first. */
   #closing = false;
   #closed = false;
@@ -188,7 +190,7 @@ export class PostgresQueue extends BaseQueue {
     // No query_timeout on the pool's clients: #deadlines keeps the deadlines of its queries (deadline.ts).
     const { query_timeout: _perQueryTimer, ...poolClientConfig } = settings.clientConfig;
     this.#pool = new (loadPg().Pool)({ ...poolClientConfig, max: this.poolSize, idleTimeoutMillis: 30_000 });
-    this.#deadlines = new QueryDeadlines(this.#pool, watchEveryMs(settings.queryTimeoutMs));
+    this.#deadlines = new QueryDeadlines(this.#pool, watchEveryMs(settings.queryTimeoutMs), this.poolSize > 1);
     this.#idle = new IdleClients(this.#pool);
     this.#queryTimeoutMs = settings.queryTimeoutMs;
     this.#pool.on('error', (error) => {
@@ -253,6 +255,7 @@ export class PostgresQueue extends BaseQueue {
         throw this.#wrap('open (schema migration)', error);
       }
       if (this.listen) await this.#notify.start();
+      this.#opened = true;
     })().catch((error: unknown) => {
       this.#opening = undefined;
       throw error;
@@ -267,6 +270,7 @@ export class PostgresQueue extends BaseQueue {
     await this.#acks.drain();
     this.#closed = true;
     this.#holders.clear();
+    this.#deadlines.releaseKept();
     await Promise.allSettled([this.#notify.close(), this.#pool.end()]);
     this.#deadlines.stop();
   }
@@ -288,20 +292,25 @@ export class PostgresQueue extends BaseQueue {
     return wrapDriverError(what, error, this.#secrets, this.redactedUrl);
   }
 
-  async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    await this.open();
+  /** `keep`: a claim, sent on a client kept for claims when it is free (deadline.ts says why). */
+  async #query<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[], keep = false): Promise<pg.QueryResult<R>> {
+    if (!this.#opened) await this.open();
     try {
       const name = this.#named.get(text);
       const result = await this.#deadlines.query<R>(
         name === undefined ? { text, values } : { name, text, values },
         LONG_CALLS.has(what) ? MIGRATION_QUERY_TIMEOUT_MS : this.#queryTimeoutMs,
+        keep,
       );
       this.#poolWarned = false;
       return result;
     } catch (error) {
       // The pool has replaced the client this query timed out on; its idle ones went out over the same path.
-      if (isQueryTimeout(error) && !this.#closed)
-        this.#idle.destroyAll(new Error(`a query got no reply within ${this.#queryTimeoutMs} ms; replacing the pool's idle connections`));
+      if (isQueryTimeout(error) && !this.#closed) {
+        const reason = new Error(`a query got no reply within ${this.#queryTimeoutMs} ms; replacing the pool's idle connections`);
+        this.#idle.destroyAll(reason);
+        this.#deadlines.destroyKept(reason);
+      }
       throw this.#closed ? this.#closedError() : this.#wrap(what, error);
     }
   }
@@ -444,12 +453,13 @@ export class PostgresQueue extends BaseQueue {
     const delivery = this.nextDelivery();
     const claimed = await this.#acks.claim(async (acks): Promise<[ClaimRow[], Acked]> => {
       const params = [this.name, max, this.owner, this.leaseMs, delivery];
-      if (!acks) return [(await this.#query<ClaimRow>('read', this.#sql.claim, params)).rows, ALL];
-      const { rows } = await this.#query<AckClaimRow>(`read (with ${acks.ids.length} acks)`, this.#sql.ackClaim, [
-        ...params,
-        rowIdArray(acks.ids),
-        deliveryArray(acks.deliveries),
-      ]);
+      if (!acks) return [(await this.#query<ClaimRow>('read', this.#sql.claim, params, true)).rows, ALL];
+      const { rows } = await this.#query<AckClaimRow>(
+        `read (with ${acks.ids.length} acks)`,
+        this.#sql.ackClaim,
+        [...params, rowIdArray(acks.ids), deliveryArray(acks.deliveries)],
+        true,
+      );
       const summary = rows.find((row) => row.id === null);
       return [rows.filter((row) => row.id !== null), summary?.acked_ids ?? ALL];
     });
