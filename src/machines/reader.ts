@@ -92,6 +92,19 @@ function handOut(context: ReaderContext, send: (to: AnyActorRef, job: JobEvent) 
   return busied;
 }
 
+/**
+ * What handOut leaves of a buffer of `length` messages among `takers` takers: the read is decided
+ * on the state after the hand-out before the shares go, so the READ is sent ahead of them (a share
+ * of synchronous jobs runs to its end as its JOB is delivered, and the READ would wait for it).
+ */
+function leftAfterHandOut(length: number, takers: number): number {
+  while (takers > 0 && length > 0) {
+    length -= Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(length / takers));
+    takers--;
+  }
+  return length;
+}
+
 export const DEFAULT_READER_OPTIONS: ReaderOptions = {
   prefetch: 0,
   delayMs: 100,
@@ -183,10 +196,15 @@ export const readerMachine = setup({
       return busy ? { idle, askingRunners, inFlight: context.inFlight - 1 } : { idle, askingRunners };
     }),
     /**
-     * Per share of a backlog: the runner joins the takers (in place) and the buffer is handed out.
-     * Its worker stays busy, counted in inFlight, so serving it changes no count: no assign, and
-     * no copy of the context, on this path.
+     * Per share of a backlog: the runner joins the takers (in place); `dispatch` serves it once
+     * the read is decided. Its worker stays busy, counted in inFlight, so this changes no count:
+     * no assign, and no copy of the context, on this path.
      */
+    addAskingRunner: ({ context, event }) => {
+      expectEvent(event, 'RUNNER_READY');
+      context.askingRunners.push({ worker: event.worker, runner: event.runner });
+    },
+    /** No read is coming (blocked, backing off): the runner is served from the buffer now, or not at all. */
     serveRunner: enqueueActions(({ context, event, enqueue }) => {
       expectEvent(event, 'RUNNER_READY');
       context.askingRunners.push({ worker: event.worker, runner: event.runner });
@@ -219,14 +237,19 @@ export const readerMachine = setup({
     }),
     /**
      * Hands buffered messages out: one each, or an even share of a backlog. Waiting runners
-     * first (their workers are busy already), then idle workers, which become busy.
+     * first (their workers are busy already), then idle workers, which become busy. Paused, no
+     * read is coming: a runner left without a share hears NO_JOB.
      */
     dispatch: enqueueActions(({ context, enqueue }) => {
       const busied = handOut(context, (to, job) => enqueue.sendTo(to, job));
       if (busied > 0) enqueue.assign({ inFlight: context.inFlight + busied });
+      if (context.paused) releaseEvery(context, enqueue);
     }),
+    /** Sized for the state after the hand-out that follows it (see leftAfterHandOut). */
     requestRead: enqueueActions(({ context, enqueue }) => {
-      const max = context.idle.length + context.askingRunners.length + context.prefetch - context.buffer.length;
+      const { length } = context.buffer;
+      const takers = context.idle.length + context.askingRunners.length;
+      const max = takers - Math.min(takers, length) + context.prefetch - leftAfterHandOut(length, takers);
       const read: QueueAdapterEvent = { type: 'READ', max };
       enqueue.assign({ readPending: true });
       enqueue.sendTo(queueActor, read);
@@ -270,10 +293,18 @@ export const readerMachine = setup({
      */
     needsRead: ({ context }) => {
       if (context.paused || context.readPending) return false;
+      // Judged on the state after the hand-out the buffer is due for (it follows the READ).
       const { length } = context.buffer;
       const takers = context.idle.length + context.askingRunners.length;
-      return length < takers || (context.inFlight > 0 && length < takers + (context.prefetch >> 1));
+      const served = Math.min(takers, length);
+      const left = leftAfterHandOut(length, takers);
+      const unserved = takers - served;
+      const busy = context.inFlight + Math.max(0, served - context.askingRunners.length);
+      return left < unserved || (busy > 0 && left < unserved + (context.prefetch >> 1));
     },
+    /** Per event: something to hand out, or (paused) a runner to answer. */
+    canHandOut: ({ context }) =>
+      (context.buffer.length > 0 && context.idle.length + context.askingRunners.length > 0) || (context.paused && context.askingRunners.length > 0),
     /** Per read. */
     emptyBatch: ({ event }) => {
       expectEvent(event, 'MESSAGES');
@@ -298,10 +329,12 @@ export const readerMachine = setup({
   states: {
     active: {
       initial: 'waiting',
+      // After `waiting`'s read decision, so a READ goes out before the shares (see leftAfterHandOut).
+      always: { guard: 'canHandOut', actions: 'dispatch' },
       on: {
-        WORKER_READY: { actions: ['addIdleWorker', 'dispatch'] },
+        WORKER_READY: { actions: 'addIdleWorker' },
         // A read is on its way or about to be asked for (`waiting`'s always): the runner waits for it.
-        RUNNER_READY: { actions: 'serveRunner' },
+        RUNNER_READY: { actions: 'addAskingRunner' },
         RUNNER_WITHDRAW: { actions: 'withdrawRunner' },
         WORKER_LOST: { actions: 'forgetWorker' },
         WORKER_RETIRING: { actions: 'confirmRetirement' },
@@ -319,7 +352,7 @@ export const readerMachine = setup({
           on: {
             MESSAGES: [
               { guard: 'emptyBatch', target: 'empty', actions: ['readSettled', 'releaseAskingRunners'] },
-              { target: 'waiting', actions: ['acceptMessages', 'resetDelay', 'dispatch'] },
+              { target: 'waiting', actions: ['acceptMessages', 'resetDelay'] },
             ],
             READ_FAILED: { target: 'backingOff', actions: ['readSettled', 'releaseAskingRunners'] },
           },

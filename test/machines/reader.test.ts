@@ -3,7 +3,7 @@
  * adapter and stand-in workers, on xstate's SimulatedClock.
  */
 import { describe, expect, it } from 'vitest';
-import type { AnyActorRef } from 'xstate';
+import { createActor, fromCallback, type AnyActorRef, type EventObject } from 'xstate';
 import type { LeasedMessage } from '../../src/machines/protocol.js';
 import { MAX_JOBS_PER_DISPATCH, readerMachine, type ReaderOptions } from '../../src/machines/reader.js';
 import {
@@ -120,8 +120,10 @@ function readerModel(config: ReaderConfig) {
       }
     }
   };
+  // After the hand-out: a read once the buffer cannot serve the takers or, with workers busy, once it is under half the prefetch.
   const settle = (s: ReaderModel) => {
-    if (s.value === 'waiting' && !s.paused && s.idle + s.asking > s.buffer) {
+    const takers = s.idle + s.asking;
+    if (s.value === 'waiting' && !s.paused && (takers > s.buffer || (s.inFlight > 0 && s.buffer < takers + (prefetch >> 1)))) {
       s.value = 'reading';
       s.readPending = true;
       s.requested = s.idle + s.asking + prefetch - s.buffer;
@@ -451,6 +453,13 @@ const CONFIGS: ReaderConfig[] = [
     maxWorkers: 2,
   },
   {
+    // Reads ahead at half the prefetch while workers are busy, and a read can fill the buffer past a share.
+    name: 'polling, prefetch 4',
+    options: { prefetch: 4, delayMs: 100, backoff: 2, maxDelayMs: 200, blocking: false, waitTimeoutMs: 5_000 },
+    delays: [100, 200],
+    maxWorkers: 2,
+  },
+  {
     name: 'blocking, prefetch 0',
     options: { prefetch: 0, delayMs: 50, backoff: 3, maxDelayMs: 100, blocking: true, waitTimeoutMs: 2_000 },
     delays: [50, 100],
@@ -524,6 +533,28 @@ describe('reader: demand and prefetch', () => {
     // 4 buffered < P >> 1: the next batch is asked for while the worker runs its share
     expect(reads(h)).toEqual([P + 1, P - 4]);
     expect(snap(h).value).toEqual({ active: 'reading' });
+  });
+
+  it('sends the READ ahead of the share that takes the buffer under half the prefetch (a share of synchronous jobs runs as it is delivered)', () => {
+    const { h, workers } = readerWith(1, { prefetch: P });
+    h.sut.send({ type: 'MESSAGES', messages: messages(P + 1) });
+    // A runner that notes, on each JOB, how many READs the queue had by then: what a real one
+    // running its share inside the delivery would have let go out before it.
+    const readsSeenAtJob: number[] = [];
+    const runner = createActor(
+      fromCallback<EventObject>(({ receive }) => receive((event) => event.type === 'JOB' && readsSeenAtJob.push(reads(h).length))),
+    ).start();
+    const readsBefore = reads(h).length;
+    // The buffer holds 4 (the first share went at MESSAGES, and the read-ahead with it); deliver
+    // a fresh backlog first so that this ask is what takes it under half the prefetch.
+    h.sut.send({ type: 'MESSAGES', messages: messages(P - 4) });
+    expect(snap(h).context.buffer).toHaveLength(P);
+    h.sut.send({ type: 'RUNNER_READY', worker: workers[0]!.ref, runner });
+    expect(snap(h).context.buffer).toHaveLength(P - MAX_JOBS_PER_DISPATCH);
+    expect(reads(h)).toHaveLength(readsBefore + 1);
+    expect(reads(h).at(-1)).toBe(P - 3); // sized for the buffer after the share: no takers left, P − 3 to fill
+    expect(readsSeenAtJob).toEqual([readsBefore + 1]);
+    runner.stop();
   });
 
   it('a backlog goes out in shares: one JOB hands an idle worker up to MAX_JOBS_PER_DISPATCH messages, the rest waits in the buffer', () => {
