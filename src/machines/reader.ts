@@ -27,7 +27,7 @@
  * event, this one.
  *
  * The idle list, the waiting runners and the buffer are mutated in place on
- * the per-share path (addIdleWorker, serveRunner, acceptMessages,
+ * the per-share path (addIdleWorker, addAskingRunner, acceptMessages,
  * dispatch), so it allocates nothing per job
  * beyond the events themselves; the rare paths (a worker lost or retiring,
  * the drain) replace them through assign.
