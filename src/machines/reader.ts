@@ -71,6 +71,9 @@ export const MAX_JOBS_PER_DISPATCH = 16;
 
 const NO_JOB: RunnerInEvent = { type: 'NO_JOB' };
 
+/** The next taker's share of `length` buffered messages among `takers`: even, at most MAX_JOBS_PER_DISPATCH. */
+const shareOf = (length: number, takers: number): number => Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(length / takers));
+
 /**
  * Hands buffered messages out (in place): one each, or an even share of a backlog. Waiting
  * runners first (their workers are busy already), then idle workers. → how many idle workers
@@ -80,7 +83,7 @@ function handOut(context: ReaderContext, send: (to: AnyActorRef, job: JobEvent) 
   const { idle, askingRunners, buffer } = context;
   let busied = 0;
   while (askingRunners.length + idle.length > 0 && buffer.length > 0) {
-    const share = Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(buffer.length / (askingRunners.length + idle.length)));
+    const share = shareOf(buffer.length, askingRunners.length + idle.length);
     const message = buffer.shift()!;
     const job: JobEvent = share > 1 ? { type: 'JOB', message, more: buffer.splice(0, share - 1) } : { type: 'JOB', message };
     if (askingRunners.length > 0) send(askingRunners.pop()!.runner, job);
@@ -99,7 +102,7 @@ function handOut(context: ReaderContext, send: (to: AnyActorRef, job: JobEvent) 
  */
 function leftAfterHandOut(length: number, takers: number): number {
   while (takers > 0 && length > 0) {
-    length -= Math.min(MAX_JOBS_PER_DISPATCH, Math.ceil(length / takers));
+    length -= shareOf(length, takers);
     takers--;
   }
   return length;
