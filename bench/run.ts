@@ -35,6 +35,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildHooks, ChildMode, ChildTask } from './child.js';
+import { benchCommand } from './args.js';
 import { compileForChildren } from './compile.js';
 import { versions, writeReport, type Collected, type RunSettings } from './report.js';
 import { measureScaleout, rotate, scaleoutKey } from './scaleout.js';
@@ -130,7 +131,7 @@ const settings: RunSettings = {
   runs: Number(values.runs ?? 3),
   inFlight: 100,
   batch: 1_000,
-  command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+  command: benchCommand(process.argv.slice(2), process.env.NODE_OPTIONS),
   startedAt: new Date(),
   loadBefore: loadavg(),
   loadAfter: loadavg(),

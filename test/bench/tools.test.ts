@@ -10,11 +10,18 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { benchCommand } from '../../bench/args.js';
 import { SYSTEMS } from '../../bench/systems/index.js';
 import { spawnTsx } from '../helpers/processes.js';
 import { POSTGRES_URL, REDIS_URL, hasPostgres, hasRedis } from '../helpers/services.js';
 
 describe('the bench tools', () => {
+  it('a report names the NODE_OPTIONS its children ran under, and nothing when there were none', () => {
+    expect(benchCommand(['--full'], '--max-semi-space-size=2')).toBe("NODE_OPTIONS='--max-semi-space-size=2' npm run bench -- --full");
+    expect(benchCommand(['--full'], undefined)).toBe('npm run bench -- --full');
+    expect(benchCommand([], '  ')).toBe('npm run bench');
+  });
+
   it('npm run bench -- --help lists the options, every system and workload, and runs nothing', { timeout: 60_000 }, async () => {
     const run = spawnTsx(['bench/run.ts', '--help']);
     expect(await run.exited, run.stderr()).toBe(0);
