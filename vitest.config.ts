@@ -4,6 +4,8 @@ import { SlowFirstSequencer } from './test/slow-first-sequencer.js';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Child processes run JavaScript twins of src/ and test/ (test/helpers/processes.ts).
+    globalSetup: ['test/global-setup.ts'],
     // Test files are independent (each uses its own queue name / temp dir), so
     // they run in parallel. Most of their time is spent waiting on child
     // processes and servers, not CPU: vitest's default on 2 CPUs (one worker)

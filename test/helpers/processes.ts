@@ -1,9 +1,12 @@
 /**
- * Child processes for end-to-end tests: the real `taskmill` CLI (through
- * tsx, so no build is needed) and helper scripts.
+ * Child processes for end-to-end tests: the real `taskmill` CLI and helper
+ * scripts, with no build needed. A child whose scripts are all this
+ * repository's runs their JavaScript twins, which test/global-setup.ts
+ * transpiles once per run; anything else (a TypeScript module a test wrote
+ * into a temp dir, a `consume` that autodiscovers) runs under tsx.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -27,8 +30,52 @@ export interface Spawned {
   exited: Promise<number | string>;
 }
 
+/**
+ * Where test/global-setup.ts transpiles src/ and test/ (beside the
+ * project's node_modules, so bare imports resolve as from the sources).
+ */
+export const COMPILED = path.join(ROOT, 'node_modules', '.cache', 'taskmill-test');
+/** Written last by the global setup: the twins are complete. */
+export const COMPILED_MARK = path.join(COMPILED, 'complete');
+
+/** The JavaScript twin of one of this repository's TypeScript files, or null. */
+function twinOf(arg: string, cwd: string): string | null {
+  const file = path.resolve(cwd, arg);
+  const relative = path.relative(ROOT, file);
+  if (!/^(src|test)\//.test(relative)) return null;
+  const twin = path.join(COMPILED, relative.replace(/\.ts$/, '.js'));
+  return existsSync(twin) ? twin : null;
+}
+
+/**
+ * The node arguments for a child: the scripts' JavaScript twins when every
+ * TypeScript argument has one, else tsx. Under tsx a child spends about a
+ * second more CPU importing taskmill, and the suite starts hundreds of them.
+ * TASKMILL_TEST_TSX=1 runs every child under tsx.
+ */
+function nodeArgs(args: readonly string[], cwd: string): string[] {
+  const underTsx = ['--import', TSX_LOADER, ...args];
+  if (process.env.TASKMILL_TEST_TSX || !existsSync(COMPILED_MARK)) return underTsx;
+  // The CLI's other subcommands print the modules they were given, and `consume` without one autodiscovers below cwd.
+  if (args[0] === CLI && args[1] !== 'consume') return underTsx;
+  const mapped: string[] = [];
+  let twins = 0;
+  for (const arg of args) {
+    if (!/\.[cm]?ts$/.test(arg)) {
+      mapped.push(arg);
+      continue;
+    }
+    const twin = twinOf(arg, cwd);
+    if (twin === null) return underTsx;
+    mapped.push(twin);
+    twins++;
+  }
+  if (twins === 0 || (args[0] === CLI && twins < 2)) return underTsx;
+  return mapped;
+}
+
 export function spawnTsx(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Spawned {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, ...args], {
+  const child = spawn(process.execPath, nodeArgs(args, options.cwd ?? ROOT), {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -99,7 +99,10 @@ describeEachBackend(
             .sort(),
         ).toEqual([...MISBEHAVING.map(([command, args]) => keyOf(command, args)), 'ok-1'].sort());
         // One error line per failure, each naming its command; workers replaced, the process alive.
-        const failures = logs().filter((l) => l.msg === 'command failed; worker replaced');
+        // The logger writes asynchronously, so the last failure's line may reach the pipe after its failed-store record.
+        const failureLines = () => logs().filter((l) => l.msg === 'command failed; worker replaced');
+        await waitFor('a log line per failure', () => failureLines().length >= MISBEHAVING.length, 10_000);
+        const failures = failureLines();
         expect(failures.map((l) => l.command).sort()).toEqual(MISBEHAVING.map(([command]) => command).sort());
         expect(consumer.child.exitCode).toBeNull();
 

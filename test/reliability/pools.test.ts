@@ -227,7 +227,7 @@ describe.each(['threads', 'processes'] as const)('--pool %s', (pool) => {
     expect(await run.exited).toBe(1);
     expect(run.stderr()).toMatch(
       new RegExp(
-        `cannot start consumer on .*: createConsumer: pool '${pool}' cannot start: importing .*pool-broken\\.ts in a ${NOUN[pool]} failed: Error: this module needs the main process`,
+        `cannot start consumer on .*: createConsumer: pool '${pool}' cannot start: importing .*pool-broken\\.[jt]s in a ${NOUN[pool]} failed: Error: this module needs the main process`,
       ),
     );
   });
