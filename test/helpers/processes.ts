@@ -56,8 +56,9 @@ function twinOf(arg: string, cwd: string): string | null {
 function nodeArgs(args: readonly string[], cwd: string): string[] {
   const underTsx = ['--import', TSX_LOADER, ...args];
   if (process.env.TASKMILL_TEST_TSX || !existsSync(COMPILED_MARK)) return underTsx;
-  // The CLI's other subcommands print the modules they were given, and `consume` without one autodiscovers below cwd.
-  if (args[0] === CLI && args[1] !== 'consume') return underTsx;
+  // `schedule` and `enqueue -M` name the modules they were given in what they print; `schedule` and `consume` without one autodiscover below cwd.
+  const subcommand = args[0] === CLI ? args[1] : undefined;
+  if (subcommand === 'schedule' || (subcommand === 'enqueue' && args.some((arg) => /\.[cm]?ts$/.test(arg)))) return underTsx;
   const mapped: string[] = [];
   let twins = 0;
   for (const arg of args) {
@@ -70,7 +71,7 @@ function nodeArgs(args: readonly string[], cwd: string): string[] {
     mapped.push(twin);
     twins++;
   }
-  if (twins === 0 || (args[0] === CLI && twins < 2)) return underTsx;
+  if (twins === 0 || (subcommand === 'consume' && twins < 2)) return underTsx;
   return mapped;
 }
 
