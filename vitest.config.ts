@@ -9,10 +9,11 @@ export default defineConfig({
     // Test files are independent (each uses its own queue name / temp dir), so
     // they run in parallel. Most of their time is spent waiting on child
     // processes and servers, not CPU: vitest's default on 2 CPUs (one worker)
-    // would run them one after another. Five: clean-clone runs took 600.6 s at
-    // four and 581 s at five, with 8 % of the CPU still idle at five (vmstat).
+    // would run them one after another. Four: clean-clone runs took 600.6 s at
+    // four and 581 s at five, but at five the timing of real-process tests
+    // under contention failed two of them in one of two runs.
     fileParallelism: true,
-    maxWorkers: 5,
+    maxWorkers: 4,
     testTimeout: 30_000,
     hookTimeout: 30_000,
     reporters: ['default'],

@@ -147,8 +147,10 @@ describeEachBackend(
         // No error but a "worker lost" failure (the runs ended normally; only their acks were refused), and it is
         // logged only when it is in the failed store: a run's late ack is fenced by its delivery, so it cannot land
         // after this consumer read the message again and make the next delivery's "worker lost" fail be refused.
-        const errors = logs().filter((l) => (l.level as number) >= 50);
-        expect(errors.map((l) => (l.err as { name?: string } | undefined)?.name)).toEqual(failed.length > 0 ? ['WorkerLostError'] : []);
+        // The logger writes asynchronously: the failure's line may reach the pipe after its failed-store record.
+        const errorLines = () => logs().filter((l) => (l.level as number) >= 50);
+        await waitFor('the failure logged', () => errorLines().length >= failed.length, 10_000);
+        expect(errorLines().map((l) => (l.err as { name?: string } | undefined)?.name)).toEqual(failed.length > 0 ? ['WorkerLostError'] : []);
         consumer.child.kill('SIGTERM');
         expect(await consumer.exited, consumer.stderr()).toBe(0);
       },
